@@ -1,0 +1,25 @@
+"""HttpApi ``GET /api/uploads/{upload_id}`` → pending | accepted | rejected with the reason.
+
+Logic: :mod:`oneeye.cloud.uploads`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from oneeye.cloud import api, uploads
+
+logging.getLogger().setLevel(logging.INFO)
+_deps: uploads.UploadDeps | None = None
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return api.serve(event, _work, name="upload_status")
+
+
+def _work(req: api.Request) -> dict[str, Any]:
+    # Deps are built inside serve() so a missing setting is a logged 500, not a crash.
+    global _deps
+    _deps = _deps or uploads.uploads_from_env(status_only=True)
+    return uploads.upload_status(req, _deps)

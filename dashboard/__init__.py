@@ -1,0 +1,151 @@
+"""OneEye teller dashboard: ``create_app(settings)`` wires the parts.
+
+- ``dashboard.sns_endpoint`` — ``POST /sns`` (verified SNS deliveries)
+- ``dashboard.store``        — events, acknowledgements, devices, users (SQLite/PostgreSQL)
+- ``dashboard.auth``         — login, sessions, CSRF, login rate limit
+- ``dashboard.live``         — Socket.IO rooms per site
+- ``dashboard.api`` / ``dashboard.desk`` — JSON API and pages
+
+Async mode ``threading`` (the default; simple-websocket under Werkzeug) needs no
+monkey-patching and keeps Flask-SocketIO's test client simple. ``gevent`` serves
+many more sockets per process (one greenlet instead of two OS threads per
+client); ``oneeye dashboard run`` starts it through ``dashboard.serve``, which
+monkey-patches before anything else is imported. bench/fanout.py compares both.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from flask_socketio import SocketIO
+from markupsafe import escape
+from werkzeug.exceptions import HTTPException
+
+from dashboard.settings import DashboardSettings
+from oneeye.sns import Verifier
+
+log = logging.getLogger(__name__)
+PURGE_EVERY_S = 3600
+_CSP = ("default-src 'self'; img-src 'self' data: http: https:; connect-src 'self' ws: wss:; "
+        "script-src 'self'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+        "form-action 'self'")
+
+__all__ = ["DashboardSettings", "create_app"]
+
+
+def create_app(settings: DashboardSettings | None = None) -> Flask:
+    from dashboard import api, auth, desk, sns_endpoint
+    from dashboard.live import Live
+    from dashboard.store import Store
+
+    settings = settings or DashboardSettings()
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.resolved_secret_key(),
+        SESSION_COOKIE_SECURE=settings.session_cookie_secure,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_NAME="oneeye_session",
+        MAX_CONTENT_LENGTH=512 * 1024,
+        ONEEYE_CONFIRM_HOSTS=set(settings.confirm_hosts),
+        ONEEYE_OFFLINE_AFTER_S=settings.offline_after_s,
+        ONEEYE_OUTBOX_PATH=settings.outbox_path,
+        ONEEYE_HISTORY_LIMIT=settings.history_limit,
+    )
+    store = Store(settings.resolved_database_url())
+    if not settings.websocket_compression:
+        _decline_websocket_compression()
+    socketio = SocketIO(app, async_mode=settings.async_mode, message_queue=settings.message_queue,
+                        channel=settings.message_queue_channel,
+                        manage_session=True, logger=False, engineio_logger=False)
+    app.extensions["oneeye.settings"] = settings
+    app.extensions["oneeye.store"] = store
+    app.extensions["oneeye.verifier"] = Verifier(settings.allowed_topics,
+                                                 pinned_certs=settings.pinned_cert_bytes())
+    app.extensions["oneeye.login_limiter"] = auth.RateLimiter(settings.login_attempts,
+                                                              settings.login_window_s)
+    app.extensions["oneeye.live"] = Live(socketio)
+    for blueprint in (auth.bp, sns_endpoint.bp, api.bp, desk.bp):
+        app.register_blueprint(blueprint)
+    app.before_request(auth.load_user)
+    app.before_request(auth.check_csrf)
+    app.jinja_env.globals["csrf_token"] = auth.csrf_token
+    app.after_request(_security_headers)
+    app.register_error_handler(HTTPException, _http_error)
+    if not settings.allowed_topics:
+        log.warning("no allowed SNS topics configured: /sns will reject every message")
+    store.purge(settings.retention_days)
+    socketio.start_background_task(_purge_loop, socketio, store, settings.retention_days)
+    return app
+
+
+def socketio_of(app: Flask) -> SocketIO:
+    sio: SocketIO = app.extensions["socketio"]
+    return sio
+
+
+def run_server(app: Flask, host: str, port: int) -> None:
+    """Serve until stopped: Werkzeug threads, or gevent's pywsgi in gevent mode."""
+    sio = socketio_of(app)
+    if sio.async_mode != "gevent":
+        sio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, log_output=False,
+                use_reloader=False)
+        return
+    import socket
+
+    from gevent import pywsgi
+
+    family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    listener = socket.socket(family, kind, proto)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # accepted sockets inherit this on Linux; without it Nagle + delayed ACK cap each
+    # websocket at a few dozen small frames a second and deliveries queue up for seconds
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    listener.bind(addr)
+    listener.listen(1024)
+    pywsgi.WSGIServer(listener, app, log=None).serve_forever()
+
+
+def _decline_websocket_compression() -> None:
+    """Make simple-websocket (both async modes) decline permessage-deflate offers.
+
+    simple-websocket accepts deflate whenever a client offers it (browsers always do)
+    and has no option for it; an extension that declines every offer is the one
+    seam. Process-wide, which is what a server process wants.
+    """
+    import simple_websocket.ws
+    from wsproto.extensions import PerMessageDeflate
+
+    class _Declined(PerMessageDeflate):
+        def accept(self, offer: str) -> None:  # type: ignore[override]
+            return None
+
+    simple_websocket.ws.PerMessageDeflate = _Declined  # type: ignore[misc]
+
+
+def _purge_loop(socketio: SocketIO, store: Any, days: int) -> None:
+    while True:
+        socketio.sleep(PURGE_EVERY_S)
+        try:
+            store.purge(days)
+        except Exception:  # keep purging later; a failed purge loses nothing
+            log.exception("retention purge failed")
+
+
+def _security_headers(resp: Response) -> Response:
+    resp.headers.setdefault("Content-Security-Policy", _CSP)
+    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+    resp.headers.setdefault("X-Frame-Options", "DENY")
+    resp.headers.setdefault("Referrer-Policy", "same-origin")
+    return resp
+
+
+def _http_error(exc: HTTPException) -> Any:
+    code = exc.code or 500
+    if request.path.startswith(("/api/", "/sns")) or request.is_json:
+        return jsonify({"error": exc.name, "reason": exc.description}), code
+    return Response(f"<!doctype html><title>{code}</title><h1>{code} {escape(exc.name)}</h1>"
+                    f"<p>{escape(exc.description or '')}</p>", status=code,
+                    mimetype="text/html")

@@ -1,0 +1,161 @@
+"""Login, sessions, CSRF and the login rate limit.
+
+Passwords are argon2id hashes (argon2-cffi). The session cookie holds only the
+user name and a CSRF token, signed with the secret key; it is HttpOnly,
+SameSite=Lax and Secure unless the settings turn that off for local http.
+
+CSRF: every form carries the session's token in ``csrf_token``; JSON calls send
+it in the ``X-CSRF-Token`` header. ``/sns`` is exempt (it is authenticated by
+the SNS signature, not a browser session).
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import logging
+import secrets
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+
+log = logging.getLogger(__name__)
+bp = Blueprint("auth", __name__)
+_hasher = PasswordHasher()
+#: Verifying against this keeps the response time of unknown users like known ones.
+_DUMMY_HASH = _hasher.hash(secrets.token_hex(8))
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def hash_password(password: str) -> str:
+    if len(password) < 8:
+        raise ValueError("password must have at least 8 characters")
+    return _hasher.hash(password)
+
+
+def check_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+class RateLimiter:
+    """Failed attempts per key in a sliding window (in-process; one limiter per process)."""
+
+    def __init__(self, attempts: int, window_s: float) -> None:
+        self.attempts, self.window_s = attempts, window_s
+        self._hits: dict[str, deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def blocked(self, key: str) -> bool:
+        with self._lock:
+            hits = self._hits.get(key)
+            if hits is None:
+                return False
+            cutoff = time.monotonic() - self.window_s
+            while hits and hits[0] < cutoff:
+                hits.popleft()
+            if not hits:  # forget idle keys so guessing many names cannot grow memory
+                del self._hits[key]
+            return len(hits) >= self.attempts
+
+    def fail(self, key: str) -> None:
+        with self._lock:
+            self._hits[key].append(time.monotonic())
+
+    def reset(self, key: str) -> None:
+        with self._lock:
+            self._hits.pop(key, None)
+
+
+def csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return cast(str, session["csrf"])
+
+
+def check_csrf() -> None:
+    """Before every unsafe request except /sns: the token must match the session's."""
+    if request.method in ("GET", "HEAD", "OPTIONS") or request.endpoint == "sns.receive":
+        return
+    sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
+    expected = session.get("csrf")
+    if not expected or not hmac.compare_digest(str(sent), str(expected)):
+        log.warning("CSRF check failed for %s %s from %s", request.method, request.path,
+                    request.remote_addr)
+        abort(400, description="CSRF token missing or wrong; reload the page")
+
+
+def load_user() -> None:
+    name = session.get("user")
+    g.user = None
+    if name:
+        user = current_app.extensions["oneeye.store"].get_user(name)
+        if user is not None:
+            g.user = {"name": user["name"], "sites": user["sites"]}
+
+
+def login_required(view: F) -> F:
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if g.get("user") is None:
+            if request.path.startswith("/api/"):
+                abort(401)
+            return redirect(url_for("auth.login", next=request.path))
+        return view(*args, **kwargs)
+    return cast(F, wrapped)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    error = None
+    status = 200
+    if request.method == "POST":
+        name = request.form.get("username", "").strip()[:64]
+        password = request.form.get("password", "")[:1024]
+        limiter: RateLimiter = current_app.extensions["oneeye.login_limiter"]
+        key = f"{request.remote_addr}|{name.lower()}"
+        if limiter.blocked(key) or limiter.blocked(str(request.remote_addr)):
+            log.warning("login rate limit hit for %r from %s", name, request.remote_addr)
+            error, status = "Too many failed attempts. Wait a few minutes and try again.", 429
+        else:
+            user = current_app.extensions["oneeye.store"].get_user(name) if name else None
+            ok = check_password(user["password_hash"] if user else _DUMMY_HASH, password)
+            if user and ok:
+                limiter.reset(key)
+                session.clear()
+                session["user"] = user["name"]
+                csrf_token()
+                log.info("user %s logged in from %s", name, request.remote_addr)
+                target = request.args.get("next", "")
+                # only local paths: an open redirect would let a link phish the login
+                return redirect(target if target.startswith("/") and not
+                                target.startswith("//") else url_for("desk.index"))
+            limiter.fail(key)
+            limiter.fail(str(request.remote_addr))
+            log.warning("failed login for %r from %s", name, request.remote_addr)
+            error, status = "Wrong user name or password.", 401
+    return render_template("login.html", error=error), status
+
+
+@bp.route("/logout", methods=["POST"])
+def logout() -> Any:
+    session.clear()
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,77 @@
+"""Dashboard settings (``ONEEYE_DASHBOARD__…`` env, a YAML/JSON file, CLI flags).
+
+The Flask secret key is never in the repo: it comes from ``secret_key``, from
+``secret_key_file``, or is generated at first start into ``<var_dir>/secret_key``
+(mode 0600) so sessions survive restarts.
+
+``session_cookie_secure`` defaults to True (cookies only over HTTPS, which is how
+the dashboard runs behind a load balancer). The local stack serves plain HTTP on
+127.0.0.1 and turns it off explicitly; a browser would otherwise never send the
+session cookie back and every login would appear to fail.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from oneeye.config import StrictModel
+
+
+class DashboardSettings(StrictModel):
+    var_dir: Path = Field(Path("var/dashboard"), description="State directory (db, secret key)")
+    database_url: str = Field("", description="sqlite:///path or postgresql://…; empty: "
+                              "sqlite under var_dir")
+    secret_key: SecretStr | None = Field(None, description="Flask session key (else file)")
+    secret_key_file: Path | None = Field(None, description="File holding the session key")
+    allowed_topics: list[str] = Field(default_factory=list,
+                                      description="SNS topic ARNs accepted on /sns")
+    pinned_certs: dict[str, Path] = Field(
+        default_factory=dict,
+        description="SigningCertURL → local PEM file trusted without fetching (local stack only)")
+    confirm_hosts: list[str] = Field(
+        default_factory=list,
+        description="Extra host:port allowed for SubscribeURL (the local stack's SNS)")
+    session_cookie_secure: bool = Field(True, description="Send the session cookie over "
+                                        "HTTPS only (turn off only for local http)")
+    retention_days: int = Field(30, ge=1, le=3650, description="Events older are purged")
+    offline_after_s: float = Field(90, gt=0, description="Device offline without health")
+    message_queue: str | None = Field(None, description="redis://… to share broadcasts "
+                                      "between dashboard processes")
+    message_queue_channel: str = Field("oneeye-dashboard", min_length=1, description=
+                                       "Pub/sub channel (Redis channels ignore the db number)")
+    async_mode: Literal["threading", "gevent"] = Field(
+        "threading", description="threading: simple, any WSGI server; gevent: many "
+        "concurrent sockets per process (run through `oneeye dashboard run`)")
+    websocket_compression: bool = Field(
+        False, description="Accept permessage-deflate on Socket.IO websockets. Off: desk "
+        "events are ~1 KB and compressing each one per client doubles the server's CPU per "
+        "delivery (bench/fanout.py) for nothing on a branch LAN")
+    login_attempts: int = Field(5, ge=1, description="Failed logins allowed per window")
+    login_window_s: float = Field(300, gt=0, description="Login rate-limit window")
+    outbox_path: Path | None = Field(None, description="Local-mode email/SMS outbox "
+                                     "(JSON lines file or directory of them)")
+    history_limit: int = Field(200, ge=1, le=5000, description="Max events per API page")
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.var_dir / 'dashboard.sqlite3'}"
+
+    def resolved_secret_key(self) -> str:
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.secret_key_file or self.var_dir / "secret_key"
+        if path.is_file():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key + "\n")
+        return key
+
+    def pinned_cert_bytes(self) -> dict[str, bytes]:
+        return {url: Path(p).read_bytes() for url, p in self.pinned_certs.items()}

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# OneEye deployment: the local demo, AWS, and pre-flight checks. Run ./deploy.sh --help.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+DEMO_VIDEO="var/local/demo/branch-entrance.mp4"
+
+usage() {
+  cat <<'EOF'
+Usage:
+  ./deploy.sh local [--duration S] [--fresh-video] [oneeye up options…]
+      The whole system on this machine, no AWS account: installs into .venv if needed
+      (make install), generates the demo 'branch entrance' video (demo customers and
+      strangers) under var/local/demo/ if absent, then runs `oneeye up` with the edge on it.
+      Prints the dashboard URL and a demo login generated at start. Ctrl-C stops everything;
+      --duration S stops by itself. Any other option goes to `oneeye up` (see
+      `.venv/bin/oneeye up --help`, e.g. --mqtt-url mqtt://127.0.0.1:1883, --http-port 9080,
+      --public-host 192.168.1.20 to open the upload page on a phone).
+
+  ./deploy.sh aws --stack NAME --region REGION --thing-group GROUP
+                  --customer-api-url https://… [--bucket ARTIFACT_BUCKET]
+                  [--component-version X.Y.Z] [--profile PROFILE] [--dry-run]
+      Deploys to AWS (needs the sam, aws and gdk CLIs and AWS credentials):
+        1. python cloud/build.py           (Lambda zips with the oneeye package)
+        2. sam build + sam deploy          (stack NAME; image repo for the indexer)
+        3. python edge/build.py; gdk component build; gdk component publish
+        4. aws greengrassv2 create-deployment to thing group GROUP
+      Nothing touches AWS unless --stack, --region and --thing-group are all given.
+      --dry-run prints the commands instead of running them.
+
+  ./deploy.sh check
+      Pre-flight checks without AWS: cfn-lint on cloud/template.yaml and validation of the
+      Greengrass recipe (tests/test_recipe.py).
+
+  ./deploy.sh --help
+EOF
+}
+
+die() { echo "deploy.sh: error: $*" >&2; exit 2; }
+step() { echo "==> $*" >&2; }
+
+ensure_venv() {
+  if [[ ! -x "$VENV/bin/oneeye" ]]; then
+    command -v make >/dev/null || die "make is needed to install (apt-get install make)"
+    step "first run: installing OneEye into .venv (make install; a few minutes)"
+    make install
+  fi
+}
+
+cmd_local() {
+  local up_args=() fresh=0
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --fresh-video) fresh=1; shift ;;
+      -h|--help) usage; exit 0 ;;
+      *) up_args+=("$1"); shift ;;
+    esac
+  done
+  ensure_venv
+  if [[ $fresh -eq 1 || ! -s "$DEMO_VIDEO" ]]; then
+    step "making the demo video $DEMO_VIDEO (demo customers and strangers)"
+    "$VENV/bin/python" -m oneeye.local.demo "$DEMO_VIDEO" --customers 6 --strangers 3 --force
+  fi
+  step "starting the local stack with the edge on the demo video"
+  step "amber alert demo: on the phone page, upload $(dirname "$DEMO_VIDEO")/missing-person-example.jpg"
+  exec "$VENV/bin/oneeye" up --edge-source "$DEMO_VIDEO" ${up_args[@]+"${up_args[@]}"}
+}
+
+need() {  # need CLI HOW [dry]: missing tools stop a real deployment, only warn a dry run
+  command -v "$1" >/dev/null 2>&1 && return 0
+  if [[ "${3:-0}" -eq 1 ]]; then echo "deploy.sh: warning: '$1' not found ($2)" >&2; return 0; fi
+  die "'$1' CLI not found on PATH: $2"
+}
+
+cmd_aws() {
+  local stack="" region="" group="" bucket="" version="" profile="" api_url="" dry=0
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --stack) stack="${2:?--stack needs a value}"; shift 2 ;;
+      --region) region="${2:?--region needs a value}"; shift 2 ;;
+      --thing-group) group="${2:?--thing-group needs a value}"; shift 2 ;;
+      --bucket) bucket="${2:?--bucket needs a value}"; shift 2 ;;
+      --component-version) version="${2:?--component-version needs a value}"; shift 2 ;;
+      --profile) profile="${2:?--profile needs a value}"; shift 2 ;;
+      --customer-api-url) api_url="${2:?--customer-api-url needs a value}"; shift 2 ;;
+      --dry-run) dry=1; shift ;;
+      -h|--help) usage; exit 0 ;;
+      *) die "unknown option for aws: $1 (see --help)" ;;
+    esac
+  done
+  [[ -n "$stack" && -n "$region" && -n "$group" ]] \
+    || die "aws needs --stack NAME --region REGION --thing-group GROUP (nothing was deployed)"
+  [[ -n "$api_url" ]] || die "aws needs --customer-api-url https://… (the bank's customer API)"
+  need sam "install the AWS SAM CLI (https://docs.aws.amazon.com/serverless-application-model/)" "$dry"
+  need aws "install the AWS CLI v2" "$dry"
+  need gdk "install the Greengrass Development Kit: pip install git+https://github.com/aws-greengrass/aws-greengrass-gdk-cli.git" "$dry"
+  [[ -f edge/build.py && -f edge/gdk-config.json ]] || die "edge/build.py or edge/gdk-config.json missing"
+  export AWS_REGION="$region" AWS_DEFAULT_REGION="$region"
+  [[ -n "$profile" ]] && export AWS_PROFILE="$profile"
+  run() { if [[ $dry -eq 1 ]]; then { printf '+'; printf ' %q' "$@"; echo; } >&2; else "$@"; fi; }
+  local py="$VENV/bin/python"; [[ -x "$py" ]] || py="python3"
+
+  step "1/4 building the Lambda packages (cloud/build.py)"
+  run "$py" cloud/build.py
+  step "2/4 sam build + sam deploy of stack $stack in $region"
+  run sam build --template-file cloud/template.yaml --build-dir .aws-sam/build
+  local s3_args=(--resolve-s3)
+  [[ -n "$bucket" ]] && s3_args=(--s3-bucket "$bucket")
+  run sam deploy --template-file .aws-sam/build/template.yaml --stack-name "$stack" \
+    --region "$region" --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM \
+    --resolve-image-repos "${s3_args[@]}" --no-fail-on-empty-changeset \
+    --parameter-overrides "CustomerApiUrl=$api_url"
+  step "3/4 building and publishing the Greengrass component"
+  run "$py" edge/build.py
+  local publish_args=(--region "$region")
+  [[ -n "$bucket" ]] && publish_args+=(--bucket "$bucket")
+  (cd edge && run gdk component build && run gdk component publish "${publish_args[@]}")
+  local component
+  component="$("$py" -c 'import json; print(next(iter(json.load(open("edge/gdk-config.json"))["component"])))')"
+  if [[ -z "$version" ]]; then
+    if [[ $dry -eq 1 ]]; then
+      version="X.Y.Z"
+    else
+      version="$(aws greengrassv2 list-component-versions --region "$region" \
+        --arn "arn:aws:greengrass:$region:$(aws sts get-caller-identity --query Account --output text):components:$component" \
+        --query 'componentVersions[0].componentVersion' --output text)"
+    fi
+  fi
+  step "4/4 deploying $component $version to thing group $group"
+  local account="ACCOUNT"
+  [[ $dry -eq 1 ]] || account="$(aws sts get-caller-identity --query Account --output text)"
+  run aws greengrassv2 create-deployment --region "$region" \
+    --target-arn "arn:aws:iot:$region:$account:thinggroup/$group" \
+    --deployment-name "oneeye-$stack-$version" \
+    --components "{\"$component\": {\"componentVersion\": \"$version\"}}"
+  step "done: stack outputs with: aws cloudformation describe-stacks --stack-name $stack --region $region"
+}
+
+cmd_check() {
+  ensure_venv
+  step "cfn-lint cloud/template.yaml"
+  "$VENV/bin/cfn-lint" cloud/template.yaml
+  step "Greengrass recipe validation"
+  if [[ -f tests/test_recipe.py ]]; then
+    "$VENV/bin/python" -m pytest -q tests/test_recipe.py
+  else
+    die "tests/test_recipe.py not found (the recipe cannot be validated)"
+  fi
+  step "checks passed"
+}
+
+main() {
+  [[ $# -gt 0 ]] || { usage; exit 2; }
+  local cmd="$1"; shift
+  case "$cmd" in
+    local) cmd_local "$@" ;;
+    aws) cmd_aws "$@" ;;
+    check) cmd_check "$@" ;;
+    -h|--help|help) usage ;;
+    *) usage >&2; die "unknown command '$cmd'" ;;
+  esac
+}
+
+main "$@"

@@ -1,0 +1,225 @@
+"""Who may upload: agency tokens, a per-token rate limit, and the audit trail.
+
+Tokens. ``oneeye agency add NAME`` makes a random bearer token
+(``oeat_`` + 256 random bits), prints it once, and stores only its SHA-256 in
+``AGENCIES_TABLE`` (pk ``token_sha256``; ``agency``, ``created_at``,
+``revoked``). A stolen table therefore gives no usable token; a lost token is
+revoked and a new one added. The token is unguessable, so a plain hash (no
+salt or slow KDF) is enough: there is nothing to brute-force.
+
+Rate limit. A fixed one-minute window per token: an atomic ``ADD`` on the item
+``rate:{token_sha256[:16]}:{minute}`` in ``IDEMPOTENCY_TABLE`` under the
+condition ``n < limit``, with ``expires_at`` (that table's TTL attribute) a few
+minutes later, so counters clean themselves up. No extra table, and it works
+on moto. ``UPLOAD_RATE_PER_MIN`` (default 30) sets the limit.
+
+Audit. One JSON object per action under ``audit/{YYYY-MM-DD}/{audit_id}.json``
+in ``ONEEYE_BUCKET`` (outside ``uploads/``, so the indexer never sees it):
+who (agency and the first 12 hex digits of the token hash — enough to tell
+tokens apart, useless to an attacker), what (``upload_requested``,
+``case_closed``), which case and upload, from where, when. S3 rather than a
+table: write-once objects fit an audit trail (Object Lock can make them
+immutable in AWS), and reading them is rare. Failed authentications are
+logged, not audited: an anonymous caller must not be able to fill the bucket.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from oneeye import aws
+from oneeye.cloud.api import ApiError, Request
+from oneeye.cloud.store import Bucket
+from oneeye.errors import OneEyeError
+from oneeye.events import utc_now
+from oneeye.ids import new_id
+
+log = logging.getLogger(__name__)
+
+TOKEN_PREFIX = "oeat_"
+_TOKEN = re.compile(r"^oeat_[A-Za-z0-9_-]{40,60}$")
+#: Agency names go into S3 object metadata (ASCII only) and audit records.
+_AGENCY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 .,&()'/_-]{0,79}$")
+DEFAULT_RATE_PER_MIN = 30
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def token_sha256(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_agency_name(name: str) -> str:
+    name = " ".join(str(name).split())
+    if not _AGENCY.match(name):
+        raise OneEyeError(f"invalid agency name {name!r}: 1–80 ASCII letters, digits, spaces "
+                          "and .,&()'/_- (it is stored in S3 object metadata)")
+    return name
+
+
+@dataclass(frozen=True)
+class Agency:
+    name: str
+    token_sha256: str
+    created_at: str = ""
+    revoked: bool = False
+
+    @property
+    def token_id(self) -> str:
+        """A short, non-secret label of the token for logs and audit records."""
+        return self.token_sha256[:12]
+
+
+class Agencies:
+    """The agencies table: token hash → agency."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+
+    def add(self, name: str) -> tuple[str, Agency]:
+        """Create a token for ``name``; returns (token, agency). The token is not stored."""
+        agency = check_agency_name(name)
+        token = new_token()
+        digest = token_sha256(token)
+        now = utc_now()
+        aws.client("dynamodb").put_item(
+            TableName=self.table,
+            Item={"token_sha256": {"S": digest}, "agency": {"S": agency},
+                  "created_at": {"S": now}, "revoked": {"BOOL": False}},
+            ConditionExpression="attribute_not_exists(token_sha256)",
+        )
+        log.info("agency token %s created for %s", digest[:12], agency)
+        return token, Agency(agency, digest, now)
+
+    def lookup(self, token: str) -> Agency | None:
+        """The agency of a valid, unrevoked token, else None."""
+        if not _TOKEN.match(token):
+            return None
+        item = aws.client("dynamodb").get_item(
+            TableName=self.table, Key={"token_sha256": {"S": token_sha256(token)}},
+            ConsistentRead=True).get("Item")
+        if not item or item.get("revoked", {}).get("BOOL"):
+            return None
+        return _agency(item)
+
+    def authenticate(self, req: Request) -> Agency:
+        """The caller's agency, or 401 (missing, malformed, unknown or revoked token)."""
+        token = req.bearer_token()
+        if token is None:
+            raise ApiError(401, "unauthorized",
+                           "missing agency token: send 'Authorization: Bearer <token>'",
+                           headers={"WWW-Authenticate": 'Bearer realm="oneeye"'})
+        agency = self.lookup(token)
+        if agency is None:
+            log.warning("rejected agency token from %s (%s)", req.source_ip or "?",
+                        req.user_agent[:60])
+            raise ApiError(401, "unauthorized", "agency token not recognised (or revoked)",
+                           headers={"WWW-Authenticate": 'Bearer realm="oneeye", '
+                                                        'error="invalid_token"'})
+        return agency
+
+    def list(self) -> list[Agency]:
+        out: list[Agency] = []
+        kwargs: dict[str, Any] = {"TableName": self.table}
+        while True:
+            resp = aws.client("dynamodb").scan(**kwargs)
+            out.extend(_agency(item) for item in resp.get("Items", []))
+            if "LastEvaluatedKey" not in resp:
+                break
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return sorted(out, key=lambda a: (a.name, a.created_at))
+
+    def revoke(self, token_id: str) -> Agency:
+        """Revoke the one token whose hash starts with ``token_id`` (≥ 8 hex digits)."""
+        if not re.fullmatch(r"[0-9a-f]{8,64}", token_id):
+            raise OneEyeError("give at least 8 hex digits of the token id (see 'agency list')")
+        found = [a for a in self.list() if a.token_sha256.startswith(token_id)]
+        if len(found) != 1:
+            raise OneEyeError(f"{len(found)} tokens match {token_id!r}; need exactly one")
+        aws.client("dynamodb").update_item(
+            TableName=self.table, Key={"token_sha256": {"S": found[0].token_sha256}},
+            UpdateExpression="SET revoked = :t", ExpressionAttributeValues={":t": {"BOOL": True}})
+        return Agency(found[0].name, found[0].token_sha256, found[0].created_at, True)
+
+
+def _agency(item: dict[str, Any]) -> Agency:
+    return Agency(name=item["agency"]["S"], token_sha256=item["token_sha256"]["S"],
+                  created_at=item.get("created_at", {}).get("S", ""),
+                  revoked=bool(item.get("revoked", {}).get("BOOL", False)))
+
+
+class RateLimiter:
+    """At most ``per_minute`` hits per key per calendar minute (fixed window)."""
+
+    def __init__(self, table: str, per_minute: int = DEFAULT_RATE_PER_MIN) -> None:
+        self.table = table
+        self.per_minute = per_minute
+
+    def hit(self, key: str, *, now: float | None = None) -> int:
+        """Count one hit; returns the count, or raises 429 with Retry-After."""
+        now_s = time.time() if now is None else now
+        window = int(now_s // 60)
+        try:
+            resp = aws.client("dynamodb").update_item(
+                TableName=self.table, Key={"event_id": {"S": f"rate:{key[:16]}:{window}"}},
+                UpdateExpression="ADD #n :one SET expires_at = :exp, kind = :kind",
+                ConditionExpression="attribute_not_exists(#n) OR #n < :limit",
+                ExpressionAttributeNames={"#n": "n"},
+                ExpressionAttributeValues={":one": {"N": "1"},
+                                           ":limit": {"N": str(self.per_minute)},
+                                           ":exp": {"N": str((window + 5) * 60)},
+                                           ":kind": {"S": "rate"}},
+                ReturnValues="UPDATED_NEW",
+            )
+        except Exception as exc:
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") != \
+                    "ConditionalCheckFailedException":
+                raise
+            retry = max(1, int((window + 1) * 60 - now_s) + 1)
+            raise ApiError(429, "rate_limited",
+                           f"too many uploads: at most {self.per_minute} per minute per token; "
+                           f"try again in {retry} s", headers={"Retry-After": str(retry)}) from exc
+        return int(resp["Attributes"]["n"]["N"])
+
+
+class Audit:
+    """Write-once audit records in the bucket under ``audit/``."""
+
+    def __init__(self, bucket: Bucket) -> None:
+        self.bucket = bucket
+
+    def record(self, action: str, agency: Agency, req: Request | None = None,
+               **fields: Any) -> dict[str, Any]:
+        at = utc_now()
+        entry = {"audit_id": new_id(), "at": at, "action": action, "agency": agency.name,
+                 "token_id": agency.token_id,
+                 "source_ip": req.source_ip if req else None,
+                 "user_agent": req.user_agent if req else None,
+                 "request_id": req.request_id if req else None,
+                 **fields}
+        self.bucket.put_json(f"audit/{at[:10]}/{entry['audit_id']}.json", entry)
+        log.info("audit: %s by %s (%s) %s", action, agency.name, agency.token_id,
+                 {k: v for k, v in fields.items() if k in ("case_id", "upload_id")})
+        return entry
+
+    def entries(self, day: str) -> list[dict[str, Any]]:
+        """Every record of one UTC day (``YYYY-MM-DD``), oldest first."""
+        s3 = aws.client("s3")
+        keys: list[str] = []
+        kwargs: dict[str, Any] = {"Bucket": self.bucket.name, "Prefix": f"audit/{day}/"}
+        while True:
+            resp = s3.list_objects_v2(**kwargs)
+            keys.extend(o["Key"] for o in resp.get("Contents", []))
+            if not resp.get("IsTruncated"):
+                break
+            kwargs["ContinuationToken"] = resp["NextContinuationToken"]
+        out = [self.bucket.get_json(k) for k in sorted(keys)]
+        return [e for e in out if isinstance(e, dict)]

@@ -1,0 +1,173 @@
+"""amber_alert: a missing-watchlist match becomes an email/SMS alert and a desk banner.
+
+Order of checks: the event must validate; its case must exist and be open
+(closed or unknown → no alert, logged — the edge may still hold an old gallery
+for a few seconds after a case closes); then the per-case-per-site cooldown.
+
+Cooldown: at most one *alert* (email/SMS) per case per site per
+``ALERT_COOLDOWN_S``, taken as a conditional write of ``cooldown:{case}:{site}``
+in the idempotency table whose ``expires_at`` is the end of the cooldown. The
+desk banner is sent for every sighting: the guard on site wants the latest
+camera and time, and the dashboard collapses banners by case.
+
+SMS text is at most 140 characters and carries no snapshot link: a presigned S3
+URL alone is ~400 characters, and a link shortener would be a new service
+holding personal data. The email (and the ``default`` text) carry the link,
+valid for ``SNAPSHOT_URL_TTL_S``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+from oneeye import events
+from oneeye.cloud import store
+from oneeye.cloud.common import Result, clip, parse_match, run_once
+
+log = logging.getLogger(__name__)
+
+SMS_MAX = 140
+SUBJECT_MAX = 99
+_CASE_FIELDS = ("name", "age", "description", "agency", "contact", "status")
+
+
+@dataclass(frozen=True)
+class AmberDeps:
+    idempotency: store.Idempotency
+    cases: store.Cases
+    bucket: store.Bucket
+    alerts_topic_arn: str
+    desk_topic_arn: str
+    cooldown_s: int = 600
+    snapshot_url_ttl_s: int = 86400
+
+
+def amber_alert(message: Any, deps: AmberDeps) -> Result:
+    match = parse_match(message, watchlist="missing", handler="amber_alert")
+    if not isinstance(match, events.MatchEvent):
+        return match
+    return run_once(deps.idempotency, match.event_id, lambda: _sighting(match, deps),
+                    handler="amber_alert")
+
+
+def _sighting(match: events.MatchEvent, deps: AmberDeps) -> Result:
+    case = deps.cases.get(match.person_id)
+    if case is None or case.get("status", "open") != "open":
+        why = "unknown case" if case is None else f"case is {case.get('status')}"
+        log.warning("amber_alert: no alert for %s at %s: %s", match.person_id, match.site_id, why)
+        return {"status": "no_alert", "event_id": match.event_id, "reason": why}
+    card = {"id": match.person_id, **{k: case[k] for k in _CASE_FIELDS if k in case}}
+    snapshot_url = _store_snapshot(match, deps)
+    cooldown_key = f"cooldown:{match.person_id}:{match.site_id}"
+    alerted = deps.idempotency.claim(cooldown_key, lease_s=deps.cooldown_s, kind="cooldown")
+    try:
+        alert_id = None
+        if alerted:
+            texts = alert_texts(match, card, snapshot_url)
+            alert_id = store.publish(deps.alerts_topic_arn, json.dumps(texts["structure"]),
+                                     subject=texts["subject"], site_id=match.site_id,
+                                     structured=True)
+        else:
+            log.info("amber_alert: %s at %s within cooldown; banner only", match.person_id,
+                     match.site_id)
+        name = card.get("name") or match.person_id
+        desk = events.DeskEvent(
+            event_id=match.event_id, kind="missing_person_sighted", site_id=match.site_id,
+            observed_at=match.observed_at, device_id=match.device_id,
+            match=match.model_copy(update={"snapshot_jpeg": None}), case=card,
+            snapshot_url=snapshot_url,
+            message=clip(f"missing person {name} ({match.person_id}) seen on {match.camera_id}"),
+        )
+        desk_id = store.publish(deps.desk_topic_arn, desk.to_json(), site_id=match.site_id)
+    except BaseException:
+        if alerted:
+            deps.idempotency.release(cooldown_key)
+        raise
+    return {"status": "alerted" if alerted else "cooldown", "event_id": match.event_id,
+            "alert_message_id": alert_id, "desk_message_id": desk_id,
+            "snapshot_url": snapshot_url}
+
+
+def _store_snapshot(match: events.MatchEvent, deps: AmberDeps) -> str | None:
+    if not match.snapshot_jpeg:
+        return None
+    try:
+        data = base64.b64decode(match.snapshot_jpeg, validate=True)
+    except (binascii.Error, ValueError):
+        log.warning("amber_alert: %s carries an undecodable snapshot; alerting without it",
+                    match.event_id)
+        return None
+    if not data.startswith(b"\xff\xd8"):
+        log.warning("amber_alert: %s snapshot is not a JPEG; alerting without it",
+                    match.event_id)
+        return None
+    key = f"snapshots/{match.event_id}.jpg"
+    deps.bucket.put(key, data, content_type="image/jpeg")
+    return deps.bucket.presign_get(key, expires_s=deps.snapshot_url_ttl_s)
+
+
+def alert_texts(match: events.MatchEvent, case: dict[str, Any],
+                snapshot_url: str | None) -> dict[str, Any]:
+    """Subject, email/default text and an SMS of at most 140 characters."""
+    name = str(case.get("name") or "unknown name")
+    when = match.observed_at.replace("T", " ")[:16] + " UTC"
+    lines = [
+        f"Missing person sighted: {name} (case {match.person_id})",
+        "",
+        f"Site:    {match.site_id}",
+        f"Camera:  {match.camera_id} (device {match.device_id})",
+        f"Time:    {when}",
+        f"Match:   distance {match.distance:.2f}, margin {match.margin:.2f}",
+    ]
+    for label, key in (("Age", "age"), ("Description", "description"),
+                       ("Agency", "agency"), ("Contact", "contact")):
+        if case.get(key):
+            lines.append(f"{label}: {case[key]}")
+    lines.append("")
+    lines.append(f"Snapshot (link expires): {snapshot_url}" if snapshot_url
+                 else "No snapshot was sent by the camera.")
+    lines.append("Verify before acting. Do not approach; contact the agency above.")
+    email = "\n".join(lines)
+    return {
+        "subject": _subject(f"OneEye alert: {name} ({match.person_id}) seen at {match.site_id}"),
+        "sms": sms_text(match, name),
+        "structure": {"default": email, "email": email, "sms": sms_text(match, name)},
+    }
+
+
+def sms_text(match: events.MatchEvent, name: str) -> str:
+    """``ALERT <case>: <name> seen <site>/<camera> <HH:MM>Z. Details by email.`` ≤ 140 chars."""
+    hhmm = match.observed_at[11:16] + "Z"
+    tail = f" seen {match.site_id}/{match.camera_id} {hhmm}. Details by email."
+    head = f"ALERT {match.person_id}: "
+    room = SMS_MAX - len(head) - len(tail)
+    short = name if len(name) <= room else name[: max(0, room - 1)] + "…"
+    text = head + short + tail
+    if len(text) > SMS_MAX:  # only with absurdly long ids/sites: keep the case id, cut the rest
+        text = text[: SMS_MAX - 1] + "…"
+    return text
+
+
+def _subject(text: str) -> str:
+    # SNS subjects must be ASCII, without line breaks, under 100 characters.
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    ascii_text = " ".join(ascii_text.split())
+    return ascii_text[:SUBJECT_MAX]
+
+
+def amber_from_env() -> AmberDeps:
+    return AmberDeps(
+        idempotency=store.Idempotency(store.env("IDEMPOTENCY_TABLE")),
+        cases=store.Cases(store.env("CASES_TABLE")),
+        bucket=store.Bucket(store.env("ONEEYE_BUCKET")),
+        alerts_topic_arn=store.env("ALERTS_TOPIC_ARN"),
+        desk_topic_arn=store.env("DESK_TOPIC_ARN"),
+        cooldown_s=store.env_int("ALERT_COOLDOWN_S", 600),
+        snapshot_url_ttl_s=store.env_int("SNAPSHOT_URL_TTL_S", 86400),
+    )

@@ -1,0 +1,79 @@
+"""What every event handler shares: the result shape, rejection, run-once.
+
+Error policy (IoT rule → Lambda). An IoT topic rule invokes its Lambda
+*asynchronously*: a raised exception makes Lambda retry the same event twice
+more, then hand it to the function's on-failure destination (the template sends
+it to the dead-letter queue). So:
+
+- a message that can never succeed (not JSON, unknown schema, invalid fields)
+  is **rejected**: logged at WARNING with the reason and returned as
+  ``{"status": "rejected", ...}`` — no exception, so no pointless retries and
+  no loop;
+- a transient failure (SNS, DynamoDB, S3 unavailable) **raises** after the
+  idempotency claim is released, so Lambda's retries do the work later and
+  the on-failure destination keeps what still fails — nothing is lost;
+- a second delivery of an event already done returns ``{"status": "duplicate"}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from oneeye import events
+from oneeye.cloud.store import Idempotency
+from oneeye.errors import EventError
+
+log = logging.getLogger(__name__)
+
+Result = dict[str, Any]
+
+
+def rejected(handler: str, reason: str, *, event_id: str | None = None) -> Result:
+    log.warning("%s: rejected event %s: %s", handler, event_id or "(no id)", reason)
+    out: Result = {"status": "rejected", "reason": reason}
+    if event_id:
+        out["event_id"] = event_id
+    return out
+
+
+def parse_match(message: Any, *, watchlist: str, handler: str) -> events.MatchEvent | Result:
+    """The validated match for ``watchlist``, or the rejection result to return instead."""
+    try:
+        match = events.parse(message, expect=events.MATCH)
+    except EventError as exc:
+        return rejected(handler, str(exc), event_id=event_id_of(message))
+    assert isinstance(match, events.MatchEvent)
+    if match.watchlist != watchlist:
+        return rejected(handler, f"watchlist {match.watchlist!r} is not {watchlist!r}",
+                        event_id=match.event_id)
+    return match
+
+
+def run_once(idem: Idempotency, key: str, work: Callable[[], Result], *,
+             handler: str) -> Result:
+    """Run ``work`` unless ``key`` was already done (or is being done) elsewhere."""
+    if not idem.claim(key, kind=handler):
+        log.info("%s: %s already processed; skipping duplicate delivery", handler, key)
+        return {"status": "duplicate", "event_id": key}
+    try:
+        result = work()
+    except BaseException:
+        idem.release(key)
+        raise
+    idem.complete(key)
+    return result
+
+
+def event_id_of(message: Any) -> str | None:
+    """The ``event_id`` of a raw message, for logging a rejection (may be absent)."""
+    if isinstance(message, dict):
+        value = message.get("event_id")
+        return value if isinstance(value, str) and len(value) <= 64 else None
+    return None
+
+
+def clip(text: str, limit: int = 500) -> str:
+    """Desk messages are capped (``DeskEvent.message``); a long name must not fail an event."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,114 @@
+"""The bank's customer API: ``GET {CUSTOMER_API_URL}/customers/{id}`` with ``x-api-key``.
+
+Plain ``urllib`` on purpose: the Lambda Python runtime ships without
+``requests``, and this is one GET. Each attempt has a timeout; connection
+errors, timeouts, 429 and 5xx are retried with exponential backoff; 404 is an
+answer (:class:`CustomerNotFound`), not a failure, and is never retried; any
+other 4xx (a wrong key) is not retried either, since the next try would fail
+the same way — it becomes :class:`CustomerApiUnavailable` so the desk still
+gets a degraded card.
+
+In AWS the key lives in Secrets Manager: the template passes the secret's name
+as ``CUSTOMER_API_KEY_SECRET`` and the key is read once per container.
+The local stack sets ``CUSTOMER_API_KEY`` directly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from oneeye import aws
+from oneeye.errors import OneEyeError
+
+log = logging.getLogger(__name__)
+
+_RETRYABLE = {429, 500, 502, 503, 504}
+_secret_cache: dict[str, str] = {}
+
+
+class CustomerNotFound(OneEyeError):
+    """The customer API answered 404 for this id."""
+
+
+class CustomerApiUnavailable(OneEyeError):
+    """The customer API could not be reached or gave no usable answer after retries."""
+
+
+@dataclass(frozen=True)
+class CustomerApi:
+    base_url: str
+    api_key: str | None = None
+    timeout_s: float = 2.0
+    attempts: int = 3
+    backoff_s: float = 0.2
+
+    def get(self, customer_id: str) -> dict[str, Any]:
+        url = f"{self.base_url.rstrip('/')}/customers/{urllib.parse.quote(customer_id, safe='')}"
+        headers = {"Accept": "application/json", "User-Agent": "oneeye-enrich/1"}
+        if self.api_key:
+            headers["x-api-key"] = self.api_key
+        last = "no attempt made"
+        for attempt in range(1, self.attempts + 1):
+            try:
+                req = urllib.request.Request(url, headers=headers, method="GET")
+                with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                    body = json.loads(resp.read(1_000_000))
+                if not isinstance(body, dict):
+                    raise CustomerApiUnavailable(f"customer API returned {type(body).__name__}")
+                return body
+            except urllib.error.HTTPError as exc:
+                if exc.code == 404:
+                    raise CustomerNotFound(f"customer {customer_id} not found") from exc
+                last = f"HTTP {exc.code}"
+                if exc.code not in _RETRYABLE:
+                    break
+            except (urllib.error.URLError, TimeoutError, OSError) as exc:
+                last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                last = f"invalid JSON ({exc})"
+            if attempt < self.attempts:
+                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+        log.warning("customer API unavailable for %s after %d attempt(s): %s",
+                    customer_id, attempt, last)
+        raise CustomerApiUnavailable(f"customer API unavailable ({last})")
+
+
+def api_from_env() -> CustomerApi:
+    """The customer API configured by ``CUSTOMER_API_URL`` and the key settings."""
+    url = os.environ.get("CUSTOMER_API_URL", "")
+    if not url:
+        # Not a crash: every arrival still reaches the desk, marked degraded.
+        log.error("CUSTOMER_API_URL is not set; desk cards will be degraded")
+    return CustomerApi(
+        base_url=url or "http://127.0.0.1:9",
+        api_key=api_key_from_env(),
+        timeout_s=float(os.environ.get("CUSTOMER_API_TIMEOUT_S", "2")),
+        attempts=int(os.environ.get("CUSTOMER_API_ATTEMPTS", "3")),
+    )
+
+
+def api_key_from_env() -> str | None:
+    key = os.environ.get("CUSTOMER_API_KEY")
+    if key:
+        return key
+    secret = os.environ.get("CUSTOMER_API_KEY_SECRET")
+    if not secret:
+        return None
+    if secret not in _secret_cache:
+        value = aws.client("secretsmanager").get_secret_value(SecretId=secret)["SecretString"]
+        # A JSON secret {"api_key": "..."} or the bare key, as people store either.
+        try:
+            parsed = json.loads(value)
+            value = parsed.get("api_key", value) if isinstance(parsed, dict) else value
+        except json.JSONDecodeError:
+            pass
+        _secret_cache[secret] = str(value)
+    return _secret_cache[secret]

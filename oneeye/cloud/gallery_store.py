@@ -1,0 +1,59 @@
+"""Gallery versions in S3: ``gallery/{watchlist}/{version}.npz`` + ``.json`` + ``latest.json``.
+
+``latest.json`` is the manifest of the newest version plus ``"key"`` (the S3 key
+of its ``.npz``); edges read it to catch up after being offline, and the
+indexer reads it to build the next version. The npz and its manifest are
+written before ``latest.json`` moves, so a reader following ``latest.json``
+never meets a missing or half-written version; the sha256 in the manifest
+catches anything else (a tampered or truncated object).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from oneeye import gallery as gal
+from oneeye.cloud.store import Bucket
+from oneeye.errors import GalleryError
+
+log = logging.getLogger(__name__)
+
+
+def prefix(watchlist: str) -> str:
+    return f"gallery/{gal.check_watchlist(watchlist)}/"
+
+
+def latest_key(watchlist: str) -> str:
+    return prefix(watchlist) + "latest.json"
+
+
+def read_latest(bucket: Bucket, watchlist: str) -> tuple[gal.Gallery, dict[str, Any] | None]:
+    """The newest version and its manifest, or an empty version 0 and None."""
+    manifest = bucket.get_json(latest_key(watchlist))
+    if manifest is None:
+        log.info("no %s gallery yet; starting from an empty one", watchlist)
+        return gal.Gallery.empty(watchlist), None
+    if not isinstance(manifest, dict) or manifest.get("schema") != gal.MANIFEST_SCHEMA:
+        raise GalleryError(f"{latest_key(watchlist)} is not a {gal.MANIFEST_SCHEMA} manifest")
+    key = str(manifest.get("key", ""))
+    obj = bucket.get(key)
+    if obj is None:
+        raise GalleryError(f"{latest_key(watchlist)} points at missing {key}")
+    g = gal.from_bytes(obj.data, sha256=str(manifest["sha256"]))
+    if g.watchlist != watchlist or g.version != manifest.get("version"):
+        raise GalleryError(f"{key} does not match its manifest")
+    return g, manifest
+
+
+def write_version(bucket: Bucket, g: gal.Gallery) -> dict[str, Any]:
+    """Write ``g`` as a new version and point ``latest.json`` at it; returns latest.json."""
+    base = f"{prefix(g.watchlist)}{g.version}"
+    data = gal.to_bytes(g)
+    manifest = gal.manifest_for(g, data, filename=f"{g.version}.npz")
+    bucket.put(f"{base}.npz", data, content_type="application/octet-stream")
+    bucket.put_json(f"{base}.json", manifest)
+    latest = {**manifest, "key": f"{base}.npz"}
+    # latest.json changes with every version: tell caches (and CloudFront) not to keep it.
+    bucket.put_json(latest_key(g.watchlist), latest, cache_control="no-cache")
+    return latest

@@ -1,0 +1,227 @@
+"""Data access of the Lambdas: DynamoDB (idempotency, cases), S3, SNS.
+
+Logic modules never touch boto3 directly; they get these small objects, built
+from the environment names of the plan (``ONEEYE_BUCKET``, ``IDEMPOTENCY_TABLE`` …)
+by :func:`from_env`. Clients come from the one factory, :func:`oneeye.aws.client`.
+
+Idempotency is a lease, not a flag: :meth:`Idempotency.claim` writes the key
+with a short ``expires_at`` (the work's lease) under a condition, and
+:meth:`Idempotency.complete` extends it to the retention TTL once the work is
+done. A crash between the two (a Lambda timeout, a killed container) therefore
+does not turn the retry into a silent no-op: the retry claims again once the
+lease has run out. ``expires_at`` is also the table's TTL attribute, and the
+condition compares it with *now* because DynamoDB deletes expired items only
+eventually (up to days later).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from oneeye import aws
+from oneeye.errors import ConfigError
+from oneeye.events import utc_now
+
+log = logging.getLogger(__name__)
+
+#: How long a finished event id is remembered (IoT/SQS redeliveries come within minutes).
+DEFAULT_RETENTION_S = 7 * 24 * 3600
+#: How long a claim protects work in progress before a retry may take over.
+DEFAULT_LEASE_S = 300
+
+
+def env(name: str, default: str | None = None) -> str:
+    """One environment setting of the Lambdas, or a :class:`ConfigError` naming it."""
+    value = os.environ.get(name, default)
+    if value is None or value == "":
+        raise ConfigError(f"environment variable {name} is not set")
+    return value
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+
+
+def _is_conditional_failure(exc: Exception) -> bool:
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+    return bool(code == "ConditionalCheckFailedException")
+
+
+class Idempotency:
+    """Conditional puts on the idempotency table (pk ``event_id``, TTL ``expires_at``)."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+
+    def claim(self, key: str, *, lease_s: int = DEFAULT_LEASE_S, now: float | None = None,
+              kind: str = "event") -> bool:
+        """True if the caller now owns ``key``; False if it is done or being worked on."""
+        now_s = int(now if now is not None else time.time())
+        try:
+            aws.client("dynamodb").put_item(
+                TableName=self.table,
+                Item={"event_id": {"S": key}, "expires_at": {"N": str(now_s + lease_s)},
+                      "state": {"S": "claimed"}, "kind": {"S": kind}},
+                ConditionExpression="attribute_not_exists(event_id) OR expires_at < :now",
+                ExpressionAttributeValues={":now": {"N": str(now_s)}},
+            )
+        except Exception as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
+    def complete(self, key: str, *, retention_s: int = DEFAULT_RETENTION_S,
+                 now: float | None = None) -> None:
+        now_s = int(now if now is not None else time.time())
+        aws.client("dynamodb").update_item(
+            TableName=self.table, Key={"event_id": {"S": key}},
+            UpdateExpression="SET expires_at = :exp, #s = :done",
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues={":exp": {"N": str(now_s + retention_s)},
+                                       ":done": {"S": "done"}},
+        )
+
+    def release(self, key: str) -> None:
+        """Give a claim back after a failure so the platform's retry can do the work."""
+        try:
+            aws.client("dynamodb").delete_item(TableName=self.table, Key={"event_id": {"S": key}})
+        except Exception:  # the lease expires anyway; the original error matters more
+            log.exception("could not release idempotency key %s", key)
+
+
+class Cases:
+    """The cases table (pk ``case_id``) as plain dicts of strings and numbers."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+
+    def get(self, case_id: str) -> dict[str, Any] | None:
+        resp = aws.client("dynamodb").get_item(
+            TableName=self.table, Key={"case_id": {"S": case_id}}, ConsistentRead=True)
+        item = resp.get("Item")
+        return _plain(item) if item else None
+
+    def upsert(self, case_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Set ``fields`` (None values skipped) and ``updated_at``; ``created_at`` once."""
+        now = utc_now()
+        values = {k: v for k, v in fields.items() if v is not None and k != "case_id"}
+        values["updated_at"] = now
+        names = {f"#k{i}": k for i, k in enumerate(values)}
+        exprs = [f"#k{i} = :v{i}" for i in range(len(values))]
+        attr_values = {f":v{i}": _attr(v) for i, v in enumerate(values.values())}
+        attr_values[":created"] = {"S": now}
+        names["#created"] = "created_at"
+        exprs.append("#created = if_not_exists(#created, :created)")
+        resp = aws.client("dynamodb").update_item(
+            TableName=self.table, Key={"case_id": {"S": case_id}},
+            UpdateExpression="SET " + ", ".join(exprs),
+            ExpressionAttributeNames=names, ExpressionAttributeValues=attr_values,
+            ReturnValues="ALL_NEW",
+        )
+        return _plain(resp["Attributes"])
+
+
+def _attr(value: Any) -> dict[str, str]:
+    if isinstance(value, bool):
+        return {"S": str(value).lower()}
+    if isinstance(value, int | float):
+        return {"N": str(value)}
+    return {"S": str(value)}
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, typed in item.items():
+        if "S" in typed:
+            out[key] = typed["S"]
+        elif "N" in typed:
+            num = typed["N"]
+            out[key] = int(num) if num.lstrip("-").isdigit() else float(num)
+        elif "BOOL" in typed:
+            out[key] = typed["BOOL"]
+    return out
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    data: bytes
+    etag: str
+    metadata: dict[str, str]
+
+
+class Bucket:
+    """The one OneEye bucket (``uploads/``, ``gallery/``, ``status/``, ``snapshots/``)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def head(self, key: str) -> dict[str, Any] | None:
+        try:
+            return dict(aws.client("s3").head_object(Bucket=self.name, Key=key))
+        except Exception as exc:
+            if _status(exc) == 404:
+                return None
+            raise
+
+    def get(self, key: str) -> StoredObject | None:
+        try:
+            resp = aws.client("s3").get_object(Bucket=self.name, Key=key)
+        except Exception as exc:
+            if _status(exc) == 404:
+                return None
+            raise
+        return StoredObject(key=key, data=resp["Body"].read(),
+                            etag=str(resp.get("ETag", "")).strip('"'),
+                            metadata=dict(resp.get("Metadata") or {}))
+
+    def get_json(self, key: str) -> Any:
+        obj = self.get(key)
+        return None if obj is None else json.loads(obj.data)
+
+    def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream",
+            cache_control: str | None = None) -> None:
+        extra: dict[str, Any] = {"CacheControl": cache_control} if cache_control else {}
+        aws.client("s3").put_object(Bucket=self.name, Key=key, Body=data,
+                                    ContentType=content_type, **extra)
+
+    def put_json(self, key: str, value: Any, *, cache_control: str | None = None) -> None:
+        self.put(key, json.dumps(value, separators=(",", ":")).encode(),
+                 content_type="application/json", cache_control=cache_control)
+
+    def presign_get(self, key: str, *, expires_s: int) -> str:
+        return str(aws.client("s3").generate_presigned_url(
+            "get_object", Params={"Bucket": self.name, "Key": key}, ExpiresIn=expires_s))
+
+
+def _status(exc: Exception) -> int | None:
+    resp = getattr(exc, "response", None) or {}
+    code = resp.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if code is None and resp.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
+        return 404
+    return int(code) if code is not None else None
+
+
+def publish(topic_arn: str, message: str, *, site_id: str | None = None,
+            subject: str | None = None, structured: bool = False) -> str:
+    """Publish to SNS; ``site_id`` becomes the String attribute subscriptions filter on."""
+    kwargs: dict[str, Any] = {"TopicArn": topic_arn, "Message": message}
+    if site_id is not None:
+        kwargs["MessageAttributes"] = {"site_id": {"DataType": "String", "StringValue": site_id}}
+    if subject:
+        kwargs["Subject"] = subject
+    if structured:
+        kwargs["MessageStructure"] = "json"
+    return str(aws.client("sns").publish(**kwargs)["MessageId"])

@@ -1,0 +1,196 @@
+"""``oneeye gallery build|show``, ``oneeye identify``, ``oneeye analyze``.
+
+Output contracts: ``identify`` and ``analyze`` print one JSON object per line on
+stdout (logs go to stderr), so they pipe into ``jq``. A bad image is a result
+line with ``"error"``, not a failed command: non-zero exit is for usage errors.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from oneeye.errors import ImageError, OneEyeError
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(gallery_group)
+    cli.add_command(identify)
+    cli.add_command(analyze)
+
+
+@click.group("gallery")
+def gallery_group() -> None:
+    """Build and inspect gallery files."""
+
+
+@gallery_group.command("build")
+@click.argument("src_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--watchlist", required=True, type=click.Choice(["customers", "missing"]))
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output .npz (a .json manifest is written beside it).")
+@click.option("--version", "version", default=1, show_default=True, type=click.IntRange(0))
+@click.option("--max-distance", type=click.FloatRange(0.05, 1.5), default=None,
+              help="Override the watchlist's default threshold.")
+@click.option("--min-margin", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Override the watchlist's default margin to the runner-up.")
+@click.option("--jitters", type=click.IntRange(1, 100), default=None,
+              help="dlib num_jitters per enrolment photo (default from EnrolmentPolicy).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary for machines.")
+def gallery_build(src_dir: Path, watchlist: str, out: Path, version: int,
+                  max_distance: float | None, min_margin: float | None, jitters: int | None,
+                  as_json: bool) -> None:
+    """Enrol SRC_DIR/<person_id>/*.jpg|png into a gallery; report every rejected photo."""
+    from dataclasses import replace
+
+    from oneeye import gallery as gal
+
+    rule = gal.DEFAULT_RULES[watchlist]
+    if max_distance is not None or min_margin is not None:
+        rule = gal.DecisionRule(
+            max_distance=rule.max_distance if max_distance is None else max_distance,
+            min_margin=rule.min_margin if min_margin is None else min_margin,
+        )
+    policy = gal.EnrolmentPolicy()
+    if jitters is not None:
+        policy = replace(policy, jitters=jitters)
+    photos = list(gal.iter_photo_dir(src_dir))
+    if not photos:
+        raise OneEyeError(f"{src_dir}: no photos found (expected SRC_DIR/<person_id>/*.jpg|png)")
+    done = [0]
+
+    def progress(person_id: str, src: str) -> None:
+        done[0] += 1
+        if not as_json and sys.stderr.isatty():
+            click.echo(f"\r  enrolling {done[0]}/{len(photos)} {person_id[:30]:<30}", nl=False,
+                       err=True)
+
+    g, report = gal.enrol(photos, watchlist=watchlist, policy=policy, rule=rule,
+                          version=version, progress=progress)
+    if not as_json and sys.stderr.isatty():
+        click.echo("", err=True)
+    manifest = gal.save(g, out)
+    people = {p for p, _ in photos}
+    missing = sorted(people - set(g.identities()))
+    if as_json:
+        click.echo(json.dumps({"gallery": str(out), "manifest": manifest,
+                               "photos": len(photos), "not_enrolled": missing,
+                               **report.as_dict()}))
+        return
+    click.echo(f"gallery {out}: watchlist {watchlist} v{version}, {len(g.identities())} "
+               f"identities, {len(g)} encodings from {len(photos)} photos "
+               f"({len(report.rejected)} rejected)")
+    click.echo(f"rule: max_distance {g.rule.max_distance}, min_margin {g.rule.min_margin}")
+    for r in report.rejected:
+        click.echo(f"  rejected {r.source}: {r.reason}: {r.message}")
+    if missing:
+        click.echo(f"  not enrolled (no usable photo): {', '.join(missing)}")
+
+
+@gallery_group.command("show")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def gallery_show(file: Path, as_json: bool) -> None:
+    """Identities, photos per person, version and thresholds of a gallery file."""
+    from oneeye import gallery as gal
+
+    g = gal.load(file)
+    ids = g.identities()
+    info = {"file": str(file), "watchlist": g.watchlist, "version": g.version,
+            "created_at": g.created_at, "identities": len(ids), "encodings": len(g),
+            "rule": {"max_distance": g.rule.max_distance, "min_margin": g.rule.min_margin},
+            "people": ids}
+    if as_json:
+        click.echo(json.dumps(info))
+        return
+    click.echo(f"{file}: watchlist {g.watchlist} v{g.version} created {g.created_at}")
+    click.echo(f"rule: max_distance {g.rule.max_distance}, min_margin {g.rule.min_margin}")
+    click.echo(f"{len(ids)} identities, {len(g)} encodings")
+    for person_id, n in ids.items():
+        click.echo(f"  {person_id}: {n} photo{'s' if n != 1 else ''}")
+
+
+def _load_matcher(galleries: tuple[Path, ...]) -> Any:
+    from oneeye import gallery as gal
+
+    return gal.Matcher([gal.load(p) for p in galleries])
+
+
+def _face_result(match: Any, cand: Any) -> dict[str, Any]:
+    if match is not None:
+        return {"person_id": match.person_id, "watchlist": match.watchlist,
+                "distance": round(match.distance, 4), "margin": round(match.margin, 4)}
+    return {"person_id": None, "watchlist": None,
+            "distance": round(cand.distance, 4) if cand and np.isfinite(cand.distance) else None,
+            "margin": round(cand.margin, 4) if cand else None}
+
+
+@click.command()
+@click.option("--gallery", "galleries", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--upsample", default=1, show_default=True, type=click.IntRange(0, 3))
+@click.option("--model", default="hog", show_default=True, type=click.Choice(["hog", "cnn"]))
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+def identify(
+    galleries: tuple[Path, ...], upsample: int, model: str, images: tuple[Path, ...]
+) -> None:
+    """Identify the faces in IMAGES; one JSON line per image."""
+    from oneeye import faces
+
+    matcher = _load_matcher(galleries)
+    for path in images:
+        try:
+            image = faces.load_image(path)
+            boxes = faces.detect(image, model=model, upsample=upsample)  # type: ignore[arg-type]
+            encs = faces.encode(image, boxes)
+            results = matcher.identify(np.stack(encs)) if encs else []
+            out = [{"bbox": list(b), **_face_result(m, c)}
+                   for b, (m, c) in zip(boxes, results, strict=True)]
+            click.echo(json.dumps({"image": str(path), "faces": out}))
+        except ImageError as exc:
+            click.echo(json.dumps({"image": str(path), "error": str(exc)}))
+
+
+@click.command()
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--gallery", "galleries", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--fps-max", type=click.FloatRange(0.01, 120), default=None,
+              help="Sample at most this many frames per second of media time.")
+@click.option("--max-width", type=click.IntRange(64, 8192), default=None,
+              help="Downscale wider frames first (boxes are reported in source pixels).")
+@click.option("--upsample", default=1, show_default=True, type=click.IntRange(0, 3))
+@click.option("--encodings", "with_encodings", is_flag=True, help="Include 128-d encodings.")
+def analyze(source: Path, galleries: tuple[Path, ...], fps_max: float | None,
+            max_width: int | None, upsample: int, with_encodings: bool) -> None:
+    """Offline analysis of a video or image: JSON lines per sampled frame."""
+    from oneeye import faces
+    from oneeye.media import iter_media
+
+    matcher = _load_matcher(galleries) if galleries else None
+    for frame in iter_media(source, fps_max=fps_max):
+        image = frame.rgb
+        scale = 1.0
+        if max_width and image.shape[1] > max_width:
+            scale = max_width / image.shape[1]
+        found = faces.analyze(image, upsample=upsample, scale=scale)
+        encs = [f.encoding for f in found if f.encoding is not None]
+        results = matcher.identify(np.stack(encs)) if matcher is not None and encs else []
+        out = []
+        for i, f in enumerate(found):
+            face: dict[str, Any] = {"bbox": list(f.bbox),
+                                    "landmarks": [list(p) for p in f.landmarks],
+                                    "quality": {"size_px": f.quality.size_px,
+                                                "blur": f.quality.blur}}
+            if matcher is not None:
+                face["match"] = _face_result(*results[i]) if results else None
+            if with_encodings and f.encoding is not None:
+                face["encoding"] = [round(float(v), 6) for v in f.encoding]
+            out.append(face)
+        click.echo(json.dumps({"source": str(source), "frame": frame.index,
+                               "media_time_s": round(frame.media_time_s, 3), "faces": out}))

@@ -1,0 +1,152 @@
+"""``oneeye dashboard run`` and ``oneeye dashboard add-user``.
+
+Settings come from ``--config`` (YAML/JSON), then ``ONEEYE_DASHBOARD__KEY=value``
+environment variables, then flags. ``run`` serves HTTP and Socket.IO with
+Flask-SocketIO's threading server; put it behind an HTTPS load balancer in
+production (session cookies are Secure by default), with ``--message-queue
+redis://…`` when more than one process serves the same users.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from oneeye.errors import ConfigError
+
+log = logging.getLogger(__name__)
+_SITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")  # the events' site_id rule
+_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(dashboard_group)
+
+
+def load(config: Path | None, **overrides: Any) -> Any:
+    from dashboard.settings import DashboardSettings
+    from oneeye.config import load_settings
+
+    return load_settings(DashboardSettings, path=config, env_prefix="ONEEYE_DASHBOARD",
+                         overrides=overrides, root="dashboard")
+
+
+_config = click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
+                       help="Settings file (YAML or JSON).")
+_db = click.option("--database-url", default=None,
+                   help="sqlite:///path or postgresql://… (default: SQLite under var/).")
+
+
+@click.group("dashboard")
+def dashboard_group() -> None:
+    """The teller desk dashboard (Flask-SocketIO)."""
+
+
+@dashboard_group.command("run")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@_config
+@_db
+@click.option("--message-queue", default=None, help="redis://host:port/db to share "
+              "Socket.IO broadcasts between several dashboard processes.")
+@click.option("--allow-topic", "allow_topics", multiple=True,
+              help="SNS topic ARN accepted on /sns (repeatable; adds to the settings).")
+@click.option("--insecure-cookies", is_flag=True,
+              help="Send the session cookie over plain http (local use only).")
+@click.option("--async-mode", type=click.Choice(["threading", "gevent"]), default=None,
+              help="Socket.IO server model (default from settings: threading).")
+def run(host: str, port: int, config: Path | None, database_url: str | None,
+        message_queue: str | None, allow_topics: tuple[str, ...],
+        insecure_cookies: bool, async_mode: str | None) -> None:
+    """Serve the dashboard."""
+    settings = load(config, database_url=database_url, message_queue=message_queue,
+                    session_cookie_secure=False if insecure_cookies else None,
+                    async_mode=async_mode)
+    if settings.async_mode == "gevent" and not _gevent_patched():
+        # patching must come first in a fresh interpreter (see dashboard.serve)
+        args = sys.argv[1:]
+        if "--async-mode" not in args:
+            args += ["--async-mode", "gevent"]
+        os.execv(sys.executable, [sys.executable, "-m", "dashboard.serve", *args])
+    from dashboard import create_app, run_server
+
+    _check_port(host, port)
+
+    if allow_topics:
+        settings.allowed_topics = [*settings.allowed_topics, *allow_topics]
+    try:
+        app = create_app(settings)
+    except OSError as exc:
+        raise ConfigError(f"cannot start the dashboard: {exc}") from exc
+    log.info("dashboard on http://%s:%d (database %s, message queue %s)", host, port,
+             settings.resolved_database_url().split("@")[-1], settings.message_queue or "none")
+    try:
+        run_server(app, host, port)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail with one clear line (the same in both async modes) when the port is taken."""
+    import socket
+
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port,
+                                                          type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(addr)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
+def _gevent_patched() -> bool:
+    try:
+        from gevent import monkey
+    except ImportError as exc:
+        raise ConfigError("async_mode gevent needs the gevent package "
+                          "(pip install 'oneeye[gevent]')") from exc
+    return bool(monkey.is_module_patched("socket"))
+
+
+@dashboard_group.command("add-user")
+@click.argument("name")
+@click.option("--site", "sites", multiple=True, required=True,
+              help="Site the user may see (repeatable).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@_config
+@_db
+def add_user(name: str, sites: tuple[str, ...], password_stdin: bool, config: Path | None,
+             database_url: str | None) -> None:
+    """Create a dashboard user, or reset their password and sites."""
+    from dashboard.auth import hash_password
+    from dashboard.store import Store
+    for site in sites:
+        if not _SITE.match(site):
+            raise click.BadParameter(f"{site!r} is not a valid site id", param_hint="--site")
+    if not _USER.match(name):
+        raise click.BadParameter("use letters, digits and _.@- (max 64)", param_hint="NAME")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"Password for {name}: ")
+        if getpass.getpass("Repeat: ") != password:
+            raise click.UsageError("passwords differ")
+    try:
+        password_hash = hash_password(password)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    settings = load(config, database_url=database_url)
+    store = Store(settings.resolved_database_url())
+    try:
+        store.put_user(name, password_hash, list(sites))
+    finally:
+        store.close()
+    click.echo(f"user {name} can see sites: {', '.join(sites)}")

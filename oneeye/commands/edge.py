@@ -1,0 +1,84 @@
+"""``oneeye edge``: run the realtime pipeline on a camera, stream, file or folder.
+
+Events go to ``--events-out`` (JSONL, one ``oneeye.match/1`` per line) and/or the
+uplink chosen by ``--publish``. Ctrl-C or SIGTERM stops cleanly: pending
+encodings finish and their events are written before exit. The metrics
+summary is printed to stderr at exit.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(edge)
+
+
+@click.command("edge")
+@click.option("--source", help="Webcam index, rtsp/http URL, video file or image folder.")
+@click.option("--gallery", "galleries", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Gallery .npz (repeat for several watchlists).")
+@click.option("--events-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Append events to this JSONL file.")
+@click.option("--publish", help="none | ipc | mqtt://host:port | mqtts://host:port")
+@click.option("--realtime/--no-realtime", default=None,
+              help="Pace a file source at its fps like a camera.")
+@click.option("--loop/--no-loop", default=None, help="Restart a file source at its end.")
+@click.option("--config", "config", type=click.Path(exists=True, dir_okay=False,
+                                                    path_type=Path),
+              help="Settings file (YAML or JSON); env ONEEYE_EDGE__… and flags override it.")
+@click.option("--device-id")
+@click.option("--site-id")
+@click.option("--camera-id")
+@click.option("--preview-port", type=click.IntRange(1, 65535),
+              help="Serve an annotated MJPEG preview on 127.0.0.1:PORT.")
+@click.option("--duration", "duration_s", type=click.FloatRange(0, min_open=True),
+              help="Stop after this many seconds.")
+def edge(source: str | None, galleries: tuple[Path, ...], events_out: Path | None,
+         publish: str | None, realtime: bool | None, loop: bool | None, config: Path | None,
+         device_id: str | None, site_id: str | None, camera_id: str | None,
+         preview_port: int | None, duration_s: float | None) -> None:
+    """Recognise enrolled faces on a video source and emit oneeye.match/1 events."""
+    from oneeye.config import load_settings
+    from oneeye.edge.runner import load_holder, run_edge
+    from oneeye.edge.settings import EdgeSettings
+
+    overrides: dict[str, Any] = {
+        "source": source, "events_out": str(events_out) if events_out else None,
+        "realtime": realtime, "loop": loop, "device_id": device_id, "site_id": site_id,
+        "camera_id": camera_id, "preview_port": preview_port,
+        "galleries": [str(g) for g in galleries] or None,
+    }
+    if publish is not None:
+        overrides["publish"] = {"url": publish}
+    settings = load_settings(EdgeSettings, path=config, env_prefix="ONEEYE_EDGE",
+                             overrides=overrides)
+    if not settings.galleries and not settings.gallery_sync.enabled:
+        raise click.UsageError("give at least one --gallery (or enable gallery_sync)")
+    if settings.publish.url == "none" and settings.events_out is None:
+        click.echo("warning: --publish none without --events-out: events are only logged",
+                   err=True)
+    holder = load_holder(settings)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if stop.is_set():   # asked twice: the user wants out now
+            raise KeyboardInterrupt
+        click.echo(f"\nstopping ({signal.Signals(signum).name}); finishing pending work…",
+                   err=True)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        metrics = run_edge(settings, holder, stop_event=stop, duration_s=duration_s)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    click.echo(metrics.summary(), err=True)

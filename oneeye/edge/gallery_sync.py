@@ -1,0 +1,232 @@
+"""Keep the edge's galleries current: push on ``oneeye/gallery/updated``, poll as a fallback.
+
+The indexer publishes ``oneeye.gallery/1`` (watchlist, version, bucket, key,
+sha256) when a watchlist changes. The message only says *where* the gallery is;
+:class:`GallerySync` downloads it from S3 through :func:`oneeye.aws.client` (in
+Greengrass the token exchange service provides credentials via the default
+chain), verifies the sha256 (:func:`oneeye.gallery.from_bytes`), checks that the
+file is the watchlist and version announced, caches it on disk and swaps it into
+the :class:`GalleryHolder` atomically — frames in flight finish on the old
+matcher. A message can be missed (device offline, broker restart), so every
+``poll_interval_s`` we also read ``gallery/{watchlist}/latest.json``.
+
+Refused (old gallery kept, error logged and counted in health): a sha256
+mismatch, a corrupt file, a watchlist/version other than announced, a bucket
+other than the configured one, a key outside ``gallery/{watchlist}/``. Ignored
+quietly (debug log): watchlists this device does not follow, versions not newer
+than the one in use. Messages arrive on the transport's thread; the work is
+done on our own thread so a slow download never blocks the MQTT client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from oneeye import gallery as gallery_mod
+from oneeye.edge.settings import EdgeSettings
+from oneeye.errors import EventError, GalleryError, OneEyeError
+from oneeye.events import GalleryEvent, parse
+from oneeye.gallery import Gallery, GalleryHolder
+
+log = logging.getLogger(__name__)
+
+#: Refuse absurd downloads before reading them (a 1M-encoding gallery is ~0.5 GB).
+MAX_GALLERY_BYTES = 1 << 30
+
+
+@dataclass(frozen=True)
+class Update:
+    watchlist: str
+    version: int
+    bucket: str
+    key: str
+    sha256: str
+    source: str            # "message" | "poll"
+    received: float        # time.monotonic() when we learnt of it
+
+
+class GallerySync:
+    def __init__(self, settings: EdgeSettings, holder: GalleryHolder, *,
+                 s3_client: Any = None) -> None:
+        self.settings = settings
+        self.cfg = settings.gallery_sync
+        self.holder = holder
+        self._s3 = s3_client
+        self._queue: queue.Queue[Update | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.applied = 0
+        self.failures = 0
+        self.last_error: str | None = None
+        self.last_swap_latency_s: float | None = None
+        self.swapped = threading.Condition()
+
+    # -- inputs ---------------------------------------------------------------------
+
+    def on_message(self, topic: str, payload: bytes) -> None:
+        """Subscription callback for ``oneeye/gallery/updated`` (never raises)."""
+        received = time.monotonic()
+        try:
+            event = parse(payload, expect="oneeye.gallery/1")
+        except EventError as exc:
+            self._fail(f"bad message on {topic}: {exc}")
+            return
+        assert isinstance(event, GalleryEvent)
+        self._queue.put(Update(event.watchlist, event.version, event.bucket, event.key,
+                               event.sha256, "message", received))
+
+    def poll_once(self) -> None:
+        """Read every followed watchlist's ``latest.json`` and queue what is newer."""
+        bucket = self.cfg.bucket
+        if not bucket:
+            return
+        for watchlist in self.settings.watchlists:
+            key = f"gallery/{watchlist}/latest.json"
+            try:
+                obj = self.s3.get_object(Bucket=bucket, Key=key)
+                latest = json.loads(obj["Body"].read())
+                update = Update(watchlist, int(latest["version"]), bucket, str(latest["key"]),
+                                str(latest["sha256"]), "poll", time.monotonic())
+            except Exception as exc:
+                code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+                if code in ("NoSuchKey", "404"):
+                    log.debug("no %s yet in s3://%s", key, bucket)
+                    continue
+                self._fail(f"polling s3://{bucket}/{key} failed: {type(exc).__name__}: {exc}")
+                continue
+            if update.version > self._current_version(watchlist):
+                self._queue.put(update)
+
+    # -- processing -----------------------------------------------------------------
+
+    @property
+    def s3(self) -> Any:
+        if self._s3 is None:
+            from oneeye import aws
+
+            self._s3 = aws.client("s3")
+        return self._s3
+
+    def _current_version(self, watchlist: str) -> int:
+        return self.holder.current().versions().get(watchlist, -1)
+
+    def _fail(self, message: str) -> None:
+        self.failures += 1
+        self.last_error = message
+        log.error("gallery sync: %s", message)
+
+    def apply(self, update: Update) -> bool:
+        """Download, verify, cache and swap one update. True when a new gallery is in use."""
+        wl = update.watchlist
+        if wl not in self.settings.watchlists:
+            log.debug("gallery %s v%d ignored: watchlist not followed", wl, update.version)
+            return False
+        current = self._current_version(wl)
+        if update.version <= current:
+            log.debug("gallery %s v%d ignored: v%d in use", wl, update.version, current)
+            return False
+        where = f"s3://{update.bucket}/{update.key}"
+        if self.cfg.bucket and update.bucket != self.cfg.bucket:
+            self._fail(f"{wl} v{update.version} refused: bucket {update.bucket!r} is not the "
+                       f"configured {self.cfg.bucket!r}")
+            return False
+        if not update.key.startswith(f"gallery/{wl}/") or ".." in update.key:
+            self._fail(f"{wl} v{update.version} refused: key {update.key!r} is outside "
+                       f"gallery/{wl}/")
+            return False
+        try:
+            obj = self.s3.get_object(Bucket=update.bucket, Key=update.key)
+            if int(obj.get("ContentLength") or 0) > MAX_GALLERY_BYTES:
+                raise GalleryError(f"{obj['ContentLength']} bytes is over the limit")
+            data = obj["Body"].read()
+            new = gallery_mod.from_bytes(data, sha256=update.sha256)
+            if new.watchlist != wl or new.version != update.version:
+                raise GalleryError(f"file holds {new.watchlist} v{new.version}, not the "
+                                   f"announced {wl} v{update.version}")
+            self._cache(new)
+            self.holder.swap(new)
+        except (OneEyeError, OSError) as exc:
+            self._fail(f"{wl} v{update.version} from {where} refused, keeping v{current}: {exc}")
+            return False
+        except Exception as exc:  # botocore errors: network, access denied, missing key
+            self._fail(f"{wl} v{update.version} download from {where} failed, keeping "
+                       f"v{current}: {type(exc).__name__}: {exc}")
+            return False
+        self.applied += 1
+        self.last_swap_latency_s = time.monotonic() - update.received
+        log.info("gallery %s v%d from %s in use (%s, %.2f s after it was announced)", wl,
+                 new.version, where, update.source, self.last_swap_latency_s)
+        with self.swapped:
+            self.swapped.notify_all()
+        return True
+
+    def _cache_path(self, watchlist: str) -> Path:
+        return Path(self.cfg.cache_dir) / f"{watchlist}.npz"
+
+    def _cache(self, g: Gallery) -> None:
+        try:
+            gallery_mod.save(g, self._cache_path(g.watchlist))
+        except (OSError, GalleryError) as exc:
+            log.warning("gallery %s v%d not cached (%s); it is in use anyway", g.watchlist,
+                        g.version, exc)
+
+    def load_cache(self) -> None:
+        """At start: use cached galleries newer than what the holder has (verified)."""
+        for wl in self.settings.watchlists:
+            path = self._cache_path(wl)
+            if not path.exists():
+                continue
+            try:
+                g = gallery_mod.load(path)
+                if g.watchlist != wl:
+                    raise GalleryError(f"holds watchlist {g.watchlist}")
+                if g.version > self._current_version(wl):
+                    self.holder.swap(g)
+                    log.info("gallery %s v%d loaded from cache %s", wl, g.version, path)
+            except GalleryError as exc:
+                self._fail(f"cached gallery {path} ignored: {exc}")
+
+    # -- thread ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self.load_cache()
+        self._thread = threading.Thread(target=self._run, name="gallery-sync", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        next_poll = time.monotonic()  # poll at once: catch up on what we missed while down
+        while not self._stop.is_set():
+            if time.monotonic() >= next_poll:
+                self.poll_once()
+                next_poll = time.monotonic() + self.cfg.poll_interval_s
+            try:
+                update = self._queue.get(timeout=max(0.05, next_poll - time.monotonic()))
+            except queue.Empty:
+                continue
+            if update is None:
+                break
+            try:
+                self.apply(update)
+            except Exception:  # never let one bad update end syncing
+                self.failures += 1
+                log.exception("gallery sync: unexpected error")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def stats(self) -> dict[str, Any]:
+        return {"gallery_sync_applied": self.applied, "gallery_sync_failures": self.failures,
+                "gallery_sync_last_error": self.last_error}

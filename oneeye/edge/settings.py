@@ -1,0 +1,139 @@
+"""Settings of the edge (the Greengrass component and ``oneeye edge``).
+
+The same model validates the component's ``DefaultConfiguration`` (recipe.yaml),
+a ``--config`` file, ``ONEEYE_EDGE__…`` environment variables and CLI flags.
+Unknown keys are errors that name their path, so a typo in a fleet-wide
+deployment stops the component at start instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from oneeye.config import StrictModel
+
+TOKEN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+WatchlistName = Literal["customers", "missing"]
+
+
+def _all_watchlists() -> list[WatchlistName]:
+    return ["customers", "missing"]
+
+
+def _default_snapshots() -> dict[WatchlistName, bool]:
+    return {"customers": False, "missing": True}
+
+
+class DetectionSettings(StrictModel):
+    model: Literal["hog", "cnn"] = Field(
+        "hog", description="dlib detector; cnn is ~2 s/frame on CPU")
+    upsample: int = Field(1, ge=0, le=2, description="HOG upsampling; 1 finds faces down to ~40 px")
+    scale: float = Field(0.75, gt=0.05, le=2.0, description="detect on the frame resized by "
+                         "this; 0.75 at upsample 1 finds faces down to ~55 px at ~60% of the "
+                         "full-size cost")
+    every_n_frames: int = Field(3, ge=1, le=30, description="run the detector every N frames; "
+                                "the tracker follows faces in between")
+    max_width: int = Field(1280, ge=160, le=4096, description="frames wider than this are "
+                           "downscaled before processing")
+
+
+class TrackingSettings(StrictModel):
+    iou_min: float = Field(0.3, gt=0, lt=1, description="overlap needed to continue a track")
+    max_missed_s: float = Field(1.0, gt=0, le=30, description="a track unseen this long closes")
+
+
+class RecognitionSettings(StrictModel):
+    min_face_px: int = Field(40, ge=20, le=400, description="skip encoding smaller faces")
+    min_blur: float = Field(10.0, ge=0, description="skip encoding crops blurrier than this "
+                            "(variance of the Laplacian at 96x96)")
+    votes_needed: int = Field(2, ge=1, le=10, description="agreeing encodings before announcing")
+    max_encodes_per_track: int = Field(10, ge=1, le=100, description="stop trying to identify "
+                                       "a track after this many encodings")
+    reverify_s: float = Field(2.0, ge=0, le=600, description="re-encode a decided track this "
+                              "often (catches a stranger who turns to the camera or two "
+                              "people swapping tracks); 0 disables")
+    jitters: int = Field(1, ge=1, le=10, description="dlib num_jitters per encoding")
+    landmark_model: Literal["small", "large"] = "small"
+
+
+class ThresholdOverride(StrictModel):
+    max_distance: float | None = Field(None, gt=0, le=1.5)
+    min_margin: float | None = Field(None, ge=0, le=1.0)
+
+
+class PublishSettings(StrictModel):
+    url: str = Field("none", description="none | ipc | mqtt://host:port | mqtts://endpoint:8883")
+    ca_file: Path | None = Field(None, description="CA bundle for mqtts")
+    cert_file: Path | None = Field(None, description="device certificate for mqtts (mTLS)")
+    key_file: Path | None = Field(None, description="device private key for mqtts (mTLS)")
+    client_id: str | None = Field(None, description="MQTT client id (default: device_id)")
+    keepalive_s: int = Field(30, ge=5, le=1200)
+    reconnect_min_s: int = Field(1, ge=1, le=60, description="MQTT reconnect backoff start")
+    reconnect_max_s: int = Field(10, ge=1, le=600, description="MQTT reconnect backoff cap: "
+                                 "the longest a recovered broker waits for us")
+    timeout_s: float = Field(10, gt=0, le=120, description="wait this long for a PUBACK / IPC "
+                             "confirmation before retrying")
+    topic_prefix: str = Field("oneeye/devices", description="topics are PREFIX/{device_id}/…")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v in ("none", "ipc") or v.startswith(("mqtt://", "mqtts://")):
+            return v
+        raise ValueError("must be none, ipc, mqtt://host:port or mqtts://host:port")
+
+
+class OutboxSettings(StrictModel):
+    path: Path = Field(Path("var/edge/outbox.sqlite3"), description="SQLite (WAL) outbox file")
+    max_events: int = Field(10_000, ge=10, le=10_000_000, description="oldest dropped beyond "
+                            "this, each drop counted")
+
+
+class GallerySyncSettings(StrictModel):
+    enabled: bool = Field(False, description="follow oneeye/gallery/updated and poll S3")
+    bucket: str | None = Field(None, description="S3 bucket holding gallery/{watchlist}/…")
+    poll_interval_s: float = Field(300, ge=5, le=86_400, description="fallback polling of "
+                                   "gallery/{watchlist}/latest.json")
+    cache_dir: Path = Field(Path("var/edge/galleries"), description="verified galleries on disk")
+    update_topic: str = "oneeye/gallery/updated"
+
+
+class HealthSettings(StrictModel):
+    interval_s: float = Field(30, ge=1, le=3600, description="oneeye.health/1 period")
+
+
+class EdgeSettings(StrictModel):
+    device_id: str = Field("edge-local", pattern=TOKEN, description="IoT thing name")
+    site_id: str = Field("site-1", pattern=TOKEN, description="branch / site")
+    camera_id: str = Field("cam-1", pattern=TOKEN)
+    source: str = Field("0", description="webcam index, rtsp/http URL, video file or image folder")
+    realtime: bool = Field(False, description="pace file sources at their fps like a camera")
+    loop: bool = Field(False, description="restart a file source at its end (demo)")
+    galleries: list[Path] = Field(default_factory=list, description="local gallery .npz files")
+    watchlists: list[Literal["customers", "missing"]] = Field(
+        default_factory=_all_watchlists, description="watchlists to follow")
+    thresholds: dict[Literal["customers", "missing"], ThresholdOverride] = Field(
+        default_factory=dict, description="override a gallery's decision rule per watchlist")
+    cooldown_s: float = Field(60, ge=0, le=86_400, description="per person and camera: no "
+                              "second event within this time")
+    snapshot: dict[Literal["customers", "missing"], bool] = Field(
+        default_factory=_default_snapshots,
+        description="attach a face-crop JPEG to events of this watchlist")
+    snapshot_max_bytes: int = Field(60_000, ge=2_000, le=90_000)
+    events_out: Path | None = Field(None, description="also append events to this JSONL file")
+    workers: int = Field(2, ge=1, le=16, description="encoding threads")
+    preview_port: int | None = Field(None, ge=1, le=65535, description="MJPEG preview on "
+                                     "127.0.0.1 (off by default)")
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+    recognition: RecognitionSettings = Field(default_factory=RecognitionSettings)
+    publish: PublishSettings = Field(default_factory=PublishSettings)
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    gallery_sync: GallerySyncSettings = Field(default_factory=GallerySyncSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
+
+    def topic(self, kind: Literal["matches", "health"]) -> str:
+        return f"{self.publish.topic_prefix}/{self.device_id}/{kind}"

@@ -1,0 +1,379 @@
+"""Frame sources: webcam index, RTSP/HTTP URL, video file, image folder.
+
+Every source yields :class:`Frame` objects (BGR, as OpenCV decodes them) from
+:meth:`Source.frames` until it ends or :meth:`Source.close` is called, and reports
+``state`` — one of ``ok | connecting | reconnecting | failed | ended`` — for the
+health message.
+
+Live sources (webcam, URL) run a capture thread that keeps only the newest
+frame: when processing is slower than the camera, old frames are dropped
+instead of queueing, so frame age never builds up. A camera that stops
+delivering is reopened with exponential backoff (logged at each state change);
+it never raises into the pipeline.
+
+File sources are read by a small prefetch thread (decode overlaps processing)
+as fast as the consumer takes frames, or paced at the file's fps with
+``realtime=True``; ``loop=True`` restarts at the end (demos). Frames of a file
+carry their index and media time, which the pipeline uses for cooldowns and
+latency so results do not depend on how fast this machine is.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from oneeye.errors import SourceError
+
+log = logging.getLogger(__name__)
+
+CameraState = Literal["ok", "connecting", "reconnecting", "failed", "ended"]
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+VIDEO_FPS_FALLBACK = 25.0
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame. ``media_time_s`` is None for live sources."""
+
+    index: int
+    image: NDArray[np.uint8]          # BGR, (h, w, 3)
+    captured_at: float                # wall clock (time.time()) when decoded
+    media_time_s: float | None = None
+
+
+class Capture(Protocol):
+    """The part of ``cv2.VideoCapture`` the sources use (tests inject fakes)."""
+
+    def isOpened(self) -> bool: ...
+    def read(self) -> tuple[bool, Any]: ...
+    def get(self, prop: int) -> float: ...
+    def release(self) -> None: ...
+
+
+CaptureFactory = Callable[[str | int], Capture]
+
+
+def _cv2_capture(spec: str | int) -> Capture:
+    import cv2
+
+    cap: Capture = cv2.VideoCapture(spec)
+    return cap
+
+
+def _valid(image: Any) -> bool:
+    return (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3
+            and image.shape[0] >= 8 and image.shape[1] >= 8 and image.dtype == np.uint8)
+
+
+class Source:
+    """Base: a stoppable iterator of frames with a reported state."""
+
+    live = False
+    fps: float = VIDEO_FPS_FALLBACK
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._state: CameraState = "connecting"
+        self._stop = threading.Event()
+        self.corrupt_frames = 0
+
+    @property
+    def state(self) -> CameraState:
+        return self._state
+
+    def _set_state(self, state: CameraState, why: str = "") -> None:
+        if state != self._state:
+            level = logging.INFO if state in ("ok", "ended", "connecting") else logging.WARNING
+            log.log(level, "source %s: %s%s", self.name, state, f" ({why})" if why else "")
+            self._state = state
+
+    def frames(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+class FileSource(Source):
+    """A video file, decoded ahead by one thread into a short queue."""
+
+    def __init__(self, path: str | Path, *, realtime: bool = False, loop: bool = False,
+                 opener: CaptureFactory = _cv2_capture, prefetch: int = 4) -> None:
+        super().__init__(str(path))
+        self.path = Path(path)
+        self.realtime = realtime
+        self.loop = loop
+        self._opener = opener
+        self._queue: queue.Queue[Frame | None] = queue.Queue(maxsize=prefetch)
+        if not self.path.is_file():
+            self._set_state("failed", "no such file")
+            raise SourceError(f"{self.path}: no such video file")
+        cap = opener(str(self.path))
+        try:
+            if not cap.isOpened():
+                self._set_state("failed", "cannot open")
+                raise SourceError(f"{self.path}: cannot open as a video")
+            import cv2
+
+            fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        finally:
+            cap.release()
+        self.fps = fps if 1.0 <= fps <= 240.0 else VIDEO_FPS_FALLBACK
+
+    def _reader(self) -> None:
+        index = 0
+        try:
+            while not self._stop.is_set():
+                cap = self._opener(str(self.path))
+                if not cap.isOpened():
+                    self._set_state("failed", "cannot reopen")
+                    return
+                self._set_state("ok")
+                start_index = index
+                try:
+                    while not self._stop.is_set():
+                        ok, image = cap.read()
+                        if not ok:
+                            break
+                        if not _valid(image):
+                            self.corrupt_frames += 1
+                            log.warning("source %s: corrupt frame %d skipped", self.name, index)
+                            index += 1
+                            continue
+                        frame = Frame(index, image, time.time(), index / self.fps)
+                        index += 1
+                        while not self._stop.is_set():
+                            try:
+                                self._queue.put(frame, timeout=0.2)
+                                break
+                            except queue.Full:
+                                continue
+                finally:
+                    cap.release()
+                if not self.loop or index == start_index:
+                    break
+                log.info("source %s: looping", self.name)
+        finally:
+            if self._state != "failed":
+                self._set_state("ended")
+            self._put_end()
+
+    def _put_end(self) -> None:
+        while True:
+            try:
+                self._queue.put(None, timeout=0.2)
+                return
+            except queue.Full:
+                if self._stop.is_set():
+                    return
+
+    def frames(self) -> Iterator[Frame]:
+        thread = threading.Thread(target=self._reader, name="oneeye-file-reader", daemon=True)
+        thread.start()
+        t0: float | None = None
+        first_media = 0.0
+        try:
+            while not self._stop.is_set():
+                try:
+                    frame = self._queue.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if frame is None:
+                    return
+                if self.realtime and frame.media_time_s is not None:
+                    # Pace on media time so a file behaves like a camera (frames arrive at fps).
+                    if t0 is None:
+                        t0, first_media = time.monotonic(), frame.media_time_s
+                    delay = (frame.media_time_s - first_media) - (time.monotonic() - t0)
+                    if delay > 0 and self._stop.wait(delay):
+                        return
+                    frame = Frame(frame.index, frame.image, time.time(), frame.media_time_s)
+                yield frame
+        finally:
+            self._stop.set()
+            thread.join(timeout=2.0)
+
+
+class FolderSource(Source):
+    """Sorted images of a folder, one frame each, at a nominal ``fps`` of media time."""
+
+    def __init__(self, path: str | Path, *, fps: float = VIDEO_FPS_FALLBACK,
+                 realtime: bool = False, loop: bool = False) -> None:
+        super().__init__(str(path))
+        self.path = Path(path)
+        self.fps = fps
+        self.realtime = realtime
+        self.loop = loop
+        self.files = sorted(p for p in self.path.iterdir()
+                            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.files:
+            self._set_state("failed", "no images")
+            raise SourceError(f"{self.path}: no images (.jpg/.png/.bmp/.webp) in folder")
+
+    def frames(self) -> Iterator[Frame]:
+        import cv2
+
+        index = 0
+        t0 = time.monotonic()
+        self._set_state("ok")
+        while not self._stop.is_set():
+            for path in self.files:
+                if self._stop.is_set():
+                    return
+                image: Any = cv2.imread(str(path), cv2.IMREAD_COLOR)
+                if not _valid(image):
+                    self.corrupt_frames += 1
+                    log.warning("source %s: unreadable image %s skipped", self.name, path.name)
+                    index += 1
+                    continue
+                media = index / self.fps
+                if self.realtime:
+                    delay = media - (time.monotonic() - t0)
+                    if delay > 0 and self._stop.wait(delay):
+                        return
+                yield Frame(index, image, time.time(), media)
+                index += 1
+            if not self.loop:
+                break
+        self._set_state("ended")
+
+
+class LiveSource(Source):
+    """A webcam or network stream: newest frame only, reconnect with backoff.
+
+    ``max_attempts`` consecutive failed (re)connections put the source in
+    ``failed`` and end it; None (the default) retries forever, as a camera on a
+    wall should. Backoff doubles from ``backoff_s`` up to ``max_backoff_s``.
+    A stream that delivers nothing for ``stall_s`` counts as dropped.
+    """
+
+    live = True
+
+    def __init__(self, spec: str | int, *, opener: CaptureFactory = _cv2_capture,
+                 backoff_s: float = 0.5, max_backoff_s: float = 10.0,
+                 max_attempts: int | None = None, stall_s: float = 5.0,
+                 max_bad_reads: int = 25) -> None:
+        super().__init__(str(spec))
+        self.spec = spec
+        self._opener = opener
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.max_attempts = max_attempts
+        self.stall_s = stall_s
+        self.max_bad_reads = max_bad_reads
+        self.reconnects = 0
+        self._cond = threading.Condition()
+        self._latest: Frame | None = None
+        self._dropped = 0
+
+    @property
+    def dropped_frames(self) -> int:
+        return self._dropped
+
+    def _open(self) -> Capture | None:
+        try:
+            cap = self._opener(self.spec)
+        except Exception as exc:
+            log.debug("source %s: open raised %s", self.name, exc)
+            return None
+        if cap.isOpened():
+            return cap
+        cap.release()
+        return None
+
+    def _capture_loop(self) -> None:
+        index = 0
+        attempts = 0
+        delay = self.backoff_s
+        try:
+            while not self._stop.is_set():
+                cap = self._open()
+                if cap is None:
+                    attempts += 1
+                    if self.max_attempts is not None and attempts >= self.max_attempts:
+                        self._set_state("failed", f"gave up after {attempts} attempts")
+                        return
+                    self._set_state("connecting" if self.reconnects == 0 and index == 0
+                                    else "reconnecting", f"retry in {delay:.1f}s")
+                    if self._stop.wait(delay):
+                        return
+                    delay = min(delay * 2, self.max_backoff_s)
+                    continue
+                index = self._read_until_drop(cap, index)
+                if not self._stop.is_set():
+                    attempts = 0
+                    delay = self.backoff_s
+                    self.reconnects += 1
+                    self._set_state("reconnecting", "stream dropped")
+        finally:
+            with self._cond:
+                self._cond.notify_all()
+
+    def _read_until_drop(self, cap: Capture, index: int) -> int:
+        bad = 0
+        last_good = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                ok, image = cap.read()
+                if ok and _valid(image):
+                    bad = 0
+                    last_good = time.monotonic()
+                    self._set_state("ok")
+                    frame = Frame(index, image, time.time())
+                    index += 1
+                    with self._cond:
+                        if self._latest is not None:
+                            self._dropped += 1
+                        self._latest = frame
+                        self._cond.notify_all()
+                    continue
+                if ok:
+                    self.corrupt_frames += 1
+                bad += 1
+                if bad >= self.max_bad_reads or time.monotonic() - last_good > self.stall_s:
+                    return index
+                self._stop.wait(0.01)
+        finally:
+            cap.release()
+        return index
+
+    def frames(self) -> Iterator[Frame]:
+        thread = threading.Thread(target=self._capture_loop, name="oneeye-capture", daemon=True)
+        thread.start()
+        try:
+            while not self._stop.is_set():
+                with self._cond:
+                    while self._latest is None and not self._stop.is_set() and thread.is_alive():
+                        self._cond.wait(0.2)
+                    frame, self._latest = self._latest, None
+                if frame is None:
+                    if not thread.is_alive():
+                        return
+                    continue
+                yield frame
+        finally:
+            self._stop.set()
+            thread.join(timeout=2.0)
+
+
+def open_source(spec: str, *, realtime: bool = False, loop: bool = False,
+                opener: CaptureFactory = _cv2_capture) -> Source:
+    """``"0"`` → webcam 0; ``rtsp://…``/``http(s)://…`` → stream; a folder; else a video file."""
+    if spec.isdigit():
+        return LiveSource(int(spec), opener=opener)
+    if "://" in spec:
+        return LiveSource(spec, opener=opener)
+    path = Path(spec)
+    if path.is_dir():
+        return FolderSource(path, realtime=realtime, loop=loop)
+    return FileSource(path, realtime=realtime, loop=loop, opener=opener)

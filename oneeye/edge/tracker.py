@@ -1,0 +1,120 @@
+"""Greedy IoU tracker with a centroid fallback: one track per face in view.
+
+Detections arrive only every few frames, so a track keeps its last box in
+between. A detection continues the track it overlaps most (IoU ≥ ``iou_min``);
+when a face moved further than its box between two detections (fast walk,
+sparse cadence), the fallback continues the nearest track whose centre is
+within half a box and whose size is similar. A track not seen for
+``max_missed_s`` (media or wall time, whichever clock the caller uses) closes.
+
+The tracker knows nothing about identities: the pipeline hangs its recognition
+state on :attr:`Track.data`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+BBox = tuple[int, int, int, int]  # top, right, bottom, left
+
+
+def iou(a: BBox, b: BBox) -> float:
+    top, right = max(a[0], b[0]), min(a[1], b[1])
+    bottom, left = min(a[2], b[2]), max(a[3], b[3])
+    inter = max(0, right - left) * max(0, bottom - top)
+    if inter == 0:
+        return 0.0
+    area_a = (a[1] - a[3]) * (a[2] - a[0])
+    area_b = (b[1] - b[3]) * (b[2] - b[0])
+    return inter / float(area_a + area_b - inter)
+
+
+def _centre(b: BBox) -> tuple[float, float]:
+    return (b[1] + b[3]) / 2.0, (b[0] + b[2]) / 2.0
+
+
+def _size(b: BBox) -> float:
+    return float(max(1, min(b[1] - b[3], b[2] - b[0])))
+
+
+@dataclass
+class Track:
+    track_id: int
+    bbox: BBox
+    first_seen: float
+    last_seen: float
+    first_frame: int
+    last_frame: int
+    hits: int = 1
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Tracker:
+    def __init__(self, *, iou_min: float = 0.3, max_missed_s: float = 1.0,
+                 centroid_max: float = 0.5, size_ratio_max: float = 1.6) -> None:
+        self.iou_min = iou_min
+        self.max_missed_s = max_missed_s
+        self.centroid_max = centroid_max
+        self.size_ratio_max = size_ratio_max
+        self.tracks: dict[int, Track] = {}
+        self._next_id = 1
+
+    def update(self, boxes: list[BBox], now: float, frame: int) -> tuple[list[Track], list[Track]]:
+        """Assign ``boxes`` (one detection pass) to tracks; returns (tracks of these boxes in
+        order, newly created tracks)."""
+        assigned: list[Track | None] = [None] * len(boxes)
+        free = dict(self.tracks)
+        pairs = sorted(((iou(t.bbox, b), tid, i) for tid, t in free.items()
+                        for i, b in enumerate(boxes)), reverse=True)
+        for score, tid, i in pairs:
+            if score < self.iou_min:
+                break
+            if assigned[i] is None and tid in free:
+                assigned[i] = free.pop(tid)
+        # Centroid fallback for what IoU could not pair.
+        cands = []
+        for i, b in enumerate(boxes):
+            if assigned[i] is not None:
+                continue
+            cx, cy = _centre(b)
+            for tid, t in free.items():
+                tx, ty = _centre(t.bbox)
+                s_b, s_t = _size(b), _size(t.bbox)
+                ratio = max(s_b, s_t) / min(s_b, s_t)
+                dist = ((cx - tx) ** 2 + (cy - ty) ** 2) ** 0.5 / max(s_b, s_t)
+                if dist <= self.centroid_max and ratio <= self.size_ratio_max:
+                    cands.append((dist, tid, i))
+        for _dist, tid, i in sorted(cands):
+            if assigned[i] is None and tid in free:
+                assigned[i] = free.pop(tid)
+        new: list[Track] = []
+        out: list[Track] = []
+        for i, b in enumerate(boxes):
+            found = assigned[i]
+            if found is None:
+                t = Track(self._next_id, b, now, now, frame, frame)
+                self._next_id += 1
+                self.tracks[t.track_id] = t
+                new.append(t)
+            else:
+                t = found
+                t.bbox, t.last_seen, t.last_frame = b, now, frame
+                t.hits += 1
+            out.append(t)
+        return out, new
+
+    def expire(self, now: float) -> list[Track]:
+        """Close and return tracks unseen for longer than ``max_missed_s``."""
+        gone = [t for t in self.tracks.values() if now - t.last_seen > self.max_missed_s]
+        for t in gone:
+            del self.tracks[t.track_id]
+        return gone
+
+    def close_all(self) -> list[Track]:
+        gone = list(self.tracks.values())
+        self.tracks.clear()
+        return gone
+
+    def __len__(self) -> int:
+        return len(self.tracks)

@@ -1,0 +1,229 @@
+"""The edge's way out: outbox → publisher, health heartbeat, gallery sync.
+
+The pipeline calls :meth:`Uplink.submit` with each :class:`MatchEvent`; when it
+returns, the event is on disk (the outbox), so nothing the pipeline announced
+is lost to a network cut, a broker restart or ``kill -9``. One sender thread
+publishes the outbox strictly in order, one message at a time, deleting each
+only on acknowledgement; on failure it waits for the publisher to reconnect
+(exponential backoff 0.5 s → 30 s, cut short the moment the connection is back).
+
+    uplink = Uplink(settings, holder, metrics, publisher=make_publisher(settings))
+    uplink.start()
+    uplink.submit(event)          # durable once this returns
+    uplink.close(timeout=5.0)     # drain what it can; the rest waits on disk
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from oneeye.edge.gallery_sync import GallerySync
+from oneeye.edge.health import build_health, safe_metrics
+from oneeye.edge.outbox import Outbox
+from oneeye.edge.publishers import Publisher, make_publisher
+from oneeye.edge.settings import EdgeSettings
+from oneeye.errors import EventError, PublishError, PublishRejected
+from oneeye.events import MAX_EVENT_BYTES, MatchEvent
+from oneeye.gallery import GalleryHolder
+
+log = logging.getLogger(__name__)
+
+BACKOFF_MIN_S = 0.5
+BACKOFF_MAX_S = 30.0
+
+
+class Uplink:
+    def __init__(
+        self,
+        settings: EdgeSettings,
+        holder: GalleryHolder,
+        metrics: Callable[[], Mapping[str, Any]],
+        *,
+        publisher: Publisher | None = None,
+        s3_client: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.holder = holder
+        self.metrics = metrics
+        self.publisher = publisher if publisher is not None else make_publisher(settings)
+        self.outbox = Outbox(settings.outbox.path, settings.outbox.max_events)
+        self.sync = (GallerySync(settings, holder, s3_client=s3_client)
+                     if settings.gallery_sync.enabled else None)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._started = time.monotonic()
+        self.health_sent = 0
+        self.health_failed = 0
+        self.trimmed_snapshots = 0
+        self._closed = False
+
+    # -- pipeline side --------------------------------------------------------------
+
+    def submit(self, event: MatchEvent) -> None:
+        """Write ``event`` to the outbox (durable when this returns) and wake the sender."""
+        if not isinstance(event, MatchEvent):
+            raise EventError(f"Uplink.submit takes a MatchEvent, not {type(event).__name__}")
+        if self._closed:
+            raise EventError("uplink is closed")
+        payload = event.to_json().encode()
+        if len(payload) > MAX_EVENT_BYTES and event.snapshot_jpeg:
+            # IoT Core refuses > 128 KB and the match matters more than the picture.
+            log.warning("event %s is %d bytes: sending it without its snapshot", event.event_id,
+                        len(payload))
+            self.trimmed_snapshots += 1
+            payload = event.model_copy(update={"snapshot_jpeg": None}).to_json().encode()
+        if len(payload) > MAX_EVENT_BYTES:
+            raise EventError(f"event {event.event_id} is {len(payload)} bytes, over "
+                             f"{MAX_EVENT_BYTES}")
+        self.outbox.put(self.settings.topic("matches"), payload, event.event_id)
+        self._wake.set()
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> Uplink:
+        for name, target in (("uplink-sender", self._send_loop),
+                             ("uplink-health", self._health_loop)):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        if self.sync is not None:
+            self.sync.start()
+            try:
+                self.publisher.subscribe(self.settings.gallery_sync.update_topic,
+                                         self.sync.on_message)
+            except PublishError as exc:  # not connected yet: MQTT subscribes on connect
+                log.warning("gallery updates: %s (polling meanwhile)", exc)
+        log.info("uplink started: publish %s, outbox %s (%d waiting)", self.publisher.name,
+                 self.settings.outbox.path, self.outbox.depth())
+        return self
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Give the sender up to ``timeout`` s to drain, then stop; the rest stays on disk."""
+        if self._closed:
+            return
+        self._closed = True
+        deadline = time.monotonic() + timeout
+        while (self.outbox.depth() and self.publisher.connected
+               and time.monotonic() < deadline):
+            self._wake.set()
+            time.sleep(0.02)
+        self._stop.set()
+        self._wake.set()
+        for t in self._threads:
+            t.join(max(0.1, deadline - time.monotonic()) + 1.0)
+        if self.sync is not None:
+            self.sync.stop()
+        self.publisher.close()
+        left = self.outbox.depth()
+        if left:
+            log.warning("uplink closed with %d event(s) still in the outbox; they are sent at "
+                        "the next start", left)
+        self.outbox.close()
+
+    # -- sender ---------------------------------------------------------------------
+
+    def _connect(self) -> bool:
+        if self.publisher.connected:
+            return True
+        try:
+            self.publisher.connect(timeout=self.settings.publish.timeout_s)
+            return True
+        except PublishError as exc:
+            log.warning("uplink: %s", exc)
+            return False
+
+    def _backoff(self, delay: float) -> float:
+        """Wait until reconnected, stopped or ``delay`` passed; return the next delay."""
+        end = time.monotonic() + delay
+        while not self._stop.is_set() and time.monotonic() < end:
+            if self.publisher.wait_connected(min(0.1, max(0.0, end - time.monotonic()))):
+                break
+        return min(delay * 2, BACKOFF_MAX_S)
+
+    def _send_loop(self) -> None:
+        delay = BACKOFF_MIN_S
+        timeout = self.settings.publish.timeout_s
+        while not self._stop.is_set():
+            # Connect even with nothing to send: subscriptions (gallery updates) and
+            # health need the connection too.
+            if not self._connect():
+                delay = self._backoff(delay)
+                continue
+            batch = self.outbox.peek(100)
+            if not batch:
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            for item in batch:
+                if self._stop.is_set():
+                    return
+                try:
+                    self.publisher.publish(item.topic, item.payload, qos=1, timeout=timeout)
+                except PublishRejected as exc:
+                    self.outbox.reject(item.seq, str(exc))
+                    continue
+                except PublishError as exc:
+                    self.outbox.attempt(item.seq)
+                    log.warning("uplink: event %s not acknowledged (%s); %d waiting, retrying",
+                                item.event_id, exc, self.outbox.depth())
+                    delay = self._backoff(delay)
+                    break
+                except Exception:  # a transport bug must not kill the sender thread
+                    log.exception("uplink: unexpected publish failure")
+                    delay = self._backoff(delay)
+                    break
+                self.outbox.ack(item.seq)
+                delay = BACKOFF_MIN_S
+
+    # -- health ---------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {"health_failed": self.health_failed,
+                                 "snapshots_trimmed": self.trimmed_snapshots}
+        if self.sync is not None:
+            extra.update(self.sync.stats())
+        return build_health(self.settings, safe_metrics(self.metrics),
+                            uptime_s=time.monotonic() - self._started,
+                            outbox=self.outbox.stats(),
+                            gallery_versions=self.holder.current().versions(), extra=extra)
+
+    def send_health(self) -> bool:
+        import json
+
+        if not self.publisher.connected:
+            self.health_failed += 1
+            log.info("health not sent: not connected (%d events waiting)", self.outbox.depth())
+            return False
+        try:
+            self.publisher.publish(self.settings.topic("health"),
+                                   json.dumps(self.health()).encode(), qos=1,
+                                   timeout=self.settings.publish.timeout_s)
+        except PublishError as exc:
+            self.health_failed += 1
+            log.warning("health not sent: %s", exc)
+            return False
+        self.health_sent += 1
+        return True
+
+    def _health_loop(self) -> None:
+        # The first heartbeat goes out as soon as we are connected, then every interval.
+        self.publisher.wait_connected(5.0)
+        while not self._stop.is_set():
+            try:
+                self.send_health()
+            except Exception:
+                log.exception("health: unexpected failure")
+            self._stop.wait(self.settings.health.interval_s)
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {f"outbox_{k}": v for k, v in self.outbox.stats().items()}
+        out.update(health_sent=self.health_sent, health_failed=self.health_failed,
+                   connected=self.publisher.connected)
+        if self.sync is not None:
+            out.update(self.sync.stats())
+        return out

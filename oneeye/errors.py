@@ -1,0 +1,62 @@
+"""One exception tree for OneEye.
+
+Every error a user can cause (a bad photo, a malformed event, a wrong setting)
+derives from :class:`OneEyeError`, so entry points can catch one type, print its
+message and carry on or exit cleanly. Programming errors stay ordinary Python
+exceptions and are allowed to crash tests.
+"""
+
+from __future__ import annotations
+
+
+class OneEyeError(Exception):
+    """Base class of every error OneEye raises on purpose."""
+
+
+class ImageError(OneEyeError):
+    """An image could not be used: unreadable, corrupt, truncated, unsupported or too large."""
+
+
+class EnrolmentRejected(OneEyeError):
+    """A photo was readable but is not fit to enrol (no face, several faces, too small, blurred).
+
+    ``reason`` is a short machine-readable code (``no_face``, ``several_faces``,
+    ``face_too_small``, ``too_blurred``, ``unreadable``); the message is for people.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class GalleryError(OneEyeError):
+    """A gallery file is missing, corrupt, tampered with or inconsistent."""
+
+
+class EventError(OneEyeError):
+    """A message does not validate against its OneEye schema (or names an unknown one)."""
+
+
+class ConfigError(OneEyeError):
+    """Settings are invalid; the message names the key path."""
+
+
+class SignatureError(OneEyeError):
+    """An SNS message failed signature or origin verification."""
+
+
+class PublishError(OneEyeError):
+    """A message was not acknowledged (no connection, timeout, broker error); retry later."""
+
+
+class PublishRejected(PublishError):
+    """The broker or Greengrass refused a message for good (not authorised, too large):
+    retrying cannot help, so the outbox sets it aside and counts it."""
+
+
+class BrokerError(OneEyeError):
+    """The embedded MQTT broker could not start (port taken, bad address) or stop."""
+
+
+class SourceError(OneEyeError):
+    """A video source (camera, stream, file, folder) cannot be opened or read."""

@@ -1,0 +1,213 @@
+"""The message contracts between edge, cloud and dashboard (DESIGN §3).
+
+Every message is a JSON object with ``"schema": "oneeye.<kind>/<major>"`` and a
+sortable ``event_id``. :func:`parse` is the one way in: it dispatches on the
+schema, validates, and raises :class:`EventError` with the reason for anything
+else — consumers log that reason and move on, they never crash on a message.
+
+Within a major version, fields may be added: consumers ignore fields they do
+not know (so an older dashboard keeps working when the edge learns a new
+field), but every field they do know must validate. A new major version is a
+new schema string and old consumers reject it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from oneeye.errors import EventError
+from oneeye.ids import new_id
+
+MATCH: Final = "oneeye.match/1"
+HEALTH: Final = "oneeye.health/1"
+GALLERY: Final = "oneeye.gallery/1"
+DESK: Final = "oneeye.desk/1"
+
+#: IoT Core's limit is 128 KB; we stay far below it so a snapshot never bounces.
+MAX_EVENT_BYTES = 100 * 1024
+
+_TOKEN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+Token = Annotated[str, Field(pattern=_TOKEN, description="id: letters, digits and _.:-")]
+Watchlist = Literal["customers", "missing"]
+
+
+def utc_now() -> str:
+    """UTC ISO-8601 with milliseconds and a Z, the one timestamp format of all contracts."""
+    return format_time(datetime.now(UTC))
+
+
+def format_time(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$")
+
+
+def _check_time(value: str) -> str:
+    if not _ISO.match(value):
+        raise ValueError("must be an ISO-8601 UTC timestamp like 2026-01-31T12:00:00.000Z")
+    datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=False)
+
+    event_id: str = Field(default_factory=new_id, min_length=8, max_length=64,
+                          pattern=r"^[A-Za-z0-9-]+$")
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_none=True, by_alias=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True, by_alias=True)
+
+
+class MatchEvent(_Event):
+    """``oneeye.match/1``: the edge recognised an enrolled person (edge → cloud)."""
+
+    schema_: Literal["oneeye.match/1"] = Field(MATCH, alias="schema")
+    device_id: Token
+    site_id: Token
+    camera_id: Token
+    observed_at: str
+    person_id: Token
+    watchlist: Watchlist
+    distance: float = Field(ge=0, le=2)
+    margin: float = Field(ge=0, le=2)
+    bbox: tuple[int, int, int, int] = Field(description="[top, right, bottom, left], source px")
+    track_id: int = Field(ge=0)
+    frames_seen: int = Field(ge=1)
+    gallery_version: int = Field(ge=0)
+    snapshot_jpeg: str | None = Field(None, description="base64 JPEG face crop")
+    source_frame: int | None = Field(None, ge=0)
+    media_time_s: float | None = Field(None, ge=0)
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    _t = field_validator("observed_at")(lambda cls, v: _check_time(v))
+
+
+class LatencyStats(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    p50: float | None = None
+    p95: float | None = None
+
+
+class HealthEvent(_Event):
+    """``oneeye.health/1``: a device's vital signs, every 30 s (edge → cloud)."""
+
+    schema_: Literal["oneeye.health/1"] = Field(HEALTH, alias="schema")
+    device_id: Token
+    site_id: Token
+    camera_id: Token
+    sent_at: str
+    uptime_s: float = Field(ge=0)
+    fps: float = Field(ge=0)
+    frame_age_ms: float | None = Field(None, ge=0)
+    latency_ms: LatencyStats = Field(default_factory=LatencyStats)
+    stage_ms: dict[str, float] = Field(default_factory=dict)
+    open_tracks: int = Field(0, ge=0)
+    outbox_depth: int = Field(0, ge=0)
+    outbox_dropped: int = Field(0, ge=0)
+    gallery_versions: dict[str, int] = Field(default_factory=dict)
+    camera_state: Literal["ok", "connecting", "reconnecting", "failed", "ended"] = "ok"
+    outbox_rejected: int = Field(0, ge=0, description="events IoT Core refused (not retried)")
+    gallery_sync_applied: int = Field(0, ge=0)
+    gallery_sync_failures: int = Field(0, ge=0)
+    gallery_sync_last_error: str | None = Field(None, max_length=500)
+    snapshots_trimmed: int = Field(0, ge=0, description="events sent without their snapshot "
+                                   "to stay under the size limit")
+    health_failed: int = Field(0, ge=0, description="health messages that failed to send")
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    _t = field_validator("sent_at")(lambda cls, v: _check_time(v))
+
+
+class GalleryEvent(_Event):
+    """``oneeye.gallery/1``: a watchlist has a new version (cloud → every edge)."""
+
+    schema_: Literal["oneeye.gallery/1"] = Field(GALLERY, alias="schema")
+    watchlist: Watchlist
+    version: int = Field(ge=0)
+    bucket: str = Field(min_length=3, max_length=63)
+    key: str = Field(description="S3 key of the .npz")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    published_at: str
+    change: Literal["added", "removed", "rebuilt"] = "rebuilt"
+    person_id: Token | None = None
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    _t = field_validator("published_at")(lambda cls, v: _check_time(v))
+
+
+class DeskEvent(_Event):
+    """``oneeye.desk/1``: what a teller's desk shows (SNS desk topic → dashboard).
+
+    ``customer`` carries the bank's details for ``customer_arrived`` (absent when the
+    customer API was down: ``degraded`` is then true and ``message`` says so);
+    ``case`` carries the missing-person case for ``missing_person_sighted``;
+    ``health`` carries a device's latest ``oneeye.health/1`` for ``device_status``
+    (the dashboard marks a device offline after 90 s without one).
+    """
+
+    schema_: Literal["oneeye.desk/1"] = Field(DESK, alias="schema")
+    kind: Literal["customer_arrived", "missing_person_sighted", "device_status", "device_offline"]
+    site_id: Token
+    observed_at: str
+    message: str = Field("", max_length=500)
+    degraded: bool = False
+    device_id: Token | None = None
+    match: MatchEvent | None = None
+    customer: dict[str, Any] | None = None
+    case: dict[str, Any] | None = None
+    snapshot_url: str | None = None
+    health: HealthEvent | None = None
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    _t = field_validator("observed_at")(lambda cls, v: _check_time(v))
+
+
+Event = MatchEvent | HealthEvent | GalleryEvent | DeskEvent
+_BY_SCHEMA: dict[str, type[_Event]] = {
+    MATCH: MatchEvent, HEALTH: HealthEvent, GALLERY: GalleryEvent, DESK: DeskEvent,
+}
+
+
+def parse(message: str | bytes | dict[str, Any], *, expect: str | None = None) -> Event:
+    """Validate one message and return its typed event, or raise :class:`EventError`."""
+    if isinstance(message, str | bytes):
+        if len(message) > 256 * 1024:
+            raise EventError("message too large")
+        try:
+            data = json.loads(message)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise EventError(f"not JSON: {exc}") from exc
+    else:
+        data = message
+    if not isinstance(data, dict):
+        raise EventError("not a JSON object")
+    schema = data.get("schema")
+    if not isinstance(schema, str):
+        raise EventError("missing 'schema'")
+    if schema not in _BY_SCHEMA:
+        raise EventError(f"unknown schema {schema!r}")
+    if expect is not None and schema != expect:
+        raise EventError(f"expected schema {expect!r}, got {schema!r}")
+    try:
+        event = _BY_SCHEMA[schema].model_validate(data)
+    except ValidationError as exc:
+        raise EventError(f"invalid {schema}: {_explain(exc)}") from exc
+    return event  # type: ignore[return-value]
+
+
+def _explain(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,269 @@
+"""Face detection, landmarks, encoding and quality — numpy in, plain data out.
+
+This is the only module that imports ``dlib`` / ``face_recognition``; every other
+part of OneEye works with the plain types defined here, so the recogniser can
+be swapped or stubbed by generated data without touching the rest.
+
+Images are RGB ``uint8`` arrays of shape ``(height, width, 3)``. Boxes are
+``(top, right, bottom, left)`` in pixels of the image passed in, the order
+``face_recognition`` uses and the ``bbox`` of ``oneeye.match/1``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from oneeye.errors import ImageError
+
+log = logging.getLogger(__name__)
+
+BBox = tuple[int, int, int, int]
+Image = NDArray[np.uint8]
+Encoding = NDArray[np.float32]
+
+#: Refuse to decode images with more pixels than this (a 10 MB JPEG can expand to GBs).
+DEFAULT_MAX_PIXELS = 40_000_000
+#: Refuse files larger than this before even looking at them.
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+
+DetectorModel = Literal["hog", "cnn"]
+LandmarkModel = Literal["small", "large"]
+
+_fr: Any = None
+
+
+def _face_recognition() -> Any:
+    """Import face_recognition lazily: it loads ~100 MB of models on import."""
+    global _fr
+    if _fr is None:
+        import face_recognition
+        from PIL import ImageFile
+
+        # face_recognition sets this process-wide on import, which makes PIL decode a
+        # truncated upload as a half-grey picture instead of failing; we want the error.
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        _fr = face_recognition
+    return _fr
+
+
+@dataclass(frozen=True)
+class FaceQuality:
+    """How usable a face crop is: ``size_px`` is the shorter box side, ``blur`` the
+    variance of the Laplacian of the grey crop (low = blurred)."""
+
+    size_px: int
+    blur: float
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face: box, 5-point landmarks, quality and (optionally) its encoding."""
+
+    bbox: BBox
+    landmarks: tuple[tuple[int, int], ...]
+    quality: FaceQuality
+    encoding: Encoding | None = None
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def load_image(
+    source: bytes | str | Path,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Image:
+    """Decode a JPEG/PNG/… file or bytes into an RGB array, safely.
+
+    Applies EXIF orientation (phone photos are often stored sideways), drops alpha
+    and converts grey/palette images. Raises :class:`ImageError` with a message a
+    person can act on for a missing, empty, oversized, corrupt, truncated or
+    unsupported file, or one with more than ``max_pixels`` pixels.
+    """
+    from PIL import Image as PILImage
+    from PIL import ImageFile, ImageOps, UnidentifiedImageError
+
+    if ImageFile.LOAD_TRUNCATED_IMAGES:  # someone flipped the global: refuse, don't guess
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+    name = "image"
+    if isinstance(source, bytes):
+        data = source
+    else:
+        path = Path(source)
+        name = str(path)
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise ImageError(f"{name}: cannot read file ({exc.strerror or exc})") from exc
+        if size > max_bytes:
+            raise ImageError(f"{name}: file too large ({size} bytes > {max_bytes})")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ImageError(f"{name}: cannot read file ({exc.strerror or exc})") from exc
+    if not data:
+        raise ImageError(f"{name}: empty file")
+    if len(data) > max_bytes:
+        raise ImageError(f"{name}: file too large ({len(data)} bytes > {max_bytes})")
+    try:
+        with PILImage.open(io.BytesIO(data)) as img:
+            width, height = img.size
+            if width * height > max_pixels:
+                raise ImageError(
+                    f"{name}: image too large ({width}x{height} = {width * height} pixels"
+                    f" > {max_pixels})"
+                )
+            if img.format not in {"JPEG", "PNG", "BMP", "WEBP", "GIF", "TIFF", "MPO"}:
+                raise ImageError(f"{name}: unsupported image format {img.format}")
+            img.load()
+            upright = ImageOps.exif_transpose(img) or img
+            rgb = upright.convert("RGB")
+            return np.asarray(rgb, dtype=np.uint8).copy()
+    except ImageError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{name}: not an image (unrecognised format)") from exc
+    except PILImage.DecompressionBombError as exc:
+        raise ImageError(f"{name}: image too large (decompression bomb)") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{name}: corrupt or truncated image ({exc})") from exc
+
+
+def bgr_to_rgb(frame: NDArray[np.uint8]) -> Image:
+    """OpenCV frames are BGR; dlib wants contiguous RGB."""
+    return np.ascontiguousarray(frame[:, :, ::-1])
+
+
+# --------------------------------------------------------------------------- detection
+
+
+def detect(
+    image: Image,
+    *,
+    model: DetectorModel = "hog",
+    upsample: int = 1,
+    scale: float = 1.0,
+) -> list[BBox]:
+    """Find faces; boxes are returned in the coordinates of ``image``.
+
+    ``scale`` < 1 detects on a downscaled copy (faster, but HOG misses faces under
+    ~80 px at upsample 0 and ~40 px at upsample 1 *after* scaling).
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError("detect() wants an RGB uint8 image of shape (h, w, 3)")
+    if not 0.05 <= scale <= 4.0:
+        raise ValueError(f"scale must be in [0.05, 4], got {scale}")
+    work = image
+    if scale != 1.0:
+        import cv2
+
+        h, w = image.shape[:2]
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        work = np.ascontiguousarray(cv2.resize(image, size, interpolation=interp))
+    boxes = _face_recognition().face_locations(
+        work, number_of_times_to_upsample=upsample, model=model
+    )
+    h, w = image.shape[:2]
+    out: list[BBox] = []
+    for top, right, bottom, left in boxes:
+        if scale != 1.0:
+            top, right, bottom, left = (round(v / scale) for v in (top, right, bottom, left))
+        out.append(_clip((int(top), int(right), int(bottom), int(left)), h, w))
+    return out
+
+
+def _clip(box: BBox, height: int, width: int) -> BBox:
+    top, right, bottom, left = box
+    return (max(0, top), min(width, right), min(height, bottom), max(0, left))
+
+
+# --------------------------------------------------------------------------- landmarks / encoding
+
+
+def landmarks(image: Image, boxes: list[BBox]) -> list[tuple[tuple[int, int], ...]]:
+    """5-point landmarks (eye corners and nose) per box, as ``(x, y)`` pixels."""
+    if not boxes:
+        return []
+    raw = _face_recognition().face_landmarks(image, boxes, model="small")
+    out = []
+    for parts in raw:
+        pts = [*parts.get("left_eye", []), *parts.get("right_eye", []), *parts.get("nose_tip", [])]
+        out.append(tuple((int(x), int(y)) for x, y in pts))
+    return out
+
+
+def encode(
+    image: Image,
+    boxes: list[BBox],
+    *,
+    jitters: int = 1,
+    model: LandmarkModel = "small",
+) -> list[Encoding]:
+    """128-d dlib descriptors, one per box, as float32.
+
+    ``jitters`` > 1 averages randomly perturbed crops (slower, slightly more stable);
+    worth it at enrolment, not per video frame.
+    """
+    if not boxes:
+        return []
+    if jitters < 1:
+        raise ValueError("jitters must be >= 1")
+    encs = _face_recognition().face_encodings(
+        image, known_face_locations=boxes, num_jitters=jitters, model=model
+    )
+    return [np.asarray(e, dtype=np.float32) for e in encs]
+
+
+def quality(image: Image, box: BBox) -> FaceQuality:
+    """Size and sharpness of a face crop (the box's shorter side; Laplacian variance)."""
+    import cv2
+
+    top, right, bottom, left = _clip(box, image.shape[0], image.shape[1])
+    size = max(0, min(bottom - top, right - left))
+    if size < 2:
+        return FaceQuality(size_px=size, blur=0.0)
+    crop = image[top:bottom, left:right]
+    grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+    # Normalise the crop size so the blur score does not grow with face size.
+    grey = cv2.resize(grey, (96, 96), interpolation=cv2.INTER_AREA)
+    blur = float(cv2.Laplacian(grey, cv2.CV_64F).var())
+    return FaceQuality(size_px=int(size), blur=round(blur, 2))
+
+
+def analyze(
+    image: Image,
+    *,
+    model: DetectorModel = "hog",
+    upsample: int = 1,
+    scale: float = 1.0,
+    with_encodings: bool = True,
+    jitters: int = 1,
+    landmark_model: LandmarkModel = "small",
+) -> list[Face]:
+    """Detect every face and return boxes, landmarks, quality and encodings."""
+    boxes = detect(image, model=model, upsample=upsample, scale=scale)
+    marks = landmarks(image, boxes)
+    encs: list[Encoding | None] = (
+        list(encode(image, boxes, jitters=jitters, model=landmark_model))
+        if with_encodings
+        else [None] * len(boxes)
+    )
+    return [
+        Face(bbox=b, landmarks=m, quality=quality(image, b), encoding=e)
+        for b, m, e in zip(boxes, marks, encs, strict=True)
+    ]
+
+
+def face_distance(known: NDArray[Any], query: NDArray[Any]) -> NDArray[np.float64]:
+    """face_recognition's reference distance (float64 Euclidean), for comparisons in benches."""
+    return np.asarray(_face_recognition().face_distance(known, query), dtype=np.float64)

@@ -1,0 +1,158 @@
+"""Alerts topic → the email/SMS outbox, with a real SMTP hop for email.
+
+An SQS queue subscribed to the alerts topic stands in for SNS's email and SMS
+delivery. For each alert the outbox reads the topic's ``email`` / ``email-json``
+/ ``sms`` subscriptions from SNS (``oneeye subscribe`` makes them), honours their
+FilterPolicy, sends each email with ``smtplib`` to the SMTP sink (aiosmtpd, which
+stores it under ``var/local/mail/``) and appends one JSON line per recipient to
+``var/local/outbox.jsonl``::
+
+    {"kind": "email"|"sms", "to", "subject", "body", "sent_at", "event_id"}
+
+``event_id`` is the SNS MessageId of the alert. A failure (SMTP down, SNS not
+answering) raises, so the SQS message stays and is retried; lines already written
+for that message are not written twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import smtplib
+import threading
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from oneeye import aws
+from oneeye.events import utc_now
+from oneeye.local.filter_policy import matches as policy_matches
+
+log = logging.getLogger(__name__)
+
+SENDER = "OneEye alerts <no-reply@oneeye.local>"
+SMS_MAX = 140
+
+
+def texts_of(envelope: dict[str, Any]) -> dict[str, str]:
+    """Per-protocol texts of an alert: the MessageStructure json if present, else one text."""
+    message = str(envelope.get("Message", ""))
+    try:
+        structure = json.loads(message)
+    except json.JSONDecodeError:
+        structure = None
+    if isinstance(structure, dict) and isinstance(structure.get("default"), str):
+        default = structure["default"]
+        return {"email": str(structure.get("email") or default),
+                "sms": str(structure.get("sms") or default)[:SMS_MAX]}
+    return {"email": message, "sms": message[:SMS_MAX]}
+
+
+class Outbox:
+    def __init__(self, path: Path, *, topic_arn: str, smtp_host: str, smtp_port: int) -> None:
+        self.path = path
+        self.topic_arn = topic_arn
+        self.smtp_host, self.smtp_port = smtp_host, smtp_port
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def handle_envelope(self, envelope: dict[str, Any]) -> int:
+        """Deliver one alert to every matching subscriber; returns lines written."""
+        event_id = str(envelope.get("MessageId", ""))
+        subject = str(envelope.get("Subject") or "OneEye alert")
+        texts = texts_of(envelope)
+        attributes = envelope.get("MessageAttributes") or {}
+        done = self._done(event_id)
+        written = 0
+        for protocol, endpoint, policy in self._subscribers():
+            if policy and not policy_matches(policy, attributes):
+                continue
+            kind = "sms" if protocol == "sms" else "email"
+            if (kind, endpoint) in done:
+                continue  # a retried SQS message: this recipient already has it
+            body = texts[kind]
+            if kind == "email":
+                if protocol == "email-json":
+                    body = json.dumps(envelope)
+                self._send_email(endpoint, subject, body)
+            self._append({"kind": kind, "to": endpoint, "subject": subject if kind == "email"
+                          else None, "body": body, "sent_at": utc_now(), "event_id": event_id})
+            written += 1
+        if written == 0 and not done:
+            log.warning("alert %s: no email/SMS subscriber on the alerts topic (add one with "
+                        "`oneeye subscribe --email …`)", event_id)
+        return written
+
+    def _subscribers(self) -> Iterator[tuple[str, str, dict[str, Any] | None]]:
+        sns = aws.client("sns")
+        for page in sns.get_paginator("list_subscriptions_by_topic").paginate(
+                TopicArn=self.topic_arn):
+            for sub in page.get("Subscriptions", []):
+                if sub["Protocol"] not in ("email", "email-json", "sms"):
+                    continue
+                attrs = sns.get_subscription_attributes(
+                    SubscriptionArn=sub["SubscriptionArn"]).get("Attributes", {})
+                policy = json.loads(attrs["FilterPolicy"]) if attrs.get("FilterPolicy") else None
+                yield sub["Protocol"], sub["Endpoint"], policy
+
+    def _send_email(self, to: str, subject: str, body: str) -> None:
+        msg = EmailMessage()
+        msg["From"], msg["To"], msg["Subject"] = SENDER, to, subject
+        msg.set_content(body)
+        with smtplib.SMTP(self.smtp_host, self.smtp_port, timeout=10) as smtp:
+            smtp.send_message(msg)
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        with self._lock, self.path.open("a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+    def _done(self, event_id: str) -> set[tuple[str, str]]:
+        return {(e["kind"], e["to"]) for e in read(self.path) if e.get("event_id") == event_id}
+
+
+def read(path: Path) -> list[dict[str, Any]]:
+    """Outbox entries, oldest first; a torn last line (crash mid-write) is skipped."""
+    out = []
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict):
+            out.append(entry)
+    return out
+
+
+class SmtpSink:
+    """aiosmtpd on ``host:port`` storing every message as ``mail_dir/<n>.eml``."""
+
+    def __init__(self, host: str, port: int, mail_dir: Path) -> None:
+        from aiosmtpd.controller import Controller
+
+        mail_dir.mkdir(parents=True, exist_ok=True)
+        self.mail_dir = mail_dir
+        self.received = 0
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                sink.received += 1
+                name = f"{utc_now().replace(':', '')}-{sink.received:05d}.eml"
+                (sink.mail_dir / name).write_bytes(envelope.original_content or b"")
+                log.info("SMTP sink: mail to %s stored as %s", ", ".join(envelope.rcpt_tos),
+                         name)
+                return "250 Message accepted for delivery"
+
+        self._controller = Controller(Handler(), hostname=host, port=port)
+
+    def start(self) -> SmtpSink:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()

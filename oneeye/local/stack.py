@@ -1,0 +1,334 @@
+"""``oneeye up``: start every local stand-in, wire them like the template, stop cleanly.
+
+Start order matters: moto first (everything keeps state there), then the broker,
+the resources of the template (``oneeye.cloud.resources``), the consumers (SNS
+delivery, outbox, indexer poller, rules router, HTTP API), the demo data, and
+last the children (dashboard, edge) that talk to all of it. :meth:`stop` runs
+the same list backwards; every step is guarded so one failure never leaves
+threads or children behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from oneeye import aws
+from oneeye.errors import ConfigError
+from oneeye.local import template as tpl
+from oneeye.local.children import Child, run_once
+from oneeye.local.settings import REPO, LocalSettings, check_ports
+
+log = logging.getLogger(__name__)
+
+DEMO_USER = "demo"
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                    "AWS_SESSION_TOKEN": "testing"}
+
+
+@dataclass
+class StackInfo:
+    urls: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    demo_user: str = DEMO_USER
+    demo_password: str | None = None
+    signing_cert: str = ""
+    agency_token: str | None = None
+
+
+class LocalStack:
+    def __init__(self, settings: LocalSettings) -> None:
+        self.s = settings
+        self.var = settings.var_dir.resolve()
+        self.info = StackInfo()
+        self._stops: list[tuple[str, Callable[[], object]]] = []
+        self.children: dict[str, Child] = {}
+        self._stopping = threading.Event()
+        self.delivery: Any = None
+        self.router: Any = None
+
+    # -- start ------------------------------------------------------------------------
+
+    def start(self) -> StackInfo:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self.info
+
+    def _start(self) -> None:
+        s = self.s
+        ports = ["moto", "http_api", "customer_api", "smtp"]
+        ports += [] if s.mqtt_url else ["mqtt"]
+        ports += ["dashboard"] if s.dashboard else []
+        check_ports(s, ports)
+        template = tpl.load(s.template)
+        self.var.mkdir(parents=True, exist_ok=True)
+        host = "127.0.0.1" if s.host in ("0.0.0.0", "") else s.host
+        env = {"AWS_ENDPOINT_URL": f"http://{host}:{s.ports.moto}", "AWS_REGION": s.region,
+               "AWS_DEFAULT_REGION": s.region, **FAKE_CREDENTIALS}
+        # Never leak a real AWS profile into the stack: the fake credentials win.
+        for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+            os.environ.pop(var, None)
+        os.environ.update(env)
+        aws.clear_cache()
+
+        from oneeye.local.moto_server import MotoServer
+        moto = MotoServer(s.host, s.ports.moto).start()
+        self._on_stop("moto", moto.stop)
+
+        mqtt_url = s.mqtt_url
+        if not mqtt_url:
+            from oneeye.local.broker import EmbeddedBroker
+            broker = EmbeddedBroker(s.ports.mqtt, s.host).start()
+            self._on_stop("mqtt broker", broker.stop)
+            mqtt_url = f"mqtt://{host}:{s.ports.mqtt}"
+
+        from oneeye.cloud.resources import ensure_resources
+        cloud_env = ensure_resources("oneeye-local", cors_origins=[s.url("http_api")])
+        api_key = _secret_file(self.var / "customer_api_key")
+        env.update(cloud_env)
+        env.update({"CUSTOMER_API_URL": f"http://{host}:{s.ports.customer_api}",
+                    "CUSTOMER_API_KEY": api_key, "GALLERY_NOTIFY": mqtt_url})
+        os.environ.update(env)
+        self.info.env = env
+
+        from oneeye.local.lambdas import Lambdas
+        lambdas = Lambdas(template.functions)
+        customers = self._customer_api(api_key)
+        self._sns(cloud_env["DESK_TOPIC_ARN"])
+        self._outbox(cloud_env["ALERTS_TOPIC_ARN"])
+        self._http_api(template, lambdas, moto.url)
+        self._http_subscribers(cloud_env["DESK_TOPIC_ARN"])  # SubscribeURL is served now
+        self._indexer(template, lambdas, cloud_env["INDEXER_QUEUE_URL"])
+        self._rules(template, lambdas, mqtt_url)
+        if s.enrol_customers:
+            self._enrol(customers, cloud_env["ONEEYE_BUCKET"])
+        if s.dashboard:
+            self._dashboard(cloud_env["DESK_TOPIC_ARN"])
+        if s.edge_source:
+            self._edge(mqtt_url, cloud_env["ONEEYE_BUCKET"])
+        self.info.urls.update({"mqtt": mqtt_url, "moto": moto.url,
+                               "http_api": s.url("http_api", "/"),
+                               "customer_api": s.url("customer_api"),
+                               "outbox": str(self.var / "outbox.jsonl")})
+        self.info.agency_token = self._demo_agency(cloud_env["AGENCIES_TABLE"])
+        (self.var / "stack.json").write_text(json.dumps(
+            {"pid": os.getpid(), "urls": self.info.urls,
+             "env": {k: v for k, v in env.items() if "KEY" not in k and "TOKEN" not in k}},
+            indent=2))
+
+    def _demo_agency(self, table: str) -> str | None:
+        """An agency token for the phone page (moto forgets it at exit: demo only)."""
+        from oneeye.cloud.agencies import Agencies
+        try:
+            return Agencies(table).add("Demo Agency")[0]
+        except Exception as exc:  # the demo runs on without uploads
+            log.warning("could not create the demo agency token: %s", exc)
+            return None
+
+    def _on_stop(self, name: str, fn: Callable[[], object]) -> None:
+        self._stops.append((name, fn))
+
+    def _customer_api(self, api_key: str) -> list[Any]:
+        from oneeye.local.customer_api import CustomerApi, demo_customers
+        customers = demo_customers(self.s.data_dir, self.s.demo_customers)
+        api = CustomerApi(self.var / "customers.sqlite3", api_key=api_key,
+                          public_url=self.s.url("customer_api"))
+        api.seed(customers)
+        api.serve(self.s.host, self.s.ports.customer_api)
+        self._on_stop("customer API", api.stop)
+        return customers
+
+    def _subscribe_queue(self, topic_arn: str, name: str) -> tuple[str, str]:
+        sqs, sns = aws.client("sqs"), aws.client("sns")
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn,
+                      Attributes={"RawMessageDelivery": "false"})
+        return str(url), str(arn)
+
+    def _sns(self, desk_arn: str) -> None:
+        from oneeye.local.sns_delivery import Signer, SnsDelivery
+        from oneeye.local.sqs_poller import SqsPoller
+        signer = Signer(self.var / "sns", self.s.region, self.s.sns.signature_version)
+        self.info.signing_cert = str(signer.cert_file)
+        delivery = SnsDelivery(self.var / "sns-delivery.sqlite3", signer,
+                               confirm_base_url=self.s.url("http_api"), settings=self.s.sns)
+        self.delivery = delivery
+        self._on_stop("SNS delivery", delivery.stop)
+        delivery.start()
+        url, _ = self._subscribe_queue(desk_arn, "oneeye-local-desk-http")
+        poller = SqsPoller(url, lambda m: delivery.accept_envelope(json.loads(m["Body"])),
+                           name="desk→http").start()
+        self._on_stop("desk poller", poller.stop)
+
+    def _http_subscribers(self, desk_arn: str) -> None:
+        policy = {"site_id": [self.s.site_id]} if self.s.dashboard_filter_site else None
+        wanted: dict[str, dict[str, Any] | None] = {e: None for e in self.s.sns_endpoints}
+        if self.s.dashboard:
+            host = "127.0.0.1" if self.s.host in ("0.0.0.0", "") else self.s.host
+            wanted[f"http://{host}:{self.s.ports.dashboard}/sns"] = policy
+        # Subscriptions persist across restarts; drop those of a previous configuration
+        # (e.g. another dashboard port) instead of retrying a dead endpoint for a day.
+        for sub in self.delivery.subscriptions(desk_arn):
+            if sub.endpoint not in wanted:
+                log.info("SNS: removing stale subscription %s → %s", sub.arn, sub.endpoint)
+                self.delivery.unsubscribe(sub.arn)
+        for endpoint, filter_policy in wanted.items():
+            self.delivery.subscribe(desk_arn, endpoint, filter_policy)
+
+    def _outbox(self, alerts_arn: str) -> None:
+        from oneeye.local.moto_server import tap_structured_messages
+        from oneeye.local.outbox import Outbox, SmtpSink
+        from oneeye.local.sqs_poller import SqsPoller
+        sink = SmtpSink(self.s.host, self.s.ports.smtp, self.var / "mail").start()
+        self._on_stop("SMTP sink", sink.stop)
+        url, arn = self._subscribe_queue(alerts_arn, "oneeye-local-alerts-outbox")
+        tap_structured_messages(arn)
+        sns = aws.client("sns")
+        if self.s.alert_email:
+            sns.subscribe(TopicArn=alerts_arn, Protocol="email", Endpoint=self.s.alert_email)
+        if self.s.alert_sms:
+            sns.subscribe(TopicArn=alerts_arn, Protocol="sms", Endpoint=self.s.alert_sms)
+        host = "127.0.0.1" if self.s.host in ("0.0.0.0", "") else self.s.host
+        outbox = Outbox(self.var / "outbox.jsonl", topic_arn=alerts_arn, smtp_host=host,
+                        smtp_port=self.s.ports.smtp)
+        poller = SqsPoller(url, lambda m: outbox.handle_envelope(json.loads(m["Body"])),
+                           name="alerts→outbox").start()
+        self._on_stop("alerts poller", poller.stop)
+
+    def _http_api(self, template: tpl.Template, lambdas: Any, moto_url: str) -> None:
+        from oneeye.local.httpapi import HttpApi
+        assert self.delivery is not None
+        api = HttpApi(template.routes, lambdas, static_dir=REPO / "mobile_upload",
+                      moto_url=moto_url, confirm=self.delivery.confirm,
+                      unsubscribe=self.delivery.unsubscribe)
+        api.serve(self.s.host, self.s.ports.http_api)
+        self._on_stop("HTTP API", api.stop)
+
+    def _indexer(self, template: tpl.Template, lambdas: Any, queue_url: str) -> None:
+        from oneeye.local.sqs_poller import SqsPoller
+        ids = [f.logical_id for f in template.functions.values()
+               if f.code_dir.name == "gallery_indexer"]
+        if not ids:
+            raise ConfigError(f"{template.path}: no function with code in "
+                              "cloud/lambdas/gallery_indexer")
+        # One poller = reserved concurrency 1: versions are built one after another.
+        poller = SqsPoller(queue_url, lambda ev: lambdas.invoke(ids[0], ev), name="indexer",
+                           as_lambda_event=True).start()
+        self._on_stop("indexer poller", poller.stop)
+
+    def _rules(self, template: tpl.Template, lambdas: Any, mqtt_url: str) -> None:
+        from oneeye.local.mqtt import Subscriber
+        from oneeye.local.rules import RulesRouter, compile_rules
+        router = RulesRouter(compile_rules(template.rules), lambdas,
+                             dead_letters=self.var / "dead-letters.jsonl")
+        self.router = router
+        self._on_stop("rules router", router.close)
+        sub = Subscriber(mqtt_url, router.filters(), router.route, name="oneeye-rules").start()
+        self._on_stop("rules subscriber", sub.stop)
+        for r in router.rules:
+            log.info("rule %s: %s → %s", r.rule.name, r.rule.sql, r.rule.function_id)
+
+    def _enrol(self, customers: list[Any], bucket: str) -> None:
+        from oneeye.local.customer_api import enrol_photos
+        uploads = enrol_photos(customers)
+
+        def work() -> None:
+            s3 = aws.client("s3")
+            for key, path in uploads:
+                if self._stopping.is_set():
+                    return
+                try:
+                    s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes(),
+                                  ContentType="image/jpeg")
+                except Exception as exc:  # the stack keeps running without that photo
+                    log.warning("enrolling %s failed: %s", key, exc)
+            log.info("uploaded %d demo customer photos; the indexer builds the gallery",
+                     len(uploads))
+
+        threading.Thread(target=work, daemon=True, name="enrol").start()
+
+    def _dashboard(self, desk_arn: str) -> None:
+        from oneeye.local.sns_delivery import Signer
+        signer = Signer(self.var / "sns", self.s.region)
+        cfg = self.var / "dashboard.json"
+        cfg.write_text(json.dumps({
+            "var_dir": str(self.var / "dashboard"), "allowed_topics": [desk_arn],
+            "pinned_certs": {signer.cert_url: str(signer.cert_file)},
+            "confirm_hosts": [f"{self.s.url_host}:{self.s.ports.http_api}",
+                              f"127.0.0.1:{self.s.ports.http_api}"],
+            # plain http on localhost: a Secure cookie would never come back
+            "session_cookie_secure": False,
+            "outbox_path": str(self.var / "outbox.jsonl")}, indent=2))
+        password = (self.s.demo_password.get_secret_value() if self.s.demo_password
+                    else secrets.token_urlsafe(9))
+        oneeye = [sys.executable, "-m", "oneeye.cli"]
+        run_once([*oneeye, "dashboard", "add-user", DEMO_USER, "--site", self.s.site_id,
+                  "--password-stdin", "--config", str(cfg)], self.info.env, stdin=password + "\n")
+        self.info.demo_password = password
+        child = Child("dashboard", [*oneeye, "dashboard", "run", "--host", self.s.host,
+                                    "--port", str(self.s.ports.dashboard), "--config", str(cfg)],
+                      self.info.env).start()
+        self.children["dashboard"] = child
+        self._on_stop("dashboard", child.stop)
+        self.info.urls["dashboard"] = self.s.url("dashboard", "/")
+        host = "127.0.0.1" if self.s.host in ("0.0.0.0", "") else self.s.host
+        base = f"http://{host}:{self.s.ports.dashboard}"
+
+        def when_up() -> None:
+            from oneeye.local.probe import wait_http
+            if wait_http(f"{base}/healthz", 300, alive=lambda: child.running):
+                log.info("dashboard is up on %s", base)
+                self.delivery.retry_now(f"{base}/sns")
+
+        threading.Thread(target=when_up, daemon=True, name="dashboard-up").start()
+
+    def _edge(self, mqtt_url: str, bucket: str) -> None:
+        edge_dir = self.var / "edge"
+        env = {**self.info.env,
+               "ONEEYE_EDGE__GALLERY_SYNC__ENABLED": "true",
+               "ONEEYE_EDGE__GALLERY_SYNC__BUCKET": bucket,
+               "ONEEYE_EDGE__GALLERY_SYNC__CACHE_DIR": str(edge_dir / "galleries"),
+               "ONEEYE_EDGE__OUTBOX__PATH": str(edge_dir / "outbox.sqlite3"),
+               "ONEEYE_EDGE__SITE_ID": self.s.site_id}
+        argv = [sys.executable, "-m", "oneeye.cli", "edge", "--source", str(self.s.edge_source),
+                "--publish", mqtt_url, "--loop", "--realtime", *self.s.edge_args]
+        child = Child("edge", argv, env).start()
+        self.children["edge"] = child
+        self._on_stop("edge", child.stop)
+
+    # -- stop -------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stopping.set()
+        while self._stops:
+            name, fn = self._stops.pop()
+            try:
+                fn()
+            except Exception:
+                log.exception("stopping %s failed", name)
+            else:
+                log.debug("stopped %s", name)
+
+
+def _secret_file(path: Path) -> str:
+    """A random secret kept across restarts in a 0600 file (never in the repo)."""
+    if path.is_file():
+        return path.read_text().strip()
+    value = secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    return value

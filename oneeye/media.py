@@ -1,0 +1,61 @@
+"""Read a still image or a video file as a sequence of RGB frames (offline analysis).
+
+Live capture with reconnects lives in ``oneeye.edge.sources``; this is the plain
+"every frame of a file, optionally thinned to a rate" reader ``oneeye analyze`` needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from oneeye.errors import ImageError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+@dataclass(frozen=True)
+class MediaFrame:
+    index: int
+    media_time_s: float
+    rgb: NDArray[np.uint8]
+
+
+def iter_media(path: str | Path, *, fps_max: float | None = None) -> Iterator[MediaFrame]:
+    """Yield frames of an image (one frame) or a video, at most ``fps_max`` per media second."""
+    from oneeye import faces
+
+    p = Path(path)
+    if p.suffix.lower() in IMAGE_SUFFIXES:
+        yield MediaFrame(0, 0.0, faces.load_image(p))
+        return
+    import cv2
+
+    cap = cv2.VideoCapture(str(p))
+    if not cap.isOpened():
+        raise ImageError(f"{p}: cannot open as video or image")
+    try:
+        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+        if not 1.0 <= fps <= 240.0:
+            fps = 25.0  # containers without a usable rate: assume PAL
+        step = 1.0 / fps_max if fps_max else 0.0
+        next_t = 0.0
+        index = -1
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            index += 1
+            t = index / fps
+            if t + 1e-9 < next_t:
+                continue
+            next_t = t + step
+            yield MediaFrame(index, t, faces.bgr_to_rgb(np.asarray(frame, dtype=np.uint8)))
+        if index < 0:
+            raise ImageError(f"{p}: no decodable frames")
+    finally:
+        cap.release()

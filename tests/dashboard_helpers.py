@@ -1,0 +1,107 @@
+"""Shared builders for the dashboard tests: signed SNS deliveries, desk events, apps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from dashboard import DashboardSettings, create_app
+from dashboard.auth import hash_password
+from oneeye import sns
+from oneeye.events import DeskEvent, MatchEvent, utc_now
+from oneeye.ids import new_id
+
+TOPIC = "arn:aws:sns:eu-west-1:123456789012:oneeye-desk"
+LOCAL_CERT_URL = "http://127.0.0.1:9/oneeye-local/signing-cert.pem"
+PASSWORD = "correct horse battery"
+
+
+class Signer:
+    """The test's own SNS: a generated key + certificate, pinned by URL in the app."""
+
+    def __init__(self, cert_url: str = LOCAL_CERT_URL, topic: str = TOPIC) -> None:
+        self.key_pem, self.cert_pem = sns.generate_signing_cert("oneeye-local-sns")
+        self.cert_url, self.topic = cert_url, topic
+
+    def write_cert(self, directory: Path) -> Path:
+        path = directory / "sns-cert.pem"
+        path.write_bytes(self.cert_pem)
+        return path
+
+    def notification(self, message: str, *, version: str = "2", topic: str | None = None,
+                     site_attr: str | None = None, cert_url: str | None = None) -> dict[str, Any]:
+        msg: dict[str, Any] = {
+            "Type": "Notification", "MessageId": new_id(), "TopicArn": topic or self.topic,
+            "Message": message, "Timestamp": utc_now(),
+        }
+        if site_attr is not None:
+            msg["MessageAttributes"] = {"site_id": {"Type": "String", "Value": site_attr}}
+        return sns.sign(msg, self.key_pem, cert_url or self.cert_url, version)
+
+    def confirmation(self, subscribe_url: str, *, topic: str | None = None) -> dict[str, Any]:
+        msg = {"Type": "SubscriptionConfirmation", "MessageId": new_id(),
+               "TopicArn": topic or self.topic, "Token": "tok-123",
+               "Message": "You have chosen to subscribe to the topic.",
+               "SubscribeURL": subscribe_url, "Timestamp": utc_now()}
+        return sns.sign(msg, self.key_pem, self.cert_url)
+
+
+def desk_event(site_id: str = "branch-1", kind: str = "customer_arrived", *,
+               person_id: str = "C-1042", name: str | None = "Ada Lovelace",
+               device_id: str = "cam-door-1", **extra: Any) -> DeskEvent:
+    watchlist = "missing" if kind == "missing_person_sighted" else "customers"
+    match = MatchEvent(device_id=device_id, site_id=site_id, camera_id=device_id,
+                       observed_at=utc_now(), person_id=person_id, watchlist=watchlist,
+                       distance=0.38, margin=0.2, bbox=(10, 110, 110, 10), track_id=1,
+                       frames_seen=3, gallery_version=4)
+    details: dict[str, Any] = {}
+    if kind == "customer_arrived" and name:
+        details["customer"] = {"id": person_id, "name": name, "segment": "Premier",
+                               "notes": "Prefers English", "photo_url": None}
+    if kind == "missing_person_sighted":
+        details["case"] = {"id": person_id, "name": name, "agency": "County Police",
+                           "contact": "+1 555 0100"}
+    return DeskEvent(kind=kind, site_id=site_id, observed_at=utc_now(), device_id=device_id,
+                     match=match if kind in ("customer_arrived", "missing_person_sighted")
+                     else None, **details, **extra)
+
+
+def post_sns(client: FlaskClient, msg: dict[str, Any]) -> Any:
+    return client.post("/sns", data=json.dumps(msg), content_type="text/plain; charset=UTF-8",
+                       headers={"x-amz-sns-message-type": str(msg.get("Type")),
+                                "x-amz-sns-topic-arn": str(msg.get("TopicArn"))})
+
+
+def make_settings(tmp_path: Path, signer: Signer, **extra: Any) -> DashboardSettings:
+    values: dict[str, Any] = {
+        "var_dir": tmp_path / "var", "allowed_topics": [signer.topic],
+        "pinned_certs": {signer.cert_url: str(signer.write_cert(tmp_path))},
+        "session_cookie_secure": False,
+    }
+    values.update(extra)
+    return DashboardSettings.model_validate(values)
+
+
+def add_user(app: Flask, name: str, sites: list[str], password: str = PASSWORD) -> None:
+    app.extensions["oneeye.store"].put_user(name, hash_password(password), sites)
+
+
+def login(client: FlaskClient, name: str, password: str = PASSWORD) -> Any:
+    page = client.get("/login")
+    token = csrf_from(page.get_data(as_text=True))
+    return client.post("/login", data={"username": name, "password": password,
+                                       "csrf_token": token})
+
+
+def csrf_from(html: str) -> str:
+    marker = 'name="csrf-token" content="'
+    start = html.index(marker) + len(marker)
+    return html[start:html.index('"', start)]
+
+
+def app_for(tmp_path: Path, signer: Signer, **extra: Any) -> Flask:
+    return create_app(make_settings(tmp_path, signer, **extra))

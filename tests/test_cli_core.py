@@ -1,0 +1,94 @@
+"""The foundation CLI, run as a real subprocess: output shape and errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ONEEYE = [sys.executable, "-m", "oneeye.cli"]
+
+
+def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([*ONEEYE, *args], capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}: {proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def lfw_gallery(tmp_path_factory: pytest.TempPathFactory, lfw: Path) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("g") / "customers.npz"
+    # --jitters 1: this checks the command's plumbing; bench/accuracy.py measures the defaults.
+    proc = run("gallery", "build", str(lfw / "gallery"), "--watchlist", "customers",
+               "--out", str(out), "--json", "--jitters", "1")
+    return out, json.loads(proc.stdout)
+
+
+def test_gallery_build_on_lfw_dev(lfw_gallery: tuple[Path, dict], lfw: Path) -> None:
+    out, summary = lfw_gallery
+    people = {p.name for p in (lfw / "gallery").iterdir() if p.is_dir()}
+    assert summary["manifest"]["identities"] + len(summary["not_enrolled"]) == len(people)
+    assert summary["manifest"]["identities"] >= 0.9 * len(people)
+    assert len(summary["accepted"]) + len(summary["rejected"]) == summary["photos"]
+    for r in summary["rejected"]:
+        assert r["reason"] in {"no_face", "several_faces", "face_too_small", "too_blurred",
+                               "unreadable"} and r["message"]
+    assert out.exists() and out.with_suffix(".json").exists()
+
+
+def test_gallery_show(lfw_gallery: tuple[Path, dict]) -> None:
+    out, summary = lfw_gallery
+    info = json.loads(run("gallery", "show", str(out), "--json").stdout)
+    assert info["identities"] == summary["manifest"]["identities"]
+    assert info["watchlist"] == "customers" and info["version"] == 1
+    text = run("gallery", "show", str(out)).stdout
+    assert "max_distance" in text and "photos" in text
+
+
+def test_identify_on_lfw_probes_and_impostors(lfw_gallery: tuple[Path, dict], lfw: Path,
+                                              tmp_path: Path) -> None:
+    out, _ = lfw_gallery
+    probe_dir = next(p for p in sorted((lfw / "probes").iterdir()) if p.is_dir())
+    probes = sorted(probe_dir.glob("*.jpg"))[:2]
+    impostor = sorted((lfw / "impostors").glob("*.jpg"))[0]
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff garbage")
+    proc = run("identify", "--gallery", str(out), *map(str, probes), str(impostor),
+               str(corrupt))
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [line["image"] for line in lines] == [*map(str, probes), str(impostor), str(corrupt)]
+    assert "error" in lines[-1] and "corrupt" in lines[-1]["error"]
+    for line in lines[:-1]:
+        for face in line["faces"]:
+            assert set(face) == {"bbox", "person_id", "watchlist", "distance", "margin"}
+            assert len(face["bbox"]) == 4
+    named = [f["person_id"] for f in lines[0]["faces"] + lines[1]["faces"]]
+    assert probe_dir.name in named
+
+
+def test_identify_usage_errors_exit_nonzero(tmp_path: Path) -> None:
+    assert run("identify", "x.jpg", check=False).returncode == 2  # no --gallery
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"nope")
+    proc = run("identify", "--gallery", str(bad), "x.jpg", check=False)
+    assert proc.returncode == 2 and "manifest" in proc.stderr
+
+
+def test_gallery_build_empty_dir_is_an_error(tmp_path: Path) -> None:
+    proc = run("gallery", "build", str(tmp_path), "--watchlist", "missing", "--out",
+               str(tmp_path / "g.npz"), check=False)
+    assert proc.returncode == 2 and "no photos found" in proc.stderr
+
+
+def test_analyze_video_samples_frames(examples: Path) -> None:
+    proc = run("analyze", str(examples / "short_hamilton_clip.mp4"), "--fps-max", "1",
+               "--encodings")
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert 8 <= len(lines) <= 11  # 275 frames at 29.97 fps, one per second
+    assert [ln["frame"] for ln in lines] == sorted(ln["frame"] for ln in lines)
+    faces = [f for ln in lines for f in ln["faces"]]
+    assert faces and all(len(f["encoding"]) == 128 and len(f["landmarks"]) == 5 for f in faces)

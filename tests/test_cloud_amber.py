@@ -1,0 +1,143 @@
+"""amber_alert against a moto server: case lookup, snapshot link, texts, cooldown."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+
+from oneeye.cloud import amber, store
+from oneeye.events import DeskEvent, MatchEvent, utc_now
+from oneeye.ids import new_id
+from tests.cloud_support import *  # noqa: F403
+from tests.cloud_support import observe
+
+pytestmark = pytest.mark.timeout(60)
+
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64 + b"\xff\xd9"
+
+
+def sighting(**over: Any) -> dict[str, Any]:
+    base = {"schema": "oneeye.match/1", "event_id": new_id(), "device_id": "cam-dev-1",
+            "site_id": "mall-3", "camera_id": "entrance-north", "observed_at": utc_now(),
+            "person_id": "MP-2026-0042", "watchlist": "missing", "distance": 0.38,
+            "margin": 0.09, "bbox": [10, 110, 110, 10], "track_id": 1, "frames_seen": 3,
+            "gallery_version": 2, "snapshot_jpeg": base64.b64encode(JPEG).decode()}
+    base.update(over)
+    return base
+
+
+@pytest.fixture
+def case(cloud_env: dict[str, str]) -> dict[str, Any]:
+    return store.Cases(cloud_env["CASES_TABLE"]).upsert("MP-2026-0042", {
+        "name": "Jane Doe", "age": 14, "description": "red jacket", "agency": "Met Police",
+        "contact": "+44 20 7230 1212", "status": "open"})
+
+
+def test_sighting_alerts_once_per_cooldown_and_banners_every_time(
+        cloud_env: dict[str, str], case: dict[str, Any]) -> None:
+    alerts, deskq = observe(cloud_env["ALERTS_TOPIC_ARN"]), observe(cloud_env["DESK_TOPIC_ARN"])
+    deps = amber.amber_from_env()
+    first = amber.amber_alert(sighting(), deps)
+    again = amber.amber_alert(sighting(camera_id="food-court"), deps)
+    other_site = amber.amber_alert(sighting(site_id="mall-4"), deps)
+    assert [first["status"], again["status"], other_site["status"]] == \
+        ["alerted", "cooldown", "alerted"]
+    sent = alerts.drain(wait_s=2)
+    assert len(sent) == 2
+    assert sent[0]["Subject"] == "OneEye alert: Jane Doe (MP-2026-0042) seen at mall-3"
+    # The SQS subscriber receives the "default" text of the structured message.
+    assert "entrance-north" in sent[0]["Message"] and "Jane Doe" in sent[0]["Message"]
+    banners = [DeskEvent.model_validate(m) for m in deskq.messages()]
+    assert [b.kind for b in banners] == ["missing_person_sighted"] * 3
+    assert banners[0].case and banners[0].case["agency"] == "Met Police"
+    assert banners[0].match and banners[0].match.snapshot_jpeg is None
+
+
+def test_cooldown_expires(cloud_env: dict[str, str], case: dict[str, Any],
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALERT_COOLDOWN_S", "1")
+    deps = amber.amber_from_env()
+    assert amber.amber_alert(sighting(), deps)["status"] == "alerted"
+    assert amber.amber_alert(sighting(), deps)["status"] == "cooldown"
+    time.sleep(2.1)  # the lease is compared with the clock, not left to TTL deletion
+    assert amber.amber_alert(sighting(), deps)["status"] == "alerted"
+
+
+def test_snapshot_is_stored_and_linked(cloud_env: dict[str, str], case: dict[str, Any]) -> None:
+    event = sighting()
+    out = amber.amber_alert(event, amber.amber_from_env())
+    url = out["snapshot_url"]
+    assert url and f"snapshots/{event['event_id']}.jpg" in url and "Expires=" in url
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        assert resp.read() == JPEG
+
+
+def test_bad_snapshot_still_alerts_without_link(cloud_env: dict[str, str],
+                                                case: dict[str, Any]) -> None:
+    alerts = observe(cloud_env["ALERTS_TOPIC_ARN"])
+    out = amber.amber_alert(sighting(snapshot_jpeg="!!notbase64"), amber.amber_from_env())
+    assert out["status"] == "alerted" and out["snapshot_url"] is None
+    assert "No snapshot" in alerts.drain(wait_s=2)[0]["Message"]
+
+
+def test_structured_message_and_sms_limit(case: dict[str, Any]) -> None:
+    long = "Maria-Fernanda Gutiérrez de la Concepción y Villaseñor-Montenegro " * 3
+    ev = MatchEvent.model_validate(sighting(site_id="site-" + "x" * 40,
+                                            camera_id="camera-" + "y" * 40))
+    texts = amber.alert_texts(ev, {**case, "name": long}, "https://example.invalid/s.jpg")
+    sms = texts["structure"]["sms"]
+    assert len(sms) <= 140 and sms.startswith("ALERT MP-2026-0042: ")
+    assert set(texts["structure"]) == {"default", "email", "sms"}
+    assert "https://example.invalid/s.jpg" in texts["structure"]["email"]
+    assert texts["subject"].isascii() and len(texts["subject"]) < 100
+    normal = amber.alert_texts(MatchEvent.model_validate(sighting()), case, None)
+    sms = normal["structure"]["sms"]
+    assert len(sms) <= 140
+    assert "Jane Doe" in sms and "mall-3/entrance-north" in sms
+
+
+def test_published_message_structure_is_json_with_sms(cloud_env: dict[str, str],
+                                                      case: dict[str, Any],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[dict[str, Any]] = []
+    real = store.publish
+
+    def spy(topic: str, message: str, **kw: Any) -> str:
+        seen.append({"topic": topic, "message": message, **kw})
+        return real(topic, message, **kw)
+
+    monkeypatch.setattr(store, "publish", spy)
+    amber.amber_alert(sighting(), amber.amber_from_env())
+    alert = next(s for s in seen if s["topic"] == cloud_env["ALERTS_TOPIC_ARN"])
+    assert alert["structured"] is True
+    body = json.loads(alert["message"])
+    assert len(body["sms"]) <= 140 and body["default"] == body["email"]
+
+
+@pytest.mark.parametrize("status", ["closed", None])
+def test_closed_or_unknown_case_sends_nothing(cloud_env: dict[str, str], status: str | None,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    if status:
+        store.Cases(cloud_env["CASES_TABLE"]).upsert("MP-2026-0042", {"name": "J",
+                                                                      "status": status})
+    alerts, deskq = observe(cloud_env["ALERTS_TOPIC_ARN"]), observe(cloud_env["DESK_TOPIC_ARN"])
+    out = amber.amber_alert(sighting(), amber.amber_from_env())
+    assert out["status"] == "no_alert"
+    assert out["reason"] == ("case is closed" if status else "unknown case")
+    assert "no alert for MP-2026-0042" in caplog.text
+    assert alerts.drain() == [] and deskq.drain() == []
+
+
+def test_duplicate_and_malformed(cloud_env: dict[str, str], case: dict[str, Any]) -> None:
+    deps = amber.amber_from_env()
+    ev = sighting()
+    assert amber.amber_alert(ev, deps)["status"] == "alerted"
+    assert amber.amber_alert(ev, deps)["status"] == "duplicate"
+    assert amber.amber_alert(sighting(watchlist="customers"), deps)["status"] == "rejected"
+    assert amber.amber_alert({"schema": "oneeye.match/9"}, deps)["status"] == "rejected"
+    assert amber.amber_alert(b"\x00\xff", deps)["status"] == "rejected"

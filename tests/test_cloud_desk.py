@@ -1,0 +1,193 @@
+"""enrich_match and device_health against a moto server and a real HTTP customer API."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+
+from oneeye.cloud import desk
+from oneeye.cloud.customers import CustomerApi, CustomerApiUnavailable, CustomerNotFound
+from oneeye.events import DeskEvent, utc_now
+from oneeye.ids import new_id
+from tests.cloud_support import *  # noqa: F403
+from tests.cloud_support import CustomerApiStub, observe
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def match(**over: Any) -> dict[str, Any]:
+    base = {"schema": "oneeye.match/1", "event_id": new_id(), "device_id": "cam-dev-1",
+            "site_id": "branch-12", "camera_id": "door", "observed_at": utc_now(),
+            "person_id": "C-1042", "watchlist": "customers", "distance": 0.31, "margin": 0.12,
+            "bbox": [10, 110, 110, 10], "track_id": 3, "frames_seen": 4, "gallery_version": 7}
+    base.update(over)
+    return base
+
+
+def health(**over: Any) -> dict[str, Any]:
+    base = {"schema": "oneeye.health/1", "event_id": new_id(), "device_id": "cam-dev-1",
+            "site_id": "branch-12", "camera_id": "door", "sent_at": utc_now(),
+            "uptime_s": 12.5, "fps": 14.2, "outbox_depth": 0,
+            "gallery_versions": {"customers": 7}, "camera_state": "ok"}
+    base.update(over)
+    return base
+
+
+def handler(name: str) -> Any:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "cloud" / "lambdas" / name / "app.py"
+    spec = importlib.util.spec_from_file_location(f"lambda_{name}", path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.handler
+
+
+def test_same_event_twice_publishes_one_desk_message(cloud_env: dict[str, str],
+                                                     customer_api: CustomerApiStub) -> None:
+    customer_api.customers["C-1042"] = {"id": "C-1042", "name": "Ada Lovelace",
+                                        "segment": "private", "photo_url": "/p/C-1042.jpg"}
+    obs = observe(cloud_env["DESK_TOPIC_ARN"])
+    run = handler("enrich_match")
+    event = match()
+    first = run(event, None)
+    second = run(json.loads(json.dumps(event)), None)
+    assert first["status"] == "published" and first["degraded"] is False
+    assert second["status"] == "duplicate"
+    envelopes = obs.drain(wait_s=2)
+    assert len(envelopes) == 1
+    assert envelopes[0]["MessageAttributes"]["site_id"]["Value"] == "branch-12"
+    card = DeskEvent.model_validate_json(envelopes[0]["Message"])
+    assert card.kind == "customer_arrived" and card.event_id == event["event_id"]
+    assert card.customer and card.customer["name"] == "Ada Lovelace"
+    assert card.match and card.match.person_id == "C-1042"
+    assert customer_api.requests == [("/customers/C-1042", customer_api.api_key)]
+
+
+def test_customer_api_down_gives_degraded_event_after_retries(
+        cloud_env: dict[str, str], customer_api: CustomerApiStub,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    customer_api.mode = "down"
+    monkeypatch.setenv("CUSTOMER_API_ATTEMPTS", "3")
+    obs = observe(cloud_env["DESK_TOPIC_ARN"])
+    out = desk.enrich_match(match(), desk.enrich_from_env())
+    assert out["status"] == "published" and out["degraded"] is True
+    assert len(customer_api.requests) == 3  # retried with backoff, then gave up
+    card = DeskEvent.model_validate(obs.messages()[0])
+    assert card.degraded and card.customer is None
+    assert card.message == "customer C-1042 arrived, details unavailable"
+
+
+def test_customer_api_unreachable_gives_degraded_event(cloud_env: dict[str, str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("CUSTOMER_API_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("CUSTOMER_API_ATTEMPTS", "2")
+    obs = observe(cloud_env["DESK_TOPIC_ARN"])
+    assert desk.enrich_match(match(), desk.enrich_from_env())["degraded"] is True
+    assert "details unavailable" in obs.messages()[0]["message"]
+
+
+def test_customer_api_404_is_reported_not_retried(cloud_env: dict[str, str],
+                                                   customer_api: CustomerApiStub) -> None:
+    obs = observe(cloud_env["DESK_TOPIC_ARN"])
+    out = desk.enrich_match(match(person_id="C-9999"), desk.enrich_from_env())
+    assert out["degraded"] is True
+    assert len(customer_api.requests) == 1
+    assert "not found" in obs.messages()[0]["message"]
+
+
+def test_customer_api_client_errors(customer_api: CustomerApiStub) -> None:
+    customer_api.customers["C-1"] = {"name": "X"}
+    api = CustomerApi(customer_api.url, api_key=customer_api.api_key, backoff_s=0.01)
+    assert api.get("C-1") == {"name": "X"}
+    with pytest.raises(CustomerNotFound):
+        api.get("C-2")
+    wrong_key = CustomerApi(customer_api.url, api_key="wrong", backoff_s=0.01)
+    with pytest.raises(CustomerApiUnavailable, match="HTTP 401"):
+        wrong_key.get("C-1")
+    assert len(customer_api.requests) == 3  # a 401 is not retried
+
+
+@pytest.mark.parametrize("bad, reason", [
+    ("not json{", "not JSON"),
+    ([1, 2], "not a JSON object"),
+    ({"schema": "oneeye.match/2", "event_id": "0190aaaa-0000-7000-8000-000000000000"},
+     "unknown schema"),
+    ({"schema": "oneeye.health/1"}, "expected schema"),
+    ("MISSING_FIELDS", "invalid oneeye.match/1"),
+    ("WRONG_WATCHLIST", "is not 'customers'"),
+])
+def test_malformed_or_unknown_events_are_logged_and_rejected(
+        cloud_env: dict[str, str], customer_api: CustomerApiStub,
+        caplog: pytest.LogCaptureFixture, bad: Any, reason: str) -> None:
+    if bad == "MISSING_FIELDS":
+        bad = {k: v for k, v in match().items() if k != "site_id"}
+    elif bad == "WRONG_WATCHLIST":
+        bad = match(watchlist="missing")
+    obs = observe(cloud_env["DESK_TOPIC_ARN"])
+    with caplog.at_level(logging.WARNING, logger="oneeye.cloud"):
+        out = handler("enrich_match")(bad, None)
+    assert out["status"] == "rejected" and reason in out["reason"]
+    assert any("rejected" in r.getMessage() and reason in r.getMessage() for r in caplog.records)
+    assert obs.drain() == []
+    assert customer_api.requests == []
+
+
+def test_failed_publish_releases_claim_so_retry_delivers(
+        cloud_env: dict[str, str], customer_api: CustomerApiStub) -> None:
+    customer_api.customers["C-1042"] = {"name": "Ada"}
+    obs = observe(cloud_env["DESK_TOPIC_ARN"])
+    deps = desk.enrich_from_env()
+    event = match()
+    broken = desk.DeskDeps(deps.idempotency, cloud_env["DESK_TOPIC_ARN"] + "-gone")
+    with pytest.raises(Exception, match=r"(?i)not.?found|does not exist"):
+        desk.enrich_match(event, broken)
+    assert desk.enrich_match(event, deps)["status"] == "published"
+    assert len(obs.drain(wait_s=2)) == 1
+
+
+def test_device_health_becomes_device_status(cloud_env: dict[str, str]) -> None:
+    obs = observe(cloud_env["DESK_TOPIC_ARN"])
+    run = handler("device_health")
+    event = health(camera_state="reconnecting", fps=0.0)
+    assert run(event, None)["status"] == "published"
+    assert run(event, None)["status"] == "duplicate"
+    assert run({"schema": "oneeye.health/1", "device_id": "x"}, None)["status"] == "rejected"
+    envelopes = obs.drain(wait_s=2)
+    assert len(envelopes) == 1
+    card = DeskEvent.model_validate_json(envelopes[0]["Message"])
+    assert card.kind == "device_status" and card.health is not None
+    assert card.health.camera_state == "reconnecting" and card.device_id == "cam-dev-1"
+    assert envelopes[0]["MessageAttributes"]["site_id"]["Value"] == "branch-12"
+
+
+def test_oversized_customer_record_still_makes_a_card(cloud_env: dict[str, str],
+                                                      customer_api: CustomerApiStub) -> None:
+    customer_api.customers["C-1042"] = {"name": "N" * 2000, "notes": "x" * 300_000,
+                                        "segment": "gold"}
+    obs = observe(cloud_env["DESK_TOPIC_ARN"])
+    out = desk.enrich_match(match(), desk.enrich_from_env())
+    assert out["status"] == "published"
+    card = DeskEvent.model_validate(obs.messages()[0])
+    assert len(card.message) == 500 and card.customer is not None
+    assert card.customer == {"id": "C-1042", "name": "N" * 2000, "segment": "gold"}
+
+
+def test_idempotency_lease_lets_a_retry_take_over_after_a_crash(cloud_env: dict[str, str]) -> None:
+    from oneeye.cloud.store import Idempotency
+
+    idem = Idempotency(cloud_env["IDEMPOTENCY_TABLE"])
+    t0 = 1_900_000_000.0
+    assert idem.claim("E-1", lease_s=60, now=t0)            # worker A starts, then dies
+    assert not idem.claim("E-1", lease_s=60, now=t0 + 30)   # a duplicate during the lease waits
+    assert idem.claim("E-1", lease_s=60, now=t0 + 61)       # the retry after the lease works
+    idem.complete("E-1", retention_s=3600, now=t0 + 62)
+    assert not idem.claim("E-1", now=t0 + 3000)             # done: redeliveries are no-ops
+    assert idem.claim("E-1", now=t0 + 3700)                 # forgotten after retention

@@ -1,0 +1,243 @@
+"""gallery_indexer through the real path: S3 put → moto's notification on SQS → handler.
+
+Photos come from ../shared/data; bad ones are generated. The GalleryEvent is
+received on a real MQTT broker (embedded amqtt on a free port).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from oneeye import aws
+from oneeye.cloud import gallery_store, indexer, store
+from oneeye.errors import EnrolmentRejected
+from oneeye.events import GalleryEvent
+from oneeye.ids import new_id
+from tests.cloud_support import *  # noqa: F403
+from tests.cloud_support import MqttListener
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def put_upload(env: dict[str, str], key: str, data: bytes, **metadata: str) -> None:
+    aws.client("s3").put_object(Bucket=env["ONEEYE_BUCKET"], Key=key, Body=data,
+                                ContentType="image/jpeg", Metadata=metadata)
+
+
+def run_queue(env: dict[str, str]) -> list[dict[str, Any]]:
+    """Deliver what S3 put on the indexer queue to the handler, Lambda-style."""
+    from tests.test_cloud_desk import handler
+
+    run = handler("gallery_indexer")
+    sqs = aws.client("sqs")
+    results: list[dict[str, Any]] = []
+    while True:
+        msgs = sqs.receive_message(QueueUrl=env["INDEXER_QUEUE_URL"],
+                                   MaxNumberOfMessages=1).get("Messages", [])
+        if not msgs:
+            return [r for r in results if r.get("status") != "ignored"]
+        m = msgs[0]
+        event = {"Records": [{"eventSource": "aws:sqs", "messageId": m["MessageId"],
+                              "body": m["Body"], "receiptHandle": m["ReceiptHandle"]}]}
+        results.extend(run(event, None)["results"])
+        sqs.delete_message(QueueUrl=env["INDEXER_QUEUE_URL"], ReceiptHandle=m["ReceiptHandle"])
+
+
+def status(env: dict[str, str], upload_id: str) -> dict[str, Any]:
+    got = store.Bucket(env["ONEEYE_BUCKET"]).get_json(f"status/{upload_id}.json")
+    assert got is not None, f"no status for {upload_id}"
+    return dict(got)
+
+
+def jpeg(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def notify(mqtt_broker: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("GALLERY_NOTIFY", mqtt_broker)
+    listener = MqttListener(mqtt_broker, "oneeye/gallery/updated")
+    yield listener
+    listener.close()
+
+
+def test_accepted_upload_makes_version_publishes_and_reports(
+        cloud_env: dict[str, str], examples: Path, notify: MqttListener) -> None:
+    upload_id = new_id()
+    key = f"uploads/missing/MP-2026-0042/{upload_id}.jpg"
+    put_upload(cloud_env, key, (examples / "obama_small.jpg").read_bytes(),
+               **{"case-id": "MP-2026-0042", "upload-id": upload_id, "agency": "met",
+                  "name": "Jane%20Doe"})
+    results = run_queue(cloud_env)
+    assert [r["status"] for r in results] == ["accepted"]
+    st = status(cloud_env, upload_id)
+    assert st["state"] == "accepted" and st["gallery_version"] == 1
+    assert st["case_id"] == "MP-2026-0042" and "gallery v1" in st["message"]
+    bucket = store.Bucket(cloud_env["ONEEYE_BUCKET"])
+    g, latest = gallery_store.read_latest(bucket, "missing")
+    assert latest and latest["key"] == "gallery/missing/1.npz" and g.version == 1
+    assert g.identities() == {"MP-2026-0042": 1}
+    assert bucket.get_json("gallery/missing/1.json")["sha256"] == latest["sha256"]
+    event = GalleryEvent.model_validate_json(notify.wait_for(1)[0])
+    assert (event.watchlist, event.version, event.change, event.person_id) == \
+        ("missing", 1, "added", "MP-2026-0042")
+    assert event.key == "gallery/missing/1.npz" and event.sha256 == latest["sha256"]
+    case = store.Cases(cloud_env["CASES_TABLE"]).get("MP-2026-0042")
+    assert case and case["status"] == "open" and case["name"] == "Jane Doe"
+    assert case["last_upload_id"] == upload_id
+
+
+def test_redelivery_of_same_object_makes_no_second_version(
+        cloud_env: dict[str, str], examples: Path, notify: MqttListener) -> None:
+    upload_id = new_id()
+    put_upload(cloud_env, f"uploads/missing/MP-1/{upload_id}.jpg",
+               (examples / "obama_small.jpg").read_bytes())
+    sqs = aws.client("sqs")
+    bodies = []
+    while msgs := sqs.receive_message(QueueUrl=cloud_env["INDEXER_QUEUE_URL"],
+                                      MaxNumberOfMessages=10).get("Messages", []):
+        for m in msgs:
+            bodies.append(json.loads(m["Body"]))
+            sqs.delete_message(QueueUrl=cloud_env["INDEXER_QUEUE_URL"],
+                               ReceiptHandle=m["ReceiptHandle"])
+    s3_event = next(b for b in bodies if "Records" in b)
+    deps = indexer.indexer_from_env()
+    first = indexer.handle_message(s3_event, deps)
+    second = indexer.handle_message(s3_event, deps)
+    assert [first[0]["status"], second[0]["status"]] == ["accepted", "duplicate"]
+    _, latest = gallery_store.read_latest(store.Bucket(cloud_env["ONEEYE_BUCKET"]), "missing")
+    assert latest and latest["version"] == 1
+    assert len(notify.wait_for(1)) == 1
+
+
+def test_customers_and_second_photo_and_remove_command(
+        cloud_env: dict[str, str], examples: Path, notify: MqttListener) -> None:
+    train = examples / "knn_examples" / "train"
+    put_upload(cloud_env, "uploads/customers/C-1042/1.jpg", (train / "obama/obama.jpg")
+               .read_bytes())
+    put_upload(cloud_env, "uploads/customers/C-1042/2.jpg", (train / "obama/obama2.jpg")
+               .read_bytes())
+    put_upload(cloud_env, "uploads/customers/C-2001/1.jpg", (train / "biden/biden2.jpg")
+               .read_bytes())
+    assert [r["status"] for r in run_queue(cloud_env)] == ["accepted"] * 3
+    assert status(cloud_env, "C-1042-2")["state"] == "accepted"
+    bucket = store.Bucket(cloud_env["ONEEYE_BUCKET"])
+    g, _ = gallery_store.read_latest(bucket, "customers")
+    assert g.version == 3 and g.identities() == {"C-1042": 2, "C-2001": 1}
+    aws.client("sqs").send_message(QueueUrl=cloud_env["INDEXER_QUEUE_URL"], MessageBody=json.dumps(
+        {"action": "remove", "watchlist": "customers", "person_id": "C-1042"}))
+    assert [r["status"] for r in run_queue(cloud_env)] == ["removed"]
+    g, _ = gallery_store.read_latest(bucket, "customers")
+    assert g.version == 4 and g.identities() == {"C-2001": 1}
+    events = [GalleryEvent.model_validate_json(p) for p in notify.wait_for(4)]
+    assert [(e.version, e.change) for e in events] == \
+        [(1, "added"), (2, "added"), (3, "added"), (4, "removed")]
+    # Removing someone absent is a no-op, not a new version; a bad command is rejected.
+    out = indexer.handle_message({"action": "remove", "watchlist": "customers",
+                                  "person_id": "C-1042"}, indexer.indexer_from_env())
+    assert out[0]["status"] == "absent" and out[0]["gallery_version"] == 4
+    bad = indexer.handle_message({"action": "remove", "watchlist": "vip", "person_id": "x"},
+                                 indexer.indexer_from_env())
+    assert bad[0]["status"] == "rejected" and "watchlist" in bad[0]["reason"]
+
+
+def _no_face() -> bytes:
+    ramp = np.tile(np.linspace(0, 255, 400, dtype=np.uint8), (300, 1))
+    return jpeg(Image.fromarray(np.dstack([ramp, ramp[::-1], ramp])))
+
+
+@pytest.mark.parametrize("name, make, reason", [
+    ("no_face", lambda ex: _no_face(), "no_face"),
+    ("two_faces", lambda ex: (ex / "two_people.jpg").read_bytes(), "several_faces"),
+    ("tiny_face", lambda ex: jpeg(Image.open(ex / "obama.jpg").resize((120, 150))),
+     "face_too_small"),
+    ("not_an_image", lambda ex: b"%PDF-1.4 this is not a photo" * 20, "not_an_image"),
+    ("truncated", lambda ex: (ex / "obama_small.jpg").read_bytes()[:2000], "unreadable"),
+    ("empty", lambda ex: b"", "not_an_image"),
+])
+def test_rejected_uploads_report_their_reason(cloud_env: dict[str, str], examples: Path,
+                                              name: str, make: Any, reason: str) -> None:
+    upload_id = new_id()
+    put_upload(cloud_env, f"uploads/missing/MP-7/{upload_id}.jpg", make(examples))
+    results = run_queue(cloud_env)
+    assert [(r["status"], r["reason"]) for r in results] == [("rejected", reason)]
+    st = status(cloud_env, upload_id)
+    assert st["state"] == "rejected" and st["reason"] == reason and st["message"]
+    assert st["gallery_version"] is None
+    assert store.Bucket(cloud_env["ONEEYE_BUCKET"]).get_json("gallery/missing/latest.json") \
+        is None
+
+
+def test_oversize_upload_rejected_before_download(cloud_env: dict[str, str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UPLOAD_MAX_BYTES", str(1024 * 1024))
+    upload_id = new_id()
+    put_upload(cloud_env, f"uploads/missing/MP-8/{upload_id}.jpg", b"\xff\xd8" + b"\0" *
+               (1024 * 1024 + 10))
+    assert [r["reason"] for r in run_queue(cloud_env)] == ["too_large"]
+    st = status(cloud_env, upload_id)
+    assert st["reason"] == "too_large" and "under 1 MB" in st["message"]
+
+
+def test_pixel_bomb_is_too_large(cloud_env: dict[str, str]) -> None:
+    deps = indexer.IndexerDeps(bucket=store.Bucket(cloud_env["ONEEYE_BUCKET"]),
+                               idempotency=store.Idempotency(cloud_env["IDEMPOTENCY_TABLE"]),
+                               max_pixels=1_000_000)
+    buf = io.BytesIO()
+    Image.new("L", (2000, 1000)).save(buf, format="PNG")  # tiny file, 2 MP
+    with pytest.raises(EnrolmentRejected) as info:
+        indexer.encode_photo(buf.getvalue(), deps)
+    assert info.value.reason == "too_large"
+
+
+def test_unknown_keys_and_bodies_are_rejected_not_raised(cloud_env: dict[str, str]) -> None:
+    deps = indexer.indexer_from_env()
+    assert indexer.handle({"nothing": 1}, deps)[0]["status"] == "rejected"
+    sqs_bad = {"Records": [{"eventSource": "aws:sqs", "body": "{nope"}]}
+    assert indexer.handle(sqs_bad, deps)[0]["status"] == "rejected"
+    other = {"Records": [{"eventName": "ObjectCreated:Put",
+                          "s3": {"object": {"key": "uploads/elsewhere/x.jpg", "eTag": "e"}}}]}
+    assert indexer.handle_message(other, deps)[0]["status"] == "rejected"
+    removed = {"Records": [{"eventName": "ObjectRemoved:Delete", "s3": {"object": {"key": "k"}}}]}
+    assert indexer.handle_message(removed, deps)[0]["status"] == "ignored"
+    assert indexer.handle_message({"Event": "s3:TestEvent"}, deps)[0]["status"] == "ignored"
+
+
+def test_mqtt_broker_down_raises_for_retry(cloud_env: dict[str, str], examples: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from oneeye.cloud.notify import NotifyError
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("GALLERY_NOTIFY", f"mqtt://127.0.0.1:{free_port()}")
+    upload_id = new_id()
+    key = f"uploads/missing/MP-9/{upload_id}.jpg"
+    put_upload(cloud_env, key, (examples / "obama_small.jpg").read_bytes())
+    etag = aws.client("s3").head_object(Bucket=cloud_env["ONEEYE_BUCKET"], Key=key)["ETag"]
+    deps = indexer.indexer_from_env()
+    with pytest.raises(NotifyError):
+        indexer.index_upload(key, etag.strip('"'), deps)
+    # The claim was released: the retry (broker back) completes the work.
+    monkeypatch.setenv("GALLERY_NOTIFY", "none")
+    assert indexer.index_upload(key, etag.strip('"'), deps)["status"] == "accepted"
+
+
+def test_gallery_notify_transports(cloud_env: dict[str, str]) -> None:
+    from oneeye.cloud.notify import publish_gallery_event
+    from oneeye.errors import ConfigError
+    from oneeye.events import utc_now
+
+    event = GalleryEvent(watchlist="missing", version=3, bucket=cloud_env["ONEEYE_BUCKET"],
+                         key="gallery/missing/3.npz", sha256="0" * 64, published_at=utc_now())
+    # iot-data (AWS): through the one boto3 factory, here the moto server.
+    publish_gallery_event(event, "iot-data")
+    with pytest.raises(ConfigError, match="GALLERY_NOTIFY"):
+        publish_gallery_event(event, "http://nope")

@@ -1,0 +1,197 @@
+"""Live delivery: reconnect catch-up, device offline, Redis fan-out across two real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import socketio
+import yaml
+from flask import Flask
+from websockets.sync.client import connect as ws_connect
+
+from dashboard import socketio_of
+from dashboard.store import Store
+from oneeye.events import HealthEvent, utc_now
+from tests.conftest import free_port
+from tests.dashboard_helpers import (
+    Signer,
+    add_user,
+    app_for,
+    csrf_from,
+    desk_event,
+    login,
+    make_settings,
+    post_sns,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def signer() -> Signer:
+    return Signer()
+
+
+@pytest.fixture
+def app(tmp_path: Path, signer: Signer) -> Flask:
+    app = app_for(tmp_path, signer, offline_after_s=1)
+    add_user(app, "alice", ["branch-1"])
+    return app
+
+
+def test_reconnect_catch_up(app: Flask, signer: Signer) -> None:
+    client = app.test_client()
+    login(client, "alice")
+    sio = socketio_of(app)
+    sock = sio.test_client(app, flask_test_client=client)
+    sock.get_received()
+    seen = desk_event(name="Seen live")
+    post_sns(app.test_client(), signer.notification(seen.to_json()))
+    [live] = [m["args"][0] for m in sock.get_received() if m["name"] == "desk_event"]
+    sock.disconnect()
+    missed = [desk_event(name=f"Missed {i}") for i in range(3)]
+    for event in missed:
+        post_sns(app.test_client(), signer.notification(event.to_json()))
+    sock = sio.test_client(app, flask_test_client=client)
+    assert sock.is_connected()
+    assert [m for m in sock.get_received() if m["name"] == "desk_event"] == []
+    caught = client.get(f"/api/events?after={live['event_id']}").get_json()["events"]
+    assert [r["event_id"] for r in caught] == [e.event_id for e in missed]
+
+
+def test_device_goes_offline_without_health(app: Flask, signer: Signer) -> None:
+    health = HealthEvent(device_id="cam-1", site_id="branch-1", camera_id="cam-1",
+                         sent_at=utc_now(), uptime_s=3, fps=12.0)
+    post_sns(app.test_client(), signer.notification(
+        desk_event(kind="device_status", device_id="cam-1", health=health).to_json()))
+    client = app.test_client()
+    login(client, "alice")
+    [dev] = client.get("/api/devices").get_json()["devices"]
+    assert dev["online"] and dev["fps"] == 12.0
+    app.extensions["oneeye.store"]._exec(
+        "UPDATE devices SET last_seen = ?", ("2020-01-01T00:00:00.000Z",))
+    [dev] = client.get("/api/devices").get_json()["devices"]
+    assert not dev["online"] and dev["state"] == "online"  # silent, not reported offline
+
+
+# --- two real processes sharing broadcasts through Redis -------------------------------------
+
+def _start(config: Path, port: int, log: Path,
+           async_mode: str = "threading") -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "oneeye.cli", "dashboard", "run", "--port", str(port),
+         "--config", str(config), "--async-mode", async_mode], cwd=REPO, env=env,
+        stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    for _ in range(200):
+        if proc.poll() is not None:
+            pytest.fail(f"dashboard exited: {log.read_text()[-2000:]}")
+        try:
+            if requests.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"dashboard not ready: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture
+def two_dashboards(tmp_path: Path, signer: Signer) -> Iterator[tuple[str, str]]:
+    channel = "oneeye-test-" + secrets.token_hex(4)  # Redis pub/sub ignores db numbers
+    settings = make_settings(tmp_path, signer, message_queue="redis://127.0.0.1:6379/0",
+                             message_queue_channel=channel)
+    config = tmp_path / "dashboard.yaml"
+    config.write_text(yaml.safe_dump(json.loads(settings.model_dump_json())))
+    store = Store(settings.resolved_database_url())
+    from dashboard.auth import hash_password
+    store.put_user("alice", hash_password("correct horse battery"), ["branch-1"])
+    store.close()
+    settings.resolved_secret_key()  # both processes share one session key, like a fleet
+    procs, urls = [], []
+    # A runs the default threading server, B the gevent one: both paths serve real clients
+    for name, mode in (("a", "threading"), ("b", "gevent")):
+        port = free_port()
+        log = tmp_path / f"dashboard-{name}.log"
+        procs.append((_start(config, port, log, mode), log))
+        urls.append(f"http://127.0.0.1:{port}")
+    try:
+        for (proc, log), url in zip(procs, urls, strict=True):
+            _wait_ready(url, proc, log)
+        modes = [requests.get(u + "/healthz", timeout=5).json()["async_mode"] for u in urls]
+        assert modes == ["threading", "gevent"]
+        yield urls[0], urls[1]
+    finally:
+        for proc, _ in procs:
+            proc.terminate()
+        for proc, _ in procs:
+            proc.wait(timeout=10)
+
+
+def _http_login(url: str) -> requests.Session:
+    session = requests.Session()
+    token = csrf_from(session.get(url + "/login", timeout=5).text)
+    resp = session.post(url + "/login", data={"username": "alice", "csrf_token": token,
+                                              "password": "correct horse battery"}, timeout=5)
+    assert resp.status_code == 200 and "Arrivals" in resp.text
+    return session
+
+
+def test_redis_fan_out_across_two_processes(two_dashboards: tuple[str, str],
+                                            signer: Signer) -> None:
+    url_a, url_b = two_dashboards
+    for url in (url_a, url_b):  # both servers decline per-client deflate (a CPU choice)
+        ws_url = url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
+        with ws_connect(ws_url, compression="deflate") as ws:
+            assert ws.response is not None
+            assert "Sec-WebSocket-Extensions" not in ws.response.headers
+            assert ws.recv(timeout=5).startswith("0")
+    session = _http_login(url_b)
+    cookie = "; ".join(f"{k}={v}" for k, v in session.cookies.items())
+    received: list[dict[str, Any]] = []
+    got = threading.Event()
+    client = socketio.Client(reconnection=False)
+
+    @client.on("desk_event")
+    def on_event(record: dict[str, Any]) -> None:
+        received.append(record)
+        got.set()
+
+    client.connect(url_b, headers={"Cookie": cookie}, transports=["websocket"],
+                   wait_timeout=10)
+    try:
+        # refused without the cookie, on either process
+        anonymous = socketio.Client(reconnection=False)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            anonymous.connect(url_a, transports=["websocket"], wait_timeout=5)
+        event = desk_event(name="Fan Out")
+        msg = signer.notification(event.to_json())
+        resp = requests.post(url_a + "/sns", data=json.dumps(msg), timeout=10,
+                             headers={"x-amz-sns-message-type": "Notification"})
+        assert resp.status_code == 200, resp.text
+        assert got.wait(20), "process B never delivered the event posted to process A"
+        assert [r["event_id"] for r in received] == [event.event_id]
+        other_site = desk_event(site_id="branch-2")
+        requests.post(url_a + "/sns", timeout=10,
+                      data=json.dumps(signer.notification(other_site.to_json())))
+        follow = desk_event(name="Second")
+        got.clear()
+        requests.post(url_a + "/sns", data=json.dumps(signer.notification(follow.to_json())),
+                      timeout=10)
+        assert got.wait(20)
+        assert [r["event_id"] for r in received] == [event.event_id, follow.event_id]
+    finally:
+        client.disconnect()

@@ -1,0 +1,134 @@
+"""The event store on both backends: SQLite (default) and PostgreSQL (127.0.0.1:5432/test)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from dashboard.store import Store
+from oneeye.events import HealthEvent, utc_now
+from tests.dashboard_helpers import desk_event
+
+PG = "postgresql://127.0.0.1:5432/test"
+
+
+@contextmanager
+def pg_store() -> Iterator[Store]:
+    # a private schema per test: the shared `test` database is used by other suites too
+    schema = "dash_" + secrets.token_hex(6)
+    with psycopg.connect(PG, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+        s = Store(f"{PG}?options=-csearch_path%3D{schema}")
+        try:
+            yield s
+        finally:
+            s.close()
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        s = Store(f"sqlite:///{tmp_path / 'events.sqlite3'}")
+        yield s
+        s.close()
+        return
+    with pg_store() as s:
+        yield s
+
+
+def test_duplicates_ignored(store: Store) -> None:
+    event = desk_event()
+    first = store.add_event(event)
+    assert first is not None and first["event"]["customer"]["name"] == "Ada Lovelace"
+    assert store.add_event(event) is None
+    assert len(store.events(["branch-1"])) == 1
+
+
+def test_catch_up_follows_arrival_order_even_for_late_older_ids(store: Store) -> None:
+    older = desk_event(name="Late")      # created first: smaller event_id
+    a = desk_event(name="A")
+    b = desk_event(name="B")
+    store.add_event(a)
+    store.add_event(b)
+    store.add_event(older)               # arrives last (an edge replaying its outbox)
+    after_a = store.events(["branch-1"], after=a.event_id)
+    assert [r["event_id"] for r in after_a] == [b.event_id, older.event_id]
+    assert store.events(["branch-1"], after=older.event_id) == []
+    # an id this store never saw: fall back to id order instead of failing
+    unknown = store.events(["branch-1"], after="00000000-0000-7000-8000-000000000000")
+    assert len(unknown) == 3
+    newest_first = store.events(["branch-1"])
+    assert newest_first[0]["event_id"] == older.event_id
+
+
+def test_sites_filter_and_person_search(store: Store) -> None:
+    store.add_event(desk_event(site_id="branch-1", name="Ada Lovelace", person_id="C-1"))
+    store.add_event(desk_event(site_id="branch-2", name="Grace Hopper", person_id="C-2"))
+    assert [r["site_id"] for r in store.events(["branch-2"])] == ["branch-2"]
+    assert store.events([]) == []
+    found = store.events(["branch-1", "branch-2"], person="HOPPER")
+    assert [r["event"]["customer"]["name"] for r in found] == ["Grace Hopper"]
+    assert store.events(["branch-1", "branch-2"], person="100%") == []
+
+
+def test_acknowledgement_audit(store: Store) -> None:
+    event = desk_event(kind="missing_person_sighted", person_id="MP-1", name="Tom")
+    store.add_event(event)
+    ack = store.acknowledge(event.event_id, "alice")
+    assert store.acknowledge(event.event_id, "bob") == ack
+    record = store.get_event(event.event_id)
+    assert record is not None and record["ack"]["by"] == "alice"
+    assert store.events(["branch-1"], unacked=True) == []
+
+
+def test_retention_purge(store: Store) -> None:
+    old = desk_event(kind="missing_person_sighted", person_id="MP-9", name="Old")
+    store.add_event(old)
+    store.acknowledge(old.event_id, "alice")
+    store._exec("UPDATE events SET received_at = ? WHERE event_id = ?",
+                ("2020-01-01T00:00:00.000Z", old.event_id))
+    fresh = desk_event()
+    store.add_event(fresh)
+    assert store.purge(30) == 1
+    assert [r["event_id"] for r in store.events(["branch-1"])] == [fresh.event_id]
+    assert store._rows("SELECT * FROM acks") == []
+
+
+def test_devices_from_device_status_events(store: Store) -> None:
+    health = HealthEvent(device_id="cam-1", site_id="branch-1", camera_id="cam-1",
+                         sent_at=utc_now(), uptime_s=5, fps=14.5)
+    store.add_event(desk_event(kind="device_status", device_id="cam-1", health=health))
+    [dev] = store.devices(["branch-1"])
+    assert dev["state"] == "online" and dev["fps"] == 14.5 and dev["camera_state"] == "ok"
+    seen = dev["last_seen"]
+    store.add_event(desk_event(kind="device_offline", device_id="cam-1"))
+    [dev] = store.devices(["branch-1"])
+    # offline keeps the last health data and when it was last seen alive
+    assert dev["state"] == "offline" and dev["fps"] == 14.5 and dev["last_seen"] == seen
+    assert store.devices(["branch-2"]) == []
+
+
+def test_users(store: Store) -> None:
+    store.put_user("alice", "hash1", ["b1"])
+    store.put_user("alice", "hash2", ["b1", "b2"])
+    assert store.get_user("alice") == {"name": "alice", "password_hash": "hash2",
+                                       "sites": ["b1", "b2"]}
+    assert store.get_user("nobody") is None
+
+
+def test_unsupported_url() -> None:
+    with pytest.raises(ValueError, match="unsupported database URL"):
+        Store("mysql://x")
+
+
+def test_postgresql_reconnects_after_losing_its_connection() -> None:
+    with pg_store() as store:
+        store.add_event(desk_event())
+        store._conn.close()
+        assert len(store.events(["branch-1"])) == 1

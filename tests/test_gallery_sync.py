@@ -1,0 +1,172 @@
+"""Gallery sync over a real broker and a moto S3 *server*: update → swap, tampering refused."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import paho.mqtt.client as paho
+import pytest
+from moto.server import ThreadedMotoServer
+
+from oneeye import aws
+from oneeye import gallery as G
+from oneeye.edge.gallery_sync import GallerySync, Update
+from oneeye.edge.publishers import make_publisher
+from oneeye.edge.settings import EdgeSettings
+from oneeye.edge.uplink import Uplink
+from oneeye.events import GalleryEvent, utc_now
+from oneeye.gallery import GalleryHolder
+from tests.mqtt_support import BROKERS, free_port, make_broker, stop_broker
+
+BUCKET = "oneeye-test"
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    aws.clear_cache()
+    client = aws.client("s3")
+    client.create_bucket(Bucket=BUCKET)
+    yield client
+    aws.clear_cache()
+    server.stop()
+
+
+def make_gallery(version: int, n: int = 5, watchlist: str = "missing") -> G.Gallery:
+    rng = np.random.default_rng(version)
+    return G.Gallery.from_entries(watchlist, [(f"MP-{i}", rng.normal(0, 0.1, 128))
+                                              for i in range(n)], version=version)
+
+
+def upload(s3: Any, g: G.Gallery, *, tamper: bool = False, latest: bool = False) -> GalleryEvent:
+    data = G.to_bytes(g)
+    key = f"gallery/{g.watchlist}/{g.version}.npz"
+    manifest = G.manifest_for(g, data, filename=f"{g.version}.npz")
+    body = data[:-10] + b"x" * 10 if tamper else data
+    s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    if latest:
+        s3.put_object(Bucket=BUCKET, Key=f"gallery/{g.watchlist}/latest.json",
+                      Body=json.dumps({**manifest, "key": key}).encode())
+    return GalleryEvent(watchlist=g.watchlist, version=g.version, bucket=BUCKET, key=key,
+                        sha256=manifest["sha256"], published_at=utc_now())
+
+
+def edge_settings(tmp: Path, url: str = "none", **sync: Any) -> EdgeSettings:
+    return EdgeSettings.model_validate({
+        "device_id": "edge-test", "watchlists": ["missing"],
+        "publish": {"url": url}, "outbox": {"path": str(tmp / "o.sqlite3")},
+        "health": {"interval_s": 3600},
+        "gallery_sync": {"enabled": True, "bucket": BUCKET, "poll_interval_s": 3600,
+                         "cache_dir": str(tmp / "cache"), **sync}})
+
+
+def wait_version(holder: GalleryHolder, v: int, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if holder.current().versions().get("missing") == v:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.parametrize("kind", BROKERS)
+def test_update_message_swaps_gallery_on_running_edge(kind: str, s3: Any, tmp_path: Path) -> None:
+    b = make_broker(kind, tmp_path).start()
+    holder = GalleryHolder()
+    holder.swap(make_gallery(1))
+    s = edge_settings(tmp_path, b.url)
+    up = Uplink(s, holder, dict, publisher=make_publisher(s)).start()
+    assert up.publisher.wait_connected(10)
+    time.sleep(0.3)  # let the subscription settle
+    msg = upload(s3, make_gallery(2, n=9))
+    indexer = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="indexer")
+    indexer.connect("127.0.0.1", b.port)
+    indexer.loop_start()
+    indexer.publish("oneeye/gallery/updated", msg.to_json(), qos=1).wait_for_publish(10)
+    assert wait_version(holder, 2)
+    assert len(holder.current().galleries["missing"]) == 9
+    assert (tmp_path / "cache" / "missing.npz").exists()  # cached for the next start
+    assert up.health()["gallery_versions"] == {"missing": 2}
+    indexer.loop_stop()
+    up.close()
+    stop_broker(b)
+
+
+def test_tampered_gallery_is_refused_and_old_kept(s3: Any, tmp_path: Path) -> None:
+    holder = GalleryHolder()
+    holder.swap(make_gallery(1))
+    s = edge_settings(tmp_path)
+    sync = GallerySync(s, holder, s3_client=s3)
+    msg = upload(s3, make_gallery(2), tamper=True)
+    sync.on_message("oneeye/gallery/updated", msg.to_json().encode())
+    assert sync.apply(sync._queue.get_nowait()) is False
+    assert holder.current().versions() == {"missing": 1}
+    assert sync.failures == 1 and "sha256 mismatch" in (sync.last_error or "")
+    up = Uplink(s, holder, dict, publisher=make_publisher(s), s3_client=s3)
+    up.sync = sync
+    assert up.health()["gallery_sync_failures"] == 1  # reported in health
+
+
+@pytest.mark.parametrize("case, expect", [
+    ("older", None), ("other_watchlist", None), ("wrong_bucket", "bucket"),
+    ("key_outside", "outside"), ("mismatched_version", "not the announced"),
+    ("missing_object", "NoSuchKey"),
+])
+def test_refused_or_ignored_updates(case: str, expect: str | None, s3: Any,
+                                    tmp_path: Path) -> None:
+    holder = GalleryHolder()
+    holder.swap(make_gallery(3))
+    sync = GallerySync(edge_settings(tmp_path), holder, s3_client=s3)
+    msg = upload(s3, make_gallery(5))
+    u = Update("missing", 5, BUCKET, msg.key, msg.sha256, "message", time.monotonic())
+    u = {
+        "older": u.__class__(**{**u.__dict__, "version": 2}),
+        "other_watchlist": u.__class__(**{**u.__dict__, "watchlist": "customers"}),
+        "wrong_bucket": u.__class__(**{**u.__dict__, "bucket": "evil-bucket"}),
+        "key_outside": u.__class__(**{**u.__dict__, "key": "uploads/missing/x.jpg"}),
+        "mismatched_version": u.__class__(**{**u.__dict__, "version": 4}),
+        "missing_object": u.__class__(**{**u.__dict__, "key": "gallery/missing/99.npz"}),
+    }[case]
+    assert sync.apply(u) is False
+    assert holder.current().versions() == {"missing": 3}
+    if expect is None:
+        assert sync.failures == 0
+    else:
+        assert sync.failures == 1 and expect in (sync.last_error or "")
+
+
+def test_bad_message_is_reported_not_fatal(s3: Any, tmp_path: Path) -> None:
+    sync = GallerySync(edge_settings(tmp_path), GalleryHolder(), s3_client=s3)
+    sync.on_message("oneeye/gallery/updated", b"{not json")
+    sync.on_message("oneeye/gallery/updated", json.dumps({"schema": "oneeye.gallery/9"}).encode())
+    assert sync.failures == 2 and sync._queue.empty()
+
+
+def test_polling_latest_json_catches_up_and_cache_is_used_at_start(s3: Any,
+                                                                   tmp_path: Path) -> None:
+    upload(s3, make_gallery(7), latest=True)
+    holder = GalleryHolder()
+    sync = GallerySync(edge_settings(tmp_path), holder, s3_client=s3)
+    sync.start()  # polls at once
+    assert wait_version(holder, 7)
+    sync.stop()
+    # A restarted edge uses the verified cache before any network access.
+    fresh = GalleryHolder()
+    GallerySync(edge_settings(tmp_path), fresh, s3_client=s3).load_cache()
+    assert fresh.current().versions() == {"missing": 7}
+    # A corrupted cache is ignored and reported.
+    (tmp_path / "cache" / "missing.npz").write_bytes(b"garbage")
+    other = GallerySync(edge_settings(tmp_path), GalleryHolder(), s3_client=s3)
+    other.load_cache()
+    assert other.failures == 1 and other.holder.current().versions() == {}

@@ -1,0 +1,233 @@
+"""SNS-faithful HTTP delivery of the local stack, against a real HTTP endpoint."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from oneeye import sns
+from oneeye.errors import SignatureError
+from oneeye.local.filter_policy import matches
+from oneeye.local.settings import SnsDeliverySettings
+from oneeye.local.sns_delivery import Signer, SnsDelivery
+from tests.conftest import free_port
+
+TOPIC = "arn:aws:sns:us-east-1:123456789012:oneeye-desk"
+
+
+class Endpoint:
+    """An SNS subscriber: records every POST, confirms by visiting SubscribeURL via ``delivery``."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.received: list[tuple[dict[str, str], dict[str, Any]]] = []
+        self.got = threading.Condition()
+        self.server: ThreadingHTTPServer | None = None
+        self.confirm_with: SnsDelivery | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/sns"
+
+    def start(self) -> None:
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                msg = json.loads(body)
+                with outer.got:
+                    outer.received.append((dict(self.headers), msg))
+                    outer.got.notify_all()
+                if msg["Type"] == "SubscriptionConfirmation" and outer.confirm_with:
+                    q = parse_qs(urlsplit(msg["SubscribeURL"]).query)
+                    outer.confirm_with.confirm(q["TopicArn"][0], q["Token"][0])
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), H)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def wait_for(self, n: int, timeout: float = 15) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        with self.got:
+            while len(self.received) < n and time.monotonic() < deadline:
+                self.got.wait(0.1)
+        return [m for _, m in self.received]
+
+
+@pytest.fixture
+def delivery(tmp_path: Path) -> Iterator[SnsDelivery]:
+    signer = Signer(tmp_path / "sns", "us-east-1")
+    d = SnsDelivery(tmp_path / "sns.sqlite3", signer, confirm_base_url="http://127.0.0.1:9",
+                    settings=SnsDeliverySettings(first_retry_s=0.05, max_retry_s=0.3))
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def endpoint() -> Iterator[Endpoint]:
+    ep = Endpoint(free_port())
+    yield ep
+    ep.stop()
+
+
+def envelope(message: str, site: str = "site-1", mid: str = "m-1") -> dict[str, Any]:
+    return {"Type": "Notification", "MessageId": mid, "TopicArn": TOPIC, "Message": message,
+            "Timestamp": "2026-01-01T00:00:00.000Z",
+            "MessageAttributes": {"site_id": {"Type": "String", "Value": site}}}
+
+
+def verifier(d: SnsDelivery) -> sns.Verifier:
+    return sns.Verifier([TOPIC], pinned_certs={d.signer.cert_url: d.signer.cert_file.read_bytes()})
+
+
+def test_confirmation_first_then_signed_notifications_with_attributes(
+        delivery: SnsDelivery, endpoint: Endpoint) -> None:
+    endpoint.confirm_with = delivery
+    endpoint.start()
+    delivery.accept_envelope(envelope('{"hello": 1}'))  # no subscriber yet: nobody gets it
+    sub = delivery.subscribe(TOPIC, endpoint.url)
+    delivery.accept_envelope(envelope('{"hello": 2}', mid="m-2"))
+    msgs = endpoint.wait_for(2)
+    assert [m["Type"] for m in msgs] == ["SubscriptionConfirmation", "Notification"]
+    v = verifier(delivery)
+    for m in msgs:
+        v.verify(m)
+    note = msgs[1]
+    assert note["Message"] == '{"hello": 2}' and note["SignatureVersion"] == "2"
+    assert note["MessageAttributes"] == {"site_id": {"Type": "String", "Value": "site-1"}}
+    headers = endpoint.received[1][0]
+    assert headers["x-amz-sns-message-type"] == "Notification"
+    assert headers["x-amz-sns-subscription-arn"] == sub.arn
+    assert delivery.subscription(sub.arn).confirmed  # type: ignore[union-attr]
+    # a tampered message no longer verifies: the signature covers the Message
+    with pytest.raises(SignatureError):
+        v.verify({**note, "Message": '{"hello": 3}'})
+    # the same envelope twice (SQS redelivery) is one delivery
+    delivery.accept_envelope(envelope('{"hello": 2}', mid="m-2"))
+    time.sleep(0.3)
+    assert len(endpoint.received) == 2
+
+
+def test_nothing_delivered_before_confirmation(delivery: SnsDelivery,
+                                               endpoint: Endpoint) -> None:
+    endpoint.start()  # records but does not confirm
+    sub = delivery.subscribe(TOPIC, endpoint.url)
+    delivery.accept_envelope(envelope("x"))
+    assert [m["Type"] for m in endpoint.wait_for(1)] == ["SubscriptionConfirmation"]
+    time.sleep(0.3)
+    assert len(endpoint.received) == 1 and delivery.pending(sub.arn) == 1
+    delivery.confirm(TOPIC, "wrong-token")
+    time.sleep(0.2)
+    assert len(endpoint.received) == 1
+    assert delivery.confirm(TOPIC, sub.token) == sub.arn
+    assert endpoint.wait_for(2)[1]["Message"] == "x"
+
+
+def test_filter_policy_on_site_id(delivery: SnsDelivery, endpoint: Endpoint) -> None:
+    endpoint.confirm_with = delivery
+    endpoint.start()
+    delivery.subscribe(TOPIC, endpoint.url, {"site_id": ["site-2"]})
+    endpoint.wait_for(1)
+    assert delivery.accept_envelope(envelope("for site 1", "site-1", "a")) == 0
+    assert delivery.accept_envelope(envelope("for site 2", "site-2", "b")) == 1
+    msgs = endpoint.wait_for(2)
+    assert [m["Message"] for m in msgs[1:]] == ["for site 2"]
+
+
+def test_retries_until_an_endpoint_that_was_down_comes_back(
+        delivery: SnsDelivery, endpoint: Endpoint) -> None:
+    sub = delivery.subscribe(TOPIC, endpoint.url)  # endpoint not listening yet
+    for i in range(3):
+        delivery.accept_envelope(envelope(f"event {i}", mid=f"m{i}"))
+    time.sleep(1.0)  # several failed attempts with backoff
+    failures = delivery._db.execute("SELECT attempts, last_error FROM deliveries WHERE "
+                                    "kind='SubscriptionConfirmation'").fetchone()
+    assert failures[0] >= 2 and "Connection" in failures[1]
+    endpoint.confirm_with = delivery
+    endpoint.start()
+    msgs = endpoint.wait_for(4)
+    assert msgs[0]["Type"] == "SubscriptionConfirmation"
+    assert [m["Message"] for m in msgs[1:]] == ["event 0", "event 1", "event 2"]
+    deadline = time.monotonic() + 5  # the endpoint answers before the row is marked
+    while delivery.pending(sub.arn) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert delivery.pending(sub.arn) == 0
+
+
+def test_deliveries_survive_a_restart(tmp_path: Path, endpoint: Endpoint) -> None:
+    settings = SnsDeliverySettings(first_retry_s=0.05, max_retry_s=0.2)
+    signer = Signer(tmp_path / "sns", "us-east-1")
+    d1 = SnsDelivery(tmp_path / "db.sqlite3", signer, confirm_base_url="http://x",
+                     settings=settings)
+    sub = d1.subscribe(TOPIC, endpoint.url)
+    d1.confirm(TOPIC, sub.token)
+    d1.accept_envelope(envelope("kept", mid="k"))
+    d1.stop()
+    endpoint.start()
+    d2 = SnsDelivery(tmp_path / "db.sqlite3", Signer(tmp_path / "sns", "us-east-1"),
+                     confirm_base_url="http://x", settings=settings)
+    try:
+        d2.start()
+        msgs = endpoint.wait_for(2)
+        assert "kept" in [m.get("Message") for m in msgs]
+        verifier(d2).verify(msgs[-1])  # same signing key after the restart
+    finally:
+        d2.stop()
+
+
+@pytest.mark.parametrize(("policy", "attrs", "expected"), [
+    ({"site_id": ["site-1"]}, {"site_id": {"Type": "String", "Value": "site-1"}}, True),
+    ({"site_id": ["site-1"]}, {"site_id": {"Type": "String", "Value": "site-2"}}, False),
+    ({"site_id": ["site-1"]}, {}, False),
+    ({"site_id": [{"prefix": "site-"}]}, {"site_id": {"Type": "String", "Value": "site-9"}}, True),
+    ({"site_id": [{"anything-but": "site-1"}]},
+     {"site_id": {"Type": "String", "Value": "site-1"}}, False),
+    ({"site_id": [{"exists": False}]}, {}, True),
+    ({"n": [3]}, {"n": {"Type": "Number", "Value": "3"}}, True),
+    ({"s": ["b"]}, {"s": {"Type": "String.Array", "Value": '["a", "b"]'}}, True),
+])
+def test_filter_policy_subset(policy: dict[str, Any], attrs: dict[str, Any],
+                              expected: bool) -> None:
+    assert matches(policy, attrs) is expected
+
+
+def test_retry_now_skips_the_backoff_and_unsubscribe_drops_pending(
+        tmp_path: Path, endpoint: Endpoint) -> None:
+    slow = SnsDelivery(tmp_path / "db.sqlite3", Signer(tmp_path / "sns", "us-east-1"),
+                       confirm_base_url="http://x",
+                       settings=SnsDeliverySettings(first_retry_s=60, max_retry_s=60))
+    try:
+        sub = slow.subscribe(TOPIC, endpoint.url)  # endpoint down: next try in ~a minute
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not slow._db.execute(
+                "SELECT attempts FROM deliveries").fetchone()[0]:
+            time.sleep(0.02)
+        endpoint.start()
+        slow.retry_now(endpoint.url)  # the stack saw the endpoint come up
+        assert [m["Type"] for m in endpoint.wait_for(1, timeout=10)] == [
+            "SubscriptionConfirmation"]
+        slow.accept_envelope(envelope("never sent"))  # held: not confirmed
+        assert slow.pending(sub.arn) == 1
+        assert slow.unsubscribe(sub.arn) and slow.pending(sub.arn) == 0
+        assert slow.subscription(sub.arn) is None and not slow.unsubscribe(sub.arn)
+        assert slow.accept_envelope(envelope("after", mid="z")) == 0
+    finally:
+        slow.stop()

@@ -1,0 +1,170 @@
+"""The Greengrass component: recipe, access control, placeholders, configuration, build."""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import re
+import threading
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from awsiot.greengrasscoreipc import model
+from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
+
+from oneeye.edge.greengrass import ConfigFollower, read_settings, settings_from_config
+from oneeye.errors import ConfigError
+
+EDGE = Path(__file__).resolve().parents[1] / "edge"
+RECIPE = yaml.safe_load((EDGE / "recipe.yaml").read_text())
+DEFAULTS = RECIPE["ComponentConfiguration"]["DefaultConfiguration"]
+KNOWN_VARIABLES = re.compile(
+    r"^\{(iot:thingName|work:path|artifacts:path|artifacts:decompressedPath|kernel:rootPath"
+    r"|configuration:/[^}]+)\}$")
+
+
+def test_required_fields() -> None:
+    assert RECIPE["RecipeFormatVersion"] == "2020-01-25"
+    assert RECIPE["ComponentName"] == "com.oneeye.edge"
+    assert re.match(r"^\d+\.\d+\.\d+$", RECIPE["ComponentVersion"])
+    for key in ("ComponentDescription", "ComponentPublisher", "Manifests"):
+        assert RECIPE[key]
+
+
+def test_manifests_for_linux_x86_64_and_aarch64() -> None:
+    platforms = {(m["Platform"]["os"], m["Platform"]["architecture"]) for m in RECIPE["Manifests"]}
+    assert platforms == {("linux", "amd64"), ("linux", "aarch64")}
+    for m in RECIPE["Manifests"]:
+        (artifact,) = m["Artifacts"]
+        assert artifact["URI"].endswith("/oneeye-edge.zip") and artifact["Unarchive"] == "ZIP"
+        life = m["Lifecycle"]
+        install = life["Install"]["Script"]
+        assert "venv" in install and "requirements.txt" in install
+        assert life["Run"]["Script"].endswith("oneeye-edge/main.py")
+        assert life["Run"]["RequiresPrivilege"] is False
+
+
+def test_access_control_is_exactly_the_devices_own_topics() -> None:
+    acl = DEFAULTS["accessControl"]
+    assert list(acl) == ["aws.greengrass.ipc.mqttproxy"]  # no other IPC service
+    policies = list(acl["aws.greengrass.ipc.mqttproxy"].values())
+    grants = sorted((tuple(p["operations"]), tuple(p["resources"])) for p in policies)
+    assert grants == [
+        (("aws.greengrass#PublishToIoTCore",), ("oneeye/devices/{iot:thingName}/*",)),
+        (("aws.greengrass#SubscribeToIoTCore",), ("oneeye/gallery/updated",)),
+    ]
+    for p in policies:
+        assert "*" not in p["operations"] and "#" not in "".join(p["resources"])
+
+
+def test_every_placeholder_is_a_known_recipe_variable() -> None:
+    text = (EDGE / "recipe.yaml").read_text()
+    found = set(re.findall(r"\{[^{}\s]+\}", text))
+    assert found, "the recipe uses recipe variables"
+    unknown = [p for p in found if not KNOWN_VARIABLES.match(p)]
+    assert unknown == []
+    assert "{iot:thingName}" in found
+
+
+def test_default_configuration_validates_against_edge_settings() -> None:
+    s = settings_from_config(DEFAULTS, thing_name="branch-17-cam")
+    assert s.device_id == "branch-17-cam"
+    assert s.publish.url == "ipc"
+    # What the device publishes is inside what the access control grants.
+    grant = "oneeye/devices/{iot:thingName}/*".replace("{iot:thingName}", "branch-17-cam")
+    for kind in ("matches", "health"):
+        assert re.fullmatch(grant.replace("*", "[^/]+"), s.topic(kind))
+    assert s.gallery_sync.update_topic == "oneeye/gallery/updated"
+
+
+@pytest.mark.parametrize("change, path", [
+    ({"publish": {"url": "ipc", "urll": "x"}}, "configuration.publish.urll"),
+    ({"cooldown_s": -1}, "configuration.cooldown_s"),
+    ({"colldown_s": 5}, "configuration.colldown_s"),
+])
+def test_bad_configuration_names_the_key_path(change: dict[str, Any], path: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(path)):
+        settings_from_config({**DEFAULTS, **change}, thing_name="t")
+
+
+def test_thing_name_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_IOT_THING_NAME", "gg-core-9")
+    assert settings_from_config(DEFAULTS).device_id == "gg-core-9"
+    monkeypatch.delenv("AWS_IOT_THING_NAME")
+    with pytest.raises(ConfigError, match="AWS_IOT_THING_NAME"):
+        settings_from_config(DEFAULTS)
+
+
+class StandInConfigIPC:
+    """get_configuration / subscribe_to_configuration_update with the real signatures."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.handler: Any = None
+
+    def get_configuration(self, *, component_name=None, key_path=None):  # type: ignore[no-untyped-def]
+        return model.GetConfigurationResponse(component_name="com.oneeye.edge",
+                                              value=json.loads(json.dumps(self.config)))
+
+    def subscribe_to_configuration_update(self, *, component_name=None, key_path=None,  # type: ignore[no-untyped-def]
+                                          stream_handler=None, on_stream_event=None,
+                                          on_stream_error=None, on_stream_closed=None):
+        self.handler = on_stream_event
+        return model.SubscribeToConfigurationUpdateResponse(), None
+
+
+@pytest.mark.parametrize("method", ["get_configuration", "subscribe_to_configuration_update"])
+def test_standin_matches_real_client(method: str) -> None:
+    real = inspect.signature(getattr(GreengrassCoreIPCClientV2, method))
+    ours = inspect.signature(getattr(StandInConfigIPC, method))
+    assert [(n, p.kind, p.default) for n, p in real.parameters.items()] == \
+        [(n, p.kind, p.default) for n, p in ours.parameters.items()]
+
+
+def test_configuration_updates_are_followed_and_bad_ones_refused() -> None:
+    ipc = StandInConfigIPC(DEFAULTS)
+    current = read_settings(ipc, "t-1")
+    stop = threading.Event()
+    follower = ConfigFollower(ipc, current, stop, thing_name="t-1")
+    follower.start()
+    event = model.ConfigurationUpdateEvents(
+        configuration_update_event=model.ConfigurationUpdateEvent(
+            component_name="com.oneeye.edge", key_path=["cooldown_s"]))
+    ipc.config = {**DEFAULTS, "cooldown_s": "not a number"}
+    ipc.handler(event)
+    assert follower.rejected == 1 and not stop.is_set()  # the running config is kept
+    ipc.config = {**DEFAULTS, "cooldown_s": 120}
+    ipc.handler(event)
+    assert stop.is_set()
+    new = follower.take()
+    assert new is not None and new.cooldown_s == 120 and follower.current == new
+
+
+def test_gdk_config_matches_recipe_and_gdk_schema() -> None:
+    cfg = json.loads((EDGE / "gdk-config.json").read_text())
+    assert set(cfg) == {"component", "gdk_version"}
+    ((name, spec),) = cfg["component"].items()
+    assert name == RECIPE["ComponentName"]
+    assert spec["version"] == RECIPE["ComponentVersion"]
+    assert spec["build"]["build_system"] == "custom"
+    assert "build.py" in spec["build"]["custom_build_command"]
+    assert {"bucket", "region", } <= set(spec["publish"]) and spec["author"]
+
+
+def test_build_bundles_oneeye_into_the_artifact(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("edge_build", EDGE / "build.py")
+    assert spec is not None and spec.loader is not None
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    target = build.build(tmp_path / "greengrass-build")
+    assert target == tmp_path / "greengrass-build/artifacts/com.oneeye.edge/1.0.0/oneeye-edge.zip"
+    names = set(zipfile.ZipFile(target).namelist())
+    assert {"main.py", "requirements.txt", "oneeye/gallery.py", "oneeye/edge/uplink.py",
+            "oneeye/edge/runner.py"} <= names
+    assert not any("__pycache__" in n or n.startswith("tests/") for n in names)
+    assert (tmp_path / "greengrass-build/recipes/recipe.yaml").exists()
+    assert not (EDGE / "oneeye").exists()  # no copy of the package kept in the repo

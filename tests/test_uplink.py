@@ -1,0 +1,203 @@
+"""The uplink against real brokers: publish, broker outage + replay, kill -9 + replay,
+outbox bound, health, bad input."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oneeye.edge.publishers import NullPublisher, make_publisher
+from oneeye.edge.settings import EdgeSettings
+from oneeye.edge.uplink import Uplink
+from oneeye.errors import EventError
+from oneeye.events import MAX_EVENT_BYTES, parse
+from oneeye.gallery import Gallery, GalleryHolder
+from oneeye.local.broker import MosquittoBroker, TcpProxy
+from tests.mqtt_support import BROKERS, Subscriber, event, free_port, make_broker, stop_broker
+
+REPO = Path(__file__).resolve().parents[1]
+METRICS: dict[str, Any] = {"fps": 7.5, "frame_age_ms": 40.0, "latency_ms": {"p50": 300.0,
+                           "p95": 700.0}, "stage_ms": {"detect": 24.0}, "open_tracks": 2,
+                           "camera_state": "ok"}
+
+
+def settings(tmp: Path, url: str, **kw: Any) -> EdgeSettings:
+    data: dict[str, Any] = {"device_id": "edge-test", "publish": {"url": url, "timeout_s": 3},
+                            "outbox": {"path": str(tmp / "outbox.sqlite3")},
+                            "health": {"interval_s": 3600}}
+    data.update(kw)
+    return EdgeSettings.model_validate(data)
+
+
+def uplink(s: EdgeSettings, holder: GalleryHolder | None = None) -> Uplink:
+    return Uplink(s, holder or GalleryHolder(), lambda: METRICS, publisher=make_publisher(s))
+
+
+@pytest.mark.parametrize("kind", BROKERS)
+def test_events_and_health_are_published(kind: str, tmp_path: Path) -> None:
+    b = make_broker(kind, tmp_path).start()
+    sub = Subscriber(b.port)
+    holder = GalleryHolder()
+    holder.swap(Gallery.empty("customers", version=4))
+    up = uplink(settings(tmp_path, b.url), holder).start()
+    sent = [event(i) for i in range(20)]
+    for e in sent:
+        up.submit(e)
+    assert sub.wait_for(lambda s: len(s.matches()) >= 20, 30)
+    assert sub.event_ids() == [e.event_id for e in sent]  # in order
+    assert all(t == "oneeye/devices/edge-test/matches" for t, _ in sub.messages
+               if t.endswith("matches"))
+    assert parse(json.dumps(sub.matches()[0])) == sent[0]
+    assert sub.wait_for(lambda s: any(t.endswith("/health") for t, _ in s.messages), 15)
+    health = json.loads(next(p for t, p in sub.messages if t == "oneeye/devices/edge-test/health"))
+    assert health["schema"] == "oneeye.health/1" and health["fps"] == 7.5
+    assert health["latency_ms"] == {"p50": 300.0, "p95": 700.0}
+    assert health["gallery_versions"] == {"customers": 4} and "outbox_depth" in health
+    up.close()
+    sub.close()
+    stop_broker(b)
+
+
+@pytest.mark.parametrize("kind", BROKERS)
+def test_broker_outage_then_replay_in_order(kind: str, tmp_path: Path) -> None:
+    """The broker really stops; events submitted meanwhile arrive after it returns, in order.
+
+    amqtt forgets subscriptions on restart, so for it the edge goes through a proxy
+    reopened once the subscriber is back (Mosquitto keeps sessions: persistence on)."""
+    b = make_broker(kind, tmp_path).start()
+    sub = Subscriber(b.port, client_id=f"cloud-{kind}")
+    proxy = TcpProxy(b.port, free_port()).start() if kind == "amqtt" else None
+    up = uplink(settings(tmp_path, proxy.url if proxy else b.url,
+                         publish={"url": proxy.url if proxy else b.url, "timeout_s": 3,
+                                  "reconnect_max_s": 2})).start()
+    before = [event(i) for i in range(5)]
+    for e in before:
+        up.submit(e)
+    assert sub.wait_for(lambda s: len(s.matches()) == 5, 30)
+    if proxy:
+        proxy.stop()
+    b.stop()
+    during = [event(i) for i in range(5, 25)]
+    for e in during:
+        up.submit(e)  # durable even though nothing can be sent
+    time.sleep(1.0)
+    assert up.outbox.depth() == 20
+    assert not up.publisher.connected
+    b.start()
+    if proxy:
+        assert sub.subscribed.wait(30)
+        proxy.start()
+    assert sub.wait_for(lambda s: len(set(s.event_ids())) == 25, 60), up.stats()
+    ids = sub.event_ids()
+    first = list(dict.fromkeys(ids))  # dedupe on event_id, keep first arrival
+    assert first == [e.event_id for e in before + during]
+    deadline = time.monotonic() + 10
+    while up.outbox.depth() and time.monotonic() < deadline:  # the ack lands just after
+        time.sleep(0.05)
+    assert up.outbox.depth() == 0
+    up.close()
+    sub.close()
+    if proxy:
+        proxy.stop()
+    stop_broker(b)
+
+
+def _child(url: str, outbox: Path, count: int, rate: float) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "bench" / "outage.py"), "child", "--url", url,
+         "--outbox", str(outbox), "--count", str(count), "--rate", str(rate)],
+        stdout=subprocess.PIPE, text=True, bufsize=1)
+
+
+@pytest.mark.parametrize("kind", BROKERS)
+def test_kill_9_while_publishing_then_replay(kind: str, tmp_path: Path) -> None:
+    """Every event a killed edge had promised (submit returned) arrives after restart."""
+    b = make_broker(kind, tmp_path).start()
+    sub = Subscriber(b.port)
+    outbox = tmp_path / "edge.sqlite3"
+    proc = _child(b.url, outbox, 2000, 200)
+    promised: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("SUBMITTED "):
+            promised.append(line.split()[1])
+        if len(promised) >= 60:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    assert proc.returncode == -signal.SIGKILL
+    promised += [ln.split()[1] for ln in proc.stdout.read().splitlines()
+                 if ln.startswith("SUBMITTED ")]
+    restart = _child(b.url, outbox, 0, 1)  # sends nothing new: only the replay
+    assert sub.wait_for(lambda s: set(promised) <= set(s.event_ids()), 60), (
+        f"lost {len(set(promised) - set(sub.event_ids()))} of {len(promised)}")
+    out, _ = restart.communicate(timeout=60)
+    assert "DRAINED depth=0" in out
+    sub.close()
+    stop_broker(b)
+
+
+def test_outbox_bound_drops_oldest_and_reports_it(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens: the device is offline
+    s = settings(tmp_path, f"mqtt://127.0.0.1:{port}",
+                 outbox={"path": str(tmp_path / "o.sqlite3"), "max_events": 10})
+    up = uplink(s)
+    for i in range(15):
+        up.submit(event(i))
+    h = up.health()
+    assert h["outbox_depth"] == 10 and h["outbox_dropped"] == 5
+    up.close(timeout=0.1)
+
+
+def test_health_survives_broken_metrics(tmp_path: Path) -> None:
+    def boom() -> dict[str, Any]:
+        raise RuntimeError("metrics broke")
+
+    up = Uplink(settings(tmp_path, "none"), GalleryHolder(), boom, publisher=NullPublisher())
+    h = up.health()
+    assert h["schema"] == "oneeye.health/1" and h["camera_state"] == "failed"
+    up2 = Uplink(settings(tmp_path / "b", "none"), GalleryHolder(),
+                 lambda: {"fps": float("nan"), "latency_ms": "junk", "camera_state": "weird",
+                          "stage_ms": {"detect": None, "encode": 80.0}},
+                 publisher=NullPublisher())
+    h2 = up2.health()
+    assert h2["fps"] == 0.0 and h2["latency_ms"] == {} and h2["camera_state"] == "failed"
+    assert h2["stage_ms"] == {"encode": 80.0}
+    up.close()
+    up2.close()
+
+
+def test_submit_rejects_non_events_and_trims_huge_snapshots(tmp_path: Path) -> None:
+    up = Uplink(settings(tmp_path, "none"), GalleryHolder(), dict, publisher=NullPublisher())
+    with pytest.raises(EventError, match="MatchEvent"):
+        up.submit({"event_id": "x"})  # type: ignore[arg-type]
+    big = event(1, watchlist="missing", snapshot_jpeg="A" * (MAX_EVENT_BYTES + 10))
+    up.submit(big)
+    item = up.outbox.peek(1)[0]
+    assert item.event_id == big.event_id and b"snapshot_jpeg" not in item.payload
+    assert up.trimmed_snapshots == 1
+    up.close()
+    with pytest.raises(EventError, match="closed"):
+        up.submit(event(2))
+
+
+def test_close_leaves_unsent_events_for_next_start(tmp_path: Path) -> None:
+    port = free_port()
+    s = settings(tmp_path, f"mqtt://127.0.0.1:{port}")
+    up = uplink(s).start()
+    up.submit(event(1))
+    up.close(timeout=0.2)
+    assert uplink(s).outbox.depth() == 1
+    with MosquittoBroker(port, state_dir=tmp_path / "m") as b:
+        sub = Subscriber(b.port)
+        again = uplink(s).start()
+        assert sub.wait_for(lambda x: len(x.matches()) == 1, 30)
+        again.close()
+        sub.close()
