@@ -40,7 +40,8 @@ def render() -> str:
     for title, target, prefix, how in MODELS:
         module, _, name = target.partition(":")
         model = getattr(importlib.import_module(module), name)
-        parts.append(f"#### {title}\n\nSet with {how}\n\n{reference_markdown(model, prefix=prefix)}\n")
+        table = reference_markdown(model, prefix=prefix)
+        parts.append(f"#### {title}\n\nSet with {how}\n\n{table}\n")
     return "\n".join(parts)
 
 
