@@ -159,14 +159,11 @@ def _portable(path: Path) -> str:
     if not path.is_absolute():
         return str(path)
     repo = Path(__file__).resolve().parents[1]
-    try:
-        return "<repo>/" + str(path.resolve().relative_to(repo))
-    except ValueError:
-        pass
-    try:
-        return "<repo>/../" + str(path.resolve().relative_to(repo.parent))
-    except ValueError:
-        return str(path)
+    # Not path.resolve(): ../shared may be a symlink (as in CI) that leads elsewhere.
+    for base, shown in ((repo, "<repo>/"), (repo.parent, "<repo>/../")):
+        if path.is_relative_to(base):
+            return shown + str(path.relative_to(base))
+    return str(path)
 
 
 def _jsonable(value: Any) -> Any:
