@@ -22,7 +22,7 @@ test-fast: install
 	$(PY) -m pytest -m "not slow"
 
 lint: install
-	$(VENV)/bin/ruff check oneeye
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy oneeye
 
 diagrams: install

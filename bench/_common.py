@@ -109,6 +109,39 @@ def _from_json(d: dict[str, Any]) -> Faces:
     )
 
 
+def _cached(cache_file: Path, keys: dict[Path, str], jobs: dict[Path, Any],
+            work: Any, *, workers: int, chunksize: int, label: str, verbose: bool,
+            ) -> dict[str, Any]:
+    """Run ``work`` over the jobs whose key is not yet in ``cache_file`` (in a
+    process pool), store the results atomically and return the whole cache."""
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    cache: dict[str, Any] = {}
+    if cache_file.is_file():
+        try:
+            cache = json.loads(cache_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            cache = {}
+    missing = [p for p in jobs if keys[p] not in cache]
+    if missing:
+        t0 = time.perf_counter()
+        if verbose:
+            print(f"  {label} {len(missing)} photos (cached in {cache_file}) …", flush=True)
+        todo = [jobs[p] for p in missing]
+        if workers > 1:
+            with ProcessPoolExecutor(workers) as pool:
+                results = list(pool.map(work, todo, chunksize=chunksize))
+        else:
+            results = [work(j) for j in todo]
+        for p, r in zip(missing, results, strict=True):
+            cache[keys[p]] = r
+        tmp = cache_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cache))
+        os.replace(tmp, cache_file)
+        if verbose:
+            print(f"  … done in {time.perf_counter() - t0:.0f} s", flush=True)
+    return cache
+
+
 def encode_photos(photos: Iterable[Photo], variant: Variant, *, workers: int = 2,
                   verbose: bool = True) -> dict[Path, Faces]:
     """Faces of each photo under ``variant``, from the cache where possible.
@@ -117,35 +150,12 @@ def encode_photos(photos: Iterable[Photo], variant: Variant, *, workers: int = 2
     probes and impostors only the centre face.
     """
     photos = list(photos)
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    cache_file = CACHE_DIR / f"encodings-{variant.key}.json"
-    cache: dict[str, Any] = {}
-    if cache_file.is_file():
-        try:
-            cache = json.loads(cache_file.read_text())
-        except (OSError, json.JSONDecodeError):
-            cache = {}
     keys = {p.path: _sha256(p.path) + (":all" if p.split == "gallery" else ":centre")
             for p in photos}
-    missing = [p for p in photos if keys[p.path] not in cache]
-    if missing:
-        t0 = time.perf_counter()
-        if verbose:
-            print(f"  encoding {len(missing)} photos ({variant.key}; cached in {cache_file}) …",
-                  flush=True)
-        jobs = [(str(p.path), variant, p.split == "gallery") for p in missing]
-        if workers > 1:
-            with ProcessPoolExecutor(workers) as pool:
-                results = list(pool.map(_encode_one, jobs, chunksize=4))
-        else:
-            results = [_encode_one(j) for j in jobs]
-        for p, r in zip(missing, results, strict=True):
-            cache[keys[p.path]] = r
-        tmp = cache_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cache))
-        os.replace(tmp, cache_file)
-        if verbose:
-            print(f"  … done in {time.perf_counter() - t0:.0f} s", flush=True)
+    jobs = {p.path: (str(p.path), variant, p.split == "gallery") for p in photos}
+    cache = _cached(CACHE_DIR / f"encodings-{variant.key}.json", keys, jobs, _encode_one,
+                    workers=workers, chunksize=4, label=f"encoding ({variant.key})",
+                    verbose=verbose)
     return {p.path: _from_json(cache[keys[p.path]]) for p in photos}
 
 
@@ -199,34 +209,12 @@ def enrol_photos(photos: Iterable[Photo], policy: Any, *, workers: int = 2,
     """OneEye's real enrolment (``encode_enrolment_photo``) of each photo, cached:
     path → encoding, or the rejection reason."""
     photos = list(photos)
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
     tag = hashlib.sha256(repr(policy).encode()).hexdigest()[:12]
-    cache_file = CACHE_DIR / f"enrol-{tag}.json"
-    cache: dict[str, Any] = {}
-    if cache_file.is_file():
-        try:
-            cache = json.loads(cache_file.read_text())
-        except (OSError, json.JSONDecodeError):
-            cache = {}
     keys = {p.path: _sha256(p.path) for p in photos}
-    missing = [p for p in photos if keys[p.path] not in cache]
-    if missing:
-        t0 = time.perf_counter()
-        if verbose:
-            print(f"  enrolling {len(missing)} photos with {policy} …", flush=True)
-        jobs = [(str(p.path), policy) for p in missing]
-        if workers > 1:
-            with ProcessPoolExecutor(workers) as pool:
-                results = list(pool.map(_enrol_one, jobs, chunksize=2))
-        else:
-            results = [_enrol_one(j) for j in jobs]
-        for p, r in zip(missing, results, strict=True):
-            cache[keys[p.path]] = r
-        tmp = cache_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cache))
-        os.replace(tmp, cache_file)
-        if verbose:
-            print(f"  … done in {time.perf_counter() - t0:.0f} s", flush=True)
+    jobs = {p.path: (str(p.path), policy) for p in photos}
+    cache = _cached(CACHE_DIR / f"enrol-{tag}.json", keys, jobs, _enrol_one,
+                    workers=workers, chunksize=2, label=f"enrolling with {policy}",
+                    verbose=verbose)
     out: dict[Path, NDArray[np.float32] | str] = {}
     for p in photos:
         r = cache[keys[p.path]]

@@ -13,7 +13,8 @@ HERE = Path(__file__).resolve().parent
 def main() -> int:
     dot = shutil.which("dot")
     if dot is None:
-        print("error: Graphviz 'dot' not found; install Debian's 'graphviz' package", file=sys.stderr)
+        print("error: Graphviz 'dot' not found; install Debian's 'graphviz' package",
+              file=sys.stderr)
         return 1
     for source in sorted(HERE.glob("*.dot")):
         for fmt in ("svg", "png"):

@@ -17,13 +17,13 @@ import re
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from oneeye import aws
 from oneeye.cloud import indexer
+from tests.http_support import LoopbackServer, QuietHandler
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "mobile_upload"
@@ -70,14 +70,14 @@ def make_event(method: str, path: str, *, route: str = "$default", headers: dict
     }
 
 
-class AmberHarness:
+class AmberHarness(LoopbackServer):
     def __init__(self) -> None:
         handlers = {n: load_handler(n) for n in {r[2] for r in ROUTES}}
         routes = [(m, p, _compile(p), handlers[n]) for m, p, n in ROUTES]
         self.calls: list[tuple[str, str, int]] = []
         harness = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
@@ -98,40 +98,22 @@ class AmberHarness:
                                            params=match.groupdict(), query=parts.query)
                         out = fn(event, None)
                         harness.calls.append((method, parts.path, out["statusCode"]))
-                        return self._send(out["statusCode"], out["body"].encode(),
+                        return self.send(out["statusCode"], out["body"].encode(),
                                           out.get("headers", {}))
                 if method == "GET" and not parts.path.startswith("/api/"):
                     return self._static(parts.path)
-                return self._send(404, b'{"error":"no_route"}',
+                return self.send(404, b'{"error":"no_route"}',
                                   {"Content-Type": "application/json"})
 
             def _static(self, path: str) -> None:
                 rel = path.lstrip("/") or "index.html"
                 file = (PAGE / rel).resolve()
                 if PAGE.resolve() not in file.parents or not file.is_file():
-                    return self._send(404, b"not found", {"Content-Type": "text/plain"})
+                    return self.send(404, b"not found", {"Content-Type": "text/plain"})
                 ctype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-                return self._send(200, file.read_bytes(), {"Content-Type": ctype})
+                return self.send(200, file.read_bytes(), {"Content-Type": ctype})
 
-            def _send(self, code: int, data: bytes, headers: dict[str, str]) -> None:
-                self.send_response(code)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 class IndexerPump:
@@ -193,7 +175,7 @@ def dumps(value: Any) -> bytes:
 
 # --- the whole local stack (`oneeye up` as a subprocess), for the e2e test and bench/amber.py --
 
-class SnsSink:
+class SnsSink(LoopbackServer):
     """An SNS-style HTTP subscriber of the desk topic: confirms, then records notifications."""
 
     def __init__(self) -> None:
@@ -203,32 +185,23 @@ class SnsSink:
         self.received_at: list[float] = []
         outer = self
 
-        class H(BaseHTTPRequestHandler):
+        class H(QuietHandler):
             def do_POST(self) -> None:
                 msg = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if msg.get("Type") == "SubscriptionConfirmation":
-                    requests.get(msg["SubscribeURL"], timeout=10)
+                    requests.get(msg["SubscribeURL"], timeout=10).raise_for_status()
                 outer.messages.append(msg)
                 outer.received_at.append(time.time())
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self.send(200, b"", {})
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/sns"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(H)
+        self.url += "/sns"
 
     def desk_events(self) -> list[tuple[float, dict[str, Any]]]:
         return [(t, json.loads(m["Message"])) for t, m in
                 zip(list(self.received_at), list(self.messages), strict=False)
                 if m.get("Type") == "Notification"]
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class MatchWatcher:

@@ -10,7 +10,6 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from oneeye import aws
 from oneeye.cloud.resources import ensure_resources
 from oneeye.ids import new_id
 from tests.conftest import free_port
+from tests.http_support import LoopbackServer, QuietHandler
 
 __all__ = [
     "CustomerApiStub",
@@ -107,47 +107,29 @@ def observe(topic_arn: str) -> SnsObserver:
     return SnsObserver(topic_arn)
 
 
-class CustomerApiStub:
+class CustomerApiStub(LoopbackServer):
     """A real HTTP customer API on 127.0.0.1 with switchable behaviour."""
 
     def __init__(self) -> None:
         self.customers: dict[str, dict[str, Any]] = {}
-        self.mode = "ok"            # ok | down (503) | slow
+        self.mode = "ok"            # ok | down (503)
         self.requests: list[tuple[str, str | None]] = []
         self.api_key = "test-key-" + new_id()[-8:]
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 stub.requests.append((self.path, self.headers.get("x-api-key")))
                 if self.headers.get("x-api-key") != stub.api_key:
-                    return self._send(401, {"error": "bad key"})
+                    return self.send_json(401, {"error": "bad key"})
                 if stub.mode == "down":
-                    return self._send(503, {"error": "down"})
+                    return self.send_json(503, {"error": "down"})
                 cid = self.path.rsplit("/", 1)[-1]
                 if cid not in stub.customers:
-                    return self._send(404, {"error": "not found"})
-                return self._send(200, stub.customers[cid])
+                    return self.send_json(404, {"error": "not found"})
+                return self.send_json(200, stub.customers[cid])
 
-            def _send(self, code: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ def test_layering_file_env_overrides(tmp_path: Path) -> None:
 
 
 def test_bad_publish_url_and_unreadable_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="publish.url"):
+    with pytest.raises(ConfigError, match=r"publish\.url"):
         load_settings(EdgeSettings, overrides={"publish": {"url": "http://x"}})
     with pytest.raises(ConfigError, match="cannot read settings file"):
         load_settings(EdgeSettings, path=tmp_path / "missing.yaml")

@@ -82,7 +82,7 @@ def test_byte_limit_stops_huge_files(tmp_path: Path) -> None:
 
 
 def test_missing_file_names_the_path(tmp_path: Path) -> None:
-    with pytest.raises(ImageError, match="nope.jpg: cannot read file"):
+    with pytest.raises(ImageError, match=r"nope\.jpg: cannot read file"):
         faces.load_image(tmp_path / "nope.jpg")
 
 

@@ -228,7 +228,7 @@ def test_missing_manifest_and_corrupt_npz(tmp_path: Path) -> None:
     path = tmp_path / "g.npz"
     gal.save(random_gallery(), path)
     gal.manifest_path(path).unlink()
-    with pytest.raises(GalleryError, match="manifest .* is missing"):
+    with pytest.raises(GalleryError, match=r"manifest .* is missing"):
         gal.load(path)
     with pytest.raises(GalleryError, match="corrupt gallery"):
         gal.from_bytes(b"PK\x03\x04garbage", sha256=None)

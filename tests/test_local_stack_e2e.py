@@ -8,10 +8,8 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,34 +19,11 @@ import requests
 from oneeye import sns
 from oneeye.local.demo import lfw_customers, make_demo_video
 from oneeye.local.probe import DeskClient, wait_http
+from tests.amber_support import SnsSink
 from tests.conftest import free_port
 
 PASSWORD = "e2e-demo-password"  # generated test secret, not a real credential
 DEMO_CUSTOMERS = 3
-
-
-class SnsSink:
-    """An SNS-style HTTP subscriber: confirms via SubscribeURL, records everything."""
-
-    def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
-        outer = self
-
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                msg = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.messages.append(msg)
-                if msg["Type"] == "SubscriptionConfirmation":
-                    requests.get(msg["SubscribeURL"], timeout=10).raise_for_status()
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), H)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/sns"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 @pytest.fixture
@@ -78,7 +53,7 @@ def stack(tmp_path: Path, data_dir: Path) -> Iterator[dict[str, Any]]:
             proc.kill()
             proc.wait(30)
         log.close()
-        sink.server.shutdown()
+        sink.close()
 
 
 @pytest.mark.slow
