@@ -191,3 +191,26 @@ def test_idempotency_lease_lets_a_retry_take_over_after_a_crash(cloud_env: dict[
     idem.complete("E-1", retention_s=3600, now=t0 + 62)
     assert not idem.claim("E-1", now=t0 + 3000)             # done: redeliveries are no-ops
     assert idem.claim("E-1", now=t0 + 3700)                 # forgotten after retention
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, logging.ERROR),                                            # not in Lambda: untouched
+    ({"AWS_LAMBDA_FUNCTION_NAME": "f"}, logging.INFO),
+    ({"AWS_LAMBDA_FUNCTION_NAME": "f", "AWS_LAMBDA_LOG_LEVEL": "DEBUG"}, logging.DEBUG),
+])
+def test_lambda_logging_level_only_changes_inside_lambda(
+        env: dict[str, str], expected: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from oneeye.cloud.common import configure_lambda_logging
+
+    for key in ("AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_LOG_LEVEL", "LOG_LEVEL"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    root = logging.getLogger()
+    before = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        configure_lambda_logging()
+        assert root.level == expected
+    finally:
+        root.setLevel(before)

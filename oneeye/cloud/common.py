@@ -18,6 +18,7 @@ it to the dead-letter queue). So:
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,19 @@ from oneeye.errors import EventError
 log = logging.getLogger(__name__)
 
 Result = dict[str, Any]
+
+
+def configure_lambda_logging() -> None:
+    """The function's log level on the root logger, but only inside Lambda.
+
+    The template's ``LoggingConfig.ApplicationLogLevel`` arrives as
+    ``AWS_LAMBDA_LOG_LEVEL``; without it the runtime leaves the root at WARNING,
+    which would hide every decision a handler logs. Outside Lambda (the local
+    stack imports the same app.py modules) the process's ``--log-level`` wins.
+    """
+    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        level = os.environ.get("AWS_LAMBDA_LOG_LEVEL") or os.environ.get("LOG_LEVEL") or "INFO"
+        logging.getLogger().setLevel(level.upper())
 
 
 def rejected(handler: str, reason: str, *, event_id: str | None = None) -> Result:

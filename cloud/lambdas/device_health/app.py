@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from oneeye.cloud import desk
+from oneeye.cloud.common import configure_lambda_logging
 
-logging.getLogger().setLevel(logging.INFO)
+configure_lambda_logging()
 _deps: desk.DeskDeps | None = None
 
 

@@ -6,12 +6,12 @@ queue for a retry (then the dead-letter queue); rejected photos return normally.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from oneeye.cloud import indexer
+from oneeye.cloud.common import configure_lambda_logging
 
-logging.getLogger().setLevel(logging.INFO)
+configure_lambda_logging()
 _deps: indexer.IndexerDeps | None = None
 
 

@@ -5,12 +5,12 @@ Logic: :mod:`oneeye.cloud.uploads`.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from oneeye.cloud import api, uploads
+from oneeye.cloud.common import configure_lambda_logging
 
-logging.getLogger().setLevel(logging.INFO)
+configure_lambda_logging()
 _deps: uploads.UploadDeps | None = None
 
 
