@@ -103,13 +103,25 @@ def check_csrf() -> None:
         abort(400, description="CSRF token missing or wrong; reload the page")
 
 
+def session_user() -> dict[str, Any] | None:
+    """The user of this request's session, if its login is still open.
+
+    A cookie saved before logout names an ended login and is refused, as is a
+    cookie whose user was removed.
+    """
+    name, login_id = session.get("user"), session.get("login_id")
+    if not name or not login_id:
+        return None
+    store = current_app.extensions["oneeye.store"]
+    if store.login_user(str(login_id)) != name:
+        return None
+    user: dict[str, Any] | None = store.get_user(name)
+    return user
+
+
 def load_user() -> None:
-    name = session.get("user")
-    g.user = None
-    if name:
-        user = current_app.extensions["oneeye.store"].get_user(name)
-        if user is not None:
-            g.user = {"name": user["name"], "sites": user["sites"]}
+    user = session_user()
+    g.user = {"name": user["name"], "sites": user["sites"]} if user else None
 
 
 def login_required(view: F) -> F:
@@ -142,6 +154,8 @@ def login() -> Any:
                 limiter.reset(key)
                 session.clear()
                 session["user"] = user["name"]
+                session["login_id"] = current_app.extensions["oneeye.store"].start_login(
+                    user["name"])
                 csrf_token()
                 log.info("user %s logged in from %s", name, request.remote_addr)
                 target = request.args.get("next", "")
@@ -157,5 +171,10 @@ def login() -> Any:
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> Any:
+    login_id = session.get("login_id")
+    if login_id:
+        current_app.extensions["oneeye.store"].end_login(str(login_id))
+        current_app.extensions["oneeye.live"].end_login(str(login_id))
+        log.info("user %s logged out", session.get("user"))
     session.clear()
     return redirect(url_for("auth.login"))

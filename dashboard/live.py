@@ -7,15 +7,18 @@ so an event reaches only the desks of its site. With ``message_queue`` set
 load balancer delivers it to its own clients.
 
 Events sent to browsers: ``desk_event`` (a stored event record, as returned by
-``/api/events``) and ``ack`` (``{event_id, by, at}``).
+``/api/events``), ``ack`` (``{event_id, by, at}``) and ``logged_out`` (the login
+ended; the page goes to the login form). Each socket also joins
+``login:<login_id>`` so a logout reaches every tab of that login.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
-from flask import current_app, request, session
+from flask import request, session
 from flask_socketio import SocketIO, join_room
 
 log = logging.getLogger(__name__)
@@ -25,9 +28,15 @@ def room(site_id: str) -> str:
     return f"site:{site_id}"
 
 
+def login_room(login_id: str) -> str:
+    return f"login:{login_id}"
+
+
 class Live:
     def __init__(self, socketio: SocketIO) -> None:
         self.socketio = socketio
+        self._lock = threading.Lock()
+        self._sids: dict[str, set[str]] = {}   # login_id → this process's socket ids
         socketio.on_event("connect", self._on_connect)
         socketio.on_event("disconnect", self._on_disconnect)
 
@@ -37,17 +46,41 @@ class Live:
     def publish_ack(self, site_id: str, ack: dict[str, Any]) -> None:
         self.socketio.emit("ack", ack, to=room(site_id))
 
+    def end_login(self, login_id: str) -> None:
+        """Logout: tell every socket of this login (in any process, through the message
+        queue) to leave, and close those this process holds."""
+        self.socketio.emit("logged_out", {}, to=login_room(login_id))
+        with self._lock:
+            sids = list(self._sids.pop(login_id, ()))
+        for sid in sids:
+            self.socketio.server.disconnect(sid, namespace="/")
+        if sids:
+            log.info("socket: closed %d connection(s) of an ended login", len(sids))
+
     def _on_connect(self, auth: Any = None) -> bool:
-        name = session.get("user")
-        user = current_app.extensions["oneeye.store"].get_user(name) if name else None
+        from dashboard.auth import session_user
+
+        user = session_user()
         if user is None:
-            log.warning("socket: refused connection without a session from %s",
+            log.warning("socket: refused connection without a valid session from %s",
                         request.remote_addr)
             return False
         for site in user["sites"]:
             join_room(room(site))
+        login_id = str(session["login_id"])
+        join_room(login_room(login_id))
+        sid: str = request.sid  # type: ignore[attr-defined]
+        with self._lock:
+            self._sids.setdefault(login_id, set()).add(sid)
         log.info("socket: %s connected (sites %s)", user["name"], ",".join(user["sites"]))
         return True
 
     def _on_disconnect(self, reason: Any = None) -> None:
+        sid = getattr(request, "sid", None)
+        login_id = session.get("login_id")
+        with self._lock:
+            sids = self._sids.get(str(login_id), set())
+            sids.discard(str(sid))
+            if not sids:
+                self._sids.pop(str(login_id), None)
         log.debug("socket: %s disconnected", session.get("user"))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -33,6 +34,10 @@ _COMMON = [
        health TEXT)""",
     """CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, password_hash TEXT NOT NULL,
        sites TEXT NOT NULL, created_at TEXT NOT NULL)""",
+    # One row per login: the signed session cookie names its login_id, so logout can
+    # revoke a cookie that was copied before (cookie sessions alone cannot).
+    """CREATE TABLE IF NOT EXISTS logins (login_id TEXT PRIMARY KEY, user_name TEXT NOT NULL,
+       started_at TEXT NOT NULL, ended_at TEXT)""",
     "CREATE INDEX IF NOT EXISTS events_site_seq ON events (site_id, seq)",
     "CREATE INDEX IF NOT EXISTS events_received ON events (received_at)",
 ]
@@ -180,6 +185,7 @@ class Store:
         self._exec("DELETE FROM acks WHERE event_id IN "
                    "(SELECT event_id FROM events WHERE received_at < ?)", (cutoff,))
         removed = self._exec("DELETE FROM events WHERE received_at < ?", (cutoff,))
+        self._exec("DELETE FROM logins WHERE ended_at < ?", (cutoff,))
         if removed:
             log.info("purged %d events received before %s", removed, cutoff)
         return removed
@@ -205,6 +211,23 @@ class Store:
         if not rows:
             return None
         return {**rows[0], "sites": json.loads(rows[0]["sites"])}
+
+    # logins ---------------------------------------------------------------
+    def start_login(self, user: str) -> str:
+        login_id = secrets.token_urlsafe(24)
+        self._exec("INSERT INTO logins (login_id, user_name, started_at) VALUES (?, ?, ?)",
+                   (login_id, user, _now()))
+        return login_id
+
+    def login_user(self, login_id: str) -> str | None:
+        """The user of a login that has not ended, else None."""
+        rows = self._rows("SELECT user_name FROM logins WHERE login_id = ? AND ended_at IS NULL",
+                          (login_id,))
+        return rows[0]["user_name"] if rows else None
+
+    def end_login(self, login_id: str) -> None:
+        self._exec("UPDATE logins SET ended_at = ? WHERE login_id = ? AND ended_at IS NULL",
+                   (_now(), login_id))
 
     def ping(self) -> bool:
         return bool(self._rows("SELECT 1 AS ok"))

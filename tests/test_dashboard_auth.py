@@ -60,6 +60,38 @@ def test_login_logout_and_secure_cookie_flags(tmp_path: Path, signer: Signer) ->
     assert client.get("/", base_url="https://localhost").status_code == 302
 
 
+def test_cookie_saved_before_logout_is_refused_after_it(app: Flask) -> None:
+    client = app.test_client()
+    login(client, "alice")
+    page = client.get("/")
+    saved = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    assert saved is not None
+    client.post("/logout", data={"csrf_token": csrf_from(page.get_data(as_text=True))})
+    thief = app.test_client()
+    thief.set_cookie(app.config["SESSION_COOKIE_NAME"], saved.value)
+    assert thief.get("/api/events").status_code == 401
+    assert thief.get("/").status_code == 302
+    assert not socketio_of(app).test_client(app, flask_test_client=thief).is_connected()
+
+
+def test_logout_closes_that_logins_open_sockets_only(app: Flask, signer: Signer) -> None:
+    sio = socketio_of(app)
+    tab = app.test_client()
+    login(tab, "alice")
+    other_login = app.test_client()
+    login(other_login, "alice")        # same user, another browser: stays connected
+    first = sio.test_client(app, flask_test_client=tab)
+    second = sio.test_client(app, flask_test_client=tab)   # a second tab of the same login
+    other = sio.test_client(app, flask_test_client=other_login)
+    assert first.is_connected() and second.is_connected() and other.is_connected()
+    page = tab.get("/")
+    tab.post("/logout", data={"csrf_token": csrf_from(page.get_data(as_text=True))})
+    assert not first.is_connected() and not second.is_connected()
+    assert other.is_connected()
+    post_sns(app.test_client(), signer.notification(desk_event("branch-1").to_json()))
+    assert [m["name"] for m in other.get_received()].count("desk_event") == 1
+
+
 def test_wrong_password_and_unknown_user_are_401(app: Flask) -> None:
     client = app.test_client()
     assert login(client, "alice", "wrong password").status_code == 401

@@ -157,6 +157,16 @@ def test_desk_in_a_real_browser(dashboard: tuple[str, Signer], photos: str) -> N
             page.goto(url + "/history?person=miranda")
             expect(page.locator("table.history")).to_contain_text("alice")
             shot(page, "history.png")
+
+            # logging out in one window ends the login everywhere: the tablet's open desk
+            # is told over its socket and goes to the login form
+            tablet.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.click("form.logout button")
+            expect(page.locator("form.login")).to_be_visible()
+            expect(tablet.locator("form.login")).to_be_visible(timeout=10_000)
+            shot(tablet, "desk-tablet-logged-out.png")
+            tablet.goto(url + "/")                  # the copied cookie no longer works
+            expect(tablet.locator("form.login")).to_be_visible()
             assert errors == []
         finally:
             browser.close()

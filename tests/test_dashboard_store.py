@@ -132,3 +132,15 @@ def test_postgresql_reconnects_after_losing_its_connection() -> None:
         store.add_event(desk_event())
         store._conn.close()
         assert len(store.events(["branch-1"])) == 1
+
+
+def test_a_login_is_open_until_it_ends(store: Store) -> None:
+    first = store.start_login("alice")
+    second = store.start_login("alice")
+    assert first != second
+    assert store.login_user(first) == "alice" and store.login_user(second) == "alice"
+    store.end_login(first)
+    store.end_login(first)                  # ending twice is harmless
+    assert store.login_user(first) is None
+    assert store.login_user(second) == "alice"
+    assert store.login_user("never-issued") is None

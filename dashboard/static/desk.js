@@ -161,7 +161,13 @@
     document.body.classList.remove("disconnected");
     ready.then(catchUp).then(refreshDevices);
   });
-  socket.on("disconnect", function () { conn.hidden = false; document.body.classList.add("disconnected"); });
+  function loggedOut() { socket.disconnect(); window.location.href = "/login"; }
+  socket.on("logged_out", loggedOut);  // this login ended (here or in another tab)
+  socket.on("disconnect", function (reason) {
+    // only a logout makes the server close a socket; anything else reconnects by itself
+    if (reason === "io server disconnect") { return loggedOut(); }
+    conn.hidden = false; document.body.classList.add("disconnected");
+  });
   socket.on("connect_error", function () { conn.hidden = false; });
   socket.on("desk_event", handle);
   socket.on("ack", acked);
