@@ -104,24 +104,21 @@ def check_csrf() -> None:
 
 
 def session_user() -> dict[str, Any] | None:
-    """The user of this request's session, if its login is still open.
+    """``{name, sites}`` of this request's login, if it is still open.
 
-    A cookie saved before logout names an ended login and is refused, as is a
-    cookie whose user was removed.
+    The cookie holds only the login id: a cookie saved before logout names an
+    ended login and is refused, as is one whose user was removed.
     """
-    name, login_id = session.get("user"), session.get("login_id")
-    if not name or not login_id:
+    login_id = session.get("login_id")
+    if not login_id:
         return None
-    store = current_app.extensions["oneeye.store"]
-    if store.login_user(str(login_id)) != name:
-        return None
-    user: dict[str, Any] | None = store.get_user(name)
+    user: dict[str, Any] | None = current_app.extensions["oneeye.store"].login_user(
+        str(login_id))
     return user
 
 
 def load_user() -> None:
-    user = session_user()
-    g.user = {"name": user["name"], "sites": user["sites"]} if user else None
+    g.user = session_user()
 
 
 def login_required(view: F) -> F:
@@ -153,7 +150,6 @@ def login() -> Any:
             if user and ok:
                 limiter.reset(key)
                 session.clear()
-                session["user"] = user["name"]
                 session["login_id"] = current_app.extensions["oneeye.store"].start_login(
                     user["name"])
                 csrf_token()
@@ -175,6 +171,6 @@ def logout() -> Any:
     if login_id:
         current_app.extensions["oneeye.store"].end_login(str(login_id))
         current_app.extensions["oneeye.live"].end_login(str(login_id))
-        log.info("user %s logged out", session.get("user"))
+        log.info("user %s logged out", (g.get("user") or {}).get("name"))
     session.clear()
     return redirect(url_for("auth.login"))

@@ -15,7 +15,6 @@ ended; the page goes to the login form). Each socket also joins
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 from flask import request, session
@@ -35,8 +34,6 @@ def login_room(login_id: str) -> str:
 class Live:
     def __init__(self, socketio: SocketIO) -> None:
         self.socketio = socketio
-        self._lock = threading.Lock()
-        self._sids: dict[str, set[str]] = {}   # login_id → this process's socket ids
         socketio.on_event("connect", self._on_connect)
         socketio.on_event("disconnect", self._on_disconnect)
 
@@ -50,8 +47,9 @@ class Live:
         """Logout: tell every socket of this login (in any process, through the message
         queue) to leave, and close those this process holds."""
         self.socketio.emit("logged_out", {}, to=login_room(login_id))
-        with self._lock:
-            sids = list(self._sids.pop(login_id, ()))
+        # the room is Socket.IO's own record of this login's sockets (local ones only)
+        sids = [sid for sid, _ in self.socketio.server.manager.get_participants(
+            "/", login_room(login_id))]
         for sid in sids:
             self.socketio.server.disconnect(sid, namespace="/")
         if sids:
@@ -67,20 +65,9 @@ class Live:
             return False
         for site in user["sites"]:
             join_room(room(site))
-        login_id = str(session["login_id"])
-        join_room(login_room(login_id))
-        sid: str = request.sid  # type: ignore[attr-defined]
-        with self._lock:
-            self._sids.setdefault(login_id, set()).add(sid)
+        join_room(login_room(str(session["login_id"])))
         log.info("socket: %s connected (sites %s)", user["name"], ",".join(user["sites"]))
         return True
 
     def _on_disconnect(self, reason: Any = None) -> None:
-        sid = getattr(request, "sid", None)
-        login_id = session.get("login_id")
-        with self._lock:
-            sids = self._sids.get(str(login_id), set())
-            sids.discard(str(sid))
-            if not sids:
-                self._sids.pop(str(login_id), None)
-        log.debug("socket: %s disconnected", session.get("user"))
+        log.debug("socket: login %s disconnected (%s)", session.get("login_id"), reason)

@@ -219,11 +219,13 @@ class Store:
                    (login_id, user, _now()))
         return login_id
 
-    def login_user(self, login_id: str) -> str | None:
-        """The user of a login that has not ended, else None."""
-        rows = self._rows("SELECT user_name FROM logins WHERE login_id = ? AND ended_at IS NULL",
+    def login_user(self, login_id: str) -> dict[str, Any] | None:
+        """``{name, sites}`` of the user of a login that has not ended and whose user
+        still exists, else None."""
+        rows = self._rows("SELECT u.name, u.sites FROM logins l JOIN users u"
+                          " ON u.name = l.user_name WHERE l.login_id = ? AND l.ended_at IS NULL",
                           (login_id,))
-        return rows[0]["user_name"] if rows else None
+        return {**rows[0], "sites": json.loads(rows[0]["sites"])} if rows else None
 
     def end_login(self, login_id: str) -> None:
         self._exec("UPDATE logins SET ended_at = ? WHERE login_id = ? AND ended_at IS NULL",

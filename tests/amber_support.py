@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from oneeye import aws
 from oneeye.cloud import indexer
-from tests.http_support import LoopbackServer, QuietHandler
+from tests.http_support import LoopbackServer, QuietHandler, SnsSink
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "mobile_upload"
@@ -174,35 +174,6 @@ def dumps(value: Any) -> bytes:
 
 
 # --- the whole local stack (`oneeye up` as a subprocess), for the e2e test and bench/amber.py --
-
-class SnsSink(LoopbackServer):
-    """An SNS-style HTTP subscriber of the desk topic: confirms, then records notifications."""
-
-    def __init__(self) -> None:
-        import requests
-
-        self.messages: list[dict[str, Any]] = []
-        self.received_at: list[float] = []
-        outer = self
-
-        class H(QuietHandler):
-            def do_POST(self) -> None:
-                msg = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if msg.get("Type") == "SubscriptionConfirmation":
-                    requests.get(msg["SubscribeURL"], timeout=10).raise_for_status()
-                outer.messages.append(msg)
-                outer.received_at.append(time.time())
-                self.send(200, b"", {})
-
-        super().__init__(H)
-        self.url += "/sns"
-
-    def desk_events(self) -> list[tuple[float, dict[str, Any]]]:
-        return [(t, json.loads(m["Message"])) for t, m in
-                zip(list(self.received_at), list(self.messages), strict=False)
-                if m.get("Type") == "Notification"]
-
-
 
 class MatchWatcher:
     """Records every match event the edge publishes (paho on the stack's broker)."""

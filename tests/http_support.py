@@ -1,9 +1,10 @@
-"""Real HTTP on 127.0.0.1 for test stand-ins (customer API, API Gateway harness)."""
+"""Real HTTP on 127.0.0.1 for test stand-ins: customer API, API Gateway harness, SNS sink."""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -38,3 +39,31 @@ class LoopbackServer:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class SnsSink(LoopbackServer):
+    """An SNS-style HTTP subscriber of the desk topic: confirms, then records notifications."""
+
+    def __init__(self) -> None:
+        import requests
+
+        self.messages: list[dict[str, Any]] = []
+        self.received_at: list[float] = []
+        outer = self
+
+        class H(QuietHandler):
+            def do_POST(self) -> None:
+                msg = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if msg.get("Type") == "SubscriptionConfirmation":
+                    requests.get(msg["SubscribeURL"], timeout=10).raise_for_status()
+                outer.messages.append(msg)
+                outer.received_at.append(time.time())
+                self.send(200, b"", {})
+
+        super().__init__(H)
+        self.url += "/sns"
+
+    def desk_events(self) -> list[tuple[float, dict[str, Any]]]:
+        return [(t, json.loads(m["Message"])) for t, m in
+                zip(list(self.received_at), list(self.messages), strict=False)
+                if m.get("Type") == "Notification"]

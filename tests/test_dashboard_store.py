@@ -135,12 +135,15 @@ def test_postgresql_reconnects_after_losing_its_connection() -> None:
 
 
 def test_a_login_is_open_until_it_ends(store: Store) -> None:
+    store.put_user("alice", "hash", ["branch-1"])
     first = store.start_login("alice")
     second = store.start_login("alice")
     assert first != second
-    assert store.login_user(first) == "alice" and store.login_user(second) == "alice"
+    assert store.login_user(first) == {"name": "alice", "sites": ["branch-1"]}
     store.end_login(first)
     store.end_login(first)                  # ending twice is harmless
     assert store.login_user(first) is None
-    assert store.login_user(second) == "alice"
+    assert store.login_user(second) == {"name": "alice", "sites": ["branch-1"]}
     assert store.login_user("never-issued") is None
+    store._exec("DELETE FROM users WHERE name = ?", ("alice",))
+    assert store.login_user(second) is None   # a removed user's logins end with them
