@@ -65,6 +65,14 @@ def test_events_and_health_are_published(kind: str, tmp_path: Path) -> None:
     stop_broker(b)
 
 
+def _drained(up: Uplink, timeout_s: float = 10.0) -> bool:
+    """The outbox empties once every PUBACK is in."""
+    deadline = time.monotonic() + timeout_s
+    while up.outbox.depth() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return up.outbox.depth() == 0
+
+
 @pytest.mark.parametrize("kind", BROKERS)
 def test_broker_outage_then_replay_in_order(kind: str, tmp_path: Path) -> None:
     """The broker really stops; events submitted meanwhile arrive after it returns, in order.
@@ -84,10 +92,7 @@ def test_broker_outage_then_replay_in_order(kind: str, tmp_path: Path) -> None:
     # The subscriber can see the 5th event before its PUBACK reaches the edge; an
     # outage in that gap leaves it queued (and redelivered: at-least-once), which
     # is right but would make the count below 21.
-    deadline = time.monotonic() + 10
-    while up.outbox.depth() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert up.outbox.depth() == 0
+    assert _drained(up)
     if proxy:
         proxy.stop()
     b.stop()
@@ -105,10 +110,7 @@ def test_broker_outage_then_replay_in_order(kind: str, tmp_path: Path) -> None:
     ids = sub.event_ids()
     first = list(dict.fromkeys(ids))  # dedupe on event_id, keep first arrival
     assert first == [e.event_id for e in before + during]
-    deadline = time.monotonic() + 10
-    while up.outbox.depth() and time.monotonic() < deadline:  # the ack lands just after
-        time.sleep(0.05)
-    assert up.outbox.depth() == 0
+    assert _drained(up)  # the ack lands just after the last arrival
     up.close()
     sub.close()
     if proxy:
