@@ -14,14 +14,25 @@ new schema string and old consumers reject it.
 from __future__ import annotations
 
 import json
-import re
-from datetime import UTC, datetime
-from typing import Annotated, Any, Final, Literal
+from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from oneeye.errors import EventError
 from oneeye.ids import new_id
+from oneeye.types import (
+    CameraState,
+    DeskKind,
+    Id,
+    UtcTimestamp,
+    Watchlist,
+)
+from oneeye.types import (
+    format_time as format_time,  # re-exported until every caller imports oneeye.types
+)
+from oneeye.types import (
+    utc_now as utc_now,
+)
 
 MATCH: Final = "oneeye.match/1"
 HEALTH: Final = "oneeye.health/1"
@@ -31,28 +42,8 @@ DESK: Final = "oneeye.desk/1"
 #: IoT Core's limit is 128 KB; we stay far below it so a snapshot never bounces.
 MAX_EVENT_BYTES = 100 * 1024
 
-_TOKEN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
-Token = Annotated[str, Field(pattern=_TOKEN, description="id: letters, digits and _.:-")]
-Watchlist = Literal["customers", "missing"]
-
-
-def utc_now() -> str:
-    """UTC ISO-8601 with milliseconds and a Z, the one timestamp format of all contracts."""
-    return format_time(datetime.now(UTC))
-
-
-def format_time(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$")
-
-
-def _check_time(value: str) -> str:
-    if not _ISO.match(value):
-        raise ValueError("must be an ISO-8601 UTC timestamp like 2026-01-31T12:00:00.000Z")
-    datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return value
+#: Kept for the modules that still say ``Token``; the grammar is :data:`oneeye.types.Id`.
+Token = Id
 
 
 class _Event(BaseModel):
@@ -75,7 +66,7 @@ class MatchEvent(_Event):
     device_id: Token
     site_id: Token
     camera_id: Token
-    observed_at: str
+    observed_at: UtcTimestamp
     person_id: Token
     watchlist: Watchlist
     distance: float = Field(ge=0, le=2)
@@ -89,7 +80,6 @@ class MatchEvent(_Event):
     media_time_s: float | None = Field(None, ge=0)
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
-    _t = field_validator("observed_at")(lambda cls, v: _check_time(v))
 
 
 class LatencyStats(BaseModel):
@@ -105,7 +95,7 @@ class HealthEvent(_Event):
     device_id: Token
     site_id: Token
     camera_id: Token
-    sent_at: str
+    sent_at: UtcTimestamp
     uptime_s: float = Field(ge=0)
     fps: float = Field(ge=0)
     frame_age_ms: float | None = Field(None, ge=0)
@@ -115,7 +105,7 @@ class HealthEvent(_Event):
     outbox_depth: int = Field(0, ge=0)
     outbox_dropped: int = Field(0, ge=0)
     gallery_versions: dict[str, int] = Field(default_factory=dict)
-    camera_state: Literal["ok", "connecting", "reconnecting", "failed", "ended"] = "ok"
+    camera_state: CameraState = "ok"
     outbox_rejected: int = Field(0, ge=0, description="events IoT Core refused (not retried)")
     gallery_sync_applied: int = Field(0, ge=0)
     gallery_sync_failures: int = Field(0, ge=0)
@@ -125,7 +115,6 @@ class HealthEvent(_Event):
     health_failed: int = Field(0, ge=0, description="health messages that failed to send")
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
-    _t = field_validator("sent_at")(lambda cls, v: _check_time(v))
 
 
 class GalleryEvent(_Event):
@@ -137,12 +126,11 @@ class GalleryEvent(_Event):
     bucket: str = Field(min_length=3, max_length=63)
     key: str = Field(description="S3 key of the .npz")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    published_at: str
+    published_at: UtcTimestamp
     change: Literal["added", "removed", "rebuilt"] = "rebuilt"
     person_id: Token | None = None
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
-    _t = field_validator("published_at")(lambda cls, v: _check_time(v))
 
 
 class DeskEvent(_Event):
@@ -156,9 +144,9 @@ class DeskEvent(_Event):
     """
 
     schema_: Literal["oneeye.desk/1"] = Field(DESK, alias="schema")
-    kind: Literal["customer_arrived", "missing_person_sighted", "device_status", "device_offline"]
+    kind: DeskKind
     site_id: Token
-    observed_at: str
+    observed_at: UtcTimestamp
     message: str = Field("", max_length=500)
     degraded: bool = False
     device_id: Token | None = None
@@ -169,7 +157,6 @@ class DeskEvent(_Event):
     health: HealthEvent | None = None
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
-    _t = field_validator("observed_at")(lambda cls, v: _check_time(v))
 
 
 Event = MatchEvent | HealthEvent | GalleryEvent | DeskEvent
