@@ -4,11 +4,13 @@ Order of checks: the event must validate; its case must exist and be open
 (closed or unknown → no alert, logged — the edge may still hold an old gallery
 for a few seconds after a case closes); then the per-case-per-site cooldown.
 
-Cooldown: at most one *alert* (email/SMS) per case per site per
-``ALERT_COOLDOWN_S``, taken as a conditional write of ``cooldown:{case}:{site}``
-in the idempotency table whose ``expires_at`` is the end of the cooldown. The
-desk banner is sent for every sighting: the guard on site wants the latest
-camera and time, and the dashboard collapses banners by case.
+One grouping policy for desk and email/SMS (README "What you will see"): at most one
+*alert* (email/SMS) per case per site per ``ALERT_COOLDOWN_S``, taken as a
+conditional write of ``cooldown:{case}:{site}`` in the idempotency table whose
+``expires_at`` is the end of the cooldown. Every sighting still goes to the desk (the
+guard on site wants the latest camera and time) with ``case.notified`` saying whether
+it sent the email/SMS; the dashboard groups a case's open sightings under one banner
+(``dashboard.alerts``) that says whether the agency was told.
 
 SMS text is at most 140 characters and carries no snapshot link: a presigned S3
 URL alone is ~400 characters, and a link shortener would be a new service
@@ -80,7 +82,8 @@ def _sighting(match: events.MatchEvent, deps: AmberDeps) -> Result:
         desk = events.DeskEvent(
             event_id=match.event_id, kind="missing_person_sighted", site_id=match.site_id,
             observed_at=match.observed_at, device_id=match.device_id,
-            match=match.model_copy(update={"snapshot_jpeg": None}), case=card,
+            match=match.model_copy(update={"snapshot_jpeg": None}),
+            case={**card, "notified": alerted},
             snapshot_url=snapshot_url,
             message=clip(f"missing person {name} ({match.person_id}) seen on {match.camera_id}"),
         )
