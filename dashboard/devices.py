@@ -71,11 +71,11 @@ def sweep(store: Store, publish: Publish, offline_after_s: float, now: datetime)
     for row in store.stale_devices(cutoff):
         if not store.mark_offline(row["device_id"], stale_before=cutoff):
             continue  # another process (or a fresh report) got there first
-        minutes = max(1, round(offline_after_s / 60))
+        silent = (f"{offline_after_s / 60:.0f} min" if offline_after_s >= 120
+                  else f"{offline_after_s:.0f} s")
         event = DeskEvent(kind="device_offline", site_id=row["site_id"],
                           observed_at=format_time(now), device_id=row["device_id"],
-                          message=f"{row['device_id']}: no health report for "
-                                  f"{minutes} min (last {row['last_seen']})")
+                          message=f"no health report for over {silent}")
         record = store.add_event(event)
         if record is not None:
             publish("desk_event", record)
