@@ -16,7 +16,15 @@ from flask.testing import FlaskClient
 from dashboard.devices import sweep
 from oneeye.events import DeskEvent, HealthEvent, utc_now
 from oneeye.types import format_time
-from tests.dashboard_helpers import Signer, add_user, app_for, csrf_from, desk_event, login, post_sns
+from tests.dashboard_helpers import (
+    Signer,
+    add_user,
+    app_for,
+    csrf_from,
+    desk_event,
+    login,
+    post_sns,
+)
 
 
 @pytest.fixture(scope="module")
@@ -262,7 +270,7 @@ def test_a_silent_camera_goes_offline_once_and_comes_back(app: Flask, signer: Si
     later = now + timedelta(seconds=91)                           # an injected clock
     assert sweep(store, publish, 90, later) == 1
     assert sweep(store, publish, 90, later) == 0                  # recorded once
-    alice, token = client_of(app, "alice")
+    alice, _ = client_of(app, "alice")
     [dev] = alice.get("/api/devices").get_json()["devices"]
     assert dev["online"] is False and dev["fps"] is None          # no stale fps
     [outage] = alice.get("/api/alerts").get_json()["alerts"]

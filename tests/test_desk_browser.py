@@ -96,12 +96,12 @@ def shot(page: Any, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / name), full_page=True, animations="disabled")
 
 
-def sighting(camera: str, photos: str) -> DeskEvent:
+def sighting(camera: str, base: str) -> DeskEvent:
     event = desk_event(kind="missing_person_sighted", person_id="MP-2026-0042",
                        name="Lin-Manuel Miranda", device_id=camera,
-                       snapshot_url=f"{photos}/lin-manuel-miranda.png")
+                       snapshot_url=f"{base}/lin-manuel-miranda.png")
     return event.model_copy(update={"case": {**(event.case or {}), "notified": True,
-                                             "photo_url": f"{photos}/lin-manuel-miranda.png"}})
+                                             "photo_url": f"{base}/lin-manuel-miranda.png"}})
 
 
 def test_three_sightings_one_banner_one_acknowledge_and_verdicts(
