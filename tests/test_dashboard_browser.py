@@ -42,18 +42,22 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def dashboard(tmp_path: Path, port: int) -> Iterator[tuple[str, Signer]]:
+def serve(tmp_path: Path, port: int, **extra: Any) -> Iterator[tuple[str, Signer]]:
+    """A dashboard process on ``port`` with users alice (teller, branch-1), ada (branch
+    admin, branch-1) and olga (County Police officer); ``extra`` are settings."""
     from dashboard.auth import hash_password
     from dashboard.store import Store
-    from tests.dashboard_helpers import make_settings
+    from tests.dashboard_helpers import PASSWORD, make_settings
 
     signer = Signer()
-    settings = make_settings(tmp_path, signer)
+    settings = make_settings(tmp_path, signer, **extra)
     config = tmp_path / "dashboard.json"
     config.write_text(settings.model_dump_json())
     store = Store(settings.resolved_database_url())
-    store.put_user("alice", hash_password("correct horse battery"), ["branch-1"])
+    digest = hash_password(PASSWORD)
+    store.put_user("alice", digest, ["branch-1"])
+    store.put_user("ada", digest, ["branch-1"], role="branch_admin")
+    store.put_user("olga", digest, [], role="agency_officer", agency="County Police")
     store.close()
     log = tmp_path / "dashboard.log"
     proc = _start(config, port, log)
@@ -64,6 +68,11 @@ def dashboard(tmp_path: Path, port: int) -> Iterator[tuple[str, Signer]]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def dashboard(tmp_path: Path, port: int) -> Iterator[tuple[str, Signer]]:
+    yield from serve(tmp_path, port)
 
 
 def shot(page: Any, name: str) -> None:

@@ -16,45 +16,35 @@ from flask.testing import FlaskClient
 from dashboard.devices import sweep
 from oneeye.events import DeskEvent, HealthEvent, utc_now
 from oneeye.types import format_time
-from tests.dashboard_helpers import (
-    Signer,
-    add_user,
-    app_for,
-    csrf_from,
-    desk_event,
-    login,
-    post_sns,
-)
+from tests import dashboard_helpers as dh
 
-
-@pytest.fixture(scope="module")
-def signer() -> Signer:
-    return Signer()
+Signer, desk_event = dh.Signer, dh.desk_event
+#: The module's SNS: one generated key and certificate, pinned in each app.
+signer = pytest.fixture(scope="module", name="signer")(lambda: dh.Signer())
 
 
 @pytest.fixture
 def app(tmp_path: Path, signer: Signer) -> Flask:
-    app = app_for(tmp_path, signer, history_limit=5, visit_window_s=600)
-    add_user(app, "alice", ["branch-1"])
-    add_user(app, "bob", ["branch-2"])
-    store = app.extensions["oneeye.store"]
     from dashboard.auth import hash_password
-    from tests.dashboard_helpers import PASSWORD
 
-    store.put_user("ada", hash_password(PASSWORD), ["branch-1"], role="branch_admin")
-    store.put_user("olga", hash_password(PASSWORD), [], role="agency_officer",
-                   agency="County Police")
+    app = dh.app_for(tmp_path, signer, history_limit=5, visit_window_s=600)
+    store, digest = app.extensions["oneeye.store"], hash_password(dh.PASSWORD)
+    for name, sites, role, agency in (("alice", ["branch-1"], "teller", None),
+                                      ("bob", ["branch-2"], "teller", None),
+                                      ("ada", ["branch-1"], "branch_admin", None),
+                                      ("olga", [], "agency_officer", "County Police")):
+        store.put_user(name, digest, sites, role=role, agency=agency)
     return app
 
 
 def client_of(app: Flask, name: str) -> tuple[FlaskClient, str]:
     client = app.test_client()
-    assert login(client, name).status_code == 302
-    return client, csrf_from(client.get("/login").get_data(as_text=True))
+    assert dh.login(client, name).status_code == 302
+    return client, dh.csrf_from(client.get("/login").get_data(as_text=True))
 
 
 def push(app: Flask, signer: Signer, event: DeskEvent) -> None:
-    resp = post_sns(app.test_client(), signer.notification(event.to_json()))
+    resp = dh.post_sns(app.test_client(), signer.notification(event.to_json()))
     assert resp.status_code == 200, resp.get_json()
 
 

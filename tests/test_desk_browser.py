@@ -18,37 +18,11 @@ import requests
 
 from oneeye.events import DeskEvent, HealthEvent, utc_now
 from tests.cloud_support import cloud_env, moto_server  # noqa: F401  (fixtures)
-from tests.dashboard_helpers import PASSWORD, Signer, desk_event, make_settings
-from tests.test_dashboard_browser import ARTIFACTS, CHROMIUM_ARGS, photos  # noqa: F401
-from tests.test_dashboard_live import _start, _wait_ready
+from tests.dashboard_helpers import PASSWORD, Signer, desk_event
+from tests.test_dashboard_browser import ARTIFACTS, CHROMIUM_ARGS, photos, serve  # noqa: F401
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 WIDTHS = {"phone": (390, 844), "tablet": (820, 1180), "desktop": (1440, 900)}
-
-
-def serve(tmp_path: Path, port: int, **extra: Any) -> Iterator[tuple[str, Signer]]:
-    from dashboard.auth import hash_password
-    from dashboard.store import Store
-
-    signer = Signer()
-    settings = make_settings(tmp_path, signer, **extra)
-    config = tmp_path / "dashboard.json"
-    config.write_text(settings.model_dump_json())
-    store = Store(settings.resolved_database_url())
-    digest = hash_password(PASSWORD)
-    store.put_user("alice", digest, ["branch-1"])
-    store.put_user("ada", digest, ["branch-1"], role="branch_admin")
-    store.put_user("olga", digest, [], role="agency_officer", agency="County Police")
-    store.close()
-    log = tmp_path / "dashboard.log"
-    proc = _start(config, port, log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, proc, log)
-        yield url, signer
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture
