@@ -17,8 +17,8 @@ import pytest
 from oneeye import aws
 from oneeye.cloud.resources import ensure_resources
 from oneeye.ids import new_id
-from tests.conftest import free_port
 from tests.http_support import LoopbackServer, QuietHandler
+from tests.net_support import free_port
 
 __all__ = [
     "CustomerApiStub",

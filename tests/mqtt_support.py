@@ -8,7 +8,6 @@ stop and restart — the system Mosquitto on 1883 must not be touched).
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from pathlib import Path
@@ -19,14 +18,9 @@ import pytest
 
 from oneeye.events import MatchEvent, utc_now
 from oneeye.local.broker import MOSQUITTO, EmbeddedBroker, MosquittoBroker
+from tests.net_support import free_port
 
 BROKERS = ["amqtt", "mosquitto"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_broker(kind: str, tmp: Path) -> EmbeddedBroker | MosquittoBroker:

@@ -85,7 +85,7 @@ def test_customer_api_down_gives_degraded_event_after_retries(
 
 def test_customer_api_unreachable_gives_degraded_event(cloud_env: dict[str, str],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.conftest import free_port
+    from tests.net_support import free_port
 
     monkeypatch.setenv("CUSTOMER_API_URL", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("CUSTOMER_API_ATTEMPTS", "2")

@@ -23,7 +23,6 @@ from websockets.sync.client import connect as ws_connect
 from dashboard import socketio_of
 from dashboard.store import Store
 from oneeye.events import HealthEvent, utc_now
-from tests.conftest import free_port
 from tests.dashboard_helpers import (
     Signer,
     add_user,
@@ -34,6 +33,7 @@ from tests.dashboard_helpers import (
     make_settings,
     post_sns,
 )
+from tests.net_support import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -21,7 +21,8 @@ from oneeye.cloud import gallery_store, store
 from oneeye.cloud.agencies import Agencies
 from tests.amber_support import IndexerPump
 from tests.cloud_support import *  # noqa: F403
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO
+from tests.net_support import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
