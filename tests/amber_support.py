@@ -10,7 +10,6 @@ what SQS → Lambda does. Used where the local stack is not needed in full.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import mimetypes
 import re
@@ -23,6 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from oneeye import aws
 from oneeye.cloud import indexer
+from tests.cloud_support import load_handler
 from tests.http_support import LoopbackServer, QuietHandler, SnsSink
 from tests.wait import wait_until
 
@@ -35,16 +35,6 @@ ROUTES = [
     ("GET", "/api/cases", "cases"),
     ("POST", "/api/cases/{case_id}/close", "cases"),
 ]
-
-
-def load_handler(name: str) -> Any:
-    """A fresh import of ``cloud/lambdas/<name>/app.py`` (its cached deps start empty)."""
-    path = REPO / "cloud" / "lambdas" / name / "app.py"
-    spec = importlib.util.spec_from_file_location(f"amber_{name}_{uuid.uuid4().hex}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.handler
 
 
 def _compile(path: str) -> re.Pattern[str]:

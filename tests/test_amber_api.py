@@ -27,7 +27,6 @@ from oneeye.cloud.agencies import Agencies, Audit, RateLimiter, token_sha256
 from oneeye.cloud.api import ApiError
 from oneeye.cloud.uploads import describe, uploads_from_env
 from tests.amber_support import AmberHarness, IndexerPump, auth
-from tests.cloud_support import *  # noqa: F403
 
 
 @pytest.fixture

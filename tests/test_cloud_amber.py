@@ -13,7 +13,6 @@ import pytest
 from oneeye.cloud import amber, store
 from oneeye.events import DeskEvent, MatchEvent, utc_now
 from oneeye.ids import new_id
-from tests.cloud_support import *  # noqa: F403
 from tests.cloud_support import observe
 
 pytestmark = pytest.mark.timeout(60)

@@ -25,8 +25,6 @@ from dashboard.store import Store
 from oneeye.events import HealthEvent, utc_now
 from tests.dashboard_helpers import (
     Signer,
-    add_user,
-    app_for,
     csrf_from,
     desk_event,
     login,
@@ -38,16 +36,9 @@ from tests.net_support import free_port
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def signer() -> Signer:
-    return Signer()
-
-
 @pytest.fixture
-def app(tmp_path: Path, signer: Signer) -> Flask:
-    app = app_for(tmp_path, signer, offline_after_s=1)
-    add_user(app, "alice", ["branch-1"])
-    return app
+def app_options() -> dict[str, Any]:
+    return {"offline_after_s": 1}
 
 
 def test_reconnect_catch_up(app: Flask, signer: Signer) -> None:

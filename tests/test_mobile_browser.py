@@ -20,7 +20,6 @@ from PIL import Image
 from oneeye.cloud import gallery_store, store
 from oneeye.cloud.agencies import Agencies
 from tests.amber_support import IndexerPump
-from tests.cloud_support import *  # noqa: F403
 from tests.conftest import REPO
 from tests.net_support import free_port
 
