@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,10 +26,10 @@ from tests.dashboard_helpers import (
     login,
     make_settings,
     post_sns,
+    start_dashboard,
+    wait_dashboard_ready,
 )
 from tests.net_support import free_port
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -78,28 +74,6 @@ def test_device_goes_offline_without_health(app: Flask, signer: Signer) -> None:
 
 # --- two real processes sharing broadcasts through Redis -------------------------------------
 
-def _start(config: Path, port: int, log: Path,
-           async_mode: str = "threading") -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "oneeye.cli", "dashboard", "run", "--port", str(port),
-         "--config", str(config), "--async-mode", async_mode], cwd=REPO, env=env,
-        stdout=log.open("wb"), stderr=subprocess.STDOUT)
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    for _ in range(200):
-        if proc.poll() is not None:
-            pytest.fail(f"dashboard exited: {log.read_text()[-2000:]}")
-        try:
-            if requests.get(url + "/healthz", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"dashboard not ready: {log.read_text()[-2000:]}")
-
-
 @pytest.fixture
 def two_dashboards(tmp_path: Path, signer: Signer) -> Iterator[tuple[str, str]]:
     channel = "oneeye-test-" + secrets.token_hex(4)  # Redis pub/sub ignores db numbers
@@ -117,11 +91,11 @@ def two_dashboards(tmp_path: Path, signer: Signer) -> Iterator[tuple[str, str]]:
     for name, mode in (("a", "threading"), ("b", "gevent")):
         port = free_port()
         log = tmp_path / f"dashboard-{name}.log"
-        procs.append((_start(config, port, log, mode), log))
+        procs.append((start_dashboard(config, port, log, mode), log))
         urls.append(f"http://127.0.0.1:{port}")
     try:
         for (proc, log), url in zip(procs, urls, strict=True):
-            _wait_ready(url, proc, log)
+            wait_dashboard_ready(url, proc, log)
         modes = [requests.get(u + "/healthz", timeout=5).json()["async_mode"] for u in urls]
         assert modes == ["threading", "gevent"]
         yield urls[0], urls[1]
