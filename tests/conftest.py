@@ -3,8 +3,8 @@
 Where each fixture lives (every one reaches every test by name; nothing by ``import *``):
 
 - here: test data (``data_dir``, ``examples``, ``lfw``), a free ``port``, and the
-  dashboard's ``signer``, ``app`` and ``client`` (a module tunes its app by overriding
-  ``app_options`` and ``desk_users``);
+  dashboard's ``signer``, ``app``, ``client`` and the app's ``clock`` (a module tunes its
+  app by overriding ``app_options`` and ``desk_users``);
 - ``tests/cloud_support.py`` (a plugin, registered below): ``moto_server``, ``cloud_env``,
   ``customer_api``, ``mqtt_broker``.
 
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.net_support import free_port
+from tests.wait import ManualClock
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -79,12 +80,18 @@ def desk_users() -> dict[str, list[str]]:
 
 
 @pytest.fixture
+def clock() -> ManualClock:
+    """The clock ``app`` runs on: real time until the test calls ``clock.advance(s)``."""
+    return ManualClock()
+
+
+@pytest.fixture
 def app(tmp_path: Path, signer: Signer, app_options: dict[str, Any],
-        desk_users: dict[str, list[str]]) -> Flask:
+        desk_users: dict[str, list[str]], clock: ManualClock) -> Flask:
     """A dashboard (``create_app``) on a fresh SQLite store in ``tmp_path``, trusting ``signer``."""
     from tests.dashboard_helpers import add_user, app_for
 
-    flask_app = app_for(tmp_path, signer, **app_options)
+    flask_app = app_for(tmp_path, signer, clock=clock, **app_options)
     for name, sites in desk_users.items():
         add_user(flask_app, name, sites)
     return flask_app

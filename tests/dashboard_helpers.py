@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from oneeye import sns
 from oneeye.events import DeskEvent, MatchEvent, utc_now
 from oneeye.ids import new_id
 from oneeye.local.probe import wait_http
+from oneeye.types import Clock
 
 REPO = Path(__file__).resolve().parents[1]
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:oneeye-desk"
@@ -109,8 +111,9 @@ def csrf_from(html: str) -> str:
     return html[start:html.index('"', start)]
 
 
-def app_for(tmp_path: Path, signer: Signer, **extra: Any) -> Flask:
-    return create_app(make_settings(tmp_path, signer, **extra))
+def app_for(tmp_path: Path, signer: Signer, *, clock: Clock = time.time, **extra: Any) -> Flask:
+    """A dashboard app on ``tmp_path`` trusting ``signer``; ``extra`` are settings."""
+    return create_app(make_settings(tmp_path, signer, **extra), clock=clock)
 
 
 def start_dashboard(config: Path, port: int, log: Path,

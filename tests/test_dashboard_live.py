@@ -30,11 +30,7 @@ from tests.dashboard_helpers import (
     wait_dashboard_ready,
 )
 from tests.net_support import free_port
-
-
-@pytest.fixture
-def app_options() -> dict[str, Any]:
-    return {"offline_after_s": 1}
+from tests.wait import ManualClock
 
 
 def test_reconnect_catch_up(app: Flask, signer: Signer) -> None:
@@ -57,7 +53,8 @@ def test_reconnect_catch_up(app: Flask, signer: Signer) -> None:
     assert [r["event_id"] for r in caught] == [e.event_id for e in missed]
 
 
-def test_device_goes_offline_without_health(app: Flask, signer: Signer) -> None:
+def test_device_goes_offline_without_health(app: Flask, signer: Signer,
+                                            clock: ManualClock) -> None:
     health = HealthEvent(device_id="cam-1", site_id="branch-1", camera_id="cam-1",
                          sent_at=utc_now(), uptime_s=3, fps=12.0)
     post_sns(app.test_client(), signer.notification(
@@ -66,8 +63,7 @@ def test_device_goes_offline_without_health(app: Flask, signer: Signer) -> None:
     login(client, "alice")
     [dev] = client.get("/api/devices").get_json()["devices"]
     assert dev["online"] and dev["fps"] == 12.0
-    app.extensions["oneeye.store"]._exec(
-        "UPDATE devices SET last_seen = ?", ("2020-01-01T00:00:00.000Z",))
+    clock.advance(app.extensions["oneeye.settings"].offline_after_s + 1)
     [dev] = client.get("/api/devices").get_json()["devices"]
     assert not dev["online"] and dev["state"] == "online"  # silent, not reported offline
 

@@ -33,3 +33,21 @@ def wait_until(predicate: Callable[[], T], timeout_s: float = 30.0, what: str = 
             extra = f"\n{context()}" if context is not None else ""
             raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}{extra}")
         time.sleep(interval_s)
+
+
+class ManualClock:
+    """A clock for code under test (``oneeye.types.Clock``) that a test moves forward.
+
+    It follows real time from where it started, plus every :meth:`advance`, so code that
+    measures short intervals still sees time pass while a test jumps hours ahead.
+    """
+
+    def __init__(self) -> None:
+        self.offset_s = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset_s
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock ``seconds`` forward."""
+        self.offset_s += seconds
