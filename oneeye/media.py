@@ -14,8 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from oneeye.errors import ImageError
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+from oneeye.images import is_still_image, load_image
 
 
 @dataclass(frozen=True)
@@ -26,12 +25,18 @@ class MediaFrame:
 
 
 def iter_media(path: str | Path, *, fps_max: float | None = None) -> Iterator[MediaFrame]:
-    """Yield frames of an image (one frame) or a video, at most ``fps_max`` per media second."""
+    """Yield frames of an image (one frame) or a video, at most ``fps_max`` per media second.
+
+    Still images (by name or content, see :func:`oneeye.images.is_still_image`) go through
+    the one decoder, so EXIF orientation and every colour mode are handled as everywhere
+    else; only videos are opened with OpenCV. Raises :class:`ImageError` for either kind
+    that cannot be read.
+    """
     from oneeye import faces
 
     p = Path(path)
-    if p.suffix.lower() in IMAGE_SUFFIXES:
-        yield MediaFrame(0, 0.0, faces.load_image(p))
+    if is_still_image(p):
+        yield MediaFrame(0, 0.0, load_image(p))
         return
     import cv2
 
