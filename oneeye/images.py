@@ -128,6 +128,8 @@ def to_rgb(img: PILImage, *, name: str = "image") -> PILImage:
     faithfully.
     """
     mode = img.mode
+    if mode == "La":  # premultiplied; Pillow converts it only to LA
+        img, mode = img.convert("LA"), "LA"
     if mode in _ALPHA_MODES or (mode in {"L", "P", "RGB"} and "transparency" in img.info):
         rgba = img.convert("RGBA")
         white = PIL.new("RGBA", rgba.size, (255, 255, 255, 255))
