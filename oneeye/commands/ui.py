@@ -7,9 +7,11 @@ Progress goes to stderr and only when stderr is a terminal, so piped or captured
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 class Advance(Protocol):
@@ -43,6 +45,14 @@ def progress(label: str, total: int | None) -> Iterator[Advance]:
             bar.update(task, advance=steps, item=label[-40:])
 
         yield advance
+
+
+def track(label: str, items: Sequence[T], name: Callable[[T], str] = str) -> Iterator[T]:
+    """Yield ``items``, advancing a :func:`progress` bar after each (``continue`` included)."""
+    with progress(label, len(items)) as advance:
+        for item in items:
+            yield item
+            advance(name(item))
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
