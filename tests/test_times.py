@@ -97,3 +97,13 @@ def test_email_sms_and_desk_banner_agree_on_the_utc_time(cloud_env: dict[str, st
     assert "04:37Z" in texts["sms"]
     (banner,) = [DeskEvent.model_validate(m) for m in deskq.messages()]
     assert banner.observed_at == UTC and banner.match and banner.match.observed_at == UTC
+
+
+def test_log_lines_print_utc() -> None:
+    import logging
+
+    from oneeye.logs import JsonFormatter
+
+    record = logging.LogRecord("oneeye", logging.INFO, __file__, 1, "hello", None, None)
+    record.created = 1772339879.123  # 2026-03-01T04:37:59.123Z
+    assert json.loads(JsonFormatter().format(record))["ts"] == UTC
