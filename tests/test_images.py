@@ -318,8 +318,9 @@ def test_16bit_grey_case_matches_obama(examples: Path, tmp_path: Path) -> None:
 
     grey16 = CASES / "image-16bit-grey" / "grey16.png"
     assert Image.open(grey16).mode == "I;16"
-    g, report = gal.enrol(gal.iter_photo_dir(examples / "knn_examples" / "train"),
-                          watchlist="customers", policy=gal.EnrolmentPolicy(jitters=1))
+    train = images.list_photo_dir(examples / "knn_examples" / "train")
+    g, report = gal.enrol(train.photos, watchlist="customers",
+                          policy=gal.EnrolmentPolicy(jitters=1))
     assert not report.rejected
     image = images.load_image(grey16)
     assert 60 < image.mean() < 160  # a photo, not a white page
