@@ -113,3 +113,10 @@ def test_identify_reports_each_unusable_image(tmp_path: Path) -> None:
     assert lines[3]["reason"] == "unsupported_format"
     assert "HEIC is not supported" in lines[3]["error"]
     assert "1 of 4 images skipped" in proc.stderr
+
+
+def test_analyze_reads_a_phone_format_still_as_one_frame() -> None:
+    photo = CASE / "src" / "C-1001" / "portrait.webp"
+    proc = run("analyze", str(photo))
+    (line,) = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert line["frame"] == 0 and len(line["faces"]) == 1
