@@ -12,6 +12,7 @@ Closing the case then announces a gallery without the person.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -101,5 +102,9 @@ def test_phone_upload_reaches_the_edge_and_a_sighting_alerts(stack: AmberStack,
                              60, "the removal gallery update", context=stack.tail)
         assert removal["watchlist"] == "missing" and removal["version"] > version
         assert "closed" in stack.cli("case", "list", "--token", token)
+        # Without --token the commands use the stack's own demo token (a 0600 file).
+        token_file = Path(json.loads(stack.stack_file.read_text())["agency_token_file"])
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        assert "no cases for Demo Agency" in stack.cli("case", "list")
     finally:
         watch.close()

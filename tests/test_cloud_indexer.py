@@ -176,6 +176,20 @@ def test_rejected_uploads_report_their_reason(cloud_env: dict[str, str], example
         is None
 
 
+def test_sixteen_bit_grey_upload_is_enrolled_and_heic_is_named(
+        cloud_env: dict[str, str]) -> None:
+    """../shared/cases/image-16bit-grey through the phone's path: accepted, not "no face"."""
+    grey16 = Path(__file__).resolve().parents[2] / "shared/cases/image-16bit-grey/grey16.png"
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
+    ok, bad = new_id(), new_id()
+    put_upload(cloud_env, f"uploads/missing/MP-9/{ok}.png", grey16.read_bytes())
+    put_upload(cloud_env, f"uploads/missing/MP-10/{bad}.jpg", heic)
+    results = {r["upload_id"]: r for r in run_queue(cloud_env)}
+    assert results[ok]["status"] == "accepted"
+    assert (results[bad]["status"], results[bad]["reason"]) == ("rejected", "not_an_image")
+    assert "HEIC is not supported; export as JPEG" in status(cloud_env, bad)["message"]
+
+
 def test_oversize_upload_rejected_before_download(cloud_env: dict[str, str],
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("UPLOAD_MAX_BYTES", str(1024 * 1024))

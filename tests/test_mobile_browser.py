@@ -167,6 +167,32 @@ def test_phone_page_refuses_non_images_and_bad_tokens(page: Any, stack: dict[str
     assert page.input_value("#token") == ""  # a refused token is never remembered
 
 
+def test_phone_page_composites_transparency_on_white_and_names_heic(
+        page: Any, stack: dict[str, Any], tmp_path: Path, examples: Path) -> None:
+    page.fill("#token", stack["token"])
+    page.fill("#name", "Alpha Case")
+    page.fill("#contact", "+44 1865 000000")
+    photo = Image.open(examples / "obama_small.jpg").convert("RGBA")
+    photo.paste((0, 0, 0, 0), (0, 0, 40, 40))  # a transparent corner
+    png = tmp_path / "cutout.png"
+    photo.save(png)
+    result = upload(page, png)
+    assert result["state"] == "accepted", result
+    bucket = store.Bucket(stack["env"]["ONEEYE_BUCKET"])
+    case_id = page.input_value("#case_id")
+    obj = bucket.get(next(iter(_keys(bucket, f"uploads/missing/{case_id}/"))))
+    assert obj is not None
+    corner = Image.open(io.BytesIO(obj.data)).convert("RGB").crop((0, 0, 30, 30))
+    assert min(corner.getextrema()[0][0], corner.getextrema()[2][0]) >= 240  # white, not black
+
+    heic = tmp_path / "IMG_0001.HEIC"
+    heic.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64)
+    result = upload(page, heic)
+    shot(page, "6-heic")
+    assert result["state"] == "error"
+    assert result["message"] == "HEIC is not supported; export as JPEG"
+
+
 def _keys(bucket: store.Bucket, prefix: str) -> list[str]:
     from oneeye import aws
 
