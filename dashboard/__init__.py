@@ -16,6 +16,7 @@ monkey-patches before anything else is imported. bench/fanout.py compares both.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
@@ -25,6 +26,7 @@ from werkzeug.exceptions import HTTPException
 
 from dashboard.settings import DashboardSettings
 from oneeye.sns import Verifier
+from oneeye.types import Clock
 
 log = logging.getLogger(__name__)
 PURGE_EVERY_S = 3600
@@ -35,7 +37,8 @@ _CSP = ("default-src 'self'; img-src 'self' data: http: https:; connect-src 'sel
 __all__ = ["DashboardSettings", "create_app"]
 
 
-def create_app(settings: DashboardSettings | None = None) -> Flask:
+def create_app(settings: DashboardSettings | None = None, *, clock: Clock = time.time) -> Flask:
+    """The dashboard app; ``clock`` (seconds since the epoch) times events, devices, retention."""
     from dashboard import api, auth, desk, manage, sns_endpoint
     from dashboard.live import Live
     from dashboard.store import Store
@@ -55,7 +58,7 @@ def create_app(settings: DashboardSettings | None = None) -> Flask:
         ONEEYE_HISTORY_LIMIT=settings.history_limit,
         ONEEYE_VISIT_WINDOW_S=settings.visit_window_s,
     )
-    store = Store(settings.resolved_database_url())
+    store = Store(settings.resolved_database_url(), clock=clock)
     if not settings.websocket_compression:
         _decline_websocket_compression()
     socketio = SocketIO(app, async_mode=settings.async_mode, message_queue=settings.message_queue,
@@ -147,7 +150,7 @@ def _offline_loop(socketio: SocketIO, store: Any, live: Any, offline_after_s: fl
     while True:
         socketio.sleep(min(max(offline_after_s / 3, 0.2), 10.0))
         try:
-            sweep(store, live.emit, offline_after_s, datetime.now(UTC))
+            sweep(store, live.emit, offline_after_s, datetime.fromtimestamp(store.clock(), UTC))
         except Exception:  # the next sweep tries again; nothing is lost by waiting
             log.exception("offline sweep failed")
 

@@ -10,6 +10,7 @@ no desk (their page is the case list), so these endpoints are for desk roles onl
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,24 +19,44 @@ from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 from dashboard import alerts
 from dashboard.localtime import day_bound, viewer_zone
 from dashboard.roles import DESK_ROLES, roles_required
-from oneeye.types import ALERT_KINDS, DESK_KINDS, VERDICTS, parse_time
+from oneeye.types import ALERT_KINDS, DESK_KINDS, VERDICTS, format_time, normalize_time, parse_time
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
+_DATETIME_LOCAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 KINDS = DESK_KINDS
 
 
 def time_arg(name: str) -> str | None:
-    """A time filter: ``YYYY-MM-DD`` (a day in the viewer's zone), a local
-    ``YYYY-MM-DDTHH:MM`` or an ISO-8601 timestamp with a zone → UTC; 400 otherwise."""
-    value = request.args.get(name) or None
+    """Query parameter ``name`` as a UTC timestamp (the one format), or None if absent.
+
+    Any ISO-8601 form with a zone is accepted (``Z``, ``+05:30``, ``-0800``, 1–9 fractional
+    digits); a ``+`` that arrived unencoded (as a space) is restored. A browser's
+    ``datetime-local`` value (``2026-01-31T12:00``, no zone) is taken as UTC. Stored times
+    are normalised UTC strings, so comparing strings then compares instants. 400 otherwise.
+    """
+    value = (request.args.get(name) or "").strip() or None
     if value is None:
         return None
+    value = re.sub(r" (\d{2}:?\d{2})$", r"+\1", value)
+    local = _DATETIME_LOCAL.fullmatch(value)
+    if local:  # a browser's datetime-local input
+        value += "Z" if local.group(1) else ":00Z"
     try:
-        return day_bound(value, end=name == "until", zone=viewer_zone())
+        return normalize_time(value)
     except ValueError:
-        abort(400, description=f"{name} must be a date like 2026-01-31 or an ISO-8601 time "
-                               "like 2026-01-31T12:00:00Z")
+        abort(400, description=f"{name} must be an ISO-8601 time with a zone, like "
+                               "2026-01-31T12:00:00Z or 2026-01-31T17:30:00+05:30")
+
+
+def day_or_time_arg(name: str) -> str | None:
+    """Like :func:`time_arg`, and also ``YYYY-MM-DD``: that day in the viewer's zone (the
+    review pages' date inputs; ``until`` is the day's last millisecond)."""
+    value = (request.args.get(name) or "").strip()
+    if _DATE.fullmatch(value):
+        return day_bound(value, end=name == "until", zone=viewer_zone())
+    return time_arg(name)
 
 
 def kinds_arg() -> tuple[str, ...] | None:
@@ -142,7 +163,7 @@ def devices() -> Response:
     """Cameras of the user's sites. ``fps`` is null when the device is not online (a
     frozen figure would look healthy)."""
     offline_after = current_app.config["ONEEYE_OFFLINE_AFTER_S"]
-    now = datetime.now(UTC)
+    now = datetime.fromtimestamp(_store().clock(), UTC)
     out: list[dict[str, Any]] = []
     for row in _store().devices(g.user["sites"]):
         row.pop("health", None)
@@ -151,7 +172,7 @@ def devices() -> Response:
         out.append({**row, "online": online, "age_s": round(age, 1),
                     "fps": row["fps"] if online else None})
     return jsonify({"devices": out, "offline_after_s": offline_after,
-                    "server_time": now.isoformat()})
+                    "server_time": format_time(now)})
 
 
 def _own_event(event_id: str) -> dict[str, Any]:

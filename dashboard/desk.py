@@ -23,7 +23,7 @@ from flask import (
     url_for,
 )
 
-from dashboard.api import int_arg, kinds_arg, present, time_arg
+from dashboard.api import day_or_time_arg, int_arg, kinds_arg, present
 from dashboard.auth import login_required
 from dashboard.localtime import local, viewer_zone
 from dashboard.roles import DESK_ROLES, roles_required
@@ -58,7 +58,7 @@ def _review(view: str, *, person_id: str | None = None) -> dict[str, Any]:
     offset = int_arg("offset", 0, low=0, high=10**9)
     filters: dict[str, Any] = {
         "person": (request.args.get("person") or "").strip()[:64] or None,
-        "since": time_arg("since"), "until": time_arg("until"), "kinds": kinds,
+        "since": day_or_time_arg("since"), "until": day_or_time_arg("until"), "kinds": kinds,
         "person_id": person_id}
     rows = store.events(g.user["sites"], offset=offset, limit=limit, **filters)
     args = {k: v for k, v in request.args.items() if k != "offset"}
@@ -108,8 +108,8 @@ def export() -> Response:
     kinds = kinds_arg() or (DEVICE_KINDS if view == "devices" else SIGHTING_KINDS)
     rows = current_app.extensions["oneeye.store"].events(
         g.user["sites"], person=(request.args.get("person") or "").strip()[:64] or None,
-        person_id=request.args.get("person_id") or None, since=time_arg("since"),
-        until=time_arg("until"), kinds=kinds, limit=CSV_MAX)
+        person_id=request.args.get("person_id") or None, since=day_or_time_arg("since"),
+        until=day_or_time_arg("until"), kinds=kinds, limit=CSV_MAX)
     zone = viewer_zone()
     out = io.StringIO()
     writer = csv.writer(out)

@@ -40,18 +40,11 @@ def local(value: str | None, zone: ZoneInfo | None = None) -> str:
 
 
 def day_bound(value: str, *, end: bool, zone: ZoneInfo | None = None) -> str:
-    """``YYYY-MM-DD`` (a day in the viewer's zone) → its first or last instant, in UTC.
+    """``YYYY-MM-DD`` (a day in the viewer's zone) → its first or last millisecond, in UTC.
 
-    Also takes a full ISO-8601 timestamp with a zone (returned normalised), and a
-    ``YYYY-MM-DDTHH:MM`` local time. Raises ValueError with the expected form.
+    Raises ValueError for anything else.
     """
-    value = value.strip()
-    if len(value) == 10:
-        day = datetime.strptime(value, "%Y-%m-%d").date()
-        start = datetime.combine(day, time(0), tzinfo=zone or viewer_zone())
-        moment = start + timedelta(days=1) - timedelta(milliseconds=1) if end else start
-        return format_time(moment.astimezone(UTC))
-    if len(value) in (16, 19) and "T" in value:
-        naive = datetime.fromisoformat(value)
-        return format_time(naive.replace(tzinfo=zone or viewer_zone()))
-    return format_time(parse_time(value))
+    day = datetime.strptime(value.strip(), "%Y-%m-%d").date()
+    start = datetime.combine(day, time(0), tzinfo=zone or viewer_zone())
+    moment = start + timedelta(days=1) - timedelta(milliseconds=1) if end else start
+    return format_time(moment.astimezone(UTC))

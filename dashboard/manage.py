@@ -246,7 +246,7 @@ def users() -> Any:
 def delete_user(name: str) -> Any:
     if name == g.user["name"]:
         flash("you cannot remove yourself")
-    elif _store().delete_user(name):
+    elif _store().remove_user(name):
         _store().audit(g.user["name"], "user_removed", name)
         flash(f"user {name} removed; their logins ended")
     return redirect(url_for("manage.users"))

@@ -17,13 +17,14 @@ import logging
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from oneeye.events import DeskEvent
-from oneeye.types import ALERT_KINDS, ROLES, format_time
+from oneeye.types import ALERT_KINDS, ROLES, Clock, format_time
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +59,11 @@ _ADDED = [("users", "role", "TEXT NOT NULL DEFAULT 'teller'"), ("users", "agency
           ("events", "device_id", "TEXT")]
 
 
-def _now() -> str:
-    return format_time(datetime.now(UTC))
-
-
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, clock: Clock = time.time) -> None:
         self.url = url
+        #: Stamps received/seen/acknowledged times and ages retention (tests move it).
+        self.clock = clock
         self._lock = threading.Lock()
         if url.startswith(("postgresql://", "postgres://")):
             import psycopg
@@ -96,6 +95,10 @@ class Store:
                 return {d[0] for d in cur.description}
             finally:
                 cur.close()
+
+    def now(self) -> str:
+        """The store's clock as a timestamp in the one format (UTC ``…Z``)."""
+        return format_time(datetime.fromtimestamp(self.clock(), UTC))
 
     def close(self) -> None:
         with self._lock:
@@ -147,7 +150,7 @@ class Store:
             "INSERT INTO events (event_id, site_id, kind, observed_at, received_at, person_id,"
             " person_name, device_id, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (event_id) DO NOTHING",
-            (event.event_id, event.site_id, event.kind, event.observed_at, _now(), person_id,
+            (event.event_id, event.site_id, event.kind, event.observed_at, self.now(), person_id,
              name, event.device_id, event.to_json()))
         if not inserted:
             return None
@@ -220,7 +223,7 @@ class Store:
     def acknowledge(self, event_id: str, user: str) -> dict[str, Any]:
         """Record who acknowledged an event; the first acknowledgement wins."""
         self._exec("INSERT INTO acks (event_id, user_name, acked_at) VALUES (?, ?, ?)"
-                   " ON CONFLICT (event_id) DO NOTHING", (event_id, user, _now()))
+                   " ON CONFLICT (event_id) DO NOTHING", (event_id, user, self.now()))
         row = self._rows("SELECT user_name, acked_at FROM acks WHERE event_id = ?", (event_id,))
         return {"event_id": event_id, "by": row[0]["user_name"], "at": row[0]["acked_at"]}
 
@@ -263,14 +266,15 @@ class Store:
             f" WHERE e.site_id IN ({', '.join('?' * len(sites))}) AND e.kind = ?"
             f" AND e.{column} = ? AND e.seq <= ? AND a.event_id IS NULL",
             [*sites, kind, subject, upto_seq])
-        at = _now()
+        at = self.now()
         for row in rows:
             self._exec("INSERT INTO acks (event_id, user_name, acked_at) VALUES (?, ?, ?)"
                        " ON CONFLICT (event_id) DO NOTHING", (row["event_id"], user, at))
         return [r["event_id"] for r in rows]
 
     def purge(self, older_than_days: float) -> int:
-        cutoff = format_time(datetime.now(UTC) - timedelta(days=older_than_days))
+        cutoff = format_time(datetime.fromtimestamp(self.clock(), UTC)
+                             - timedelta(days=older_than_days))
         for table in ("acks", "feedback"):
             self._exec(f"DELETE FROM {table} WHERE event_id IN "
                        "(SELECT event_id FROM events WHERE received_at < ?)", (cutoff,))
@@ -283,7 +287,7 @@ class Store:
     # feedback and audit -----------------------------------------------------
     def give_verdict(self, event_id: str, verdict: str, user: str) -> dict[str, Any]:
         """Record ``verdict`` (confirmed / rejected) on an event; the latest one counts."""
-        at = _now()
+        at = self.now()
         self._exec("INSERT INTO feedback (event_id, verdict, user_name, given_at)"
                    " VALUES (?, ?, ?, ?) ON CONFLICT (event_id) DO UPDATE SET"
                    " verdict = excluded.verdict, user_name = excluded.user_name,"
@@ -313,7 +317,7 @@ class Store:
         """Append one audit row (never updated, purged with nothing)."""
         self._exec("INSERT INTO audit (at, user_name, action, target, site_id, detail)"
                    " VALUES (?, ?, ?, ?, ?, ?)",
-                   (_now(), user, action, target, site_id, json.dumps(detail, default=str)))
+                   (self.now(), user, action, target, site_id, json.dumps(detail, default=str)))
 
     def audit_rows(self, *, sites: Sequence[str] | None = None, user: str | None = None,
                    limit: int = 200) -> list[dict[str, Any]]:
@@ -346,7 +350,7 @@ class Store:
             " fps = excluded.fps, camera_state = COALESCE(excluded.camera_state,"
             " devices.camera_state), state = 'online', health = COALESCE(excluded.health,"
             " devices.health)",
-            (event.device_id, event.site_id, _now(), health.fps if health else None,
+            (event.device_id, event.site_id, self.now(), health.fps if health else None,
              health.camera_state if health else None, health.to_json() if health else None))
         return str(before[0]["state"]) if before else "new"
 
@@ -384,7 +388,7 @@ class Store:
                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
                    " password_hash = excluded.password_hash, sites = excluded.sites,"
                    " role = excluded.role, agency = excluded.agency",
-                   (name, password_hash, json.dumps(list(sites)), _now(), role, agency))
+                   (name, password_hash, json.dumps(list(sites)), self.now(), role, agency))
 
     def get_user(self, name: str) -> dict[str, Any] | None:
         rows = self._rows("SELECT name, password_hash, sites, role, agency FROM users"
@@ -396,8 +400,9 @@ class Store:
         return [_user(r) for r in self._rows("SELECT name, sites, role, agency, created_at"
                                              " FROM users ORDER BY name")]
 
-    def delete_user(self, name: str) -> bool:
-        return self._exec("DELETE FROM users WHERE name = ?", (name,)) == 1
+    def remove_user(self, name: str) -> bool:
+        """Delete a user (their open logins end with them); False if there was none."""
+        return self._exec("DELETE FROM users WHERE name = ?", (name,)) > 0
 
     def sites(self) -> list[dict[str, Any]]:
         """Every site a user or a device names, with its device and user counts."""
@@ -414,7 +419,7 @@ class Store:
     def start_login(self, user: str) -> str:
         login_id = secrets.token_urlsafe(24)
         self._exec("INSERT INTO logins (login_id, user_name, started_at) VALUES (?, ?, ?)",
-                   (login_id, user, _now()))
+                   (login_id, user, self.now()))
         return login_id
 
     def login_user(self, login_id: str) -> dict[str, Any] | None:
@@ -427,7 +432,7 @@ class Store:
 
     def end_login(self, login_id: str) -> None:
         self._exec("UPDATE logins SET ended_at = ? WHERE login_id = ? AND ended_at IS NULL",
-                   (_now(), login_id))
+                   (self.now(), login_id))
 
     def ping(self) -> bool:
         return bool(self._rows("SELECT 1 AS ok"))

@@ -17,9 +17,10 @@ import pytest
 import requests
 
 from oneeye.events import DeskEvent, HealthEvent, utc_now
+from tests.browser_support import ARTIFACTS, launch
 from tests.cloud_support import cloud_env, moto_server  # noqa: F401  (fixtures)
 from tests.dashboard_helpers import PASSWORD, Signer, desk_event
-from tests.test_dashboard_browser import ARTIFACTS, CHROMIUM_ARGS, photos, serve  # noqa: F401
+from tests.test_dashboard_browser import photos, serve  # noqa: F401
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 WIDTHS = {"phone": (390, 844), "tablet": (820, 1180), "desktop": (1440, 900)}
@@ -36,8 +37,7 @@ def browser() -> Iterator[Any]:
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                               args=CHROMIUM_ARGS)
+        b = launch(pw)
         try:
             yield b
         finally:
