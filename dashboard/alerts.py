@@ -21,7 +21,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from oneeye.alerting import strength
 from oneeye.types import parse_time
+
+__all__ = ["camera_of", "group_alerts", "group_visits", "strength", "subject_of"]
 
 #: Default visit window (s): a customer seen again within 15 minutes is the same visit.
 VISIT_WINDOW_S = 900.0
@@ -108,20 +111,3 @@ def group_visits(records: Iterable[Mapping[str, Any]],
         if camera not in visit["cameras"]:
             visit["cameras"].append(camera)
     return sorted(visits, key=lambda v: (v["last_at"], v["latest"]["seq"]), reverse=True)
-
-
-#: ``strong``: clearly inside the edge's decision rule (``oneeye.gallery.DecisionRule``:
-#: distance ≤ 0.525, margin ≥ 0.08, chosen on lfw_dev for FMR ≤ 0.5 %). A match at
-#: distance ≤ 0.45 with margin ≥ 0.15 keeps a 0.075 / 0.07 cushion on both numbers.
-STRONG_DISTANCE = 0.45
-STRONG_MARGIN = 0.15
-
-
-def strength(distance: float, margin: float) -> str:
-    """Plain-language strength of an accepted match: ``strong`` or ``possible``.
-
-    ``distance`` is the 128-d encoding distance (lower is closer), ``margin`` the
-    runner-up's distance minus the best. Everything the edge announced but that is
-    weaker than :data:`STRONG_DISTANCE` / :data:`STRONG_MARGIN` is ``possible``.
-    """
-    return "strong" if distance <= STRONG_DISTANCE and margin >= STRONG_MARGIN else "possible"

@@ -143,7 +143,7 @@ def test_desk_in_a_real_browser(dashboard: tuple[str, Signer], photos: str) -> N
                                   snapshot_url=f"{photos}/lin-manuel-miranda.png",
                                   message="Seen at the main entrance")
             _push(url, signer, sighting)
-            banner = page.locator("#alert-MP-2026-0042")    # one banner per case
+            banner = page.locator(f"#alert-{sighting.event_id}")
             expect(banner).to_contain_text("MISSING PERSON: Lin-Manuel Miranda")
             shot(page, "desk-live.png")
 
@@ -154,7 +154,7 @@ def test_desk_in_a_real_browser(dashboard: tuple[str, Signer], photos: str) -> N
             expect(banner).to_contain_text("acknowledged by alice")
             shot(page, "desk-acknowledged.png")
             page.reload()
-            expect(page.locator("#alert-MP-2026-0042")).to_have_count(0)
+            expect(page.locator(f"#alert-{sighting.event_id}")).to_have_count(0)
 
             tablet = browser.new_page(viewport={"width": 820, "height": 1180})
             tablet.context.add_cookies(page.context.cookies())

@@ -291,3 +291,16 @@ def test_a_teller_cannot_reach_management_and_an_officer_has_no_desk(app: Flask)
                                               "csrf_token": token})
     assert saved.status_code == 302
     assert app.extensions["oneeye.store"].get_user("tom")["role"] == "teller"
+
+
+def test_email_says_the_strength_in_words_and_links_the_snapshot_on_its_own_line() -> None:
+    from oneeye.cloud.amber import alert_texts
+
+    event = sighting("cam-1")
+    assert event.match is not None
+    url = "https://bucket.s3.amazonaws.com/snapshots/x.jpg?X-Amz-Signature=abc"
+    email = alert_texts(event.match, {"name": "Lin"}, url)["structure"]["email"]
+    assert "Match:   strong (distance 0.38, margin 0.20; lower distance is closer)" in email
+    assert f"\n<{url}>\n" in email
+    weak = event.match.model_copy(update={"distance": 0.5, "margin": 0.09})
+    assert "Match:   possible (" in alert_texts(weak, {}, None)["structure"]["email"]

@@ -23,6 +23,8 @@ from tests.dashboard_helpers import PASSWORD, Signer, desk_event
 from tests.test_dashboard_browser import photos, serve  # noqa: F401
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
+#: The banner of case MP-2026-0042 (its id names the newest sighting's event).
+CASE = ".banner[data-subject='MP-2026-0042']"
 WIDTHS = {"phone": (390, 844), "tablet": (820, 1180), "desktop": (1440, 900)}
 
 
@@ -91,7 +93,7 @@ def test_three_sightings_one_banner_one_acknowledge_and_verdicts(
     for camera in ("cam-1", "cam-3", "cam-1"):
         push(url, signer, sighting(camera, photos))
     for width, page in pages.items():
-        banner = page.locator("#alert-MP-2026-0042")
+        banner = page.locator(CASE)
         expect(banner).to_contain_text("seen 3× on cam-1 and cam-3")
         expect(page.locator(".banner")).to_have_count(1)
         expect(banner).to_contain_text("Call County Police +1 555 0100")
@@ -106,19 +108,19 @@ def test_three_sightings_one_banner_one_acknowledge_and_verdicts(
     card = desktop.locator(f"[data-event-id='{customer.event_id}']")
     card.locator("button.fb.rejected").click()
     expect(card).to_contain_text("Not this person · alice")
-    desktop.locator("#alert-MP-2026-0042 button.fb.confirmed").click()
-    expect(desktop.locator("#alert-MP-2026-0042")).to_contain_text("Confirmed · alice")
-    desktop.locator("#alert-MP-2026-0042 button.ack").click()
-    expect(desktop.locator("#alert-MP-2026-0042")).to_contain_text("acknowledged by alice")
+    desktop.locator(CASE + " button.fb.confirmed").click()
+    expect(desktop.locator(CASE)).to_contain_text("Confirmed · alice")
+    desktop.locator(CASE + " button.ack").click()
+    expect(desktop.locator(CASE)).to_contain_text("acknowledged by alice")
     for page in pages.values():                    # one click cleared it on every desk
         expect(page.locator(".banner:not(.done)")).to_have_count(0)
         expect(page).to_have_title("OneEye desk")
     shot(pages["phone"], "desk-acknowledged-phone.png")
 
     push(url, signer, sighting("cam-3", photos))      # seen again after the ack
-    expect(desktop.locator("#alert-MP-2026-0042.reraised")).to_contain_text(
+    expect(desktop.locator(CASE + ".reraised")).to_contain_text(
         "Seen again after alice acknowledged")
-    expect(desktop.locator("#alert-MP-2026-0042")).to_contain_text("seen 1× on cam-3")
+    expect(desktop.locator(CASE)).to_contain_text("seen 1× on cam-3")
     shot(desktop, "desk-reraised-desktop.png")
 
     admin = open_desk(browser, url, "ada", "desktop", path="/manage/audit")
@@ -152,7 +154,7 @@ def test_catch_up_after_a_reconnect_pages_until_done(
         push(url, signer, event)
     push(url, signer, sighting("cam-2", photos))
     page.evaluate("window.oneeyeDesk.socket.connect()")
-    expect(page.locator("#alert-MP-2026-0042")).to_contain_text("seen 1× on cam-2")
+    expect(page.locator(CASE)).to_contain_text("seen 1× on cam-2")
     expect(page.locator("body[data-caught-up='1']")).to_have_count(1)
     expect(page.locator(".desk")).to_have_attribute("data-last-seq", "14")
     assert int(page.locator(".desk").get_attribute("data-pages") or 0) >= 3
@@ -170,7 +172,7 @@ def test_an_offline_camera_raises_a_banner_and_is_recorded(
     status = desk_event(kind="device_status", device_id="cam-lobby", health=health)
     push(url, signer, status)          # then silence: offline_after_s is 1.5 s here
     for width, page in pages.items():
-        banner = page.locator("#alert-cam-lobby")
+        banner = page.locator(".banner[data-subject='cam-lobby']")
         expect(banner).to_contain_text("CAMERA OFFLINE: cam-lobby", timeout=15_000)
         expect(page.locator("#devices tr.offline")).to_contain_text("—")
         expect(page.locator("#devices")).to_be_in_viewport()

@@ -94,8 +94,10 @@
     var rec = g.latest, ev = rec.event, m = ev.match || {}, c = ev.case || {};
     var sighting = g.kind === "missing_person_sighted";
     var b = el("article", "banner " + (sighting ? "missing" : "outage") + (g.reraised ? " reraised" : ""));
-    b.id = "alert-" + g.subject;
-    b.dataset.kind = g.kind; b.dataset.count = g.count;
+    // id: the newest sighting's event (what a link or a check for one event finds);
+    // data-subject: the case or device the banner groups
+    b.id = "alert-" + rec.event_id;
+    b.dataset.subject = g.subject; b.dataset.kind = g.kind; b.dataset.count = g.count;
     b.dataset.eventIds = g.event_ids.join(" ");
     b.setAttribute("role", "alert");
     var text = el("div", "text");
@@ -152,7 +154,8 @@
   }
   function doneBanner(r) {
     var b = el("article", "banner done");
-    b.id = "alert-" + r.group.subject;
+    b.id = "alert-" + r.group.latest.event_id;
+    b.dataset.subject = r.group.subject;
     b.appendChild(el("div", "text", (r.group.kind === "missing_person_sighted" ? "Missing person " : "Camera ") +
       r.group.subject + ": acknowledged by " + r.by + " at " + OT.clock(r.at)));
     return b;

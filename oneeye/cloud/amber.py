@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from oneeye import events
+from oneeye.alerting import strength
 from oneeye.cloud import store
 from oneeye.cloud.common import Result, clip, parse_match, run_once
 
@@ -126,15 +127,17 @@ def alert_texts(match: events.MatchEvent, case: dict[str, Any],
         f"Site:    {match.site_id}",
         f"Camera:  {match.camera_id} (device {match.device_id})",
         f"Time:    {when}",
-        f"Match:   distance {match.distance:.2f}, margin {match.margin:.2f}",
+        f"Match:   {strength(match.distance, match.margin)} (distance {match.distance:.2f}, "
+        f"margin {match.margin:.2f}; lower distance is closer)",
     ]
     for label, key in (("Age", "age"), ("Description", "description"),
                        ("Agency", "agency"), ("Contact", "contact")):
         if case.get(key):
             lines.append(f"{label}: {case[key]}")
     lines.append("")
-    lines.append(f"Snapshot (link expires): {snapshot_url}" if snapshot_url
-                 else "No snapshot was sent by the camera.")
+    # the link alone on its line (in <>), so every mail client makes it clickable whole
+    lines += (["Camera snapshot (link valid for a limited time):", f"<{snapshot_url}>"]
+              if snapshot_url else ["No snapshot was sent by the camera."])
     lines.append("Verify before acting. Do not approach; contact the agency above.")
     email = "\n".join(lines)
     return {
