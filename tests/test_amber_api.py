@@ -56,7 +56,8 @@ def pump(env: dict[str, str]) -> Iterator[IndexerPump]:
 
 
 def request_upload(api: AmberHarness, token: str, **form: Any) -> requests.Response:
-    body = {"name": "Jane Doe", "content_type": "image/jpeg", **form}
+    body = {"name": "Jane Doe", "content_type": "image/jpeg", "contact": "+44 1865 000000",
+            **form}
     return requests.post(f"{api.url}/api/uploads", json=body, headers=auth(token), timeout=10)
 
 
@@ -164,6 +165,7 @@ def test_rate_window_rolls_over(env: dict[str, str]) -> None:
     ({"age": "seven"}, "age"), ({"age": 200}, "age"), ({"case_id": "../etc"}, "case_id"),
     ({"case_id": "MP 1"}, "case_id"), ({"content_type": "image/gif"}, "content_type"),
     ({"content_type": None}, "content_type"), ({"description": 5}, "description"),
+    ({"contact": None}, "contact"), ({"contact": " "}, "contact"),   # a new case needs it
 ])
 def test_invalid_form_is_400_naming_the_field(api: AmberHarness, token: str,
                                               form: dict[str, Any], field: str) -> None:
@@ -405,8 +407,8 @@ def test_handlers_answer_malformed_events_and_missing_settings_cleanly(
     bad_b64.update(body="%%%", isBase64Encoded=True)
     assert upload_url(bad_b64, None)["statusCode"] == 400
     good = make_event("POST", "/api/uploads", headers=auth(token))
-    good.update(body=base64.b64encode(b'{"name": "A", "content_type": "image/png"}').decode(),
-                isBase64Encoded=True)
+    form = b'{"name": "A", "content_type": "image/png", "contact": "101"}'
+    good.update(body=base64.b64encode(form).decode(), isBase64Encoded=True)
     out = upload_url(good, None)
     assert out["statusCode"] == 201 and out["headers"]["Cache-Control"] == "no-store"
     cases = load_handler("cases")

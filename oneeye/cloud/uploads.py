@@ -131,7 +131,9 @@ def parse_form(body: dict[str, Any], max_bytes: int) -> CaseForm:
         problems["size"] = "the photo's size in bytes"
     form = CaseForm(case_id=case_id, name=text("name", required=True) or "",
                     content_type=content_type, age=age, description=text("description"),
-                    contact=text("contact"), reported_by=text("agency"),
+                    # a banner says whom to call: a new case needs the agency's contact
+                    contact=text("contact", required=case_id is None),
+                    reported_by=text("agency"),
                     filename=text("filename"))
     if problems:
         listed = "; ".join(f"{k}: {v}" for k, v in problems.items())
