@@ -17,6 +17,7 @@ from dashboard.devices import sweep
 from oneeye.events import DeskEvent, HealthEvent, utc_now
 from oneeye.types import format_time
 from tests import dashboard_helpers as dh
+from tests.cloud_support import cloud_env, moto_server  # noqa: F401  (fixtures)
 
 Signer, desk_event = dh.Signer, dh.desk_event
 #: The module's SNS: one generated key and certificate, pinned in each app.
@@ -304,3 +305,30 @@ def test_email_says_the_strength_in_words_and_links_the_snapshot_on_its_own_line
     assert f"\n<{url}>\n" in email
     weak = event.match.model_copy(update={"distance": 0.5, "margin": 0.09})
     assert "Match:   possible (" in alert_texts(weak, {}, None)["structure"]["email"]
+
+
+def test_an_agency_officer_sees_and_closes_only_their_agencys_cases(
+        tmp_path: Path, signer: Signer, cloud_env: dict[str, str]) -> None:  # noqa: F811
+    from dashboard.auth import hash_password
+    from oneeye.cloud import store as cloud_store
+
+    cases = cloud_store.Cases(cloud_env["CASES_TABLE"])
+    cases.upsert("MP-2026-0101", {"status": "open", "agency": "County Police", "name": "Ann"})
+    cases.upsert("MP-2026-0102", {"status": "open", "agency": "Other Agency", "name": "Ben"})
+    app = dh.app_for(tmp_path, signer, cloud={
+        "bucket": cloud_env["ONEEYE_BUCKET"], "cases_table": cloud_env["CASES_TABLE"],
+        "indexer_queue_url": cloud_env["INDEXER_QUEUE_URL"]})
+    app.extensions["oneeye.store"].put_user("olga", hash_password(dh.PASSWORD), [],
+                                            role="agency_officer", agency="County Police")
+    olga, token = client_of(app, "olga")
+    page = olga.get("/manage/cases").get_data(as_text=True)
+    assert "MP-2026-0101" in page and "Ann" in page and "MP-2026-0102" not in page
+    other = olga.post("/manage/cases/MP-2026-0102/close", data={"csrf_token": token})
+    assert other.status_code == 404                       # another agency's: as if absent
+    assert cases.get("MP-2026-0102")["status"] == "open"
+    closed = olga.post("/manage/cases/MP-2026-0101/close", data={"csrf_token": token})
+    assert closed.status_code == 302
+    assert cases.get("MP-2026-0101")["status"] == "closed"
+    assert cases.get("MP-2026-0101")["closed_by"] == "County Police/olga"
+    [row] = app.extensions["oneeye.store"].audit_rows(user="olga")
+    assert (row["action"], row["target"]) == ("case_closed", "MP-2026-0101")
