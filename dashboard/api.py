@@ -68,7 +68,7 @@ def events() -> Response:
 def devices() -> Response:
     store = current_app.extensions["oneeye.store"]
     offline_after = current_app.config["ONEEYE_OFFLINE_AFTER_S"]
-    now = datetime.now(UTC)
+    now = datetime.fromtimestamp(store.clock(), UTC)
     out: list[dict[str, Any]] = []
     for row in store.devices(g.user["sites"]):
         seen = parse_time(row["last_seen"])

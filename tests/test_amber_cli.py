@@ -13,7 +13,6 @@ from oneeye import aws
 from oneeye.cli import cli
 from oneeye.cloud.agencies import token_sha256
 from tests.amber_support import AmberHarness, IndexerPump
-from tests.cloud_support import *  # noqa: F403
 
 
 @pytest.fixture
