@@ -13,11 +13,10 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 
 from dashboard.auth import login_required
-from oneeye.events import format_time
+from oneeye.types import DESK_KINDS, format_time, parse_time
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
-KINDS = ("customer_arrived", "missing_person_sighted", "device_status", "device_offline")
 
 
 def time_arg(name: str) -> str | None:
@@ -38,8 +37,8 @@ def time_arg(name: str) -> str | None:
 @login_required
 def events() -> Response:
     kind = request.args.get("kind") or None
-    if kind is not None and kind not in KINDS:
-        abort(400, description=f"kind must be one of {', '.join(KINDS)}")
+    if kind is not None and kind not in DESK_KINDS:
+        abort(400, description=f"kind must be one of {', '.join(DESK_KINDS)}")
     limit_max = current_app.config["ONEEYE_HISTORY_LIMIT"]
     try:
         limit = min(int(request.args.get("limit", limit_max)), limit_max)
@@ -61,12 +60,12 @@ def devices() -> Response:
     now = datetime.now(UTC)
     out: list[dict[str, Any]] = []
     for row in store.devices(g.user["sites"]):
-        seen = datetime.fromisoformat(row["last_seen"].replace("Z", "+00:00"))
+        seen = parse_time(row["last_seen"])
         age = (now - seen).total_seconds()
         online = row["state"] == "online" and age <= offline_after
         out.append({**row, "online": online, "age_s": round(age, 1)})
     return jsonify({"devices": out, "offline_after_s": offline_after,
-                    "server_time": now.isoformat()})
+                    "server_time": format_time(now)})
 
 
 @bp.post("/events/<event_id>/ack")

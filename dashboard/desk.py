@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
 
 from dashboard.auth import login_required
+from oneeye.types import DESK_KINDS
 
 log = logging.getLogger(__name__)
 bp = Blueprint("desk", __name__)
@@ -26,14 +27,14 @@ def index() -> str:
 @bp.get("/history")
 @login_required
 def history() -> str:
-    from dashboard.api import KINDS, time_arg
+    from dashboard.api import time_arg
 
     kind = request.args.get("kind") or None
     rows = current_app.extensions["oneeye.store"].events(
         g.user["sites"], person=(request.args.get("person") or "").strip()[:64] or None,
         since=time_arg("since"), until=time_arg("until"),
-        kind=kind if kind in KINDS else None, limit=current_app.config["ONEEYE_HISTORY_LIMIT"])
-    return render_template("history.html", events=rows, kinds=KINDS)
+        kind=kind if kind in DESK_KINDS else None, limit=current_app.config["ONEEYE_HISTORY_LIMIT"])
+    return render_template("history.html", events=rows, kinds=DESK_KINDS)
 
 
 @bp.get("/outbox")

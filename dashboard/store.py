@@ -22,7 +22,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from oneeye.events import DeskEvent, format_time
+from oneeye.events import DeskEvent
+from oneeye.types import format_time, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,6 @@ _COMMON = [
 _EVENTS = """CREATE TABLE IF NOT EXISTS events (seq {serial}, event_id TEXT NOT NULL UNIQUE,
        site_id TEXT NOT NULL, kind TEXT NOT NULL, observed_at TEXT NOT NULL,
        received_at TEXT NOT NULL, person_id TEXT, person_name TEXT, body TEXT NOT NULL)"""
-
-
-def _now() -> str:
-    return format_time(datetime.now(UTC))
 
 
 class Store:
@@ -115,7 +112,7 @@ class Store:
         inserted = self._exec(
             "INSERT INTO events (event_id, site_id, kind, observed_at, received_at, person_id,"
             " person_name, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
-            (event.event_id, event.site_id, event.kind, event.observed_at, _now(), person_id,
+            (event.event_id, event.site_id, event.kind, event.observed_at, utc_now(), person_id,
              name, event.to_json()))
         if not inserted:
             return None
@@ -133,7 +130,7 @@ class Store:
             " THEN excluded.last_seen ELSE devices.last_seen END, fps = COALESCE(excluded.fps,"
             " devices.fps), camera_state = COALESCE(excluded.camera_state, devices.camera_state),"
             " state = excluded.state, health = COALESCE(excluded.health, devices.health)",
-            (event.device_id, event.site_id, _now(), health.fps if health else None,
+            (event.device_id, event.site_id, utc_now(), health.fps if health else None,
              health.camera_state if health else None, state,
              health.to_json() if health else None))
 
@@ -176,7 +173,7 @@ class Store:
     def acknowledge(self, event_id: str, user: str) -> dict[str, Any]:
         """Record who acknowledged an event; the first acknowledgement wins."""
         self._exec("INSERT INTO acks (event_id, user_name, acked_at) VALUES (?, ?, ?)"
-                   " ON CONFLICT (event_id) DO NOTHING", (event_id, user, _now()))
+                   " ON CONFLICT (event_id) DO NOTHING", (event_id, user, utc_now()))
         row = self._rows("SELECT user_name, acked_at FROM acks WHERE event_id = ?", (event_id,))
         return {"event_id": event_id, "by": row[0]["user_name"], "at": row[0]["acked_at"]}
 
@@ -204,7 +201,7 @@ class Store:
         self._exec("INSERT INTO users (name, password_hash, sites, created_at) VALUES (?, ?, ?, ?)"
                    " ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash,"
                    " sites = excluded.sites", (name, password_hash, json.dumps(list(sites)),
-                                               _now()))
+                                               utc_now()))
 
     def get_user(self, name: str) -> dict[str, Any] | None:
         rows = self._rows("SELECT name, password_hash, sites FROM users WHERE name = ?", (name,))
@@ -216,7 +213,7 @@ class Store:
     def start_login(self, user: str) -> str:
         login_id = secrets.token_urlsafe(24)
         self._exec("INSERT INTO logins (login_id, user_name, started_at) VALUES (?, ?, ?)",
-                   (login_id, user, _now()))
+                   (login_id, user, utc_now()))
         return login_id
 
     def login_user(self, login_id: str) -> dict[str, Any] | None:
@@ -229,7 +226,7 @@ class Store:
 
     def end_login(self, login_id: str) -> None:
         self._exec("UPDATE logins SET ended_at = ? WHERE login_id = ? AND ended_at IS NULL",
-                   (_now(), login_id))
+                   (utc_now(), login_id))
 
     def ping(self) -> bool:
         return bool(self._rows("SELECT 1 AS ok"))

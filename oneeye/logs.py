@@ -7,11 +7,13 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from oneeye.types import format_time
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": format_time(datetime.fromtimestamp(record.created, UTC)),
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),

@@ -108,3 +108,10 @@ def normalize_time(value: str) -> str:
 #: A timestamp field of a contract: any ISO-8601 form with a zone is accepted at the
 #: boundary and stored as UTC ``…Z`` with milliseconds.
 UtcTimestamp = Annotated[str, AfterValidator(normalize_time)]
+
+# --- alerts ----------------------------------------------------------------------------
+
+#: An SMS alert's length limit in characters: one GSM-7 SMS segment (160) less room for
+#: the carrier's sender prefix. ``amber_alert`` writes texts within it; the local alert
+#: outbox cuts anything longer, as a carrier would.
+SMS_MAX: Final = 140

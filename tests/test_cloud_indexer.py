@@ -214,7 +214,7 @@ def test_unknown_keys_and_bodies_are_rejected_not_raised(cloud_env: dict[str, st
 
 def test_mqtt_broker_down_raises_for_retry(cloud_env: dict[str, str], examples: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from oneeye.cloud.notify import NotifyError
+    from oneeye.errors import NotifyError
     from tests.conftest import free_port
 
     monkeypatch.setenv("GALLERY_NOTIFY", f"mqtt://127.0.0.1:{free_port()}")

@@ -29,10 +29,10 @@ from typing import Any
 from oneeye import events
 from oneeye.cloud import store
 from oneeye.cloud.common import Result, clip, parse_match, run_once
+from oneeye.types import SMS_MAX
 
 log = logging.getLogger(__name__)
 
-SMS_MAX = 140
 SUBJECT_MAX = 99
 _CASE_FIELDS = ("name", "age", "description", "agency", "contact", "status")
 

@@ -22,9 +22,9 @@ from typing import Any
 from oneeye import aws
 from oneeye.cloud import store
 from oneeye.cloud.agencies import Agencies, Audit
-from oneeye.cloud.api import ApiError, Request, Response, respond
-from oneeye.cloud.uploads import CASE_ID
-from oneeye.events import utc_now
+from oneeye.cloud.api import Request, Response, respond
+from oneeye.errors import ApiError
+from oneeye.types import is_id, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def scan_cases(table: str, *, agency: str | None = None) -> list[dict[str, Any]]
 def close_case(req: Request, deps: CasesDeps) -> Response:
     agency = deps.agencies.authenticate(req)
     case_id = req.path_params.get("case_id", "")
-    if not CASE_ID.match(case_id):
+    if not is_id(case_id):
         raise ApiError(404, "not_found", f"no case {case_id[:64]!r}")
     case = deps.cases.get(case_id)
     if case is None or case.get("agency") != agency.name:

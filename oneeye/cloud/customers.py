@@ -26,20 +26,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from oneeye import aws
-from oneeye.errors import OneEyeError
+from oneeye.errors import CustomerApiUnavailable, CustomerNotFound
 
 log = logging.getLogger(__name__)
 
 _RETRYABLE = {429, 500, 502, 503, 504}
 _secret_cache: dict[str, str] = {}
-
-
-class CustomerNotFound(OneEyeError):
-    """The customer API answered 404 for this id."""
-
-
-class CustomerApiUnavailable(OneEyeError):
-    """The customer API could not be reached or gave no usable answer after retries."""
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,8 @@ from typing import Any
 from oneeye import events
 from oneeye.cloud import store
 from oneeye.cloud.common import Result, clip, event_id_of, parse_match, rejected, run_once
-from oneeye.cloud.customers import (
-    CustomerApiUnavailable,
-    CustomerNotFound,
-    api_from_env,
-)
-from oneeye.errors import EventError
+from oneeye.cloud.customers import api_from_env
+from oneeye.errors import CustomerApiUnavailable, CustomerNotFound, EventError
 
 log = logging.getLogger(__name__)
 

@@ -40,19 +40,20 @@ from oneeye.cloud import gallery_store, store
 from oneeye.cloud.common import Result, rejected
 from oneeye.cloud.notify import publish_gallery_event
 from oneeye.errors import EnrolmentRejected, GalleryError, ImageError
-from oneeye.events import GalleryEvent, utc_now
+from oneeye.events import GalleryEvent
+from oneeye.types import WATCHLISTS, utc_now
 
 log = logging.getLogger(__name__)
 
 _UPLOAD_KEY = re.compile(
-    r"^uploads/(?P<watchlist>missing|customers)/(?P<person>[^/]+)/(?P<stem>[^/]+)"
+    r"^uploads/(?P<watchlist>" + "|".join(WATCHLISTS) + r")/(?P<person>[^/]+)/(?P<stem>[^/]+)"
     r"\.(?P<ext>jpg|jpeg|png)$", re.IGNORECASE)
 
 MESSAGES = {
     "too_large": "file too large — use a photo under {mb} MB",
     "not_an_image": "not an image — upload a JPEG or PNG photo",
     "unreadable": "the photo could not be read (corrupt or truncated) — take it again",
-    "invalid_id": "invalid case or customer id — use letters, digits and _.:-",
+    "invalid_id": "invalid case or customer id — use letters, digits and _.:@-",
 }
 
 

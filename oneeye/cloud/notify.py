@@ -20,17 +20,13 @@ import threading
 import urllib.parse
 
 from oneeye import aws
-from oneeye.errors import ConfigError, OneEyeError
+from oneeye.errors import ConfigError, NotifyError
 from oneeye.events import GalleryEvent
 from oneeye.ids import new_id
 
 log = logging.getLogger(__name__)
 
 GALLERY_TOPIC = "oneeye/gallery/updated"
-
-
-class NotifyError(OneEyeError):
-    """The gallery update could not be published."""
 
 
 def publish_gallery_event(event: GalleryEvent, target: str | None = None,

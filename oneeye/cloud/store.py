@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from oneeye import aws
-from oneeye.errors import ConfigError
-from oneeye.events import utc_now
+from oneeye.errors import ConditionFailed, ConfigError, NotFound
+from oneeye.types import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +53,6 @@ def env_int(name: str, default: int) -> int:
         raise ConfigError(f"environment variable {name} must be an integer, got {raw!r}") from exc
 
 
-def _is_conditional_failure(exc: Exception) -> bool:
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-    return bool(code == "ConditionalCheckFailedException")
-
-
 class Idempotency:
     """Conditional puts on the idempotency table (pk ``event_id``, TTL ``expires_at``)."""
 
@@ -69,17 +64,16 @@ class Idempotency:
         """True if the caller now owns ``key``; False if it is done or being worked on."""
         now_s = int(now if now is not None else time.time())
         try:
-            aws.client("dynamodb").put_item(
-                TableName=self.table,
-                Item={"event_id": {"S": key}, "expires_at": {"N": str(now_s + lease_s)},
-                      "state": {"S": "claimed"}, "kind": {"S": kind}},
-                ConditionExpression="attribute_not_exists(event_id) OR expires_at < :now",
-                ExpressionAttributeValues={":now": {"N": str(now_s)}},
-            )
-        except Exception as exc:
-            if _is_conditional_failure(exc):
-                return False
-            raise
+            with aws.errors():
+                aws.client("dynamodb").put_item(
+                    TableName=self.table,
+                    Item={"event_id": {"S": key}, "expires_at": {"N": str(now_s + lease_s)},
+                          "state": {"S": "claimed"}, "kind": {"S": kind}},
+                    ConditionExpression="attribute_not_exists(event_id) OR expires_at < :now",
+                    ExpressionAttributeValues={":now": {"N": str(now_s)}},
+                )
+        except ConditionFailed:
+            return False
         return True
 
     def complete(self, key: str, *, retention_s: int = DEFAULT_RETENTION_S,
@@ -170,19 +164,17 @@ class Bucket:
 
     def head(self, key: str) -> dict[str, Any] | None:
         try:
-            return dict(aws.client("s3").head_object(Bucket=self.name, Key=key))
-        except Exception as exc:
-            if _status(exc) == 404:
-                return None
-            raise
+            with aws.errors():
+                return dict(aws.client("s3").head_object(Bucket=self.name, Key=key))
+        except NotFound:
+            return None
 
     def get(self, key: str) -> StoredObject | None:
         try:
-            resp = aws.client("s3").get_object(Bucket=self.name, Key=key)
-        except Exception as exc:
-            if _status(exc) == 404:
-                return None
-            raise
+            with aws.errors():
+                resp = aws.client("s3").get_object(Bucket=self.name, Key=key)
+        except NotFound:
+            return None
         return StoredObject(key=key, data=resp["Body"].read(),
                             etag=str(resp.get("ETag", "")).strip('"'),
                             metadata=dict(resp.get("Metadata") or {}))
@@ -204,14 +196,6 @@ class Bucket:
     def presign_get(self, key: str, *, expires_s: int) -> str:
         return str(aws.client("s3").generate_presigned_url(
             "get_object", Params={"Bucket": self.name, "Key": key}, ExpiresIn=expires_s))
-
-
-def _status(exc: Exception) -> int | None:
-    resp = getattr(exc, "response", None) or {}
-    code = resp.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    if code is None and resp.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
-        return 404
-    return int(code) if code is not None else None
 
 
 def publish(topic_arn: str, message: str, *, site_id: str | None = None,

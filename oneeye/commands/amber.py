@@ -28,7 +28,7 @@ from typing import Any
 
 import click
 
-from oneeye.errors import OneEyeError
+from oneeye.errors import OneEyeError, PhotoRejected
 
 DEFAULT_STACK_FILE = Path("var/local/stack.json")
 DEFAULT_API = "http://127.0.0.1:8080"
@@ -134,12 +134,6 @@ token_option = click.option("--token", envvar="ONEEYE_AGENCY_TOKEN", default=Non
 
 
 # --- upload -----------------------------------------------------------------------------------
-
-class PhotoRejected(OneEyeError):
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
 
 def prepare_photo(path: Path, *, original: bool = False) -> tuple[bytes, str]:
     """(bytes, content type) to upload: JPEG/PNG as is, bigger ones scaled to ≤ 1600 px."""

@@ -26,13 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from oneeye import aws
-from oneeye.events import utc_now
 from oneeye.local.filter_policy import matches as policy_matches
+from oneeye.types import SMS_MAX, utc_now
 
 log = logging.getLogger(__name__)
 
 SENDER = "OneEye alerts <no-reply@oneeye.local>"
-SMS_MAX = 140
 
 
 def texts_of(envelope: dict[str, Any]) -> dict[str, str]:
