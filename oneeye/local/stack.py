@@ -317,7 +317,7 @@ class LocalStack:
             name, fn = self._stops.pop()
             try:
                 fn()
-            except Exception:
+            except Exception:  # one part failing to stop must not leave the others running
                 log.exception("stopping %s failed", name)
             else:
                 log.debug("stopped %s", name)
