@@ -105,8 +105,8 @@ def test_pending_list_names_only_files_that_still_need_it() -> None:
 
 def test_vocabulary_derives_its_lists_from_the_literals() -> None:
     assert types.WATCHLISTS == get_args(types.Watchlist) == ("customers", "missing")
-    assert types.CAMERA_STATES == get_args(types.CameraState)
-    assert types.DESK_KINDS == get_args(types.DeskKind)
+    assert get_args(types.CameraState) == types.CAMERA_STATES
+    assert get_args(types.DeskKind) == types.DESK_KINDS
 
 
 def test_the_contracts_speak_the_vocabulary() -> None:
