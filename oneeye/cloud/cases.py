@@ -23,6 +23,7 @@ from oneeye import aws
 from oneeye.cloud import store
 from oneeye.cloud.agencies import Agencies, Audit
 from oneeye.cloud.api import Request, Response, respond
+from oneeye.cloud.settings import CasesSettings
 from oneeye.errors import ApiError
 from oneeye.types import is_id, utc_now
 
@@ -99,8 +100,13 @@ def close_case(req: Request, deps: CasesDeps) -> Response:
                          "already_closed": was == "closed"})
 
 
+def cases_deps(settings: CasesSettings) -> CasesDeps:
+    return CasesDeps(cases=store.Cases(settings.cases_table),
+                     agencies=Agencies(settings.agencies_table),
+                     audit=Audit(store.Bucket(settings.oneeye_bucket)),
+                     indexer_queue_url=settings.indexer_queue_url)
+
+
 def cases_from_env() -> CasesDeps:
-    bucket = store.Bucket(store.env("ONEEYE_BUCKET"))
-    return CasesDeps(cases=store.Cases(store.env("CASES_TABLE")),
-                     agencies=Agencies(store.env("AGENCIES_TABLE")), audit=Audit(bucket),
-                     indexer_queue_url=store.env("INDEXER_QUEUE_URL"))
+    """Deps from this process's environment (raises ConfigError naming the variable)."""
+    return cases_deps(CasesSettings.from_env(root="cases"))

@@ -1,8 +1,8 @@
 """Data access of the Lambdas: DynamoDB (idempotency, cases), S3, SNS.
 
 Logic modules never touch boto3 directly; they get these small objects, built
-from the environment names of the plan (``ONEEYE_BUCKET``, ``IDEMPOTENCY_TABLE`` …)
-by :func:`from_env`. Clients come from the one factory, :func:`oneeye.aws.client`.
+from each function's settings (:mod:`oneeye.cloud.settings`) once per container.
+Clients come from the one factory, :func:`oneeye.aws.client`.
 
 Idempotency is a lease, not a flag: :meth:`Idempotency.claim` writes the key
 with a short ``expires_at`` (the work's lease) under a condition, and
@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from oneeye import aws
-from oneeye.errors import ConditionFailed, ConfigError, NotFound
+from oneeye.errors import ConditionFailed, NotFound
 from oneeye.types import utc_now
 
 log = logging.getLogger(__name__)
@@ -33,24 +32,6 @@ log = logging.getLogger(__name__)
 DEFAULT_RETENTION_S = 7 * 24 * 3600
 #: How long a claim protects work in progress before a retry may take over.
 DEFAULT_LEASE_S = 300
-
-
-def env(name: str, default: str | None = None) -> str:
-    """One environment setting of the Lambdas, or a :class:`ConfigError` naming it."""
-    value = os.environ.get(name, default)
-    if value is None or value == "":
-        raise ConfigError(f"environment variable {name} is not set")
-    return value
-
-
-def env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"environment variable {name} must be an integer, got {raw!r}") from exc
 
 
 class Idempotency:

@@ -25,7 +25,6 @@ whose link expired without a photo arriving is reported as rejected
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from oneeye import aws
 from oneeye.cloud import store
 from oneeye.cloud.agencies import Agencies, Agency, Audit, RateLimiter
 from oneeye.cloud.api import Request, Response, respond
+from oneeye.cloud.settings import UploadStatusSettings, UploadUrlSettings
 from oneeye.errors import ApiError
 from oneeye.ids import is_uuid7, new_id
 from oneeye.types import is_id, utc_now
@@ -269,16 +269,22 @@ def _expired(status: dict[str, Any], deps: UploadDeps) -> bool:
     return not isinstance(key, str) or deps.bucket.head(key) is None
 
 
-def uploads_from_env(*, status_only: bool = False) -> UploadDeps:
-    """Deps from the plan's environment; upload_status needs no idempotency table."""
-    bucket = store.Bucket(store.env("ONEEYE_BUCKET"))
-    idem = os.environ.get("IDEMPOTENCY_TABLE", "") if status_only \
-        else store.env("IDEMPOTENCY_TABLE")
+def upload_deps(settings: UploadUrlSettings | UploadStatusSettings) -> UploadDeps:
+    """upload_url's deps; upload_status reads no counters (no idempotency table)."""
+    bucket = store.Bucket(settings.oneeye_bucket)
+    counters, rate = ((settings.idempotency_table, settings.upload_rate_per_min)
+                      if isinstance(settings, UploadUrlSettings) else ("", 1))
     return UploadDeps(
-        bucket=bucket, cases=store.Cases(store.env("CASES_TABLE")),
-        agencies=Agencies(store.env("AGENCIES_TABLE")),
-        limiter=RateLimiter(idem, store.env_int("UPLOAD_RATE_PER_MIN", 30)),
-        audit=Audit(bucket), counters_table=idem,
-        max_bytes=store.env_int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024),
-        url_ttl_s=store.env_int("UPLOAD_URL_TTL_S", 300),
+        bucket=bucket, cases=store.Cases(settings.cases_table),
+        agencies=Agencies(settings.agencies_table),
+        limiter=RateLimiter(counters, rate),
+        audit=Audit(bucket), counters_table=counters,
+        max_bytes=settings.upload_max_bytes, url_ttl_s=settings.upload_url_ttl_s,
     )
+
+
+def uploads_from_env(*, status_only: bool = False) -> UploadDeps:
+    """Deps from this process's environment (raises ConfigError naming the variable)."""
+    if status_only:
+        return upload_deps(UploadStatusSettings.from_env(root="upload_status"))
+    return upload_deps(UploadUrlSettings.from_env(root="upload_url"))
