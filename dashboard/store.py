@@ -152,8 +152,11 @@ class Store:
                          "(SELECT COALESCE(MAX(seq), 0) FROM events WHERE event_id <= ?))")
             args += [after, after]
         if person:
-            where.append("(LOWER(e.person_id) LIKE ? OR LOWER(e.person_name) LIKE ?)")
-            pattern = "%" + person.lower().replace("%", "").replace("_", "") + "%"
+            # "_" is an id character, not a wildcard: escape LIKE's metacharacters.
+            where.append("(LOWER(e.person_id) LIKE ? ESCAPE '!' "
+                         "OR LOWER(e.person_name) LIKE ? ESCAPE '!')")
+            literal = person.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_")
+            pattern = f"%{literal}%"
             args += [pattern, pattern]
         if since:
             where.append("e.observed_at >= ?")

@@ -9,6 +9,7 @@ import json
 import os
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -124,7 +125,7 @@ class CustomerApiStub(LoopbackServer):
                     return self.send_json(401, {"error": "bad key"})
                 if stub.mode == "down":
                     return self.send_json(503, {"error": "down"})
-                cid = self.path.rsplit("/", 1)[-1]
+                cid = urllib.parse.unquote(self.path.rsplit("/", 1)[-1])
                 if cid not in stub.customers:
                     return self.send_json(404, {"error": "not found"})
                 return self.send_json(200, stub.customers[cid])

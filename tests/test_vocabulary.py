@@ -46,7 +46,7 @@ CONCEPTS: dict[str, str] = {
 PENDING: dict[str, set[str]] = {
     # helper "smallfaces" is splitting gallery.py into a package
     "the Watchlist literal": {"oneeye/gallery.py", "oneeye/edge/settings.py"},
-    "the id grammar": {"oneeye/gallery.py", "oneeye/edge/settings.py"},
+    "the id grammar": {"oneeye/gallery.py"},
     # helper "multicam" owns sources.py / health.py (typed health)
     "the CameraState literal": {"oneeye/edge/sources.py", "oneeye/edge/health.py"},
     # helpers "smallfaces" (tracker, snapshot) and "images" (faces)
