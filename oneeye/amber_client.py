@@ -57,6 +57,23 @@ def load_stack(stack_file: Path | None) -> dict[str, Any]:
     return info if isinstance(info, dict) else {}
 
 
+def agency_token(token: str | None, info: dict[str, Any]) -> str | None:
+    """``--token`` / ``$ONEEYE_AGENCY_TOKEN``, else the running local stack's demo token.
+
+    ``oneeye up`` keeps that token in a 0600 file named by ``agency_token_file`` in
+    stack.json (never in stack.json itself).
+    """
+    if token:
+        return token
+    path = info.get("agency_token_file")
+    if not path:
+        return None
+    try:
+        return Path(path).read_text().strip() or None
+    except OSError:
+        return None
+
+
 def api_url(api: str | None, info: dict[str, Any]) -> str:
     """The API base URL: ``api``, else the local stack's, else ``$ONEEYE_API_URL``."""
     if api:
@@ -86,8 +103,9 @@ class AmberApi:
         import requests
 
         if not token:
-            raise OneEyeError("an agency token is needed: --token or ONEEYE_AGENCY_TOKEN "
-                              "(an operator makes one with `oneeye agency add NAME`)")
+            raise OneEyeError("an agency token is needed: --token, ONEEYE_AGENCY_TOKEN or a "
+                              "running local stack (`oneeye up`); an operator makes one with "
+                              "`oneeye agency add NAME`")
         self.base = base
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Bearer {token}"

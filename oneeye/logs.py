@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 
 from oneeye.types import format_time
@@ -28,8 +29,10 @@ def configure(level: str = "INFO", *, json_lines: bool = False) -> None:
     if json_lines:
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter(
-            "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+        human = logging.Formatter("%(asctime)sZ %(levelname)-7s %(name)s: %(message)s",
+                                  "%H:%M:%S")
+        human.converter = time.gmtime  # printed times are UTC, like every stored one
+        handler.setFormatter(human)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import uuid
-from typing import Any
 
 import pytest
 
 from oneeye.cloud import settings as cs
 from oneeye.errors import ConfigError
 from oneeye.local import template as tpl
-from tests.cloud_support import *  # noqa: F403
-from tests.cloud_support import CustomerApiStub
+from tests.cloud_support import CustomerApiStub, load_app
 from tests.conftest import REPO
 from tests.test_cloud_desk import match
 
 pytestmark = pytest.mark.timeout(120)
 
 ENRICH = {"IDEMPOTENCY_TABLE": "idem", "DESK_TOPIC_ARN": "arn:aws:sns:us-east-1:1:desk"}
-
-
-def load_app(name: str) -> Any:
-    """A fresh import of ``cloud/lambdas/<name>/app.py``: a new container's cold start."""
-    path = REPO / "cloud" / "lambdas" / name / "app.py"
-    spec = importlib.util.spec_from_file_location(f"settings_{name}_{uuid.uuid4().hex}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_every_function_has_a_settings_model_and_the_template_sets_what_it_needs() -> None:

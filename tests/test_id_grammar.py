@@ -25,10 +25,8 @@ from oneeye.edge import pipeline as pipeline_module
 from oneeye.edge.runner import load_holder, run_edge
 from oneeye.edge.settings import EdgeSettings
 from oneeye.events import MATCH, DeskEvent, MatchEvent, parse
-from tests.cloud_support import *  # noqa: F403
-from tests.cloud_support import CustomerApiStub, observe
+from tests.cloud_support import CustomerApiStub, load_app, observe
 from tests.dashboard_helpers import Signer, add_user, app_for, login, post_sns
-from tests.test_cloud_settings import load_app
 
 pytestmark = pytest.mark.timeout(600)
 

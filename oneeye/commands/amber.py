@@ -5,7 +5,8 @@ These commands parse and print. ``upload`` and ``case`` talk to the HTTP API thr
 (so the token check, rate limit and audit apply); ``agency`` and ``subscribe`` are
 operator commands that talk to DynamoDB / SNS directly through :func:`oneeye.aws.client`.
 A running local stack is found by :func:`oneeye.amber_client.load_stack`
-(``--stack-file`` or ``ONEEYE_STACK_FILE``).
+(``--stack-file`` or ``ONEEYE_STACK_FILE``). Photos are prepared by
+:func:`prepare_photo` through the one decoder.
 
 Exit status: 0 when every photo was accepted, 1 when any was rejected or
 failed (a script uploading many photos must notice), 2 for usage errors.
@@ -24,7 +25,8 @@ from typing import Any
 
 import click
 
-from oneeye.amber_client import AmberApi, api_url, load_stack, need_env
+from oneeye.amber_client import AmberApi, agency_token, api_url, load_stack, need_env
+from oneeye.commands import ui
 from oneeye.errors import OneEyeError, PhotoRejected
 
 MAX_SIDE = 1600
@@ -51,44 +53,54 @@ token_option = click.option("--token", envvar="ONEEYE_AGENCY_TOKEN", default=Non
 # --- upload -----------------------------------------------------------------------------------
 
 def _client(api: str | None, token: str | None, stack_file: Path | None) -> AmberApi:
-    return AmberApi(api_url(api, load_stack(stack_file)), token,
+    info = load_stack(stack_file)
+    return AmberApi(api_url(api, info), agency_token(token, info),
                     on_rate_limited=lambda s: click.echo(f"\nrate limited; waiting {s} s",
                                                          err=True))
 
 
-def prepare_photo(path: Path, *, original: bool = False) -> tuple[bytes, str]:
-    """(bytes, content type) to upload: JPEG/PNG as is, bigger ones scaled to ≤ 1600 px.
+#: The decoder's reason → (the upload's reason code, the words a person reads first).
+_REJECTED = {"empty": ("not_an_image", "not an image"),
+             "not_an_image": ("not_an_image", "not an image"),
+             "unsupported_format": ("not_an_image", "not supported"),
+             "unsupported_mode": ("not_an_image", "not supported"),
+             "too_large": ("too_large", "file too large")}
 
-    The one boundary for image preparation (raises PhotoRejected with a reason code).
+
+def prepare_photo(path: Path, *, original: bool = False) -> tuple[bytes, str]:
+    """(bytes, content type) to upload: JPEG/PNG as is, anything else re-encoded as JPEG.
+
+    Photos over :data:`MAX_SIDE` px or :data:`MAX_BYTES` (unless ``original``) and every
+    other format the one decoder reads (WebP, GIF, TIFF, 16-bit, CMYK …) are decoded by
+    :func:`oneeye.images.load_image` (EXIF orientation applied) and sent as a JPEG of at
+    most 1600 px. Raises :class:`PhotoRejected` with the decoder's reason otherwise.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image
+
+    from oneeye.errors import ImageError
+    from oneeye.images import load_image
 
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise PhotoRejected("unreadable", f"cannot read {path}: {exc.strerror}") from exc
-    if not data:
-        raise PhotoRejected("not_an_image", "not an image — the file is empty")
     kind = ("image/jpeg" if data[:3] == b"\xff\xd8\xff"
             else "image/png" if data[:8] == b"\x89PNG\r\n\x1a\n" else None)
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            size = im.size
-            if kind and (original or max(size) <= MAX_SIDE) and len(data) <= MAX_BYTES:
-                return data, kind
-            if original and kind:
-                raise PhotoRejected("too_large", f"file too large — {len(data) >> 20} MB; "
-                                                 f"the limit is {MAX_BYTES >> 20} MB")
-            im2 = ImageOps.exif_transpose(im).convert("RGB")
-            im2.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
-            buf = io.BytesIO()
-            im2.save(buf, format="JPEG", quality=90)
-            return buf.getvalue(), "image/jpeg"
-    except Image.DecompressionBombError as exc:
-        raise PhotoRejected("too_large", f"file too large — {exc}") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise PhotoRejected("not_an_image", "not an image — use a JPEG or PNG photo "
-                                            f"({type(exc).__name__})") from exc
+        rgb = load_image(data, max_bytes=max(len(data), 1))
+    except ImageError as exc:
+        reason, head = _REJECTED.get(exc.reason, ("unreadable", "unreadable"))
+        raise PhotoRejected(reason, f"{head} — {str(exc).removeprefix('image: ')}") from exc
+    if kind and (original or max(rgb.shape[:2]) <= MAX_SIDE) and len(data) <= MAX_BYTES:
+        return data, kind
+    if original and kind:
+        raise PhotoRejected("too_large", f"file too large — {len(data) >> 20} MB; "
+                                         f"the limit is {MAX_BYTES >> 20} MB")
+    im = Image.fromarray(rgb)
+    im.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=90)
+    return buf.getvalue(), "image/jpeg"
 
 
 @click.command("upload")
@@ -115,34 +127,32 @@ def upload(photos: tuple[Path, ...], case_id: str | None, name: str, age: int | 
     client = _client(api, token, stack_file)
     results: list[dict[str, Any]] = []
     pending: list[dict[str, Any]] = []
-    with click.progressbar(photos, label="uploading", file=sys.stderr,
-                           item_show_func=lambda p: p.name if p else "") as bar:
-        for path in bar:
-            try:
-                data, ctype = prepare_photo(path, original=original)
-            except PhotoRejected as exc:
-                results.append({"photo": str(path), "state": "rejected", "reason": exc.reason,
-                                "message": str(exc)})
-                continue
-            grant = client.create_upload({
-                "case_id": case_id, "name": name, "age": age, "description": description,
-                "contact": contact, "agency": reported_by, "content_type": ctype,
-                "filename": path.name[:200], "size": len(data)})
-            case_id = grant["case_id"]  # the next photos join the case the first one opened
-            try:
-                client.post_photo(grant, data, path.name)
-            except OneEyeError as exc:
-                results.append({"photo": str(path), "state": "failed", "message": str(exc),
-                                "upload_id": grant["upload_id"]})
-                continue
-            entry = {"photo": str(path), "upload_id": grant["upload_id"],
-                     "case_id": grant["case_id"], "state": "pending",
-                     "status_url": grant["status_url"]}
-            pending.append(entry)
-            results.append(entry)
+    for path in ui.track("uploading", photos, lambda p: p.name):
+        try:
+            data, ctype = prepare_photo(path, original=original)
+        except PhotoRejected as exc:
+            results.append({"photo": str(path), "state": "rejected", "reason": exc.reason,
+                            "message": str(exc)})
+            continue
+        grant = client.create_upload({
+            "case_id": case_id, "name": name, "age": age, "description": description,
+            "contact": contact, "agency": reported_by, "content_type": ctype,
+            "filename": path.name[:200], "size": len(data)})
+        case_id = grant["case_id"]  # the next photos join the case the first one opened
+        try:
+            client.post_photo(grant, data, path.name)
+        except OneEyeError as exc:
+            results.append({"photo": str(path), "state": "failed", "message": str(exc),
+                            "upload_id": grant["upload_id"]})
+            continue
+        entry = {"photo": str(path), "upload_id": grant["upload_id"],
+                 "case_id": grant["case_id"], "state": "pending",
+                 "status_url": grant["status_url"]}
+        pending.append(entry)
+        results.append(entry)
     if pending and wait_s > 0:
         deadline = time.monotonic() + wait_s
-        with click.progressbar(length=len(pending), label="checking", file=sys.stderr) as bar:
+        with ui.progress("checking", len(pending)) as advance:
             waiting = list(pending)
             while waiting and time.monotonic() < deadline:
                 for entry in list(waiting):
@@ -151,7 +161,7 @@ def upload(photos: tuple[Path, ...], case_id: str | None, name: str, age: int | 
                         entry.update({k: st.get(k) for k in ("state", "reason", "message",
                                                              "detail", "gallery_version")})
                         waiting.remove(entry)
-                        bar.update(1)
+                        advance(Path(entry["photo"]).name)
                 if waiting:
                     time.sleep(0.5)
         for entry in waiting:
@@ -173,6 +183,11 @@ def upload(photos: tuple[Path, ...], case_id: str | None, name: str, age: int | 
 
 # --- cases ------------------------------------------------------------------------------------
 
+#: ``case list`` columns: header → field of ``GET /api/cases`` (times are UTC).
+CASE_COLUMNS = ("CASE", "STATUS", "NAME", "AGE", "CREATED (UTC)", "UPDATED (UTC)")
+CASE_FIELDS = ("case_id", "status", "name", "age", "created_at", "updated_at")
+
+
 @click.group("case")
 def case_group() -> None:
     """List or close your agency's missing-person cases."""
@@ -189,11 +204,12 @@ def case_list(status: str | None, as_json: bool, api: str | None, token: str | N
     """Cases of the token's agency, newest first."""
     data = _client(api, token, stack_file).cases(status)
     cases = data.get("cases") or []
-    if as_json or not cases:
-        click.echo(json.dumps(data) if as_json else f"no cases for {data.get('agency')}")
-    for c in [] if as_json else cases:
-        click.echo(f"{c.get('case_id'):<16} {c.get('status', '?'):<7} "
-                   f"{str(c.get('name', ''))[:32]:<32} {c.get('updated_at', '')}")
+    if as_json:
+        click.echo(json.dumps(data))
+    elif not cases:
+        click.echo(f"no cases for {data.get('agency')}")
+    else:
+        ui.table(CASE_COLUMNS, [[c.get(k) for k in CASE_FIELDS] for c in cases])
 
 
 @case_group.command("close")
