@@ -23,8 +23,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from oneeye.events import DeskEvent, format_time
-from oneeye.types import Clock
+from oneeye.events import DeskEvent
+from oneeye.types import Clock, format_time
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +170,11 @@ class Store:
                          "(SELECT COALESCE(MAX(seq), 0) FROM events WHERE event_id <= ?))")
             args += [after, after]
         if person:
-            where.append("(LOWER(e.person_id) LIKE ? OR LOWER(e.person_name) LIKE ?)")
-            pattern = "%" + person.lower().replace("%", "").replace("_", "") + "%"
+            # "_" is an id character, not a wildcard: escape LIKE's metacharacters.
+            where.append("(LOWER(e.person_id) LIKE ? ESCAPE '!' "
+                         "OR LOWER(e.person_name) LIKE ? ESCAPE '!')")
+            literal = person.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_")
+            pattern = f"%{literal}%"
             args += [pattern, pattern]
         if since:
             where.append("e.observed_at >= ?")

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from oneeye import aws
 from oneeye.cloud import indexer
+from oneeye.local.alert_outbox import ALERT_OUTBOX_FILE
 from tests.cloud_support import load_handler
 from tests.http_support import LoopbackServer, QuietHandler, SnsSink
 from tests.net_support import free_port
@@ -267,7 +268,8 @@ class AmberStack:
         return body
 
     def outbox(self) -> list[dict[str, Any]]:
-        path = self.var / "outbox.jsonl"
+        """What the stack's alert outbox holds (the emails and SMS it "sent")."""
+        path = self.var / ALERT_OUTBOX_FILE
         if not path.is_file():
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -38,9 +38,9 @@ from urllib.parse import urlencode
 import requests
 
 from oneeye import sns
-from oneeye.events import utc_now
 from oneeye.local.filter_policy import matches as policy_matches
 from oneeye.local.settings import SnsDeliverySettings
+from oneeye.types import utc_now
 
 log = logging.getLogger(__name__)
 
