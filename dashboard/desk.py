@@ -1,5 +1,5 @@
 """Server-rendered pages: the live desk, the review pages (history, camera events, one
-person, CSV export), the local-mode outbox; /healthz."""
+person, CSV export), the local-mode alert outbox; /healthz."""
 
 from __future__ import annotations
 
@@ -18,10 +18,12 @@ from flask import (
     current_app,
     g,
     jsonify,
+    redirect,
     render_template,
     request,
     url_for,
 )
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from dashboard.api import day_or_time_arg, int_arg, kinds_arg, present
 from dashboard.auth import login_required
@@ -31,7 +33,7 @@ from oneeye.types import DEVICE_KINDS, SIGHTING_KINDS, is_id
 
 log = logging.getLogger(__name__)
 bp = Blueprint("desk", __name__)
-OUTBOX_MAX = 200
+ALERTS_MAX = 200
 PAGE = 50
 CSV_MAX = 5000
 
@@ -138,11 +140,17 @@ def _cell(value: Any) -> Any:
     return value
 
 
-@bp.get("/outbox")
+@bp.get("/alerts")
 @login_required
-def outbox() -> str:
-    path: Path | None = current_app.config["ONEEYE_OUTBOX_PATH"]
-    return render_template("outbox.html", path=path, messages=read_outbox(path))
+def alerts() -> str:
+    path: Path | None = current_app.config["ONEEYE_ALERT_OUTBOX_PATH"]
+    return render_template("alerts.html", path=path, messages=read_alert_outbox(path))
+
+
+@bp.get("/outbox")
+def outbox() -> WerkzeugResponse:
+    """The page's old address (kept for one release)."""
+    return redirect(url_for("desk.alerts"), code=308)
 
 
 @bp.get("/healthz")
@@ -157,7 +165,7 @@ def healthz() -> tuple[Response, int]:
                     "user": g.user["name"] if g.get("user") else None}), 200 if ok else 503
 
 
-def read_outbox(path: Path | None) -> list[dict[str, Any]]:
+def read_alert_outbox(path: Path | None) -> list[dict[str, Any]]:
     """Newest-first messages from a JSON-lines file or a directory of ``*.json[l]`` files."""
     if path is None or not path.exists():
         return []
@@ -167,7 +175,7 @@ def read_outbox(path: Path | None) -> list[dict[str, Any]]:
         try:
             lines = file.read_text(errors="replace").splitlines()
         except OSError as exc:
-            log.warning("outbox: cannot read %s: %s", file, exc)
+            log.warning("alert outbox: cannot read %s: %s", file, exc)
             continue
         for line in lines:
             if not line.strip():
@@ -178,4 +186,4 @@ def read_outbox(path: Path | None) -> list[dict[str, Any]]:
                 item = {"body": line, "error": "not JSON"}
             if isinstance(item, dict):
                 out.append(item)
-    return out[::-1][:OUTBOX_MAX]
+    return out[::-1][:ALERTS_MAX]

@@ -105,12 +105,23 @@ class Store:
             self._conn.close()
 
     def _execute(self, sql: str, args: tuple[Any, ...], fetch: bool) -> Any:
-        if self.backend == "postgresql" and self._conn.closed:
-            # the server restarted or dropped us: one reconnect per request, then errors
-            import psycopg
+        if self.backend != "postgresql":
+            return self._run(sql, args, fetch)
+        import psycopg
 
-            log.warning("database connection lost; reconnecting")
-            self._conn = psycopg.connect(self.url, autocommit=True)
+        if not self._conn.closed:
+            try:
+                return self._run(sql, args, fetch)
+            except psycopg.OperationalError:
+                if not self._conn.closed:
+                    raise
+        # the server restarted or dropped us: one reconnect per request, then errors (every
+        # statement is idempotent: inserts are ON CONFLICT DO NOTHING, updates set values)
+        log.warning("database connection lost; reconnecting")
+        self._conn = psycopg.connect(self.url, autocommit=True)
+        return self._run(sql, args, fetch)
+
+    def _run(self, sql: str, args: tuple[Any, ...], fetch: bool) -> Any:
         cur = self._conn.cursor()
         try:
             cur.execute(self._sql(sql), args)
@@ -166,8 +177,11 @@ class Store:
         where = [f"e.site_id IN ({', '.join('?' * len(sites))})"]
         args: list[Any] = list(sites)
         if person:
-            where.append("(LOWER(e.person_id) LIKE ? OR LOWER(e.person_name) LIKE ?)")
-            pattern = "%" + person.lower().replace("%", "").replace("_", "") + "%"
+            # "_" is an id character, not a wildcard: escape LIKE's metacharacters.
+            where.append("(LOWER(e.person_id) LIKE ? ESCAPE '!' "
+                         "OR LOWER(e.person_name) LIKE ? ESCAPE '!')")
+            literal = person.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_")
+            pattern = f"%{literal}%"
             args += [pattern, pattern]
         if person_id:
             where.append("e.person_id = ?")
