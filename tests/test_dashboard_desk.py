@@ -13,11 +13,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from dashboard import devices
 from dashboard.devices import sweep
 from oneeye.events import DeskEvent, HealthEvent, utc_now
 from oneeye.types import format_time
 from tests import dashboard_helpers as dh
-from tests.wait import ManualClock
+from tests.wait import ManualClock, wait_until
 
 Signer, desk_event = dh.Signer, dh.desk_event
 
@@ -342,3 +343,26 @@ def test_an_agency_officer_sees_and_closes_only_their_agencys_cases(
     assert cases.get("MP-2026-0101")["closed_by"] == "County Police/olga"
     [row] = app.extensions["oneeye.store"].audit_rows(user="olga")
     assert (row["action"], row["target"]) == ("case_closed", "MP-2026-0101")
+
+
+def test_branch_it_is_emailed_about_an_outage_and_the_return(
+        app: Flask, signer: Signer, clock: ManualClock, cloud_env: dict[str, str]) -> None:
+    from dashboard.devices import it_email
+    from tests.cloud_support import observe
+
+    inbox = observe(cloud_env["ALERTS_TOPIC_ARN"])       # any topic: branch IT's in real life
+    notify = it_email(cloud_env["ALERTS_TOPIC_ARN"])
+    assert notify is not None and it_email("") is None
+    store = app.extensions["oneeye.store"]
+    health = HealthEvent(device_id="cam-8", site_id="branch-1", camera_id="cam-8",
+                         sent_at=utc_now(), uptime_s=5, fps=12.0)
+    status = desk_event(kind="device_status", device_id="cam-8", health=health)
+    devices.health(store, lambda *_: None, status, notify)
+    clock.advance(91)
+    assert sweep(store, lambda *_: None, 90, datetime.fromtimestamp(clock(), UTC), notify) == 1
+    [offline] = inbox.drain(wait_s=10)
+    assert offline["Subject"] == "OneEye: camera cam-8 OFFLINE"
+    assert offline["MessageAttributes"]["site_id"]["Value"] == "branch-1"
+    devices.health(store, lambda *_: None, status, notify)       # reports again
+    wait_until(lambda: len(inbox.drain()) == 2, 10, "the back-online email")
+    assert inbox.drain()[1]["Subject"] == "OneEye: camera cam-8 back online"
