@@ -366,3 +366,38 @@ def test_branch_it_is_emailed_about_an_outage_and_the_return(
     devices.health(store, lambda *_: None, status, notify)       # reports again
     wait_until(lambda: len(inbox.drain()) == 2, 10, "the back-online email")
     assert inbox.drain()[1]["Subject"] == "OneEye: camera cam-8 back online"
+
+
+def test_a_branch_admin_sends_a_phone_sized_photo_and_gets_a_verdict_key(
+        tmp_path: Path, signer: Signer, cloud_env: dict[str, str]) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from dashboard.auth import hash_password
+    from oneeye.cloud import store as cloud_store
+
+    (tmp_path / "cloud").mkdir()
+    app = dh.app_for(tmp_path / "cloud", signer, cloud={
+        "bucket": cloud_env["ONEEYE_BUCKET"], "cases_table": cloud_env["CASES_TABLE"],
+        "indexer_queue_url": cloud_env["INDEXER_QUEUE_URL"]})
+    app.extensions["oneeye.store"].put_user("ada", hash_password(dh.PASSWORD), ["branch-1"],
+                                            role="branch_admin")
+    ada, token = client_of(app, "ada")
+    noise = np.random.default_rng(1).integers(0, 255, (1500, 1500, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(noise).save(buf, format="JPEG", quality=95)
+    assert buf.tell() > 1024 * 1024                     # over the app's 512 KB form limit
+    sent = ada.post("/manage/customers/photos", headers={"X-CSRF-Token": token},
+                    data={"customer_id": "C-1042", "photo": (io.BytesIO(buf.getvalue()),
+                                                             "big.jpg")})
+    assert sent.status_code == 202, sent.get_json()
+    upload_id = sent.get_json()["upload_id"]
+    bucket = cloud_store.Bucket(cloud_env["ONEEYE_BUCKET"])
+    key = f"uploads/customers/C-1042/{upload_id.removeprefix('C-1042-')}.jpg"
+    assert bucket.head(key) is not None                 # where the indexer enrols from
+    assert ada.get(f"/manage/customers/photos/{upload_id}").get_json()["state"] == "pending"
+    bad = ada.post("/manage/customers/photos", headers={"X-CSRF-Token": token},
+                   data={"customer_id": "C-1042", "photo": (io.BytesIO(b"GIF89a..."), "x.gif")})
+    assert bad.status_code == 400 and bad.get_json()["message"] == "not a JPEG or PNG photo"
+    [added] = app.extensions["oneeye.store"].audit_rows(user="ada")
+    assert (added["action"], added["target"]) == ("customer_photo_added", "C-1042")
