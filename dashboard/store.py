@@ -82,12 +82,23 @@ class Store:
             self._conn.close()
 
     def _execute(self, sql: str, args: tuple[Any, ...], fetch: bool) -> Any:
-        if self.backend == "postgresql" and self._conn.closed:
-            # the server restarted or dropped us: one reconnect per request, then errors
-            import psycopg
+        if self.backend != "postgresql":
+            return self._run(sql, args, fetch)
+        import psycopg
 
-            log.warning("database connection lost; reconnecting")
-            self._conn = psycopg.connect(self.url, autocommit=True)
+        if not self._conn.closed:
+            try:
+                return self._run(sql, args, fetch)
+            except psycopg.OperationalError:
+                if not self._conn.closed:
+                    raise
+        # the server restarted or dropped us: one reconnect per request, then errors (every
+        # statement is idempotent: inserts are ON CONFLICT DO NOTHING, updates set values)
+        log.warning("database connection lost; reconnecting")
+        self._conn = psycopg.connect(self.url, autocommit=True)
+        return self._run(sql, args, fetch)
+
+    def _run(self, sql: str, args: tuple[Any, ...], fetch: bool) -> Any:
         cur = self._conn.cursor()
         try:
             cur.execute(self._sql(sql), args)

@@ -25,6 +25,7 @@ from oneeye.cloud import indexer
 from oneeye.local.alert_outbox import ALERT_OUTBOX_FILE
 from tests.cloud_support import load_handler
 from tests.http_support import LoopbackServer, QuietHandler, SnsSink
+from tests.net_support import free_port
 from tests.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
@@ -190,18 +191,12 @@ class AmberStack:
 
     def __init__(self, var: Path, video: Path, data_dir: Path) -> None:
         import os
-        import socket
         import subprocess
         import sys
 
-        def port() -> int:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                return int(s.getsockname()[1])
-
         self.var = var
         self.sink = SnsSink()
-        self.ports = {n: port() for n in ("mqtt", "moto", "http", "customer-api", "smtp")}
+        self.ports = {n: free_port() for n in ("mqtt", "moto", "http", "customer-api", "smtp")}
         argv = [sys.executable, "-m", "oneeye.cli", "up", "--var-dir", str(var),
                 "--edge-source", str(video), "--no-dashboard", "--duration", "900",
                 "--sns-endpoint", self.sink.url]

@@ -32,7 +32,7 @@ def load_app(name: str) -> Any:
     """A fresh import of ``cloud/lambdas/<name>/app.py``: a new container's cold start
     (settings validated, ``DEPS`` built anew)."""
     path = Path(__file__).resolve().parents[1] / "cloud" / "lambdas" / name / "app.py"
-    spec = importlib.util.spec_from_file_location(f"amber_{name}_{uuid.uuid4().hex}", path)
+    spec = importlib.util.spec_from_file_location(f"lambda_{name}_{uuid.uuid4().hex}", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

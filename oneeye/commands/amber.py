@@ -14,7 +14,6 @@ failed (a script uploading many photos must notice), 2 for usage errors.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -59,48 +58,23 @@ def _client(api: str | None, token: str | None, stack_file: Path | None) -> Ambe
                                                          err=True))
 
 
-#: The decoder's reason → (the upload's reason code, the words a person reads first).
-_REJECTED = {"empty": ("not_an_image", "not an image"),
-             "not_an_image": ("not_an_image", "not an image"),
-             "unsupported_format": ("not_an_image", "not supported"),
-             "unsupported_mode": ("not_an_image", "not supported"),
-             "too_large": ("too_large", "file too large")}
+#: The decoder's reason → the upload's reason code (as the phone page's).
+_REJECTED = {"empty": "not_an_image", "not_an_image": "not_an_image",
+             "unsupported_format": "not_an_image", "unsupported_mode": "not_an_image",
+             "too_large": "too_large"}
 
 
 def prepare_photo(path: Path, *, original: bool = False) -> tuple[bytes, str]:
-    """(bytes, content type) to upload: JPEG/PNG as is, anything else re-encoded as JPEG.
-
-    Photos over :data:`MAX_SIDE` px or :data:`MAX_BYTES` (unless ``original``) and every
-    other format the one decoder reads (WebP, GIF, TIFF, 16-bit, CMYK …) are decoded by
-    :func:`oneeye.images.load_image` (EXIF orientation applied) and sent as a JPEG of at
-    most 1600 px. Raises :class:`PhotoRejected` with the decoder's reason otherwise.
-    """
-    from PIL import Image
-
+    """(bytes, content type) to upload (see :func:`oneeye.images.upload_copy`), or
+    :class:`PhotoRejected` with the decoder's reason."""
     from oneeye.errors import ImageError
-    from oneeye.images import load_image
+    from oneeye.images import upload_copy
 
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise PhotoRejected("unreadable", f"cannot read {path}: {exc.strerror}") from exc
-    kind = ("image/jpeg" if data[:3] == b"\xff\xd8\xff"
-            else "image/png" if data[:8] == b"\x89PNG\r\n\x1a\n" else None)
-    try:
-        rgb = load_image(data, max_bytes=max(len(data), 1))
-    except ImageError as exc:
-        reason, head = _REJECTED.get(exc.reason, ("unreadable", "unreadable"))
-        raise PhotoRejected(reason, f"{head} — {str(exc).removeprefix('image: ')}") from exc
-    if kind and (original or max(rgb.shape[:2]) <= MAX_SIDE) and len(data) <= MAX_BYTES:
-        return data, kind
-    if original and kind:
-        raise PhotoRejected("too_large", f"file too large — {len(data) >> 20} MB; "
-                                         f"the limit is {MAX_BYTES >> 20} MB")
-    im = Image.fromarray(rgb)
-    im.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    im.save(buf, format="JPEG", quality=90)
-    return buf.getvalue(), "image/jpeg"
+        return upload_copy(path, max_side=MAX_SIDE, max_bytes=MAX_BYTES, original=original)
+    except ImageError as exc:  # the line printed names the file already
+        raise PhotoRejected(_REJECTED.get(exc.reason, "unreadable"),
+                            str(exc).removeprefix(f"{path}: ")) from exc
 
 
 @click.command("upload")
