@@ -335,8 +335,8 @@ class LiveSource(Source):
                     if self.max_attempts is not None and attempts >= self.max_attempts:
                         self._set_state("failed", f"gave up after {attempts} attempts")
                         return
-                    self._set_state("connecting" if self.reconnects == 0 and index == 0
-                                    else "reconnecting", f"retry in {delay:.1f}s")
+                    # "connecting" is the first attempt; after a failure we are retrying.
+                    self._set_state("reconnecting", f"retry in {delay:.1f}s")
                     if self._stop.wait(delay):
                         return
                     delay = min(delay * 2, self.max_backoff_s)
