@@ -127,6 +127,27 @@ def _overlay(base: BaseModel, over: BaseModel | None) -> BaseModel:
     return base.model_copy(update=update)
 
 
+class DeviceConfig(StrictModel):
+    """What differs per device in a fleet: the ``desired`` state of the device's named
+    shadow ``oneeye-config`` (:data:`DEVICE_SHADOW`). It replaces the component
+    configuration's ``site_id`` and its whole ``cameras`` map."""
+
+    site_id: Id = Field(description="branch / site of this device")
+    cameras: dict[Id, CameraSettings] = Field(min_length=1, max_length=32,
+                                              description="camera_id → camera")
+
+    def apply_to(self, config: dict[str, object]) -> dict[str, object]:
+        """Component configuration data with this device's site and cameras in it."""
+        out = {k: v for k, v in config.items() if k not in ("source", "cameras")}
+        out["site_id"] = self.site_id
+        out["cameras"] = {k: v.model_dump(exclude_unset=True) for k, v in self.cameras.items()}
+        return out
+
+
+#: The named shadow holding each device's :class:`DeviceConfig` (read over Greengrass IPC).
+DEVICE_SHADOW = "oneeye-config"
+
+
 class HealthSettings(StrictModel):
     interval_s: float = Field(30, ge=1, le=3600, description="oneeye.health/1 period")
 
