@@ -153,10 +153,10 @@ def test_a_crowded_camera_and_a_door_camera_in_one_process(
         "galleries": [str(alice_gallery)], "workers": 1,
         "cameras": {"crowd": {"source": str(crowd_video)}, "door": {"source": str(door_video)}}})
     events: list[MatchEvent] = []
-    metrics = run_edge(s, load_holder(s), sinks=[events.append])
+    cameras = run_edge(s, load_holder(s), sinks=[events.append])
     assert [(e.camera_id, e.person_id) for e in events] == [("door", ALICE)]
-    assert metrics["crowd"].encodes >= 12      # the crowd was really encoded, and nobody named
-    assert metrics["door"].events == 1
+    assert cameras["crowd"].metrics.encodes >= 12   # the crowd was really encoded; nobody named
+    assert cameras["door"].metrics.events == 1
 
 
 def test_cooldown_is_per_person_and_camera(alice_gallery: Path, door_video: Path) -> None:

@@ -63,9 +63,9 @@ def visits_video(lfw: Path, tmp_path_factory: pytest.TempPathFactory
 def _run(video: Path, gallery: Path, **settings: object) -> tuple[list[MatchEvent], Metrics]:
     s = EdgeSettings(source=str(video), galleries=[gallery], **settings)  # type: ignore[arg-type]
     events: list[MatchEvent] = []
-    metrics = run_edge(s, load_holder(s), sinks=[events.append])
-    assert list(metrics) == [s.camera_id]
-    return events, metrics[s.camera_id]
+    cameras = run_edge(s, load_holder(s), sinks=[events.append])
+    assert list(cameras) == [s.camera_id] and cameras[s.camera_id].source.state == "ended"
+    return events, cameras[s.camera_id].metrics
 
 
 @pytest.fixture(scope="module")

@@ -88,12 +88,13 @@ def edge(sources: tuple[str, ...], galleries: tuple[Path, ...], events_out: Path
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        metrics = run_edge(settings, holder, stop_event=stop, duration_s=duration_s)
+        cameras = run_edge(settings, holder, stop_event=stop, duration_s=duration_s)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    for cam, m in metrics.items():
-        click.echo(f"{cam}: {m.summary()}", err=True)
+    for camera_id, cam in cameras.items():
+        click.echo(f"{camera_id}: {cam.metrics.summary()}, camera {cam.source.state}, "
+                   f"dropped frames {cam.source.dropped_frames}", err=True)
 
 
 def cameras_from_flags(sources: tuple[str, ...], settings: Any) -> dict[str, Any]:

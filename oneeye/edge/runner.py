@@ -155,10 +155,10 @@ def _default_uplink(settings: EdgeSettings, vitals: Callable[[], Vitals]) -> Upl
 def run_edge(settings: EdgeSettings, holder: GalleryHolder, *, sinks: Iterable[Sink] = (),
              stop_event: threading.Event | None = None,
              uplink_factory: UplinkFactory | None = None,
-             duration_s: float | None = None) -> dict[str, Metrics]:
+             duration_s: float | None = None) -> dict[str, Camera]:
     """Run every camera until its source ends, ``stop_event`` is set or ``duration_s``
-    passes; return each camera's metrics by camera id. A camera that failed with an
-    error is reported after the others finished (its error is re-raised)."""
+    passes; return the cameras (metrics, source counters) by camera id. A camera that
+    failed with an error is reported after the others finished (its error is re-raised)."""
     cameras = open_cameras(settings)
     stop = stop_event or threading.Event()
     all_sinks: list[Sink] = list(sinks)
@@ -218,4 +218,4 @@ def run_edge(settings: EdgeSettings, holder: GalleryHolder, *, sinks: Iterable[S
     failed = next((c for c in cameras if c.error is not None), None)
     if failed is not None and failed.error is not None:
         raise failed.error
-    return {c.camera_id: c.metrics for c in cameras}
+    return {c.camera_id: c for c in cameras}
