@@ -65,12 +65,12 @@ def edge(sources: tuple[str, ...], galleries: tuple[Path, ...], events_out: Path
     if publish is not None:
         overrides["publish"] = {"url": publish}
     settings = load_settings(EdgeSettings, path=config, env_prefix="ONEEYE_EDGE",
-                             overrides=overrides)
+                             overrides=overrides, root="edge")
     if sources:
         data = settings.model_dump(exclude_unset=True)
         data.pop("source", None)
         data["cameras"] = cameras_from_flags(sources, settings)
-        settings = validate(EdgeSettings, data)
+        settings = validate(EdgeSettings, data, root="edge")
     if not settings.galleries and not settings.gallery_sync.enabled:
         raise click.UsageError("give at least one --gallery (or enable gallery_sync)")
     if settings.publish.url == "none" and settings.events_out is None:
