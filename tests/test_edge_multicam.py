@@ -27,8 +27,8 @@ from oneeye.edge.runner import load_holder, run_edge
 from oneeye.edge.settings import EdgeSettings
 from oneeye.errors import ConfigError
 from oneeye.events import MatchEvent
-from tests.amber_support import wait_until
 from tests.mqtt_support import Subscriber, make_broker, stop_broker
+from tests.wait import wait_until
 
 ALICE = "Ana_Guevara"
 FPS = 10.0

@@ -358,7 +358,7 @@ def test_a_camera_that_freezes_with_its_socket_open_is_reopened_after_stall_s(
         port: int) -> None:
     """Right value of the field case: reconnecting within ~stall_s of the last frame (not
     after FFmpeg's 30 s), then frames again on a new connection."""
-    from tests.amber_support import wait_until
+    from tests.wait import wait_until
 
     cam = FrozenCamera(port, stream_s=2.0)
     src = LiveSource(cam.url, stall_s=1.0, backoff_s=0.1)

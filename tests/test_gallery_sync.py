@@ -124,7 +124,7 @@ def test_a_long_sync_error_is_cut_where_made_and_health_stays_valid(s3: Any,
     msg = GalleryEvent(watchlist="missing", version=5, bucket=BUCKET, key=long_key,
                        sha256="0" * 64, published_at=utc_now())
     sync.on_message("oneeye/gallery/updated", msg.to_json().encode())
-    assert sync.apply(sync._queue.get_nowait()) is False
+    assert sync.apply_queued() == [False]
     assert sync.last_error is not None and len(sync.last_error) == MAX_ERROR_CHARS
     up = Uplink(s, lambda: vitals_of([], holder, sync), publisher=make_publisher(s))
     health = up.health()

@@ -10,7 +10,8 @@ that delivers nothing has no fps), and frame age is the age of the newest frame 
 the moment of the report, so it keeps growing while a camera is frozen. Stage
 timings are averaged over the last ``window`` samples. Latency is "first frame the
 face was tracked → event": media time for file sources (independent of this
-machine's speed), wall time for live ones. Time comes from an injectable clock.
+machine's speed), wall time for live ones. Time comes from an injectable monotonic clock
+(``time.monotonic`` by default: intervals must not jump with the wall clock).
 """
 
 from __future__ import annotations
