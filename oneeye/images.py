@@ -202,8 +202,8 @@ def is_still_image(path: str | Path) -> bool:
             if is_heif(head):
                 return True
             fh.seek(0)
-            with PIL.open(fh):
-                return True
+            with PIL.open(fh) as img:  # Pillow also "identifies" MPEG-1 video: not a still
+                return img.format in FORMATS
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return False
 
