@@ -102,7 +102,7 @@ def test_tampered_gallery_is_refused_and_old_kept(s3: Any, tmp_path: Path) -> No
     sync = GallerySync(s, holder, s3_client=s3)
     msg = upload(s3, make_gallery(2), tamper=True)
     sync.on_message("oneeye/gallery/updated", msg.to_json().encode())
-    assert sync.apply(sync._queue.get_nowait()) is False
+    assert sync.apply_queued() == [False]
     assert holder.current().versions() == {"missing": 1}
     assert sync.failures == 1 and "sha256 mismatch" in (sync.last_error or "")
     up = Uplink(s, holder, dict, publisher=make_publisher(s), s3_client=s3)
@@ -142,7 +142,7 @@ def test_bad_message_is_reported_not_fatal(s3: Any, tmp_path: Path) -> None:
     sync = GallerySync(edge_settings(tmp_path), GalleryHolder(), s3_client=s3)
     sync.on_message("oneeye/gallery/updated", b"{not json")
     sync.on_message("oneeye/gallery/updated", json.dumps({"schema": "oneeye.gallery/9"}).encode())
-    assert sync.failures == 2 and sync._queue.empty()
+    assert sync.failures == 2 and sync.apply_queued() == []
 
 
 def test_polling_latest_json_catches_up_and_cache_is_used_at_start(s3: Any,
