@@ -177,6 +177,17 @@ def test_palette_transparency_becomes_white() -> None:
     assert (rgb[:, 4:] == (255, 0, 0)).all()
 
 
+@pytest.mark.parametrize(("mode", "key", "other"), [("L", 0, 90), ("RGB", (0, 0, 0), (200, 0, 0))])
+def test_a_transparent_colour_key_becomes_white(mode: str, key: object, other: object) -> None:
+    img = Image.new(mode, (8, 8), key)  # type: ignore[arg-type]
+    img.paste(other, (4, 0, 8, 8))  # type: ignore[arg-type]
+    data = _encode(img, "PNG", transparency=key)
+    assert "transparency" in Image.open(io.BytesIO(data)).info
+    rgb = images.load_image(data)
+    assert (rgb[:, :4] == 255).all()
+    assert (rgb[:, 4:] == (other if mode == "RGB" else (other,) * 3)).all()
+
+
 # ------------------------------------------------------------------ frames and orientation
 
 
