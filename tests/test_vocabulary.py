@@ -45,10 +45,8 @@ CONCEPTS: dict[str, str] = {
 #: The lead empties this list after merging those branches; do not add to it.
 PENDING: dict[str, set[str]] = {
     # helper "smallfaces" is splitting gallery.py into a package
-    "the Watchlist literal": {"oneeye/gallery.py", "oneeye/edge/settings.py"},
+    "the Watchlist literal": {"oneeye/gallery.py"},
     "the id grammar": {"oneeye/gallery.py"},
-    # helper "multicam" owns sources.py / health.py (typed health)
-    "the CameraState literal": {"oneeye/edge/sources.py", "oneeye/edge/health.py"},
     # helper "smallfaces" (tracker, snapshot)
     "the BBox alias": {"oneeye/edge/tracker.py", "oneeye/edge/snapshot.py"},
     # helper "smallfaces" (gallery.py)
