@@ -9,6 +9,7 @@ no desk (their page is the case list), so these endpoints are for desk roles onl
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from datetime import UTC, datetime
@@ -160,17 +161,22 @@ def arrivals() -> Response:
 @bp.get("/devices")
 @roles_required(*DESK_ROLES)
 def devices() -> Response:
-    """Cameras of the user's sites. ``fps`` is null when the device is not online (a
-    frozen figure would look healthy)."""
+    """Devices of the user's sites, each with its ``cameras`` (``oneeye.health/1``'s
+    per-camera entries: state, fps, frame age). Every fps is null when the device is not
+    online: a frozen figure would look healthy."""
     offline_after = current_app.config["ONEEYE_OFFLINE_AFTER_S"]
     now = datetime.fromtimestamp(_store().clock(), UTC)
     out: list[dict[str, Any]] = []
     for row in _store().devices(g.user["sites"]):
-        row.pop("health", None)
+        health = json.loads(row.pop("health") or "null") or {}
         age = (now - parse_time(row["last_seen"])).total_seconds()
         online = row["state"] == "online" and age <= offline_after
+        cameras = [{"camera_id": camera_id, "state": cam.get("state"),
+                    "fps": cam.get("fps") if online else None,
+                    "frame_age_ms": cam.get("frame_age_ms") if online else None}
+                   for camera_id, cam in sorted((health.get("cameras") or {}).items())]
         out.append({**row, "online": online, "age_s": round(age, 1),
-                    "fps": row["fps"] if online else None})
+                    "fps": row["fps"] if online else None, "cameras": cameras})
     return jsonify({"devices": out, "offline_after_s": offline_after,
                     "server_time": format_time(now)})
 

@@ -229,6 +229,19 @@
       tr.appendChild(el("td", "fps", d.fps === null || d.fps === undefined ? "—" : Number(d.fps).toFixed(1)));
       tr.appendChild(el("td", null, d.age_s < 60 ? Math.round(d.age_s) + " s ago" : OT.clock(d.last_seen)));
       tbody.appendChild(tr);
+      (d.cameras || []).forEach(function (c) {
+        // one row per camera of a multi-camera device
+        var ok = d.online && c.state === "ok";
+        var row = el("tr", "camera " + (ok ? "online" : "offline"));
+        row.dataset.camera = c.camera_id;
+        row.appendChild(el("td", "cam", "└ " + c.camera_id));
+        var cs = el("td"); cs.appendChild(el("span", "dot")); cs.appendChild(document.createTextNode(" " + (d.online ? c.state : "—")));
+        row.appendChild(cs);
+        row.appendChild(el("td", "fps", c.fps === null || c.fps === undefined ? "—" : Number(c.fps).toFixed(1)));
+        row.appendChild(el("td", null, c.frame_age_ms === null || c.frame_age_ms === undefined ? "" :
+          "frame " + (c.frame_age_ms / 1000).toFixed(1) + " s old"));
+        tbody.appendChild(row);
+      });
     });
   }
   function refreshDevices() { return getJSON("/api/devices").then(renderDevices).catch(function () {}); }
