@@ -89,8 +89,8 @@ def transition(store: Store, publish: Publish, event: DeskEvent,
         if acked:
             publish("alert_ack", {"kind": "device_offline", "subject": event.device_id,
                                   "site_id": event.site_id, "upto_seq": record["seq"],
-                                  "by": BACK_ONLINE, "at": record["received_at"],
-                                  "event_ids": acked})
+                                  "by": BACK_ONLINE, "at": acked[0]["at"],
+                                  "event_ids": [a["event_id"] for a in acked]})
     log.info("device %s: %s", event.device_id, event.kind)
     return record
 
