@@ -165,7 +165,7 @@ def test_an_offline_camera_raises_a_banner_and_is_recorded(
     from playwright.sync_api import expect
 
     url, signer = desk
-    pages = {w: open_desk(browser, url, "alice", w) for w in ("phone", "tablet")}
+    pages = {w: open_desk(browser, url, "alice", w) for w in WIDTHS}
     health = HealthEvent(device_id="cam-lobby", site_id="branch-1", camera_id="door",
                          sent_at=utc_now(), uptime_s=60, fps=14.8,
                          cameras={"door": CameraHealth(state="ok", fps=14.8),
