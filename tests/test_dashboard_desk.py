@@ -17,25 +17,30 @@ from dashboard.devices import sweep
 from oneeye.events import DeskEvent, HealthEvent, utc_now
 from oneeye.types import format_time
 from tests import dashboard_helpers as dh
-from tests.cloud_support import cloud_env, moto_server  # noqa: F401  (fixtures)
+from tests.wait import ManualClock
 
 Signer, desk_event = dh.Signer, dh.desk_event
-#: The module's SNS: one generated key and certificate, pinned in each app.
-signer = pytest.fixture(scope="module", name="signer")(lambda: dh.Signer())
 
 
 @pytest.fixture
-def app(tmp_path: Path, signer: Signer) -> Flask:
+def app_options() -> dict[str, Any]:
+    return {"history_limit": 5, "visit_window_s": 600}
+
+
+@pytest.fixture
+def desk_users() -> dict[str, list[str]]:
+    return {"alice": ["branch-1"], "bob": ["branch-2"]}
+
+
+@pytest.fixture(autouse=True)
+def staff(app: Flask) -> None:
+    """Beside the tellers: ada, a branch admin of branch-1, and olga, a County Police officer."""
     from dashboard.auth import hash_password
 
-    app = dh.app_for(tmp_path, signer, history_limit=5, visit_window_s=600)
-    store, digest = app.extensions["oneeye.store"], hash_password(dh.PASSWORD)
-    for name, sites, role, agency in (("alice", ["branch-1"], "teller", None),
-                                      ("bob", ["branch-2"], "teller", None),
-                                      ("ada", ["branch-1"], "branch_admin", None),
-                                      ("olga", [], "agency_officer", "County Police")):
-        store.put_user(name, digest, sites, role=role, agency=agency)
-    return app
+    digest = hash_password(dh.PASSWORD)
+    app.extensions["oneeye.store"].put_user("ada", digest, ["branch-1"], role="branch_admin")
+    app.extensions["oneeye.store"].put_user("olga", digest, [], role="agency_officer",
+                                            agency="County Police")
 
 
 def client_of(app: Flask, name: str) -> tuple[FlaskClient, str]:
@@ -246,7 +251,8 @@ def test_catch_up_pages_through_more_than_one_page(app: Flask, signer: Signer) -
     assert pages == 3 and got == [e.event_id for e in missed]
 
 
-def test_a_silent_camera_goes_offline_once_and_comes_back(app: Flask, signer: Signer) -> None:
+def test_a_silent_camera_goes_offline_once_and_comes_back(app: Flask, signer: Signer,
+                                                          clock: ManualClock) -> None:
     health = HealthEvent(device_id="cam-7", site_id="branch-1", camera_id="cam-7",
                          sent_at=utc_now(), uptime_s=5, fps=12.0)
     status = desk_event(kind="device_status", device_id="cam-7", health=health)
@@ -256,11 +262,14 @@ def test_a_silent_camera_goes_offline_once_and_comes_back(app: Flask, signer: Si
     def publish(name: str, payload: dict[str, Any]) -> None:
         pushed.append((name, payload))
 
-    now = datetime.now(UTC)
-    assert sweep(store, publish, 90, now) == 0                    # fresh: nothing to do
-    later = now + timedelta(seconds=91)                           # an injected clock
-    assert sweep(store, publish, 90, later) == 1
-    assert sweep(store, publish, 90, later) == 0                  # recorded once
+    def now() -> datetime:
+        return datetime.fromtimestamp(clock(), UTC)
+
+    assert sweep(store, publish, 90, now()) == 0                  # fresh: nothing to do
+    clock.advance(91)                                             # silence, without waiting
+    assert sweep(store, publish, 90, now()) == 1
+    assert sweep(store, publish, 90, now()) == 0                  # recorded once
+    assert [name for name, _ in pushed] == ["desk_event"]
     alice, _ = client_of(app, "alice")
     [dev] = alice.get("/api/devices").get_json()["devices"]
     assert dev["online"] is False and dev["fps"] is None          # no stale fps
@@ -308,14 +317,15 @@ def test_email_says_the_strength_in_words_and_links_the_snapshot_on_its_own_line
 
 
 def test_an_agency_officer_sees_and_closes_only_their_agencys_cases(
-        tmp_path: Path, signer: Signer, cloud_env: dict[str, str]) -> None:  # noqa: F811
+        tmp_path: Path, signer: Signer, cloud_env: dict[str, str]) -> None:
     from dashboard.auth import hash_password
     from oneeye.cloud import store as cloud_store
 
     cases = cloud_store.Cases(cloud_env["CASES_TABLE"])
     cases.upsert("MP-2026-0101", {"status": "open", "agency": "County Police", "name": "Ann"})
     cases.upsert("MP-2026-0102", {"status": "open", "agency": "Other Agency", "name": "Ben"})
-    app = dh.app_for(tmp_path, signer, cloud={
+    (tmp_path / "cloud").mkdir()     # beside the module's own app, which has no cloud
+    app = dh.app_for(tmp_path / "cloud", signer, cloud={
         "bucket": cloud_env["ONEEYE_BUCKET"], "cases_table": cloud_env["CASES_TABLE"],
         "indexer_queue_url": cloud_env["INDEXER_QUEUE_URL"]})
     app.extensions["oneeye.store"].put_user("olga", hash_password(dh.PASSWORD), [],

@@ -18,7 +18,6 @@ import requests
 
 from oneeye.events import DeskEvent, HealthEvent, utc_now
 from tests.browser_support import ARTIFACTS, launch
-from tests.cloud_support import cloud_env, moto_server  # noqa: F401  (fixtures)
 from tests.dashboard_helpers import PASSWORD, Signer, desk_event
 from tests.test_dashboard_browser import photos, serve  # noqa: F401
 
@@ -189,7 +188,7 @@ def test_an_offline_camera_raises_a_banner_and_is_recorded(
 
 
 def test_management_adds_customer_photos_with_verdicts_and_closes_a_case(
-        tmp_path: Path, port: int, cloud_env: dict[str, str], browser: Any,  # noqa: F811
+        tmp_path: Path, port: int, cloud_env: dict[str, str], browser: Any,
         examples: Path) -> None:
     from playwright.sync_api import expect
 

@@ -48,7 +48,8 @@ _LIMITS = {"name": 100, "description": 1000, "contact": 200, "agency": 120, "fil
 #: (an upload that started just before expiry may still be arriving).
 EXPIRY_GRACE_S = 60
 
-#: Reason code → what the phone shows (the indexer's own sentence goes in ``detail``).
+#: Reason code → what the phone shows, for upload_status and the indexer alike (the
+#: indexer's own sentence, when it says more, goes in ``detail``).
 REASONS = {
     "no_face": "no face found — use a photo where the face is clearly visible",
     "several_faces": "{count} faces — crop to one person",
@@ -57,7 +58,7 @@ REASONS = {
     "too_large": "file too large — use a photo under {mb} MB",
     "not_an_image": "not an image — use a JPEG or PNG photo",
     "unreadable": "the photo could not be read (corrupt or cut off) — take it again",
-    "invalid_id": "invalid case id — use letters, digits and _.:@-",
+    "invalid_id": "invalid case or customer id — use 1–128 letters, digits and _.:@-",
     "expired": "the upload link expired before the photo arrived — try again",
 }
 _NUMBERS = {2: "two", 3: "three", 4: "four", 5: "five"}

@@ -29,9 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oneeye import aws
 from oneeye import gallery as gallery_mod
 from oneeye.edge.settings import EdgeSettings
-from oneeye.errors import EventError, GalleryError, OneEyeError
+from oneeye.errors import EventError, GalleryError, NotFound, OneEyeError
 from oneeye.events import GalleryEvent, clip, parse
 from oneeye.gallery import Gallery, GalleryHolder
 
@@ -110,15 +111,15 @@ class GallerySync:
         for watchlist in self.settings.watchlists:
             key = f"gallery/{watchlist}/latest.json"
             try:
-                obj = self.s3.get_object(Bucket=bucket, Key=key)
+                with aws.errors():
+                    obj = self.s3.get_object(Bucket=bucket, Key=key)
                 latest = json.loads(obj["Body"].read())
                 update = Update(watchlist, int(latest["version"]), bucket, str(latest["key"]),
                                 str(latest["sha256"]), "poll", time.monotonic())
-            except Exception as exc:
-                code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-                if code in ("NoSuchKey", "404"):
-                    log.debug("no %s yet in s3://%s", key, bucket)
-                    continue
+            except NotFound:
+                log.debug("no %s yet in s3://%s", key, bucket)
+                continue
+            except Exception as exc:  # network, access denied, junk JSON: counted, polled again
                 self._fail(f"polling s3://{bucket}/{key} failed: {type(exc).__name__}: {exc}")
                 continue
             if update.version > self._current_version(watchlist):
@@ -129,8 +130,6 @@ class GallerySync:
     @property
     def s3(self) -> Any:
         if self._s3 is None:
-            from oneeye import aws
-
             self._s3 = aws.client("s3")
         return self._s3
 

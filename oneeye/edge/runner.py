@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
+from oneeye import faces
 from oneeye.edge.gallery_sync import GallerySync
 from oneeye.edge.health import Vitals
 from oneeye.edge.metrics import Metrics, merged_stage_ms, percentile_ms
@@ -99,6 +102,9 @@ class Camera:
 
     def run(self, pipeline: Pipeline, stop: threading.Event, duration_s: float | None) -> None:
         try:
+            # Load dlib and this thread's detector (~6 s on a loaded 2-core box) before the
+            # camera's clock starts, or a realtime source skips its first seconds.
+            faces.detect(np.zeros((80, 80, 3), np.uint8))
             pipeline.run(self.source, stop_event=stop, duration_s=duration_s)
         except Exception as exc:  # thread boundary: the other cameras go on; re-raised at end
             log.exception("camera %s stopped on an error", self.camera_id)
