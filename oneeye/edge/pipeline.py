@@ -1,6 +1,6 @@
 """The realtime edge pipeline: detect → track → encode → vote → decide → event.
 
-Why it is shaped this way (DESIGN §8 numbers, 2-core CPU):
+Why it is shaped this way (docs/architecture.md §8 numbers, 2-core CPU):
 
 * Detection runs every ``every_n_frames`` frames on the main thread; the IoU
   tracker carries faces between detections so each person in view is one track.

@@ -228,6 +228,10 @@ class FolderSource(Source):
         self.loop = loop
         self.files = sorted(p for p in self.path.iterdir()
                             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        others = sorted(p.name for p in self.path.iterdir() if p not in self.files)
+        if others:  # nothing is skipped without a word
+            log.warning("source %s: %d entries are not images and are skipped: %s", self.name,
+                        len(others), ", ".join(others[:20]) + (" …" if len(others) > 20 else ""))
         if not self.files:
             self._set_state("failed", "no images")
             raise SourceError(f"{self.path}: no images ({'/'.join(sorted(IMAGE_SUFFIXES))}) "
