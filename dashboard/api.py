@@ -19,6 +19,8 @@ from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 from dashboard import alerts
 from dashboard.localtime import day_bound, viewer_zone
 from dashboard.roles import DESK_ROLES, roles_required
+from oneeye.errors import EventError
+from oneeye.events import HEALTH, HealthEvent, parse
 from oneeye.types import ALERT_KINDS, DESK_KINDS, VERDICTS, format_time, normalize_time, parse_time
 
 log = logging.getLogger(__name__)
@@ -167,13 +169,32 @@ def devices() -> Response:
     now = datetime.fromtimestamp(_store().clock(), UTC)
     out: list[dict[str, Any]] = []
     for row in _store().devices(g.user["sites"]):
-        row.pop("health", None)
+        health = row.pop("health", None)
         age = (now - parse_time(row["last_seen"])).total_seconds()
         online = row["state"] == "online" and age <= offline_after
         out.append({**row, "online": online, "age_s": round(age, 1),
-                    "fps": row["fps"] if online else None})
+                    "fps": row["fps"] if online else None,
+                    "cameras": _cameras(health, online)})
     return jsonify({"devices": out, "offline_after_s": offline_after,
                     "server_time": format_time(now)})
+
+
+def _cameras(health: str | None, online: bool) -> list[dict[str, Any]]:
+    """Every camera of a device's last ``oneeye.health/1`` (``cameras``), by id; fps and
+    frame age are null when the device is not online."""
+    if not health:
+        return []
+    try:
+        event = parse(health, expect=HEALTH)
+    except EventError:
+        log.warning("stored health of a device does not validate; its cameras are not shown")
+        return []
+    assert isinstance(event, HealthEvent)
+    return [{"camera_id": camera_id, "state": cam.state,
+             "fps": cam.fps if online else None,
+             "frame_age_ms": cam.frame_age_ms if online else None,
+             "dropped_frames": cam.dropped_frames}
+            for camera_id, cam in sorted((event.cameras or {}).items())]
 
 
 def _own_event(event_id: str) -> dict[str, Any]:
