@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from oneeye.cloud import desk
+from oneeye.cloud import desk, devices
 from oneeye.cloud.customers import CustomerApi, CustomerApiUnavailable, CustomerNotFound
 from oneeye.events import DeskEvent, utc_now
 from oneeye.ids import new_id
@@ -22,7 +22,8 @@ def match(**over: Any) -> dict[str, Any]:
     base = {"schema": "oneeye.match/1", "event_id": new_id(), "device_id": "cam-dev-1",
             "site_id": "branch-12", "camera_id": "door", "observed_at": utc_now(),
             "person_id": "C-1042", "watchlist": "customers", "distance": 0.31, "margin": 0.12,
-            "bbox": [10, 110, 110, 10], "track_id": 3, "frames_seen": 4, "gallery_version": 7}
+            "bbox": [10, 110, 110, 10], "track_id": 3, "frames_seen": 4, "gallery_version": 7,
+            "iot_thing": "cam-dev-1"}
     base.update(over)
     return base
 
@@ -31,9 +32,15 @@ def health(**over: Any) -> dict[str, Any]:
     base = {"schema": "oneeye.health/1", "event_id": new_id(), "device_id": "cam-dev-1",
             "site_id": "branch-12", "camera_id": "door", "sent_at": utc_now(),
             "uptime_s": 12.5, "fps": 14.2, "outbox_depth": 0,
-            "gallery_versions": {"customers": 7}, "camera_state": "ok"}
+            "gallery_versions": {"customers": 7}, "camera_state": "ok", "iot_thing": "cam-dev-1"}
     base.update(over)
     return base
+
+
+@pytest.fixture(autouse=True)
+def registered(moto_server: str) -> None:
+    """The test device in the registry (IoT thing attributes on the moto server)."""
+    devices.register("cam-dev-1", "branch-12", ["door"])
 
 
 def handler(name: str) -> Any:

@@ -23,12 +23,13 @@ import binascii
 import json
 import logging
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from oneeye import events
 from oneeye.cloud import store
 from oneeye.cloud.common import Result, clip, parse_match, run_once
+from oneeye.cloud.devices import Registry, registry_from_env
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +47,13 @@ class AmberDeps:
     desk_topic_arn: str
     cooldown_s: int = 600
     snapshot_url_ttl_s: int = 86400
+    #: Where each thing stands (IoT thing attributes); cached per container.
+    registry: Registry = field(default_factory=Registry)
 
 
 def amber_alert(message: Any, deps: AmberDeps) -> Result:
-    match = parse_match(message, watchlist="missing", handler="amber_alert")
+    match = parse_match(message, watchlist="missing", handler="amber_alert",
+                        registry=deps.registry)
     if not isinstance(match, events.MatchEvent):
         return match
     return run_once(deps.idempotency, match.event_id, lambda: _sighting(match, deps),
@@ -170,4 +174,5 @@ def amber_from_env() -> AmberDeps:
         desk_topic_arn=store.env("DESK_TOPIC_ARN"),
         cooldown_s=store.env_int("ALERT_COOLDOWN_S", 600),
         snapshot_url_ttl_s=store.env_int("SNAPSHOT_URL_TTL_S", 86400),
+        registry=registry_from_env(),
     )

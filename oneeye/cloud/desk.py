@@ -18,17 +18,26 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from oneeye import events
 from oneeye.cloud import store
-from oneeye.cloud.common import Result, clip, event_id_of, parse_match, rejected, run_once
+from oneeye.cloud.common import (
+    Result,
+    clip,
+    event_id_of,
+    parse_match,
+    rejected,
+    run_once,
+    sender_rejection,
+)
 from oneeye.cloud.customers import (
     CustomerApiUnavailable,
     CustomerNotFound,
     api_from_env,
 )
+from oneeye.cloud.devices import Registry, registry_from_env
 from oneeye.errors import EventError
 
 log = logging.getLogger(__name__)
@@ -43,11 +52,14 @@ class DeskDeps:
     idempotency: store.Idempotency
     desk_topic_arn: str
     lookup: Lookup | None = None
+    #: Where each thing stands (IoT thing attributes); cached per container.
+    registry: Registry = field(default_factory=Registry)
 
 
 def enrich_match(message: Any, deps: DeskDeps) -> Result:
     """Validate one ``oneeye.match/1`` and publish its ``customer_arrived`` card once."""
-    match = parse_match(message, watchlist="customers", handler="enrich_match")
+    match = parse_match(message, watchlist="customers", handler="enrich_match",
+                        registry=deps.registry)
     if not isinstance(match, events.MatchEvent):
         return match
     return run_once(deps.idempotency, match.event_id,
@@ -106,6 +118,9 @@ def device_health(message: Any, deps: DeskDeps) -> Result:
     except EventError as exc:
         return rejected("device_health", str(exc), event_id=event_id_of(message))
     assert isinstance(health, events.HealthEvent)
+    forged = sender_rejection(message, health, deps.registry, "device_health")
+    if forged is not None:
+        return forged
 
     def work() -> Result:
         desk = events.DeskEvent(
@@ -122,7 +137,7 @@ def device_health(message: Any, deps: DeskDeps) -> Result:
 
 def enrich_from_env() -> DeskDeps:
     return DeskDeps(idempotency=store.Idempotency(store.env("IDEMPOTENCY_TABLE")),
-                    desk_topic_arn=store.env("DESK_TOPIC_ARN"))
+                    desk_topic_arn=store.env("DESK_TOPIC_ARN"), registry=registry_from_env())
 
 
 health_from_env = enrich_from_env

@@ -102,6 +102,8 @@ class LocalStack:
         os.environ.update(env)
         self.info.env = env
 
+        self._register_devices()
+
         from oneeye.local.lambdas import Lambdas
         lambdas = Lambdas(template.functions)
         customers = self._customer_api(api_key)
@@ -135,6 +137,17 @@ class LocalStack:
         except Exception as exc:  # the demo runs on without uploads
             log.warning("could not create the demo agency token: %s", exc)
             return None
+
+    def _register_devices(self) -> None:
+        """The device registry (IoT thing attributes on moto, as in AWS): handlers accept
+        an edge event only from a registered thing, for its own site and cameras."""
+        from oneeye.cloud.devices import register
+        from oneeye.edge.settings import EdgeSettings
+        if self.s.edge_source:
+            camera = str(EdgeSettings.model_fields["camera_id"].default)
+            register(self.s.edge_device_id, self.s.site_id, [camera])
+        for thing, device in self.s.devices.items():
+            register(thing, device.site_id, device.cameras)
 
     def _on_stop(self, name: str, fn: Callable[[], object]) -> None:
         self._stops.append((name, fn))
@@ -302,7 +315,8 @@ class LocalStack:
                "ONEEYE_EDGE__GALLERY_SYNC__BUCKET": bucket,
                "ONEEYE_EDGE__GALLERY_SYNC__CACHE_DIR": str(edge_dir / "galleries"),
                "ONEEYE_EDGE__OUTBOX__PATH": str(edge_dir / "outbox.sqlite3"),
-               "ONEEYE_EDGE__SITE_ID": self.s.site_id}
+               "ONEEYE_EDGE__SITE_ID": self.s.site_id,
+               "ONEEYE_EDGE__DEVICE_ID": self.s.edge_device_id}
         argv = [sys.executable, "-m", "oneeye.cli", "edge", "--source", str(self.s.edge_source),
                 "--publish", mqtt_url, "--loop", "--realtime", *self.s.edge_args]
         child = Child("edge", argv, env).start()
