@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,10 @@ import pytest
 from PIL import Image
 
 from oneeye import aws
-from oneeye.cloud import gallery_store, indexer, store
+from oneeye.cloud import gallery_store, grants, indexer, store
+from oneeye.cloud.agencies import Agencies, Agency
 from oneeye.errors import EnrolmentRejected
-from oneeye.events import GalleryEvent
+from oneeye.events import GalleryEvent, utc_now
 from oneeye.ids import new_id
 from tests.cloud_support import *  # noqa: F403
 from tests.cloud_support import MqttListener
@@ -26,9 +28,28 @@ from tests.cloud_support import MqttListener
 pytestmark = pytest.mark.timeout(120)
 
 
-def put_upload(env: dict[str, str], key: str, data: bytes, **metadata: str) -> None:
+def put_upload(env: dict[str, str], key: str, data: bytes, *, grant: bool = True,
+               **metadata: str) -> None:
+    """Put an upload as its POST would; phone uploads get their grant first, as upload_url
+    writes it (an agency token, ``status/{upload_id}.json``)."""
+    if grant and key.startswith("uploads/missing/"):
+        metadata.setdefault("agency", "met")
+        add_grant(env, key, metadata["agency"])
     aws.client("s3").put_object(Bucket=env["ONEEYE_BUCKET"], Key=key, Body=data,
                                 ContentType="image/jpeg", Metadata=metadata)
+
+
+def add_grant(env: dict[str, str], key: str, agency: str, *, expires_in_s: int = 300,
+              content_type: str = "image/jpeg") -> Agency:
+    """A fresh agency token and the grant upload_url would write for ``key``."""
+    _, who = Agencies(env["AGENCIES_TABLE"]).add(agency)
+    upload_id = grants.upload_id_of(key)
+    assert upload_id, key
+    store.Bucket(env["ONEEYE_BUCKET"]).put_json(f"status/{upload_id}.json", grants.record(
+        upload_id=upload_id, case_id=key.split("/")[2], key=key, agency=who.name,
+        token_sha256=who.token_sha256, content_type=content_type,
+        expires_at=int(time.time()) + expires_in_s, updated_at=utc_now()))
+    return who
 
 
 def run_queue(env: dict[str, str]) -> list[dict[str, Any]]:

@@ -9,8 +9,11 @@ Keys: ``uploads/missing/{case_id}/{upload_id}.jpg`` (phone uploads; object
 metadata ``case-id``, ``upload-id``, ``agency``, optionally ``name``) and
 ``uploads/customers/{customer_id}/{n}.jpg`` (bank import).
 
-A photo is re-validated here whatever the upload page promised (S3 emulators
-do not enforce POST policies, and a client can lie): size before download,
+A phone photo is enrolled only if its grant (``status/{upload_id}.json``, see
+:mod:`oneeye.cloud.grants`) names exactly this key, case, agency and content
+type, has not expired and its agency is not revoked; anything else is refused,
+audited and deleted. A photo is then re-validated whatever the upload page
+promised (a client can lie): size before download,
 then a safe decode with a pixel limit, then exactly one usable face. Every
 outcome of an upload is written to ``status/{upload_id}.json`` — accepted with
 the gallery version, or rejected with a reason code and the sentence the phone
@@ -36,7 +39,8 @@ from typing import Any
 
 from oneeye import faces
 from oneeye import gallery as gal
-from oneeye.cloud import gallery_store, store
+from oneeye.cloud import gallery_store, grants, store
+from oneeye.cloud.agencies import Agencies, Audit
 from oneeye.cloud.common import Result, rejected
 from oneeye.cloud.notify import publish_gallery_event
 from oneeye.errors import EnrolmentRejected, GalleryError, ImageError
@@ -61,6 +65,8 @@ class IndexerDeps:
     bucket: store.Bucket
     idempotency: store.Idempotency
     cases: store.Cases | None = None
+    #: The agencies table: a phone upload's token must still be valid when it is indexed.
+    agencies: grants.AgencyLookup | None = None
     notify: str | None = None          # GALLERY_NOTIFY; None → read the environment
     max_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 50_000_000
@@ -132,8 +138,11 @@ def _index(key: str, m: re.Match[str], deps: IndexerDeps) -> Result:
     if head is None:
         return rejected("gallery_indexer", f"{key} no longer exists")
     meta = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
-    upload_id = meta.get("upload-id") or (m["stem"] if watchlist == "missing"
-                                          else f"{person_id}-{m['stem']}")
+    refused = _refusal(key, watchlist, head, deps)
+    if refused is not None:
+        return refused
+    # The upload id is the key's (checked against its grant), never the poster's metadata.
+    upload_id = m["stem"] if watchlist == "missing" else f"{person_id}-{m['stem']}"
     status = _Status(deps.bucket, upload_id, watchlist, person_id)
     try:
         gal.check_person_id(person_id)
@@ -167,6 +176,31 @@ def _index(key: str, m: re.Match[str], deps: IndexerDeps) -> Result:
     log.info("gallery_indexer: %s enrolled into %s v%d", person_id, watchlist, updated.version)
     return {"status": "accepted", "upload_id": upload_id, "watchlist": watchlist,
             "person_id": person_id, "gallery_version": updated.version}
+
+
+def _refusal(key: str, watchlist: str, head: dict[str, Any], deps: IndexerDeps) -> Result | None:
+    """Refuse (audit, delete) an object no grant covers; None when it may be indexed."""
+    grant: Any = None
+    if watchlist == "missing":
+        upload_id = grants.upload_id_of(key)
+        grant = deps.bucket.get_json(f"status/{upload_id}.json") if upload_id else None
+        if deps.agencies is None:
+            reason: str | None = "no agencies table to check the grant against (AGENCIES_TABLE)"
+        else:
+            reason = grants.check(key, head, grant, deps.agencies)
+    else:
+        reason = grants.check_import(key, head)
+    if reason is None:
+        return None
+    agency = (head.get("Metadata") or {}).get("agency")
+    Audit(deps.bucket).record("upload_refused", None, key=key, reason=reason,
+                              claimed_agency=agency, size=head.get("ContentLength"))
+    deps.bucket.delete(key)
+    if isinstance(grant, dict) and grant.get("key") == key and grant.get("state") == "pending":
+        # The grant's own key (late, revoked, wrong type): tell that phone why.
+        _Status(deps.bucket, str(grant.get("upload_id")), watchlist,
+                str(grant.get("case_id"))).write("rejected", reason="refused", message=reason)
+    return rejected("gallery_indexer", f"upload refused and deleted: {reason}")
 
 
 def encode_photo(data: bytes, deps: IndexerDeps) -> Any:
@@ -269,6 +303,6 @@ def indexer_from_env() -> IndexerDeps:
     return IndexerDeps(
         bucket=store.Bucket(store.env("ONEEYE_BUCKET")),
         idempotency=store.Idempotency(store.env("IDEMPOTENCY_TABLE")),
-        cases=cases,
+        cases=cases, agencies=Agencies(store.env("AGENCIES_TABLE")),
         max_bytes=store.env_int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024),
     )
