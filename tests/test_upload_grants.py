@@ -7,7 +7,7 @@ and a token revoked after the link was issued. Each is refused, audited and dele
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +111,92 @@ def test_the_granted_upload_itself_is_enrolled(cloud_env: dict[str, str], exampl
     key = _granted_key()
     put_upload(cloud_env, key, (examples / "obama_small.jpg").read_bytes())
     assert [r["status"] for r in run_queue(cloud_env)] == ["accepted"]
+
+
+# -- the local stack's S3 POST-policy check (in front of moto, as real S3 does) ------------
+
+@pytest.fixture(scope="module")
+def guarded_s3() -> Any:
+    """Our MotoServer (policy guard in front) with a bucket; a clock the test can move."""
+    import boto3
+    from botocore.config import Config
+
+    from oneeye.local.moto_server import MotoServer
+    from tests.conftest import free_port
+
+    now = [datetime.now(UTC)]
+    server = MotoServer("127.0.0.1", free_port(), clock=lambda: now[0]).start()
+    s3 = boto3.client("s3", endpoint_url=server.url, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing",
+                      config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+    s3.create_bucket(Bucket="guarded")
+    try:
+        yield s3, now
+    finally:
+        server.stop()
+
+
+def _post(s3: Any, post: dict[str, Any], data: bytes, **change: str | None) -> Any:
+    import requests
+
+    fields = {**post["fields"], **change}
+    fields = {k: v for k, v in fields.items() if v is not None}
+    return requests.post(post["url"], data=fields, timeout=10,
+                         files={"file": ("photo.jpg", data, "image/jpeg")})
+
+
+def _grant(s3: Any, key: str, *, expires_s: int = 300) -> dict[str, Any]:
+    """What upload_url signs: key, content type, size range and the agency metadata."""
+    return dict(s3.generate_presigned_post(
+        "guarded", key, Fields={"Content-Type": "image/jpeg", "x-amz-meta-agency": "met"},
+        Conditions=[{"Content-Type": "image/jpeg"}, ["content-length-range", 1, 1000],
+                    {"x-amz-meta-agency": "met"}], ExpiresIn=expires_s))
+
+
+def _exists(s3: Any, key: str) -> bool:
+    return "Contents" in s3.list_objects_v2(Bucket="guarded", Prefix=key)
+
+
+@pytest.mark.parametrize(("change", "size", "why"), [
+    ({"key": "uploads/missing/MP-2/{id}.jpg"}, 10, "condition failed"),          # re-keyed
+    ({"key": "uploads/customers/C-1001/1.jpg"}, 10, "condition failed"),
+    ({"key": "audit/2026-01-01/x.json"}, 10, "condition failed"),
+    ({"policy": None, "x-amz-signature": None}, 10, "no policy"),               # ungranted
+    ({"x-amz-signature": "0" * 64}, 10, "signature does not match"),
+    ({"Content-Type": "text/html"}, 10, "condition failed"),
+    ({"x-amz-meta-agency": "Other Police"}, 10, "condition failed"),
+    ({"x-amz-meta-name": "extra"}, 10, "extra input fields"),
+    ({}, 1001, "content-length-range"),
+    ({}, 0, "content-length-range"),
+])
+def test_local_s3_refuses_posts_outside_their_policy(
+        guarded_s3: Any, caplog: pytest.LogCaptureFixture, change: dict[str, Any], size: int,
+        why: str) -> None:
+    s3, _ = guarded_s3
+    upload_id = new_id()
+    granted = f"uploads/missing/MP-1/{upload_id}.jpg"
+    post = _grant(s3, granted)
+    change = {k: (v.format(id=upload_id) if isinstance(v, str) else v) for k, v in change.items()}
+    with caplog.at_level("WARNING", logger="oneeye.local.post_policy"):
+        resp = _post(s3, post, b"\xff" * size, **change)
+    assert resp.status_code == 403 and "AccessDenied" in resp.text and why in resp.text
+    assert any(why in r.getMessage() for r in caplog.records)
+    assert not _exists(s3, change.get("key") or granted)
+
+
+def test_local_s3_refuses_an_expired_policy_and_accepts_a_valid_one(guarded_s3: Any) -> None:
+    s3, now = guarded_s3
+    key = f"uploads/missing/MP-1/{new_id()}.jpg"
+    post = _grant(s3, key, expires_s=300)
+    start = now[0]
+    try:
+        now[0] = start + timedelta(seconds=301)
+        late = _post(s3, post, b"\xff" * 10)
+        assert late.status_code == 403 and "Policy expired" in late.text
+        assert not _exists(s3, key)
+    finally:
+        now[0] = start
+    ok = _post(s3, post, b"\xff" * 10)
+    assert ok.status_code in (200, 204), ok.text
+    head = s3.head_object(Bucket="guarded", Key=key)
+    assert head["ContentType"] == "image/jpeg" and head["Metadata"] == {"agency": "met"}
