@@ -129,6 +129,8 @@ class GalleryEvent(_Event):
     published_at: UtcTimestamp
     change: Literal["added", "removed", "rebuilt"] = "rebuilt"
     person_id: Token | None = None
+    signature: str | None = Field(None, max_length=200, description="base64 Ed25519 over "
+                                  "watchlist, version, key, sha256 (oneeye.signing)")
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 

@@ -262,3 +262,22 @@ def test_gallery_notify_transports(cloud_env: dict[str, str]) -> None:
     publish_gallery_event(event, "iot-data")
     with pytest.raises(ConfigError, match="GALLERY_NOTIFY"):
         publish_gallery_event(event, "http://nope")
+
+
+def test_indexer_signs_manifests_with_its_key(cloud_env: dict[str, str], examples: Path,
+                                             notify: MqttListener, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from oneeye import signing
+
+    key_file = tmp_path / "gallery-signing.key"
+    public = signing.public_b64(signing.ensure_key_file(key_file))
+    monkeypatch.setenv("GALLERY_SIGNING_KEY_FILE", str(key_file))
+    put_upload(cloud_env, "uploads/customers/C-3001/1.jpg",
+               (examples / "obama_small.jpg").read_bytes())
+    assert [r["status"] for r in run_queue(cloud_env)] == ["accepted"]
+    _, latest = gallery_store.read_latest(store.Bucket(cloud_env["ONEEYE_BUCKET"]), "customers")
+    assert latest is not None
+    signing.verify_manifest(public, latest["signature"], "customers", latest["version"],
+                            latest["key"], latest["sha256"])
+    event = GalleryEvent.model_validate_json(notify.wait_for(1)[0])
+    assert event.signature == latest["signature"]

@@ -13,9 +13,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from oneeye import gallery as gal
 from oneeye.cloud.store import Bucket
 from oneeye.errors import GalleryError
+from oneeye.signing import sign_manifest
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +49,19 @@ def read_latest(bucket: Bucket, watchlist: str) -> tuple[gal.Gallery, dict[str, 
     return g, manifest
 
 
-def write_version(bucket: Bucket, g: gal.Gallery) -> dict[str, Any]:
-    """Write ``g`` as a new version and point ``latest.json`` at it; returns latest.json."""
+def write_version(bucket: Bucket, g: gal.Gallery, *,
+                  signing_key: Ed25519PrivateKey | None = None) -> dict[str, Any]:
+    """Write ``g`` as a new version and point ``latest.json`` at it; returns latest.json.
+
+    With ``signing_key`` the manifest carries ``signature`` (:mod:`oneeye.signing`) over
+    watchlist, version, key and sha256, which edges with a public key require.
+    """
     base = f"{prefix(g.watchlist)}{g.version}"
     data = gal.to_bytes(g)
     manifest = gal.manifest_for(g, data, filename=f"{g.version}.npz")
+    if signing_key is not None:
+        manifest["signature"] = sign_manifest(signing_key, g.watchlist, g.version,
+                                              f"{base}.npz", manifest["sha256"])
     bucket.put(f"{base}.npz", data, content_type="application/octet-stream")
     bucket.put_json(f"{base}.json", manifest)
     latest = {**manifest, "key": f"{base}.npz"}

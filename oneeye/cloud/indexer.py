@@ -35,9 +35,12 @@ import os
 import re
 import urllib.parse
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from oneeye import faces
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from oneeye import aws, faces, signing
 from oneeye import gallery as gal
 from oneeye.cloud import gallery_store, grants, store
 from oneeye.cloud.agencies import Agencies, Audit
@@ -72,6 +75,8 @@ class IndexerDeps:
     max_pixels: int = 50_000_000
     max_side: int = 1600               # photos are scaled down to this before detection
     policy: gal.EnrolmentPolicy = field(default_factory=gal.EnrolmentPolicy)
+    #: Signs every manifest (oneeye.signing); None → unsigned, which signed edges refuse.
+    signing_key: Ed25519PrivateKey | None = None
 
 
 def handle(event: dict[str, Any], deps: IndexerDeps) -> list[Result]:
@@ -162,7 +167,8 @@ def _index(key: str, m: re.Match[str], deps: IndexerDeps) -> Result:
     keep = [e for p, e in zip(current.person_ids, current.encodings, strict=True)
             if p == person_id]
     updated = current.with_person(person_id, [*keep, encoding])
-    latest = gallery_store.write_version(deps.bucket, updated)
+    latest = gallery_store.write_version(deps.bucket, updated,
+                                          signing_key=deps.signing_key)
     if watchlist == "missing" and deps.cases is not None:
         name = meta.get("name")
         deps.cases.upsert(person_id, {
@@ -252,7 +258,8 @@ def remove_person(command: dict[str, Any], deps: IndexerDeps) -> Result:
         return {"status": "absent", "watchlist": watchlist, "person_id": person_id,
                 "gallery_version": current.version}
     updated = current.without_person(str(person_id))
-    latest = gallery_store.write_version(deps.bucket, updated)
+    latest = gallery_store.write_version(deps.bucket, updated,
+                                          signing_key=deps.signing_key)
     _announce(latest, updated, "removed", str(person_id), deps)
     log.info("gallery_indexer: %s removed from %s (v%d)", person_id, watchlist, updated.version)
     return {"status": "removed", "watchlist": watchlist, "person_id": person_id,
@@ -264,7 +271,8 @@ def _announce(latest: dict[str, Any], g: gal.Gallery, change: str, person_id: st
     event = GalleryEvent(watchlist=g.watchlist, version=g.version,  # type: ignore[arg-type]
                          bucket=deps.bucket.name, key=str(latest["key"]),
                          sha256=str(latest["sha256"]), published_at=utc_now(),
-                         change=change, person_id=person_id)  # type: ignore[arg-type]
+                         change=change, person_id=person_id,  # type: ignore[arg-type]
+                         signature=latest.get("signature"))
     publish_gallery_event(event, deps.notify)
 
 
@@ -305,4 +313,20 @@ def indexer_from_env() -> IndexerDeps:
         idempotency=store.Idempotency(store.env("IDEMPOTENCY_TABLE")),
         cases=cases, agencies=Agencies(store.env("AGENCIES_TABLE")),
         max_bytes=store.env_int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024),
+        signing_key=signing_key_from_env(),
     )
+
+
+def signing_key_from_env() -> Ed25519PrivateKey | None:
+    """The manifest signing key: ``GALLERY_SIGNING_KEY_SECRET`` (a Secrets Manager secret
+    holding the PEM, in AWS) or ``GALLERY_SIGNING_KEY_FILE`` (the local stack's 0600 file)."""
+    secret = os.environ.get("GALLERY_SIGNING_KEY_SECRET")
+    path = os.environ.get("GALLERY_SIGNING_KEY_FILE")
+    if secret:
+        pem = aws.client("secretsmanager").get_secret_value(SecretId=secret)["SecretString"]
+        return signing.load_private(pem)
+    if path:
+        return signing.load_private(Path(path).read_bytes())
+    log.warning("gallery_indexer: no GALLERY_SIGNING_KEY_SECRET/_FILE; manifests are unsigned "
+                "and edges with a public key will refuse them")
+    return None

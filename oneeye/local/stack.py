@@ -54,6 +54,7 @@ class LocalStack:
         self._stopping = threading.Event()
         self.delivery: Any = None
         self.router: Any = None
+        self.gallery_public_key = ""
 
     # -- start ------------------------------------------------------------------------
 
@@ -96,9 +97,14 @@ class LocalStack:
         from oneeye.cloud.resources import ensure_resources
         cloud_env = ensure_resources("oneeye-local", cors_origins=[s.url("http_api")])
         api_key = _secret_file(self.var / "customer_api_key")
+        # The indexer signs gallery manifests with this key (0600); the edge gets its public half.
+        from oneeye import signing
+        signing_key = self.var / "gallery-signing.key"
+        self.gallery_public_key = signing.public_b64(signing.ensure_key_file(signing_key))
         env.update(cloud_env)
         env.update({"CUSTOMER_API_URL": f"http://{host}:{s.ports.customer_api}",
-                    "CUSTOMER_API_KEY": api_key, "GALLERY_NOTIFY": mqtt_url})
+                    "CUSTOMER_API_KEY": api_key, "GALLERY_NOTIFY": mqtt_url,
+                    "GALLERY_SIGNING_KEY_FILE": str(signing_key)})
         os.environ.update(env)
         self.info.env = env
 
@@ -316,7 +322,8 @@ class LocalStack:
                "ONEEYE_EDGE__GALLERY_SYNC__CACHE_DIR": str(edge_dir / "galleries"),
                "ONEEYE_EDGE__OUTBOX__PATH": str(edge_dir / "outbox.sqlite3"),
                "ONEEYE_EDGE__SITE_ID": self.s.site_id,
-               "ONEEYE_EDGE__DEVICE_ID": self.s.edge_device_id}
+               "ONEEYE_EDGE__DEVICE_ID": self.s.edge_device_id,
+               "ONEEYE_EDGE__GALLERY_SYNC__PUBLIC_KEY": self.gallery_public_key}
         argv = [sys.executable, "-m", "oneeye.cli", "edge", "--source", str(self.s.edge_source),
                 "--publish", mqtt_url, "--loop", "--realtime", *self.s.edge_args]
         child = Child("edge", argv, env).start()
