@@ -38,6 +38,11 @@ _COMMON = [
     # revoke a cookie that was copied before (cookie sessions alone cannot).
     """CREATE TABLE IF NOT EXISTS logins (login_id TEXT PRIMARY KEY, user_name TEXT NOT NULL,
        started_at TEXT NOT NULL, ended_at TEXT)""",
+    # Every event id ever stored, kept much longer than the events themselves: a replay
+    # of a purged event must still be a duplicate, not a new unacknowledged banner.
+    """CREATE TABLE IF NOT EXISTS seen_events (event_id TEXT PRIMARY KEY,
+       received_at TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS seen_events_received ON seen_events (received_at)",
     "CREATE INDEX IF NOT EXISTS events_site_seq ON events (site_id, seq)",
     "CREATE INDEX IF NOT EXISTS events_received ON events (received_at)",
 ]
@@ -112,13 +117,17 @@ class Store:
         person_id = event.match.person_id if event.match else None
         details = event.customer or event.case or {}
         name = details.get("name") if isinstance(details.get("name"), str) else None
+        now = _now()
         inserted = self._exec(
             "INSERT INTO events (event_id, site_id, kind, observed_at, received_at, person_id,"
-            " person_name, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
-            (event.event_id, event.site_id, event.kind, event.observed_at, _now(), person_id,
-             name, event.to_json()))
+            " person_name, body) SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS"
+            " (SELECT 1 FROM seen_events WHERE event_id = ?) ON CONFLICT (event_id) DO NOTHING",
+            (event.event_id, event.site_id, event.kind, event.observed_at, now, person_id,
+             name, event.to_json(), event.event_id))
         if not inserted:
             return None
+        self._exec("INSERT INTO seen_events (event_id, received_at) VALUES (?, ?)"
+                   " ON CONFLICT (event_id) DO NOTHING", (event.event_id, now))
         if event.kind in ("device_status", "device_offline") and event.device_id:
             self._update_device(event)
         return self.get_event(event.event_id)
@@ -180,8 +189,17 @@ class Store:
         row = self._rows("SELECT user_name, acked_at FROM acks WHERE event_id = ?", (event_id,))
         return {"event_id": event_id, "by": row[0]["user_name"], "at": row[0]["acked_at"]}
 
-    def purge(self, older_than_days: float) -> int:
-        cutoff = format_time(datetime.now(UTC) - timedelta(days=older_than_days))
+    def purge(self, older_than_days: float, *, ids_older_than_days: float | None = None) -> int:
+        """Delete events (and their acks) received before the cutoff; return how many.
+
+        Their ids stay in ``seen_events`` for ``ids_older_than_days`` (at least as long as
+        the events), so a replayed old message is still recognised as a duplicate.
+        """
+        now = datetime.now(UTC)
+        ids_days = max(older_than_days, ids_older_than_days or older_than_days)
+        self._exec("DELETE FROM seen_events WHERE received_at < ?",
+                   (format_time(now - timedelta(days=ids_days)),))
+        cutoff = format_time(now - timedelta(days=older_than_days))
         self._exec("DELETE FROM acks WHERE event_id IN "
                    "(SELECT event_id FROM events WHERE received_at < ?)", (cutoff,))
         removed = self._exec("DELETE FROM events WHERE received_at < ?", (cutoff,))

@@ -18,6 +18,7 @@ from oneeye.errors import SignatureError
 from oneeye.local.filter_policy import matches
 from oneeye.local.settings import SnsDeliverySettings
 from oneeye.local.sns_delivery import Signer, SnsDelivery
+from oneeye.types import utc_now
 from tests.conftest import free_port
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:oneeye-desk"
@@ -90,7 +91,7 @@ def endpoint() -> Iterator[Endpoint]:
 
 def envelope(message: str, site: str = "site-1", mid: str = "m-1") -> dict[str, Any]:
     return {"Type": "Notification", "MessageId": mid, "TopicArn": TOPIC, "Message": message,
-            "Timestamp": "2026-01-01T00:00:00.000Z",
+            "Timestamp": utc_now(),
             "MessageAttributes": {"site_id": {"Type": "String", "Value": site}}}
 
 
