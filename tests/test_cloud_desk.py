@@ -183,8 +183,28 @@ def test_oversized_customer_record_still_makes_a_card(cloud_env: dict[str, str],
     out = desk.enrich_match(match(), desk.enrich_from_env())
     assert out["status"] == "published"
     card = DeskEvent.model_validate(obs.messages()[0])
-    assert len(card.message) == 500 and card.customer is not None
-    assert card.customer == {"id": "C-1042", "name": "N" * 2000, "segment": "gold"}
+    assert card.message == "N" * 199 + "… arrived" and card.customer is not None
+    assert card.customer == {"id": "C-1042", "name": "N" * 199 + "…", "segment": "gold",
+                             "notes": "x" * 999 + "…"}
+
+
+@pytest.mark.parametrize(("record", "card"), [
+    ({"name": {"first": "Ada"}, "segment": 5, "notes": ["vip"], "since": True,
+      "photo_url": "javascript:alert(1)", "id": "C-9", "evil": "<script>x</script>"},
+     {"id": "C-1042", "segment": "5", "since": "true"}),
+    ({"name": "Ada", "photo_url": "https://bank.example/p/1.jpg\" onerror=\"x"},
+     {"id": "C-1042", "name": "Ada"}),
+    ({"name": None, "photo_url": "https://bank.example/p/1.jpg", "notes": 1.5},
+     {"id": "C-1042", "photo_url": "https://bank.example/p/1.jpg", "notes": "1.5"}),
+])
+def test_customer_record_reaches_the_desk_only_in_the_typed_shape(
+        cloud_env: dict[str, str], customer_api: CustomerApiStub, record: dict[str, Any],
+        card: dict[str, Any]) -> None:
+    """Issue 13: one odd record must not reach (and break) every teller's desk script."""
+    customer_api.customers["C-1042"] = record
+    obs = observe(cloud_env["DESK_TOPIC_ARN"])
+    assert desk.enrich_match(match(), desk.enrich_from_env())["degraded"] is False
+    assert DeskEvent.model_validate(obs.messages()[0]).customer == card
 
 
 def test_idempotency_lease_lets_a_retry_take_over_after_a_crash(cloud_env: dict[str, str]) -> None:

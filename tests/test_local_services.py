@@ -132,7 +132,14 @@ def test_customer_api_and_enrolment_keys(tmp_path: Path, data_dir: Path) -> None
         assert rec["id"] == "C-1001" and rec["name"] == customers[0].name
         photo = requests.get(rec["photo_url"], timeout=5)
         assert photo.status_code == 200 and photo.content == customers[0].photos[0].read_bytes()
-        assert requests.get(f"{base}/photos/C-9999.jpg", timeout=5).status_code == 404
+        assert requests.get(f"{base}/photos/C-9999.jpg", headers={"x-api-key": "k3y"},
+                            timeout=5).status_code == 404
+        # Photos are personal data: no key and no valid signed link → 401.
+        bare = rec["photo_url"].split("?")[0]
+        assert requests.get(bare, timeout=5).status_code == 401
+        assert requests.get(rec["photo_url"].replace("signature=", "signature=0"),
+                            timeout=5).status_code == 401
+        assert requests.get(bare, headers={"x-api-key": "k3y"}, timeout=5).status_code == 200
         assert requests.post(f"{base}/customers/C-1001", timeout=5).status_code == 405
     finally:
         api.stop()

@@ -67,7 +67,12 @@ def page(stack: dict[str, Any]) -> Iterator[Any]:
         pg = context.new_page()
         errors: list[str] = []
         pg.on("pageerror", lambda exc: errors.append(str(exc)))
-        pg.goto(stack["url"])
+        # The page is served with a strict CSP; anything it blocks would be a broken page.
+        pg.on("console", lambda msg: errors.append(msg.text)
+              if "Content Security Policy" in msg.text else None)
+        resp = pg.goto(stack["url"])
+        assert resp is not None and "script-src 'self'" in resp.headers[
+            "content-security-policy"]
         pg.wait_for_selector("body[data-ready=true]")
         yield pg
         context.close()
@@ -84,9 +89,9 @@ def upload(page: Any, photo: Path) -> dict[str, str]:
     page.set_input_files("#library", str(photo))
     page.wait_for_selector("#preview:not([hidden])")
     page.click("#submit")
-    page.wait_for_function(
-        "['accepted','rejected','error'].includes(document.querySelector('#status')"
-        ".dataset.state)", timeout=90_000)
+    # A selector, not wait_for_function: the page's CSP forbids the eval that would need.
+    page.wait_for_selector("#status[data-state=accepted], #status[data-state=rejected], "
+                           "#status[data-state=error]", state="attached", timeout=90_000)
     return {"state": page.get_attribute("#status", "data-state") or "",
             "message": page.inner_text("#status-message"),
             "detail": page.inner_text("#status-detail")}

@@ -15,7 +15,6 @@ the handlers build them from the environment with :func:`enrich_from_env` /
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from oneeye.cloud.common import (
 )
 from oneeye.cloud.customers import (
     CustomerApiUnavailable,
+    CustomerCard,
     CustomerNotFound,
     api_from_env,
 )
@@ -43,8 +43,6 @@ from oneeye.errors import EventError
 log = logging.getLogger(__name__)
 
 Lookup = Callable[[str], dict[str, Any]]
-#: A customer card above this is cut to its summary (SNS caps a message at 256 KB).
-MAX_CARD_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -94,16 +92,8 @@ def _publish_arrival(match: events.MatchEvent, deps: DeskDeps) -> Result:
 
 
 def _customer_card(record: dict[str, Any], customer_id: str) -> dict[str, Any]:
-    """The customer record as the card shows it; ``id`` is always ours."""
-    card = {k: v for k, v in record.items() if isinstance(k, str)}
-    card["id"] = customer_id
-    if len(json.dumps(card, default=str)) > MAX_CARD_BYTES:
-        # SNS refuses messages over 256 KB; a card must never make an arrival undeliverable.
-        log.warning("enrich_match: customer %s record too large; sending its summary only",
-                    customer_id)
-        card = {k: card[k] for k in ("id", "name", "photo_url", "segment") if k in card}
-        card = {k: (v if len(str(v)) <= 2000 else str(v)[:2000]) for k, v in card.items()}
-    return card
+    """The customer record in the typed shape the desk renders (:class:`CustomerCard`)."""
+    return CustomerCard.from_record(record, customer_id).model_dump(exclude_none=True)
 
 
 def _without_snapshot(match: events.MatchEvent) -> events.MatchEvent:
