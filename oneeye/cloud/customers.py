@@ -28,7 +28,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from oneeye import aws
-from oneeye.errors import OneEyeError
+from oneeye.errors import EventError, OneEyeError
+from oneeye.events import loads
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class CustomerApi:
             try:
                 req = urllib.request.Request(url, headers=headers, method="GET")
                 with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                    body = json.loads(resp.read(1_000_000))
+                    body = loads(resp.read(1_000_000))
                 if not isinstance(body, dict):
                     raise CustomerApiUnavailable(f"customer API returned {type(body).__name__}")
                 return body
@@ -74,7 +75,7 @@ class CustomerApi:
                     break
             except (urllib.error.URLError, TimeoutError, OSError) as exc:
                 last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            except EventError as exc:
                 last = f"invalid JSON ({exc})"
             if attempt < self.attempts:
                 time.sleep(self.backoff_s * 2 ** (attempt - 1))

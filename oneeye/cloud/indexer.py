@@ -29,7 +29,6 @@ versions are built one after another and never race.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import re
@@ -46,8 +45,8 @@ from oneeye.cloud import gallery_store, grants, store
 from oneeye.cloud.agencies import Agencies, Audit
 from oneeye.cloud.common import Result, rejected
 from oneeye.cloud.notify import publish_gallery_event
-from oneeye.errors import EnrolmentRejected, GalleryError, ImageError
-from oneeye.events import GalleryEvent, utc_now
+from oneeye.errors import EnrolmentRejected, EventError, GalleryError, ImageError
+from oneeye.events import GalleryEvent, loads, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +87,8 @@ def handle(event: dict[str, Any], deps: IndexerDeps) -> list[Result]:
     for record in records:
         if record.get("eventSource") == "aws:sqs":
             try:
-                body = json.loads(record.get("body") or "")
-            except json.JSONDecodeError:
+                body = loads(record.get("body") or "")
+            except EventError:
                 results.append(rejected("gallery_indexer", "SQS body is not JSON"))
                 continue
             results.extend(handle_message(body, deps))

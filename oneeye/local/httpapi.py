@@ -69,6 +69,11 @@ def apigw_event(req: Request, route: HttpRoute, params: dict[str, str]) -> dict[
     raw = req.get_data()
     ctype = req.headers.get("content-type", "")
     is_text = not raw or ctype.startswith(_TEXT_TYPES)
+    if is_text:
+        try:
+            raw.decode()
+        except UnicodeDecodeError:  # "text" that is not UTF-8: API Gateway sends it base64
+            is_text = False
     headers: dict[str, str] = {}
     for k, v in req.headers.items():
         if k.lower() == "cookie":

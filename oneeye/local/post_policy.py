@@ -26,7 +26,6 @@ import base64
 import hashlib
 import hmac
 import io
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -34,6 +33,9 @@ from typing import Any
 
 from werkzeug.formparser import parse_form_data
 from werkzeug.wrappers import Response
+
+from oneeye.errors import EventError
+from oneeye.events import loads
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +61,13 @@ class PostPolicyGuard:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         ctype = environ.get("CONTENT_TYPE", "")
-        if environ.get("REQUEST_METHOD") != "POST" or \
-                not ctype.lower().startswith("multipart/form-data"):
+        if environ.get("REQUEST_METHOD") != "POST":
+            return self.app(environ, start_response)
+        if not ctype.lower().startswith("multipart/form-data"):
+            if _is_browser_post(environ):
+                # S3 answers 412/400 here; moto would fail with a 500 looking for ``key``.
+                return _denied("a POST to a bucket must be multipart/form-data", 400,
+                               "InvalidArgument")(environ, start_response)
             return self.app(environ, start_response)
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -91,10 +98,10 @@ class PostPolicyGuard:
             raise PolicyError("no policy (anonymous POST)")
         self._check_signature(fields, policy_b64)
         try:
-            policy = json.loads(base64.b64decode(policy_b64, validate=True))
+            policy = loads(base64.b64decode(policy_b64, validate=True))
             expiration = datetime.fromisoformat(policy["expiration"].replace("Z", "+00:00"))
             conditions = list(policy["conditions"])
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, EventError) as exc:
             raise PolicyError(f"malformed policy ({exc})") from exc
         if self.clock() > expiration:
             raise PolicyError("Policy expired")
@@ -135,6 +142,17 @@ class PostPolicyGuard:
         if secret is None:
             raise PolicyError("unknown access key")
         return secret
+
+
+def _is_browser_post(environ: dict[str, Any]) -> bool:
+    """An unsigned POST to ``/{bucket}`` (no query): S3's POST Object, nothing else.
+
+    Every SDK request carries an Authorization header; SQS, SNS and DynamoDB post to
+    ``/`` or a queue URL, S3's DeleteObjects to ``/{bucket}?delete``.
+    """
+    path = [p for p in environ.get("PATH_INFO", "/").split("/") if p]
+    return (len(path) == 1 and not environ.get("QUERY_STRING")
+            and "HTTP_AUTHORIZATION" not in environ)
 
 
 def _condition(cond: Any, values: Mapping[str, str], size: int) -> str:
