@@ -20,10 +20,10 @@ from oneeye.ids import new_id
 from oneeye.local import template as tpl
 from oneeye.local.lambdas import Lambdas
 from oneeye.local.rules import RulesRouter, compile_rules
-from tests.amber_support import wait_until
 from tests.cloud_support import *  # noqa: F403
 from tests.cloud_support import CustomerApiStub, observe
 from tests.conftest import REPO
+from tests.wait import wait_until
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -122,7 +122,7 @@ def guarded_s3() -> Any:
     from botocore.config import Config
 
     from oneeye.local.moto_server import MotoServer
-    from tests.conftest import free_port
+    from tests.net_support import free_port
 
     now = [datetime.now(UTC)]
     server = MotoServer("127.0.0.1", free_port(), clock=lambda: now[0]).start()

@@ -130,9 +130,15 @@ class LocalStack:
                                "customer_api": s.url("customer_api"),
                                "outbox": str(self.var / "outbox.jsonl")})
         self.info.agency_token = self._demo_agency(cloud_env["AGENCIES_TABLE"])
+        # The token stays out of stack.json; `oneeye upload|case` read it from this 0600 file.
+        token_file = self.var / "agency_token"
+        token_file.unlink(missing_ok=True)  # a previous run's token died with its moto
+        if self.info.agency_token:
+            _write_private(token_file, self.info.agency_token)
         (self.var / "stack.json").write_text(json.dumps(
             {"pid": os.getpid(), "urls": self.info.urls,
-             "env": {k: v for k, v in env.items() if "KEY" not in k and "TOKEN" not in k}},
+             "env": {k: v for k, v in env.items() if "KEY" not in k and "TOKEN" not in k},
+             "agency_token_file": str(token_file) if self.info.agency_token else None},
             indent=2))
 
     def _demo_agency(self, table: str) -> str | None:
@@ -349,7 +355,12 @@ def _secret_file(path: Path) -> str:
     if path.is_file():
         return path.read_text().strip()
     value = secrets.token_urlsafe(24)
+    _write_private(path, value)
+    return value
+
+
+def _write_private(path: Path, value: str) -> None:
+    """Write ``value`` to a file only its owner can read (created 0600, never widened)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(value + "\n")
-    return value
