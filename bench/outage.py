@@ -51,8 +51,9 @@ def child(args: argparse.Namespace) -> int:
 
     from oneeye.edge.settings import EdgeSettings
     from oneeye.edge.uplink import Uplink
-    from oneeye.events import MatchEvent, utc_now
+    from oneeye.events import MatchEvent
     from oneeye.gallery import GalleryHolder
+    from oneeye.types import utc_now
 
     logging.basicConfig(level=os.environ.get("ONEEYE_LOG", "WARNING"),
                         format="child %(levelname)s %(name)s: %(message)s")
@@ -312,9 +313,10 @@ def scenario_gallery(work: Path, rounds: int) -> dict[str, Any]:
     from oneeye.edge.publishers import make_publisher
     from oneeye.edge.settings import EdgeSettings
     from oneeye.edge.uplink import Uplink
-    from oneeye.events import GalleryEvent, utc_now
+    from oneeye.events import GalleryEvent
     from oneeye.gallery import GalleryHolder
     from oneeye.local.broker import EmbeddedBroker
+    from oneeye.types import utc_now
 
     moto_port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port)

@@ -54,7 +54,7 @@ def create_app(settings: DashboardSettings | None = None, *, clock: Clock = time
         MAX_CONTENT_LENGTH=512 * 1024,
         ONEEYE_CONFIRM_HOSTS=set(settings.confirm_hosts),
         ONEEYE_OFFLINE_AFTER_S=settings.offline_after_s,
-        ONEEYE_OUTBOX_PATH=settings.outbox_path,
+        ONEEYE_ALERT_OUTBOX_PATH=settings.alert_outbox_path,
         ONEEYE_HISTORY_LIMIT=settings.history_limit,
     )
     store = Store(settings.resolved_database_url(), clock=clock)

@@ -14,12 +14,11 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 
 from dashboard.auth import login_required
-from oneeye.types import format_time, normalize_time, parse_time
+from oneeye.types import DESK_KINDS, format_time, normalize_time, parse_time
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
 _DATETIME_LOCAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?")
-KINDS = ("customer_arrived", "missing_person_sighted", "device_status", "device_offline")
 
 
 def time_arg(name: str) -> str | None:
@@ -48,8 +47,8 @@ def time_arg(name: str) -> str | None:
 @login_required
 def events() -> Response:
     kind = request.args.get("kind") or None
-    if kind is not None and kind not in KINDS:
-        abort(400, description=f"kind must be one of {', '.join(KINDS)}")
+    if kind is not None and kind not in DESK_KINDS:
+        abort(400, description=f"kind must be one of {', '.join(DESK_KINDS)}")
     limit_max = current_app.config["ONEEYE_HISTORY_LIMIT"]
     try:
         limit = min(int(request.args.get("limit", limit_max)), limit_max)

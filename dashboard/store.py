@@ -23,8 +23,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from oneeye.events import DeskEvent, format_time
-from oneeye.types import Clock
+from oneeye.events import DeskEvent
+from oneeye.types import Clock, format_time
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +87,23 @@ class Store:
             self._conn.close()
 
     def _execute(self, sql: str, args: tuple[Any, ...], fetch: bool) -> Any:
-        if self.backend == "postgresql" and self._conn.closed:
-            # the server restarted or dropped us: one reconnect per request, then errors
-            import psycopg
+        if self.backend != "postgresql":
+            return self._run(sql, args, fetch)
+        import psycopg
 
-            log.warning("database connection lost; reconnecting")
-            self._conn = psycopg.connect(self.url, autocommit=True)
+        if not self._conn.closed:
+            try:
+                return self._run(sql, args, fetch)
+            except psycopg.OperationalError:
+                if not self._conn.closed:
+                    raise
+        # the server restarted or dropped us: one reconnect per request, then errors (every
+        # statement is idempotent: inserts are ON CONFLICT DO NOTHING, updates set values)
+        log.warning("database connection lost; reconnecting")
+        self._conn = psycopg.connect(self.url, autocommit=True)
+        return self._run(sql, args, fetch)
+
+    def _run(self, sql: str, args: tuple[Any, ...], fetch: bool) -> Any:
         cur = self._conn.cursor()
         try:
             cur.execute(self._sql(sql), args)
@@ -168,8 +179,11 @@ class Store:
                          "(SELECT COALESCE(MAX(seq), 0) FROM events WHERE event_id <= ?))")
             args += [after, after]
         if person:
-            where.append("(LOWER(e.person_id) LIKE ? OR LOWER(e.person_name) LIKE ?)")
-            pattern = "%" + person.lower().replace("%", "").replace("_", "") + "%"
+            # "_" is an id character, not a wildcard: escape LIKE's metacharacters.
+            where.append("(LOWER(e.person_id) LIKE ? ESCAPE '!' "
+                         "OR LOWER(e.person_name) LIKE ? ESCAPE '!')")
+            literal = person.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_")
+            pattern = f"%{literal}%"
             args += [pattern, pattern]
         if since:
             where.append("e.observed_at >= ?")

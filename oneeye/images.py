@@ -208,6 +208,37 @@ def is_still_image(path: str | Path) -> bool:
         return False
 
 
+def upload_copy(path: str | Path, *, max_side: int, max_bytes: int,
+                original: bool = False) -> tuple[bytes, str]:
+    """(bytes, content type) of a photo to upload where only JPEG and PNG are accepted.
+
+    A JPEG or PNG of at most ``max_side`` px and ``max_bytes`` bytes (any size with
+    ``original``) is sent as it is: the server decodes it with :func:`load_image` too.
+    Anything else :func:`load_image` reads (WebP, GIF, TIFF, larger photos …) is sent as an
+    upright RGB JPEG (quality 90) of at most ``max_side`` px. Raises :class:`ImageError`
+    (``too_large`` for an ``original`` over ``max_bytes``; otherwise the decoder's reasons).
+    """
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"{p}: cannot read file ({exc.strerror or exc})",
+                         reason="unreadable") from exc
+    kind = ("image/jpeg" if data[:3] == b"\xff\xd8\xff"
+            else "image/png" if data[:8] == b"\x89PNG\r\n\x1a\n" else None)
+    rgb = load_image(p, max_bytes=max(len(data), 1))  # (errors name the path)
+    if kind and (original or max(rgb.shape[:2]) <= max_side) and len(data) <= max_bytes:
+        return data, kind
+    if original and kind:
+        raise ImageError(f"{p}: file too large ({len(data) >> 20} MB; the limit is "
+                         f"{max_bytes >> 20} MB)", reason="too_large")
+    im = PIL.fromarray(rgb)
+    im.thumbnail((max_side, max_side), PIL.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=90)
+    return buf.getvalue(), "image/jpeg"
+
+
 # --------------------------------------------------------------------------- photo folders
 
 

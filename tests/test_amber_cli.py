@@ -113,8 +113,7 @@ def test_upload_converts_any_decodable_photo_and_names_heic(stack_file: Path, ex
     assert code == 1, err
     lines = out.strip().splitlines()
     assert lines[0].startswith("✓ portrait.webp: accepted")
-    assert lines[1].startswith("✗ IMG_0001.HEIC: not supported — HEIC is not supported; "
-                               "export as JPEG")
+    assert lines[1].startswith("✗ IMG_0001.HEIC: HEIC is not supported; export as JPEG")
 
 
 def test_upload_without_or_with_a_wrong_token_fails_clearly(stack_file: Path,

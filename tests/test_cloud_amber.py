@@ -32,7 +32,7 @@ def sighting(**over: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(autouse=True)
-def registered(moto_server: str) -> None:
+def mall_devices(moto_server: str) -> None:
     """The test devices in the registry (IoT thing attributes on the moto server)."""
     devices.register("mall3-cam", "mall-3", ["entrance-north", "food-court"])
     devices.register("mall4-cam", "mall-4", ["entrance-north"])

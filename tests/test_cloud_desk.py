@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from oneeye.cloud import desk, devices
-from oneeye.cloud.customers import CustomerApi, CustomerApiUnavailable, CustomerNotFound
+from oneeye.cloud.customers import CustomerApi
+from oneeye.errors import CustomerApiUnavailable, CustomerNotFound
 from oneeye.events import DeskEvent, utc_now
 from oneeye.ids import new_id
 from tests.cloud_support import CustomerApiStub, load_handler, observe
@@ -37,7 +38,7 @@ def health(**over: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(autouse=True)
-def registered(moto_server: str) -> None:
+def desk_device(moto_server: str) -> None:
     """The test device in the registry (IoT thing attributes on the moto server)."""
     devices.register("cam-dev-1", "branch-12", ["door"])
 

@@ -162,7 +162,7 @@ def test_desk_in_a_real_browser(dashboard: tuple[str, Signer], photos: str) -> N
             tablet.on("pageerror", lambda exc: errors.append(str(exc)))
             page.click("form.logout button")
             expect(page.locator("form.login")).to_be_visible()
-            expect(tablet.locator("form.login")).to_be_visible(timeout=10_000)
+            expect(tablet.locator("form.login")).to_be_visible()
             shot(tablet, "desk-tablet-logged-out.png")
             tablet.goto(url + "/")                  # the copied cookie no longer works
             expect(tablet.locator("form.login")).to_be_visible()

@@ -26,7 +26,8 @@ def pg_store(clock: Clock = time.time) -> Iterator[Store]:
     schema = "dash_" + secrets.token_hex(6)
     with psycopg.connect(PG, autocommit=True) as admin:
         admin.execute(f"CREATE SCHEMA {schema}")
-        s = Store(f"{PG}?options=-csearch_path%3D{schema}", clock=clock)
+        s = Store(f"{PG}?options=-csearch_path%3D{schema}&application_name={schema}",
+                  clock=clock)
         try:
             yield s
         finally:
@@ -133,10 +134,16 @@ def test_unsupported_url() -> None:
 
 
 def test_postgresql_reconnects_after_losing_its_connection() -> None:
-    with pg_store() as store:
+    with pg_store() as store, psycopg.connect(PG, autocommit=True) as admin:
         store.add_event(desk_event())
-        store._conn.close()
-        assert len(store.events(["branch-1"])) == 1
+        # the server drops the store's session (as a restart or failover does)
+        name = store.url.rsplit("application_name=", 1)[1]
+        killed = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                               "WHERE application_name = %s", (name,)).fetchall()
+        assert killed == [(True,)]
+        assert len(store.events(["branch-1"])) == 1   # reconnected, nothing lost
+        store.add_event(desk_event())
+        assert len(store.events(["branch-1"])) == 2
 
 
 def test_a_login_is_open_until_it_ends(store: Store) -> None:

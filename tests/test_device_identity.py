@@ -20,7 +20,6 @@ from oneeye.ids import new_id
 from oneeye.local import template as tpl
 from oneeye.local.lambdas import Lambdas
 from oneeye.local.rules import RulesRouter, compile_rules
-from tests.cloud_support import *  # noqa: F403
 from tests.cloud_support import CustomerApiStub, observe
 from tests.conftest import REPO
 from tests.wait import wait_until
@@ -46,7 +45,7 @@ def health(**over: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(autouse=True)
-def registry(moto_server: str) -> None:
+def rogue_and_site2_devices(moto_server: str) -> None:
     devices.register("rogue-cam", "site-1", ["door"])
     devices.register("edge-site2-cam", "site-2", ["lobby"])
 

@@ -189,7 +189,7 @@ def test_stop_drains_pending_encodings_nothing_lost(
         if f.index < mid:
             continue
         pipe.process(f)
-        if any(st.pending is not None for st in pipe._states.values()):
+        if pipe.encodings_in_flight():
             break
     src.close()
     assert events == []                                  # the encoding is still in flight

@@ -176,7 +176,7 @@ class FakeCamera:
                 return opened
 
             def read(self) -> tuple[bool, Any]:
-                time.sleep(0.002)
+                time.sleep(0.002)  # pacing: a camera delivers frames over time
                 if self.left <= 0:
                     return False, None
                 self.left -= 1
@@ -220,7 +220,7 @@ def test_live_source_keeps_only_the_newest_frame() -> None:
     got = []
     for f in src.frames():
         got.append(f.index)
-        time.sleep(0.05)      # a slow consumer
+        time.sleep(0.05)      # pacing: a slow consumer
         if len(got) == 5:
             break
     src.close()
@@ -277,7 +277,7 @@ class MjpegServer:
                                          + f"Content-Length: {len(data)}\r\n\r\n".encode()
                                          + data + b"\r\n")
                         i += 1
-                        time.sleep(0.02)
+                        time.sleep(0.02)  # pacing: ~50 fps from the camera
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
@@ -312,7 +312,7 @@ def test_http_mjpeg_camera_that_dies_and_comes_back(port: int) -> None:
                 # Wait until the source notices; then bring the camera back.
                 seen_states.append(wait_until(lambda: src.state if src.state != "ok" else None,
                                               60, "the source to notice the dead camera"))
-                time.sleep(0.5)  # the scenario: the camera stays down for a moment
+                time.sleep(0.5)  # pacing: the camera stays down for a moment
                 cam.start()
                 restarted = True
         elif restarted:

@@ -21,7 +21,6 @@ import requests
 from werkzeug.serving import make_server
 
 from oneeye.cloud.agencies import Agencies
-from tests.cloud_support import *  # noqa: F403
 from tests.conftest import REPO
 from tests.dashboard_helpers import PASSWORD, Signer, add_user, app_for, csrf_from
 from tests.net_support import free_port

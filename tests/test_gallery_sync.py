@@ -107,7 +107,7 @@ def test_tampered_gallery_is_refused_and_old_kept(s3: Any, tmp_path: Path) -> No
     sync = GallerySync(s, holder, s3_client=s3)
     msg = upload(s3, make_gallery(2), tamper=True)
     sync.on_message("oneeye/gallery/updated", msg.to_json().encode())
-    assert sync.apply(sync._queue.get_nowait()) is False
+    assert sync.apply_queued() == [False]
     assert holder.current().versions() == {"missing": 1}
     assert sync.failures == 1 and "sha256 mismatch" in (sync.last_error or "")
     up = Uplink(s, holder, dict, publisher=make_publisher(s), s3_client=s3)
@@ -147,7 +147,7 @@ def test_bad_message_is_reported_not_fatal(s3: Any, tmp_path: Path) -> None:
     sync = GallerySync(edge_settings(tmp_path), GalleryHolder(), s3_client=s3)
     sync.on_message("oneeye/gallery/updated", b"{not json")
     sync.on_message("oneeye/gallery/updated", json.dumps({"schema": "oneeye.gallery/9"}).encode())
-    assert sync.failures == 2 and sync._queue.empty()
+    assert sync.failures == 2 and sync.apply_queued() == []
 
 
 def test_polling_latest_json_catches_up_and_cache_is_used_at_start(s3: Any,
@@ -186,7 +186,8 @@ def publish(version: int, key: Ed25519PrivateKey | None = KEY, **over: Any) -> G
 
 def deliver(sync: GallerySync, event: GalleryEvent) -> bool:
     sync.on_message("oneeye/gallery/updated", event.to_json().encode())
-    return sync.apply(sync._queue.get_nowait())
+    (applied,) = sync.apply_queued()
+    return applied
 
 
 def test_signed_manifest_is_applied_from_message_and_from_latest_json(
@@ -196,7 +197,7 @@ def test_signed_manifest_is_applied_from_message_and_from_latest_json(
     assert deliver(sync, publish(1)) is True
     publish(2)
     sync.poll_once()
-    assert sync.apply(sync._queue.get_nowait()) is True
+    assert sync.apply_queued() == [True]
     assert holder.current().versions() == {"missing": 2} and sync.failures == 0
 
 
@@ -218,7 +219,7 @@ def test_bad_or_missing_signature_is_refused_by_the_edge(s3: Any, tmp_path: Path
     # The latest.json of an unsigned writer is refused the same way.
     publish(6, key=None)
     sync.poll_once()
-    assert sync.apply(sync._queue.get_nowait()) is False and "not signed" in sync.last_error
+    assert sync.apply_queued() == [False] and "not signed" in (sync.last_error or "")
     assert deliver(sync, genuine) is True and holder.current().versions() == {"missing": 4}
 
 
@@ -231,13 +232,13 @@ def test_implausible_version_jump_is_refused_and_genuine_versions_still_apply(
     genuine = upload(s3, make_gallery(2), latest=True)  # written by the indexer
     bogus = upload(s3, make_gallery(2**53, n=1))
     sync.on_message("oneeye/gallery/updated", bogus.to_json().encode())
-    assert sync.apply(sync._queue.get_nowait()) is False
+    assert sync.apply_queued() == [False]
     assert "implausible version jump" in (sync.last_error or "")
     assert holder.current().versions() == {"missing": 1}
     # The refusal asks the sync thread to read latest.json now, not at the next poll.
-    assert sync._poll_now.is_set()
+    assert sync.poll_requested
     sync.poll_once()
-    assert sync.apply(sync._queue.get_nowait()) is True
+    assert sync.apply_queued() == [True]
     assert holder.current().versions() == {"missing": genuine.version}
     assert deliver(sync, upload(s3, make_gallery(3))) is True
 

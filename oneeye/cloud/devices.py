@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from oneeye import aws
+from oneeye.cloud.settings import DeviceRegistrySettings
 from oneeye.types import is_id
 
 log = logging.getLogger(__name__)
@@ -142,8 +143,6 @@ def register(thing: str, site_id: str, cameras: Iterable[str]) -> None:
     log.info("device registry: %s → site %s, cameras %s", thing, site_id, attrs["cameras"])
 
 
-def registry_from_env() -> Registry:
+def registry(settings: DeviceRegistrySettings) -> Registry:
     """The registry of a Lambda container (``DEVICE_REGISTRY_TTL_S``, default 60 s)."""
-    from oneeye.cloud import store
-
-    return Registry(ttl_s=float(store.env_int("DEVICE_REGISTRY_TTL_S", int(DEFAULT_TTL_S))))
+    return Registry(ttl_s=settings.device_registry_ttl_s)

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import re
 import urllib.parse
 from dataclasses import dataclass, field
@@ -45,20 +44,22 @@ from oneeye.cloud import gallery_store, grants, store
 from oneeye.cloud.agencies import Agencies, Audit
 from oneeye.cloud.common import Result, rejected
 from oneeye.cloud.notify import publish_gallery_event
+from oneeye.cloud.settings import IndexerSettings
 from oneeye.errors import EnrolmentRejected, EventError, GalleryError, ImageError
-from oneeye.events import GalleryEvent, loads, utc_now
+from oneeye.events import GalleryEvent, loads
+from oneeye.types import WATCHLISTS, utc_now
 
 log = logging.getLogger(__name__)
 
 _UPLOAD_KEY = re.compile(
-    r"^uploads/(?P<watchlist>missing|customers)/(?P<person>[^/]+)/(?P<stem>[^/]+)"
+    r"^uploads/(?P<watchlist>" + "|".join(WATCHLISTS) + r")/(?P<person>[^/]+)/(?P<stem>[^/]+)"
     r"\.(?P<ext>jpg|jpeg|png)$", re.IGNORECASE)
 
 MESSAGES = {
     "too_large": "file too large — use a photo under {mb} MB",
     "not_an_image": "not an image — upload a JPEG or PNG photo",
     "unreadable": "the photo could not be read (corrupt or truncated) — take it again",
-    "invalid_id": "invalid case or customer id — use letters, digits and _.:-",
+    "invalid_id": "invalid case or customer id — use letters, digits and _.:@-",
 }
 
 
@@ -69,7 +70,7 @@ class IndexerDeps:
     cases: store.Cases | None = None
     #: The agencies table: a phone upload's token must still be valid when it is indexed.
     agencies: grants.AgencyLookup | None = None
-    notify: str | None = None          # GALLERY_NOTIFY; None → read the environment
+    notify: str = "iot-data"           # GALLERY_NOTIFY (see oneeye.cloud.settings)
     max_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 50_000_000
     max_side: int = 1600               # photos are scaled down to this before detection
@@ -304,27 +305,32 @@ class _Status:
                 "message": message}
 
 
-def indexer_from_env() -> IndexerDeps:
-    cases = store.Cases(store.env("CASES_TABLE")) if os.environ.get("CASES_TABLE") else None
+def indexer_deps(settings: IndexerSettings) -> IndexerDeps:
     return IndexerDeps(
-        bucket=store.Bucket(store.env("ONEEYE_BUCKET")),
-        idempotency=store.Idempotency(store.env("IDEMPOTENCY_TABLE")),
-        cases=cases, agencies=Agencies(store.env("AGENCIES_TABLE")),
-        max_bytes=store.env_int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024),
-        signing_key=signing_key_from_env(),
+        bucket=store.Bucket(settings.oneeye_bucket),
+        idempotency=store.Idempotency(settings.idempotency_table),
+        cases=store.Cases(settings.cases_table) if settings.cases_table else None,
+        agencies=Agencies(settings.agencies_table),
+        notify=settings.gallery_notify,
+        max_bytes=settings.upload_max_bytes,
+        signing_key=signing_key(settings),
     )
 
 
-def signing_key_from_env() -> Ed25519PrivateKey | None:
-    """The manifest signing key: ``GALLERY_SIGNING_KEY_SECRET`` (a Secrets Manager secret
-    holding the PEM, in AWS) or ``GALLERY_SIGNING_KEY_FILE`` (the local stack's 0600 file)."""
-    secret = os.environ.get("GALLERY_SIGNING_KEY_SECRET")
-    path = os.environ.get("GALLERY_SIGNING_KEY_FILE")
-    if secret:
-        pem = aws.client("secretsmanager").get_secret_value(SecretId=secret)["SecretString"]
+def indexer_from_env() -> IndexerDeps:
+    """Deps from this process's environment (raises ConfigError naming the variable)."""
+    return indexer_deps(IndexerSettings.from_env(root="gallery_indexer"))
+
+
+def signing_key(settings: IndexerSettings) -> Ed25519PrivateKey | None:
+    """The manifest signing key: a Secrets Manager secret holding the PEM (AWS) or the
+    local stack's 0600 file; None (logged) when neither is configured."""
+    if settings.gallery_signing_key_secret:
+        pem = aws.client("secretsmanager").get_secret_value(
+            SecretId=settings.gallery_signing_key_secret)["SecretString"]
         return signing.load_private(pem)
-    if path:
-        return signing.load_private(Path(path).read_bytes())
+    if settings.gallery_signing_key_file:
+        return signing.load_private(Path(settings.gallery_signing_key_file).read_bytes())
     log.warning("gallery_indexer: no GALLERY_SIGNING_KEY_SECRET/_FILE; manifests are unsigned "
                 "and edges with a public key will refuse them")
     return None

@@ -202,6 +202,10 @@ class Pipeline:
             self.on_frame(image, [(s.track.bbox, s.label, s.decided and s.label != "unknown")
                                   for s in self._states.values() if not s.closed])
 
+    def encodings_in_flight(self) -> int:
+        """How many tracks have a face encoding submitted and not yet collected."""
+        return sum(1 for s in self._states.values() if s.pending is not None)
+
     def drain(self) -> None:
         """Wait for every in-flight encoding, deliver its events, close all tracks."""
         pending = [s.pending for s in self._states.values() if s.pending is not None]

@@ -136,7 +136,7 @@ class EmbeddedBroker:
         await self._drain()
         try:
             await self._broker.shutdown()
-        except Exception:
+        except Exception:  # stopping: log it, the process is going away either way
             log.exception("embedded MQTT broker did not shut down cleanly")
 
     async def _drain(self, limit_s: float = 2.0) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 from oneeye import aws
 from oneeye.errors import ConfigError
 from oneeye.local import template as tpl
+from oneeye.local.alert_outbox import ALERT_OUTBOX_FILE
 from oneeye.local.children import Child, run_once
 from oneeye.local.settings import REPO, LocalSettings, check_ports
 
@@ -114,7 +115,7 @@ class LocalStack:
         lambdas = Lambdas(template.functions)
         customers = self._customer_api(api_key)
         self._sns(cloud_env["DESK_TOPIC_ARN"])
-        self._outbox(cloud_env["ALERTS_TOPIC_ARN"])
+        self._alert_outbox(cloud_env["ALERTS_TOPIC_ARN"])
         self._http_api(template, lambdas, moto.url)
         self._http_subscribers(cloud_env["DESK_TOPIC_ARN"])  # SubscribeURL is served now
         self._indexer(template, lambdas, cloud_env["INDEXER_QUEUE_URL"])
@@ -128,7 +129,7 @@ class LocalStack:
         self.info.urls.update({"mqtt": mqtt_url, "moto": moto.url,
                                "http_api": s.url("http_api", "/"),
                                "customer_api": s.url("customer_api"),
-                               "outbox": str(self.var / "outbox.jsonl")})
+                               "alert_outbox": str(self.var / ALERT_OUTBOX_FILE)})
         self.info.agency_token = self._demo_agency(cloud_env["AGENCIES_TABLE"])
         # The token stays out of stack.json; `oneeye upload|case` read it from this 0600 file.
         token_file = self.var / "agency_token"
@@ -213,9 +214,9 @@ class LocalStack:
         for endpoint, filter_policy in wanted.items():
             self.delivery.subscribe(desk_arn, endpoint, filter_policy)
 
-    def _outbox(self, alerts_arn: str) -> None:
+    def _alert_outbox(self, alerts_arn: str) -> None:
+        from oneeye.local.alert_outbox import AlertOutbox, SmtpSink
         from oneeye.local.moto_server import tap_structured_messages
-        from oneeye.local.outbox import Outbox, SmtpSink
         from oneeye.local.sqs_poller import SqsPoller
         sink = SmtpSink(self.s.host, self.s.ports.smtp, self.var / "mail").start()
         self._on_stop("SMTP sink", sink.stop)
@@ -227,10 +228,10 @@ class LocalStack:
         if self.s.alert_sms:
             sns.subscribe(TopicArn=alerts_arn, Protocol="sms", Endpoint=self.s.alert_sms)
         host = "127.0.0.1" if self.s.host in ("0.0.0.0", "") else self.s.host
-        outbox = Outbox(self.var / "outbox.jsonl", topic_arn=alerts_arn, smtp_host=host,
+        outbox = AlertOutbox(self.var / ALERT_OUTBOX_FILE, topic_arn=alerts_arn, smtp_host=host,
                         smtp_port=self.s.ports.smtp)
         poller = SqsPoller(url, lambda m: outbox.handle_envelope(json.loads(m["Body"])),
-                           name="alerts→outbox").start()
+                           name="alerts→alert outbox").start()
         self._on_stop("alerts poller", poller.stop)
 
     def _http_api(self, template: tpl.Template, lambdas: Any, moto_url: str) -> None:
@@ -296,7 +297,7 @@ class LocalStack:
                               f"127.0.0.1:{self.s.ports.http_api}"],
             # plain http on localhost: a Secure cookie would never come back
             "session_cookie_secure": False,
-            "outbox_path": str(self.var / "outbox.jsonl")}, indent=2))
+            "alert_outbox_path": str(self.var / ALERT_OUTBOX_FILE)}, indent=2))
         password = (self.s.demo_password.get_secret_value() if self.s.demo_password
                     else secrets.token_urlsafe(9))
         oneeye = [sys.executable, "-m", "oneeye.cli"]
@@ -344,7 +345,7 @@ class LocalStack:
             name, fn = self._stops.pop()
             try:
                 fn()
-            except Exception:
+            except Exception:  # one part failing to stop must not leave the others running
                 log.exception("stopping %s failed", name)
             else:
                 log.debug("stopped %s", name)
