@@ -297,6 +297,10 @@ class LocalStack:
                               f"127.0.0.1:{self.s.ports.http_api}"],
             # plain http on localhost: a Secure cookie would never come back
             "session_cookie_secure": False,
+            # The local SNS delivery retries a down dashboard for up to give_up_after_s;
+            # what it finally delivers must not be refused as stale (replays stay refused
+            # as duplicates: event ids are kept for event_ids_retention_days).
+            "sns_max_age_s": min(7 * 86400.0, max(3600.0, self.s.sns.give_up_after_s)),
             "alert_outbox_path": str(self.var / ALERT_OUTBOX_FILE)}, indent=2))
         password = (self.s.demo_password.get_secret_value() if self.s.demo_password
                     else secrets.token_urlsafe(9))
