@@ -249,3 +249,20 @@ def test_local_signing_key_file_is_private(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert signing.public_b64(signing.ensure_key_file(path)) == signing.public_b64(key)
     assert time.time() - path.stat().st_mtime < 600
+
+
+def test_a_gallery_from_before_signing_is_re_signed_and_then_accepted(s3: Any,
+                                                                      tmp_path: Path) -> None:
+    """What `oneeye up` does at start: an unsigned latest.json would be refused forever."""
+    publish(3, key=None)
+    holder = GalleryHolder()
+    sync = GallerySync(edge_settings(tmp_path, public_key=PUBLIC), holder, s3_client=s3)
+    sync.poll_once()
+    assert sync.apply_queued() == [False]
+    assert gallery_store.ensure_signed(Bucket(BUCKET), "missing", KEY) is True
+    assert gallery_store.ensure_signed(Bucket(BUCKET), "missing", KEY) is False  # idempotent
+    sync.poll_once()
+    assert sync.apply_queued() == [True] and holder.current().versions() == {"missing": 3}
+    manifest = Bucket(BUCKET).get_json("gallery/missing/3.json")
+    assert manifest["signature"] == Bucket(BUCKET).get_json(
+        "gallery/missing/latest.json")["signature"]

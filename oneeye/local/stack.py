@@ -101,7 +101,13 @@ class LocalStack:
         # The indexer signs gallery manifests with this key (0600); the edge gets its public half.
         from oneeye import signing
         signing_key = self.var / "gallery-signing.key"
-        self.gallery_public_key = signing.public_b64(signing.ensure_key_file(signing_key))
+        private = signing.ensure_key_file(signing_key)
+        self.gallery_public_key = signing.public_b64(private)
+        from oneeye.cloud.gallery_store import ensure_signed
+        from oneeye.cloud.store import Bucket
+        from oneeye.types import WATCHLISTS
+        for watchlist in WATCHLISTS:  # galleries kept from before signing (or another key)
+            ensure_signed(Bucket(cloud_env["ONEEYE_BUCKET"]), watchlist, private)
         env.update(cloud_env)
         env.update({"CUSTOMER_API_URL": f"http://{host}:{s.ports.customer_api}",
                     "CUSTOMER_API_KEY": api_key, "GALLERY_NOTIFY": mqtt_url,
