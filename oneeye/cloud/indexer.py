@@ -45,6 +45,7 @@ from oneeye.cloud.agencies import Agencies, Audit
 from oneeye.cloud.common import Result, rejected
 from oneeye.cloud.notify import publish_gallery_event
 from oneeye.cloud.settings import IndexerSettings
+from oneeye.cloud.uploads import REASONS
 from oneeye.errors import EnrolmentRejected, EventError, GalleryError, ImageError
 from oneeye.events import GalleryEvent, loads
 from oneeye.types import WATCHLISTS, utc_now
@@ -54,14 +55,6 @@ log = logging.getLogger(__name__)
 _UPLOAD_KEY = re.compile(
     r"^uploads/(?P<watchlist>" + "|".join(WATCHLISTS) + r")/(?P<person>[^/]+)/(?P<stem>[^/]+)"
     r"\.(?P<ext>jpg|jpeg|png)$", re.IGNORECASE)
-
-MESSAGES = {
-    "too_large": "file too large — use a photo under {mb} MB",
-    "not_an_image": "not an image — upload a JPEG or PNG photo",
-    "unreadable": "the photo could not be read (corrupt or truncated) — take it again",
-    "invalid_id": "invalid case or customer id — use letters, digits and _.:@-",
-}
-
 
 @dataclass(frozen=True)
 class IndexerDeps:
@@ -152,10 +145,10 @@ def _index(key: str, m: re.Match[str], deps: IndexerDeps) -> Result:
     try:
         gal.check_person_id(person_id)
     except GalleryError:
-        return status.reject("invalid_id", MESSAGES["invalid_id"])
+        return status.reject("invalid_id", REASONS["invalid_id"])
     size = int(head.get("ContentLength") or 0)
     if size > deps.max_bytes:
-        return status.reject("too_large", MESSAGES["too_large"].format(mb=deps.max_bytes >> 20))
+        return status.reject("too_large", REASONS["too_large"].format(mb=deps.max_bytes >> 20))
     obj = deps.bucket.get(key)
     if obj is None:
         return rejected("gallery_indexer", f"{key} disappeared while indexing")
@@ -212,12 +205,12 @@ def _refusal(key: str, watchlist: str, head: dict[str, Any], deps: IndexerDeps) 
 def encode_photo(data: bytes, deps: IndexerDeps) -> Any:
     """The enrolment encoding of one uploaded photo, or :class:`EnrolmentRejected`."""
     if len(data) > deps.max_bytes:
-        raise EnrolmentRejected("too_large", MESSAGES["too_large"].format(mb=deps.max_bytes >> 20))
+        raise EnrolmentRejected("too_large", REASONS["too_large"].format(mb=deps.max_bytes >> 20))
     try:
         image = faces.load_image(data, max_pixels=deps.max_pixels, max_bytes=deps.max_bytes)
     except ImageError as exc:
         reason = image_error_reason(exc)
-        message = MESSAGES[reason].format(mb=deps.max_bytes >> 20)
+        message = REASONS[reason].format(mb=deps.max_bytes >> 20)
         raise EnrolmentRejected(reason, f"{message} ({exc})") from exc
     h, w = image.shape[:2]
     if max(h, w) > deps.max_side:
