@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 
 from dashboard import devices
 from dashboard.devices import sweep
-from oneeye.events import DeskEvent, HealthEvent, utc_now
+from oneeye.events import CameraHealth, DeskEvent, HealthEvent, utc_now
 from oneeye.types import format_time
 from tests import dashboard_helpers as dh
 from tests.wait import ManualClock, wait_until
@@ -284,6 +284,28 @@ def test_a_silent_camera_goes_offline_once_and_comes_back(app: Flask, signer: Si
     assert alice.get("/api/events?kind=device_status").get_json()["events"] == []
 
 
+def test_each_camera_of_a_device_is_listed_with_its_own_state(app: Flask, signer: Signer,
+                                                              clock: ManualClock) -> None:
+    health = HealthEvent(
+        device_id="edge-7", site_id="branch-1", camera_id="lobby", sent_at=utc_now(),
+        uptime_s=5, fps=0.0, camera_state="reconnecting",
+        cameras={"door": CameraHealth(state="ok", fps=14.9, frame_age_ms=80.0),
+                 "lobby": CameraHealth(state="reconnecting", frame_age_ms=9000.0,
+                                       dropped_frames=3)})
+    push(app, signer, desk_event(kind="device_status", device_id="edge-7", health=health))
+    alice, _ = client_of(app, "alice")
+    [dev] = alice.get("/api/devices").get_json()["devices"]
+    assert dev["cameras"] == [
+        {"camera_id": "door", "state": "ok", "fps": 14.9, "frame_age_ms": 80.0,
+         "dropped_frames": 0},
+        {"camera_id": "lobby", "state": "reconnecting", "fps": None, "frame_age_ms": 9000.0,
+         "dropped_frames": 3}]
+    clock.advance(91)                          # the device falls silent: no frozen figures
+    [dev] = alice.get("/api/devices").get_json()["devices"]
+    assert [(c["state"], c["fps"], c["frame_age_ms"]) for c in dev["cameras"]] == [
+        ("ok", None, None), ("reconnecting", None, None)]
+
+
 def test_a_teller_cannot_reach_management_and_an_officer_has_no_desk(app: Flask) -> None:
     alice, _ = client_of(app, "alice")
     for path in ("/manage/customers", "/manage/users", "/manage/sites", "/manage/audit",
@@ -415,8 +437,10 @@ def test_a_multi_camera_device_shows_one_row_per_camera(app: Flask, signer: Sign
     alice, _ = client_of(app, "alice")
     [dev] = alice.get("/api/devices").get_json()["devices"]
     assert dev["cameras"] == [
-        {"camera_id": "door", "state": "ok", "fps": 14.8, "frame_age_ms": 40},
-        {"camera_id": "lobby", "state": "failed", "fps": None, "frame_age_ms": None}]
+        {"camera_id": "door", "state": "ok", "fps": 14.8, "frame_age_ms": 40,
+         "dropped_frames": 0},
+        {"camera_id": "lobby", "state": "failed", "fps": None, "frame_age_ms": None,
+         "dropped_frames": 0}]
     clock.advance(91)                                     # silent: no figure stays up
     [dev] = alice.get("/api/devices").get_json()["devices"]
     assert dev["online"] is False and {c["fps"] for c in dev["cameras"]} == {None}

@@ -221,26 +221,19 @@
       return;
     }
     data.devices.forEach(function (d) {
-      var tr = el("tr", d.online ? "online" : "offline");
-      tr.appendChild(el("td", "dev", d.device_id));
-      var st = el("td"); st.appendChild(el("span", "dot")); st.appendChild(document.createTextNode(d.online ? " online" : " OFFLINE"));
-      if (d.camera_state && d.camera_state !== "ok" && d.online) st.appendChild(el("small", null, " (" + d.camera_state + ")"));
-      tr.appendChild(st);
-      tr.appendChild(el("td", "fps", d.fps === null || d.fps === undefined ? "—" : Number(d.fps).toFixed(1)));
-      tr.appendChild(el("td", null, d.age_s < 60 ? Math.round(d.age_s) + " s ago" : OT.clock(d.last_seen)));
-      tbody.appendChild(tr);
-      (d.cameras || []).forEach(function (c) {
-        // one row per camera of a multi-camera device
-        var ok = d.online && c.state === "ok";
-        var row = el("tr", "camera " + (ok ? "online" : "offline"));
-        row.dataset.camera = c.camera_id;
-        row.appendChild(el("td", "cam", "└ " + c.camera_id));
-        var cs = el("td"); cs.appendChild(el("span", "dot")); cs.appendChild(document.createTextNode(" " + (d.online ? c.state : "—")));
-        row.appendChild(cs);
-        row.appendChild(el("td", "fps", c.fps === null || c.fps === undefined ? "—" : Number(c.fps).toFixed(1)));
-        row.appendChild(el("td", null, c.frame_age_ms === null || c.frame_age_ms === undefined ? "" :
-          "frame " + (c.frame_age_ms / 1000).toFixed(1) + " s old"));
-        tbody.appendChild(row);
+      // One row per camera of the device (health "cameras"); one row for an older device.
+      var cams = d.cameras && d.cameras.length ? d.cameras : [null];
+      cams.forEach(function (c) {
+        var tr = el("tr", d.online ? "online" : "offline");
+        if (c) tr.setAttribute("data-camera", c.camera_id);
+        tr.appendChild(el("td", "dev", c ? d.device_id + " · " + c.camera_id : d.device_id));
+        var state = c ? c.state : d.camera_state, fps = c ? c.fps : d.fps;
+        var st = el("td"); st.appendChild(el("span", "dot")); st.appendChild(document.createTextNode(d.online ? " online" : " OFFLINE"));
+        if (state && state !== "ok" && d.online) st.appendChild(el("small", null, " (" + state + ")"));
+        tr.appendChild(st);
+        tr.appendChild(el("td", "fps", fps === null || fps === undefined ? "—" : Number(fps).toFixed(1)));
+        tr.appendChild(el("td", null, d.age_s < 60 ? Math.round(d.age_s) + " s ago" : OT.clock(d.last_seen)));
+        tbody.appendChild(tr);
       });
     });
   }
