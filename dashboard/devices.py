@@ -52,7 +52,7 @@ def it_email(topic_arn: str) -> Notify | None:
                           f"({event.observed_at}). {event.message}".strip(),
                           site_id=event.site_id,
                           subject=f"OneEye: camera {event.device_id} {state}"[:99])
-        except Exception:
+        except Exception:  # the banner and the stored event stay the record; see above
             log.exception("could not email branch IT about %s %s", event.device_id, event.kind)
 
     return send
