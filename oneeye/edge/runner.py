@@ -118,7 +118,7 @@ def open_cameras(settings: EdgeSettings) -> list[Camera]:
     try:
         for camera_id, s in settings.per_camera().items():
             source = open_source(s.source, realtime=s.realtime, loop=s.loop, stall_s=s.stall_s)
-            cameras.append(Camera(camera_id, s, source))
+            cameras.append(Camera(camera_id, s, source, Metrics(silent_after_s=s.stall_s)))
     except BaseException:
         for cam in cameras:
             cam.source.close()
