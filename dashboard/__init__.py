@@ -67,7 +67,8 @@ def create_app(settings: DashboardSettings | None = None, *, clock: Clock = time
     app.extensions["oneeye.settings"] = settings
     app.extensions["oneeye.store"] = store
     app.extensions["oneeye.verifier"] = Verifier(settings.allowed_topics,
-                                                 pinned_certs=settings.pinned_cert_bytes())
+                                                 pinned_certs=settings.pinned_cert_bytes(),
+                                                 max_age_s=settings.sns_max_age_s)
     app.extensions["oneeye.login_limiter"] = auth.RateLimiter(settings.login_attempts,
                                                               settings.login_window_s)
     app.extensions["oneeye.live"] = Live(socketio)
@@ -81,8 +82,8 @@ def create_app(settings: DashboardSettings | None = None, *, clock: Clock = time
     app.register_error_handler(HTTPException, _http_error)
     if not settings.allowed_topics:
         log.warning("no allowed SNS topics configured: /sns will reject every message")
-    store.purge(settings.retention_days)
-    socketio.start_background_task(_purge_loop, socketio, store, settings.retention_days)
+    store.purge(settings.retention_days, ids_older_than_days=settings.event_ids_retention_days)
+    socketio.start_background_task(_purge_loop, socketio, store, settings)
     socketio.start_background_task(_offline_loop, socketio, store, app.extensions["oneeye.live"],
                                    settings.offline_after_s)
     return app
@@ -132,11 +133,12 @@ def _decline_websocket_compression() -> None:
     simple_websocket.ws.PerMessageDeflate = _Declined  # type: ignore[misc]
 
 
-def _purge_loop(socketio: SocketIO, store: Any, days: int) -> None:
+def _purge_loop(socketio: SocketIO, store: Any, settings: DashboardSettings) -> None:
     while True:
         socketio.sleep(PURGE_EVERY_S)
         try:
-            store.purge(days)
+            store.purge(settings.retention_days,
+                        ids_older_than_days=settings.event_ids_retention_days)
         except Exception:  # keep purging later; a failed purge loses nothing
             log.exception("retention purge failed")
 

@@ -35,17 +35,18 @@ def time_arg(name: str) -> str | None:
 
     Any ISO-8601 form with a zone is accepted (``Z``, ``+05:30``, ``-0800``, 1–9 fractional
     digits); a ``+`` that arrived unencoded (as a space) is restored. A browser's
-    ``datetime-local`` value (``2026-01-31T12:00``, no zone) is taken as UTC. Stored times
-    are normalised UTC strings, so comparing strings then compares instants. 400 otherwise.
+    ``datetime-local`` value (``2026-01-31T12:00``, no zone) is in the viewer's zone
+    (:func:`dashboard.localtime.viewer_zone`, UTC when unknown), like the date inputs.
+    Stored times are normalised UTC strings, so comparing strings then compares instants.
+    Anything else is a 400.
     """
     value = (request.args.get(name) or "").strip() or None
     if value is None:
         return None
     value = re.sub(r" (\d{2}:?\d{2})$", r"+\1", value)
-    local = _DATETIME_LOCAL.fullmatch(value)
-    if local:  # a browser's datetime-local input
-        value += "Z" if local.group(1) else ":00Z"
     try:
+        if _DATETIME_LOCAL.fullmatch(value):  # a browser's datetime-local input: no zone
+            return format_time(datetime.fromisoformat(value).replace(tzinfo=viewer_zone()))
         return normalize_time(value)
     except ValueError:
         abort(400, description=f"{name} must be an ISO-8601 time with a zone, like "

@@ -40,6 +40,11 @@ _COMMON = [
     # revoke a cookie that was copied before (cookie sessions alone cannot).
     """CREATE TABLE IF NOT EXISTS logins (login_id TEXT PRIMARY KEY, user_name TEXT NOT NULL,
        started_at TEXT NOT NULL, ended_at TEXT)""",
+    # Every event id ever stored, kept much longer than the events themselves: a replay
+    # of a purged event must still be a duplicate, not a new unacknowledged banner.
+    """CREATE TABLE IF NOT EXISTS seen_events (event_id TEXT PRIMARY KEY,
+       received_at TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS seen_events_received ON seen_events (received_at)",
     # The latest verdict per event; every verdict given is also an audit row.
     """CREATE TABLE IF NOT EXISTS feedback (event_id TEXT PRIMARY KEY, verdict TEXT NOT NULL,
        user_name TEXT NOT NULL, given_at TEXT NOT NULL)""",
@@ -157,14 +162,17 @@ class Store:
         person_id = event.match.person_id if event.match else None
         details = event.customer or event.case or {}
         name = details.get("name") if isinstance(details.get("name"), str) else None
+        now = self.now()
         inserted = self._exec(
             "INSERT INTO events (event_id, site_id, kind, observed_at, received_at, person_id,"
-            " person_name, device_id, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (event_id) DO NOTHING",
-            (event.event_id, event.site_id, event.kind, event.observed_at, self.now(), person_id,
-             name, event.device_id, event.to_json()))
+            " person_name, device_id, body) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS"
+            " (SELECT 1 FROM seen_events WHERE event_id = ?) ON CONFLICT (event_id) DO NOTHING",
+            (event.event_id, event.site_id, event.kind, event.observed_at, now, person_id,
+             name, event.device_id, event.to_json(), event.event_id))
         if not inserted:
             return None
+        self._exec("INSERT INTO seen_events (event_id, received_at) VALUES (?, ?)"
+                   " ON CONFLICT (event_id) DO NOTHING", (event.event_id, now))
         return self.get_event(event.event_id)
 
     def get_event(self, event_id: str) -> dict[str, Any] | None:
@@ -286,9 +294,17 @@ class Store:
                        " ON CONFLICT (event_id) DO NOTHING", (row["event_id"], user, at))
         return [r["event_id"] for r in rows]
 
-    def purge(self, older_than_days: float) -> int:
-        cutoff = format_time(datetime.fromtimestamp(self.clock(), UTC)
-                             - timedelta(days=older_than_days))
+    def purge(self, older_than_days: float, *, ids_older_than_days: float | None = None) -> int:
+        """Delete events (and their acks, feedback) received before the cutoff; return how many.
+
+        Their ids stay in ``seen_events`` for ``ids_older_than_days`` (at least as long as
+        the events), so a replayed old message is still recognised as a duplicate.
+        """
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        ids_days = max(older_than_days, ids_older_than_days or older_than_days)
+        self._exec("DELETE FROM seen_events WHERE received_at < ?",
+                   (format_time(now - timedelta(days=ids_days)),))
+        cutoff = format_time(now - timedelta(days=older_than_days))
         for table in ("acks", "feedback"):
             self._exec(f"DELETE FROM {table} WHERE event_id IN "
                        "(SELECT event_id FROM events WHERE received_at < ?)", (cutoff,))
