@@ -19,6 +19,8 @@ from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 from dashboard import alerts
 from dashboard.localtime import day_bound, viewer_zone
 from dashboard.roles import DESK_ROLES, roles_required
+from oneeye.errors import EventError
+from oneeye.events import HEALTH, HealthEvent, parse
 from oneeye.types import ALERT_KINDS, DESK_KINDS, VERDICTS, format_time, normalize_time, parse_time
 
 log = logging.getLogger(__name__)
@@ -33,17 +35,18 @@ def time_arg(name: str) -> str | None:
 
     Any ISO-8601 form with a zone is accepted (``Z``, ``+05:30``, ``-0800``, 1–9 fractional
     digits); a ``+`` that arrived unencoded (as a space) is restored. A browser's
-    ``datetime-local`` value (``2026-01-31T12:00``, no zone) is taken as UTC. Stored times
-    are normalised UTC strings, so comparing strings then compares instants. 400 otherwise.
+    ``datetime-local`` value (``2026-01-31T12:00``, no zone) is in the viewer's zone
+    (:func:`dashboard.localtime.viewer_zone`, UTC when unknown), like the date inputs.
+    Stored times are normalised UTC strings, so comparing strings then compares instants.
+    Anything else is a 400.
     """
     value = (request.args.get(name) or "").strip() or None
     if value is None:
         return None
     value = re.sub(r" (\d{2}:?\d{2})$", r"+\1", value)
-    local = _DATETIME_LOCAL.fullmatch(value)
-    if local:  # a browser's datetime-local input
-        value += "Z" if local.group(1) else ":00Z"
     try:
+        if _DATETIME_LOCAL.fullmatch(value):  # a browser's datetime-local input: no zone
+            return format_time(datetime.fromisoformat(value).replace(tzinfo=viewer_zone()))
         return normalize_time(value)
     except ValueError:
         abort(400, description=f"{name} must be an ISO-8601 time with a zone, like "
@@ -166,13 +169,32 @@ def devices() -> Response:
     now = datetime.fromtimestamp(_store().clock(), UTC)
     out: list[dict[str, Any]] = []
     for row in _store().devices(g.user["sites"]):
-        row.pop("health", None)
+        health = row.pop("health", None)
         age = (now - parse_time(row["last_seen"])).total_seconds()
         online = row["state"] == "online" and age <= offline_after
         out.append({**row, "online": online, "age_s": round(age, 1),
-                    "fps": row["fps"] if online else None})
+                    "fps": row["fps"] if online else None,
+                    "cameras": _cameras(health, online)})
     return jsonify({"devices": out, "offline_after_s": offline_after,
                     "server_time": format_time(now)})
+
+
+def _cameras(health: str | None, online: bool) -> list[dict[str, Any]]:
+    """Every camera of a device's last ``oneeye.health/1`` (``cameras``), by id; fps and
+    frame age are null when the device is not online."""
+    if not health:
+        return []
+    try:
+        event = parse(health, expect=HEALTH)
+    except EventError:
+        log.warning("stored health of a device does not validate; its cameras are not shown")
+        return []
+    assert isinstance(event, HealthEvent)
+    return [{"camera_id": camera_id, "state": cam.state,
+             "fps": cam.fps if online else None,
+             "frame_age_ms": cam.frame_age_ms if online else None,
+             "dropped_frames": cam.dropped_frames}
+            for camera_id, cam in sorted((event.cameras or {}).items())]
 
 
 def _own_event(event_id: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from dashboard.devices import sweep
-from oneeye.events import DeskEvent, HealthEvent, utc_now
+from oneeye.events import CameraHealth, DeskEvent, HealthEvent, utc_now
 from oneeye.types import format_time
 from tests import dashboard_helpers as dh
 from tests.wait import ManualClock
@@ -281,6 +281,28 @@ def test_a_silent_camera_goes_offline_once_and_comes_back(app: Flask, signer: Si
     assert kinds == ["device_online", "device_offline"]
     assert alice.get("/api/alerts").get_json()["alerts"] == []    # closed by the return
     assert alice.get("/api/events?kind=device_status").get_json()["events"] == []
+
+
+def test_each_camera_of_a_device_is_listed_with_its_own_state(app: Flask, signer: Signer,
+                                                              clock: ManualClock) -> None:
+    health = HealthEvent(
+        device_id="edge-7", site_id="branch-1", camera_id="lobby", sent_at=utc_now(),
+        uptime_s=5, fps=0.0, camera_state="reconnecting",
+        cameras={"door": CameraHealth(state="ok", fps=14.9, frame_age_ms=80.0),
+                 "lobby": CameraHealth(state="reconnecting", frame_age_ms=9000.0,
+                                       dropped_frames=3)})
+    push(app, signer, desk_event(kind="device_status", device_id="edge-7", health=health))
+    alice, _ = client_of(app, "alice")
+    [dev] = alice.get("/api/devices").get_json()["devices"]
+    assert dev["cameras"] == [
+        {"camera_id": "door", "state": "ok", "fps": 14.9, "frame_age_ms": 80.0,
+         "dropped_frames": 0},
+        {"camera_id": "lobby", "state": "reconnecting", "fps": None, "frame_age_ms": 9000.0,
+         "dropped_frames": 3}]
+    clock.advance(91)                          # the device falls silent: no frozen figures
+    [dev] = alice.get("/api/devices").get_json()["devices"]
+    assert [(c["state"], c["fps"], c["frame_age_ms"]) for c in dev["cameras"]] == [
+        ("ok", None, None), ("reconnecting", None, None)]
 
 
 def test_a_teller_cannot_reach_management_and_an_officer_has_no_desk(app: Flask) -> None:

@@ -187,6 +187,28 @@ def test_an_offline_camera_raises_a_banner_and_is_recorded(
     expect(tablet.locator("table.history")).to_contain_text("system (back online)")
 
 
+def test_a_device_with_several_cameras_shows_one_row_per_camera(
+        desk: tuple[str, Signer], browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    from oneeye.events import CameraHealth
+
+    url, signer = desk
+    page = open_desk(browser, url, "alice", "tablet")
+    health = HealthEvent(
+        device_id="edge-7", site_id="branch-1", camera_id="lobby", sent_at=utc_now(),
+        uptime_s=60, fps=0.0, camera_state="reconnecting",
+        cameras={"door": CameraHealth(state="ok", fps=14.9, frame_age_ms=80.0),
+                 "lobby": CameraHealth(state="reconnecting", frame_age_ms=9000.0)})
+    push(url, signer, desk_event(kind="device_status", device_id="edge-7", health=health))
+    expect(page.locator("#devices tr[data-camera='door']")).to_contain_text("edge-7 · door")
+    expect(page.locator("#devices tr[data-camera='door']")).to_contain_text("14.9")
+    lobby = page.locator("#devices tr[data-camera='lobby']")
+    expect(lobby).to_contain_text("(reconnecting)")
+    expect(lobby).to_contain_text("—")
+    shot(page, "desk-cameras-tablet.png")
+
+
 def test_management_adds_customer_photos_with_verdicts_and_closes_a_case(
         tmp_path: Path, port: int, cloud_env: dict[str, str], browser: Any,
         examples: Path) -> None:

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from oneeye import aws
 from oneeye.cloud.settings import DeviceRegistrySettings
+from oneeye.errors import AlreadyExists, NotFound
 from oneeye.types import is_id
 
 log = logging.getLogger(__name__)
@@ -67,12 +68,10 @@ Describe = Callable[[str], "dict[str, Any] | None"]
 def describe_thing(thing: str) -> dict[str, Any] | None:
     """The thing's attributes from the IoT registry, or None when it does not exist."""
     try:
-        resp = aws.client("iot").describe_thing(thingName=thing)
-    except Exception as exc:
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-        if code == "ResourceNotFoundException":
-            return None
-        raise
+        with aws.errors():
+            resp = aws.client("iot").describe_thing(thingName=thing)
+    except NotFound:
+        return None
     return dict(resp.get("attributes") or {})
 
 
@@ -133,11 +132,9 @@ def register(thing: str, site_id: str, cameras: Iterable[str]) -> None:
     attrs = {"site_id": site_id, "cameras": ",".join(sorted(set(cameras)))}
     iot = aws.client("iot")
     try:
-        iot.create_thing(thingName=thing, attributePayload={"attributes": attrs})
-    except Exception as exc:
-        if getattr(exc, "response", {}).get("Error", {}).get("Code") != \
-                "ResourceAlreadyExistsException":
-            raise
+        with aws.errors():
+            iot.create_thing(thingName=thing, attributePayload={"attributes": attrs})
+    except AlreadyExists:
         iot.update_thing(thingName=thing, attributePayload={"attributes": attrs,
                                                               "merge": False})
     log.info("device registry: %s → site %s, cameras %s", thing, site_id, attrs["cameras"])

@@ -34,7 +34,7 @@ from typing import Any
 from werkzeug.formparser import parse_form_data
 from werkzeug.wrappers import Response
 
-from oneeye.errors import EventError
+from oneeye.errors import EventError, PolicyError
 from oneeye.events import loads
 
 log = logging.getLogger(__name__)
@@ -44,10 +44,6 @@ WsgiApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
 _EXEMPT = {"policy", "x-amz-signature", "signature", "file", "awsaccesskeyid"}
 #: Larger bodies are refused before parsing (S3's own POST limit is 5 GB; ours are photos).
 MAX_BODY_BYTES = 64 * 1024 * 1024
-
-
-class PolicyError(Exception):
-    """The POST is not allowed by its policy (the message is S3's kind of reason)."""
 
 
 class PostPolicyGuard:
