@@ -84,8 +84,11 @@ def create_app(settings: DashboardSettings | None = None, *, clock: Clock = time
         log.warning("no allowed SNS topics configured: /sns will reject every message")
     store.purge(settings.retention_days, ids_older_than_days=settings.event_ids_retention_days)
     socketio.start_background_task(_purge_loop, socketio, store, settings)
+    from dashboard.devices import it_email
+
+    app.extensions["oneeye.it_email"] = it_email(settings.it_alert_topic_arn)
     socketio.start_background_task(_offline_loop, socketio, store, app.extensions["oneeye.live"],
-                                   settings.offline_after_s)
+                                   settings.offline_after_s, app.extensions["oneeye.it_email"])
     return app
 
 
@@ -143,7 +146,8 @@ def _purge_loop(socketio: SocketIO, store: Any, settings: DashboardSettings) -> 
             log.exception("retention purge failed")
 
 
-def _offline_loop(socketio: SocketIO, store: Any, live: Any, offline_after_s: float) -> None:
+def _offline_loop(socketio: SocketIO, store: Any, live: Any, offline_after_s: float,
+                  notify: Any) -> None:
     """Notice silent cameras within a third of ``offline_after_s`` (at most every 10 s)."""
     from datetime import UTC, datetime
 
@@ -152,7 +156,8 @@ def _offline_loop(socketio: SocketIO, store: Any, live: Any, offline_after_s: fl
     while True:
         socketio.sleep(min(max(offline_after_s / 3, 0.2), 10.0))
         try:
-            sweep(store, live.emit, offline_after_s, datetime.fromtimestamp(store.clock(), UTC))
+            sweep(store, live.emit, offline_after_s, datetime.fromtimestamp(store.clock(), UTC),
+                  notify)
         except Exception:  # the next sweep tries again; nothing is lost by waiting
             log.exception("offline sweep failed")
 

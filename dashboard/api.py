@@ -135,18 +135,17 @@ def acknowledge_alert() -> Response:
                                     body["upto_seq"], user)
     if not acked:
         abort(404, description="no open alert like that")
-    at = store.get_event(acked[0])["ack"]["at"]
-    sites = sorted({store.get_event(e)["site_id"] for e in acked})
-    for site in sites:
+    at, event_ids = acked[0]["at"], [a["event_id"] for a in acked]
+    for site in sorted({a["site_id"] for a in acked}):
         store.audit(user, "acknowledged", body["subject"], site_id=site, kind=body["kind"],
                     events=len(acked), upto_seq=body["upto_seq"])
         current_app.extensions["oneeye.live"].emit("alert_ack", {
             "kind": body["kind"], "subject": body["subject"], "site_id": site,
-            "upto_seq": body["upto_seq"], "by": user, "at": at, "event_ids": acked})
+            "upto_seq": body["upto_seq"], "by": user, "at": at, "event_ids": event_ids})
     log.info("%s acknowledged %d %s alert(s) about %s", user, len(acked), body["kind"],
              body["subject"])
     return jsonify({"kind": body["kind"], "subject": body["subject"], "by": user, "at": at,
-                    "event_ids": acked})
+                    "event_ids": event_ids})
 
 
 @bp.get("/arrivals")
@@ -163,8 +162,9 @@ def arrivals() -> Response:
 @bp.get("/devices")
 @roles_required(*DESK_ROLES)
 def devices() -> Response:
-    """Cameras of the user's sites. ``fps`` is null when the device is not online (a
-    frozen figure would look healthy)."""
+    """Devices of the user's sites, each with its ``cameras`` (``oneeye.health/1``'s
+    per-camera entries: state, fps, frame age). Every fps is null when the device is not
+    online: a frozen figure would look healthy."""
     offline_after = current_app.config["ONEEYE_OFFLINE_AFTER_S"]
     now = datetime.fromtimestamp(_store().clock(), UTC)
     out: list[dict[str, Any]] = []

@@ -79,6 +79,9 @@ class DashboardSettings(StrictModel):
         None, description="Local-mode alert outbox: the email/SMS the local stack would have "
         "sent (JSON lines file or directory of them); the old key outbox_path still works")
     history_limit: int = Field(200, ge=1, le=5000, description="Max events per API page")
+    it_alert_topic_arn: str = Field("", description="SNS topic that tells branch IT about "
+                                    "camera outages (device_offline / device_online, site_id "
+                                    "attribute to filter on); empty: the desk banner only")
     visit_window_s: float = Field(900, gt=0, description="Arrivals of one customer less "
                                   "than this apart are one visit (one card)")
     cloud: CloudSettings = Field(default_factory=CloudSettings, description=

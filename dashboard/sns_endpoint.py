@@ -92,11 +92,12 @@ def _notification(msg: dict[str, Any]) -> tuple[Response, int]:
                     event.site_id, attr.get("Value"))
         return _reply(400, "site_id attribute does not match the event")
     store, live = current_app.extensions["oneeye.store"], current_app.extensions["oneeye.live"]
+    notify = current_app.extensions["oneeye.it_email"]
     if event.kind == "device_status":  # state, not an event: only transitions are stored
-        devices.health(store, live.emit, event)
+        devices.health(store, live.emit, event, notify)
         return _reply(200, "device updated", event_id=event.event_id)
     if event.kind in ("device_offline", "device_online"):
-        record = devices.transition(store, live.emit, event)
+        record = devices.transition(store, live.emit, event, notify)
     else:
         record = store.add_event(event)
         if record is not None:

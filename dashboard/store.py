@@ -280,24 +280,24 @@ class Store:
         return {r["subject"]: {"by": r["user_name"], "at": r["acked_at"]} for r in rows}
 
     def acknowledge_group(self, sites: Sequence[str], kind: str, subject: str,
-                          upto_seq: int, user: str) -> list[str]:
+                          upto_seq: int, user: str) -> list[dict[str, Any]]:
         """Acknowledge every open alert of ``kind`` about ``subject`` (a case or device id)
         in ``sites`` up to ``upto_seq`` — the ones the person saw. Later ones stay open,
         so a sighting that arrives while the button is pressed re-raises the banner.
-        Returns the acknowledged event ids."""
+        Returns ``{event_id, site_id, at}`` of each one acknowledged now."""
         if not sites or kind not in ALERT_KINDS:
             return []
         column = "person_id" if kind == "missing_person_sighted" else "device_id"
         rows = self._rows(
-            f"SELECT e.event_id FROM events e LEFT JOIN acks a ON a.event_id = e.event_id"
-            f" WHERE e.site_id IN ({', '.join('?' * len(sites))}) AND e.kind = ?"
-            f" AND e.{column} = ? AND e.seq <= ? AND a.event_id IS NULL",
+            f"SELECT e.event_id, e.site_id FROM events e LEFT JOIN acks a"
+            f" ON a.event_id = e.event_id WHERE e.site_id IN ({', '.join('?' * len(sites))})"
+            f" AND e.kind = ? AND e.{column} = ? AND e.seq <= ? AND a.event_id IS NULL",
             [*sites, kind, subject, upto_seq])
         at = self.now()
         for row in rows:
             self._exec("INSERT INTO acks (event_id, user_name, acked_at) VALUES (?, ?, ?)"
                        " ON CONFLICT (event_id) DO NOTHING", (row["event_id"], user, at))
-        return [r["event_id"] for r in rows]
+        return [{**row, "at": at} for row in rows]
 
     def purge(self, older_than_days: float, *, ids_older_than_days: float | None = None) -> int:
         """Delete events (and their acks, feedback) received before the cutoff; return how many.

@@ -111,8 +111,8 @@
     } else {
       text.appendChild(el("strong", "title", "CAMERA OFFLINE: " + g.subject));
     }
-    var seen = (sighting ? "seen " + g.count + "× on " + cameraList(g.cameras) : "no health report")
-      + ", last " + OT.clock(g.last_at);
+    var seen = sighting ? "seen " + g.count + "× on " + cameraList(g.cameras) + ", last " + OT.clock(g.last_at)
+      : "offline since " + OT.clock(g.first_at);
     text.appendChild(el("div", "seen", seen));
     if (sighting) {
       text.appendChild(el("div", "case", [g.subject, c.age ? "age " + c.age : null, c.description]
