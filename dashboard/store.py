@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import sqlite3
 import threading
@@ -81,6 +82,10 @@ class Store:
             path = url[len("sqlite:///"):]
             if path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+                # Names, contacts and logins: owner-only, before SQLite creates it (its
+                # -wal and -shm files take the database file's permissions).
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+                os.chmod(path, 0o600)
             self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._conn.execute("PRAGMA journal_mode=WAL")
             serial = "INTEGER PRIMARY KEY AUTOINCREMENT"

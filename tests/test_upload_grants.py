@@ -123,14 +123,15 @@ def guarded_s3() -> Any:
     from oneeye.local.moto_server import MotoServer
     from tests.net_support import free_port
 
-    now = [datetime.now(UTC)]
-    server = MotoServer("127.0.0.1", free_port(), clock=lambda: now[0]).start()
+    skew = [timedelta(0)]  # how far the guard's clock runs ahead of the real one
+    server = MotoServer("127.0.0.1", free_port(),
+                        clock=lambda: datetime.now(UTC) + skew[0]).start()
     s3 = boto3.client("s3", endpoint_url=server.url, region_name="us-east-1",
                       aws_access_key_id="testing", aws_secret_access_key="testing",
                       config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
     s3.create_bucket(Bucket="guarded")
     try:
-        yield s3, now
+        yield s3, skew
     finally:
         server.stop()
 
@@ -184,17 +185,16 @@ def test_local_s3_refuses_posts_outside_their_policy(
 
 
 def test_local_s3_refuses_an_expired_policy_and_accepts_a_valid_one(guarded_s3: Any) -> None:
-    s3, now = guarded_s3
+    s3, skew = guarded_s3
     key = f"uploads/missing/MP-1/{new_id()}.jpg"
     post = _grant(s3, key, expires_s=300)
-    start = now[0]
     try:
-        now[0] = start + timedelta(seconds=301)
+        skew[0] = timedelta(seconds=301)
         late = _post(s3, post, b"\xff" * 10)
         assert late.status_code == 403 and "Policy expired" in late.text
         assert not _exists(s3, key)
     finally:
-        now[0] = start
+        skew[0] = timedelta(0)
     ok = _post(s3, post, b"\xff" * 10)
     assert ok.status_code in (200, 204), ok.text
     head = s3.head_object(Bucket="guarded", Key=key)
