@@ -38,11 +38,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from oneeye import faces, synth  # noqa: E402
+from oneeye.edge.gallery_holder import GalleryHolder  # noqa: E402
 from oneeye.edge.pipeline import Pipeline  # noqa: E402
 from oneeye.edge.settings import EdgeSettings  # noqa: E402
 from oneeye.edge.sources import FileSource  # noqa: E402
 from oneeye.events import MatchEvent  # noqa: E402
-from oneeye.gallery import Gallery, GalleryHolder, Matcher, encode_enrolment_photo  # noqa: E402
+from oneeye.gallery import Gallery, Matcher, encode_enrolment_photo  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 HAMILTON = DATA / "ageitgey_face_recognition" / "examples" / "short_hamilton_clip.mp4"

@@ -57,10 +57,10 @@ def child(args: argparse.Namespace) -> int:
     """A synthetic edge: Uplink + outbox, ``--count`` events at ``--rate``/s."""
     import logging
 
+    from oneeye.edge.gallery_holder import GalleryHolder
     from oneeye.edge.settings import EdgeSettings
     from oneeye.edge.uplink import Uplink
     from oneeye.events import MatchEvent, utc_now
-    from oneeye.gallery import GalleryHolder
 
     logging.basicConfig(level=os.environ.get("ONEEYE_LOG", "WARNING"),
                         format="child %(levelname)s %(name)s: %(message)s")
@@ -317,11 +317,11 @@ def scenario_gallery(work: Path, rounds: int) -> dict[str, Any]:
 
     from oneeye import aws
     from oneeye import gallery as G
+    from oneeye.edge.gallery_holder import GalleryHolder
     from oneeye.edge.publishers import make_publisher
     from oneeye.edge.settings import EdgeSettings
     from oneeye.edge.uplink import Uplink
     from oneeye.events import GalleryEvent, utc_now
-    from oneeye.gallery import GalleryHolder
     from oneeye.local.broker import EmbeddedBroker
 
     moto_port = free_port()

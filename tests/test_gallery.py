@@ -1,4 +1,4 @@
-"""gallery.py: enrolment with reasons, matching, save/load and tamper detection."""
+"""oneeye.gallery: enrolment with reasons, matching, save/load and tamper detection."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from oneeye import gallery as gal
+from oneeye.edge.gallery_holder import GalleryHolder
 from oneeye.errors import GalleryError
 
 
@@ -169,7 +170,7 @@ def test_with_and_without_person_bump_version() -> None:
 
 
 def test_holder_swaps_atomically_and_refuses_older_versions() -> None:
-    holder = gal.GalleryHolder()
+    holder = GalleryHolder()
     v2 = random_gallery(3).with_person("X", [np.ones(128)])
     holder.swap(v2)
     snapshot = holder.current()

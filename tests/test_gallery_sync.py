@@ -15,12 +15,12 @@ from moto.server import ThreadedMotoServer
 
 from oneeye import aws
 from oneeye import gallery as G
+from oneeye.edge.gallery_holder import GalleryHolder
 from oneeye.edge.gallery_sync import GallerySync, Update
 from oneeye.edge.publishers import make_publisher
 from oneeye.edge.settings import EdgeSettings
 from oneeye.edge.uplink import Uplink
 from oneeye.events import GalleryEvent, utc_now
-from oneeye.gallery import GalleryHolder
 from tests.mqtt_support import BROKERS, free_port, make_broker, stop_broker
 
 BUCKET = "oneeye-test"

@@ -163,7 +163,7 @@ def test_build_bundles_oneeye_into_the_artifact(tmp_path: Path) -> None:
     target = build.build(tmp_path / "greengrass-build")
     assert target == tmp_path / "greengrass-build/artifacts/com.oneeye.edge/1.0.0/oneeye-edge.zip"
     names = set(zipfile.ZipFile(target).namelist())
-    assert {"main.py", "requirements.txt", "oneeye/gallery.py", "oneeye/edge/uplink.py",
+    assert {"main.py", "requirements.txt", "oneeye/gallery/rule.py", "oneeye/edge/uplink.py",
             "oneeye/edge/runner.py"} <= names
     assert not any("__pycache__" in n or n.startswith("tests/") for n in names)
     assert (tmp_path / "greengrass-build/recipes/recipe.yaml").exists()

@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from oneeye import gallery as gallery_mod
+from oneeye.edge.gallery_holder import GalleryHolder
 from oneeye.edge.settings import EdgeSettings
 from oneeye.errors import EventError, GalleryError, OneEyeError
 from oneeye.events import GalleryEvent, parse
-from oneeye.gallery import Gallery, GalleryHolder
+from oneeye.gallery import Gallery
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
+from oneeye.edge.gallery_holder import GalleryHolder
 from oneeye.edge.metrics import Metrics
 from oneeye.edge.pipeline import Pipeline, Sink
 from oneeye.edge.settings import EdgeSettings
 from oneeye.edge.sources import open_source
 from oneeye.events import MatchEvent
-from oneeye.gallery import GalleryHolder, load
+from oneeye.gallery import load
 
 log = logging.getLogger(__name__)
 

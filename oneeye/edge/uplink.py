@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from oneeye.edge.gallery_holder import GalleryHolder
 from oneeye.edge.gallery_sync import GallerySync
 from oneeye.edge.health import build_health, safe_metrics
 from oneeye.edge.outbox import Outbox
@@ -28,7 +29,6 @@ from oneeye.edge.publishers import Publisher, make_publisher
 from oneeye.edge.settings import EdgeSettings
 from oneeye.errors import EventError, PublishError, PublishRejected
 from oneeye.events import MAX_EVENT_BYTES, MatchEvent
-from oneeye.gallery import GalleryHolder
 
 log = logging.getLogger(__name__)
 
