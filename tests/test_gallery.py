@@ -13,7 +13,7 @@ from PIL import Image
 
 from oneeye import gallery as gal
 from oneeye.edge.gallery_holder import GalleryHolder
-from oneeye.errors import GalleryError
+from oneeye.errors import EnrolmentRejected, GalleryError
 
 
 def random_gallery(n_people: int = 50, per: int = 3, seed: int = 0,
@@ -58,7 +58,7 @@ def _png(array: np.ndarray) -> bytes:
 def test_each_rejection_reason(bad_photos: Path, name: str, reason: str) -> None:
     # small.png is a real 190 px portrait whose face (~45 px) is under this policy's minimum.
     policy = gal.EnrolmentPolicy(min_face_px=80)
-    with pytest.raises(gal.EnrolmentRejected) as info:
+    with pytest.raises(EnrolmentRejected) as info:
         gal.encode_enrolment_photo(bad_photos / name, policy)
     assert info.value.reason == reason
     assert str(info.value)  # a message a person can act on

@@ -9,12 +9,12 @@ from oneeye.errors import GalleryError
 from oneeye.gallery import (
     DEFAULT_RULES,
     MAX_MARGIN,
-    WATCHLISTS,
     DecisionRule,
     EnrolmentPolicy,
     Gallery,
     Matcher,
 )
+from oneeye.types import WATCHLISTS
 
 RULE = DecisionRule(max_distance=0.5, min_margin=0.05)
 

@@ -57,8 +57,8 @@ class MotionDetector:
             self._avg = grey.astype(np.float32)
             return []
         delta = cv2.absdiff(grey, cv2.convertScaleAbs(self._avg))
-        mask = cv2.dilate(cv2.threshold(delta, p.threshold, 255, cv2.THRESH_BINARY)[1], None,
-                          iterations=2)
+        mask = cv2.dilate(cv2.threshold(delta, p.threshold, 255, cv2.THRESH_BINARY)[1],
+                          np.ones((3, 3), np.uint8), iterations=2)
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         cv2.accumulateWeighted(grey, self._avg, p.alpha)
         out: list[BBox] = []
