@@ -168,3 +168,16 @@ def test_build_bundles_oneeye_into_the_artifact(tmp_path: Path) -> None:
     assert not any("__pycache__" in n or n.startswith("tests/") for n in names)
     assert (tmp_path / "greengrass-build/recipes/recipe.yaml").exists()
     assert not (EDGE / "oneeye").exists()  # no copy of the package kept in the repo
+
+
+def test_recipe_decides_with_the_benchmarked_rule() -> None:
+    from oneeye.gallery import DEFAULT_RULES, DecisionRule, Gallery, Matcher
+    from oneeye.types import WATCHLISTS
+
+    s = settings_from_config(DEFAULTS, thing_name="branch-17-cam")
+    # Galleries as the indexer builds them (the default rule), under the recipe's overrides.
+    matcher = Matcher([Gallery.empty(w) for w in WATCHLISTS])
+    effective = matcher.rules({str(k): v for k, v in s.thresholds.items()})
+    assert effective == DEFAULT_RULES
+    # The rule bench/accuracy.py selects on lfw_dev and the README reports.
+    assert set(DEFAULT_RULES.values()) == {DecisionRule(max_distance=0.525, min_margin=0.08)}
