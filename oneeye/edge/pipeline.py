@@ -117,6 +117,7 @@ class Pipeline:
         self._last_now: float | None = None
         self._factor = 1.0
         self._overrides = {str(k): v for k, v in settings.thresholds.items()}
+        self._regions: list[BBox] = []      # searched at the last detection pass
         self._sweep_band = 0                 # next band of the running sweep
         self._sweep_due: float | None = None  # clock time the next sweep starts
 
@@ -236,6 +237,7 @@ class Pipeline:
                 self._sweep_band += 1
                 if self._sweep_band == d.sweep_bands:
                     self._sweep_band, self._sweep_due = 0, now + d.sweep_s
+        self._regions = regions
         boxes: list[BBox] = []
         for top, right, bottom, left in regions:
             crop = faces.bgr_to_rgb(bgr[top:bottom, left:right])
@@ -253,6 +255,10 @@ class Pipeline:
         self._states.clear()
         self.metrics.open_tracks = 0
         self._pool.shutdown(wait=True)
+
+    def last_regions(self) -> list[BBox]:
+        """Regions (processing pixels) the last detection pass searched, with regions on."""
+        return list(self._regions)
 
     def encodings_in_flight(self) -> int:
         """Encodings submitted and not yet collected."""

@@ -61,7 +61,9 @@ class TrackingSettings(StrictModel):
 
 
 class RecognitionSettings(StrictModel):
-    min_face_px: int = Field(40, ge=20, le=400, description="skip encoding smaller faces")
+    min_face_px: int = Field(32, ge=20, le=400, description="skip encoding smaller faces "
+                             "(box side, source px); small faces are decided on several "
+                             "fused looks")
     min_blur: float = Field(10.0, ge=0, description="skip encoding crops blurrier than this "
                             "(variance of the Laplacian at 96x96)")
     min_looks: int = Field(2, ge=1, le=10, description="encodings of a track fused before it is "
