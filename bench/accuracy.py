@@ -344,6 +344,39 @@ def explore(photos: list[Photo], probes: list[tuple[str, NDArray[np.float32] | N
               f"{100 * cv_tar:>6.1f}% {100 * cv_fmr:>6.2f}%{'  ← chosen' if r is chosen else ''}")
 
 
+def fused_trials(gallery: Gallery, probes: list[tuple[str, NDArray[np.float32] | None]],
+                 imps: list[NDArray[np.float32] | None]) -> tuple[Trials, Trials]:
+    """Trials for the edge's track decision: a *track* is the fusion (``gallery.fuse``, the
+    mean) of one person's probe encodings (2–3 different photos: more varied than video
+    frames, so a conservative stand-in). Genuine = each person's track against the full
+    gallery; impostor = each single impostor photo (a one-look track) plus each person's
+    track with their own identity left out — step 1 of the rule, on tracks."""
+    from oneeye.gallery import fuse
+
+    by_person: dict[str, list[NDArray[np.float32]]] = {}
+    for who, e in probes:
+        if e is not None:
+            by_person.setdefault(who, []).append(e)
+    tracks = [(who, fuse(np.array(es))) for who, es in sorted(by_person.items()) if len(es) > 1]
+    return build_trials(gallery, list(tracks), imps)
+
+
+def report_fused(gallery: Gallery, probes: list[tuple[str, NDArray[np.float32] | None]],
+                 imps: list[NDArray[np.float32] | None]) -> None:
+    rule = gallery.rule
+    gen, imp = fused_trials(gallery, probes, imps)
+    t, m = select(gen, imp)
+    cv_tar, cv_fmr = cross_validate(gen, imp)
+    acc = gen.accepted(rule.max_distance, rule.min_margin) & gen.correct
+    fmr = imp.accepted(rule.max_distance, rule.min_margin).mean()
+    print(f"\nFused tracks (mean of each enrolled person's probe encodings; {len(gen.d1)} "
+          f"genuine, {len(imp.d1)} impostor trials incl. leave-one-identity-out):")
+    print(f"  default rule (d≤{rule.max_distance}, margin≥{rule.min_margin}): TAR "
+          f"{100 * acc.mean():.1f}%, FMR {100 * fmr:.2f}%")
+    print(f"  rule steps 3–4 on these trials: max_distance {t:.3f}, min_margin {m:.3f}; "
+          f"CV TAR {100 * cv_tar:.1f}%, CV FMR {100 * cv_fmr:.2f}%")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("dataset", nargs="?", type=Path, default=DEFAULT_DATASET)
@@ -373,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
           f"identity left out): {int(pooled.sum())}/{len(pooled)} false matches "
           f"({100 * pooled.mean():.2f}%).")
     calibration(photos, args.workers)
+    report_fused(gallery, probes, imps)
     if args.explore:
         explore(photos, probes, imps, args.workers)
     return 0

@@ -72,7 +72,7 @@ def test_detection_regions_make_an_empty_scene_cheap_and_still_faces_found(
         lfw: Path) -> None:
     """Nothing moves: after the first sweep, no pixel is searched until the next one —
     yet a face that stands still from the first frame is found by that sweep."""
-    head, width = synth.head(_photos(lfw, BOB)[0], 60)
+    head, width = synth.head(_photos(lfw, BOB)[0], 80)
     bg = synth.background(1280, 720)
     rng = np.random.default_rng(1)
     still = synth.scene(bg, [(head, 300, 500, width)], rng=rng, noise=0)

@@ -52,7 +52,7 @@ from oneeye import faces
 from oneeye.edge import snapshot
 from oneeye.edge.gallery_holder import GalleryHolder
 from oneeye.edge.metrics import Metrics
-from oneeye.edge.regions import MotionDetector, MotionParams, look_regions, merge, sweep_band
+from oneeye.edge.regions import MotionDetector, MotionParams, dedupe, look_regions, sweep_band
 from oneeye.edge.settings import EdgeSettings
 from oneeye.edge.sources import Frame, Source
 from oneeye.edge.tracker import Track, Tracker
@@ -228,21 +228,25 @@ class Pipeline:
         expected = [t.predicted(now) for t in self.tracker.tracks.values()]
         regions = look_regions((h, w), self.motion.detect(bgr), expected, pad=d.region_pad,
                                min_side=d.region_min_px)
+        band: BBox | None = None
         if d.sweep_s > 0:
             if self._sweep_due is None:
                 self._sweep_due = now          # the first pass starts a sweep
             if now >= self._sweep_due:
-                regions = merge([*regions, sweep_band(self._sweep_band, d.sweep_bands,
-                                                      d.region_min_px // 2, h, w)])
+                band = sweep_band(self._sweep_band, d.sweep_bands, d.region_min_px // 2, h, w)
                 self._sweep_band += 1
                 if self._sweep_band == d.sweep_bands:
                     self._sweep_band, self._sweep_due = 0, now + d.sweep_s
-        self._regions = regions
+        self._regions = regions + ([band] if band is not None else [])
         boxes: list[BBox] = []
-        for top, right, bottom, left in regions:
+        for region in self._regions:
+            top, right, bottom, left = region
             crop = faces.bgr_to_rgb(bgr[top:bottom, left:right])
-            for b in faces.detect(crop, model=d.model, upsample=d.upsample):
+            scale = d.sweep_scale if region is band else 1.0
+            for b in faces.detect(crop, model=d.model, upsample=d.upsample, scale=scale):
                 boxes.append((b[0] + top, b[1] + left, b[2] + top, b[3] + left))
+        # A face inside both a region and the sweep band is found twice: keep one.
+        return dedupe(boxes)
         return boxes
 
     def drain(self) -> None:

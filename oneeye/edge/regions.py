@@ -50,8 +50,10 @@ class MotionDetector:
         p = self.params
         h, w = bgr.shape[:2]
         f = min(1.0, p.height / h)
+        # Nearest-neighbour, as Frigate: 6x cheaper than area averaging on 1080p, and the
+        # blur below removes the extra noise it lets through.
         small = cv2.resize(bgr, (max(1, round(w * f)), max(1, round(h * f))),
-                           interpolation=cv2.INTER_AREA)
+                           interpolation=cv2.INTER_NEAREST)
         grey = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (3, 3), 0)
         if self._avg is None or self._avg.shape != grey.shape:
             self._avg = grey.astype(np.float32)
@@ -101,6 +103,17 @@ def merge(boxes: Iterable[BBox]) -> list[BBox]:
 
 def area(box: BBox) -> int:
     return max(0, box[1] - box[3]) * max(0, box[2] - box[0])
+
+
+def dedupe(boxes: list[BBox], iou_max: float = 0.4) -> list[BBox]:
+    """``boxes`` without those overlapping an earlier one by more than ``iou_max`` IoU."""
+    from oneeye.edge.tracker import iou
+
+    out: list[BBox] = []
+    for b in boxes:
+        if all(iou(b, o) <= iou_max for o in out):
+            out.append(b)
+    return out
 
 
 def sweep_band(index: int, bands: int, overlap: int, height: int, width: int) -> BBox:

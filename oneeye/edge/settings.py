@@ -43,9 +43,12 @@ class DetectionSettings(StrictModel):
     regions: bool = Field(True, description="detect at native resolution only where "
                           "something moved, where an open track is expected and in the sweep "
                           "band; false = the whole frame, resized by scale, every pass")
-    sweep_s: float = Field(10.0, ge=0, le=3600, description="with regions: start a scan of the "
+    sweep_s: float = Field(15.0, ge=0, le=3600, description="with regions: start a scan of the "
                            "whole frame this often (one band per detection pass), so a face "
                            "that stands still is found; 0 disables")
+    sweep_scale: float = Field(0.5, gt=0.05, le=1.0, description="the sweep looks at the frame "
+                               "resized by this (0.5 finds still faces from ~56 px at 1/4 of "
+                               "the native cost; moving faces are searched at native size)")
     sweep_bands: int = Field(6, ge=1, le=32, description="horizontal bands of a sweep")
     motion_height: int = Field(180, ge=60, le=720, description="rows of the grey copy motion "
                                "is computed on")
