@@ -1,34 +1,24 @@
 """The realtime edge pipeline: look → detect → track → encode → fuse → decide → event.
 
-Why it is shaped this way (2-core CPU; ``bench/edge.py`` prints the figures):
+Why it is shaped this way (2-core CPU; ``bench/edge.py`` prints the figures; the README's
+"How a face becomes one event" is the tour):
 
-* Frames stay at native resolution (below ``detection.max_width``): a 32 px face
-  in a 1080p frame is only visible there. Detection runs every ``every_n_frames``
-  frames, and only where it can pay off (:mod:`oneeye.edge.regions`): moving
-  areas found on a small grey copy, the boxes where open tracks are predicted,
-  and one band of a slow sweep of the whole frame. An empty scene then costs
-  about what decoding costs. The IoU tracker carries faces between detections,
-  so each person in view is one track.
-* Decide on the track, not on one look. Crops are chosen by quality: too small,
-  blurred or turned (yaw from the 5 landmarks) crops are not encoded. A track's
-  encodings are fused (:func:`oneeye.gallery.fuse`, their mean) and the fused
-  encoding is decided once, by the gallery's rule with the device's per-watchlist
-  override — the same :meth:`Matcher.identify_track` that ``oneeye identify`` and
-  ``oneeye analyze`` use. After ``min_looks`` looks the track is decided; one
-  whose every single look sits just over the threshold can still be announced.
-  A track stays unknown after ``max_encodes_per_track`` looks.
-* Encodings run in a thread pool (dlib works outside Python) on a padded crop,
-  so the main thread detects the next frames meanwhile; each track has at most
-  one encoding in flight, so work never queues up behind a slow CPU.
-* File sources run deterministically: results of encodings started at a
-  detection pass are collected before the next pass (media-time results do not
-  depend on machine speed). Live sources never wait: results are taken when ready.
-* One ``oneeye.match/1`` per (track, person), plus a per-person cooldown for the
-  camera (media time for files, wall time for live) so a lingering person, or
-  one who steps out of view and back, is announced once. An event that cannot be
-  built marks nothing: the next look tries again.
-* The gallery snapshot is taken from :class:`GalleryHolder` once per frame, so a
-  gallery swapped by the sync never tears a decision.
+* Frames stay at native resolution: a 32 px face in a 1080p frame exists only there.
+  Every ``every_n_frames`` frames the detector runs only where it can pay off
+  (:mod:`oneeye.edge.regions`): moving areas, where open tracks are predicted, and one
+  band of a slow sweep. An empty scene then costs about what decoding costs. The IoU
+  tracker carries faces between detections: each person in view is one track.
+* Decide on the track, not on one look. Small, blurred or turned crops are not encoded;
+  a track's looks are fused and decided once by :meth:`Matcher.identify_track` (the
+  gallery rule with the device's override — what ``oneeye identify``/``analyze`` use).
+* Encodings run in a thread pool on padded crops while the main thread detects on; each
+  track has at most one encoding in flight, so work never queues up behind a slow CPU.
+* File sources run deterministically: results of encodings started at a detection pass
+  are collected before the next pass. Live sources never wait.
+* One ``oneeye.match/1`` per (track, person) plus a per-person cooldown for the camera
+  (media time for files, wall time for live). An event that cannot be built marks
+  nothing: the next look tries again.
+* The gallery snapshot is taken once per frame, so a gallery swap never tears a decision.
 
 Unknown faces leave nothing behind: their crops and encodings live only in the
 in-flight job and the track's looks, both dropped when the track closes.
@@ -52,7 +42,7 @@ from oneeye import faces
 from oneeye.edge import snapshot
 from oneeye.edge.gallery_holder import GalleryHolder
 from oneeye.edge.metrics import Metrics
-from oneeye.edge.regions import MotionDetector, MotionParams, dedupe, look_regions, sweep_band
+from oneeye.edge.regions import MotionDetector, MotionParams, Sweep, dedupe, look_regions
 from oneeye.edge.settings import EdgeSettings
 from oneeye.edge.sources import Frame, Source
 from oneeye.edge.tracker import Track, Tracker
@@ -106,6 +96,7 @@ class Pipeline:
         self.tracker = Tracker(iou_min=t.iou_min, max_missed_s=t.max_missed_s)
         self.motion = MotionDetector(MotionParams(height=d.motion_height,
                                                   threshold=d.motion_threshold))
+        self.sweep = Sweep(d.sweep_s, d.sweep_bands, overlap=d.region_min_px // 2)
         self._states: dict[int, _TrackState] = {}
         self._cooldown: dict[str, float] = {}
         self._pool = ThreadPoolExecutor(max_workers=settings.workers,
@@ -118,8 +109,6 @@ class Pipeline:
         self._factor = 1.0
         self._overrides = {str(k): v for k, v in settings.thresholds.items()}
         self._regions: list[BBox] = []      # searched at the last detection pass
-        self._sweep_band = 0                 # next band of the running sweep
-        self._sweep_due: float | None = None  # clock time the next sweep starts
 
     # ------------------------------------------------------------------ main loop
 
@@ -226,28 +215,19 @@ class Pipeline:
                                 scale=d.scale)
         h, w = bgr.shape[:2]
         expected = [t.predicted(now) for t in self.tracker.tracks.values()]
-        regions = look_regions((h, w), self.motion.detect(bgr), expected, pad=d.region_pad,
-                               min_side=d.region_min_px)
-        band: BBox | None = None
-        if d.sweep_s > 0:
-            if self._sweep_due is None:
-                self._sweep_due = now          # the first pass starts a sweep
-            if now >= self._sweep_due:
-                band = sweep_band(self._sweep_band, d.sweep_bands, d.region_min_px // 2, h, w)
-                self._sweep_band += 1
-                if self._sweep_band == d.sweep_bands:
-                    self._sweep_band, self._sweep_due = 0, now + d.sweep_s
-        self._regions = regions + ([band] if band is not None else [])
+        searches = [(r, 1.0) for r in look_regions((h, w), self.motion.detect(bgr), expected,
+                                                    pad=d.region_pad, min_side=d.region_min_px)]
+        band = self.sweep.next_band(now, h, w)
+        if band is not None:
+            searches.append((band, d.sweep_scale))
+        self._regions = [r for r, _ in searches]
         boxes: list[BBox] = []
-        for region in self._regions:
-            top, right, bottom, left = region
+        for (top, right, bottom, left), scale in searches:
             crop = faces.bgr_to_rgb(bgr[top:bottom, left:right])
-            scale = d.sweep_scale if region is band else 1.0
             for b in faces.detect(crop, model=d.model, upsample=d.upsample, scale=scale):
                 boxes.append((b[0] + top, b[1] + left, b[2] + top, b[3] + left))
         # A face inside both a region and the sweep band is found twice: keep one.
         return dedupe(boxes)
-        return boxes
 
     def drain(self) -> None:
         """Wait for every in-flight encoding, deliver its events, close all tracks."""

@@ -116,13 +116,32 @@ def dedupe(boxes: list[BBox], iou_max: float = 0.4) -> list[BBox]:
     return out
 
 
-def sweep_band(index: int, bands: int, overlap: int, height: int, width: int) -> BBox:
-    """Band ``index`` of ``bands`` horizontal bands covering the frame, each overlapping the
-    next by ``overlap`` px so a face on a seam is whole in one of them."""
-    step = height / bands
-    top = max(0, int(index * step) - overlap)
-    bottom = min(height, int((index + 1) * step) + overlap)
-    return (top, width, bottom, 0)
+class Sweep:
+    """The slow scan of the whole frame: every ``period_s`` (caller's clock) a sweep starts,
+    then each call returns the next of ``bands`` horizontal bands until the frame is
+    covered. Bands overlap by ``overlap`` px so a face on a seam is whole in one of them.
+    ``period_s`` 0 disables it."""
+
+    def __init__(self, period_s: float, bands: int, *, overlap: int) -> None:
+        self.period_s, self.bands, self.overlap = period_s, bands, overlap
+        self._next = 0                      # next band of the running sweep
+        self._due: float | None = None      # when the next sweep starts (None: at once)
+
+    def next_band(self, now: float, height: int, width: int) -> BBox | None:
+        """The band to scan at this detection pass, or None."""
+        if self.period_s <= 0:
+            return None
+        if self._due is None:
+            self._due = now
+        if now < self._due:
+            return None
+        step = height / self.bands
+        band = (max(0, int(self._next * step) - self.overlap), width,
+                min(height, int((self._next + 1) * step) + self.overlap), 0)
+        self._next += 1
+        if self._next == self.bands:
+            self._next, self._due = 0, now + self.period_s
+        return band
 
 
 def look_regions(shape: tuple[int, int], motion: Iterable[BBox], expected: Iterable[BBox], *,
