@@ -45,6 +45,19 @@ How the defaults were chosen (the rule; ``--explore`` reruns it)
    cross-validated TAR wins (ties: lower CV FMR, then the cheaper variant); its
    full-data choice becomes ``DEFAULT_RULES`` / ``EnrolmentPolicy``.
 
+Tracks (issue 11 §3). The edge decides a track's *fused* encoding (the mean of its
+looks) with the same rule. A video track's looks are one appearance — same pose,
+light and distance — so its fused encoding is distributed like one photo's encoding
+with less per-frame noise: the single-photo trials above are the calibration set for
+the fused score, and the rule they select is the edge's rule. As a check the bench
+also fuses each person's 2–3 *different* probe photos into one track (far more varied
+than a video track): the default rule accepts 98.8 % of those tracks at FMR 0.71 %
+(2 of 280 impostor tracks; target ≤ 1 %), and steps 3–4 re-run on them would pick
+0.45 / 0.10 — a rule that accepts 65 % of the single-photo probes instead of 88 %
+(FMR 0 % instead of 0.46 %). Mixed-photo tracks are not what a camera sees, so the
+single-photo rule stays; ``bench/edge.py`` checks it on the dev videos (0 wrong-person,
+0 stranger events).
+
 Result on lfw_dev (``--explore``): small landmarks, 10 enrolment jitters,
 ``max_distance`` 0.525, ``min_margin`` 0.08 — CV TAR 87.1 % at CV FMR 0.46 %.
 The 95 % TAR target is out of reach with dlib encodings here: the genuine and
@@ -358,7 +371,10 @@ def fused_trials(gallery: Gallery, probes: list[tuple[str, NDArray[np.float32] |
         if e is not None:
             by_person.setdefault(who, []).append(e)
     tracks = [(who, fuse(np.array(es))) for who, es in sorted(by_person.items()) if len(es) > 1]
-    return build_trials(gallery, list(tracks), imps)
+    gen, imp = build_trials(gallery, list(tracks), imps)
+    gen.correct = gen.correct.astype(bool)   # no face-less tracks: np.append made it float
+    gen.fold = gen.fold.astype(np.intp)
+    return gen, imp
 
 
 def report_fused(gallery: Gallery, probes: list[tuple[str, NDArray[np.float32] | None]],
