@@ -39,16 +39,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from oneeye.local.broker import MosquittoBroker, TcpProxy, spawn_embedded  # noqa: E402
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
+from oneeye.local.broker import MosquittoBroker, spawn_embedded  # noqa: E402
+from tests.net_support import TcpProxy, free_port  # noqa: E402
 
 # --------------------------------------------------------------------------- child edge
 
@@ -60,7 +52,8 @@ def child(args: argparse.Namespace) -> int:
     from oneeye.edge.gallery_holder import GalleryHolder
     from oneeye.edge.settings import EdgeSettings
     from oneeye.edge.uplink import Uplink
-    from oneeye.events import MatchEvent, utc_now
+    from oneeye.events import MatchEvent
+    from oneeye.types import utc_now
 
     logging.basicConfig(level=os.environ.get("ONEEYE_LOG", "WARNING"),
                         format="child %(levelname)s %(name)s: %(message)s")
@@ -321,8 +314,9 @@ def scenario_gallery(work: Path, rounds: int) -> dict[str, Any]:
     from oneeye.edge.publishers import make_publisher
     from oneeye.edge.settings import EdgeSettings
     from oneeye.edge.uplink import Uplink
-    from oneeye.events import GalleryEvent, utc_now
+    from oneeye.events import GalleryEvent
     from oneeye.local.broker import EmbeddedBroker
+    from oneeye.types import utc_now
 
     moto_port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port)

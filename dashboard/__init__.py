@@ -16,6 +16,7 @@ monkey-patches before anything else is imported. bench/fanout.py compares both.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
@@ -25,6 +26,7 @@ from werkzeug.exceptions import HTTPException
 
 from dashboard.settings import DashboardSettings
 from oneeye.sns import Verifier
+from oneeye.types import Clock
 
 log = logging.getLogger(__name__)
 PURGE_EVERY_S = 3600
@@ -35,7 +37,8 @@ _CSP = ("default-src 'self'; img-src 'self' data: http: https:; connect-src 'sel
 __all__ = ["DashboardSettings", "create_app"]
 
 
-def create_app(settings: DashboardSettings | None = None) -> Flask:
+def create_app(settings: DashboardSettings | None = None, *, clock: Clock = time.time) -> Flask:
+    """The dashboard app; ``clock`` (seconds since the epoch) times events, devices, retention."""
     from dashboard import api, auth, desk, sns_endpoint
     from dashboard.live import Live
     from dashboard.store import Store
@@ -51,10 +54,10 @@ def create_app(settings: DashboardSettings | None = None) -> Flask:
         MAX_CONTENT_LENGTH=512 * 1024,
         ONEEYE_CONFIRM_HOSTS=set(settings.confirm_hosts),
         ONEEYE_OFFLINE_AFTER_S=settings.offline_after_s,
-        ONEEYE_OUTBOX_PATH=settings.outbox_path,
+        ONEEYE_ALERT_OUTBOX_PATH=settings.alert_outbox_path,
         ONEEYE_HISTORY_LIMIT=settings.history_limit,
     )
-    store = Store(settings.resolved_database_url())
+    store = Store(settings.resolved_database_url(), clock=clock)
     if not settings.websocket_compression:
         _decline_websocket_compression()
     socketio = SocketIO(app, async_mode=settings.async_mode, message_queue=settings.message_queue,

@@ -1,4 +1,4 @@
-"""Server-rendered pages: the live desk, history, the local-mode outbox; /healthz."""
+"""Server-rendered pages: the live desk, history, the local-mode alert outbox; /healthz."""
 
 from __future__ import annotations
 
@@ -7,13 +7,25 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from dashboard.auth import login_required
+from oneeye.types import DESK_KINDS
 
 log = logging.getLogger(__name__)
 bp = Blueprint("desk", __name__)
-OUTBOX_MAX = 200
+ALERTS_MAX = 200
 
 
 @bp.get("/")
@@ -26,21 +38,27 @@ def index() -> str:
 @bp.get("/history")
 @login_required
 def history() -> str:
-    from dashboard.api import KINDS, time_arg
+    from dashboard.api import time_arg
 
     kind = request.args.get("kind") or None
     rows = current_app.extensions["oneeye.store"].events(
         g.user["sites"], person=(request.args.get("person") or "").strip()[:64] or None,
         since=time_arg("since"), until=time_arg("until"),
-        kind=kind if kind in KINDS else None, limit=current_app.config["ONEEYE_HISTORY_LIMIT"])
-    return render_template("history.html", events=rows, kinds=KINDS)
+        kind=kind if kind in DESK_KINDS else None, limit=current_app.config["ONEEYE_HISTORY_LIMIT"])
+    return render_template("history.html", events=rows, kinds=DESK_KINDS)
+
+
+@bp.get("/alerts")
+@login_required
+def alerts() -> str:
+    path: Path | None = current_app.config["ONEEYE_ALERT_OUTBOX_PATH"]
+    return render_template("alerts.html", path=path, messages=read_alert_outbox(path))
 
 
 @bp.get("/outbox")
-@login_required
-def outbox() -> str:
-    path: Path | None = current_app.config["ONEEYE_OUTBOX_PATH"]
-    return render_template("outbox.html", path=path, messages=read_outbox(path))
+def outbox() -> WerkzeugResponse:
+    """The page's old address (kept for one release)."""
+    return redirect(url_for("desk.alerts"), code=308)
 
 
 @bp.get("/healthz")
@@ -55,7 +73,7 @@ def healthz() -> tuple[Response, int]:
                     "user": g.user["name"] if g.get("user") else None}), 200 if ok else 503
 
 
-def read_outbox(path: Path | None) -> list[dict[str, Any]]:
+def read_alert_outbox(path: Path | None) -> list[dict[str, Any]]:
     """Newest-first messages from a JSON-lines file or a directory of ``*.json[l]`` files."""
     if path is None or not path.exists():
         return []
@@ -65,7 +83,7 @@ def read_outbox(path: Path | None) -> list[dict[str, Any]]:
         try:
             lines = file.read_text(errors="replace").splitlines()
         except OSError as exc:
-            log.warning("outbox: cannot read %s: %s", file, exc)
+            log.warning("alert outbox: cannot read %s: %s", file, exc)
             continue
         for line in lines:
             if not line.strip():
@@ -76,4 +94,4 @@ def read_outbox(path: Path | None) -> list[dict[str, Any]]:
                 item = {"body": line, "error": "not JSON"}
             if isinstance(item, dict):
                 out.append(item)
-    return out[::-1][:OUTBOX_MAX]
+    return out[::-1][:ALERTS_MAX]

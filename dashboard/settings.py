@@ -8,16 +8,21 @@ The Flask secret key is never in the repo: it comes from ``secret_key``, from
 the dashboard runs behind a load balancer). The local stack serves plain HTTP on
 127.0.0.1 and turns it off explicitly; a browser would otherwise never send the
 session cookie back and every login would appear to fail.
+
+``alert_outbox_path`` was called ``outbox_path`` until 0.1: the old key is still
+accepted for one release, with a ``DeprecationWarning`` (the edge's event outbox is
+a different thing).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from oneeye.config import StrictModel
 
@@ -53,9 +58,21 @@ class DashboardSettings(StrictModel):
         "delivery (bench/fanout.py) for nothing on a branch LAN")
     login_attempts: int = Field(5, ge=1, description="Failed logins allowed per window")
     login_window_s: float = Field(300, gt=0, description="Login rate-limit window")
-    outbox_path: Path | None = Field(None, description="Local-mode email/SMS outbox "
-                                     "(JSON lines file or directory of them)")
+    alert_outbox_path: Path | None = Field(
+        None, description="Local-mode alert outbox: the email/SMS the local stack would have "
+        "sent (JSON lines file or directory of them); the old key outbox_path still works")
     history_limit: int = Field(200, ge=1, le=5000, description="Max events per API page")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "outbox_path" in data:
+            warnings.warn("dashboard setting outbox_path is now alert_outbox_path; the old "
+                          "name goes in the next release", DeprecationWarning, stacklevel=2)
+            data = dict(data)
+            old = data.pop("outbox_path")
+            data.setdefault("alert_outbox_path", old)
+        return data
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.var_dir / 'dashboard.sqlite3'}"

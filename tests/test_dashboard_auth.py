@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -23,18 +24,14 @@ from tests.dashboard_helpers import (
 )
 
 
-@pytest.fixture(scope="module")
-def signer() -> Signer:
-    return Signer()
+@pytest.fixture
+def app_options() -> dict[str, Any]:
+    return {"login_attempts": 3}
 
 
 @pytest.fixture
-def app(tmp_path: Path, signer: Signer) -> Flask:
-    app = app_for(tmp_path, signer, login_attempts=3)
-    add_user(app, "alice", ["branch-1"])
-    add_user(app, "bob", ["branch-2"])
-    add_user(app, "carol", ["branch-1", "branch-2"])
-    return app
+def desk_users() -> dict[str, list[str]]:
+    return {"alice": ["branch-1"], "bob": ["branch-2"], "carol": ["branch-1", "branch-2"]}
 
 
 def test_pages_need_login(app: Flask) -> None:
@@ -235,16 +232,27 @@ def test_security_headers(app: Flask) -> None:
     assert resp.headers["X-Frame-Options"] == "DENY"
 
 
-def test_outbox_page(tmp_path: Path, signer: Signer) -> None:
-    outbox = tmp_path / "outbox.jsonl"
-    outbox.write_text('{"channel": "sms", "to": "+15550100", "body": "Missing person seen"}\n'
+def test_alerts_page_shows_the_alert_outbox(tmp_path: Path, signer: Signer) -> None:
+    alerts = tmp_path / "alert_outbox.jsonl"
+    alerts.write_text('{"channel": "sms", "to": "+15550100", "body": "Missing person seen"}\n'
                       "garbage line\n")
-    app = app_for(tmp_path, signer, outbox_path=outbox)
+    app = app_for(tmp_path, signer, alert_outbox_path=alerts)
     add_user(app, "alice", ["branch-1"])
     client = app.test_client()
     login(client, "alice")
-    page = client.get("/outbox").get_data(as_text=True)
+    page = client.get("/alerts").get_data(as_text=True)
     assert "Missing person seen" in page and "+15550100" in page and "garbage line" in page
+    # the page's old address still leads there, for one release
+    old = client.get("/outbox")
+    assert old.status_code == 308 and old.headers["Location"].endswith("/alerts")
+
+
+def test_old_outbox_path_setting_still_works_with_a_warning(tmp_path: Path) -> None:
+    from dashboard.settings import DashboardSettings
+
+    with pytest.warns(DeprecationWarning, match="alert_outbox_path"):
+        settings = DashboardSettings.model_validate({"outbox_path": str(tmp_path / "a.jsonl")})
+    assert settings.alert_outbox_path == tmp_path / "a.jsonl"
 
 
 def test_run_on_a_taken_port_fails_clearly(tmp_path: Path) -> None:

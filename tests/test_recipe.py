@@ -168,6 +168,55 @@ def test_build_bundles_oneeye_into_the_artifact(tmp_path: Path) -> None:
     assert not any("__pycache__" in n or n.startswith("tests/") for n in names)
     assert (tmp_path / "greengrass-build/recipes/recipe.yaml").exists()
     assert not (EDGE / "oneeye").exists()  # no copy of the package kept in the repo
+    # what the device does not run stays out of it
+    assert not any(n.startswith(("oneeye/cloud/", "oneeye/local/", "oneeye/commands/"))
+                   for n in names)
+    assert not names & {"oneeye/ann.py", "oneeye/synth.py", "oneeye/cli.py"}
+
+
+def test_the_artifact_runs_its_entry_point_from_the_zip_alone(tmp_path: Path) -> None:
+    """Unpacked, the artifact imports ``main.py`` and everything it wires, from the zip's
+    own ``oneeye`` (not this checkout's): nothing the device needs was left out."""
+    import subprocess
+    import sys
+
+    spec = importlib.util.spec_from_file_location("edge_build", EDGE / "build.py")
+    assert spec is not None and spec.loader is not None
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    unpacked = tmp_path / "oneeye-edge"
+    zipfile.ZipFile(build.build(tmp_path / "gg")).extractall(unpacked)
+    # The checkout's editable install would answer any module the zip lacks, so the probe
+    # runs without site processing (-S: no .pth finders) and sees only the zip and the
+    # third-party packages (what the recipe's pip install provides on the device).
+    site = next(p for p in sys.path if p.endswith("site-packages"))
+    probe = (
+        "import sys, pathlib, importlib\n"
+        f"sys.path[:0] = [{str(unpacked)!r}]; sys.path.append({site!r})\n"
+        "import main, oneeye\n"
+        f"assert pathlib.Path(oneeye.__file__).is_relative_to({str(unpacked)!r})\n"
+        "for name in ('oneeye.edge.greengrass', 'oneeye.edge.publishers', 'oneeye.edge.runner',"
+        " 'oneeye.edge.uplink', 'oneeye.logs', 'awsiot.greengrasscoreipc.clientv2'):\n"
+        "    importlib.import_module(name)\n"
+        "print(callable(main.main))\n"
+    )
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", probe], cwd=tmp_path, text=True,
+                          capture_output=True, timeout=120, check=False)
+    assert proc.returncode == 0 and proc.stdout.strip() == "True", proc.stderr
+
+
+def test_the_artifact_requirements_are_the_edge_extra_of_pyproject(tmp_path: Path) -> None:
+    import tomllib
+
+    project = tomllib.loads((EDGE.parent / "pyproject.toml").read_text())["project"]
+    edge = project["optional-dependencies"]["edge"]
+    assert set(edge) <= set(project["dependencies"]), "edge extra and dependencies disagree"
+    spec = importlib.util.spec_from_file_location("edge_build", EDGE / "build.py")
+    assert spec is not None and spec.loader is not None
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    with zipfile.ZipFile(build.build(tmp_path / "gg")) as zf:
+        assert zf.read("requirements.txt").decode().split() == edge
 
 
 def test_recipe_decides_with_the_benchmarked_rule() -> None:

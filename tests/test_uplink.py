@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,10 @@ from oneeye.edge.uplink import Uplink
 from oneeye.errors import EventError
 from oneeye.events import MAX_EVENT_BYTES, parse
 from oneeye.gallery import Gallery
-from oneeye.local.broker import MosquittoBroker, TcpProxy
-from tests.mqtt_support import BROKERS, Subscriber, event, free_port, make_broker, stop_broker
+from oneeye.local.broker import MosquittoBroker
+from tests.mqtt_support import BROKERS, Subscriber, event, make_broker, stop_broker
+from tests.net_support import TcpProxy, free_port
+from tests.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS: dict[str, Any] = {"fps": 7.5, "frame_age_ms": 40.0, "latency_ms": {"p50": 300.0,
@@ -66,12 +67,9 @@ def test_events_and_health_are_published(kind: str, tmp_path: Path) -> None:
     stop_broker(b)
 
 
-def _drained(up: Uplink, timeout_s: float = 10.0) -> bool:
-    """The outbox empties once every PUBACK is in."""
-    deadline = time.monotonic() + timeout_s
-    while up.outbox.depth() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return up.outbox.depth() == 0
+def _drained(up: Uplink, timeout_s: float = 30.0) -> bool:
+    """The outbox empties once every PUBACK is in (AssertionError if it does not)."""
+    return wait_until(lambda: up.outbox.depth() == 0, timeout_s, "the outbox to drain")
 
 
 @pytest.mark.parametrize("kind", BROKERS)
@@ -100,9 +98,8 @@ def test_broker_outage_then_replay_in_order(kind: str, tmp_path: Path) -> None:
     during = [event(i) for i in range(5, 25)]
     for e in during:
         up.submit(e)  # durable even though nothing can be sent
-    time.sleep(1.0)
+    wait_until(lambda: not up.publisher.connected, 30, "the edge to see the broker gone")
     assert up.outbox.depth() == 20
-    assert not up.publisher.connected
     b.start()
     if proxy:
         assert sub.subscribed.wait(30)

@@ -29,10 +29,11 @@ from typing import Any
 from oneeye import events
 from oneeye.cloud import store
 from oneeye.cloud.common import Result, clip, parse_match, run_once
+from oneeye.cloud.settings import AmberSettings
+from oneeye.types import SMS_MAX
 
 log = logging.getLogger(__name__)
 
-SMS_MAX = 140
 SUBJECT_MAX = 99
 _CASE_FIELDS = ("name", "age", "description", "agency", "contact", "status")
 
@@ -161,13 +162,18 @@ def _subject(text: str) -> str:
     return ascii_text[:SUBJECT_MAX]
 
 
-def amber_from_env() -> AmberDeps:
+def amber_deps(settings: AmberSettings) -> AmberDeps:
     return AmberDeps(
-        idempotency=store.Idempotency(store.env("IDEMPOTENCY_TABLE")),
-        cases=store.Cases(store.env("CASES_TABLE")),
-        bucket=store.Bucket(store.env("ONEEYE_BUCKET")),
-        alerts_topic_arn=store.env("ALERTS_TOPIC_ARN"),
-        desk_topic_arn=store.env("DESK_TOPIC_ARN"),
-        cooldown_s=store.env_int("ALERT_COOLDOWN_S", 600),
-        snapshot_url_ttl_s=store.env_int("SNAPSHOT_URL_TTL_S", 86400),
+        idempotency=store.Idempotency(settings.idempotency_table),
+        cases=store.Cases(settings.cases_table),
+        bucket=store.Bucket(settings.oneeye_bucket),
+        alerts_topic_arn=settings.alerts_topic_arn,
+        desk_topic_arn=settings.desk_topic_arn,
+        cooldown_s=settings.alert_cooldown_s,
+        snapshot_url_ttl_s=settings.snapshot_url_ttl_s,
     )
+
+
+def amber_from_env() -> AmberDeps:
+    """Deps from this process's environment (raises ConfigError naming the variable)."""
+    return amber_deps(AmberSettings.from_env(root="amber_alert"))

@@ -22,9 +22,10 @@ from typing import Any
 from oneeye import aws
 from oneeye.cloud import store
 from oneeye.cloud.agencies import Agencies, Audit
-from oneeye.cloud.api import ApiError, Request, Response, respond
-from oneeye.cloud.uploads import CASE_ID
-from oneeye.events import utc_now
+from oneeye.cloud.api import Request, Response, respond
+from oneeye.cloud.settings import CasesSettings
+from oneeye.errors import ApiError
+from oneeye.types import is_id, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def scan_cases(table: str, *, agency: str | None = None) -> list[dict[str, Any]]
 def close_case(req: Request, deps: CasesDeps) -> Response:
     agency = deps.agencies.authenticate(req)
     case_id = req.path_params.get("case_id", "")
-    if not CASE_ID.match(case_id):
+    if not is_id(case_id):
         raise ApiError(404, "not_found", f"no case {case_id[:64]!r}")
     case = deps.cases.get(case_id)
     if case is None or case.get("agency") != agency.name:
@@ -99,8 +100,13 @@ def close_case(req: Request, deps: CasesDeps) -> Response:
                          "already_closed": was == "closed"})
 
 
+def cases_deps(settings: CasesSettings) -> CasesDeps:
+    return CasesDeps(cases=store.Cases(settings.cases_table),
+                     agencies=Agencies(settings.agencies_table),
+                     audit=Audit(store.Bucket(settings.oneeye_bucket)),
+                     indexer_queue_url=settings.indexer_queue_url)
+
+
 def cases_from_env() -> CasesDeps:
-    bucket = store.Bucket(store.env("ONEEYE_BUCKET"))
-    return CasesDeps(cases=store.Cases(store.env("CASES_TABLE")),
-                     agencies=Agencies(store.env("AGENCIES_TABLE")), audit=Audit(bucket),
-                     indexer_queue_url=store.env("INDEXER_QUEUE_URL"))
+    """Deps from this process's environment (raises ConfigError naming the variable)."""
+    return cases_deps(CasesSettings.from_env(root="cases"))

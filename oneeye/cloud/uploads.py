@@ -25,7 +25,6 @@ whose link expired without a photo arriving is reported as rejected
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -34,14 +33,15 @@ from typing import Any
 from oneeye import aws
 from oneeye.cloud import store
 from oneeye.cloud.agencies import Agencies, Agency, Audit, RateLimiter
-from oneeye.cloud.api import ApiError, Request, Response, respond
-from oneeye.events import utc_now
-from oneeye.ids import is_valid_id, new_id
+from oneeye.cloud.api import Request, Response, respond
+from oneeye.cloud.settings import UploadStatusSettings, UploadUrlSettings
+from oneeye.errors import ApiError
+from oneeye.ids import is_uuid7, new_id
+from oneeye.types import is_id, utc_now
 
 log = logging.getLogger(__name__)
 
 CONTENT_TYPES = {"image/jpeg": "jpg", "image/png": "png"}
-CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _LIMITS = {"name": 100, "description": 1000, "contact": 200, "agency": 120, "filename": 200}
 #: Seconds after the link's expiry before a still-pending upload counts as expired
 #: (an upload that started just before expiry may still be arriving).
@@ -56,7 +56,7 @@ REASONS = {
     "too_large": "file too large — use a photo under {mb} MB",
     "not_an_image": "not an image — use a JPEG or PNG photo",
     "unreadable": "the photo could not be read (corrupt or cut off) — take it again",
-    "invalid_id": "invalid case id — use letters, digits and _.:-",
+    "invalid_id": "invalid case id — use letters, digits and _.:@-",
     "expired": "the upload link expired before the photo arrived — try again",
 }
 _NUMBERS = {2: "two", 3: "three", 4: "four", 5: "five"}
@@ -107,8 +107,8 @@ def parse_form(body: dict[str, Any], max_bytes: int) -> CaseForm:
     case_id = body.get("case_id")
     if case_id in (None, ""):
         case_id = None
-    elif not isinstance(case_id, str) or not CASE_ID.match(case_id.strip()):
-        problems["case_id"] = "1–64 letters, digits and _.:- (e.g. MP-2026-0042)"
+    elif not isinstance(case_id, str) or not is_id(case_id.strip()):
+        problems["case_id"] = "1–128 letters, digits and _.:@- (e.g. MP-2026-0042)"
     else:
         case_id = case_id.strip()
     age: int | None = None
@@ -209,7 +209,7 @@ def _new_case_id(deps: UploadDeps) -> str:
 def upload_status(req: Request, deps: UploadDeps) -> Response:
     agency = deps.agencies.authenticate(req)
     upload_id = req.path_params.get("upload_id", "")
-    if not is_valid_id(upload_id):
+    if not is_uuid7(upload_id):
         raise ApiError(404, "not_found", f"no upload {upload_id[:64]!r}")
     status = deps.bucket.get_json(f"status/{upload_id}.json")
     if not isinstance(status, dict):
@@ -269,16 +269,22 @@ def _expired(status: dict[str, Any], deps: UploadDeps) -> bool:
     return not isinstance(key, str) or deps.bucket.head(key) is None
 
 
-def uploads_from_env(*, status_only: bool = False) -> UploadDeps:
-    """Deps from the plan's environment; upload_status needs no idempotency table."""
-    bucket = store.Bucket(store.env("ONEEYE_BUCKET"))
-    idem = os.environ.get("IDEMPOTENCY_TABLE", "") if status_only \
-        else store.env("IDEMPOTENCY_TABLE")
+def upload_deps(settings: UploadUrlSettings | UploadStatusSettings) -> UploadDeps:
+    """upload_url's deps; upload_status reads no counters (no idempotency table)."""
+    bucket = store.Bucket(settings.oneeye_bucket)
+    counters, rate = ((settings.idempotency_table, settings.upload_rate_per_min)
+                      if isinstance(settings, UploadUrlSettings) else ("", 1))
     return UploadDeps(
-        bucket=bucket, cases=store.Cases(store.env("CASES_TABLE")),
-        agencies=Agencies(store.env("AGENCIES_TABLE")),
-        limiter=RateLimiter(idem, store.env_int("UPLOAD_RATE_PER_MIN", 30)),
-        audit=Audit(bucket), counters_table=idem,
-        max_bytes=store.env_int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024),
-        url_ttl_s=store.env_int("UPLOAD_URL_TTL_S", 300),
+        bucket=bucket, cases=store.Cases(settings.cases_table),
+        agencies=Agencies(settings.agencies_table),
+        limiter=RateLimiter(counters, rate),
+        audit=Audit(bucket), counters_table=counters,
+        max_bytes=settings.upload_max_bytes, url_ttl_s=settings.upload_url_ttl_s,
     )
+
+
+def uploads_from_env(*, status_only: bool = False) -> UploadDeps:
+    """Deps from this process's environment (raises ConfigError naming the variable)."""
+    if status_only:
+        return upload_deps(UploadStatusSettings.from_env(root="upload_status"))
+    return upload_deps(UploadUrlSettings.from_env(root="upload_url"))

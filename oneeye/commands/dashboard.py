@@ -12,7 +12,6 @@ from __future__ import annotations
 import getpass
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,9 @@ from typing import Any
 import click
 
 from oneeye.errors import ConfigError
+from oneeye.types import is_id
 
 log = logging.getLogger(__name__)
-_SITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")  # the events' site_id rule
-_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
 
 def register(cli: click.Group) -> None:
@@ -129,10 +127,11 @@ def add_user(name: str, sites: tuple[str, ...], password_stdin: bool, config: Pa
     from dashboard.auth import hash_password
     from dashboard.store import Store
     for site in sites:
-        if not _SITE.match(site):
+        if not is_id(site):
             raise click.BadParameter(f"{site!r} is not a valid site id", param_hint="--site")
-    if not _USER.match(name):
-        raise click.BadParameter("use letters, digits and _.@- (max 64)", param_hint="NAME")
+    if not is_id(name):
+        raise click.BadParameter("a user name is an id: letters, digits and _.:@- (max 128)",
+                                 param_hint="NAME")
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:

@@ -59,7 +59,7 @@ def edge(source: str | None, galleries: tuple[Path, ...], events_out: Path | Non
     if publish is not None:
         overrides["publish"] = {"url": publish}
     settings = load_settings(EdgeSettings, path=config, env_prefix="ONEEYE_EDGE",
-                             overrides=overrides)
+                             overrides=overrides, root="edge")
     if not settings.galleries and not settings.gallery_sync.enabled:
         raise click.UsageError("give at least one --gallery (or enable gallery_sync)")
     if settings.publish.url == "none" and settings.events_out is None:

@@ -114,8 +114,8 @@ def up(config: Path | None, mqtt_url: str | None, edge_source: str | None,
 
 
 LABELS = {"dashboard": "dashboard", "http_api": "phone upload page", "customer_api":
-          "customer API", "mqtt": "MQTT broker", "moto": "AWS APIs (moto)", "outbox":
-          "email/SMS outbox"}
+          "customer API", "mqtt": "MQTT broker", "moto": "AWS APIs (moto)",
+          "alert_outbox": "alert outbox"}
 
 
 def _banner(info: Any) -> None:
@@ -128,7 +128,7 @@ def _banner(info: Any) -> None:
     if info.agency_token:
         lines.append(f"  {'agency token':<{width}}  {info.agency_token}   (for the phone page; "
                      "demo only)")
-    lines.append("  CLI commands (oneeye outbox, subscribe, case …) find this stack through "
+    lines.append("  CLI commands (oneeye alerts, subscribe, case …) find this stack through "
                  "var/local/stack.json.")
     lines.append("  Ctrl-C stops everything.")
     click.echo("\n".join(lines) + "\n", err=True)

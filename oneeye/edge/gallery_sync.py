@@ -83,6 +83,18 @@ class GallerySync:
         self._queue.put(Update(event.watchlist, event.version, event.bucket, event.key,
                                event.sha256, "message", received))
 
+    def apply_queued(self) -> list[bool]:
+        """Apply every update queued so far on the caller's thread (the sync thread not
+        running); one :meth:`apply` result per update, in arrival order."""
+        results: list[bool] = []
+        while True:
+            try:
+                update = self._queue.get_nowait()
+            except queue.Empty:
+                return results
+            if update is not None:
+                results.append(self.apply(update))
+
     def poll_once(self) -> None:
         """Read every followed watchlist's ``latest.json`` and queue what is newer."""
         bucket = self.cfg.bucket

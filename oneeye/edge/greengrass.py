@@ -105,5 +105,5 @@ class ConfigFollower:
         if self._operation is not None:
             try:
                 self._operation.close()
-            except Exception:
+            except Exception:  # shutting down: the Nucleus closes the stream anyway
                 log.debug("closing the configuration stream failed", exc_info=True)

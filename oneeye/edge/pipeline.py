@@ -229,6 +229,10 @@ class Pipeline:
         # A face inside both a region and the sweep band is found twice: keep one.
         return dedupe(boxes)
 
+    def encodings_in_flight(self) -> int:
+        """How many tracks have a face encoding submitted and not yet collected."""
+        return sum(1 for s in self._states.values() if s.pending is not None)
+
     def drain(self) -> None:
         """Wait for every in-flight encoding, deliver its events, close all tracks."""
         pending = [s.pending for s in self._states.values() if s.pending is not None]
@@ -243,10 +247,6 @@ class Pipeline:
     def last_regions(self) -> list[BBox]:
         """Regions (processing pixels) the last detection pass searched, with regions on."""
         return list(self._regions)
-
-    def encodings_in_flight(self) -> int:
-        """Encodings submitted and not yet collected."""
-        return sum(st.pending is not None for st in self._states.values())
 
     # ------------------------------------------------------------------ encoding
 

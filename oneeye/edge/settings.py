@@ -14,9 +14,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from oneeye.config import StrictModel
-
-TOKEN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
-WatchlistName = Literal["customers", "missing"]
+from oneeye.types import ID_PATTERN as TOKEN
+from oneeye.types import Watchlist as WatchlistName
 
 
 def _all_watchlists() -> list[WatchlistName]:

@@ -24,6 +24,7 @@ from typing import Any
 from oneeye import aws
 from oneeye.errors import ConfigError
 from oneeye.local import template as tpl
+from oneeye.local.alert_outbox import ALERT_OUTBOX_FILE
 from oneeye.local.children import Child, run_once
 from oneeye.local.settings import REPO, LocalSettings, check_ports
 
@@ -106,7 +107,7 @@ class LocalStack:
         lambdas = Lambdas(template.functions)
         customers = self._customer_api(api_key)
         self._sns(cloud_env["DESK_TOPIC_ARN"])
-        self._outbox(cloud_env["ALERTS_TOPIC_ARN"])
+        self._alert_outbox(cloud_env["ALERTS_TOPIC_ARN"])
         self._http_api(template, lambdas, moto.url)
         self._http_subscribers(cloud_env["DESK_TOPIC_ARN"])  # SubscribeURL is served now
         self._indexer(template, lambdas, cloud_env["INDEXER_QUEUE_URL"])
@@ -120,11 +121,17 @@ class LocalStack:
         self.info.urls.update({"mqtt": mqtt_url, "moto": moto.url,
                                "http_api": s.url("http_api", "/"),
                                "customer_api": s.url("customer_api"),
-                               "outbox": str(self.var / "outbox.jsonl")})
+                               "alert_outbox": str(self.var / ALERT_OUTBOX_FILE)})
         self.info.agency_token = self._demo_agency(cloud_env["AGENCIES_TABLE"])
+        # The token stays out of stack.json; `oneeye upload|case` read it from this 0600 file.
+        token_file = self.var / "agency_token"
+        token_file.unlink(missing_ok=True)  # a previous run's token died with its moto
+        if self.info.agency_token:
+            _write_private(token_file, self.info.agency_token)
         (self.var / "stack.json").write_text(json.dumps(
             {"pid": os.getpid(), "urls": self.info.urls,
-             "env": {k: v for k, v in env.items() if "KEY" not in k and "TOKEN" not in k}},
+             "env": {k: v for k, v in env.items() if "KEY" not in k and "TOKEN" not in k},
+             "agency_token_file": str(token_file) if self.info.agency_token else None},
             indent=2))
 
     def _demo_agency(self, table: str) -> str | None:
@@ -188,9 +195,9 @@ class LocalStack:
         for endpoint, filter_policy in wanted.items():
             self.delivery.subscribe(desk_arn, endpoint, filter_policy)
 
-    def _outbox(self, alerts_arn: str) -> None:
+    def _alert_outbox(self, alerts_arn: str) -> None:
+        from oneeye.local.alert_outbox import AlertOutbox, SmtpSink
         from oneeye.local.moto_server import tap_structured_messages
-        from oneeye.local.outbox import Outbox, SmtpSink
         from oneeye.local.sqs_poller import SqsPoller
         sink = SmtpSink(self.s.host, self.s.ports.smtp, self.var / "mail").start()
         self._on_stop("SMTP sink", sink.stop)
@@ -202,10 +209,10 @@ class LocalStack:
         if self.s.alert_sms:
             sns.subscribe(TopicArn=alerts_arn, Protocol="sms", Endpoint=self.s.alert_sms)
         host = "127.0.0.1" if self.s.host in ("0.0.0.0", "") else self.s.host
-        outbox = Outbox(self.var / "outbox.jsonl", topic_arn=alerts_arn, smtp_host=host,
+        outbox = AlertOutbox(self.var / ALERT_OUTBOX_FILE, topic_arn=alerts_arn, smtp_host=host,
                         smtp_port=self.s.ports.smtp)
         poller = SqsPoller(url, lambda m: outbox.handle_envelope(json.loads(m["Body"])),
-                           name="alerts→outbox").start()
+                           name="alerts→alert outbox").start()
         self._on_stop("alerts poller", poller.stop)
 
     def _http_api(self, template: tpl.Template, lambdas: Any, moto_url: str) -> None:
@@ -271,7 +278,7 @@ class LocalStack:
                               f"127.0.0.1:{self.s.ports.http_api}"],
             # plain http on localhost: a Secure cookie would never come back
             "session_cookie_secure": False,
-            "outbox_path": str(self.var / "outbox.jsonl")}, indent=2))
+            "alert_outbox_path": str(self.var / ALERT_OUTBOX_FILE)}, indent=2))
         password = (self.s.demo_password.get_secret_value() if self.s.demo_password
                     else secrets.token_urlsafe(9))
         oneeye = [sys.executable, "-m", "oneeye.cli"]
@@ -317,7 +324,7 @@ class LocalStack:
             name, fn = self._stops.pop()
             try:
                 fn()
-            except Exception:
+            except Exception:  # one part failing to stop must not leave the others running
                 log.exception("stopping %s failed", name)
             else:
                 log.debug("stopped %s", name)
@@ -328,7 +335,12 @@ def _secret_file(path: Path) -> str:
     if path.is_file():
         return path.read_text().strip()
     value = secrets.token_urlsafe(24)
+    _write_private(path, value)
+    return value
+
+
+def _write_private(path: Path, value: str) -> None:
+    """Write ``value`` to a file only its owner can read (created 0600, never widened)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(value + "\n")
-    return value
