@@ -497,7 +497,8 @@ def main() -> int:
                     help="comma-separated: classic (Hamilton + entrance), range (a), idle (c)")
     ap.add_argument("--range-people", type=int, default=12,
                     help="(a): enrolled faces per size (plus a third as many strangers)")
-    ap.add_argument("--idle-s", type=float, default=40.0, help="(c): seconds of empty scene")
+    ap.add_argument("--idle-s", type=float, default=45.0,
+                    help="(c): seconds of empty scene (3 sweeps at the default sweep_s)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     sections = set(args.sections.split(","))

@@ -253,6 +253,6 @@ def scene(bg: NDArray[np.uint8], heads: Sequence[tuple[NDArray[np.uint8], int, i
     for i, (img, cx, cy, width) in enumerate(heads):
         _paste(frame, img, cx, cy, width, (60 + 40 * (i % 4), 80, 120))
     if noise > 0:
-        jitter = rng.normal(0, noise, frame.shape).astype(np.int16)
-        frame = np.clip(frame.astype(np.int16) + jitter, 0, 255).astype(np.uint8)
+        jitter = rng.standard_normal(frame.shape, dtype=np.float32) * noise
+        frame = np.clip(frame + jitter, 0, 255).astype(np.uint8)
     return frame
