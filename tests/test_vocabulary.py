@@ -44,16 +44,8 @@ CONCEPTS: dict[str, str] = {
 #: Files still holding a second definition, each owned by another change in flight.
 #: The lead empties this list after merging those branches; do not add to it.
 PENDING: dict[str, set[str]] = {
-    # helper "smallfaces" is splitting gallery.py into a package
-    "the Watchlist literal": {"oneeye/gallery.py", "oneeye/edge/settings.py"},
-    "the id grammar": {"oneeye/gallery.py"},
     # helper "multicam" owns sources.py / health.py (typed health)
     "the CameraState literal": {"oneeye/edge/sources.py", "oneeye/edge/health.py"},
-    # helper "smallfaces" (tracker, snapshot)
-    "the BBox alias": {"oneeye/edge/tracker.py", "oneeye/edge/snapshot.py"},
-    # helper "smallfaces" (gallery.py)
-    "IMAGE_SUFFIXES": {"oneeye/gallery.py"},
-    "a now-as-ISO-Z helper": {"oneeye/gallery.py"},
     # helper "multicam" owns gallery_sync.py
     "botocore error sniffing": {"oneeye/edge/gallery_sync.py"},
 }

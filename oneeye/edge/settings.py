@@ -15,11 +15,12 @@ from pydantic import Field, field_validator
 
 from oneeye.config import StrictModel
 from oneeye.types import ID_PATTERN as TOKEN
+from oneeye.types import WATCHLISTS
 from oneeye.types import Watchlist as WatchlistName
 
 
 def _all_watchlists() -> list[WatchlistName]:
-    return ["customers", "missing"]
+    return list(WATCHLISTS)
 
 
 def _default_snapshots() -> dict[WatchlistName, bool]:
@@ -136,13 +137,13 @@ class EdgeSettings(StrictModel):
     realtime: bool = Field(False, description="pace file sources at their fps like a camera")
     loop: bool = Field(False, description="restart a file source at its end (demo)")
     galleries: list[Path] = Field(default_factory=list, description="local gallery .npz files")
-    watchlists: list[Literal["customers", "missing"]] = Field(
+    watchlists: list[WatchlistName] = Field(
         default_factory=_all_watchlists, description="watchlists to follow")
-    thresholds: dict[Literal["customers", "missing"], ThresholdOverride] = Field(
+    thresholds: dict[WatchlistName, ThresholdOverride] = Field(
         default_factory=dict, description="override a gallery's decision rule per watchlist")
     cooldown_s: float = Field(60, ge=0, le=86_400, description="per person and camera: no "
                               "second event within this time")
-    snapshot: dict[Literal["customers", "missing"], bool] = Field(
+    snapshot: dict[WatchlistName, bool] = Field(
         default_factory=_default_snapshots,
         description="attach a face-crop JPEG to events of this watchlist")
     snapshot_max_bytes: int = Field(60_000, ge=2_000, le=90_000)
