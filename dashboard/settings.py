@@ -27,6 +27,17 @@ from pydantic import Field, SecretStr, model_validator
 from oneeye.config import StrictModel
 
 
+class CloudSettings(StrictModel):
+    """The cloud resources the management screens use, with the dashboard's own AWS
+    credentials (least privilege: cloud/README.md lists the actions)."""
+
+    bucket: str = Field("", description="ONEEYE_BUCKET: customer photos go to "
+                        "uploads/customers/, verdicts come from status/")
+    cases_table: str = Field("", description="CASES_TABLE: case list and close")
+    indexer_queue_url: str = Field("", description="INDEXER_QUEUE_URL: removal commands "
+                                   "(closed case, removed customer)")
+
+
 class DashboardSettings(StrictModel):
     var_dir: Path = Field(Path("var/dashboard"), description="State directory (db, secret key)")
     database_url: str = Field("", description="sqlite:///path or postgresql://…; empty: "
@@ -62,6 +73,11 @@ class DashboardSettings(StrictModel):
         None, description="Local-mode alert outbox: the email/SMS the local stack would have "
         "sent (JSON lines file or directory of them); the old key outbox_path still works")
     history_limit: int = Field(200, ge=1, le=5000, description="Max events per API page")
+    visit_window_s: float = Field(900, gt=0, description="Arrivals of one customer less "
+                                  "than this apart are one visit (one card)")
+    cloud: CloudSettings = Field(default_factory=CloudSettings, description=
+                                 "Where the management screens find the cloud (empty: "
+                                 "screens say they are not connected)")
 
     @model_validator(mode="before")
     @classmethod

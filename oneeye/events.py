@@ -92,8 +92,42 @@ class LatencyStats(BaseModel):
     p95: float | None = None
 
 
+#: Longest free-text field of ``oneeye.health/1`` (an error message); producers cut theirs
+#: to this where they make it, so a long error can never make the heartbeat invalid.
+MAX_ERROR_CHARS: Final = 500
+
+
+def clip(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """``text`` cut to ``limit`` characters (an ellipsis marks the cut), for capped fields."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class CameraHealth(BaseModel):
+    """One camera in ``oneeye.health/1`` ``cameras`` (added within version 1).
+
+    ``fps`` counts frames actually received in the health window (absent when none
+    arrived); ``frame_age_ms`` is the age of the newest frame at ``sent_at``, so it
+    grows while a camera is frozen; ``dropped_frames`` counts frames skipped because
+    processing was busy (newest frame wins), since the start.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    state: CameraState
+    fps: float | None = Field(None, ge=0)
+    frame_age_ms: float | None = Field(None, ge=0)
+    dropped_frames: int = Field(0, ge=0)
+    open_tracks: int = Field(0, ge=0)
+    reconnects: int = Field(0, ge=0)
+
+
 class HealthEvent(_Event):
-    """``oneeye.health/1``: a device's vital signs, every 30 s (edge → cloud)."""
+    """``oneeye.health/1``: a device's vital signs, every 30 s (edge → cloud).
+
+    ``cameras`` reports every camera of the device. The top-level ``camera_id``,
+    ``camera_state``, ``fps`` and ``frame_age_ms`` (kept for consumers that predate
+    ``cameras``) describe the camera most in need of attention: the worst state, then
+    the oldest frame. ``fps`` is 0 when that camera delivers nothing.
+    """
 
     schema_: Literal["oneeye.health/1"] = Field(HEALTH, alias="schema")
     device_id: Id
@@ -113,10 +147,11 @@ class HealthEvent(_Event):
     outbox_rejected: int = Field(0, ge=0, description="events IoT Core refused (not retried)")
     gallery_sync_applied: int = Field(0, ge=0)
     gallery_sync_failures: int = Field(0, ge=0)
-    gallery_sync_last_error: str | None = Field(None, max_length=500)
+    gallery_sync_last_error: str | None = Field(None, max_length=MAX_ERROR_CHARS)
     snapshots_trimmed: int = Field(0, ge=0, description="events sent without their snapshot "
                                    "to stay under the size limit")
     health_failed: int = Field(0, ge=0, description="health messages that failed to send")
+    cameras: dict[Id, CameraHealth] | None = Field(None, description="every camera, by id")
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 

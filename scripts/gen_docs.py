@@ -25,6 +25,14 @@ MODELS = [
     ("Edge (`oneeye edge`, Greengrass component)", "oneeye.edge.settings:EdgeSettings", "",
      "`--config FILE` (YAML/JSON), `ONEEYE_EDGE__KEY__SUB=…`, flags; the component's "
      "recipe configuration uses the same keys."),
+    ("One edge camera (`cameras.<camera_id>`)", "oneeye.edge.settings:CameraSettings",
+     "cameras.<camera_id>.", "the edge's `cameras` map (`--source CAMERA_ID=URL` sets "
+     "`source`); a camera's `detection` / `recognition` take any keys of the edge's blocks "
+     "of the same name and override only those."),
+    ("One device of a fleet (named shadow `oneeye-config`, `state.desired`)",
+     "oneeye.edge.settings:DeviceConfig", "", "`./deploy.sh device-config --thing NAME "
+     "--site SITE_ID --camera ID=URL …`; replaces the component configuration's `site_id` "
+     "and whole `cameras` map on that device, without a redeploy."),
     ("Dashboard (`oneeye dashboard run`)", "dashboard.settings:DashboardSettings", "",
      "`--config FILE`, `ONEEYE_DASHBOARD__KEY=…`, flags."),
     ("Local stack (`oneeye up`, `./deploy.sh local`)", "oneeye.local.settings:LocalSettings", "",

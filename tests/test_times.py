@@ -7,7 +7,6 @@ so, history search finds it by any offset, and the email and SMS print the same 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -16,24 +15,16 @@ from flask import Flask
 
 from oneeye.cloud import amber, store
 from oneeye.events import DeskEvent, MatchEvent
-from tests.cloud_support import *  # noqa: F403
 from tests.cloud_support import observe
-from tests.dashboard_helpers import Signer, add_user, app_for, desk_event, login, post_sns
+from tests.dashboard_helpers import Signer, desk_event, login, post_sns
 from tests.test_cloud_amber import sighting
 
 LOCAL = "2026-03-01T10:07:59.123456789+05:30"
 UTC = "2026-03-01T04:37:59.123Z"
 
 
-@pytest.fixture(scope="module")
-def signer() -> Signer:
-    return Signer()
-
-
 @pytest.fixture
-def desk(tmp_path: Path, signer: Signer) -> Flask:
-    app = app_for(tmp_path, signer)
-    add_user(app, "alice", ["branch-1"])
+def desk(app: Flask, signer: Signer) -> Flask:
     body = json.loads(desk_event().to_json())
     body["observed_at"] = LOCAL  # a producer with another zone and nanoseconds
     assert post_sns(app.test_client(), signer.notification(json.dumps(body))).status_code < 300

@@ -44,8 +44,6 @@ CONCEPTS: dict[str, str] = {
 #: Files still holding a second definition, each owned by another change in flight.
 #: The lead empties this list after merging those branches; do not add to it.
 PENDING: dict[str, set[str]] = {
-    # helper "multicam" owns sources.py / health.py (typed health)
-    "the CameraState literal": {"oneeye/edge/sources.py", "oneeye/edge/health.py"},
     # helper "multicam" owns gallery_sync.py
     "botocore error sniffing": {"oneeye/edge/gallery_sync.py"},
 }

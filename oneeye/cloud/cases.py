@@ -85,19 +85,33 @@ def close_case(req: Request, deps: CasesDeps) -> Response:
     case = deps.cases.get(case_id)
     if case is None or case.get("agency") != agency.name:
         raise ApiError(404, "not_found", f"no case {case_id} for {agency.name}")
-    was = case.get("status")
-    if was != "closed":
-        case = deps.cases.upsert(case_id, {"status": "closed", "closed_at": utc_now(),
-                                           "closed_by": agency.name})
-    command = {"action": "remove", "watchlist": "missing", "person_id": case_id}
-    message_id = aws.client("sqs").send_message(
-        QueueUrl=deps.indexer_queue_url, MessageBody=json.dumps(command))["MessageId"]
+    case, was, message_id = close(deps.cases, deps.indexer_queue_url, case_id,
+                                  closed_by=agency.name)
     deps.audit.record("case_closed", agency, req, case_id=case_id, was=was,
                       removal_message_id=message_id)
     log.info("case %s closed by %s; removal queued (%s)", case_id, agency.name, message_id)
     return respond(200, {"case_id": case_id, "status": "closed",
                          "closed_at": case.get("closed_at"), "removal": "queued",
                          "already_closed": was == "closed"})
+
+
+def close(cases: store.Cases, indexer_queue_url: str, case_id: str, *,
+          closed_by: str) -> tuple[dict[str, Any], str | None, str]:
+    """Close ``case_id`` (if open) and queue its removal from the missing gallery.
+
+    Returns the case after, its status before, and the removal's SQS message id. The
+    caller has checked that ``closed_by`` may close it (the API: the owning agency's
+    token; the dashboard: an officer of that agency).
+    """
+    case = cases.get(case_id) or {}
+    was = case.get("status")
+    if was != "closed":
+        case = cases.upsert(case_id, {"status": "closed", "closed_at": utc_now(),
+                                      "closed_by": closed_by})
+    command = {"action": "remove", "watchlist": "missing", "person_id": case_id}
+    message_id = str(aws.client("sqs").send_message(
+        QueueUrl=indexer_queue_url, MessageBody=json.dumps(command))["MessageId"])
+    return case, was, message_id
 
 
 def cases_deps(settings: CasesSettings) -> CasesDeps:

@@ -25,6 +25,7 @@ from typing import Any, Generic, TypeVar
 from oneeye import events
 from oneeye.cloud.store import Idempotency
 from oneeye.errors import ConfigError, EventError
+from oneeye.events import clip as clip  # desk messages are capped like health errors
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,3 @@ def event_id_of(message: Any) -> str | None:
     return None
 
 
-def clip(text: str, limit: int = 500) -> str:
-    """Desk messages are capped (``DeskEvent.message``); a long name must not fail an event."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"

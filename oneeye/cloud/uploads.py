@@ -1,7 +1,8 @@
 """upload_url and upload_status: a phone's photo of a missing person into S3, and its fate.
 
 ``POST /api/uploads`` (agency token) validates the case form, creates or
-updates the case in ``CASES_TABLE`` (status ``open``), and answers a presigned
+updates the case in ``CASES_TABLE`` (a new case is ``pending`` until the indexer accepts
+a photo and sets ``open``), and answers a presigned
 POST for ``uploads/missing/{case_id}/{upload_id}.jpg`` (``.png`` for PNG) whose
 policy pins the key, ``Content-Type`` (exactly the declared image/jpeg or
 image/png), ``content-length-range`` 1 byte … ``UPLOAD_MAX_BYTES`` (10 MB) and
@@ -12,7 +13,7 @@ enforce POST policies, so the gallery indexer re-checks size, type and face.
 
 Case ids: a new case gets ``MP-{year}-{NNNN}`` from an atomic counter item
 (``counter:case:MP-{year}``) in ``IDEMPOTENCY_TABLE``. An existing case may only
-be extended by the agency that opened it (403 otherwise); uploading to a
+be extended by the agency that opened it (403 otherwise); an accepted photo for a
 closed case re-opens it — the same person is missing again.
 
 ``GET /api/uploads/{upload_id}`` (agency token) answers the status with the
@@ -130,7 +131,9 @@ def parse_form(body: dict[str, Any], max_bytes: int) -> CaseForm:
         problems["size"] = "the photo's size in bytes"
     form = CaseForm(case_id=case_id, name=text("name", required=True) or "",
                     content_type=content_type, age=age, description=text("description"),
-                    contact=text("contact"), reported_by=text("agency"),
+                    # a banner says whom to call: a new case needs the agency's contact
+                    contact=text("contact", required=case_id is None),
+                    reported_by=text("agency"),
                     filename=text("filename"))
     if problems:
         listed = "; ".join(f"{k}: {v}" for k, v in problems.items())
@@ -144,16 +147,21 @@ def create_upload(req: Request, deps: UploadDeps) -> Response:
     form = parse_form(req.json(), deps.max_bytes)
     deps.limiter.hit(agency.token_sha256)
     case_id = form.case_id
+    existing = None
     if case_id is not None:
         existing = deps.cases.get(case_id)
         if existing is not None and existing.get("agency") not in (None, agency.name):
             raise ApiError(403, "forbidden", f"case {case_id} belongs to another agency")
     else:
         case_id = _new_case_id(deps)
+    # A new case is "pending" until the indexer accepts a photo (it sets "open"): a rejected
+    # upload (no face, two faces) must not leave an open case that no camera can match.
+    # An existing case keeps its status; an accepted photo re-opens a closed one.
+    is_new = form.case_id is None or existing is None
     case = deps.cases.upsert(case_id, {
         "name": form.name, "age": form.age, "description": form.description,
         "contact": form.contact, "reported_by": form.reported_by, "agency": agency.name,
-        "status": "open",
+        "status": "pending" if is_new else None,
     })
     upload_id = new_id()
     key = f"uploads/missing/{case_id}/{upload_id}.{CONTENT_TYPES[form.content_type]}"

@@ -84,7 +84,8 @@ def prepare_photo(path: Path, *, original: bool = False) -> tuple[bytes, str]:
 @click.option("--name", required=True, help="The missing person's name.")
 @click.option("--age", type=click.IntRange(0, 130), default=None)
 @click.option("--description", default=None)
-@click.option("--contact", default=None, help="Contact for sightings.")
+@click.option("--contact", default=None, help="The agency's phone for sightings (required "
+              "for a new case: the desk's banner says whom to call).")
 @click.option("--reported-by", default=None, help="Reporting officer / unit.")
 @click.option("--original", is_flag=True, help="Send photos unchanged (no resize to 1600 px).")
 @click.option("--wait", "wait_s", type=click.FloatRange(0), default=180, show_default=True,

@@ -1,4 +1,6 @@
-"""``oneeye up``: the whole system on one machine (DESIGN §5), until Ctrl-C or --duration.
+"""``oneeye up``: the whole system on one machine, until Ctrl-C or ``--duration``.
+
+What it stands in for, and why: docs/architecture.md §5.
 
 Settings: ``--config`` (YAML/JSON of :class:`oneeye.local.settings.LocalSettings`),
 then ``ONEEYE_LOCAL__…`` environment variables, then flags.

@@ -25,7 +25,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +33,22 @@ from oneeye import gallery as gallery_mod
 from oneeye.edge.gallery_holder import GalleryHolder
 from oneeye.edge.settings import EdgeSettings
 from oneeye.errors import EventError, GalleryError, OneEyeError
-from oneeye.events import GalleryEvent, parse
+from oneeye.events import GalleryEvent, clip, parse
 from oneeye.gallery import Gallery
 
 log = logging.getLogger(__name__)
 
 #: Refuse absurd downloads before reading them (a 1M-encoding gallery is ~0.5 GB).
 MAX_GALLERY_BYTES = 1 << 30
+
+
+@dataclass(frozen=True)
+class SyncStats:
+    """Counters for ``oneeye.health/1``; ``last_error`` is already clipped to fit."""
+
+    applied: int = 0
+    failures: int = 0
+    last_error: str | None = field(default=None)
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,6 @@ class GallerySync:
         self.failures = 0
         self.last_error: str | None = None
         self.last_swap_latency_s: float | None = None
-        self.swapped = threading.Condition()
 
     # -- inputs ---------------------------------------------------------------------
 
@@ -132,7 +140,7 @@ class GallerySync:
 
     def _fail(self, message: str) -> None:
         self.failures += 1
-        self.last_error = message
+        self.last_error = clip(message)  # cut here: it travels in the health message
         log.error("gallery sync: %s", message)
 
     def apply(self, update: Update) -> bool:
@@ -176,8 +184,6 @@ class GallerySync:
         self.last_swap_latency_s = time.monotonic() - update.received
         log.info("gallery %s v%d from %s in use (%s, %.2f s after it was announced)", wl,
                  new.version, where, update.source, self.last_swap_latency_s)
-        with self.swapped:
-            self.swapped.notify_all()
         return True
 
     def _cache_path(self, watchlist: str) -> Path:
@@ -240,6 +246,5 @@ class GallerySync:
             self._thread.join(timeout)
             self._thread = None
 
-    def stats(self) -> dict[str, Any]:
-        return {"gallery_sync_applied": self.applied, "gallery_sync_failures": self.failures,
-                "gallery_sync_last_error": self.last_error}
+    def stats(self) -> SyncStats:
+        return SyncStats(self.applied, self.failures, self.last_error)

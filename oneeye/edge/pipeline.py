@@ -30,7 +30,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 
@@ -86,7 +86,7 @@ class _TrackState:
 class Pipeline:
     def __init__(self, settings: EdgeSettings, holder: GalleryHolder, *,
                  sinks: Iterable[Sink] = (), metrics: Metrics | None = None,
-                 on_frame: FrameHook | None = None) -> None:
+                 on_frame: FrameHook | None = None, pool: Executor | None = None) -> None:
         self.settings = settings
         self.holder = holder
         self.sinks = list(sinks)
@@ -99,8 +99,9 @@ class Pipeline:
         self.sweep = Sweep(d.sweep_s, d.sweep_bands, overlap=d.region_min_px // 2)
         self._states: dict[int, _TrackState] = {}
         self._cooldown: dict[str, float] = {}
-        self._pool = ThreadPoolExecutor(max_workers=settings.workers,
-                                        thread_name_prefix="oneeye-encode")
+        # The runner passes one camera's lane of the shared fair pool (oneeye.edge.pool).
+        self._pool = pool if pool is not None else ThreadPoolExecutor(
+            max_workers=settings.workers, thread_name_prefix="oneeye-encode")
         self._seq = 0            # processed frames
         self._live = False
         self._paced = False      # live or realtime: frame age is meaningful

@@ -115,7 +115,7 @@ class LocalStack:
         if s.enrol_customers:
             self._enrol(customers, cloud_env["ONEEYE_BUCKET"])
         if s.dashboard:
-            self._dashboard(cloud_env["DESK_TOPIC_ARN"])
+            self._dashboard(cloud_env)
         if s.edge_source:
             self._edge(mqtt_url, cloud_env["ONEEYE_BUCKET"])
         self.info.urls.update({"mqtt": mqtt_url, "moto": moto.url,
@@ -267,8 +267,9 @@ class LocalStack:
 
         threading.Thread(target=work, daemon=True, name="enrol").start()
 
-    def _dashboard(self, desk_arn: str) -> None:
+    def _dashboard(self, cloud_env: dict[str, str]) -> None:
         from oneeye.local.sns_delivery import Signer
+        desk_arn = cloud_env["DESK_TOPIC_ARN"]
         signer = Signer(self.var / "sns", self.s.region)
         cfg = self.var / "dashboard.json"
         cfg.write_text(json.dumps({
@@ -278,12 +279,17 @@ class LocalStack:
                               f"127.0.0.1:{self.s.ports.http_api}"],
             # plain http on localhost: a Secure cookie would never come back
             "session_cookie_secure": False,
-            "alert_outbox_path": str(self.var / ALERT_OUTBOX_FILE)}, indent=2))
+            "alert_outbox_path": str(self.var / ALERT_OUTBOX_FILE),
+            # the management screens (customers' photos, cases) use the same resources
+            "cloud": {"bucket": cloud_env["ONEEYE_BUCKET"],
+                      "cases_table": cloud_env["CASES_TABLE"],
+                      "indexer_queue_url": cloud_env["INDEXER_QUEUE_URL"]}}, indent=2))
         password = (self.s.demo_password.get_secret_value() if self.s.demo_password
                     else secrets.token_urlsafe(9))
         oneeye = [sys.executable, "-m", "oneeye.cli"]
         run_once([*oneeye, "dashboard", "add-user", DEMO_USER, "--site", self.s.site_id,
-                  "--password-stdin", "--config", str(cfg)], self.info.env, stdin=password + "\n")
+                  "--role", "branch_admin", "--password-stdin", "--config", str(cfg)],
+                 self.info.env, stdin=password + "\n")
         self.info.demo_password = password
         child = Child("dashboard", [*oneeye, "dashboard", "run", "--host", self.s.host,
                                     "--port", str(self.s.ports.dashboard), "--config", str(cfg)],
