@@ -110,6 +110,7 @@ class Pipeline:
         self._factor = 1.0
         self._overrides = {str(k): v for k, v in settings.thresholds.items()}
         self._regions: list[BBox] = []      # searched at the last detection pass
+        faces.load_models()   # before the first frame, not during it
 
     # ------------------------------------------------------------------ main loop
 
@@ -216,8 +217,11 @@ class Pipeline:
                                 scale=d.scale)
         h, w = bgr.shape[:2]
         expected = [t.predicted(now) for t in self.tracker.tracks.values()]
-        searches = [(r, 1.0) for r in look_regions((h, w), self.motion.detect(bgr), expected,
-                                                    pad=d.region_pad, min_side=d.region_min_px)]
+        regions = look_regions((h, w), self.motion.detect(bgr), expected, pad=d.region_pad,
+                               min_side=d.region_min_px)
+        # Motion everywhere: one whole-frame pass at the full-frame scale, never costlier
+        # than detection without regions.
+        searches = [((0, w, h, 0), d.scale)] if regions is None else [(r, 1.0) for r in regions]
         band = self.sweep.next_band(now, h, w)
         if band is not None:
             searches.append((band, d.sweep_scale))

@@ -145,15 +145,16 @@ class Sweep:
 
 
 def look_regions(shape: tuple[int, int], motion: Iterable[BBox], expected: Iterable[BBox], *,
-                 pad: int, min_side: int, full_frame_at: float = 0.6) -> list[BBox]:
+                 pad: int, min_side: int, busy_at: float = 0.6) -> list[BBox] | None:
     """Regions to run the detector in: each moving area padded by ``pad`` px and each
     expected face box (an open track's prediction) padded by its own size, all at least
-    ``min_side`` px square, merged. When they cover more than ``full_frame_at`` of the
-    frame, the whole frame (one pass is cheaper than many overlapping ones)."""
+    ``min_side`` px square, merged. None when they cover more than ``busy_at`` of the frame
+    (motion everywhere: a crowd, camera shake, a light switched): the caller then scans
+    the whole frame once, at its cheaper full-frame scale."""
     h, w = shape
     boxes = [grow(b, pad, min_side, h, w) for b in motion]
     boxes += [grow(b, max(b[1] - b[3], b[2] - b[0]), min_side, h, w) for b in expected]
     regions = merge(boxes)
-    if sum(area(r) for r in regions) > full_frame_at * h * w:
-        return [(0, w, h, 0)]
+    if sum(area(r) for r in regions) > busy_at * h * w:
+        return None
     return regions

@@ -30,8 +30,8 @@ class DetectionSettings(StrictModel):
         "hog", description="dlib detector; cnn is ~2 s/frame on CPU")
     upsample: int = Field(1, ge=0, le=2, description="HOG upsampling; 1 finds faces down to "
                           "~28 px (the box's side) in the pixels it is given")
-    scale: float = Field(0.75, gt=0.05, le=2.0, description="with regions off: detect on the "
-                         "frame resized by this (0.75 at upsample 1 finds faces down to ~55 px)")
+    scale: float = Field(0.75, gt=0.05, le=2.0, description="whole-frame passes (regions off, "
+                         "or motion everywhere) detect on the frame resized by this")
     every_n_frames: int = Field(3, ge=1, le=30, description="run the detector every N frames; "
                                 "the tracker follows faces in between")
     max_width: int = Field(3840, ge=160, le=4096, description="frames wider than this are "
