@@ -134,3 +134,8 @@ class ConditionFailed(AwsError):
 
 class AlreadyExists(AwsError):
     """A create found the resource already there (``BucketAlreadyOwnedByYou`` …)."""
+
+
+class PolicyError(OneEyeError):
+    """A browser POST upload is not allowed by its signed policy (the local stack's S3 check;
+    the message is S3's kind of reason)."""

@@ -235,9 +235,3 @@ def yaw(landmarks: tuple[tuple[int, int], ...]) -> float:
     if span < 1.0:
         return float("inf")
     return abs(float(nose[0] - (eye_a[0] + eye_b[0]) / 2)) / span
-
-
-def load_models() -> None:
-    """Load dlib's models now (~100 MB, seconds on a busy CPU) instead of at the first
-    detection — so a camera running in real time does not skip its first seconds."""
-    _face_recognition()

@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from oneeye.edge.sources import FileSource, FolderSource, Frame, LiveSource, open_source
+from oneeye.edge.live import LiveSource
+from oneeye.edge.sources import FileSource, FolderSource, Frame, open_source
 from oneeye.errors import SourceError
 from tests.wait import wait_until
 
@@ -120,12 +121,14 @@ def test_corrupt_frames_from_a_file_capture_are_skipped_and_counted(tmp_path: Pa
 # ----------------------------------------------------------------------------- folders
 
 
-def test_folder_source_sorted_images_and_corrupt_file_skipped(tmp_path: Path) -> None:
+def test_folder_source_sorted_images_and_corrupt_file_skipped(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     for i in (2, 0, 1):
         cv2.imwrite(str(tmp_path / f"img{i:03d}.jpg"), _frame(i))
     (tmp_path / "img001b.jpg").write_bytes(b"\xff\xd8 truncated jpeg")
     (tmp_path / "notes.txt").write_text("not an image")
     src = open_source(str(tmp_path))
+    assert "1 entries are not images and are skipped: notes.txt" in caplog.text
     assert isinstance(src, FolderSource)
     frames = list(src.frames())
     greens = [int(f.image[0, 0, 1]) for f in frames]
@@ -133,6 +136,7 @@ def test_folder_source_sorted_images_and_corrupt_file_skipped(tmp_path: Path) ->
     assert greens == sorted(greens)          # img000, img001, img002 in name order
     assert [f.index for f in frames] == [0, 1, 3]
     assert src.corrupt_frames == 1
+    assert "img001b.jpg skipped: " in caplog.text and "not an image" in caplog.text
     assert src.state == "ended"
 
 

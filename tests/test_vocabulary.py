@@ -44,8 +44,6 @@ CONCEPTS: dict[str, str] = {
 #: Files still holding a second definition, each owned by another change in flight.
 #: The lead empties this list after merging those branches; do not add to it.
 PENDING: dict[str, set[str]] = {
-    # helper "multicam" owns gallery_sync.py
-    "botocore error sniffing": {"oneeye/edge/gallery_sync.py"},
 }
 
 
@@ -146,10 +144,7 @@ def test_every_oneeye_error_derives_from_the_one_base() -> None:
 # --- broad excepts only at process boundaries, each saying why --------------------------
 
 #: Files owned by other changes in flight whose broad excepts still lack their reason.
-PENDING_EXCEPTS = {
-    "oneeye/edge/health.py", "oneeye/edge/uplink.py", "oneeye/edge/sources.py",
-    "oneeye/edge/gallery_sync.py", "oneeye/edge/publishers.py",
-}
+PENDING_EXCEPTS: set[str] = set()
 
 
 def _broad_excepts_without_reason(path: Path) -> list[int]:

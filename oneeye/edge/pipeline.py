@@ -110,7 +110,6 @@ class Pipeline:
         self._factor = 1.0
         self._overrides = {str(k): v for k, v in settings.thresholds.items()}
         self._regions: list[BBox] = []      # searched at the last detection pass
-        faces.load_models()   # before the first frame, not during it
 
     # ------------------------------------------------------------------ main loop
 

@@ -341,7 +341,7 @@ class MqttPublisher(Publisher):
         if conn is not None and self._connected.is_set():
             try:
                 conn.disconnect().result(5.0)
-            except Exception:
+            except Exception:  # closing: a dead connection cannot be disconnected politely
                 log.debug("MQTT disconnect failed", exc_info=True)
         self._connected.clear()
 

@@ -208,7 +208,7 @@ class Uplink:
         while not self._stop.is_set():
             try:
                 self.send_health()
-            except Exception:
+            except Exception:  # thread boundary: one bad heartbeat must not end the next ones
                 log.exception("health: unexpected failure")
             self._stop.wait(self.settings.health.interval_s)
 

@@ -68,6 +68,10 @@ class AlertOutbox:
         subject = str(envelope.get("Subject") or "OneEye alert")
         texts = texts_of(envelope)
         attributes = envelope.get("MessageAttributes") or {}
+        # The site the alert is about (set by amber_alert from the verified device's site):
+        # the outbox page shows each user only their sites' emails and SMS.
+        site = attributes.get("site_id", {}).get("Value") if isinstance(
+            attributes.get("site_id"), dict) else None
         done = self._done(event_id)
         written = 0
         for protocol, endpoint, policy in self._subscribers():
@@ -82,7 +86,8 @@ class AlertOutbox:
                     body = json.dumps(envelope)
                 self._send_email(endpoint, subject, body)
             self._append({"kind": kind, "to": endpoint, "subject": subject if kind == "email"
-                          else None, "body": body, "sent_at": utc_now(), "event_id": event_id})
+                          else None, "body": body, "sent_at": utc_now(), "event_id": event_id,
+                          "site_id": site})
             written += 1
         if written == 0 and not done:
             log.warning("alert %s: no email/SMS subscriber on the alerts topic (add one with "

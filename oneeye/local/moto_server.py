@@ -1,4 +1,7 @@
-"""The moto server (S3, SQS, SNS, DynamoDB stand-in) in a thread of ``oneeye up``.
+"""The moto server (S3, SQS, SNS, DynamoDB, IoT registry stand-in) in a thread of ``oneeye up``.
+
+In front of it, :class:`oneeye.local.post_policy.PostPolicyGuard` checks browser
+POST uploads against their signed policy, as real S3 does and moto does not.
 
 One patch, on purpose: with ``MessageStructure=json`` SNS gives each protocol its
 own text (``email``, ``sms``…), but moto hands an SQS subscriber only the ``sqs``
@@ -11,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from oneeye.errors import ConfigError
@@ -22,11 +27,17 @@ _patched = False
 _patch_lock = threading.Lock()
 
 
+#: The local stack's only credentials (``FAKE_CREDENTIALS``): access key → secret.
+LOCAL_SECRETS = {"testing": "testing"}
+
+
 class MotoServer:
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, *, secrets: Mapping[str, str] = LOCAL_SECRETS,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         from moto.server import ThreadedMotoServer
 
         self.host, self.port = host, port
+        self._secrets, self._clock = secrets, clock
         self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
 
     @property
@@ -37,7 +48,7 @@ class MotoServer:
     def start(self, timeout: float = 15.0) -> MotoServer:
         # ThreadedMotoServer.start() waits forever if the bind fails; watch the thread.
         srv: Any = self._server
-        srv._thread = threading.Thread(target=srv._server_entry, daemon=True, name="moto")
+        srv._thread = threading.Thread(target=self._serve, daemon=True, name="moto")
         srv._thread.start()
         waited = 0.0
         while not srv._server_ready_event.wait(0.1):
@@ -47,6 +58,25 @@ class MotoServer:
                                   "(ports.moto / --moto-port)")
         log.info("moto server on %s", self.url)
         return self
+
+    def _serve(self) -> None:
+        """ThreadedMotoServer's own entry, with the POST-policy check in front of the app."""
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        from oneeye.local.post_policy import PostPolicyGuard
+
+        srv: Any = self._server
+        app = PostPolicyGuard(DomainDispatcherApplication(create_backend_app), self._secrets,
+                              clock=self._clock)
+        srv._server = make_server(self.host, self.port, app, True,
+                                  request_handler=MotoRequestHandler)
+        srv._server_ready_event.set()
+        srv._server.serve_forever()
 
     def stop(self) -> None:
         try:

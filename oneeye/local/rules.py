@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oneeye.errors import ConfigError
+from oneeye.errors import ConfigError, EventError
+from oneeye.events import loads
 from oneeye.local.lambdas import Lambdas
 from oneeye.local.template import IotRule
 
@@ -179,8 +180,8 @@ class RulesRouter:
     def route(self, topic: str, payload: bytes) -> int:
         """Dispatch one MQTT message; returns how many rules fired."""
         try:
-            data = json.loads(payload)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            data = loads(payload)
+        except EventError:
             log.warning("rules: non-JSON payload on %s ignored (%d bytes)", topic, len(payload))
             return 0
         if not isinstance(data, dict):
