@@ -235,7 +235,7 @@ def test_build_bundles_oneeye_into_the_artifact(tmp_path: Path) -> None:
     target = build.build(tmp_path / "greengrass-build")
     assert target == tmp_path / "greengrass-build/artifacts/com.oneeye.edge/1.0.0/oneeye-edge.zip"
     names = set(zipfile.ZipFile(target).namelist())
-    assert {"main.py", "requirements.txt", "oneeye/gallery.py", "oneeye/edge/uplink.py",
+    assert {"main.py", "requirements.txt", "oneeye/gallery/rule.py", "oneeye/edge/uplink.py",
             "oneeye/edge/runner.py"} <= names
     assert not any("__pycache__" in n or n.startswith("tests/") for n in names)
     assert (tmp_path / "greengrass-build/recipes/recipe.yaml").exists()
@@ -289,3 +289,16 @@ def test_the_artifact_requirements_are_the_edge_extra_of_pyproject(tmp_path: Pat
     spec.loader.exec_module(build)
     with zipfile.ZipFile(build.build(tmp_path / "gg")) as zf:
         assert zf.read("requirements.txt").decode().split() == edge
+
+
+def test_recipe_decides_with_the_benchmarked_rule() -> None:
+    from oneeye.gallery import DEFAULT_RULES, DecisionRule, Gallery, Matcher
+    from oneeye.types import WATCHLISTS
+
+    s = settings_from_config(DEFAULTS, thing_name="branch-17-cam")
+    # Galleries as the indexer builds them (the default rule), under the recipe's overrides.
+    matcher = Matcher([Gallery.empty(w) for w in WATCHLISTS])
+    effective = matcher.rules({str(k): v for k, v in s.thresholds.items()})
+    assert effective == DEFAULT_RULES
+    # The rule bench/accuracy.py selects on lfw_dev and the README reports.
+    assert set(DEFAULT_RULES.values()) == {DecisionRule(max_distance=0.525, min_margin=0.08)}

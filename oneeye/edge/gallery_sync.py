@@ -35,10 +35,11 @@ from typing import Any
 
 from oneeye import aws, signing
 from oneeye import gallery as gallery_mod
+from oneeye.edge.gallery_holder import GalleryHolder
 from oneeye.edge.settings import EdgeSettings
 from oneeye.errors import EventError, GalleryError, NotFound, OneEyeError, SignatureError
 from oneeye.events import GalleryEvent, clip, parse
-from oneeye.gallery import Gallery, GalleryHolder
+from oneeye.gallery import Gallery
 
 log = logging.getLogger(__name__)
 
