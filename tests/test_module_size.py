@@ -16,13 +16,18 @@ MAX_LINES = 400
 #: The reason comment, found among the first :data:`HEAD_LINES` lines.
 REASON = re.compile(r"^# Long module: \S.*$", re.MULTILINE)
 HEAD_LINES = 5
-#: Modules being split on another branch now (helper "smallfaces" turns it into a package).
-PENDING = {"oneeye/gallery.py"}
+#: Modules whose owners are splitting or explaining them on other branches now: ``gallery.py``
+#: becomes the ``oneeye/gallery/`` package; ``edge/pipeline.py`` and ``local/stack.py`` pass
+#: 400 lines there. Remove an entry once its module is split or gives its reason.
+PENDING = {"oneeye/gallery.py", "oneeye/edge/pipeline.py", "oneeye/local/stack.py"}
+
+
+def _gives_reason(path: Path) -> bool:
+    return bool(REASON.search("\n".join(path.read_text().splitlines()[:HEAD_LINES])))
 
 
 def _long_without_reason(path: Path) -> bool:
-    lines = path.read_text().splitlines()
-    return len(lines) > MAX_LINES and not REASON.search("\n".join(lines[:HEAD_LINES]))
+    return len(path.read_text().splitlines()) > MAX_LINES and not _gives_reason(path)
 
 
 def _modules() -> list[Path]:
@@ -38,11 +43,12 @@ def test_long_modules_say_why_at_their_top() -> None:
                       + "\n".join(long))
 
 
-def test_pending_names_only_modules_that_are_still_long() -> None:
-    # A pending module that is gone was split: that is the point, so only a short one is stale.
+def test_pending_names_no_module_that_gives_its_reason() -> None:
+    # A pending module that is gone was split, and one under the limit may grow on its
+    # owner's branch; one that explains itself no longer needs the exception.
     stale = sorted(name for name in PENDING
-                   if (REPO / name).is_file() and not _long_without_reason(REPO / name))
-    assert not stale, "split or explained now; remove from PENDING: " + ", ".join(stale)
+                   if (REPO / name).is_file() and _gives_reason(REPO / name))
+    assert not stale, "explained now; remove from PENDING: " + ", ".join(stale)
 
 
 def test_the_rule_sees_a_long_module_and_its_reason(tmp_path: Path) -> None:
