@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,8 @@ def history() -> str:
 @login_required
 def outbox() -> str:
     path: Path | None = current_app.config["ONEEYE_OUTBOX_PATH"]
-    return render_template("outbox.html", path=path, messages=read_outbox(path))
+    return render_template("outbox.html", path=path,
+                           messages=read_outbox(path, g.user["sites"]))
 
 
 @bp.get("/healthz")
@@ -55,8 +57,13 @@ def healthz() -> tuple[Response, int]:
                     "user": g.user["name"] if g.get("user") else None}), 200 if ok else 503
 
 
-def read_outbox(path: Path | None) -> list[dict[str, Any]]:
-    """Newest-first messages from a JSON-lines file or a directory of ``*.json[l]`` files."""
+def read_outbox(path: Path | None, sites: Sequence[str]) -> list[dict[str, Any]]:
+    """Newest-first messages of ``sites`` from a JSON-lines file or a directory of them.
+
+    A line shows only if its ``site_id`` is one of ``sites``: alerts carry names,
+    contacts and snapshot links, and a line that names no site (or is not JSON)
+    cannot be shown to anyone safely, so it is left to ``oneeye outbox`` on the host.
+    """
     if path is None or not path.exists():
         return []
     files = sorted(path.glob("*.json*")) if path.is_dir() else [path]
@@ -73,7 +80,7 @@ def read_outbox(path: Path | None) -> list[dict[str, Any]]:
             try:
                 item = json.loads(line)
             except json.JSONDecodeError:
-                item = {"body": line, "error": "not JSON"}
-            if isinstance(item, dict):
+                continue
+            if isinstance(item, dict) and item.get("site_id") in sites:
                 out.append(item)
     return out[::-1][:OUTBOX_MAX]

@@ -173,6 +173,7 @@ def test_alerts_reach_the_outbox_with_email_via_smtp_and_sms(
         ("email", "duty@example.org"), ("sms", "+15555550100")]
     sms = next(e for e in entries if e["kind"] == "sms")
     assert sms["body"] == structure["sms"] and sms["event_id"] == envelope["MessageId"]
+    assert {e["site_id"] for e in entries} == {"site-1"}  # what /outbox filters on
     mails = list((tmp_path / "mail").glob("*.eml"))
     assert len(mails) == 1 and b"long email text" in mails[0].read_bytes()
     assert b"Subject: OneEye alert: Jo" in mails[0].read_bytes()

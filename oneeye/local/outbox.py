@@ -7,11 +7,12 @@ FilterPolicy, sends each email with ``smtplib`` to the SMTP sink (aiosmtpd, whic
 stores it under ``var/local/mail/``) and appends one JSON line per recipient to
 ``var/local/outbox.jsonl``::
 
-    {"kind": "email"|"sms", "to", "subject", "body", "sent_at", "event_id"}
+    {"kind": "email"|"sms", "to", "subject", "body", "sent_at", "event_id", "site_id"}
 
-``event_id`` is the SNS MessageId of the alert. A failure (SMTP down, SNS not
-answering) raises, so the SQS message stays and is retried; lines already written
-for that message are not written twice.
+``event_id`` is the SNS MessageId of the alert; ``site_id`` its ``site_id`` message
+attribute (the dashboard's ``/outbox`` shows a user only their sites' lines). A
+failure (SMTP down, SNS not answering) raises, so the SQS message stays and is
+retried; lines already written for that message are not written twice.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class Outbox:
         subject = str(envelope.get("Subject") or "OneEye alert")
         texts = texts_of(envelope)
         attributes = envelope.get("MessageAttributes") or {}
+        site = attributes.get("site_id") if isinstance(attributes, dict) else None
+        site_id = site.get("Value") if isinstance(site, dict) else None
         done = self._done(event_id)
         written = 0
         for protocol, endpoint, policy in self._subscribers():
@@ -77,7 +80,8 @@ class Outbox:
                     body = json.dumps(envelope)
                 self._send_email(endpoint, subject, body)
             self._append({"kind": kind, "to": endpoint, "subject": subject if kind == "email"
-                          else None, "body": body, "sent_at": utc_now(), "event_id": event_id})
+                          else None, "body": body, "sent_at": utc_now(), "event_id": event_id,
+                          "site_id": site_id})
             written += 1
         if written == 0 and not done:
             log.warning("alert %s: no email/SMS subscriber on the alerts topic (add one with "
