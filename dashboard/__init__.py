@@ -11,7 +11,7 @@
 Async mode ``gevent`` (the default) is the production server: gevent's WSGI
 server with websockets, many sockets per process (one greenlet instead of two OS
 threads per client); ``oneeye dashboard run`` starts it through
-``dashboard.serve``, which monkey-patches before anything else is imported.
+``oneeye.commands.serve_gevent``, which monkey-patches before anything else is imported.
 ``threading`` (Werkzeug's development server) needs no monkey-patching and is what
 the tests' in-process apps use. bench/fanout.py compares both.
 """

@@ -62,7 +62,8 @@ def dashboard_group() -> None:
 @click.option("--insecure-cookies", is_flag=True,
               help="Send the session cookie over plain http (local use only).")
 @click.option("--async-mode", type=click.Choice(["threading", "gevent"]), default=None,
-              help="Socket.IO server model (default from settings: threading).")
+              help="Server model (default from settings: gevent, the production server; "
+              "threading: Werkzeug's development server).")
 def run(host: str, port: int, config: Path | None, database_url: str | None,
         message_queue: str | None, allow_topics: tuple[str, ...],
         insecure_cookies: bool, async_mode: str | None) -> None:
@@ -72,11 +73,11 @@ def run(host: str, port: int, config: Path | None, database_url: str | None,
                     async_mode=async_mode)
     _check_port(host, port)  # one clear line before anything starts (or re-executes)
     if settings.async_mode == "gevent" and not _gevent_patched():
-        # patching must come first in a fresh interpreter (see dashboard.serve)
+        # patching must come first in a fresh interpreter (see .serve_gevent)
         args = sys.argv[1:]
         if "--async-mode" not in args:
             args += ["--async-mode", "gevent"]
-        os.execv(sys.executable, [sys.executable, "-m", "dashboard.serve", *args])
+        os.execv(sys.executable, [sys.executable, "-m", "oneeye.commands.serve_gevent", *args])
     from dashboard import create_app, run_server
 
     if allow_topics:

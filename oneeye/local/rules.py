@@ -17,7 +17,8 @@ import json
 import logging
 import re
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,23 +177,27 @@ class RulesRouter:
     def filters(self) -> list[str]:
         return sorted({r.query.topic_filter for r in self.rules})
 
-    def route(self, topic: str, payload: bytes) -> int:
-        """Dispatch one MQTT message; returns how many rules fired."""
+    def route(self, topic: str, payload: bytes,
+              on_done: Callable[[], object] | None = None) -> int:
+        """Dispatch one MQTT message; returns how many rules fired.
+
+        ``on_done`` runs once every fired rule has finished (handled or dead-lettered),
+        or at once when none fired: the durable inbox deletes the message then.
+        """
         try:
             data = json.loads(payload)
         except (json.JSONDecodeError, UnicodeDecodeError):
             log.warning("rules: non-JSON payload on %s ignored (%d bytes)", topic, len(payload))
-            return 0
-        if not isinstance(data, dict):
+            data = None
+        if data is not None and not isinstance(data, dict):
             log.warning("rules: payload on %s is not a JSON object; ignored", topic)
-            return 0
-        fired = 0
-        for r in self.rules:
-            out = r.query.apply(topic, data)
-            if out is not None:
-                fired += 1
-                self._pool.submit(self._invoke, r, topic, out)
-        return fired
+            data = None
+        outputs = [] if data is None else [
+            (r, out) for r in self.rules if (out := r.query.apply(topic, data)) is not None]
+        futures = [self._pool.submit(self._invoke, r, topic, out) for r, out in outputs]
+        if on_done is not None:
+            _when_all(futures, on_done)
+        return len(futures)
 
     def _invoke(self, r: CompiledRule, topic: str, event: dict[str, Any]) -> None:
         # Asynchronous Lambda invocation retries a raising handler twice, then
@@ -225,3 +230,22 @@ class RulesRouter:
     def close(self) -> None:
         self._closing.set()
         self._pool.shutdown(wait=True, cancel_futures=False)
+
+
+def _when_all(futures: list[Future[None]], callback: Callable[[], object]) -> None:
+    """Call ``callback`` once, when every future is done (at once if there are none)."""
+    if not futures:
+        callback()
+        return
+    left = [len(futures)]
+    lock = threading.Lock()
+
+    def one_done(_: Future[None]) -> None:
+        with lock:
+            left[0] -= 1
+            last = left[0] == 0
+        if last:
+            callback()
+
+    for f in futures:
+        f.add_done_callback(one_done)

@@ -53,7 +53,7 @@ class LocalStack:
         self.children: dict[str, Child] = {}
         self._stopping = threading.Event()
         self.delivery: Any = None
-        self.router: Any = None
+        self._desk_queue_url = ""
 
     # -- start ------------------------------------------------------------------------
 
@@ -83,7 +83,8 @@ class LocalStack:
         aws.clear_cache()
 
         from oneeye.local.moto_server import MotoServer
-        moto = MotoServer(s.host, s.ports.moto).start()
+        moto = MotoServer(s.host, s.ports.moto, recording=self.var / "moto-recording.jsonl"
+                          if s.keep_state else None).start()
         self._on_stop("moto", moto.stop)
 
         mqtt_url = s.mqtt_url
@@ -103,14 +104,15 @@ class LocalStack:
         self.info.env = env
 
         from oneeye.local.lambdas import Lambdas
-        lambdas = Lambdas(template.functions)
+        lambdas = Lambdas(template.functions)  # the HTTP API's and the indexer's handlers
         customers = self._customer_api(api_key)
         self._sns(cloud_env["DESK_TOPIC_ARN"])
         self._outbox(cloud_env["ALERTS_TOPIC_ARN"])
         self._http_api(template, lambdas, moto.url)
         self._http_subscribers(cloud_env["DESK_TOPIC_ARN"])  # SubscribeURL is served now
         self._indexer(template, lambdas, cloud_env["INDEXER_QUEUE_URL"])
-        self._rules(template, lambdas, mqtt_url)
+        self._rules(template, mqtt_url)
+        self._workers()
         if s.enrol_customers:
             self._enrol(customers, cloud_env["ONEEYE_BUCKET"])
         if s.dashboard:
@@ -159,19 +161,19 @@ class LocalStack:
         return str(url), str(arn)
 
     def _sns(self, desk_arn: str) -> None:
+        """The desk topic's SQS tap, and a handle on the SNS delivery file.
+
+        The ``sns-delivery`` child (:meth:`_workers`) polls the tap and delivers; this
+        process only subscribes, confirms and unsubscribes in the same SQLite file.
+        """
         from oneeye.local.sns_delivery import Signer, SnsDelivery
-        from oneeye.local.sqs_poller import SqsPoller
         signer = Signer(self.var / "sns", self.s.region, self.s.sns.signature_version)
         self.info.signing_cert = str(signer.cert_file)
-        delivery = SnsDelivery(self.var / "sns-delivery.sqlite3", signer,
-                               confirm_base_url=self.s.url("http_api"), settings=self.s.sns)
-        self.delivery = delivery
-        self._on_stop("SNS delivery", delivery.stop)
-        delivery.start()
-        url, _ = self._subscribe_queue(desk_arn, "oneeye-local-desk-http")
-        poller = SqsPoller(url, lambda m: delivery.accept_envelope(json.loads(m["Body"])),
-                           name="desk→http").start()
-        self._on_stop("desk poller", poller.stop)
+        self.delivery = SnsDelivery(self.var / "sns-delivery.sqlite3", signer,
+                                    confirm_base_url=self.s.url("http_api"),
+                                    settings=self.s.sns, deliver=False)
+        self._on_stop("SNS delivery handle", self.delivery.stop)
+        self._desk_queue_url, _ = self._subscribe_queue(desk_arn, "oneeye-local-desk-http")
 
     def _http_subscribers(self, desk_arn: str) -> None:
         policy = {"site_id": [self.s.site_id]} if self.s.dashboard_filter_site else None
@@ -229,17 +231,36 @@ class LocalStack:
                            as_lambda_event=True).start()
         self._on_stop("indexer poller", poller.stop)
 
-    def _rules(self, template: tpl.Template, lambdas: Any, mqtt_url: str) -> None:
-        from oneeye.local.mqtt import Subscriber
-        from oneeye.local.rules import RulesRouter, compile_rules
-        router = RulesRouter(compile_rules(template.rules), lambdas,
-                             dead_letters=self.var / "dead-letters.jsonl")
-        self.router = router
-        self._on_stop("rules router", router.close)
-        sub = Subscriber(mqtt_url, router.filters(), router.route, name="oneeye-rules").start()
-        self._on_stop("rules subscriber", sub.stop)
-        for r in router.rules:
+    def _rules(self, template: tpl.Template, mqtt_url: str) -> None:
+        """Broker → durable inbox here; the ``rules`` child handles what is in it."""
+        from oneeye.local.inbox import Inbox, intake
+        from oneeye.local.rules import compile_rules
+        rules = compile_rules(template.rules)
+        inbox = Inbox(self.var / "rules-inbox.sqlite3")
+        self._on_stop("rules inbox", inbox.close)
+        sub = intake(inbox, mqtt_url, sorted({r.query.topic_filter for r in rules}))
+        self._on_stop("rules intake", sub.stop)
+        for r in rules:
             log.info("rule %s: %s → %s", r.rule.name, r.rule.sql, r.rule.function_id)
+
+    def _workers(self) -> None:
+        """The rules router and SNS delivery, as restartable children (oneeye.local.workers)."""
+        from oneeye.local.workers import WorkerConfig
+        cfg = WorkerConfig(var_dir=self.var, template=self.s.template.resolve(),
+                           region=self.s.region, desk_queue_url=self._desk_queue_url,
+                           confirm_base_url=self.s.url("http_api"), sns=self.s.sns)
+        path = self.var / "workers.json"
+        path.write_text(cfg.model_dump_json(indent=2))
+        for name in ("rules", "sns-delivery"):
+            self._child(name, [sys.executable, "-m", "oneeye.local.workers", name, str(path)],
+                        self.info.env)
+
+    def _child(self, name: str, argv: list[str], env: dict[str, str],
+               on_start: Callable[[Child], object] | None = None) -> Child:
+        child = Child(name, argv, env, on_start=on_start).start()
+        self.children[name] = child
+        self._on_stop(name, child.stop)
+        return child
 
     def _enrol(self, customers: list[Any], bucket: str) -> None:
         from oneeye.local.customer_api import enrol_photos
@@ -278,22 +299,26 @@ class LocalStack:
         run_once([*oneeye, "dashboard", "add-user", DEMO_USER, "--site", self.s.site_id,
                   "--password-stdin", "--config", str(cfg)], self.info.env, stdin=password + "\n")
         self.info.demo_password = password
-        child = Child("dashboard", [*oneeye, "dashboard", "run", "--host", self.s.host,
-                                    "--port", str(self.s.ports.dashboard), "--config", str(cfg)],
-                      self.info.env).start()
-        self.children["dashboard"] = child
-        self._on_stop("dashboard", child.stop)
         self.info.urls["dashboard"] = self.s.url("dashboard", "/")
         host = "127.0.0.1" if self.s.host in ("0.0.0.0", "") else self.s.host
         base = f"http://{host}:{self.s.ports.dashboard}"
 
-        def when_up() -> None:
-            from oneeye.local.probe import wait_http
-            if wait_http(f"{base}/healthz", 300, alive=lambda: child.running):
-                log.info("dashboard is up on %s", base)
-                self.delivery.retry_now(f"{base}/sns")
+        def when_up(child: Child) -> None:
+            """After every (re)start: deliver the backlog as soon as it answers."""
+            proc = child.proc
 
-        threading.Thread(target=when_up, daemon=True, name="dashboard-up").start()
+            def wait() -> None:
+                from oneeye.local.probe import wait_http
+                if wait_http(f"{base}/healthz", 300,
+                             alive=lambda: proc is not None and proc.poll() is None):
+                    log.info("dashboard is up on %s", base)
+                    self.delivery.retry_now(f"{base}/sns")
+
+            threading.Thread(target=wait, daemon=True, name="dashboard-up").start()
+
+        self._child("dashboard", [*oneeye, "dashboard", "run", "--host", self.s.host,
+                                  "--port", str(self.s.ports.dashboard), "--config", str(cfg)],
+                    self.info.env, on_start=when_up)
 
     def _edge(self, mqtt_url: str, bucket: str) -> None:
         edge_dir = self.var / "edge"
@@ -305,9 +330,7 @@ class LocalStack:
                "ONEEYE_EDGE__SITE_ID": self.s.site_id}
         argv = [sys.executable, "-m", "oneeye.cli", "edge", "--source", str(self.s.edge_source),
                 "--publish", mqtt_url, "--loop", "--realtime", *self.s.edge_args]
-        child = Child("edge", argv, env).start()
-        self.children["edge"] = child
-        self._on_stop("edge", child.stop)
+        self._child("edge", argv, env)
 
     # -- stop -------------------------------------------------------------------------
 
