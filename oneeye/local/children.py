@@ -2,8 +2,8 @@
 
 Each :class:`Child` is supervised: when its process dies for any reason other than
 our own :meth:`Child.stop`, the death is logged and the process is started again
-after an exponential backoff with jitter (tenacity's ``wait_exponential_jitter``:
-``first_restart_s`` doubling up to ``max_restart_s``); a child that then ran for
+after an exponential backoff with jitter (tenacity: ``first_restart_s`` doubling
+up to ``max_restart_s``, plus up to ``first_restart_s`` at random); a child that then ran for
 ``stable_s`` starts the backoff over. The other parts of the stack keep running
 meanwhile: a dead dashboard only delays deliveries (SNS delivery retries), a dead
 rules router only delays the handling of what waits in its durable inbox.
@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from tenacity import RetryCallState, Retrying, retry_if_result, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_result, wait_exponential, wait_random
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,9 @@ class Child:
         while not self._stopping.is_set():
             # one Retrying per series of quick deaths: a child that ran stable_s s
             # leaves it (retry=False), and the next death starts the backoff over
-            Retrying(wait=wait_exponential_jitter(initial=self.first_restart_s,
-                                                  max=self.max_restart_s),
+            Retrying(wait=wait_exponential(multiplier=self.first_restart_s,
+                                           max=self.max_restart_s)
+                     + wait_random(0, self.first_restart_s),
                      retry=retry_if_result(self._died_quickly),
                      sleep=self._sleep, before_sleep=self._log_death,
                      )(self._run_until_exit)
