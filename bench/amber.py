@@ -37,7 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from oneeye.synth import Visit, make_entrance_video  # noqa: E402
-from tests.amber_support import AmberStack, MatchWatcher, wait_until  # noqa: E402
+from tests.amber_support import AmberStack, MatchWatcher  # noqa: E402
+from tests.wait import wait_until  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 TARGET_S = 60.0
@@ -51,7 +52,8 @@ def one_run(stack: AmberStack, watch: MatchWatcher, token: str, photo: Path) -> 
     t_stored = time.time()
     case_id = grant["case_id"]
     status = wait_until(lambda: (s := stack.status(token, grant["upload_id"]))["state"]
-                        != "pending" and s, 120, "verdict", stack, interval_s=0.05)
+                        != "pending" and s, 120, "verdict", context=stack.tail,
+                        interval_s=0.05)
     t_verdict = time.time()
     if status["state"] != "accepted":
         raise SystemExit(f"photo rejected: {status}")
@@ -59,16 +61,16 @@ def one_run(stack: AmberStack, watch: MatchWatcher, token: str, photo: Path) -> 
     t_announced = wait_until(lambda: next((t for t, u in watch.gallery_updates
                                            if u.get("version") == version
                                            and u.get("watchlist") == "missing"), None),
-                             60, "gallery announcement", stack, interval_s=0.02)
+                             60, "gallery announcement", context=stack.tail, interval_s=0.02)
     t_match = wait_until(lambda: next((t for t, m in watch.matches
                                        if m.get("person_id") == case_id), None),
-                         180, "match", stack, interval_s=0.02)
+                         180, "match", context=stack.tail, interval_s=0.02)
     t_alert = wait_until(lambda: next((time.time() for e in stack.outbox()
                                        if case_id in (e.get("body") or "")), None),
-                         60, "outbox alert", stack, interval_s=0.05)
+                         60, "outbox alert", context=stack.tail, interval_s=0.05)
     t_banner = wait_until(lambda: next((t for t, ev in stack.sink.desk_events()
                                         if (ev.get("case") or {}).get("id") == case_id), None),
-                          60, "desk banner", stack, interval_s=0.02)
+                          60, "desk banner", context=stack.tail, interval_s=0.02)
     in_use = [float(m.group(2)) for m in _IN_USE.finditer(stack.tail(200_000))
               if int(m.group(1)) == version]
     t_close = time.time()
@@ -76,7 +78,7 @@ def one_run(stack: AmberStack, watch: MatchWatcher, token: str, photo: Path) -> 
     t_removed = wait_until(lambda: next((t for t, u in watch.gallery_updates
                                          if u.get("change") == "removed"
                                          and u.get("person_id") == case_id), None),
-                           60, "removal announcement", stack, interval_s=0.02)
+                           60, "removal announcement", context=stack.tail, interval_s=0.02)
     return {
         "case_id": case_id, "gallery_version": version,
         "pressed_to_stored_s": t_stored - t0,

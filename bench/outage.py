@@ -39,16 +39,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from oneeye.local.broker import MosquittoBroker, TcpProxy, spawn_embedded  # noqa: E402
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
+from oneeye.local.broker import MosquittoBroker, spawn_embedded  # noqa: E402
+from tests.net_support import TcpProxy, free_port  # noqa: E402
 
 # --------------------------------------------------------------------------- child edge
 

@@ -19,6 +19,7 @@ the tests' in-process apps use. bench/fanout.py compares both.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
@@ -29,6 +30,7 @@ from werkzeug.exceptions import HTTPException
 from dashboard.proxies import TrustedProxies
 from dashboard.settings import DashboardSettings
 from oneeye.sns import Verifier
+from oneeye.types import Clock
 
 log = logging.getLogger(__name__)
 PURGE_EVERY_S = 3600
@@ -39,7 +41,8 @@ _CSP = ("default-src 'self'; img-src 'self' data: http: https:; connect-src 'sel
 __all__ = ["DashboardSettings", "create_app"]
 
 
-def create_app(settings: DashboardSettings | None = None) -> Flask:
+def create_app(settings: DashboardSettings | None = None, *, clock: Clock = time.time) -> Flask:
+    """The dashboard app; ``clock`` (seconds since the epoch) times events, devices, retention."""
     from dashboard import api, auth, desk, sns_endpoint
     from dashboard.live import Live
     from dashboard.store import Store
@@ -59,7 +62,7 @@ def create_app(settings: DashboardSettings | None = None) -> Flask:
         ONEEYE_OUTBOX_PATH=settings.outbox_path,
         ONEEYE_HISTORY_LIMIT=settings.history_limit,
     )
-    store = Store(settings.resolved_database_url())
+    store = Store(settings.resolved_database_url(), clock=clock)
     if not settings.websocket_compression:
         _decline_websocket_compression()
     socketio = SocketIO(app, async_mode=settings.async_mode, message_queue=settings.message_queue,

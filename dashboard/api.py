@@ -7,31 +7,41 @@ is answered exactly like one that does not exist (404).
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 
 from dashboard.auth import login_required
-from oneeye.events import format_time
+from oneeye.types import format_time, normalize_time, parse_time
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
+_DATETIME_LOCAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?")
 KINDS = ("customer_arrived", "missing_person_sighted", "device_status", "device_offline")
 
 
 def time_arg(name: str) -> str | None:
-    value = request.args.get(name) or None
+    """Query parameter ``name`` as a UTC timestamp (the one format), or None if absent.
+
+    Any ISO-8601 form with a zone is accepted (``Z``, ``+05:30``, ``-0800``, 1–9 fractional
+    digits); a ``+`` that arrived unencoded (as a space) is restored. A browser's
+    ``datetime-local`` value (``2026-01-31T12:00``, no zone) is taken as UTC. Stored times
+    are normalised UTC strings, so comparing strings then compares instants. 400 otherwise.
+    """
+    value = (request.args.get(name) or "").strip() or None
     if value is None:
         return None
-    if len(value) == 16:  # a browser's datetime-local input: 2026-01-31T12:00
-        value += ":00Z"
+    value = re.sub(r" (\d{2}:?\d{2})$", r"+\1", value)
+    local = _DATETIME_LOCAL.fullmatch(value)
+    if local:  # a browser's datetime-local input
+        value += "Z" if local.group(1) else ":00Z"
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return normalize_time(value)
     except ValueError:
-        abort(400, description=f"{name} must be an ISO-8601 time like 2026-01-31T12:00:00Z")
-    # stored times are normalised UTC strings, so comparing strings compares instants
-    return format_time(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
+        abort(400, description=f"{name} must be an ISO-8601 time with a zone, like "
+                               "2026-01-31T12:00:00Z or 2026-01-31T17:30:00+05:30")
 
 
 @bp.get("/events")
@@ -58,15 +68,15 @@ def events() -> Response:
 def devices() -> Response:
     store = current_app.extensions["oneeye.store"]
     offline_after = current_app.config["ONEEYE_OFFLINE_AFTER_S"]
-    now = datetime.now(UTC)
+    now = datetime.fromtimestamp(store.clock(), UTC)
     out: list[dict[str, Any]] = []
     for row in store.devices(g.user["sites"]):
-        seen = datetime.fromisoformat(row["last_seen"].replace("Z", "+00:00"))
+        seen = parse_time(row["last_seen"])
         age = (now - seen).total_seconds()
         online = row["state"] == "online" and age <= offline_after
         out.append({**row, "online": online, "age_s": round(age, 1)})
     return jsonify({"devices": out, "offline_after_s": offline_after,
-                    "server_time": now.isoformat()})
+                    "server_time": format_time(now)})
 
 
 @bp.post("/events/<event_id>/ack")

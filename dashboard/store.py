@@ -17,12 +17,14 @@ import logging
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from oneeye.events import DeskEvent, format_time
+from oneeye.types import Clock
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +53,11 @@ _EVENTS = """CREATE TABLE IF NOT EXISTS events (seq {serial}, event_id TEXT NOT 
        received_at TEXT NOT NULL, person_id TEXT, person_name TEXT, body TEXT NOT NULL)"""
 
 
-def _now() -> str:
-    return format_time(datetime.now(UTC))
-
-
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, clock: Clock = time.time) -> None:
         self.url = url
+        #: Stamps received/seen/acknowledged times and ages retention (tests move it).
+        self.clock = clock
         self._lock = threading.Lock()
         if url.startswith(("postgresql://", "postgres://")):
             import psycopg
@@ -77,6 +77,10 @@ class Store:
             raise ValueError(f"unsupported database URL {url!r} (sqlite:/// or postgresql://)")
         for ddl in [_EVENTS.format(serial=serial), *_COMMON]:
             self._exec(ddl)
+
+    def now(self) -> str:
+        """The store's clock as a timestamp in the one format (UTC ``…Z``)."""
+        return format_time(datetime.fromtimestamp(self.clock(), UTC))
 
     def close(self) -> None:
         with self._lock:
@@ -120,7 +124,7 @@ class Store:
         inserted = self._exec(
             "INSERT INTO events (event_id, site_id, kind, observed_at, received_at, person_id,"
             " person_name, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
-            (event.event_id, event.site_id, event.kind, event.observed_at, _now(), person_id,
+            (event.event_id, event.site_id, event.kind, event.observed_at, self.now(), person_id,
              name, event.to_json()))
         if not inserted:
             return None
@@ -138,7 +142,7 @@ class Store:
             " THEN excluded.last_seen ELSE devices.last_seen END, fps = COALESCE(excluded.fps,"
             " devices.fps), camera_state = COALESCE(excluded.camera_state, devices.camera_state),"
             " state = excluded.state, health = COALESCE(excluded.health, devices.health)",
-            (event.device_id, event.site_id, _now(), health.fps if health else None,
+            (event.device_id, event.site_id, self.now(), health.fps if health else None,
              health.camera_state if health else None, state,
              health.to_json() if health else None))
 
@@ -181,12 +185,13 @@ class Store:
     def acknowledge(self, event_id: str, user: str) -> dict[str, Any]:
         """Record who acknowledged an event; the first acknowledgement wins."""
         self._exec("INSERT INTO acks (event_id, user_name, acked_at) VALUES (?, ?, ?)"
-                   " ON CONFLICT (event_id) DO NOTHING", (event_id, user, _now()))
+                   " ON CONFLICT (event_id) DO NOTHING", (event_id, user, self.now()))
         row = self._rows("SELECT user_name, acked_at FROM acks WHERE event_id = ?", (event_id,))
         return {"event_id": event_id, "by": row[0]["user_name"], "at": row[0]["acked_at"]}
 
     def purge(self, older_than_days: float) -> int:
-        cutoff = format_time(datetime.now(UTC) - timedelta(days=older_than_days))
+        cutoff = format_time(datetime.fromtimestamp(self.clock(), UTC)
+                             - timedelta(days=older_than_days))
         self._exec("DELETE FROM acks WHERE event_id IN "
                    "(SELECT event_id FROM events WHERE received_at < ?)", (cutoff,))
         removed = self._exec("DELETE FROM events WHERE received_at < ?", (cutoff,))
@@ -212,7 +217,11 @@ class Store:
         self._exec("INSERT INTO users (name, password_hash, sites, created_at) VALUES (?, ?, ?, ?)"
                    " ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash,"
                    " sites = excluded.sites", (name, password_hash, json.dumps(list(sites)),
-                                               _now()))
+                                               self.now()))
+
+    def remove_user(self, name: str) -> bool:
+        """Delete a user (their open logins end with them); False if there was none."""
+        return self._exec("DELETE FROM users WHERE name = ?", (name,)) > 0
 
     def get_user(self, name: str) -> dict[str, Any] | None:
         rows = self._rows("SELECT name, password_hash, sites FROM users WHERE name = ?", (name,))
@@ -224,7 +233,7 @@ class Store:
     def start_login(self, user: str) -> str:
         login_id = secrets.token_urlsafe(24)
         self._exec("INSERT INTO logins (login_id, user_name, started_at) VALUES (?, ?, ?)",
-                   (login_id, user, _now()))
+                   (login_id, user, self.now()))
         return login_id
 
     def login_user(self, login_id: str) -> dict[str, Any] | None:
@@ -237,7 +246,7 @@ class Store:
 
     def end_login(self, login_id: str) -> None:
         self._exec("UPDATE logins SET ended_at = ? WHERE login_id = ? AND ended_at IS NULL",
-                   (_now(), login_id))
+                   (self.now(), login_id))
 
     # login throttle -------------------------------------------------------
     def add_login_failure(self, key: str, at: float, *, forget_before: float) -> None:

@@ -92,6 +92,11 @@
     try {
       image = await decode(file);
     } catch (e) {
+      // Same words as the server's decoder (oneeye/images.py) for iPhone's default format.
+      if (/\.(heic|heif)$/i.test(file.name || "") || /^image\/hei[cf]/i.test(file.type || "")) {
+        throw new UserError("HEIC is not supported; export as JPEG",
+                            "on the iPhone: Settings → Camera → Formats → Most Compatible");
+      }
       throw new UserError("not an image — choose a photo (JPEG or PNG)",
                           `${file.name || "the file"} could not be opened as a picture`);
     }
@@ -101,7 +106,12 @@
     const canvas = document.createElement("canvas");
     canvas.width = Math.round(w0 * s);
     canvas.height = Math.round(h0 * s);
-    canvas.getContext("2d").drawImage(image, 0, 0, canvas.width, canvas.height);
+    const ctx = canvas.getContext("2d");
+    // JPEG has no alpha: composite transparent photos on white, as the server's decoder does
+    // (a canvas would otherwise turn transparent pixels black).
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    ctx.drawImage(image, 0, 0, canvas.width, canvas.height);
     if (image.close) image.close();
     const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", JPEG_QUALITY));
     if (!blob) throw new UserError("the photo could not be prepared — try another one");

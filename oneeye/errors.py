@@ -14,7 +14,16 @@ class OneEyeError(Exception):
 
 
 class ImageError(OneEyeError):
-    """An image could not be used: unreadable, corrupt, truncated, unsupported or too large."""
+    """An image could not be used: unreadable, corrupt, truncated, unsupported or too large.
+
+    ``reason`` is a short machine-readable code (``unreadable``, ``empty``, ``too_large``,
+    ``not_an_image``, ``unsupported_format``, ``unsupported_mode``, ``corrupt``; see
+    :func:`oneeye.images.load_image`); the message is for people and names the file.
+    """
+
+    def __init__(self, message: str, *, reason: str = "unreadable") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class EnrolmentRejected(OneEyeError):

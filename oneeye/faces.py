@@ -11,27 +11,21 @@ Images are RGB ``uint8`` arrays of shape ``(height, width, 3)``. Boxes are
 
 from __future__ import annotations
 
-import io
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from oneeye.errors import ImageError
+# The one decoder lives in oneeye.images; ``faces.load_image`` stays the name callers use.
+from oneeye.images import Image as Image
+from oneeye.images import load_image as load_image
+from oneeye.types import BBox
 
 log = logging.getLogger(__name__)
 
-BBox = tuple[int, int, int, int]
-Image = NDArray[np.uint8]
 Encoding = NDArray[np.float32]
-
-#: Refuse to decode images with more pixels than this (a 10 MB JPEG can expand to GBs).
-DEFAULT_MAX_PIXELS = 40_000_000
-#: Refuse files larger than this before even looking at them.
-DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 
 DetectorModel = Literal["hog", "cnn"]
 LandmarkModel = Literal["small", "large"]
@@ -73,69 +67,6 @@ class Face:
 
 
 # --------------------------------------------------------------------------- decoding
-
-
-def load_image(
-    source: bytes | str | Path,
-    *,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-) -> Image:
-    """Decode a JPEG/PNG/… file or bytes into an RGB array, safely.
-
-    Applies EXIF orientation (phone photos are often stored sideways), drops alpha
-    and converts grey/palette images. Raises :class:`ImageError` with a message a
-    person can act on for a missing, empty, oversized, corrupt, truncated or
-    unsupported file, or one with more than ``max_pixels`` pixels.
-    """
-    from PIL import Image as PILImage
-    from PIL import ImageFile, ImageOps, UnidentifiedImageError
-
-    if ImageFile.LOAD_TRUNCATED_IMAGES:  # someone flipped the global: refuse, don't guess
-        ImageFile.LOAD_TRUNCATED_IMAGES = False
-
-    name = "image"
-    if isinstance(source, bytes):
-        data = source
-    else:
-        path = Path(source)
-        name = str(path)
-        try:
-            size = path.stat().st_size
-        except OSError as exc:
-            raise ImageError(f"{name}: cannot read file ({exc.strerror or exc})") from exc
-        if size > max_bytes:
-            raise ImageError(f"{name}: file too large ({size} bytes > {max_bytes})")
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ImageError(f"{name}: cannot read file ({exc.strerror or exc})") from exc
-    if not data:
-        raise ImageError(f"{name}: empty file")
-    if len(data) > max_bytes:
-        raise ImageError(f"{name}: file too large ({len(data)} bytes > {max_bytes})")
-    try:
-        with PILImage.open(io.BytesIO(data)) as img:
-            width, height = img.size
-            if width * height > max_pixels:
-                raise ImageError(
-                    f"{name}: image too large ({width}x{height} = {width * height} pixels"
-                    f" > {max_pixels})"
-                )
-            if img.format not in {"JPEG", "PNG", "BMP", "WEBP", "GIF", "TIFF", "MPO"}:
-                raise ImageError(f"{name}: unsupported image format {img.format}")
-            img.load()
-            upright = ImageOps.exif_transpose(img) or img
-            rgb = upright.convert("RGB")
-            return np.asarray(rgb, dtype=np.uint8).copy()
-    except ImageError:
-        raise
-    except UnidentifiedImageError as exc:
-        raise ImageError(f"{name}: not an image (unrecognised format)") from exc
-    except PILImage.DecompressionBombError as exc:
-        raise ImageError(f"{name}: image too large (decompression bomb)") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{name}: corrupt or truncated image ({exc})") from exc
 
 
 def bgr_to_rgb(frame: NDArray[np.uint8]) -> Image:

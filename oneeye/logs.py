@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from datetime import UTC, datetime
+
+from oneeye.types import format_time
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": format_time(datetime.fromtimestamp(record.created, UTC)),
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
@@ -26,8 +29,10 @@ def configure(level: str = "INFO", *, json_lines: bool = False) -> None:
     if json_lines:
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter(
-            "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+        human = logging.Formatter("%(asctime)sZ %(levelname)-7s %(name)s: %(message)s",
+                                  "%H:%M:%S")
+        human.converter = time.gmtime  # printed times are UTC, like every stored one
+        handler.setFormatter(human)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -9,6 +9,7 @@ fails when a second definition appears). Lists derived from a ``Literal`` use
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Final, Literal, get_args
 
@@ -108,3 +109,8 @@ def normalize_time(value: str) -> str:
 #: A timestamp field of a contract: any ISO-8601 form with a zone is accepted at the
 #: boundary and stored as UTC ``…Z`` with milliseconds.
 UtcTimestamp = Annotated[str, AfterValidator(normalize_time)]
+
+#: A clock as code under test takes it: seconds since the epoch (``time.time``'s contract).
+#: Components that compare times with "now" (leases, cooldowns, retention) accept one, so
+#: tests pass time by moving an injected clock instead of sleeping.
+Clock = Callable[[], float]

@@ -10,7 +10,6 @@ what SQS → Lambda does. Used where the local stack is not needed in full.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import mimetypes
 import re
@@ -23,7 +22,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 from oneeye import aws
 from oneeye.cloud import indexer
+from tests.cloud_support import load_handler
 from tests.http_support import LoopbackServer, QuietHandler, SnsSink
+from tests.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "mobile_upload"
@@ -34,16 +35,6 @@ ROUTES = [
     ("GET", "/api/cases", "cases"),
     ("POST", "/api/cases/{case_id}/close", "cases"),
 ]
-
-
-def load_handler(name: str) -> Any:
-    """A fresh import of ``cloud/lambdas/<name>/app.py`` (its cached deps start empty)."""
-    path = REPO / "cloud" / "lambdas" / name / "app.py"
-    spec = importlib.util.spec_from_file_location(f"amber_{name}_{uuid.uuid4().hex}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.handler
 
 
 def _compile(path: str) -> re.Pattern[str]:
@@ -136,7 +127,7 @@ class IndexerPump:
                                            WaitTimeSeconds=0)
             except Exception as exc:  # the moto server is going away at teardown
                 self.errors.append(repr(exc))
-                time.sleep(0.2)
+                self._stop.wait(0.2)
                 continue
             if not resp.get("Messages"):
                 self._stop.wait(0.1)
@@ -151,14 +142,12 @@ class IndexerPump:
                 sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=msg["ReceiptHandle"])
 
     def wait_for(self, predicate: Any, timeout: float = 60.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for r in list(self.results):
-                if predicate(r):
-                    return r
-            time.sleep(0.1)
-        raise AssertionError(f"indexer produced no matching result in {timeout} s: "
-                             f"{self.results} errors={self.errors}")
+        """The first indexer result for which ``predicate`` holds (waiting up to ``timeout`` s)."""
+        found: dict[str, Any] = wait_until(
+            lambda: next((r for r in list(self.results) if predicate(r)), None), timeout,
+            "a matching indexer result",
+            context=lambda: f"results={self.results} errors={self.errors}")
+        return found
 
     def close(self) -> None:
         self._stop.set()
@@ -235,18 +224,17 @@ class AmberStack:
     def wait_ready(self, timeout_s: float = 240) -> None:
         import requests
 
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             if self.proc.poll() is not None:
                 raise AssertionError(f"oneeye up exited ({self.proc.returncode}):\n{self.tail()}")
             try:
-                if self.stack_file.is_file() and requests.get(
-                        f"{self.api}/healthz", timeout=2).status_code == 200:
-                    return
+                return self.stack_file.is_file() and requests.get(
+                    f"{self.api}/healthz", timeout=2).status_code == 200
             except requests.RequestException:
-                pass
-            time.sleep(0.3)
-        raise AssertionError(f"local stack not ready in {timeout_s} s:\n{self.tail()}")
+                return False
+
+        wait_until(ready, timeout_s, "the local stack to be ready", interval_s=0.3,
+                   context=self.tail)
 
     def cli(self, *args: str) -> str:
         """Run ``oneeye ARGS --stack-file …`` against this stack; returns stdout."""
@@ -302,14 +290,3 @@ class AmberStack:
         self._log.close()
         self.sink.close()
 
-
-def wait_until(predicate: Any, timeout_s: float, what: str, stack: AmberStack | None = None,
-               interval_s: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}"
-                         + (f"\n{stack.tail()}" if stack else ""))

@@ -1,15 +1,19 @@
-"""Fixtures of the cloud tests: a moto *server*, fresh resources, SNS observers, a customer API.
+"""Fixtures of the cloud tests: a moto *server*, fresh resources, SNS observers, a customer API,
+an MQTT broker.
 
-Imported by ``tests/test_cloud_*.py`` (``from tests.cloud_support import *``).
+A pytest plugin registered in ``tests/conftest.py``: its fixtures (``moto_server``,
+``cloud_env``, ``customer_api``, ``mqtt_broker``) reach every test by name; tests import the
+classes they use (``observe``, ``CustomerApiStub``) explicitly.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import threading
-import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,19 +21,20 @@ import pytest
 from oneeye import aws
 from oneeye.cloud.resources import ensure_resources
 from oneeye.ids import new_id
-from tests.conftest import free_port
+from oneeye.local.broker import EmbeddedBroker
 from tests.http_support import LoopbackServer, QuietHandler
+from tests.net_support import free_port
+from tests.wait import wait_until
 
-__all__ = [
-    "CustomerApiStub",
-    "MqttListener",
-    "SnsObserver",
-    "cloud_env",
-    "customer_api",
-    "moto_server",
-    "mqtt_broker",
-    "observe",
-]
+
+def load_handler(name: str) -> Any:
+    """A fresh import of ``cloud/lambdas/<name>/app.py`` (its cached deps start empty)."""
+    path = Path(__file__).resolve().parents[1] / "cloud" / "lambdas" / name / "app.py"
+    spec = importlib.util.spec_from_file_location(f"amber_{name}_{uuid.uuid4().hex}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.handler
 
 
 @pytest.fixture(scope="session")
@@ -84,20 +89,27 @@ class SnsObserver:
         self.seen: list[dict[str, Any]] = []
 
     def drain(self, *, wait_s: float = 0.0) -> list[dict[str, Any]]:
-        """Every envelope delivered so far (waiting up to ``wait_s`` for the first)."""
+        """Every envelope delivered so far; with ``wait_s`` > 0, wait that long for the first.
+
+        Raises AssertionError when ``wait_s`` > 0 and nothing was delivered in time.
+        """
+        self._receive()
+        if wait_s > 0:
+            wait_until(lambda: self._receive() or self.seen, wait_s,
+                       f"an SNS delivery to {self.url}")
+        return self.seen
+
+    def _receive(self) -> int:
+        """Move every message waiting in the queue into :attr:`seen`; how many there were."""
         sqs = aws.client("sqs")
-        deadline = time.monotonic() + wait_s
-        while True:
-            resp = sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10,
-                                       WaitTimeSeconds=0)
-            msgs = resp.get("Messages", [])
+        got = 0
+        while msgs := sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10,
+                                          WaitTimeSeconds=0).get("Messages", []):
             for m in msgs:
                 self.seen.append(json.loads(m["Body"]))
                 sqs.delete_message(QueueUrl=self.url, ReceiptHandle=m["ReceiptHandle"])
-            if not msgs and (self.seen or time.monotonic() >= deadline):
-                return self.seen
-            if not msgs:
-                time.sleep(0.05)
+            got += len(msgs)
+        return got
 
     def messages(self) -> list[dict[str, Any]]:
         return [json.loads(e["Message"]) for e in self.drain()]
@@ -143,63 +155,6 @@ def customer_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[CustomerApiStub]:
 
 @pytest.fixture(scope="session")
 def mqtt_broker() -> Iterator[str]:
-    """An embedded amqtt broker on a free port (no mosquitto needed): ``mqtt://127.0.0.1:P``."""
-    import asyncio
-    import logging
-
-    from amqtt.broker import Broker
-
-    logging.getLogger("amqtt").setLevel(logging.WARNING)
-    port = free_port()
-    loop = asyncio.new_event_loop()
-    config = {"listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
-              "sys_interval": 0, "auth": {"allow-anonymous": True},
-              "topic-check": {"enabled": False}}
-    started = threading.Event()
-    holder: dict[str, Any] = {}
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        holder["broker"] = Broker(config, loop=loop)
-        loop.run_until_complete(holder["broker"].start())
-        started.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True, name="amqtt")
-    thread.start()
-    assert started.wait(15), "embedded MQTT broker did not start"
-    yield f"mqtt://127.0.0.1:{port}"
-    asyncio.run_coroutine_threadsafe(holder["broker"].shutdown(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
-
-
-class MqttListener:
-    """Subscribes to one topic and collects payloads."""
-
-    def __init__(self, url: str, topic: str) -> None:
-        import urllib.parse
-
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
-
-        parsed = urllib.parse.urlparse(url)
-        self.received: list[bytes] = []
-        subscribed = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"t-{new_id()[-10:]}")
-        self.client.on_message = lambda c, u, m: self.received.append(m.payload)
-        self.client.on_subscribe = lambda *a: subscribed.set()
-        self.client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
-        self.client.connect(parsed.hostname or "127.0.0.1", parsed.port or 1883)
-        self.client.loop_start()
-        assert subscribed.wait(10), "could not subscribe"
-
-    def wait_for(self, n: int, timeout_s: float = 10.0) -> list[bytes]:
-        deadline = time.monotonic() + timeout_s
-        while len(self.received) < n and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return list(self.received)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+    """The local stack's embedded amqtt broker on a free port: ``mqtt://127.0.0.1:P``."""
+    with EmbeddedBroker(free_port()) as broker:
+        yield broker.url

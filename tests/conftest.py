@@ -1,12 +1,35 @@
-"""Shared fixtures. Test data comes from ../shared/data (never downloaded)."""
+"""Shared fixtures. Test data comes from ../shared/data (never downloaded).
+
+Where each fixture lives (every one reaches every test by name; nothing by ``import *``):
+
+- here: test data (``data_dir``, ``examples``, ``lfw``), a free ``port``, and the
+  dashboard's ``signer``, ``app``, ``client`` and the app's ``clock`` (a module tunes its
+  app by overriding ``app_options`` and ``desk_users``);
+- ``tests/cloud_support.py`` (a plugin, registered below): ``moto_server``, ``cloud_env``,
+  ``customer_api``, ``mqtt_broker``.
+
+Helpers that are not fixtures are imported explicitly: :func:`tests.wait.wait_until` (the
+one way to wait), :func:`tests.net_support.free_port`, ``tests/*_support.py``.
+"""
 
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from tests.net_support import free_port
+from tests.wait import ManualClock
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from flask.testing import FlaskClient
+
+    from tests.dashboard_helpers import Signer
+
+pytest_plugins = ["tests.cloud_support"]
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("ONEEYE_DATA", REPO.parent / "shared" / "data"))
@@ -29,12 +52,52 @@ def lfw(data_dir: Path) -> Path:
     return data_dir / "lfw_dev"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def port() -> int:
     return free_port()
+
+
+# --- the dashboard ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def signer() -> Signer:
+    """The test's own SNS signing key and certificate (pinned by URL in every ``app``)."""
+    from tests.dashboard_helpers import Signer
+
+    return Signer()
+
+
+@pytest.fixture
+def app_options() -> dict[str, Any]:
+    """Extra ``DashboardSettings`` for ``app``; a test module overrides this fixture."""
+    return {}
+
+
+@pytest.fixture
+def desk_users() -> dict[str, list[str]]:
+    """The tellers ``app`` starts with (name → sites), password ``dashboard_helpers.PASSWORD``."""
+    return {"alice": ["branch-1"]}
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """The clock ``app`` runs on: real time until the test calls ``clock.advance(s)``."""
+    return ManualClock()
+
+
+@pytest.fixture
+def app(tmp_path: Path, signer: Signer, app_options: dict[str, Any],
+        desk_users: dict[str, list[str]], clock: ManualClock) -> Flask:
+    """A dashboard (``create_app``) on a fresh SQLite store in ``tmp_path``, trusting ``signer``."""
+    from tests.dashboard_helpers import add_user, app_for
+
+    flask_app = app_for(tmp_path, signer, clock=clock, **app_options)
+    for name, sites in desk_users.items():
+        add_user(flask_app, name, sites)
+    return flask_app
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of ``app`` (logged out)."""
+    return app.test_client()

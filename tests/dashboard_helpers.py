@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -14,7 +19,10 @@ from dashboard.auth import hash_password
 from oneeye import sns
 from oneeye.events import DeskEvent, MatchEvent, utc_now
 from oneeye.ids import new_id
+from oneeye.local.probe import wait_http
+from oneeye.types import Clock
 
+REPO = Path(__file__).resolve().parents[1]
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:oneeye-desk"
 LOCAL_CERT_URL = "http://127.0.0.1:9/oneeye-local/signing-cert.pem"
 PASSWORD = "correct horse battery"
@@ -105,5 +113,25 @@ def csrf_from(html: str) -> str:
     return html[start:html.index('"', start)]
 
 
-def app_for(tmp_path: Path, signer: Signer, **extra: Any) -> Flask:
-    return create_app(make_settings(tmp_path, signer, **extra))
+def app_for(tmp_path: Path, signer: Signer, *, clock: Clock = time.time, **extra: Any) -> Flask:
+    """A dashboard app on ``tmp_path`` trusting ``signer``; ``extra`` are settings."""
+    return create_app(make_settings(tmp_path, signer, **extra), clock=clock)
+
+
+def start_dashboard(config: Path, port: int, log: Path,
+                    async_mode: str = "threading") -> subprocess.Popen[bytes]:
+    """``oneeye dashboard run`` as a real process on 127.0.0.1:``port``, output to ``log``."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "oneeye.cli", "dashboard", "run", "--port", str(port),
+             "--config", str(config), "--async-mode", async_mode], cwd=REPO, env=env,
+            stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait_dashboard_ready(url: str, proc: subprocess.Popen[bytes], log: Path,
+                         timeout_s: float = 120.0) -> None:
+    """Wait until ``url``/healthz answers 200; fail with the log's tail if the process exits."""
+    if not wait_http(url + "/healthz", timeout_s, alive=lambda: proc.poll() is None):
+        state = "exited" if proc.poll() is not None else f"not ready in {timeout_s:g} s"
+        pytest.fail(f"dashboard {state}: {log.read_text(errors='replace')[-2000:]}")

@@ -8,7 +8,6 @@ stop and restart — the system Mosquitto on 1883 must not be touched).
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from pathlib import Path
@@ -19,14 +18,9 @@ import pytest
 
 from oneeye.events import MatchEvent, utc_now
 from oneeye.local.broker import MOSQUITTO, EmbeddedBroker, MosquittoBroker
+from tests.net_support import free_port
 
 BROKERS = ["amqtt", "mosquitto"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_broker(kind: str, tmp: Path) -> EmbeddedBroker | MosquittoBroker:
@@ -82,14 +76,17 @@ class Subscriber:
         return [m["event_id"] for m in self.matches()]
 
     def wait_for(self, predicate: Any, timeout: float = 30.0) -> bool:
-        deadline = time.monotonic() + timeout
+        """Whether ``predicate(self)`` came true within ``timeout`` s (woken on each message)."""
         with self._cond:
-            while not predicate(self):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(min(left, 0.2))
-        return True
+            return self._cond.wait_for(lambda: predicate(self), timeout)
+
+    def payloads(self, n: int, timeout: float = 30.0) -> list[bytes]:
+        """The payloads received once there are at least ``n`` (AssertionError on timeout)."""
+        if not self.wait_for(lambda s: len(s.messages) >= n, timeout):
+            raise AssertionError(f"{len(self.messages)} of {n} messages on {self.topic} "
+                                 f"within {timeout:g} s")
+        with self._cond:
+            return [p for _, p in self.messages]
 
     def close(self) -> None:
         self.client.loop_stop()

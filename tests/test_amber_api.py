@@ -27,7 +27,7 @@ from oneeye.cloud.agencies import Agencies, Audit, RateLimiter, token_sha256
 from oneeye.cloud.api import ApiError
 from oneeye.cloud.uploads import describe, uploads_from_env
 from tests.amber_support import AmberHarness, IndexerPump, auth
-from tests.cloud_support import *  # noqa: F403
+from tests.wait import wait_until
 
 
 @pytest.fixture
@@ -69,13 +69,14 @@ def post_photo(grant: dict[str, Any], data: bytes, filename: str = "photo.jpg") 
 
 def wait_status(api: AmberHarness, token: str, upload_id: str,
                 timeout: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
+    """The upload's status once it is no longer ``pending``."""
+    def settled() -> dict[str, Any] | None:
         body: dict[str, Any] = requests.get(f"{api.url}/api/uploads/{upload_id}",
                                             headers=auth(token), timeout=10).json()
-        if body["state"] != "pending" or time.monotonic() > deadline:
-            return body
-        time.sleep(0.2)
+        return body if body["state"] != "pending" else None
+
+    return wait_until(settled, timeout, f"upload {upload_id} to leave 'pending'",
+                      interval_s=0.2)
 
 
 def jpeg(image: Image.Image) -> bytes:

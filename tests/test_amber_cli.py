@@ -13,7 +13,6 @@ from oneeye import aws
 from oneeye.cli import cli
 from oneeye.cloud.agencies import token_sha256
 from tests.amber_support import AmberHarness, IndexerPump
-from tests.cloud_support import *  # noqa: F403
 
 
 @pytest.fixture
@@ -71,16 +70,51 @@ def test_upload_many_photos_reports_each_verdict(stack_file: Path, examples: Pat
     assert lines[2].startswith("✗ notes.jpg: not an image")
     case_id = lines[-1].removeprefix("case ")
     assert case_id.startswith("MP-")
-    assert "uploading" in err  # the progress bar goes to stderr
+    assert "uploading" not in err  # not a TTY: no progress bar
 
     code, out, _ = run("case", "list", "--stack-file", str(stack_file), "--token", token)
-    assert code == 0 and case_id in out and "open" in out and "Barack O." in out
+    header, _rule, row, *_ = out.splitlines()
+    assert header.split() == ["CASE", "STATUS", "NAME", "AGE", "CREATED", "(UTC)", "UPDATED",
+                              "(UTC)"]
+    assert code == 0 and row.split()[:5] == [case_id, "open", "Barack", "O.", "61"]
     code, out, _ = run("case", "close", case_id, "--stack-file", str(stack_file),
                        "--token", token)
     assert code == 0 and f"case {case_id} closed" in out
     code, out, _ = run("case", "list", "--status", "closed", "--json", "--stack-file",
                        str(stack_file), "--token", token)
     assert [c["case_id"] for c in json.loads(out)["cases"]] == [case_id]
+
+
+def test_case_commands_find_the_local_stacks_token_by_themselves(
+        stack_file: Path, examples: Path, tmp_path: Path) -> None:
+    """`oneeye up` keeps its demo token in a 0600 file that stack.json names."""
+    token_file = tmp_path / "agency_token"
+    token_file.write_text(add_agency(stack_file) + "\n")
+    info = json.loads(stack_file.read_text())
+    stack_file.write_text(json.dumps({**info, "agency_token_file": str(token_file)}))
+    env = {"ONEEYE_AGENCY_TOKEN": ""}
+    code, out, err = run("upload", "--name", "Found Token", "--stack-file", str(stack_file),
+                         str(examples / "obama.jpg"), env=env)
+    assert code == 0, err
+    code, out, err = run("case", "list", "--stack-file", str(stack_file), env=env)
+    assert code == 0 and "Found Token" in out, err
+
+
+def test_upload_converts_any_decodable_photo_and_names_heic(stack_file: Path, examples: Path,
+                                                            tmp_path: Path) -> None:
+    from PIL import Image
+
+    webp = tmp_path / "portrait.webp"
+    Image.open(examples / "obama.jpg").save(webp, format="WEBP")
+    heic = tmp_path / "IMG_0001.HEIC"
+    heic.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64)
+    code, out, err = run("upload", "--name", "Web P.", "--stack-file", str(stack_file),
+                         "--token", add_agency(stack_file), str(webp), str(heic))
+    assert code == 1, err
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("✓ portrait.webp: accepted")
+    assert lines[1].startswith("✗ IMG_0001.HEIC: not supported — HEIC is not supported; "
+                               "export as JPEG")
 
 
 def test_upload_without_or_with_a_wrong_token_fails_clearly(stack_file: Path,

@@ -12,6 +12,7 @@ Closing the case then announces a gallery without the person.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ from typing import Any
 import pytest
 
 from oneeye.synth import Visit, make_entrance_video
-from tests.amber_support import AmberStack, MatchWatcher, wait_until
+from tests.amber_support import AmberStack, MatchWatcher
+from tests.wait import wait_until
 
 PERSON = "Bill_Gates"
 
@@ -57,7 +59,8 @@ def test_phone_upload_reaches_the_edge_and_a_sighting_alerts(stack: AmberStack,
                              description="grey jumper", contact="101")
         case_id = grant["case_id"]
         status = wait_until(lambda: (s := stack.status(token, grant["upload_id"]))
-                            ["state"] != "pending" and s, 120, "the indexer's verdict", stack)
+                            ["state"] != "pending" and s, 120, "the indexer's verdict",
+                            context=stack.tail)
         assert status["state"] == "accepted", status
         version = status["gallery_version"]
         assert status["message"] == (f"accepted — cameras now looking for William G. "
@@ -65,7 +68,7 @@ def test_phone_upload_reaches_the_edge_and_a_sighting_alerts(stack: AmberStack,
 
         match = wait_until(lambda: next((m for _, m in watch.matches
                                          if m["person_id"] == case_id), None),
-                           180, f"the edge matching {case_id}", stack)
+                           180, f"the edge matching {case_id}", context=stack.tail)
         assert match["watchlist"] == "missing" and match["gallery_version"] >= version
 
         def alerts() -> list[dict[str, Any]]:
@@ -76,7 +79,7 @@ def test_phone_upload_reaches_the_edge_and_a_sighting_alerts(stack: AmberStack,
 
         # (the stack subscribes its own demo duty officer as well)
         wait_until(lambda: to("duty@police.example") and to("+447700900123"), 60,
-                   "email + SMS to the subscribers", stack)
+                   "email + SMS to the subscribers", context=stack.tail)
         email, sms = to("duty@police.example"), to("+447700900123")
         assert email is not None and sms is not None
         assert email["kind"] == "email" and sms["kind"] == "sms"
@@ -87,7 +90,7 @@ def test_phone_upload_reaches_the_edge_and_a_sighting_alerts(stack: AmberStack,
         banner = wait_until(lambda: next((ev for _, ev in stack.sink.desk_events()
                                           if ev.get("kind") == "missing_person_sighted"
                                           and (ev.get("case") or {}).get("id") == case_id),
-                                         None), 60, "the desk banner", stack)
+                                         None), 60, "the desk banner", context=stack.tail)
         assert banner["case"]["name"] == "William G." and banner["site_id"] == "site-1"
         assert banner["case"]["agency"] == "Thames Valley Police"
 
@@ -96,8 +99,12 @@ def test_phone_upload_reaches_the_edge_and_a_sighting_alerts(stack: AmberStack,
         removal = wait_until(lambda: next((u for _, u in watch.gallery_updates
                                            if u.get("change") == "removed"
                                            and u.get("person_id") == case_id), None),
-                             60, "the removal gallery update", stack)
+                             60, "the removal gallery update", context=stack.tail)
         assert removal["watchlist"] == "missing" and removal["version"] > version
         assert "closed" in stack.cli("case", "list", "--token", token)
+        # Without --token the commands use the stack's own demo token (a 0600 file).
+        token_file = Path(json.loads(stack.stack_file.read_text())["agency_token_file"])
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        assert "no cases for Demo Agency" in stack.cli("case", "list")
     finally:
         watch.close()

@@ -92,3 +92,7 @@ def test_analyze_video_samples_frames(examples: Path) -> None:
     assert [ln["frame"] for ln in lines] == sorted(ln["frame"] for ln in lines)
     faces = [f for ln in lines for f in ln["faces"]]
     assert faces and all(len(f["encoding"]) == 128 and len(f["landmarks"]) == 5 for f in faces)
+    from oneeye.media import expected_frames  # the progress bar's total
+
+    assert expected_frames(examples / "short_hamilton_clip.mp4", fps_max=1) == len(lines)
+    assert "analysing" not in proc.stderr  # not a TTY: no progress bar

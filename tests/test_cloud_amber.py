@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import urllib.request
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -13,7 +13,6 @@ import pytest
 from oneeye.cloud import amber, store
 from oneeye.events import DeskEvent, MatchEvent, utc_now
 from oneeye.ids import new_id
-from tests.cloud_support import *  # noqa: F403
 from tests.cloud_support import observe
 
 pytestmark = pytest.mark.timeout(60)
@@ -60,11 +59,16 @@ def test_sighting_alerts_once_per_cooldown_and_banners_every_time(
 
 def test_cooldown_expires(cloud_env: dict[str, str], case: dict[str, Any],
                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ALERT_COOLDOWN_S", "1")
+    monkeypatch.setenv("ALERT_COOLDOWN_S", "60")
+    now = [1_800_000_000.0]
     deps = amber.amber_from_env()
+    # the lease is compared with the clock, not left to TTL deletion: move the clock
+    clocked = store.Idempotency(deps.idempotency.table, clock=lambda: now[0])
+    deps = replace(deps, idempotency=clocked)
     assert amber.amber_alert(sighting(), deps)["status"] == "alerted"
+    now[0] += 59
     assert amber.amber_alert(sighting(), deps)["status"] == "cooldown"
-    time.sleep(2.1)  # the lease is compared with the clock, not left to TTL deletion
+    now[0] += 2
     assert amber.amber_alert(sighting(), deps)["status"] == "alerted"
 
 

@@ -12,8 +12,7 @@ from oneeye.cloud import desk
 from oneeye.cloud.customers import CustomerApi, CustomerApiUnavailable, CustomerNotFound
 from oneeye.events import DeskEvent, utc_now
 from oneeye.ids import new_id
-from tests.cloud_support import *  # noqa: F403
-from tests.cloud_support import CustomerApiStub, observe
+from tests.cloud_support import CustomerApiStub, load_handler, observe
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -36,24 +35,12 @@ def health(**over: Any) -> dict[str, Any]:
     return base
 
 
-def handler(name: str) -> Any:
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "cloud" / "lambdas" / name / "app.py"
-    spec = importlib.util.spec_from_file_location(f"lambda_{name}", path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.handler
-
-
 def test_same_event_twice_publishes_one_desk_message(cloud_env: dict[str, str],
                                                      customer_api: CustomerApiStub) -> None:
     customer_api.customers["C-1042"] = {"id": "C-1042", "name": "Ada Lovelace",
                                         "segment": "private", "photo_url": "/p/C-1042.jpg"}
     obs = observe(cloud_env["DESK_TOPIC_ARN"])
-    run = handler("enrich_match")
+    run = load_handler("enrich_match")
     event = match()
     first = run(event, None)
     second = run(json.loads(json.dumps(event)), None)
@@ -85,7 +72,7 @@ def test_customer_api_down_gives_degraded_event_after_retries(
 
 def test_customer_api_unreachable_gives_degraded_event(cloud_env: dict[str, str],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.conftest import free_port
+    from tests.net_support import free_port
 
     monkeypatch.setenv("CUSTOMER_API_URL", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("CUSTOMER_API_ATTEMPTS", "2")
@@ -133,7 +120,7 @@ def test_malformed_or_unknown_events_are_logged_and_rejected(
         bad = match(watchlist="missing")
     obs = observe(cloud_env["DESK_TOPIC_ARN"])
     with caplog.at_level(logging.WARNING, logger="oneeye.cloud"):
-        out = handler("enrich_match")(bad, None)
+        out = load_handler("enrich_match")(bad, None)
     assert out["status"] == "rejected" and reason in out["reason"]
     assert any("rejected" in r.getMessage() and reason in r.getMessage() for r in caplog.records)
     assert obs.drain() == []
@@ -155,7 +142,7 @@ def test_failed_publish_releases_claim_so_retry_delivers(
 
 def test_device_health_becomes_device_status(cloud_env: dict[str, str]) -> None:
     obs = observe(cloud_env["DESK_TOPIC_ARN"])
-    run = handler("device_health")
+    run = load_handler("device_health")
     event = health(camera_state="reconnecting", fps=0.0)
     assert run(event, None)["status"] == "published"
     assert run(event, None)["status"] == "duplicate"

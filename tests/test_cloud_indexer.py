@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,8 @@ from oneeye.cloud import gallery_store, indexer, store
 from oneeye.errors import EnrolmentRejected
 from oneeye.events import GalleryEvent
 from oneeye.ids import new_id
-from tests.cloud_support import *  # noqa: F403
-from tests.cloud_support import MqttListener
+from tests.cloud_support import load_handler
+from tests.mqtt_support import Subscriber
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -33,9 +34,7 @@ def put_upload(env: dict[str, str], key: str, data: bytes, **metadata: str) -> N
 
 def run_queue(env: dict[str, str]) -> list[dict[str, Any]]:
     """Deliver what S3 put on the indexer queue to the handler, Lambda-style."""
-    from tests.test_cloud_desk import handler
-
-    run = handler("gallery_indexer")
+    run = load_handler("gallery_indexer")
     sqs = aws.client("sqs")
     results: list[dict[str, Any]] = []
     while True:
@@ -63,15 +62,15 @@ def jpeg(image: Image.Image) -> bytes:
 
 
 @pytest.fixture
-def notify(mqtt_broker: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+def notify(mqtt_broker: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Subscriber]:
     monkeypatch.setenv("GALLERY_NOTIFY", mqtt_broker)
-    listener = MqttListener(mqtt_broker, "oneeye/gallery/updated")
+    listener = Subscriber(int(mqtt_broker.rsplit(":", 1)[1]), "oneeye/gallery/updated")
     yield listener
     listener.close()
 
 
 def test_accepted_upload_makes_version_publishes_and_reports(
-        cloud_env: dict[str, str], examples: Path, notify: MqttListener) -> None:
+        cloud_env: dict[str, str], examples: Path, notify: Subscriber) -> None:
     upload_id = new_id()
     key = f"uploads/missing/MP-2026-0042/{upload_id}.jpg"
     put_upload(cloud_env, key, (examples / "obama_small.jpg").read_bytes(),
@@ -87,7 +86,7 @@ def test_accepted_upload_makes_version_publishes_and_reports(
     assert latest and latest["key"] == "gallery/missing/1.npz" and g.version == 1
     assert g.identities() == {"MP-2026-0042": 1}
     assert bucket.get_json("gallery/missing/1.json")["sha256"] == latest["sha256"]
-    event = GalleryEvent.model_validate_json(notify.wait_for(1)[0])
+    event = GalleryEvent.model_validate_json(notify.payloads(1)[0])
     assert (event.watchlist, event.version, event.change, event.person_id) == \
         ("missing", 1, "added", "MP-2026-0042")
     assert event.key == "gallery/missing/1.npz" and event.sha256 == latest["sha256"]
@@ -97,7 +96,7 @@ def test_accepted_upload_makes_version_publishes_and_reports(
 
 
 def test_redelivery_of_same_object_makes_no_second_version(
-        cloud_env: dict[str, str], examples: Path, notify: MqttListener) -> None:
+        cloud_env: dict[str, str], examples: Path, notify: Subscriber) -> None:
     upload_id = new_id()
     put_upload(cloud_env, f"uploads/missing/MP-1/{upload_id}.jpg",
                (examples / "obama_small.jpg").read_bytes())
@@ -116,11 +115,11 @@ def test_redelivery_of_same_object_makes_no_second_version(
     assert [first[0]["status"], second[0]["status"]] == ["accepted", "duplicate"]
     _, latest = gallery_store.read_latest(store.Bucket(cloud_env["ONEEYE_BUCKET"]), "missing")
     assert latest and latest["version"] == 1
-    assert len(notify.wait_for(1)) == 1
+    assert len(notify.payloads(1)) == 1
 
 
 def test_customers_and_second_photo_and_remove_command(
-        cloud_env: dict[str, str], examples: Path, notify: MqttListener) -> None:
+        cloud_env: dict[str, str], examples: Path, notify: Subscriber) -> None:
     train = examples / "knn_examples" / "train"
     put_upload(cloud_env, "uploads/customers/C-1042/1.jpg", (train / "obama/obama.jpg")
                .read_bytes())
@@ -138,7 +137,7 @@ def test_customers_and_second_photo_and_remove_command(
     assert [r["status"] for r in run_queue(cloud_env)] == ["removed"]
     g, _ = gallery_store.read_latest(bucket, "customers")
     assert g.version == 4 and g.identities() == {"C-2001": 1}
-    events = [GalleryEvent.model_validate_json(p) for p in notify.wait_for(4)]
+    events = [GalleryEvent.model_validate_json(p) for p in notify.payloads(4)]
     assert [(e.version, e.change) for e in events] == \
         [(1, "added"), (2, "added"), (3, "added"), (4, "removed")]
     # Removing someone absent is a no-op, not a new version; a bad command is rejected.
@@ -175,6 +174,20 @@ def test_rejected_uploads_report_their_reason(cloud_env: dict[str, str], example
     assert st["gallery_version"] is None
     assert store.Bucket(cloud_env["ONEEYE_BUCKET"]).get_json("gallery/missing/latest.json") \
         is None
+
+
+def test_sixteen_bit_grey_upload_is_enrolled_and_heic_is_named(
+        cloud_env: dict[str, str]) -> None:
+    """../shared/cases/image-16bit-grey through the phone's path: accepted, not "no face"."""
+    grey16 = Path(__file__).resolve().parents[2] / "shared/cases/image-16bit-grey/grey16.png"
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
+    ok, bad = new_id(), new_id()
+    put_upload(cloud_env, f"uploads/missing/MP-9/{ok}.png", grey16.read_bytes())
+    put_upload(cloud_env, f"uploads/missing/MP-10/{bad}.jpg", heic)
+    results = {r["upload_id"]: r for r in run_queue(cloud_env)}
+    assert results[ok]["status"] == "accepted"
+    assert (results[bad]["status"], results[bad]["reason"]) == ("rejected", "not_an_image")
+    assert "HEIC is not supported; export as JPEG" in status(cloud_env, bad)["message"]
 
 
 def test_oversize_upload_rejected_before_download(cloud_env: dict[str, str],
@@ -215,7 +228,7 @@ def test_unknown_keys_and_bodies_are_rejected_not_raised(cloud_env: dict[str, st
 def test_mqtt_broker_down_raises_for_retry(cloud_env: dict[str, str], examples: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     from oneeye.cloud.notify import NotifyError
-    from tests.conftest import free_port
+    from tests.net_support import free_port
 
     monkeypatch.setenv("GALLERY_NOTIFY", f"mqtt://127.0.0.1:{free_port()}")
     upload_id = new_id()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -24,18 +25,14 @@ from tests.dashboard_helpers import (
 )
 
 
-@pytest.fixture(scope="module")
-def signer() -> Signer:
-    return Signer()
+@pytest.fixture
+def app_options() -> dict[str, Any]:
+    return {"login_attempts": 3}
 
 
 @pytest.fixture
-def app(tmp_path: Path, signer: Signer) -> Flask:
-    app = app_for(tmp_path, signer, login_attempts=3)
-    add_user(app, "alice", ["branch-1"])
-    add_user(app, "bob", ["branch-2"])
-    add_user(app, "carol", ["branch-1", "branch-2"])
-    return app
+def desk_users() -> dict[str, list[str]]:
+    return {"alice": ["branch-1"], "bob": ["branch-2"], "carol": ["branch-1", "branch-2"]}
 
 
 def test_pages_need_login(app: Flask) -> None:

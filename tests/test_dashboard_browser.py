@@ -17,13 +17,10 @@ import pytest
 import requests
 
 from oneeye.events import HealthEvent, utc_now
-from tests.dashboard_helpers import Signer, desk_event
-from tests.test_dashboard_live import REPO, _start, _wait_ready
+from tests.browser_support import ARTIFACTS, launch
+from tests.dashboard_helpers import Signer, desk_event, start_dashboard, wait_dashboard_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-ARTIFACTS = REPO / "tests" / "artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture
@@ -56,10 +53,10 @@ def dashboard(tmp_path: Path, port: int) -> Iterator[tuple[str, Signer]]:
     store.put_user("alice", hash_password("correct horse battery"), ["branch-1"])
     store.close()
     log = tmp_path / "dashboard.log"
-    proc = _start(config, port, log)
+    proc = start_dashboard(config, port, log)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, proc, log)
+        wait_dashboard_ready(url, proc, log)
         yield url, signer
     finally:
         proc.terminate()
@@ -82,8 +79,7 @@ def test_desk_in_a_real_browser(dashboard: tuple[str, Signer], photos: str) -> N
     url, signer = dashboard
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                                     args=CHROMIUM_ARGS)
+        browser = launch(pw)
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 900})
             errors: list[str] = []
@@ -98,7 +94,9 @@ def test_desk_in_a_real_browser(dashboard: tuple[str, Signer], photos: str) -> N
             page.fill("input[name=password]", "correct horse battery")
             page.click("form.login button")
             expect(page.locator("h2", has_text="Arrivals")).to_be_visible()
-            page.wait_for_function("window.oneeyeDesk && window.oneeyeDesk.socket.connected")
+            # the page shows its socket state on <body>: a locator wait (no script eval, which
+            # the page's CSP refuses)
+            expect(page.locator("body")).to_have_attribute("data-socket", "connected")
 
             health = HealthEvent(device_id="cam-door-1", site_id="branch-1",
                                  camera_id="cam-door-1", sent_at=utc_now(), uptime_s=60,
@@ -122,6 +120,7 @@ def test_desk_in_a_real_browser(dashboard: tuple[str, Signer], photos: str) -> N
 
             # a desk that lost its socket catches up on reconnect (/api/events?after=…)
             page.evaluate("window.oneeyeDesk.socket.disconnect()")
+            expect(page.locator("body")).to_have_attribute("data-socket", "disconnected")
             expect(page.locator("#conn")).to_be_visible()
             missed = desk_event(name="Grace Hopper", person_id="C-3001")
             _push(url, signer, missed)

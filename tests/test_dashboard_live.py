@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,31 +19,18 @@ from websockets.sync.client import connect as ws_connect
 from dashboard import socketio_of
 from dashboard.store import Store
 from oneeye.events import HealthEvent, utc_now
-from tests.conftest import free_port
 from tests.dashboard_helpers import (
     Signer,
-    add_user,
-    app_for,
     csrf_from,
     desk_event,
     login,
     make_settings,
     post_sns,
+    start_dashboard,
+    wait_dashboard_ready,
 )
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def signer() -> Signer:
-    return Signer()
-
-
-@pytest.fixture
-def app(tmp_path: Path, signer: Signer) -> Flask:
-    app = app_for(tmp_path, signer, offline_after_s=1)
-    add_user(app, "alice", ["branch-1"])
-    return app
+from tests.net_support import free_port
+from tests.wait import ManualClock
 
 
 def test_reconnect_catch_up(app: Flask, signer: Signer) -> None:
@@ -70,7 +53,8 @@ def test_reconnect_catch_up(app: Flask, signer: Signer) -> None:
     assert [r["event_id"] for r in caught] == [e.event_id for e in missed]
 
 
-def test_device_goes_offline_without_health(app: Flask, signer: Signer) -> None:
+def test_device_goes_offline_without_health(app: Flask, signer: Signer,
+                                            clock: ManualClock) -> None:
     health = HealthEvent(device_id="cam-1", site_id="branch-1", camera_id="cam-1",
                          sent_at=utc_now(), uptime_s=3, fps=12.0)
     post_sns(app.test_client(), signer.notification(
@@ -79,35 +63,12 @@ def test_device_goes_offline_without_health(app: Flask, signer: Signer) -> None:
     login(client, "alice")
     [dev] = client.get("/api/devices").get_json()["devices"]
     assert dev["online"] and dev["fps"] == 12.0
-    app.extensions["oneeye.store"]._exec(
-        "UPDATE devices SET last_seen = ?", ("2020-01-01T00:00:00.000Z",))
+    clock.advance(app.extensions["oneeye.settings"].offline_after_s + 1)
     [dev] = client.get("/api/devices").get_json()["devices"]
     assert not dev["online"] and dev["state"] == "online"  # silent, not reported offline
 
 
 # --- two real processes sharing broadcasts through Redis -------------------------------------
-
-def _start(config: Path, port: int, log: Path,
-           async_mode: str = "threading") -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "oneeye.cli", "dashboard", "run", "--port", str(port),
-         "--config", str(config), "--async-mode", async_mode], cwd=REPO, env=env,
-        stdout=log.open("wb"), stderr=subprocess.STDOUT)
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    for _ in range(200):
-        if proc.poll() is not None:
-            pytest.fail(f"dashboard exited: {log.read_text()[-2000:]}")
-        try:
-            if requests.get(url + "/healthz", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"dashboard not ready: {log.read_text()[-2000:]}")
-
 
 @pytest.fixture
 def two_dashboards(tmp_path: Path, signer: Signer) -> Iterator[tuple[str, str]]:
@@ -126,11 +87,11 @@ def two_dashboards(tmp_path: Path, signer: Signer) -> Iterator[tuple[str, str]]:
     for name, mode in (("a", "threading"), ("b", "gevent")):
         port = free_port()
         log = tmp_path / f"dashboard-{name}.log"
-        procs.append((_start(config, port, log, mode), log))
+        procs.append((start_dashboard(config, port, log, mode), log))
         urls.append(f"http://127.0.0.1:{port}")
     try:
         for (proc, log), url in zip(procs, urls, strict=True):
-            _wait_ready(url, proc, log)
+            wait_dashboard_ready(url, proc, log)
         modes = [requests.get(u + "/healthz", timeout=5).json()["async_mode"] for u in urls]
         assert modes == ["threading", "gevent"]
         yield urls[0], urls[1]

@@ -18,6 +18,7 @@ from werkzeug.serving import make_server
 from dashboard.proxies import TrustedProxies
 from tests.conftest import REPO
 from tests.dashboard_helpers import PASSWORD, Signer, add_user, app_for, csrf_from
+from tests.wait import ManualClock
 
 CASE = REPO.parent / "shared" / "cases" / "proxy-login" / "proxy_logins.py"
 
@@ -33,14 +34,6 @@ def app(tmp_path: Path, signer: Signer) -> Flask:
     for name in ("alice", "bob", "demo"):
         add_user(app, name, ["branch-1"])
     return app
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def login_from(client: Any, name: str, password: str = PASSWORD, *, addr: str = "127.0.0.1",
@@ -63,14 +56,14 @@ def test_failures_lock_only_the_guessed_account(app: Flask) -> None:
 
 
 def test_account_lock_holds_across_addresses_and_ends_with_the_window(app: Flask) -> None:
-    clock = Clock()
+    clock = ManualClock()
     app.extensions["oneeye.login_throttle"].clock = clock
     for i in range(3):
         login_from(app.test_client(), "alice", f"guess-{i}", addr=f"198.51.100.{i + 1}")
     assert login_from(app.test_client(), "alice", addr="192.0.2.77").status_code == 429
-    clock.now += 299
+    clock.advance(290)
     assert login_from(app.test_client(), "alice").status_code == 429
-    clock.now += 2  # the 300 s window has passed
+    clock.advance(20)  # the 300 s window has passed
     assert login_from(app.test_client(), "alice").status_code == 302
 
 

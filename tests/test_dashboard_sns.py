@@ -17,7 +17,6 @@ from oneeye import sns
 from tests.dashboard_helpers import (
     TOPIC,
     Signer,
-    add_user,
     app_for,
     desk_event,
     login,
@@ -25,18 +24,6 @@ from tests.dashboard_helpers import (
 )
 
 AWS_CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-test.pem"
-
-
-@pytest.fixture(scope="module")
-def signer() -> Signer:
-    return Signer()
-
-
-@pytest.fixture
-def app(tmp_path: Path, signer: Signer) -> Flask:
-    app = app_for(tmp_path, signer)
-    add_user(app, "alice", ["branch-1"])
-    return app
 
 
 def stored(app: Flask) -> list[dict[str, Any]]:

@@ -6,13 +6,13 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from oneeye import gallery as gal
 from oneeye.events import MATCH, MatchEvent, parse
+from tests.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 ONEEYE = [sys.executable, "-m", "oneeye.cli"]
@@ -74,10 +74,9 @@ def test_sigterm_stops_cleanly_and_keeps_the_event(examples: Path, miranda_galle
          "--gallery", str(miranda_gallery), "--events-out", str(out), "--realtime", "--loop"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
-        # Wait (bounded) for the announcement, then ask the process to stop.
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not (out.exists() and out.read_text()):
-            time.sleep(0.2)
+        # Wait for the announcement, then ask the process to stop.
+        wait_until(lambda: proc.poll() is not None or (out.exists() and out.read_text()), 120,
+                   "the edge's first event in events.jsonl", interval_s=0.2)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:

@@ -10,7 +10,6 @@ import pytest
 from PIL import Image
 
 from oneeye import faces
-from oneeye.errors import ImageError
 
 
 def _jpeg(array: np.ndarray) -> bytes:
@@ -29,61 +28,7 @@ def test_32bit_png_with_alpha_becomes_rgb(data_dir: Path) -> None:
     assert img.shape[2] == 3
 
 
-def test_exif_orientation_is_applied() -> None:
-    wide = np.zeros((40, 80, 3), np.uint8)
-    buf = io.BytesIO()
-    exif = Image.Exif()
-    exif[0x0112] = 6  # rotated 90° clockwise: stored landscape, shown portrait
-    Image.fromarray(wide).save(buf, format="JPEG", exif=exif)
-    assert faces.load_image(buf.getvalue()).shape[:2] == (80, 40)
-
-
-@pytest.mark.parametrize(
-    ("payload", "message"),
-    [
-        (b"", "empty file"),
-        (b"this is not an image at all", "not an image"),
-        (b"\xff\xd8\xff\xe0" + b"\x00" * 64, "not an image|corrupt"),
-    ],
-    ids=["empty", "text", "jpeg-header-only"],
-)
-def test_bad_bytes_raise_one_clear_error(payload: bytes, message: str) -> None:
-    with pytest.raises(ImageError, match=message):
-        faces.load_image(payload)
-
-
-def test_truncated_jpeg_is_rejected(examples: Path) -> None:
-    data = (examples / "obama.jpg").read_bytes()
-    with pytest.raises(ImageError, match="corrupt or truncated"):
-        faces.load_image(data[: len(data) // 2])
-
-
-def test_truncated_jpeg_rejected_even_after_face_recognition_import(examples: Path) -> None:
-    import face_recognition  # noqa: F401  (it sets PIL's LOAD_TRUNCATED_IMAGES on import)
-    from PIL import ImageFile
-
-    ImageFile.LOAD_TRUNCATED_IMAGES = True
-    data = (examples / "obama.jpg").read_bytes()
-    with pytest.raises(ImageError, match="corrupt or truncated"):
-        faces.load_image(data[: len(data) // 2])
-
-
-def test_pixel_limit_stops_huge_images() -> None:
-    big = _jpeg(np.zeros((1000, 1000, 3), np.uint8))
-    with pytest.raises(ImageError, match="image too large"):
-        faces.load_image(big, max_pixels=999_999)
-
-
-def test_byte_limit_stops_huge_files(tmp_path: Path) -> None:
-    path = tmp_path / "big.jpg"
-    path.write_bytes(b"\xff" * 2048)
-    with pytest.raises(ImageError, match="file too large"):
-        faces.load_image(path, max_bytes=1024)
-
-
-def test_missing_file_names_the_path(tmp_path: Path) -> None:
-    with pytest.raises(ImageError, match=r"nope\.jpg: cannot read file"):
-        faces.load_image(tmp_path / "nope.jpg")
+# Decoding (modes, formats, orientation, limits, bad bytes) is specified in test_images.py.
 
 
 def test_detects_two_people(examples: Path) -> None:

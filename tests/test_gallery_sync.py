@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import paho.mqtt.client as paho
 import pytest
-from moto.server import ThreadedMotoServer
 
 from oneeye import aws
 from oneeye import gallery as G
@@ -21,26 +19,21 @@ from oneeye.edge.settings import EdgeSettings
 from oneeye.edge.uplink import Uplink
 from oneeye.events import GalleryEvent, utc_now
 from oneeye.gallery import GalleryHolder
-from tests.mqtt_support import BROKERS, free_port, make_broker, stop_broker
+from tests.mqtt_support import BROKERS, make_broker, stop_broker
+from tests.wait import wait_until
 
 BUCKET = "oneeye-test"
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    aws.clear_cache()
+def s3(moto_server: str) -> Any:
+    """An S3 client of the shared moto server with an empty ``BUCKET``."""
     client = aws.client("s3")
-    client.create_bucket(Bucket=BUCKET)
-    yield client
-    aws.clear_cache()
-    server.stop()
+    if not any(b["Name"] == BUCKET for b in client.list_buckets().get("Buckets", [])):
+        client.create_bucket(Bucket=BUCKET)
+    for obj in client.list_objects_v2(Bucket=BUCKET).get("Contents", []):
+        client.delete_object(Bucket=BUCKET, Key=obj["Key"])
+    return client
 
 
 def make_gallery(version: int, n: int = 5, watchlist: str = "missing") -> G.Gallery:
@@ -71,13 +64,10 @@ def edge_settings(tmp: Path, url: str = "none", **sync: Any) -> EdgeSettings:
                          "cache_dir": str(tmp / "cache"), **sync}})
 
 
-def wait_version(holder: GalleryHolder, v: int, timeout: float = 20) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if holder.current().versions().get("missing") == v:
-            return True
-        time.sleep(0.02)
-    return False
+def wait_version(holder: GalleryHolder, v: int, timeout: float = 30) -> bool:
+    """Wait until the holder's ``missing`` gallery is version ``v`` (AssertionError if not)."""
+    return wait_until(lambda: holder.current().versions().get("missing") == v, timeout,
+                      f"gallery version {v} on the edge")
 
 
 @pytest.mark.parametrize("kind", BROKERS)
@@ -88,7 +78,9 @@ def test_update_message_swaps_gallery_on_running_edge(kind: str, s3: Any, tmp_pa
     s = edge_settings(tmp_path, b.url)
     up = Uplink(s, holder, dict, publisher=make_publisher(s)).start()
     assert up.publisher.wait_connected(10)
-    time.sleep(0.3)  # let the subscription settle
+    topic = s.gallery_sync.update_topic
+    wait_until(lambda: topic in getattr(up.publisher, "subscribed", ()), 30,
+               f"the edge's subscription to {topic}")
     msg = upload(s3, make_gallery(2, n=9))
     indexer = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="indexer")
     indexer.connect("127.0.0.1", b.port)

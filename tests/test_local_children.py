@@ -15,8 +15,8 @@ from oneeye.local.lambdas import Lambdas
 from oneeye.local.rules import RulesRouter, compile_rules
 from oneeye.local.settings import SnsDeliverySettings
 from oneeye.local.sns_delivery import Signer, SnsDelivery
-from tests.amber_support import wait_until
-from tests.conftest import free_port
+from tests.net_support import free_port
+from tests.wait import wait_until
 
 PY = sys.executable
 

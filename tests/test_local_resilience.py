@@ -24,10 +24,11 @@ import pytest
 import requests
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.amber_support import auth, wait_until
-from tests.conftest import free_port
+from tests.amber_support import auth
 from tests.dashboard_helpers import csrf_from
 from tests.mqtt_support import event
+from tests.net_support import free_port
+from tests.wait import wait_until
 
 pytestmark = pytest.mark.slow
 PASSWORD = "resilience-demo-password"  # generated test secret, not a real credential
@@ -62,7 +63,8 @@ class Stack:
                                          stderr=subprocess.STDOUT)
         url = (self.desk if self.dashboard else self.api) + "/healthz"
         wait_until(lambda: self.alive() and (self.var / "stack.json").is_file()
-                   and _answers(url), 240, "the local stack", self)
+                   and _answers(url), 240, "the local stack",
+                   context=self.tail)
         return self
 
     def alive(self) -> bool:
@@ -84,7 +86,7 @@ class Stack:
         assert pid is not None, self.tail()
         os.kill(pid, signal.SIGKILL)
         wait_until(lambda: self.alive() and self.child_pid(name) not in (None, pid), 60,
-                   f"{name} restarted", self)
+                   f"{name} restarted", context=self.tail)
 
     def cli(self, *args: str) -> str:
         env = {k: v for k, v in self.env.items() if not k.startswith("AWS_")}
@@ -171,13 +173,14 @@ def test_killed_children_restart_and_no_acknowledged_match_is_lost(stack_factory
     streamer = threading.Thread(target=stream, daemon=True)
     streamer.start()
     try:
-        wait_until(lambda: len(desk_event_ids(stack)) >= 3, 120, "first arrivals", stack)
+        wait_until(lambda: len(desk_event_ids(stack)) >= 3, 120, "first arrivals",
+                   context=stack.tail)
         for name in ("dashboard", "rules", "sns-delivery"):
             # kill each one while arrivals flow, and see them flow again after
             on_desk = len(desk_event_ids(stack))
             stack.kill_child(name)
             wait_until(lambda n=on_desk: len(desk_event_ids(stack)) >= n + 5, 120,
-                       f"arrivals flowing again after {name} restarted", stack)
+                       f"arrivals flowing again after {name} restarted", context=stack.tail)
     finally:
         stop.set()
         streamer.join(30)
@@ -185,7 +188,7 @@ def test_killed_children_restart_and_no_acknowledged_match_is_lost(stack_factory
     acked = set(pub.acked)
     assert len(acked) >= 30
     wait_until(lambda: acked <= desk_event_ids(stack), 180,
-               "every acknowledged match on the desk", stack)
+               "every acknowledged match on the desk", context=stack.tail)
     assert stack.alive()
     log = stack.tail(10**7)
     for name in ("dashboard", "rules", "sns-delivery"):

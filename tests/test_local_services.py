@@ -24,7 +24,8 @@ from oneeye.local.lambdas import Lambdas
 from oneeye.local.moto_server import tap_structured_messages
 from oneeye.local.outbox import Outbox, SmtpSink, read, texts_of
 from tests.cloud_support import cloud_env, moto_server  # noqa: F401
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO
+from tests.net_support import free_port
 
 
 def test_apigw_v2_event_and_response_rules() -> None:

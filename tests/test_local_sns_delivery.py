@@ -18,8 +18,8 @@ from oneeye.errors import SignatureError
 from oneeye.local.filter_policy import matches
 from oneeye.local.settings import SnsDeliverySettings
 from oneeye.local.sns_delivery import Signer, SnsDelivery
-from tests.amber_support import wait_until
-from tests.conftest import free_port
+from tests.net_support import free_port
+from tests.wait import wait_until
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:oneeye-desk"
 

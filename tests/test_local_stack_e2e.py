@@ -19,8 +19,8 @@ import requests
 from oneeye import sns
 from oneeye.local.demo import lfw_customers, make_demo_video
 from oneeye.local.probe import DeskClient, wait_http
-from tests.conftest import free_port
 from tests.http_support import SnsSink
+from tests.net_support import free_port
 
 PASSWORD = "e2e-demo-password"  # generated test secret, not a real credential
 DEMO_CUSTOMERS = 3

@@ -10,25 +10,26 @@ Screenshots go to tests/artifacts/mobile-*.png.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
+from playwright.sync_api import expect
 
 from oneeye.cloud import gallery_store, store
 from oneeye.cloud.agencies import Agencies
 from tests.amber_support import IndexerPump
-from tests.cloud_support import *  # noqa: F403
-from tests.conftest import REPO, free_port
+from tests.browser_support import ARTIFACTS, launch
+from tests.conftest import REPO
+from tests.net_support import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-ARTIFACTS = REPO / "tests" / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+#: The states of ``#status[data-state]`` that end an upload (``working`` does not).
+OUTCOME = re.compile(r"^(accepted|rejected|error)$")
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2,
          "is_mobile": True, "has_touch": True,
          "user_agent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 "
@@ -62,13 +63,13 @@ def page(stack: dict[str, Any]) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = launch(p)
         context = browser.new_context(**PHONE)
         pg = context.new_page()
         errors: list[str] = []
         pg.on("pageerror", lambda exc: errors.append(str(exc)))
         pg.goto(stack["url"])
-        pg.wait_for_selector("body[data-ready=true]")
+        expect(pg.locator("body")).to_have_attribute("data-ready", "true")
         yield pg
         context.close()
         browser.close()
@@ -82,11 +83,9 @@ def shot(page: Any, name: str) -> None:
 
 def upload(page: Any, photo: Path) -> dict[str, str]:
     page.set_input_files("#library", str(photo))
-    page.wait_for_selector("#preview:not([hidden])")
+    expect(page.locator("#preview")).to_be_visible()
     page.click("#submit")
-    page.wait_for_function(
-        "['accepted','rejected','error'].includes(document.querySelector('#status')"
-        ".dataset.state)", timeout=90_000)
+    expect(page.locator("#status")).to_have_attribute("data-state", OUTCOME, timeout=90_000)
     return {"state": page.get_attribute("#status", "data-state") or "",
             "message": page.inner_text("#status-message"),
             "detail": page.inner_text("#status-detail")}
@@ -106,10 +105,7 @@ def test_phone_upload_accepted_then_no_face_and_two_faces_rejected(
     shot(page, "2-accepted")
     assert result["state"] == "accepted", result
     # on a phone the answer is scrolled into view, not left below the fold
-    page.wait_for_timeout(300)
-    assert page.evaluate("(() => { const r = document.querySelector('#status')"
-                         ".getBoundingClientRect(); return r.top >= 0 && "
-                         "r.top < window.innerHeight; })()")
+    expect(page.locator("#status")).to_be_in_viewport()
     page.screenshot(path=str(ARTIFACTS / "mobile-2b-accepted-screen.png"))
     case_id = page.input_value("#case_id")  # the new case's id, filled in for more photos
     assert case_id.startswith("MP-")
@@ -140,7 +136,7 @@ def test_phone_upload_accepted_then_no_face_and_two_faces_rejected(
     assert history.count(case_id) == 3
     # the accepted token is remembered on this phone; the form is back after a reload
     page.reload()
-    page.wait_for_selector("body[data-ready=true]")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
     assert page.input_value("#token") == stack["token"]
     assert page.input_value("#agency") == "PC 1234 Smith"
 
@@ -167,8 +163,34 @@ def test_phone_page_refuses_non_images_and_bad_tokens(page: Any, stack: dict[str
     assert result["message"] == "agency token not accepted — check it with your coordinator"
     assert not page.is_visible("#again")  # the fix is in the form, not another photo
     page.reload()
-    page.wait_for_selector("body[data-ready=true]")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
     assert page.input_value("#token") == ""  # a refused token is never remembered
+
+
+def test_phone_page_composites_transparency_on_white_and_names_heic(
+        page: Any, stack: dict[str, Any], tmp_path: Path, examples: Path) -> None:
+    page.fill("#token", stack["token"])
+    page.fill("#name", "Alpha Case")
+    page.fill("#contact", "+44 1865 000000")
+    photo = Image.open(examples / "obama_small.jpg").convert("RGBA")
+    photo.paste((0, 0, 0, 0), (0, 0, 40, 40))  # a transparent corner
+    png = tmp_path / "cutout.png"
+    photo.save(png)
+    result = upload(page, png)
+    assert result["state"] == "accepted", result
+    bucket = store.Bucket(stack["env"]["ONEEYE_BUCKET"])
+    case_id = page.input_value("#case_id")
+    obj = bucket.get(next(iter(_keys(bucket, f"uploads/missing/{case_id}/"))))
+    assert obj is not None
+    corner = Image.open(io.BytesIO(obj.data)).convert("RGB").crop((0, 0, 30, 30))
+    assert min(corner.getextrema()[0][0], corner.getextrema()[2][0]) >= 240  # white, not black
+
+    heic = tmp_path / "IMG_0001.HEIC"
+    heic.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64)
+    result = upload(page, heic)
+    shot(page, "6-heic")
+    assert result["state"] == "error"
+    assert result["message"] == "HEIC is not supported; export as JPEG"
 
 
 def _keys(bucket: store.Bucket, prefix: str) -> list[str]:

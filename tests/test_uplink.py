@@ -19,8 +19,9 @@ from oneeye.edge.uplink import Uplink
 from oneeye.errors import EventError
 from oneeye.events import MAX_EVENT_BYTES, parse
 from oneeye.gallery import Gallery, GalleryHolder
-from oneeye.local.broker import MosquittoBroker, TcpProxy
-from tests.mqtt_support import BROKERS, Subscriber, event, free_port, make_broker, stop_broker
+from oneeye.local.broker import MosquittoBroker
+from tests.mqtt_support import BROKERS, Subscriber, event, make_broker, stop_broker
+from tests.net_support import TcpProxy, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS: dict[str, Any] = {"fps": 7.5, "frame_age_ms": 40.0, "latency_ms": {"p50": 300.0,

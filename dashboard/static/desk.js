@@ -156,8 +156,10 @@
 
   var socket = io({transports: ["websocket", "polling"]});
   var ready = start();
+  // body[data-socket] is the page's socket state for people and for browser tests to see
   socket.on("connect", function () {
     conn.hidden = true;
+    document.body.dataset.socket = "connected";
     document.body.classList.remove("disconnected");
     ready.then(catchUp).then(refreshDevices);
   });
@@ -167,6 +169,7 @@
     // only a logout makes the server close a socket; anything else reconnects by itself
     if (reason === "io server disconnect") { return loggedOut(); }
     conn.hidden = false; document.body.classList.add("disconnected");
+    document.body.dataset.socket = "disconnected";
   });
   socket.on("connect_error", function () { conn.hidden = false; });
   socket.on("desk_event", handle);

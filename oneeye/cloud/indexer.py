@@ -195,11 +195,10 @@ def encode_photo(data: bytes, deps: IndexerDeps) -> Any:
 
 
 def image_error_reason(exc: ImageError) -> str:
-    """Map :func:`faces.load_image`'s error to the phone's reason code."""
-    text = str(exc)
-    if "too large" in text or "decompression bomb" in text:
+    """Map :func:`oneeye.images.load_image`'s ``reason`` to the phone's reason code."""
+    if exc.reason == "too_large":
         return "too_large"
-    if "not an image" in text or "unsupported image format" in text or "empty file" in text:
+    if exc.reason in {"empty", "not_an_image", "unsupported_format", "unsupported_mode"}:
         return "not_an_image"
     return "unreadable"
 

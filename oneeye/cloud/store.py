@@ -26,6 +26,7 @@ from typing import Any
 from oneeye import aws
 from oneeye.errors import ConfigError
 from oneeye.events import utc_now
+from oneeye.types import Clock
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +62,14 @@ def _is_conditional_failure(exc: Exception) -> bool:
 class Idempotency:
     """Conditional puts on the idempotency table (pk ``event_id``, TTL ``expires_at``)."""
 
-    def __init__(self, table: str) -> None:
+    def __init__(self, table: str, *, clock: Clock = time.time) -> None:
         self.table = table
+        self.clock = clock  # compared with leases' expires_at (tests move it, never sleep)
 
     def claim(self, key: str, *, lease_s: int = DEFAULT_LEASE_S, now: float | None = None,
               kind: str = "event") -> bool:
         """True if the caller now owns ``key``; False if it is done or being worked on."""
-        now_s = int(now if now is not None else time.time())
+        now_s = int(now if now is not None else self.clock())
         try:
             aws.client("dynamodb").put_item(
                 TableName=self.table,
@@ -84,7 +86,7 @@ class Idempotency:
 
     def complete(self, key: str, *, retention_s: int = DEFAULT_RETENTION_S,
                  now: float | None = None) -> None:
-        now_s = int(now if now is not None else time.time())
+        now_s = int(now if now is not None else self.clock())
         aws.client("dynamodb").update_item(
             TableName=self.table, Key={"event_id": {"S": key}},
             UpdateExpression="SET expires_at = :exp, #s = :done",

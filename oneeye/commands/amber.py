@@ -28,6 +28,7 @@ from typing import Any
 
 import click
 
+from oneeye.commands import ui
 from oneeye.errors import OneEyeError
 
 DEFAULT_STACK_FILE = Path("var/local/stack.json")
@@ -71,6 +72,23 @@ def load_stack(stack_file: Path | None) -> dict[str, Any]:
     return info if isinstance(info, dict) else {}
 
 
+def agency_token(token: str | None, info: dict[str, Any]) -> str | None:
+    """``--token`` / ``$ONEEYE_AGENCY_TOKEN``, else the running local stack's demo token.
+
+    ``oneeye up`` keeps that token in a 0600 file named by ``agency_token_file`` in
+    stack.json (never in stack.json itself).
+    """
+    if token:
+        return token
+    path = info.get("agency_token_file")
+    if not path:
+        return None
+    try:
+        return Path(path).read_text().strip() or None
+    except OSError:
+        return None
+
+
 def api_url(api: str | None, info: dict[str, Any]) -> str:
     if api:
         return api.rstrip("/")
@@ -94,8 +112,9 @@ class ApiClient:
         import requests
 
         if not token:
-            raise OneEyeError("an agency token is needed: --token or ONEEYE_AGENCY_TOKEN "
-                              "(an operator makes one with `oneeye agency add NAME`)")
+            raise OneEyeError("an agency token is needed: --token, ONEEYE_AGENCY_TOKEN or a "
+                              "running local stack (`oneeye up`); an operator makes one with "
+                              "`oneeye agency add NAME`")
         self.base = base
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Bearer {token}"
@@ -141,36 +160,48 @@ class PhotoRejected(OneEyeError):
         self.reason = reason
 
 
+#: The decoder's reason → (the upload's reason code, the words a person reads first).
+_REJECTED = {"empty": ("not_an_image", "not an image"),
+             "not_an_image": ("not_an_image", "not an image"),
+             "unsupported_format": ("not_an_image", "not supported"),
+             "unsupported_mode": ("not_an_image", "not supported"),
+             "too_large": ("too_large", "file too large")}
+
+
 def prepare_photo(path: Path, *, original: bool = False) -> tuple[bytes, str]:
-    """(bytes, content type) to upload: JPEG/PNG as is, bigger ones scaled to ≤ 1600 px."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """(bytes, content type) to upload: JPEG/PNG as is, anything else re-encoded as JPEG.
+
+    Photos over :data:`MAX_SIDE` px or :data:`MAX_BYTES` (unless ``original``) and every
+    other format the one decoder reads (WebP, GIF, TIFF, 16-bit, CMYK …) are decoded by
+    :func:`oneeye.images.load_image` (EXIF orientation applied) and sent as a JPEG of at
+    most 1600 px. Raises :class:`PhotoRejected` with the decoder's reason otherwise.
+    """
+    from PIL import Image
+
+    from oneeye.errors import ImageError
+    from oneeye.images import load_image
 
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise PhotoRejected("unreadable", f"cannot read {path}: {exc.strerror}") from exc
-    if not data:
-        raise PhotoRejected("not_an_image", "not an image — the file is empty")
     kind = ("image/jpeg" if data[:3] == b"\xff\xd8\xff"
             else "image/png" if data[:8] == b"\x89PNG\r\n\x1a\n" else None)
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            size = im.size
-            if kind and (original or max(size) <= MAX_SIDE) and len(data) <= MAX_BYTES:
-                return data, kind
-            if original and kind:
-                raise PhotoRejected("too_large", f"file too large — {len(data) >> 20} MB; "
-                                                 f"the limit is {MAX_BYTES >> 20} MB")
-            im2 = ImageOps.exif_transpose(im).convert("RGB")
-            im2.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
-            buf = io.BytesIO()
-            im2.save(buf, format="JPEG", quality=90)
-            return buf.getvalue(), "image/jpeg"
-    except Image.DecompressionBombError as exc:
-        raise PhotoRejected("too_large", f"file too large — {exc}") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise PhotoRejected("not_an_image", "not an image — use a JPEG or PNG photo "
-                                            f"({type(exc).__name__})") from exc
+        rgb = load_image(data, max_bytes=max(len(data), 1))
+    except ImageError as exc:
+        reason, head = _REJECTED.get(exc.reason, ("unreadable", "unreadable"))
+        raise PhotoRejected(reason, f"{head} — {str(exc).removeprefix('image: ')}") from exc
+    if kind and (original or max(rgb.shape[:2]) <= MAX_SIDE) and len(data) <= MAX_BYTES:
+        return data, kind
+    if original and kind:
+        raise PhotoRejected("too_large", f"file too large — {len(data) >> 20} MB; "
+                                         f"the limit is {MAX_BYTES >> 20} MB")
+    im = Image.fromarray(rgb)
+    im.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=90)
+    return buf.getvalue(), "image/jpeg"
 
 
 def post_photo(grant: dict[str, Any], data: bytes, filename: str) -> None:
@@ -208,37 +239,36 @@ def upload(photos: tuple[Path, ...], case_id: str | None, name: str, age: int | 
            original: bool, wait_s: float, as_json: bool, api: str | None, token: str | None,
            stack_file: Path | None) -> None:
     """Upload PHOTOS of a missing person; print each photo's verdict."""
-    client = ApiClient(api_url(api, load_stack(stack_file)), token)
+    info = load_stack(stack_file)
+    client = ApiClient(api_url(api, info), agency_token(token, info))
     results: list[dict[str, Any]] = []
     pending: list[dict[str, Any]] = []
-    with click.progressbar(photos, label="uploading", file=sys.stderr,
-                           item_show_func=lambda p: p.name if p else "") as bar:
-        for path in bar:
-            try:
-                data, ctype = prepare_photo(path, original=original)
-            except PhotoRejected as exc:
-                results.append({"photo": str(path), "state": "rejected", "reason": exc.reason,
-                                "message": str(exc)})
-                continue
-            grant = client.call("POST", "/api/uploads", {
-                "case_id": case_id, "name": name, "age": age, "description": description,
-                "contact": contact, "agency": reported_by, "content_type": ctype,
-                "filename": path.name[:200], "size": len(data)})
-            case_id = grant["case_id"]  # the next photos join the case the first one opened
-            try:
-                post_photo(grant, data, path.name)
-            except OneEyeError as exc:
-                results.append({"photo": str(path), "state": "failed", "message": str(exc),
-                                "upload_id": grant["upload_id"]})
-                continue
-            entry = {"photo": str(path), "upload_id": grant["upload_id"],
-                     "case_id": grant["case_id"], "state": "pending",
-                     "status_url": grant["status_url"]}
-            pending.append(entry)
-            results.append(entry)
+    for path in ui.track("uploading", photos, lambda p: p.name):
+        try:
+            data, ctype = prepare_photo(path, original=original)
+        except PhotoRejected as exc:
+            results.append({"photo": str(path), "state": "rejected", "reason": exc.reason,
+                            "message": str(exc)})
+            continue
+        grant = client.call("POST", "/api/uploads", {
+            "case_id": case_id, "name": name, "age": age, "description": description,
+            "contact": contact, "agency": reported_by, "content_type": ctype,
+            "filename": path.name[:200], "size": len(data)})
+        case_id = grant["case_id"]  # the next photos join the case the first one opened
+        try:
+            post_photo(grant, data, path.name)
+        except OneEyeError as exc:
+            results.append({"photo": str(path), "state": "failed", "message": str(exc),
+                            "upload_id": grant["upload_id"]})
+            continue
+        entry = {"photo": str(path), "upload_id": grant["upload_id"],
+                 "case_id": grant["case_id"], "state": "pending",
+                 "status_url": grant["status_url"]}
+        pending.append(entry)
+        results.append(entry)
     if pending and wait_s > 0:
         deadline = time.monotonic() + wait_s
-        with click.progressbar(length=len(pending), label="checking", file=sys.stderr) as bar:
+        with ui.progress("checking", len(pending)) as advance:
             waiting = list(pending)
             while waiting and time.monotonic() < deadline:
                 for entry in list(waiting):
@@ -247,7 +277,7 @@ def upload(photos: tuple[Path, ...], case_id: str | None, name: str, age: int | 
                         entry.update({k: st.get(k) for k in ("state", "reason", "message",
                                                              "detail", "gallery_version")})
                         waiting.remove(entry)
-                        bar.update(1)
+                        advance(Path(entry["photo"]).name)
                 if waiting:
                     time.sleep(0.5)
         for entry in waiting:
@@ -269,6 +299,11 @@ def upload(photos: tuple[Path, ...], case_id: str | None, name: str, age: int | 
 
 # --- cases ------------------------------------------------------------------------------------
 
+#: ``case list`` columns: header → field of ``GET /api/cases`` (times are UTC).
+CASE_COLUMNS = ("CASE", "STATUS", "NAME", "AGE", "CREATED (UTC)", "UPDATED (UTC)")
+CASE_FIELDS = ("case_id", "status", "name", "age", "created_at", "updated_at")
+
+
 @click.group("case")
 def case_group() -> None:
     """List or close your agency's missing-person cases."""
@@ -283,14 +318,16 @@ def case_group() -> None:
 def case_list(status: str | None, as_json: bool, api: str | None, token: str | None,
               stack_file: Path | None) -> None:
     """Cases of the token's agency, newest first."""
-    client = ApiClient(api_url(api, load_stack(stack_file)), token)
+    info = load_stack(stack_file)
+    client = ApiClient(api_url(api, info), agency_token(token, info))
     data = client.call("GET", "/api/cases" + (f"?status={status}" if status else ""))
     cases = data.get("cases") or []
-    if as_json or not cases:
-        click.echo(json.dumps(data) if as_json else f"no cases for {data.get('agency')}")
-    for c in [] if as_json else cases:
-        click.echo(f"{c.get('case_id'):<16} {c.get('status', '?'):<7} "
-                   f"{str(c.get('name', ''))[:32]:<32} {c.get('updated_at', '')}")
+    if as_json:
+        click.echo(json.dumps(data))
+    elif not cases:
+        click.echo(f"no cases for {data.get('agency')}")
+    else:
+        ui.table(CASE_COLUMNS, [[c.get(k) for k in CASE_FIELDS] for c in cases])
 
 
 @case_group.command("close")
@@ -301,7 +338,8 @@ def case_list(status: str | None, as_json: bool, api: str | None, token: str | N
 def case_close(case_id: str, api: str | None, token: str | None,
                stack_file: Path | None) -> None:
     """Close CASE_ID: every device drops the person with the next gallery version."""
-    client = ApiClient(api_url(api, load_stack(stack_file)), token)
+    info = load_stack(stack_file)
+    client = ApiClient(api_url(api, info), agency_token(token, info))
     data = client.call("POST", f"/api/cases/{case_id}/close")
     note = " (was already closed; removal sent again)" if data.get("already_closed") else ""
     click.echo(f"case {case_id} closed{note}; removal from every gallery is queued")

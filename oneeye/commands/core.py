@@ -8,14 +8,15 @@ line with ``"error"``, not a failed command: non-zero exit is for usage errors.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
 
+from oneeye.commands import ui
 from oneeye.errors import ImageError, OneEyeError
+from oneeye.types import IMAGE_SUFFIXES
 
 
 def register(cli: click.Group) -> None:
@@ -45,10 +46,15 @@ def gallery_group() -> None:
 def gallery_build(src_dir: Path, watchlist: str, out: Path, version: int,
                   max_distance: float | None, min_margin: float | None, jitters: int | None,
                   as_json: bool) -> None:
-    """Enrol SRC_DIR/<person_id>/*.jpg|png into a gallery; report every rejected photo."""
+    """Enrol SRC_DIR/<person_id>/<photo> into a gallery; report every file not enrolled.
+
+    Photos: JPEG/JFIF, PNG, WebP, GIF, BMP, TIFF (HEIC is refused by name). Every rejected
+    photo, every skipped file and every person left without a usable photo is listed.
+    """
     from dataclasses import replace
 
     from oneeye import gallery as gal
+    from oneeye import images
 
     rule = gal.DEFAULT_RULES[watchlist]
     if max_distance is not None or min_margin is not None:
@@ -59,35 +65,30 @@ def gallery_build(src_dir: Path, watchlist: str, out: Path, version: int,
     policy = gal.EnrolmentPolicy()
     if jitters is not None:
         policy = replace(policy, jitters=jitters)
-    photos = list(gal.iter_photo_dir(src_dir))
-    if not photos:
-        raise OneEyeError(f"{src_dir}: no photos found (expected SRC_DIR/<person_id>/*.jpg|png)")
-    done = [0]
-
-    def progress(person_id: str, src: str) -> None:
-        done[0] += 1
-        if not as_json and sys.stderr.isatty():
-            click.echo(f"\r  enrolling {done[0]}/{len(photos)} {person_id[:30]:<30}", nl=False,
-                       err=True)
-
-    g, report = gal.enrol(photos, watchlist=watchlist, policy=policy, rule=rule,
-                          version=version, progress=progress)
-    if not as_json and sys.stderr.isatty():
-        click.echo("", err=True)
+    listing = images.list_photo_dir(src_dir)
+    if not listing.photos:
+        raise OneEyeError(f"{src_dir}: no photos found (expected SRC_DIR/<person_id>/<photo>, "
+                          f"one of {', '.join(sorted(IMAGE_SUFFIXES))}); "
+                          f"{len(listing.skipped)} other files skipped")
+    with ui.progress("enrolling", len(listing.photos)) as advance:
+        g, report = gal.enrol(listing.photos, watchlist=watchlist, policy=policy, rule=rule,
+                              version=version, progress=lambda person, src: advance(src))
     manifest = gal.save(g, out)
-    people = {p for p, _ in photos}
-    missing = sorted(people - set(g.identities()))
+    missing = sorted(set(listing.people) - set(g.identities()))
+    skipped = [s.__dict__ for s in listing.skipped]
     if as_json:
         click.echo(json.dumps({"gallery": str(out), "manifest": manifest,
-                               "photos": len(photos), "not_enrolled": missing,
-                               **report.as_dict()}))
+                               "photos": len(listing.photos), "skipped": skipped,
+                               "not_enrolled": missing, **report.as_dict()}))
         return
     click.echo(f"gallery {out}: watchlist {watchlist} v{version}, {len(g.identities())} "
-               f"identities, {len(g)} encodings from {len(photos)} photos "
-               f"({len(report.rejected)} rejected)")
+               f"identities, {len(g)} encodings from {len(listing.photos)} photos "
+               f"({len(report.rejected)} rejected, {len(skipped)} other files skipped)")
     click.echo(f"rule: max_distance {g.rule.max_distance}, min_margin {g.rule.min_margin}")
     for r in report.rejected:
         click.echo(f"  rejected {r.source}: {r.reason}: {r.message}")
+    for s in listing.skipped:
+        click.echo(f"  skipped {s.path}: {s.reason}: {s.message}")
     if missing:
         click.echo(f"  not enrolled (no usable photo): {', '.join(missing)}")
 
@@ -139,21 +140,33 @@ def _face_result(match: Any, cand: Any) -> dict[str, Any]:
 def identify(
     galleries: tuple[Path, ...], upsample: int, model: str, images: tuple[Path, ...]
 ) -> None:
-    """Identify the faces in IMAGES; one JSON line per image."""
+    """Identify the faces in IMAGES; one JSON line per image.
+
+    An image that cannot be used is a line with ``error`` and ``reason`` (see
+    ``oneeye.images.load_image``); a summary of skipped images goes to stderr.
+    """
     from oneeye import faces
 
     matcher = _load_matcher(galleries)
-    for path in images:
-        try:
-            image = faces.load_image(path)
-            boxes = faces.detect(image, model=model, upsample=upsample)  # type: ignore[arg-type]
-            encs = faces.encode(image, boxes)
-            results = matcher.identify(np.stack(encs)) if encs else []
-            out = [{"bbox": list(b), **_face_result(m, c)}
-                   for b, (m, c) in zip(boxes, results, strict=True)]
-            click.echo(json.dumps({"image": str(path), "faces": out}))
-        except ImageError as exc:
-            click.echo(json.dumps({"image": str(path), "error": str(exc)}))
+    skipped = 0
+    with ui.progress("identifying", len(images)) as advance:
+        for path in images:
+            try:
+                image = faces.load_image(path)
+                boxes = faces.detect(image, model=model, upsample=upsample)  # type: ignore[arg-type]
+                encs = faces.encode(image, boxes)
+                results = matcher.identify(np.stack(encs)) if encs else []
+                out = [{"bbox": list(b), **_face_result(m, c)}
+                       for b, (m, c) in zip(boxes, results, strict=True)]
+                click.echo(json.dumps({"image": str(path), "faces": out}))
+            except ImageError as exc:
+                skipped += 1
+                click.echo(json.dumps({"image": str(path), "error": str(exc),
+                                       "reason": exc.reason}))
+            advance(path.name)
+    if skipped:
+        click.echo(f"{skipped} of {len(images)} images skipped (see their \"error\" lines)",
+                   err=True)
 
 
 @click.command()
@@ -168,29 +181,42 @@ def identify(
 @click.option("--encodings", "with_encodings", is_flag=True, help="Include 128-d encodings.")
 def analyze(source: Path, galleries: tuple[Path, ...], fps_max: float | None,
             max_width: int | None, upsample: int, with_encodings: bool) -> None:
-    """Offline analysis of a video or image: JSON lines per sampled frame."""
-    from oneeye import faces
-    from oneeye.media import iter_media
+    """Offline analysis of a video or image: JSON lines per sampled frame.
+
+    Still images (any format the decoder reads, EXIF orientation applied) are one frame;
+    videos are read with OpenCV. A progress bar runs on stderr when it is a terminal.
+    """
+    from oneeye.media import expected_frames, iter_media
 
     matcher = _load_matcher(galleries) if galleries else None
-    for frame in iter_media(source, fps_max=fps_max):
-        image = frame.rgb
-        scale = 1.0
-        if max_width and image.shape[1] > max_width:
-            scale = max_width / image.shape[1]
-        found = faces.analyze(image, upsample=upsample, scale=scale)
-        encs = [f.encoding for f in found if f.encoding is not None]
-        results = matcher.identify(np.stack(encs)) if matcher is not None and encs else []
-        out = []
-        for i, f in enumerate(found):
-            face: dict[str, Any] = {"bbox": list(f.bbox),
-                                    "landmarks": [list(p) for p in f.landmarks],
-                                    "quality": {"size_px": f.quality.size_px,
-                                                "blur": f.quality.blur}}
-            if matcher is not None:
-                face["match"] = _face_result(*results[i]) if results else None
-            if with_encodings and f.encoding is not None:
-                face["encoding"] = [round(float(v), 6) for v in f.encoding]
-            out.append(face)
-        click.echo(json.dumps({"source": str(source), "frame": frame.index,
-                               "media_time_s": round(frame.media_time_s, 3), "faces": out}))
+    with ui.progress("analysing", expected_frames(source, fps_max=fps_max)) as advance:
+        for frame in iter_media(source, fps_max=fps_max):
+            click.echo(json.dumps({"source": str(source), "frame": frame.index,
+                                   "media_time_s": round(frame.media_time_s, 3),
+                                   "faces": _analyze_frame(frame.rgb, matcher, max_width,
+                                                           upsample, with_encodings)}))
+            advance(f"{frame.media_time_s:.1f} s")
+
+
+def _analyze_frame(image: Any, matcher: Any, max_width: int | None, upsample: int,
+                   with_encodings: bool) -> list[dict[str, Any]]:
+    from oneeye import faces
+
+    scale = 1.0
+    if max_width and image.shape[1] > max_width:
+        scale = max_width / image.shape[1]
+    found = faces.analyze(image, upsample=upsample, scale=scale)
+    encs = [f.encoding for f in found if f.encoding is not None]
+    results = matcher.identify(np.stack(encs)) if matcher is not None and encs else []
+    out = []
+    for i, f in enumerate(found):
+        face: dict[str, Any] = {"bbox": list(f.bbox),
+                                "landmarks": [list(p) for p in f.landmarks],
+                                "quality": {"size_px": f.quality.size_px,
+                                            "blur": f.quality.blur}}
+        if matcher is not None:
+            face["match"] = _face_result(*results[i]) if results else None
+        if with_encodings and f.encoding is not None:
+            face["encoding"] = [round(float(v), 6) for v in f.encoding]
+        out.append(face)
+    return out

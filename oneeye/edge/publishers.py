@@ -201,6 +201,8 @@ class MqttPublisher(Publisher):
         self.settings = settings
         self.client_id = client_id
         self._subs: dict[str, MessageCallback] = {}
+        #: Topics the broker has acknowledged a subscription to (SUBACK), for health and tests.
+        self.subscribed: set[str] = set()
         self._lock = threading.Lock()
         self._conn: Any = None
         self._closed = False
@@ -304,6 +306,7 @@ class MqttPublisher(Publisher):
             raise PublishError(f"MQTT subscribe to {topic} failed: {exc}") from exc
         if result.get("qos") is None:
             raise PublishError(f"broker refused subscription to {topic}")
+        self.subscribed.add(topic)
 
     def subscribe(self, topic: str, callback: MessageCallback) -> None:
         self._subs[topic] = callback

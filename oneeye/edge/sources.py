@@ -32,12 +32,12 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from oneeye.errors import SourceError
+from oneeye.errors import ImageError, SourceError
+from oneeye.types import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
 CameraState = Literal["ok", "connecting", "reconnecting", "failed", "ended"]
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 VIDEO_FPS_FALLBACK = 25.0
 
 
@@ -218,10 +218,11 @@ class FolderSource(Source):
                             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
             self._set_state("failed", "no images")
-            raise SourceError(f"{self.path}: no images (.jpg/.png/.bmp/.webp) in folder")
+            raise SourceError(f"{self.path}: no images ({'/'.join(sorted(IMAGE_SUFFIXES))}) "
+                              "in folder")
 
     def frames(self) -> Iterator[Frame]:
-        import cv2
+        from oneeye.images import load_image
 
         index = 0
         t0 = time.monotonic()
@@ -230,10 +231,15 @@ class FolderSource(Source):
             for path in self.files:
                 if self._stop.is_set():
                     return
-                image: Any = cv2.imread(str(path), cv2.IMREAD_COLOR)
+                try:  # the one decoder (EXIF, every mode); frames are BGR like OpenCV's
+                    image: Any = np.ascontiguousarray(load_image(path)[:, :, ::-1])
+                except ImageError as exc:
+                    image, reason = None, str(exc)
+                else:
+                    reason = "too small"
                 if not _valid(image):
                     self.corrupt_frames += 1
-                    log.warning("source %s: unreadable image %s skipped", self.name, path.name)
+                    log.warning("source %s: image %s skipped: %s", self.name, path.name, reason)
                     index += 1
                     continue
                 media = index / self.fps

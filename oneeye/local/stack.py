@@ -123,17 +123,28 @@ class LocalStack:
                                "http_api": s.url("http_api", "/"),
                                "customer_api": s.url("customer_api"),
                                "outbox": str(self.var / "outbox.jsonl")})
-        self.info.agency_token = self._demo_agency(cloud_env["AGENCIES_TABLE"])
+        # The token stays out of stack.json; `oneeye upload|case` read it from this 0600 file.
+        token_file = self.var / "agency_token"
+        self.info.agency_token = self._demo_agency(cloud_env["AGENCIES_TABLE"], token_file)
+        token_file.unlink(missing_ok=True)
+        if self.info.agency_token:
+            _write_private(token_file, self.info.agency_token)
         (self.var / "stack.json").write_text(json.dumps(
             {"pid": os.getpid(), "urls": self.info.urls,
-             "env": {k: v for k, v in env.items() if "KEY" not in k and "TOKEN" not in k}},
+             "env": {k: v for k, v in env.items() if "KEY" not in k and "TOKEN" not in k},
+             "agency_token_file": str(token_file) if self.info.agency_token else None},
             indent=2))
 
-    def _demo_agency(self, table: str) -> str | None:
-        """An agency token for the phone page (moto forgets it at exit: demo only)."""
+    def _demo_agency(self, table: str, token_file: Path) -> str | None:
+        """The phone page's demo agency token: last run's if the restored state still
+        accepts it (not revoked), else a new one."""
         from oneeye.cloud.agencies import Agencies
         try:
-            return Agencies(table).add("Demo Agency")[0]
+            agencies = Agencies(table)
+            previous = token_file.read_text().strip() if token_file.is_file() else ""
+            if previous and agencies.lookup(previous) is not None:
+                return previous
+            return agencies.add("Demo Agency")[0]
         except Exception as exc:  # the demo runs on without uploads
             log.warning("could not create the demo agency token: %s", exc)
             return None
@@ -351,7 +362,12 @@ def _secret_file(path: Path) -> str:
     if path.is_file():
         return path.read_text().strip()
     value = secrets.token_urlsafe(24)
+    _write_private(path, value)
+    return value
+
+
+def _write_private(path: Path, value: str) -> None:
+    """Write ``value`` to a file only its owner can read (created 0600, never widened)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(value + "\n")
-    return value
