@@ -153,8 +153,15 @@ def desk_event_ids(stack: Stack) -> set[str]:
         token = csrf_from(session.get(stack.desk + "/login", timeout=5).text)
         session.post(stack.desk + "/login", timeout=10, data={
             "username": "demo", "password": PASSWORD, "csrf_token": token})
-        rows = session.get(stack.desk + "/api/events?kind=customer_arrived", timeout=10)
-        return {r["event_id"] for r in rows.json()["events"]}
+        ids: set[str] = set()
+        after = "0"  # catch-up order, page by page (a page holds history_limit events)
+        while True:
+            page = session.get(stack.desk + "/api/events", timeout=10, params={
+                "kind": "customer_arrived", "after": after}).json()["events"]
+            if not page:
+                return ids
+            ids.update(r["event_id"] for r in page)
+            after = page[-1]["event_id"]
     except (requests.RequestException, ValueError, KeyError):
         return set()  # the dashboard is restarting
 

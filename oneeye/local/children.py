@@ -104,7 +104,8 @@ class Child:
         """(Re)start the process if it is not running, wait for it; return how long it ran."""
         if not self.running and not self._stopping.is_set():
             self.restarts += 1
-            log.warning("restarting %s (restart %d)", self.name, self.restarts)
+            log.warning("restarting %s (exit code %s; restart %d)", self.name,
+                        self._returncode(), self.restarts)
             try:
                 self._spawn()
             except OSError as exc:
