@@ -58,7 +58,8 @@ class DashboardSettings(StrictModel):
                                    "address and window: a ceiling far above login_attempts, "
                                    "since a whole branch may share one address")
     login_window_s: float = Field(300, gt=0, le=86_400, description="Login rate-limit window")
-    login_store: str | None = Field(None, description="redis://… for the login counters; "
+    login_store: str | None = Field(None, pattern=r"^(redis|rediss|unix)://",
+                                    description="redis://… for the login counters; "
                                     "empty: message_queue when it is redis://, else the "
                                     "dashboard database (all processes on it agree)")
     trusted_proxies: list[IPvAnyNetwork] = Field(

@@ -38,6 +38,7 @@ class Inbox:
                                    timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(_SCHEMA)
+        path.chmod(0o600)  # match payloads name people and places
         self._lock = threading.Lock()
 
     def put(self, topic: str, payload: bytes) -> int:
