@@ -26,6 +26,7 @@ from oneeye.errors import ConfigError
 from oneeye.local import template as tpl
 from oneeye.local.children import Child, run_once
 from oneeye.local.settings import REPO, LocalSettings, check_ports
+from oneeye.local.workers import INBOX_FILE, SNS_DB_FILE, SNS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -178,9 +179,9 @@ class LocalStack:
         process only subscribes, confirms and unsubscribes in the same SQLite file.
         """
         from oneeye.local.sns_delivery import Signer, SnsDelivery
-        signer = Signer(self.var / "sns", self.s.region, self.s.sns.signature_version)
+        signer = Signer(self.var / SNS_DIR, self.s.region, self.s.sns.signature_version)
         self.info.signing_cert = str(signer.cert_file)
-        self.delivery = SnsDelivery(self.var / "sns-delivery.sqlite3", signer,
+        self.delivery = SnsDelivery(self.var / SNS_DB_FILE, signer,
                                     confirm_base_url=self.s.url("http_api"),
                                     settings=self.s.sns, deliver=False)
         self._on_stop("SNS delivery handle", self.delivery.stop)
@@ -247,7 +248,7 @@ class LocalStack:
         from oneeye.local.inbox import Inbox, intake
         from oneeye.local.rules import compile_rules
         rules = compile_rules(template.rules)
-        inbox = Inbox(self.var / "rules-inbox.sqlite3")
+        inbox = Inbox(self.var / INBOX_FILE)
         self._on_stop("rules inbox", inbox.close)
         sub = intake(inbox, mqtt_url, sorted({r.query.topic_filter for r in rules}))
         self._on_stop("rules intake", sub.stop)
@@ -294,7 +295,7 @@ class LocalStack:
 
     def _dashboard(self, desk_arn: str) -> None:
         from oneeye.local.sns_delivery import Signer
-        signer = Signer(self.var / "sns", self.s.region)
+        signer = Signer(self.var / SNS_DIR, self.s.region)
         cfg = self.var / "dashboard.json"
         cfg.write_text(json.dumps({
             "var_dir": str(self.var / "dashboard"), "allowed_topics": [desk_arn],

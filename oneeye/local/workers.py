@@ -32,6 +32,11 @@ from oneeye.config import StrictModel
 from oneeye.local.settings import SnsDeliverySettings
 
 log = logging.getLogger(__name__)
+#: State files under ``var_dir``, shared by the workers and ``oneeye up``.
+INBOX_FILE = "rules-inbox.sqlite3"
+DEAD_LETTERS_FILE = "dead-letters.jsonl"
+SNS_DB_FILE = "sns-delivery.sqlite3"
+SNS_DIR = "sns"
 MAX_IN_FLIGHT = 64
 IDLE_POLL_S = 0.1
 
@@ -44,21 +49,6 @@ class WorkerConfig(StrictModel):
     confirm_base_url: str
     sns: SnsDeliverySettings = Field(default_factory=SnsDeliverySettings)
 
-    @property
-    def inbox(self) -> Path:
-        return self.var_dir / "rules-inbox.sqlite3"
-
-    @property
-    def dead_letters(self) -> Path:
-        return self.var_dir / "dead-letters.jsonl"
-
-    @property
-    def sns_db(self) -> Path:
-        return self.var_dir / "sns-delivery.sqlite3"
-
-    @property
-    def sns_dir(self) -> Path:
-        return self.var_dir / "sns"
 
 
 def run_rules(cfg: WorkerConfig, stop: threading.Event) -> None:
@@ -69,8 +59,8 @@ def run_rules(cfg: WorkerConfig, stop: threading.Event) -> None:
 
     template = tpl.load(cfg.template)
     router = RulesRouter(compile_rules(template.rules), Lambdas(template.functions),
-                         dead_letters=cfg.dead_letters)
-    inbox = Inbox(cfg.inbox)
+                         dead_letters=cfg.var_dir / DEAD_LETTERS_FILE)
+    inbox = Inbox(cfg.var_dir / INBOX_FILE)
     in_flight: set[int] = set()
     lock = threading.Lock()
     freed = threading.Event()
@@ -104,8 +94,8 @@ def run_sns_delivery(cfg: WorkerConfig, stop: threading.Event) -> None:
     from oneeye.local.sns_delivery import Signer, SnsDelivery
     from oneeye.local.sqs_poller import SqsPoller
 
-    signer = Signer(cfg.sns_dir, cfg.region, cfg.sns.signature_version)
-    delivery = SnsDelivery(cfg.sns_db, signer, confirm_base_url=cfg.confirm_base_url,
+    signer = Signer(cfg.var_dir / SNS_DIR, cfg.region, cfg.sns.signature_version)
+    delivery = SnsDelivery(cfg.var_dir / SNS_DB_FILE, signer, confirm_base_url=cfg.confirm_base_url,
                            settings=cfg.sns)
     delivery.start()
     log.info("SNS delivery: %d delivery(ies) pending", delivery.pending())
