@@ -23,7 +23,7 @@ test-fast: install
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy oneeye
+	$(VENV)/bin/mypy oneeye dashboard
 
 diagrams: install
 	@bash scripts/ensure-apt.sh graphviz dot

@@ -26,9 +26,18 @@ Usage:
         1. python cloud/build.py           (Lambda zips with the oneeye package)
         2. sam build + sam deploy          (stack NAME; image repo for the indexer)
         3. python edge/build.py; gdk component build; gdk component publish
-        4. aws greengrassv2 create-deployment to thing group GROUP
+        4. aws greengrassv2 create-deployment to thing group GROUP: com.oneeye.edge with the
+           stack's outputs (gallery bucket) merged into its configuration, and
+           aws.greengrass.ShadowManager syncing each device's shadow oneeye-config
       Nothing touches AWS unless --stack, --region and --thing-group are all given.
-      --dry-run prints the commands instead of running them.
+      --dry-run prints the commands instead of running them, and the deployment document
+      (with placeholder stack outputs) on stdout.
+
+  ./deploy.sh device-config --thing NAME --region REGION --site SITE_ID
+                            --camera CAMERA_ID=SOURCE [--camera …] [--profile P] [--dry-run]
+      One device's own site and cameras: writes its named shadow oneeye-config (desired
+      state; the running component picks it up without a redeploy) and the same values as
+      thing attributes site_id and cameras (read by the cloud's trust registry).
 
   ./deploy.sh check
       Pre-flight checks without AWS: cfn-lint on cloud/template.yaml and validation of the
@@ -129,13 +138,66 @@ cmd_aws() {
     fi
   fi
   step "4/4 deploying $component $version to thing group $group"
-  local account="ACCOUNT"
-  [[ $dry -eq 1 ]] || account="$(aws sts get-caller-identity --query Account --output text)"
-  run aws greengrassv2 create-deployment --region "$region" \
+  local account="ACCOUNT" outputs shadow_manager doc
+  outputs="$(mktemp)"; doc="$(mktemp)"
+  if [[ $dry -eq 1 ]]; then
+    # Placeholders for what the stack would output; a real run reads them.
+    echo '[{"OutputKey": "BucketName", "OutputValue": "STACK-OUTPUT-BucketName"}]' >"$outputs"
+    shadow_manager="2.3.0"
+  else
+    account="$(aws sts get-caller-identity --query Account --output text)"
+    aws cloudformation describe-stacks --stack-name "$stack" --region "$region" \
+      --query 'Stacks[0].Outputs' --output json >"$outputs"
+    shadow_manager="$(aws greengrassv2 list-component-versions --region "$region" \
+      --arn "arn:aws:greengrass:$region:aws:components:aws.greengrass.ShadowManager" \
+      --query 'componentVersions[0].componentVersion' --output text)"
+  fi
+  "$py" -m oneeye.edge.fleet deployment --outputs "$outputs" \
     --target-arn "arn:aws:iot:$region:$account:thinggroup/$group" \
-    --deployment-name "oneeye-$stack-$version" \
-    --components "{\"$component\": {\"componentVersion\": \"$version\"}}"
+    --name "oneeye-$stack-$version" --component "$component" --version "$version" \
+    --shadow-manager-version "$shadow_manager" >"$doc"
+  if [[ $dry -eq 1 ]]; then cat "$doc"; fi
+  run aws greengrassv2 create-deployment --region "$region" --cli-input-json "file://$doc"
+  rm -f "$outputs" "$doc"
   step "done: stack outputs with: aws cloudformation describe-stacks --stack-name $stack --region $region"
+  step "next: give each device its site and cameras: ./deploy.sh device-config --thing NAME …"
+}
+
+cmd_device_config() {
+  local thing="" region="" site="" profile="" dry=0 cameras=()
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --thing) thing="${2:?--thing needs a value}"; shift 2 ;;
+      --region) region="${2:?--region needs a value}"; shift 2 ;;
+      --site) site="${2:?--site needs a value}"; shift 2 ;;
+      --camera) cameras+=(--camera "${2:?--camera needs CAMERA_ID=SOURCE}"); shift 2 ;;
+      --profile) profile="${2:?--profile needs a value}"; shift 2 ;;
+      --dry-run) dry=1; shift ;;
+      -h|--help) usage; exit 0 ;;
+      *) die "unknown option for device-config: $1 (see --help)" ;;
+    esac
+  done
+  [[ -n "$thing" && -n "$region" && -n "$site" && ${#cameras[@]} -gt 0 ]] \
+    || die "device-config needs --thing NAME --region REGION --site SITE_ID --camera ID=SOURCE"
+  need aws "install the AWS CLI v2" "$dry"
+  export AWS_REGION="$region" AWS_DEFAULT_REGION="$region"
+  [[ -n "$profile" ]] && export AWS_PROFILE="$profile"
+  run() { if [[ $dry -eq 1 ]]; then { printf '+'; printf ' %q' "$@"; echo; } >&2; else "$@"; fi; }
+  local py="$VENV/bin/python"; [[ -x "$py" ]] || py="python3"
+  local work; work="$(mktemp -d)"
+  local current=()
+  if [[ $dry -eq 0 ]] && aws iot-data get-thing-shadow --thing-name "$thing" \
+      --shadow-name oneeye-config "$work/current.json" >/dev/null 2>&1; then
+    current=(--current "$work/current.json")   # cameras no longer listed get deleted
+  fi
+  "$py" -m oneeye.edge.fleet device --site "$site" "${cameras[@]}" ${current[@]+"${current[@]}"} \
+    --shadow-out "$work/shadow.json" --attributes-out "$work/attributes.json"
+  step "shadow oneeye-config of $thing: $(cat "$work/shadow.json")"
+  run aws iot-data update-thing-shadow --thing-name "$thing" --shadow-name oneeye-config \
+    --cli-binary-format raw-in-base64-out --payload "file://$work/shadow.json" /dev/null
+  step "thing attributes of $thing (trust registry): $(cat "$work/attributes.json")"
+  run aws iot update-thing --thing-name "$thing" --attribute-payload "file://$work/attributes.json"
+  rm -rf "$work"
 }
 
 cmd_check() {
@@ -157,6 +219,7 @@ main() {
   case "$cmd" in
     local) cmd_local "$@" ;;
     aws) cmd_aws "$@" ;;
+    device-config) cmd_device_config "$@" ;;
     check) cmd_check "$@" ;;
     -h|--help|help) usage ;;
     *) usage >&2; die "unknown command '$cmd'" ;;

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from oneeye.types import BBox
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATASET = REPO.parent / "shared" / "data" / "lfw_dev"
 CACHE_DIR = Path(os.environ.get("ONEEYE_BENCH_CACHE",
@@ -54,7 +56,7 @@ class Faces:
     """What one photo yields: every detected box with its quality, and the encoding of
     each encoded face (``centre`` is the face nearest the image centre, LFW's convention)."""
 
-    boxes: list[tuple[int, int, int, int]]
+    boxes: list[BBox]
     quality: list[tuple[int, float]]           # (size_px, blur) per box
     centre: int                                # index into boxes, -1 without faces
     encodings: dict[int, NDArray[np.float32]]  # box index -> encoding

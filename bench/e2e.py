@@ -26,17 +26,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from oneeye.events import MatchEvent, utc_now  # noqa: E402
+from oneeye.events import MatchEvent  # noqa: E402
 from oneeye.local.demo import lfw_customers, make_demo_video  # noqa: E402
 from oneeye.local.probe import DeskClient, wait_http  # noqa: E402
 from oneeye.local.settings import LocalSettings  # noqa: E402
+from oneeye.types import parse_time, utc_now  # noqa: E402
 
 PASSWORD = "bench-demo-password"  # throwaway, this run only
 TARGET_P95_S = 1.0
@@ -51,7 +51,7 @@ def free_port() -> int:
 
 
 def ts(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    return parse_time(iso).timestamp()
 
 
 def pct(values: list[float], q: float) -> float:

@@ -20,6 +20,15 @@ frames only (its fps is per frame; its events per visit count visits it saw comp
 
 Latency is media time from a visit's first visible frame to its event's
 ``source_frame``. A wrong-person event names someone not visible at that frame.
+
+``--multicam`` (issue 11 §5b) instead runs N copies of a generated 1920x1080 entrance
+video at real time (15 fps) as N cameras of ONE edge process (``run_edge``: one
+gallery, one encoding pool), for each N of ``--cameras`` (default 1,2,4,8), and prints
+per camera: visit recall, p95 appearance→event latency (media time, = wall time at
+real time), p95 frame age, dropped frames, and the process's CPU per camera (% of one
+core). The single-camera run is the baseline of the same run.
+
+    .venv/bin/python bench/edge.py --multicam [--cameras 1,2,4,8] [--mc-visits 8]
 """
 
 from __future__ import annotations
@@ -39,10 +48,18 @@ sys.path.insert(0, str(REPO))
 
 from oneeye import faces, synth  # noqa: E402
 from oneeye.edge.pipeline import Pipeline  # noqa: E402
+from oneeye.edge.runner import run_edge  # noqa: E402
 from oneeye.edge.settings import EdgeSettings  # noqa: E402
 from oneeye.edge.sources import FileSource  # noqa: E402
 from oneeye.events import MatchEvent  # noqa: E402
-from oneeye.gallery import Gallery, GalleryHolder, Matcher, encode_enrolment_photo  # noqa: E402
+from oneeye.gallery import (  # noqa: E402
+    Gallery,
+    GalleryHolder,
+    Matcher,
+    encode_enrolment_photo,
+    load,
+    save,
+)
 
 DATA = REPO.parent / "shared" / "data"
 HAMILTON = DATA / "ageitgey_face_recognition" / "examples" / "short_hamilton_clip.mp4"
@@ -184,6 +201,80 @@ def score(events: list[tuple[int, str]], truth: synth.GroundTruth, upto: int | N
     }
 
 
+def lfw_gallery_entries() -> list[tuple[str, np.ndarray]]:
+    """(person, encoding) of every usable ``lfw_dev/gallery`` photo."""
+    entries = []
+    for person_dir in sorted((LFW / "gallery").iterdir()):
+        for photo in sorted(person_dir.glob("*.jpg")):
+            try:
+                entries.append((person_dir.name, encode_enrolment_photo(photo)))
+            except Exception as exc:  # a rejected enrolment photo is reported, not fatal
+                print(f"  enrolment skipped {photo.name}: {exc}", file=sys.stderr)
+    return entries
+
+
+def bench_multicam(args: argparse.Namespace) -> dict[str, Any]:
+    """N cameras of one 1080p entrance video at real time in one process (issue 11 §5b)."""
+    work = Path(tempfile.mkdtemp(prefix="oneeye-bench-multicam-"))
+    entries = lfw_gallery_entries()
+    visits = synth.lfw_visits(LFW, enrolled=args.mc_visits, strangers=max(1, args.mc_visits // 4),
+                              seed=args.seed, duration_s=2.5,
+                              eligible={p for p, _ in entries})
+    video = work / "entrance-1080p.avi"
+    truth = synth.make_entrance_video(video, visits, fps=15.0, size=(1920, 1080),
+                                      seed=args.seed, start_head_px=150, end_head_px=320)
+    print(f"1080p entrance video: {truth.frames} frames ({truth.frames / truth.fps:.0f} s), "
+          f"{len(truth.visits)} visits", file=sys.stderr)
+    gallery_path = work / "customers.npz"
+    save(padded("customers", entries), gallery_path)
+    rows = []
+    for n in args.cameras:
+        settings = EdgeSettings.model_validate({
+            "galleries": [str(gallery_path)], "realtime": True,
+            "cameras": {f"cam-{i + 1}": {"source": str(video)} for i in range(n)}})
+        events: list[MatchEvent] = []
+        c0, t0 = time.process_time(), time.perf_counter()
+        cameras = run_edge(settings, GalleryHolder(Matcher([load(gallery_path)])),
+                           sinks=[events.append])
+        cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+        per_cam = []
+        for camera_id, cam in cameras.items():
+            mine = [(e.source_frame or 0, e.person_id) for e in events
+                    if e.camera_id == camera_id]
+            sc = score(mine, truth, None, int(truth.fps), None)
+            per_cam.append({"camera": camera_id, "recall": sc["recall"],
+                            "wrong_person": sc["wrong_person_events"],
+                            "latency_p95_s": sc["latency_s_p95"],
+                            "frame_age_p95_s": pct(cam.metrics.frame_ages(), 95),
+                            "frames": cam.metrics.frames,
+                            "dropped_frames": cam.source.dropped_frames})
+        rows.append({"cameras": n, "wall_s": round(wall, 1),
+                     "cpu_pct_per_camera": round(100 * cpu / wall / n, 1),
+                     "per_camera": per_cam})
+        r = rows[-1]
+        print(f"N={n}: CPU {r['cpu_pct_per_camera']}% of a core per camera over "
+              f"{r['wall_s']} s", file=sys.stderr)
+    return {"video": {"frames": truth.frames, "fps": truth.fps, "size": "1920x1080",
+                      "visits": len(truth.visits),
+                      "enrolled": sum(v.enrolled for v in truth.visits)},
+            "runs": rows}
+
+
+def print_multicam(out: dict[str, Any]) -> None:
+    v = out["video"]
+    print(f"\n== {v['size']} entrance video at real time ({v['fps']:.0f} fps, {v['frames']} "
+          f"frames, {v['enrolled']} enrolled of {v['visits']} visits) as N cameras, one process")
+    print("  N  camera  recall  wrong  p95 latency s  p95 frame age s  frames  dropped  "
+          "CPU %/camera")
+    for r in out["runs"]:
+        for c in r["per_camera"]:
+            print(f"  {r['cameras']:<2} {c['camera']:<7} {c['recall']!s:>6}  {c['wrong_person']:>5}"
+                  f"  {c['latency_p95_s']!s:>13}  {c['frame_age_p95_s']!s:>16}  {c['frames']:>6}"
+                  f"  {c['dropped_frames']:>7}  {r['cpu_pct_per_camera']:>12}")
+    print("\ntargets: 4 cameras keep up (frame age p95 <= 1 s), recall within 5 points of "
+          "N=1; at 8, frames skipped evenly and no camera stalls")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--visits", type=int, default=20, help="enrolled visits")
@@ -191,19 +282,26 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--naive-frames", type=int, default=300)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--multicam", action="store_true",
+                    help="only the multi-camera bench (issue 11 §5b)")
+    ap.add_argument("--cameras", type=lambda v: [int(x) for x in v.split(",")],
+                    default=[1, 2, 4, 8], help="camera counts for --multicam")
+    ap.add_argument("--mc-visits", type=int, default=8,
+                    help="enrolled visits in the --multicam video")
     args = ap.parse_args()
+    if args.multicam:
+        result = bench_multicam(args)
+        if args.json:
+            print(json.dumps(result, indent=1))
+        else:
+            print_multicam(result)
+        return 0
     out: dict[str, Any] = {}
     work = Path(tempfile.mkdtemp(prefix="oneeye-bench-edge-"))
 
     # ---------------------------------------------------------------- galleries + video
     miranda = [("lin-manuel-miranda", encode_enrolment_photo(MIRANDA))]
-    lfw_entries = []
-    for person_dir in sorted((LFW / "gallery").iterdir()):
-        for photo in sorted(person_dir.glob("*.jpg")):
-            try:
-                lfw_entries.append((person_dir.name, encode_enrolment_photo(photo)))
-            except Exception as exc:  # a rejected enrolment photo is reported, not fatal
-                print(f"  enrolment skipped {photo.name}: {exc}", file=sys.stderr)
+    lfw_entries = lfw_gallery_entries()
     visits = synth.lfw_visits(LFW, enrolled=args.visits, strangers=args.strangers,
                               seed=args.seed, eligible={p for p, _ in lfw_entries})
     video = work / "entrance.avi"

@@ -89,8 +89,8 @@ def main() -> int:
     from oneeye import aws
     from oneeye.cloud import amber, desk, indexer, store
     from oneeye.cloud.resources import ensure_resources
-    from oneeye.events import utc_now
     from oneeye.ids import new_id
+    from oneeye.types import utc_now
 
     env = ensure_resources("bench")
     os.environ.update(env)

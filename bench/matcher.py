@@ -7,7 +7,7 @@ Usage::
 Galleries are generated, not random noise: identities (4 photos each) around a
 shared mean encoding, with the spreads measured on lfw_dev (mean norm 1.30,
 identity offset 0.48, photo noise 0.32; norms ≈ 1.25–1.6 like dlib's), so
-nearest neighbours cluster the way real face encodings do (DESIGN §8).
+nearest neighbours cluster the way real face encodings do (docs/architecture.md §8).
 Queries are fresh photos of enrolled identities.
 
 For each size it times one query and a batch of 8 (best and median of

@@ -49,10 +49,12 @@ def child(args: argparse.Namespace) -> int:
     """A synthetic edge: Uplink + outbox, ``--count`` events at ``--rate``/s."""
     import logging
 
+    from oneeye.edge.runner import vitals_of
     from oneeye.edge.settings import EdgeSettings
     from oneeye.edge.uplink import Uplink
-    from oneeye.events import MatchEvent, utc_now
+    from oneeye.events import MatchEvent
     from oneeye.gallery import GalleryHolder
+    from oneeye.types import utc_now
 
     logging.basicConfig(level=os.environ.get("ONEEYE_LOG", "WARNING"),
                         format="child %(levelname)s %(name)s: %(message)s")
@@ -62,7 +64,7 @@ def child(args: argparse.Namespace) -> int:
         "outbox": {"path": args.outbox, "max_events": args.max_events},
         "health": {"interval_s": 3600},
     })
-    uplink = Uplink(settings, GalleryHolder(), lambda: {"fps": 0.0}).start()
+    uplink = Uplink(settings, lambda: vitals_of([], GalleryHolder(), None)).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     period = 1.0 / args.rate if args.rate > 0 else 0.0
@@ -310,11 +312,13 @@ def scenario_gallery(work: Path, rounds: int) -> dict[str, Any]:
     from oneeye import aws
     from oneeye import gallery as G
     from oneeye.edge.publishers import make_publisher
+    from oneeye.edge.runner import start_gallery_sync, vitals_of
     from oneeye.edge.settings import EdgeSettings
     from oneeye.edge.uplink import Uplink
-    from oneeye.events import GalleryEvent, utc_now
+    from oneeye.events import GalleryEvent
     from oneeye.gallery import GalleryHolder
     from oneeye.local.broker import EmbeddedBroker
+    from oneeye.types import utc_now
 
     moto_port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port)
@@ -334,7 +338,9 @@ def scenario_gallery(work: Path, rounds: int) -> dict[str, Any]:
                          "cache_dir": str(work / "galleries")},
         "health": {"interval_s": 3600}})
     holder = GalleryHolder()
-    uplink = Uplink(settings, holder, lambda: {}, publisher=make_publisher(settings)).start()
+    uplink = Uplink(settings, lambda: vitals_of([], holder, sync),
+                    publisher=make_publisher(settings)).start()
+    sync = start_gallery_sync(settings, holder, uplink)
     import paho.mqtt.client as paho
 
     pub = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="bench-indexer")
@@ -362,6 +368,8 @@ def scenario_gallery(work: Path, rounds: int) -> dict[str, Any]:
         latencies.append(time.monotonic() - t0)
     pub.loop_stop()
     uplink.close()
+    if sync is not None:
+        sync.stop()
     broker.stop()
     server.stop()
     row = {"scenario": "gallery update -> swap", "rounds": rounds,

@@ -43,7 +43,7 @@ __all__ = ["DashboardSettings", "create_app"]
 
 def create_app(settings: DashboardSettings | None = None, *, clock: Clock = time.time) -> Flask:
     """The dashboard app; ``clock`` (seconds since the epoch) times events, devices, retention."""
-    from dashboard import api, auth, desk, sns_endpoint
+    from dashboard import api, auth, desk, manage, sns_endpoint
     from dashboard.live import Live
     from dashboard.store import Store
     from dashboard.throttle import LoginThrottle, counters_for
@@ -59,8 +59,9 @@ def create_app(settings: DashboardSettings | None = None, *, clock: Clock = time
         MAX_CONTENT_LENGTH=512 * 1024,
         ONEEYE_CONFIRM_HOSTS=set(settings.confirm_hosts),
         ONEEYE_OFFLINE_AFTER_S=settings.offline_after_s,
-        ONEEYE_OUTBOX_PATH=settings.outbox_path,
+        ONEEYE_ALERT_OUTBOX_PATH=settings.alert_outbox_path,
         ONEEYE_HISTORY_LIMIT=settings.history_limit,
+        ONEEYE_VISIT_WINDOW_S=settings.visit_window_s,
     )
     store = Store(settings.resolved_database_url(), clock=clock)
     if not settings.websocket_compression:
@@ -80,7 +81,8 @@ def create_app(settings: DashboardSettings | None = None, *, clock: Clock = time
         app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]
             app.wsgi_app, settings.trusted_proxies, settings.proxy_hops)
     app.extensions["oneeye.live"] = Live(socketio)
-    for blueprint in (auth.bp, sns_endpoint.bp, api.bp, desk.bp):
+    app.extensions["oneeye.cloud"] = manage.Cloud.from_settings(settings)
+    for blueprint in (auth.bp, sns_endpoint.bp, api.bp, desk.bp, manage.bp):
         app.register_blueprint(blueprint)
     app.before_request(auth.load_user)
     app.before_request(auth.check_csrf)
@@ -91,6 +93,8 @@ def create_app(settings: DashboardSettings | None = None, *, clock: Clock = time
         log.warning("no allowed SNS topics configured: /sns will reject every message")
     store.purge(settings.retention_days)
     socketio.start_background_task(_purge_loop, socketio, store, settings.retention_days)
+    socketio.start_background_task(_offline_loop, socketio, store, app.extensions["oneeye.live"],
+                                   settings.offline_after_s)
     return app
 
 
@@ -154,6 +158,20 @@ def _purge_loop(socketio: SocketIO, store: Any, days: int) -> None:
             store.purge(days)
         except Exception:  # keep purging later; a failed purge loses nothing
             log.exception("retention purge failed")
+
+
+def _offline_loop(socketio: SocketIO, store: Any, live: Any, offline_after_s: float) -> None:
+    """Notice silent cameras within a third of ``offline_after_s`` (at most every 10 s)."""
+    from datetime import UTC, datetime
+
+    from dashboard.devices import sweep
+
+    while True:
+        socketio.sleep(min(max(offline_after_s / 3, 0.2), 10.0))
+        try:
+            sweep(store, live.emit, offline_after_s, datetime.fromtimestamp(store.clock(), UTC))
+        except Exception:  # the next sweep tries again; nothing is lost by waiting
+            log.exception("offline sweep failed")
 
 
 def _security_headers(resp: Response) -> Response:

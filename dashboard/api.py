@@ -1,7 +1,10 @@
-"""JSON API for the desk page: events (history, catch-up), devices, acknowledgements.
+"""JSON API of the desk page: events (history, catch-up), alerts, visits, devices,
+acknowledgements and verdicts.
 
-Every endpoint filters by the logged-in user's sites; an event of another site
-is answered exactly like one that does not exist (404).
+Every endpoint filters by the logged-in user's sites; an event of another site is
+answered exactly like one that does not exist (404). Times in and out are UTC
+(``oneeye.types``); the page shows them in the viewer's zone. Agency officers have
+no desk (their page is the case list), so these endpoints are for desk roles only.
 """
 
 from __future__ import annotations
@@ -13,13 +16,16 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 
-from dashboard.auth import login_required
-from oneeye.types import format_time, normalize_time, parse_time
+from dashboard import alerts
+from dashboard.localtime import day_bound, viewer_zone
+from dashboard.roles import DESK_ROLES, roles_required
+from oneeye.types import ALERT_KINDS, DESK_KINDS, VERDICTS, format_time, normalize_time, parse_time
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
 _DATETIME_LOCAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?")
-KINDS = ("customer_arrived", "missing_person_sighted", "device_status", "device_offline")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+KINDS = DESK_KINDS
 
 
 def time_arg(name: str) -> str | None:
@@ -44,49 +50,168 @@ def time_arg(name: str) -> str | None:
                                "2026-01-31T12:00:00Z or 2026-01-31T17:30:00+05:30")
 
 
-@bp.get("/events")
-@login_required
-def events() -> Response:
-    kind = request.args.get("kind") or None
-    if kind is not None and kind not in KINDS:
-        abort(400, description=f"kind must be one of {', '.join(KINDS)}")
-    limit_max = current_app.config["ONEEYE_HISTORY_LIMIT"]
+def day_or_time_arg(name: str) -> str | None:
+    """Like :func:`time_arg`, and also ``YYYY-MM-DD``: that day in the viewer's zone (the
+    review pages' date inputs; ``until`` is the day's last millisecond)."""
+    value = (request.args.get(name) or "").strip()
+    if _DATE.fullmatch(value):
+        return day_bound(value, end=name == "until", zone=viewer_zone())
+    return time_arg(name)
+
+
+def kinds_arg() -> tuple[str, ...] | None:
+    """``kind=a`` or ``kind=a,b`` (each a ``DeskKind``); None for all."""
+    raw = request.args.get("kind") or ""
+    wanted = tuple(k for k in raw.split(",") if k)
+    for kind in wanted:
+        if kind not in KINDS:
+            abort(400, description=f"kind must be one of {', '.join(KINDS)}")
+    return wanted or None
+
+
+def int_arg(name: str, default: int, *, low: int, high: int) -> int:
     try:
-        limit = min(int(request.args.get("limit", limit_max)), limit_max)
+        value = int(request.args.get(name, default))
     except ValueError:
-        abort(400, description="limit must be a number")
-    store = current_app.extensions["oneeye.store"]
-    rows = store.events(g.user["sites"], after=request.args.get("after") or None,
-                        person=(request.args.get("person") or "").strip()[:64] or None,
-                        since=time_arg("since"), until=time_arg("until"), kind=kind,
-                        unacked=request.args.get("unacked") == "1", limit=max(limit, 1))
-    return jsonify({"events": rows})
+        abort(400, description=f"{name} must be a number")
+    return min(max(value, low), high)
+
+
+def present(record: dict[str, Any]) -> dict[str, Any]:
+    """A stored record as the page gets it: plus the match's plain-language ``strength``."""
+    match = record.get("event", {}).get("match")
+    if isinstance(match, dict) and "distance" in match and "margin" in match:
+        return {**record, "strength": alerts.strength(float(match["distance"]),
+                                                      float(match["margin"]))}
+    return record
+
+
+def _store() -> Any:
+    return current_app.extensions["oneeye.store"]
+
+
+@bp.get("/events")
+@roles_required(*DESK_ROLES)
+def events() -> Response:
+    """Newest first (``offset`` pages), or after an event id in arrival order (catch-up:
+    page with the last id until fewer than ``limit`` come back)."""
+    limit_max = current_app.config["ONEEYE_HISTORY_LIMIT"]
+    limit = int_arg("limit", limit_max, low=1, high=limit_max)
+    rows = _store().events(g.user["sites"], after=request.args.get("after") or None,
+                           person=(request.args.get("person") or "").strip()[:64] or None,
+                           person_id=request.args.get("person_id") or None,
+                           since=time_arg("since"), until=time_arg("until"), kinds=kinds_arg(),
+                           unacked=request.args.get("unacked") == "1",
+                           offset=int_arg("offset", 0, low=0, high=10**9), limit=limit)
+    return jsonify({"events": [present(r) for r in rows], "limit": limit})
+
+
+@bp.get("/alerts")
+@roles_required(*DESK_ROLES)
+def open_alerts() -> Response:
+    """Every open alert, one group per case or device (``dashboard.alerts``)."""
+    store = _store()
+    records = store.open_alerts(g.user["sites"])
+    groups = alerts.group_alerts([present(r) for r in records], store.last_acks(
+        g.user["sites"], sorted({alerts.subject_of(r) for r in records})))
+    return jsonify({"alerts": groups})
+
+
+@bp.post("/alerts/ack")
+@roles_required(*DESK_ROLES)
+def acknowledge_alert() -> Response:
+    """``{kind, subject, upto_seq}``: one Acknowledge for a banner's whole group."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or body.get("kind") not in ALERT_KINDS \
+            or not isinstance(body.get("subject"), str) \
+            or not isinstance(body.get("upto_seq"), int):
+        abort(400, description="send {kind, subject, upto_seq} of the banner")
+    store = _store()
+    user = g.user["name"]
+    acked = store.acknowledge_group(g.user["sites"], body["kind"], body["subject"],
+                                    body["upto_seq"], user)
+    if not acked:
+        abort(404, description="no open alert like that")
+    at = store.get_event(acked[0])["ack"]["at"]
+    sites = sorted({store.get_event(e)["site_id"] for e in acked})
+    for site in sites:
+        store.audit(user, "acknowledged", body["subject"], site_id=site, kind=body["kind"],
+                    events=len(acked), upto_seq=body["upto_seq"])
+        current_app.extensions["oneeye.live"].emit("alert_ack", {
+            "kind": body["kind"], "subject": body["subject"], "site_id": site,
+            "upto_seq": body["upto_seq"], "by": user, "at": at, "event_ids": acked})
+    log.info("%s acknowledged %d %s alert(s) about %s", user, len(acked), body["kind"],
+             body["subject"])
+    return jsonify({"kind": body["kind"], "subject": body["subject"], "by": user, "at": at,
+                    "event_ids": acked})
+
+
+@bp.get("/arrivals")
+@roles_required(*DESK_ROLES)
+def arrivals() -> Response:
+    """Recent customer visits, one per customer within the visit window, newest first."""
+    window = current_app.config["ONEEYE_VISIT_WINDOW_S"]
+    limit = int_arg("limit", 24, low=1, high=200)
+    rows = _store().events(g.user["sites"], kinds=("customer_arrived",), limit=limit * 4)
+    visits = alerts.group_visits([present(r) for r in rows], window)[:limit]
+    return jsonify({"visits": visits, "window_s": window})
 
 
 @bp.get("/devices")
-@login_required
+@roles_required(*DESK_ROLES)
 def devices() -> Response:
-    store = current_app.extensions["oneeye.store"]
+    """Cameras of the user's sites. ``fps`` is null when the device is not online (a
+    frozen figure would look healthy)."""
     offline_after = current_app.config["ONEEYE_OFFLINE_AFTER_S"]
-    now = datetime.fromtimestamp(store.clock(), UTC)
+    now = datetime.fromtimestamp(_store().clock(), UTC)
     out: list[dict[str, Any]] = []
-    for row in store.devices(g.user["sites"]):
-        seen = parse_time(row["last_seen"])
-        age = (now - seen).total_seconds()
+    for row in _store().devices(g.user["sites"]):
+        row.pop("health", None)
+        age = (now - parse_time(row["last_seen"])).total_seconds()
         online = row["state"] == "online" and age <= offline_after
-        out.append({**row, "online": online, "age_s": round(age, 1)})
+        out.append({**row, "online": online, "age_s": round(age, 1),
+                    "fps": row["fps"] if online else None})
     return jsonify({"devices": out, "offline_after_s": offline_after,
                     "server_time": format_time(now)})
 
 
-@bp.post("/events/<event_id>/ack")
-@login_required
-def acknowledge(event_id: str) -> Response:
-    store = current_app.extensions["oneeye.store"]
-    record = store.get_event(event_id)
+def _own_event(event_id: str) -> dict[str, Any]:
+    record: dict[str, Any] | None = _store().get_event(event_id)
     if record is None or record["site_id"] not in g.user["sites"]:
         abort(404)
-    ack = store.acknowledge(event_id, g.user["name"])
+    return record
+
+
+@bp.post("/events/<event_id>/ack")
+@roles_required(*DESK_ROLES)
+def acknowledge(event_id: str) -> Response:
+    record = _own_event(event_id)
+    ack = _store().acknowledge(event_id, g.user["name"])
+    _store().audit(g.user["name"], "acknowledged", event_id, site_id=record["site_id"],
+                   kind=record["kind"])
     log.info("event %s acknowledged by %s", event_id, ack["by"])
-    current_app.extensions["oneeye.live"].publish_ack(record["site_id"], ack)
+    current_app.extensions["oneeye.live"].emit("ack", {**ack, "site_id": record["site_id"]})
     return jsonify(ack)
+
+
+@bp.post("/events/<event_id>/feedback")
+@roles_required(*DESK_ROLES)
+def feedback(event_id: str) -> Response:
+    """``{verdict: confirmed | rejected}`` on a sighting, recorded with who and when."""
+    record = _own_event(event_id)
+    body = request.get_json(silent=True)
+    verdict = body.get("verdict") if isinstance(body, dict) else None
+    if verdict not in VERDICTS:
+        abort(400, description=f"verdict must be one of {', '.join(VERDICTS)}")
+    if not record["event"].get("match"):
+        abort(400, description="only a sighting (with a match) takes a verdict")
+    store = _store()
+    given = store.give_verdict(event_id, verdict, g.user["name"])
+    match = record["event"]["match"]
+    store.audit(g.user["name"], verdict, event_id, site_id=record["site_id"],
+                person_id=match.get("person_id"), camera_id=match.get("camera_id"),
+                watchlist=match.get("watchlist"))
+    log.info("event %s %s by %s", event_id, verdict, g.user["name"])
+    current_app.extensions["oneeye.live"].emit("feedback", {**given,
+                                                            "site_id": record["site_id"]})
+    return jsonify(given)

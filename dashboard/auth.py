@@ -1,8 +1,14 @@
 """Login, sessions, CSRF and the ``next`` redirect (throttling: ``dashboard.throttle``).
 
-Passwords are argon2id hashes (argon2-cffi). The session cookie holds only the
-user name and a CSRF token, signed with the secret key; it is HttpOnly,
-SameSite=Lax and Secure unless the settings turn that off for local http.
+Passwords are argon2id hashes (argon2-cffi). The session cookie holds only a
+``login_id`` and a CSRF token, signed with the secret key; it is HttpOnly,
+SameSite=Lax and Secure unless the settings turn that off for local http. The
+``login_id`` names a row of the store's ``logins`` table, the session's only user
+record: logout ends that row, so a copied cookie stops working too.
+
+Login throttling: failed attempts are counted per (client address, user name) and
+per client address in a sliding window (``login_attempts`` per ``login_window_s``,
+in-process); a blocked login answers 429 without checking the password.
 
 CSRF: every form carries the session's token in ``csrf_token``; JSON calls send
 it in the ``X-CSRF-Token`` header. ``/sns`` is exempt (it is authenticated by

@@ -1,48 +1,158 @@
-"""Server-rendered pages: the live desk, history, the local-mode outbox; /healthz."""
+"""Server-rendered pages: the live desk, the review pages (history, camera events, one
+person, CSV export), the local-mode alert outbox; /healthz."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from werkzeug.wrappers import Response as WerkzeugResponse
 
+from dashboard.api import day_or_time_arg, int_arg, kinds_arg, present
 from dashboard.auth import login_required
+from dashboard.localtime import local, viewer_zone
+from dashboard.roles import DESK_ROLES, roles_required
+from oneeye.types import DEVICE_KINDS, SIGHTING_KINDS, is_id
 
 log = logging.getLogger(__name__)
 bp = Blueprint("desk", __name__)
-OUTBOX_MAX = 200
+ALERTS_MAX = 200
+PAGE = 50
+CSV_MAX = 5000
+
+
+@bp.app_template_filter("local")
+def _local(value: str | None) -> str:
+    return local(value)
 
 
 @bp.get("/")
-@login_required
+@roles_required(*DESK_ROLES)
 def index() -> str:
     return render_template("desk.html", offline_after_s=current_app.config[
-        "ONEEYE_OFFLINE_AFTER_S"])
+        "ONEEYE_OFFLINE_AFTER_S"], page_size=current_app.config["ONEEYE_HISTORY_LIMIT"])
+
+
+def _review(view: str, *, person_id: str | None = None) -> dict[str, Any]:
+    """The filtered, paged events of a review page (history, camera events, one person)."""
+    store = current_app.extensions["oneeye.store"]
+    kinds = kinds_arg() or (SIGHTING_KINDS if view == "sightings" else DEVICE_KINDS)
+    if view == "sightings" and not set(kinds) <= set(SIGHTING_KINDS):
+        kinds = SIGHTING_KINDS
+    limit = int_arg("limit", PAGE, low=1, high=current_app.config["ONEEYE_HISTORY_LIMIT"])
+    offset = int_arg("offset", 0, low=0, high=10**9)
+    filters: dict[str, Any] = {
+        "person": (request.args.get("person") or "").strip()[:64] or None,
+        "since": day_or_time_arg("since"), "until": day_or_time_arg("until"), "kinds": kinds,
+        "person_id": person_id}
+    rows = store.events(g.user["sites"], offset=offset, limit=limit, **filters)
+    args = {k: v for k, v in request.args.items() if k != "offset"}
+
+    def page_url(at: int) -> str:
+        return f"{request.path}?{urlencode({**args, 'offset': max(at, 0)})}"
+
+    return {"events": [present(r) for r in rows], "offset": offset, "limit": limit,
+            "total": store.count_events(g.user["sites"], **filters), "view": view,
+            "zone": viewer_zone().key, "page_url": page_url,
+            "kinds": SIGHTING_KINDS if view == "sightings" else DEVICE_KINDS,
+            "csv_url": url_for("desk.export") + "?" + urlencode(
+                {**args, "view": view, **({"person_id": person_id} if person_id else {})})}
 
 
 @bp.get("/history")
-@login_required
+@roles_required(*DESK_ROLES)
 def history() -> str:
-    from dashboard.api import KINDS, time_arg
+    """Sightings by default; camera events are their own view (``/history/cameras``)."""
+    return render_template("history.html", **_review("sightings"))
 
-    kind = request.args.get("kind") or None
+
+@bp.get("/history/cameras")
+@roles_required(*DESK_ROLES)
+def devices() -> str:
+    return render_template("history.html", **_review("devices"))
+
+
+@bp.get("/people/<person_id>")
+@roles_required(*DESK_ROLES)
+def person(person_id: str) -> str:
+    """Every sighting of one customer or case."""
+    if not is_id(person_id):
+        abort(404)
+    review = _review("sightings", person_id=person_id)
+    names = [((r["event"].get("customer") or r["event"].get("case") or {}).get("name"))
+             for r in review["events"]]
+    return render_template("person.html", person_id=person_id,
+                           name=next((n for n in names if n), None), **review)
+
+
+@bp.get("/history.csv")
+@roles_required(*DESK_ROLES)
+def export() -> Response:
+    """The review's filters as CSV (up to ``CSV_MAX`` rows): UTC and the viewer's time."""
+    view = request.args.get("view", "sightings")
+    kinds = kinds_arg() or (DEVICE_KINDS if view == "devices" else SIGHTING_KINDS)
     rows = current_app.extensions["oneeye.store"].events(
         g.user["sites"], person=(request.args.get("person") or "").strip()[:64] or None,
-        since=time_arg("since"), until=time_arg("until"),
-        kind=kind if kind in KINDS else None, limit=current_app.config["ONEEYE_HISTORY_LIMIT"])
-    return render_template("history.html", events=rows, kinds=KINDS)
+        person_id=request.args.get("person_id") or None, since=day_or_time_arg("since"),
+        until=day_or_time_arg("until"), kinds=kinds, limit=CSV_MAX)
+    zone = viewer_zone()
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["observed_at_utc", f"observed_at_local ({zone.key})", "kind", "site_id",
+                     "camera_id", "person_id", "name", "distance", "margin", "acknowledged_by",
+                     "acknowledged_at_utc", "verdict", "verdict_by", "event_id"])
+    for r in rows:
+        e = r["event"]
+        m = e.get("match") or {}
+        who = e.get("customer") or e.get("case") or {}
+        writer.writerow([_cell(v) for v in (
+            r["observed_at"], local(r["observed_at"], zone), r["kind"], r["site_id"],
+            m.get("camera_id") or e.get("device_id") or "", m.get("person_id", ""),
+            who.get("name", ""), m.get("distance", ""), m.get("margin", ""),
+            (r["ack"] or {}).get("by", ""), (r["ack"] or {}).get("at", ""),
+            (r["feedback"] or {}).get("verdict", ""), (r["feedback"] or {}).get("by", ""),
+            r["event_id"])])
+    return Response(out.getvalue(), mimetype="text/csv", headers={
+        "Content-Disposition": "attachment; filename=oneeye-history.csv"})
+
+
+def _cell(value: Any) -> Any:
+    """No formula injection: a spreadsheet must not run a name like ``=HYPERLINK(…)``."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+@bp.get("/alerts")
+@login_required
+def alerts() -> str:
+    path: Path | None = current_app.config["ONEEYE_ALERT_OUTBOX_PATH"]
+    return render_template("alerts.html", path=path,
+                           messages=read_alert_outbox(path, g.user["sites"]))
 
 
 @bp.get("/outbox")
-@login_required
-def outbox() -> str:
-    path: Path | None = current_app.config["ONEEYE_OUTBOX_PATH"]
-    return render_template("outbox.html", path=path,
-                           messages=read_outbox(path, g.user["sites"]))
+def outbox() -> WerkzeugResponse:
+    """The page's old address (kept for one release)."""
+    return redirect(url_for("desk.alerts"), code=308)
 
 
 @bp.get("/healthz")
@@ -57,7 +167,7 @@ def healthz() -> tuple[Response, int]:
                     "user": g.user["name"] if g.get("user") else None}), 200 if ok else 503
 
 
-def read_outbox(path: Path | None, sites: Sequence[str]) -> list[dict[str, Any]]:
+def read_alert_outbox(path: Path | None, sites: Sequence[str]) -> list[dict[str, Any]]:
     """Newest-first messages of ``sites`` from a JSON-lines file or a directory of them.
 
     A line shows only if its ``site_id`` is one of ``sites``: alerts carry names,
@@ -72,7 +182,7 @@ def read_outbox(path: Path | None, sites: Sequence[str]) -> list[dict[str, Any]]
         try:
             lines = file.read_text(errors="replace").splitlines()
         except OSError as exc:
-            log.warning("outbox: cannot read %s: %s", file, exc)
+            log.warning("alert outbox: cannot read %s: %s", file, exc)
             continue
         for line in lines:
             if not line.strip():
@@ -83,4 +193,4 @@ def read_outbox(path: Path | None, sites: Sequence[str]) -> list[dict[str, Any]]
                 continue
             if isinstance(item, dict) and item.get("site_id") in sites:
                 out.append(item)
-    return out[::-1][:OUTBOX_MAX]
+    return out[::-1][:ALERTS_MAX]

@@ -7,8 +7,11 @@ so an event reaches only the desks of its site. With ``message_queue`` set
 load balancer delivers it to its own clients.
 
 Events sent to browsers: ``desk_event`` (a stored event record, as returned by
-``/api/events``), ``ack`` (``{event_id, by, at}``) and ``logged_out`` (the login
-ended; the page goes to the login form). Each socket also joins
+``/api/events``), ``ack`` (``{event_id, by, at}``), ``alert_ack`` (a banner's group
+acknowledged: ``{kind, subject, upto_seq, by, at, event_ids}``), ``feedback`` (a
+verdict ``{event_id, verdict, by, at}``), ``device`` (a camera's row changed: the
+panel refreshes) and ``logged_out`` (the login ended; the page goes to the login
+form). Each socket also joins
 ``login:<login_id>`` so a logout reaches every tab of that login.
 """
 
@@ -38,7 +41,15 @@ class Live:
         socketio.on_event("disconnect", self._on_disconnect)
 
     def publish(self, record: dict[str, Any]) -> None:
-        self.socketio.emit("desk_event", record, to=room(record["site_id"]))
+        self.emit("desk_event", record)
+
+    def emit(self, name: str, payload: dict[str, Any]) -> None:
+        """Send ``payload`` (which names its ``site_id``) to the desks of that site."""
+        if name == "desk_event":
+            from dashboard.api import present
+
+            payload = present(payload)
+        self.socketio.emit(name, payload, to=room(str(payload["site_id"])))
 
     def publish_ack(self, site_id: str, ack: dict[str, Any]) -> None:
         self.socketio.emit("ack", ack, to=room(site_id))

@@ -8,18 +8,34 @@ The Flask secret key is never in the repo: it comes from ``secret_key``, from
 the dashboard runs behind a load balancer). The local stack serves plain HTTP on
 127.0.0.1 and turns it off explicitly; a browser would otherwise never send the
 session cookie back and every login would appear to fail.
+
+``alert_outbox_path`` was called ``outbox_path`` until 0.1: the old key is still
+accepted for one release, with a ``DeprecationWarning`` (the edge's event outbox is
+a different thing).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, model_validator
 
 from oneeye.config import StrictModel
+
+
+class CloudSettings(StrictModel):
+    """The cloud resources the management screens use, with the dashboard's own AWS
+    credentials (least privilege: cloud/README.md lists the actions)."""
+
+    bucket: str = Field("", description="ONEEYE_BUCKET: customer photos go to "
+                        "uploads/customers/, verdicts come from status/")
+    cases_table: str = Field("", description="CASES_TABLE: case list and close")
+    indexer_queue_url: str = Field("", description="INDEXER_QUEUE_URL: removal commands "
+                                   "(closed case, removed customer)")
 
 
 class DashboardSettings(StrictModel):
@@ -71,9 +87,26 @@ class DashboardSettings(StrictModel):
     tls_cert: Path | None = Field(None, description="PEM certificate chain: serve HTTPS "
                                   "directly (else terminate TLS at a proxy)")
     tls_key: Path | None = Field(None, description="PEM private key for tls_cert")
-    outbox_path: Path | None = Field(None, description="Local-mode email/SMS outbox "
-                                     "(JSON lines file or directory of them)")
+    alert_outbox_path: Path | None = Field(
+        None, description="Local-mode alert outbox: the email/SMS the local stack would have "
+        "sent (JSON lines file or directory of them); the old key outbox_path still works")
     history_limit: int = Field(200, ge=1, le=5000, description="Max events per API page")
+    visit_window_s: float = Field(900, gt=0, description="Arrivals of one customer less "
+                                  "than this apart are one visit (one card)")
+    cloud: CloudSettings = Field(default_factory=CloudSettings, description=
+                                 "Where the management screens find the cloud (empty: "
+                                 "screens say they are not connected)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "outbox_path" in data:
+            warnings.warn("dashboard setting outbox_path is now alert_outbox_path; the old "
+                          "name goes in the next release", DeprecationWarning, stacklevel=2)
+            data = dict(data)
+            old = data.pop("outbox_path")
+            data.setdefault("alert_outbox_path", old)
+        return data
 
     @model_validator(mode="after")
     def _tls_pair(self) -> DashboardSettings:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from dashboard import devices
 from oneeye import sns
 from oneeye.errors import EventError, SignatureError
 from oneeye.events import DESK, DeskEvent, parse
@@ -91,10 +92,18 @@ def _notification(msg: dict[str, Any]) -> tuple[Response, int]:
         log.warning("sns: event %s site %s differs from attribute %r", event.event_id,
                     event.site_id, attr.get("Value"))
         return _reply(400, "site_id attribute does not match the event")
-    record = current_app.extensions["oneeye.store"].add_event(event)
+    store, live = current_app.extensions["oneeye.store"], current_app.extensions["oneeye.live"]
+    if event.kind == "device_status":  # state, not an event: only transitions are stored
+        devices.health(store, live.emit, event)
+        return _reply(200, "device updated", event_id=event.event_id)
+    if event.kind in ("device_offline", "device_online"):
+        record = devices.transition(store, live.emit, event)
+    else:
+        record = store.add_event(event)
+        if record is not None:
+            live.publish(record)
     if record is None:
         log.info("sns: duplicate event %s ignored", event.event_id)
         return _reply(200, "duplicate", event_id=event.event_id)
-    current_app.extensions["oneeye.live"].publish(record)
     log.info("sns: %s %s for site %s", event.kind, event.event_id, event.site_id)
     return _reply(200, "stored", event_id=event.event_id)

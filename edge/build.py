@@ -1,36 +1,81 @@
 """Custom GDK build (``gdk component build`` runs this from edge/).
 
-Bundles the one ``oneeye`` package, ``main.py`` and a requirements file into
-``greengrass-build/artifacts/<name>/<version>/oneeye-edge.zip`` and copies the recipe
-to ``greengrass-build/recipes/``; ``gdk component publish`` then uploads the zip
-and rewrites the artifact URI. Nothing is copied into the repository itself
-(``greengrass-build/`` is gitignored). Usable without GDK: ``python3 edge/build.py``.
+Bundles ``main.py``, the part of the ``oneeye`` package the device runs and a
+requirements file into ``greengrass-build/artifacts/<name>/<version>/oneeye-edge.zip``
+and copies the recipe to ``greengrass-build/recipes/``; ``gdk component publish`` then
+uploads the zip and rewrites the artifact URI. Nothing is copied into the repository
+itself (``greengrass-build/`` is gitignored). Usable without GDK: ``python3 edge/build.py``.
+
+The artifact holds what the device runs and nothing else:
+
+- the modules: every ``oneeye`` module that ``main.py`` imports, directly or through
+  other modules (read from the source, so a new import is bundled without a list to
+  keep; the cloud, the local stack, the CLI, ANN and the video synthesiser stay out);
+- the requirements: the ``edge`` extra of ``pyproject.toml``.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 ARTIFACT = "oneeye-edge.zip"
-#: What the edge imports at run time (the cloud/dashboard extras stay out of the device).
-REQUIREMENTS = [
-    "numpy>=1.26", "Pillow>=10", "opencv-python-headless>=4.8", "dlib-bin>=19.24",
-    "face_recognition_models>=0.3.0", "Click>=8", "pydantic>=2.6", "PyYAML>=6",
-    "boto3>=1.34", "awsiotsdk>=1.21", "awscrt>=0.20",
-]
-EXCLUDE_DIRS = {"__pycache__", "local", "commands"}
+ENTRY = HERE / "main.py"
 
 
 def component() -> tuple[str, str]:
     config = json.loads((HERE / "gdk-config.json").read_text())
     ((name, spec),) = config["component"].items()
     return name, spec["version"]
+
+
+def requirements() -> list[str]:
+    """The ``edge`` extra of ``pyproject.toml``: the device's third-party packages."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    return list(project["optional-dependencies"]["edge"])
+
+
+def _module_file(name: str) -> Path | None:
+    base = REPO.joinpath(*name.split("."))
+    for candidate in (base / "__init__.py", base.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def modules(entry: Path = ENTRY) -> list[Path]:
+    """Every ``oneeye`` source file ``entry`` imports, transitively (function-level
+    imports included), with the ``__init__.py`` of each package on the way."""
+    seen: set[Path] = set()
+    todo = [entry]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            else:
+                continue
+            for name in names:
+                parts = name.split(".")
+                if parts[0] != "oneeye":
+                    continue
+                for i in range(1, len(parts) + 1):
+                    found = _module_file(".".join(parts[:i]))
+                    if found is not None:
+                        todo.append(found)
+    return sorted(p for p in seen if p != entry)
 
 
 def build(out: Path = HERE / "greengrass-build") -> Path:
@@ -41,13 +86,10 @@ def build(out: Path = HERE / "greengrass-build") -> Path:
         d.mkdir(parents=True, exist_ok=True)
     target = artifacts / ARTIFACT
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.write(HERE / "main.py", "main.py")
-        zf.writestr("requirements.txt", "\n".join(REQUIREMENTS) + "\n")
-        for path in sorted((REPO / "oneeye").rglob("*")):
-            rel = path.relative_to(REPO)
-            if path.is_dir() or EXCLUDE_DIRS & set(rel.parts) or path.suffix == ".pyc":
-                continue
-            zf.write(path, str(rel))
+        zf.write(ENTRY, "main.py")
+        zf.writestr("requirements.txt", "\n".join(requirements()) + "\n")
+        for path in modules():
+            zf.write(path, path.relative_to(REPO).as_posix())
     shutil.copy(HERE / "recipe.yaml", recipes / "recipe.yaml")
     return target
 

@@ -50,8 +50,8 @@ def main() -> int:
     follower = ConfigFollower(ipc, settings, stop)
     follower.start()
 
-    def uplink_factory(s: Any, holder: Any, metrics: Any) -> Uplink:
-        return Uplink(s, holder, metrics, publisher=make_publisher(s, ipc_client=ipc))
+    def uplink_factory(s: Any, vitals: Any) -> Uplink:
+        return Uplink(s, vitals, publisher=make_publisher(s, ipc_client=ipc))
 
     try:
         while True:

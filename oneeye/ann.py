@@ -30,17 +30,13 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from oneeye.errors import GalleryError
+from oneeye.errors import AnnUnavailable, GalleryError
 from oneeye.gallery import ENCODING_DIM, MAX_MARGIN, Candidate, DecisionRule, Gallery, Match
 
 log = logging.getLogger(__name__)
 
 IndexKind = Literal["ivf", "hnsw"]
 INSTALL_HINT = "pip install 'oneeye[ann]' (or: pip install faiss-cpu)"
-
-
-class AnnUnavailable(GalleryError):
-    """faiss is not installed, so no ANN index can be built."""
 
 
 def _faiss() -> Any:

@@ -20,7 +20,7 @@ COMMAND_MODULES = [
     "oneeye.commands.dashboard",
     "oneeye.commands.edge",
     "oneeye.commands.up",
-    "oneeye.commands.outbox",
+    "oneeye.commands.alerts",
     "oneeye.commands.amber",
 ]
 

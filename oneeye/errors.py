@@ -8,6 +8,8 @@ exceptions and are allowed to crash tests.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class OneEyeError(Exception):
     """Base class of every error OneEye raises on purpose."""
@@ -69,3 +71,66 @@ class BrokerError(OneEyeError):
 
 class SourceError(OneEyeError):
     """A video source (camera, stream, file, folder) cannot be opened or read."""
+
+
+class AnnUnavailable(GalleryError):
+    """faiss is not installed, so no ANN index can be built."""
+
+
+class PhotoRejected(OneEyeError):
+    """A photo cannot be uploaded as it is (unreadable, not an image, too large).
+
+    ``reason`` is the same machine-readable code the upload status uses.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+# --- the cloud -------------------------------------------------------------------------
+
+
+class ApiError(OneEyeError):
+    """A request the API refuses: ``status`` (4xx), ``code`` for machines, message for people."""
+
+    def __init__(self, status: int, code: str, message: str, *,
+                 headers: dict[str, str] | None = None, details: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.headers = headers or {}
+        self.details = details
+
+
+class NotifyError(OneEyeError):
+    """The gallery update could not be published."""
+
+
+class CustomerNotFound(OneEyeError):
+    """The customer API answered 404 for this id."""
+
+
+class CustomerApiUnavailable(OneEyeError):
+    """The customer API could not be reached or gave no usable answer after retries."""
+
+
+class AwsError(OneEyeError):
+    """An AWS answer that callers act on, mapped from botocore's ``ClientError`` at the
+    boundary (:func:`oneeye.aws.errors`). ``code`` is AWS's error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class NotFound(AwsError):
+    """The object, key, table or resource does not exist (S3 404, ``NoSuchKey`` …)."""
+
+
+class ConditionFailed(AwsError):
+    """A conditional write's condition was false (``ConditionalCheckFailedException``)."""
+
+
+class AlreadyExists(AwsError):
+    """A create found the resource already there (``BucketAlreadyOwnedByYou`` …)."""

@@ -1,4 +1,4 @@
-"""The message contracts between edge, cloud and dashboard (DESIGN §3).
+"""The message contracts between edge, cloud and dashboard (docs/architecture.md, "Contracts").
 
 Every message is a JSON object with ``"schema": "oneeye.<kind>/<major>"`` and a
 sortable ``event_id``. :func:`parse` is the one way in: it dispatches on the
@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from oneeye.errors import EventError
 from oneeye.ids import new_id
 from oneeye.types import (
+    BBox,
     CameraState,
     DeskKind,
     Id,
@@ -42,9 +43,6 @@ DESK: Final = "oneeye.desk/1"
 #: IoT Core's limit is 128 KB; we stay far below it so a snapshot never bounces.
 MAX_EVENT_BYTES = 100 * 1024
 
-#: Kept for the modules that still say ``Token``; the grammar is :data:`oneeye.types.Id`.
-Token = Id
-
 
 class _Event(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=False)
@@ -60,18 +58,24 @@ class _Event(BaseModel):
 
 
 class MatchEvent(_Event):
-    """``oneeye.match/1``: the edge recognised an enrolled person (edge → cloud)."""
+    """``oneeye.match/1``: the edge recognised an enrolled person (edge → cloud).
+
+    ``person_id`` is the enrolled identity's id in ``watchlist``: a bank customer id for
+    ``customers``, and **the case id** (``MP-2026-0001``) for ``missing`` — a missing
+    person is enrolled under their case, so the cloud looks the case up by this field.
+    Every id field follows the one id grammar (:data:`oneeye.types.ID_PATTERN`).
+    """
 
     schema_: Literal["oneeye.match/1"] = Field(MATCH, alias="schema")
-    device_id: Token
-    site_id: Token
-    camera_id: Token
+    device_id: Id
+    site_id: Id
+    camera_id: Id
     observed_at: UtcTimestamp
-    person_id: Token
+    person_id: Id
     watchlist: Watchlist
     distance: float = Field(ge=0, le=2)
     margin: float = Field(ge=0, le=2)
-    bbox: tuple[int, int, int, int] = Field(description="[top, right, bottom, left], source px")
+    bbox: BBox = Field(description="[top, right, bottom, left], source px")
     track_id: int = Field(ge=0)
     frames_seen: int = Field(ge=1)
     gallery_version: int = Field(ge=0)
@@ -88,13 +92,47 @@ class LatencyStats(BaseModel):
     p95: float | None = None
 
 
+#: Longest free-text field of ``oneeye.health/1`` (an error message); producers cut theirs
+#: to this where they make it, so a long error can never make the heartbeat invalid.
+MAX_ERROR_CHARS: Final = 500
+
+
+def clip(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """``text`` cut to ``limit`` characters (an ellipsis marks the cut), for capped fields."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class CameraHealth(BaseModel):
+    """One camera in ``oneeye.health/1`` ``cameras`` (added within version 1).
+
+    ``fps`` counts frames actually received in the health window (absent when none
+    arrived); ``frame_age_ms`` is the age of the newest frame at ``sent_at``, so it
+    grows while a camera is frozen; ``dropped_frames`` counts frames skipped because
+    processing was busy (newest frame wins), since the start.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    state: CameraState
+    fps: float | None = Field(None, ge=0)
+    frame_age_ms: float | None = Field(None, ge=0)
+    dropped_frames: int = Field(0, ge=0)
+    open_tracks: int = Field(0, ge=0)
+    reconnects: int = Field(0, ge=0)
+
+
 class HealthEvent(_Event):
-    """``oneeye.health/1``: a device's vital signs, every 30 s (edge → cloud)."""
+    """``oneeye.health/1``: a device's vital signs, every 30 s (edge → cloud).
+
+    ``cameras`` reports every camera of the device. The top-level ``camera_id``,
+    ``camera_state``, ``fps`` and ``frame_age_ms`` (kept for consumers that predate
+    ``cameras``) describe the camera most in need of attention: the worst state, then
+    the oldest frame. ``fps`` is 0 when that camera delivers nothing.
+    """
 
     schema_: Literal["oneeye.health/1"] = Field(HEALTH, alias="schema")
-    device_id: Token
-    site_id: Token
-    camera_id: Token
+    device_id: Id
+    site_id: Id
+    camera_id: Id
     sent_at: UtcTimestamp
     uptime_s: float = Field(ge=0)
     fps: float = Field(ge=0)
@@ -109,10 +147,11 @@ class HealthEvent(_Event):
     outbox_rejected: int = Field(0, ge=0, description="events IoT Core refused (not retried)")
     gallery_sync_applied: int = Field(0, ge=0)
     gallery_sync_failures: int = Field(0, ge=0)
-    gallery_sync_last_error: str | None = Field(None, max_length=500)
+    gallery_sync_last_error: str | None = Field(None, max_length=MAX_ERROR_CHARS)
     snapshots_trimmed: int = Field(0, ge=0, description="events sent without their snapshot "
                                    "to stay under the size limit")
     health_failed: int = Field(0, ge=0, description="health messages that failed to send")
+    cameras: dict[Id, CameraHealth] | None = Field(None, description="every camera, by id")
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
@@ -128,7 +167,8 @@ class GalleryEvent(_Event):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     published_at: UtcTimestamp
     change: Literal["added", "removed", "rebuilt"] = "rebuilt"
-    person_id: Token | None = None
+    person_id: Id | None = Field(None, description="who was added or removed; for the "
+                                 "missing watchlist this is the case id")
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
@@ -145,11 +185,11 @@ class DeskEvent(_Event):
 
     schema_: Literal["oneeye.desk/1"] = Field(DESK, alias="schema")
     kind: DeskKind
-    site_id: Token
+    site_id: Id
     observed_at: UtcTimestamp
     message: str = Field("", max_length=500)
     degraded: bool = False
-    device_id: Token | None = None
+    device_id: Id | None = None
     match: MatchEvent | None = None
     customer: dict[str, Any] | None = None
     case: dict[str, Any] | None = None

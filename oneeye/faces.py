@@ -12,6 +12,7 @@ Images are RGB ``uint8`` arrays of shape ``(height, width, 3)``. Boxes are
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -101,9 +102,13 @@ def detect(
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         work = np.ascontiguousarray(cv2.resize(image, size, interpolation=interp))
-    boxes = _face_recognition().face_locations(
-        work, number_of_times_to_upsample=upsample, model=model
-    )
+    if model == "hog":
+        boxes = [(r.top(), r.right(), r.bottom(), r.left())
+                 for r in _hog_detector()(work, upsample)]
+    else:
+        boxes = _face_recognition().face_locations(
+            work, number_of_times_to_upsample=upsample, model=model
+        )
     h, w = image.shape[:2]
     out: list[BBox] = []
     for top, right, bottom, left in boxes:
@@ -111,6 +116,22 @@ def detect(
             top, right, bottom, left = (round(v / scale) for v in (top, right, bottom, left))
         out.append(_clip((int(top), int(right), int(bottom), int(left)), h, w))
     return out
+
+
+_thread = threading.local()
+
+
+def _hog_detector() -> Any:
+    """This thread's dlib HOG detector. dlib releases the GIL while it detects, and one
+    detector object is not safe to use from two threads at once: two cameras' threads
+    sharing face_recognition's module-level detector crashed the process (SIGSEGV)."""
+    detector = getattr(_thread, "hog", None)
+    if detector is None:
+        _face_recognition()   # the same dlib, imported the same way
+        import dlib
+
+        detector = _thread.hog = dlib.get_frontal_face_detector()
+    return detector
 
 
 def _clip(box: BBox, height: int, width: int) -> BBox:

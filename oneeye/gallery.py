@@ -2,7 +2,7 @@
 
 A :class:`Gallery` is one watchlist (``customers`` or ``missing``) at one version:
 float32 encodings grouped by ``person_id`` plus the :class:`DecisionRule` for that
-watchlist. It holds no names or photos — only ids and encodings (DESIGN §3).
+watchlist. It holds no names or photos — only ids and encodings (docs/architecture.md §3).
 
 Deciding. Plain face_recognition takes the closest encoding under 0.6. That
 announces strangers as whoever they happen to resemble. OneEye takes, per

@@ -46,7 +46,7 @@ def id_time_ms(value: str) -> int:
     return uuid.UUID(value).int >> 80
 
 
-def is_valid_id(value: str) -> bool:
+def is_uuid7(value: str) -> bool:
     """True for a UUID string of version 7 (what :func:`new_id` makes)."""
     try:
         return uuid.UUID(value).version == 7

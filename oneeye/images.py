@@ -91,17 +91,18 @@ def load_image(
     # truncated upload as a half-grey picture instead of failing; we want the error.
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     if is_heif(data):
-        raise ImageError(f"{name}: HEIC is not supported; export as JPEG",
+        raise ImageError(f"{_at(name)}HEIC is not supported; export as JPEG",
                          reason="unsupported_format")
     try:
         with PIL.open(io.BytesIO(data)) as img:
             width, height = img.size
             if width * height > max_pixels:
-                raise ImageError(f"{name}: image too large ({width}x{height} = "
+                raise ImageError(f"{_at(name)}image too large ({width}x{height} = "
                                  f"{width * height} pixels > {max_pixels})", reason="too_large")
             if img.format not in FORMATS:
-                raise ImageError(f"{name}: unsupported image format {img.format} (use one of "
-                                 f"{', '.join(sorted(FORMATS))})", reason="unsupported_format")
+                raise ImageError(f"{_at(name)}unsupported image format {img.format} (use "
+                                 f"one of {', '.join(sorted(FORMATS))})",
+                                 reason="unsupported_format")
             img.seek(0)  # animated GIF/WebP/TIFF pages: the first frame
             img.load()
             orientation = img.getexif().get(_EXIF_ORIENTATION_TAG)
@@ -109,19 +110,20 @@ def load_image(
     except ImageError:
         raise
     except UnidentifiedImageError as exc:
-        raise ImageError(f"{name}: not an image (unrecognised format)",
+        raise ImageError(f"{_at(name)}not an image (unrecognised format)",
                          reason="not_an_image") from exc
     except PIL.DecompressionBombError as exc:
-        raise ImageError(f"{name}: image too large (decompression bomb)",
+        raise ImageError(f"{_at(name)}image too large (decompression bomb)",
                          reason="too_large") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"{name}: corrupt or truncated image ({exc})", reason="corrupt") from exc
+        raise ImageError(f"{_at(name)}corrupt or truncated image ({exc})",
+                         reason="corrupt") from exc
     if orientation in _ORIENTATION:
         rgb = rgb.transpose(_ORIENTATION[orientation])
     return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
 
 
-def to_rgb(img: PILImage, *, name: str = "image") -> PILImage:
+def to_rgb(img: PILImage, *, name: str = "") -> PILImage:
     """A loaded Pillow image of any supported mode as an RGB Pillow image (see module doc).
 
     Raises :class:`ImageError` (``unsupported_mode``) for a mode OneEye cannot convert
@@ -139,8 +141,8 @@ def to_rgb(img: PILImage, *, name: str = "image") -> PILImage:
     if mode in _SIXTEEN_BIT_MODES or mode in _NO_RANGE_MODES:
         grey = _scale_to_uint8(np.asarray(img), sixteen_bit=mode in _SIXTEEN_BIT_MODES)
         return PIL.fromarray(grey, mode="L").convert("RGB")
-    raise ImageError(f"{name}: unsupported image mode {mode} (export as 8-bit RGB JPEG or PNG)",
-                     reason="unsupported_mode")
+    raise ImageError(f"{_at(name)}unsupported image mode {mode} (export as 8-bit RGB JPEG or "
+                     "PNG)", reason="unsupported_mode")
 
 
 def _scale_to_uint8(values: NDArray[np.generic], *, sixteen_bit: bool) -> NDArray[np.uint8]:
@@ -162,26 +164,31 @@ def _scale_to_uint8(values: NDArray[np.generic], *, sixteen_bit: bool) -> NDArra
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
+def _at(name: str) -> str:
+    """``"NAME: "`` to start a message about a file; nothing for bytes (no name to give)."""
+    return f"{name}: " if name else ""
+
+
 def _read(source: bytes | str | Path, max_bytes: int) -> tuple[str, bytes]:
-    """(name for messages, the bytes), refusing missing, empty or oversized files."""
+    """(name for messages, "" for bytes; the bytes), refusing missing, empty or oversized files."""
     if isinstance(source, bytes | bytearray | memoryview):
-        name, data = "image", bytes(source)
+        name, data = "", bytes(source)
     else:
         path = Path(source)
         name = str(path)
         try:
             size = path.stat().st_size
             if size > max_bytes:
-                raise ImageError(f"{name}: file too large ({size} bytes > {max_bytes})",
+                raise ImageError(f"{_at(name)}file too large ({size} bytes > {max_bytes})",
                                  reason="too_large")
             data = path.read_bytes()
         except OSError as exc:
-            raise ImageError(f"{name}: cannot read file ({exc.strerror or exc})",
+            raise ImageError(f"{_at(name)}cannot read file ({exc.strerror or exc})",
                              reason="unreadable") from exc
     if not data:
-        raise ImageError(f"{name}: empty file", reason="empty")
+        raise ImageError(f"{_at(name)}empty file", reason="empty")
     if len(data) > max_bytes:
-        raise ImageError(f"{name}: file too large ({len(data)} bytes > {max_bytes})",
+        raise ImageError(f"{_at(name)}file too large ({len(data)} bytes > {max_bytes})",
                          reason="too_large")
     return name, data
 
@@ -202,10 +209,41 @@ def is_still_image(path: str | Path) -> bool:
             if is_heif(head):
                 return True
             fh.seek(0)
-            with PIL.open(fh):
-                return True
+            with PIL.open(fh) as img:  # Pillow also "identifies" MPEG-1 video: not a still
+                return img.format in FORMATS
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return False
+
+
+def upload_copy(path: str | Path, *, max_side: int, max_bytes: int,
+                original: bool = False) -> tuple[bytes, str]:
+    """(bytes, content type) of a photo to upload where only JPEG and PNG are accepted.
+
+    A JPEG or PNG of at most ``max_side`` px and ``max_bytes`` bytes (any size with
+    ``original``) is sent as it is: the server decodes it with :func:`load_image` too.
+    Anything else :func:`load_image` reads (WebP, GIF, TIFF, larger photos …) is sent as an
+    upright RGB JPEG (quality 90) of at most ``max_side`` px. Raises :class:`ImageError`
+    (``too_large`` for an ``original`` over ``max_bytes``; otherwise the decoder's reasons).
+    """
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"{p}: cannot read file ({exc.strerror or exc})",
+                         reason="unreadable") from exc
+    kind = ("image/jpeg" if data[:3] == b"\xff\xd8\xff"
+            else "image/png" if data[:8] == b"\x89PNG\r\n\x1a\n" else None)
+    rgb = load_image(p, max_bytes=max(len(data), 1))  # (errors name the path)
+    if kind and (original or max(rgb.shape[:2]) <= max_side) and len(data) <= max_bytes:
+        return data, kind
+    if original and kind:
+        raise ImageError(f"{p}: file too large ({len(data) >> 20} MB; the limit is "
+                         f"{max_bytes >> 20} MB)", reason="too_large")
+    im = PIL.fromarray(rgb)
+    im.thumbnail((max_side, max_side), PIL.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=90)
+    return buf.getvalue(), "image/jpeg"
 
 
 # --------------------------------------------------------------------------- photo folders

@@ -23,8 +23,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from oneeye.types import BBox
+
 #: Region of a 250x250 LFW photo holding the head (the face is centred in LFW).
-LFW_HEAD = (45, 55, 205, 195)   # top, left, bottom, right
+LFW_HEAD: BBox = (45, 195, 205, 55)   # the head in a 250x250 LFW photo
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class GroundTruth:
         return json.dumps(asdict(self), indent=1)
 
 
-def _head(photo: str | Path, crop: tuple[int, int, int, int] | None) -> NDArray[np.uint8]:
+def _head(photo: str | Path, crop: BBox | None) -> NDArray[np.uint8]:
     import cv2
 
     img = cv2.imread(str(photo), cv2.IMREAD_COLOR)
@@ -71,7 +73,7 @@ def _head(photo: str | Path, crop: tuple[int, int, int, int] | None) -> NDArray[
     if crop is None and img.shape[:2] == (250, 250):
         crop = LFW_HEAD
     if crop is not None:
-        t, left, b, r = crop
+        t, r, b, left = crop
         img = img[t:b, left:r]
     return np.ascontiguousarray(img)
 
@@ -135,7 +137,7 @@ def make_entrance_video(
     start_head_px: int = 95,
     end_head_px: int = 210,
     noise: float = 3.0,
-    head_crop: tuple[int, int, int, int] | None = None,
+    head_crop: BBox | None = None,
 ) -> GroundTruth:
     """Write the video and return who is visible when (frames are 0-based, inclusive)."""
     import cv2

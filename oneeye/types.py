@@ -114,3 +114,29 @@ UtcTimestamp = Annotated[str, AfterValidator(normalize_time)]
 #: Components that compare times with "now" (leases, cooldowns, retention) accept one, so
 #: tests pass time by moving an injected clock instead of sleeping.
 Clock = Callable[[], float]
+
+# --- alerts ----------------------------------------------------------------------------
+
+#: An SMS alert's length limit in characters: one GSM-7 SMS segment (160) less room for
+#: the carrier's sender prefix. ``amber_alert`` writes texts within it; the local alert
+#: outbox cuts anything longer, as a carrier would.
+SMS_MAX: Final = 140
+
+# --- people at the desk -------------------------------------------------------------------
+
+#: A dashboard user's role. ``teller``: the desk and history of their sites.
+#: ``branch_admin``: also customers, users, sites and the false-match counts.
+#: ``agency_officer``: the cases of their own agency (list, close), nothing of a bank's.
+Role = Literal["teller", "branch_admin", "agency_officer"]
+ROLES: Final[tuple[Role, ...]] = get_args(Role)
+
+#: A person's verdict on a sighting: "it is them" or "not this person" (a false match).
+Verdict = Literal["confirmed", "rejected"]
+VERDICTS: Final[tuple[Verdict, ...]] = get_args(Verdict)
+
+#: Desk kinds that raise a banner and stay until acknowledged, grouped by their subject
+#: (the case id for a sighting, the device id for an outage).
+ALERT_KINDS: Final[tuple[DeskKind, ...]] = ("missing_person_sighted", "device_offline")
+#: Desk kinds a history review shows by default; device kinds have their own view.
+SIGHTING_KINDS: Final[tuple[DeskKind, ...]] = ("customer_arrived", "missing_person_sighted")
+DEVICE_KINDS: Final[tuple[DeskKind, ...]] = ("device_status", "device_offline", "device_online")

@@ -22,8 +22,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 from oneeye import aws
 from oneeye.cloud import indexer
+from oneeye.local.alert_outbox import ALERT_OUTBOX_FILE
 from tests.cloud_support import load_handler
 from tests.http_support import LoopbackServer, QuietHandler, SnsSink
+from tests.net_support import free_port
 from tests.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
@@ -189,18 +191,12 @@ class AmberStack:
 
     def __init__(self, var: Path, video: Path, data_dir: Path) -> None:
         import os
-        import socket
         import subprocess
         import sys
 
-        def port() -> int:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                return int(s.getsockname()[1])
-
         self.var = var
         self.sink = SnsSink()
-        self.ports = {n: port() for n in ("mqtt", "moto", "http", "customer-api", "smtp")}
+        self.ports = {n: free_port() for n in ("mqtt", "moto", "http", "customer-api", "smtp")}
         argv = [sys.executable, "-m", "oneeye.cli", "up", "--var-dir", str(var),
                 "--edge-source", str(video), "--no-dashboard", "--duration", "900",
                 "--sns-endpoint", self.sink.url]
@@ -257,7 +253,8 @@ class AmberStack:
         data = photo.read_bytes()
         grant: dict[str, Any] = requests.post(
             f"{self.api}/api/uploads", headers=auth(token), timeout=60,
-            json={"content_type": "image/jpeg", "size": len(data), **form}).json()
+            json={"content_type": "image/jpeg", "size": len(data), "contact": "101",
+                  **form}).json()
         resp = requests.post(grant["url"], data=grant["fields"], timeout=60,
                              files={"file": (photo.name, data, "image/jpeg")})
         if resp.status_code != 204:
@@ -272,7 +269,8 @@ class AmberStack:
         return body
 
     def outbox(self) -> list[dict[str, Any]]:
-        path = self.var / "outbox.jsonl"
+        """What the stack's alert outbox holds (the emails and SMS it "sent")."""
+        path = self.var / ALERT_OUTBOX_FILE
         if not path.is_file():
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

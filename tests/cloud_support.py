@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,14 +28,20 @@ from tests.net_support import free_port
 from tests.wait import wait_until
 
 
-def load_handler(name: str) -> Any:
-    """A fresh import of ``cloud/lambdas/<name>/app.py`` (its cached deps start empty)."""
+def load_app(name: str) -> Any:
+    """A fresh import of ``cloud/lambdas/<name>/app.py``: a new container's cold start
+    (settings validated, ``DEPS`` built anew)."""
     path = Path(__file__).resolve().parents[1] / "cloud" / "lambdas" / name / "app.py"
-    spec = importlib.util.spec_from_file_location(f"amber_{name}_{uuid.uuid4().hex}", path)
+    spec = importlib.util.spec_from_file_location(f"lambda_{name}_{uuid.uuid4().hex}", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.handler
+    return module
+
+
+def load_handler(name: str) -> Any:
+    """The ``handler`` of a fresh import of ``cloud/lambdas/<name>/app.py``."""
+    return load_app(name).handler
 
 
 @pytest.fixture(scope="session")
@@ -136,7 +143,7 @@ class CustomerApiStub(LoopbackServer):
                     return self.send_json(401, {"error": "bad key"})
                 if stub.mode == "down":
                     return self.send_json(503, {"error": "down"})
-                cid = self.path.rsplit("/", 1)[-1]
+                cid = urllib.parse.unquote(self.path.rsplit("/", 1)[-1])
                 if cid not in stub.customers:
                     return self.send_json(404, {"error": "not found"})
                 return self.send_json(200, stub.customers[cid])

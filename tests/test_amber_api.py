@@ -24,8 +24,8 @@ from PIL import Image
 from oneeye import aws
 from oneeye.cloud import gallery_store, store
 from oneeye.cloud.agencies import Agencies, Audit, RateLimiter, token_sha256
-from oneeye.cloud.api import ApiError
 from oneeye.cloud.uploads import describe, uploads_from_env
+from oneeye.errors import ApiError
 from tests.amber_support import AmberHarness, IndexerPump, auth
 from tests.wait import wait_until
 
@@ -56,7 +56,8 @@ def pump(env: dict[str, str]) -> Iterator[IndexerPump]:
 
 
 def request_upload(api: AmberHarness, token: str, **form: Any) -> requests.Response:
-    body = {"name": "Jane Doe", "content_type": "image/jpeg", **form}
+    body = {"name": "Jane Doe", "content_type": "image/jpeg", "contact": "+44 1865 000000",
+            **form}
     return requests.post(f"{api.url}/api/uploads", json=body, headers=auth(token), timeout=10)
 
 
@@ -131,16 +132,16 @@ def test_rate_limit_429_after_n_per_minute_per_token(env: dict[str, str], api: A
     monkeypatch.setenv("UPLOAD_RATE_PER_MIN", "3")
     limited = AmberHarness()  # fresh handlers read the new limit
     try:
-        token = Agencies(env["AGENCIES_TABLE"]).add("Rate Test")[0]
         other = Agencies(env["AGENCIES_TABLE"]).add("Other Agency")[0]
-        for _ in range(2):  # a minute boundary inside the burst resets the window: redo
+        for _ in range(2):  # a minute boundary inside the burst splits it: redo, new token
+            token = Agencies(env["AGENCIES_TABLE"]).add("Rate Test")[0]
             window = int(time.time() // 60)
-            codes = [request_upload(limited, token).status_code for _ in range(4)]
+            burst = [request_upload(limited, token) for _ in range(5)]
             if int(time.time() // 60) == window:
                 break
-        assert codes == [201, 201, 201, 429]
-        resp = request_upload(limited, token)
-        assert resp.status_code == 429 and resp.json()["error"] == "rate_limited"
+        assert [r.status_code for r in burst] == [201, 201, 201, 429, 429]
+        resp = burst[-1]
+        assert resp.json()["error"] == "rate_limited"
         assert 1 <= int(resp.headers["Retry-After"]) <= 61
         assert request_upload(limited, other).status_code == 201  # per token
     finally:
@@ -164,6 +165,7 @@ def test_rate_window_rolls_over(env: dict[str, str]) -> None:
     ({"age": "seven"}, "age"), ({"age": 200}, "age"), ({"case_id": "../etc"}, "case_id"),
     ({"case_id": "MP 1"}, "case_id"), ({"content_type": "image/gif"}, "content_type"),
     ({"content_type": None}, "content_type"), ({"description": 5}, "description"),
+    ({"contact": None}, "contact"), ({"contact": " "}, "contact"),   # a new case needs it
 ])
 def test_invalid_form_is_400_naming_the_field(api: AmberHarness, token: str,
                                               form: dict[str, Any], field: str) -> None:
@@ -215,7 +217,7 @@ def test_presigned_post_pins_key_type_size_metadata_and_expiry(env: dict[str, st
     case = store.Cases(env["CASES_TABLE"]).get(case_id)
     assert case is not None
     assert (case["name"], case["age"], case["status"], case["agency"]) == \
-        ("Jane Doe", 71, "open", "Thames Valley Police")
+        ("Jane Doe", 71, "pending", "Thames Valley Police")   # open once a photo is accepted
     # pending status exists at once, so the phone can poll immediately
     status = requests.get(f"{api.url}/api/uploads/{upload_id}", headers=auth(token),
                           timeout=10).json()
@@ -305,9 +307,9 @@ def test_photo_upload_is_stored_indexed_and_accepted(env: dict[str, str], api: A
     ("truncated", "unreadable", "the photo could not be read (corrupt or cut off) — take it "
                                 "again"),
 ])
-def test_bad_photos_are_rejected_with_the_reason(api: AmberHarness, token: str,
-                                                 pump: IndexerPump, examples: Path, kind: str,
-                                                 reason: str, message: str) -> None:
+def test_bad_photos_are_rejected_with_the_reason(env: dict[str, str], api: AmberHarness,
+                                                 token: str, pump: IndexerPump, examples: Path,
+                                                 kind: str, reason: str, message: str) -> None:
     data = {
         "blank": lambda: jpeg(Image.linear_gradient("L").resize((640, 480))),
         "two": lambda: (examples / "two_people.jpg").read_bytes(),
@@ -322,6 +324,9 @@ def test_bad_photos_are_rejected_with_the_reason(api: AmberHarness, token: str,
     # the indexer's own sentence is kept as detail when it adds something
     assert status["detail"] != status["message"]
     assert bool(status["detail"]) is (kind != "blank")
+    # a rejected photo opens no case: no camera could match it, no alert could come
+    case = store.Cases(env["CASES_TABLE"]).get(grant["case_id"])
+    assert case is not None and case["status"] == "pending"
 
 
 def test_oversize_photo_that_slipped_past_the_policy_is_rejected(
@@ -363,10 +368,10 @@ def test_close_case_queues_the_removal_command(env: dict[str, str], api: AmberHa
     assert [c["case_id"] for c in closed] == ["MP-2026-7003"]
     assert requests.get(f"{api.url}/api/cases?status=maybe", headers=auth(token),
                         timeout=10).status_code == 400
-    # a new photo for a closed case re-opens it: the same person is missing again
+    # asking to upload does not re-open it: only an accepted photo does (the indexer)
     assert request_upload(api, token, case_id="MP-2026-7003").status_code == 201
-    reopened = store.Cases(env["CASES_TABLE"]).get("MP-2026-7003")
-    assert reopened is not None and reopened["status"] == "open"
+    still = store.Cases(env["CASES_TABLE"]).get("MP-2026-7003")
+    assert still is not None and still["status"] == "closed"
 
 
 def test_close_case_removes_the_person_from_the_gallery(env: dict[str, str], api: AmberHarness,
@@ -402,8 +407,8 @@ def test_handlers_answer_malformed_events_and_missing_settings_cleanly(
     bad_b64.update(body="%%%", isBase64Encoded=True)
     assert upload_url(bad_b64, None)["statusCode"] == 400
     good = make_event("POST", "/api/uploads", headers=auth(token))
-    good.update(body=base64.b64encode(b'{"name": "A", "content_type": "image/png"}').decode(),
-                isBase64Encoded=True)
+    form = b'{"name": "A", "content_type": "image/png", "contact": "101"}'
+    good.update(body=base64.b64encode(form).decode(), isBase64Encoded=True)
     out = upload_url(good, None)
     assert out["statusCode"] == 201 and out["headers"]["Cache-Control"] == "no-store"
     cases = load_handler("cases")

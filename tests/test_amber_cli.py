@@ -60,7 +60,8 @@ def test_upload_many_photos_reports_each_verdict(stack_file: Path, examples: Pat
     junk = tmp_path / "notes.jpg"
     junk.write_text("not a photo")
     code, out, err = run(
-        "upload", "--name", "Barack O.", "--age", "61", "--stack-file", str(stack_file),
+        "upload", "--name", "Barack O.", "--age", "61", "--contact", "101",
+        "--stack-file", str(stack_file),
         str(examples / "obama-1080p.jpg"), str(examples / "two_people.jpg"), str(junk),
         env={"ONEEYE_AGENCY_TOKEN": token})
     assert code == 1, err  # one photo was rejected
@@ -93,7 +94,8 @@ def test_case_commands_find_the_local_stacks_token_by_themselves(
     info = json.loads(stack_file.read_text())
     stack_file.write_text(json.dumps({**info, "agency_token_file": str(token_file)}))
     env = {"ONEEYE_AGENCY_TOKEN": ""}
-    code, out, err = run("upload", "--name", "Found Token", "--stack-file", str(stack_file),
+    code, out, err = run("upload", "--name", "Found Token", "--contact", "101",
+                         "--stack-file", str(stack_file),
                          str(examples / "obama.jpg"), env=env)
     assert code == 0, err
     code, out, err = run("case", "list", "--stack-file", str(stack_file), env=env)
@@ -108,13 +110,13 @@ def test_upload_converts_any_decodable_photo_and_names_heic(stack_file: Path, ex
     Image.open(examples / "obama.jpg").save(webp, format="WEBP")
     heic = tmp_path / "IMG_0001.HEIC"
     heic.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64)
-    code, out, err = run("upload", "--name", "Web P.", "--stack-file", str(stack_file),
+    code, out, err = run("upload", "--name", "Web P.", "--contact", "101",
+                         "--stack-file", str(stack_file),
                          "--token", add_agency(stack_file), str(webp), str(heic))
     assert code == 1, err
     lines = out.strip().splitlines()
     assert lines[0].startswith("✓ portrait.webp: accepted")
-    assert lines[1].startswith("✗ IMG_0001.HEIC: not supported — HEIC is not supported; "
-                               "export as JPEG")
+    assert lines[1].startswith("✗ IMG_0001.HEIC: HEIC is not supported; export as JPEG")
 
 
 def test_upload_without_or_with_a_wrong_token_fails_clearly(stack_file: Path,

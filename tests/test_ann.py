@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from oneeye.ann import AnnGallery, AnnUnavailable, faiss_available
-from oneeye.errors import GalleryError
+from oneeye.ann import AnnGallery, faiss_available
+from oneeye.errors import AnnUnavailable, GalleryError
 from oneeye.gallery import MAX_MARGIN, DecisionRule, Gallery, Matcher
 
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from oneeye.cloud import desk
-from oneeye.cloud.customers import CustomerApi, CustomerApiUnavailable, CustomerNotFound
+from oneeye.cloud.customers import CustomerApi
+from oneeye.errors import CustomerApiUnavailable, CustomerNotFound
 from oneeye.events import DeskEvent, utc_now
 from oneeye.ids import new_id
 from tests.cloud_support import CustomerApiStub, load_handler, observe

@@ -233,7 +233,7 @@ def test_security_headers(app: Flask) -> None:
     assert resp.headers["X-Frame-Options"] == "DENY"
 
 
-def test_outbox_page_shows_only_the_users_sites(tmp_path: Path, signer: Signer) -> None:
+def test_alerts_page_shows_only_the_users_sites(tmp_path: Path, signer: Signer) -> None:
     outbox = tmp_path / "outbox.jsonl"
     lines = [
         {"kind": "sms", "to": "+15550101", "body": "Jo seen at site-1", "site_id": "site-1"},
@@ -243,14 +243,14 @@ def test_outbox_page_shows_only_the_users_sites(tmp_path: Path, signer: Signer) 
         {"kind": "sms", "to": "+15550303", "body": "no site named"},
     ]
     outbox.write_text("".join(json.dumps(line) + "\n" for line in lines) + "garbage line\n")
-    app = app_for(tmp_path, signer, outbox_path=outbox)
+    app = app_for(tmp_path, signer, alert_outbox_path=outbox)
     add_user(app, "alice", ["site-1"])
     add_user(app, "bob", ["site-2"])
     pages = {}
     for name in ("alice", "bob"):
         client = app.test_client()
         login(client, name)
-        resp = client.get("/outbox")
+        resp = client.get("/alerts")
         assert resp.status_code == 200
         pages[name] = resp.get_data(as_text=True)
     assert "Jo seen at site-1" in pages["alice"] and "duty-1@bank.example" in pages["alice"]
@@ -260,6 +260,17 @@ def test_outbox_page_shows_only_the_users_sites(tmp_path: Path, signer: Signer) 
         assert leaked not in pages["bob"]
     for page in pages.values():  # lines naming no site are for no one
         assert "no site named" not in page and "garbage line" not in page
+    # the page's old address still leads there, for one release
+    old = client.get("/outbox")
+    assert old.status_code == 308 and old.headers["Location"].endswith("/alerts")
+
+
+def test_old_outbox_path_setting_still_works_with_a_warning(tmp_path: Path) -> None:
+    from dashboard.settings import DashboardSettings
+
+    with pytest.warns(DeprecationWarning, match="alert_outbox_path"):
+        settings = DashboardSettings.model_validate({"outbox_path": str(tmp_path / "a.jsonl")})
+    assert settings.alert_outbox_path == tmp_path / "a.jsonl"
 
 
 def test_run_on_a_taken_port_fails_clearly(tmp_path: Path) -> None:

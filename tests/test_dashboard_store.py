@@ -26,7 +26,8 @@ def pg_store(clock: Clock = time.time) -> Iterator[Store]:
     schema = "dash_" + secrets.token_hex(6)
     with psycopg.connect(PG, autocommit=True) as admin:
         admin.execute(f"CREATE SCHEMA {schema}")
-        s = Store(f"{PG}?options=-csearch_path%3D{schema}", clock=clock)
+        s = Store(f"{PG}?options=-csearch_path%3D{schema}&application_name={schema}",
+                  clock=clock)
         try:
             yield s
         finally:
@@ -105,17 +106,22 @@ def test_retention_purge(store: Store, clock: ManualClock) -> None:
     assert record is not None and record["ack"] is None
 
 
-def test_devices_from_device_status_events(store: Store) -> None:
+def test_device_health_is_state_and_only_transitions_are_events(store: Store) -> None:
     health = HealthEvent(device_id="cam-1", site_id="branch-1", camera_id="cam-1",
                          sent_at=utc_now(), uptime_s=5, fps=14.5)
-    store.add_event(desk_event(kind="device_status", device_id="cam-1", health=health))
+    status = desk_event(kind="device_status", device_id="cam-1", health=health)
+    assert store.device_seen(status) == "new"
+    assert store.device_seen(status) == "online"          # a repeat report is an upsert
     [dev] = store.devices(["branch-1"])
     assert dev["state"] == "online" and dev["fps"] == 14.5 and dev["camera_state"] == "ok"
-    seen = dev["last_seen"]
-    store.add_event(desk_event(kind="device_offline", device_id="cam-1"))
+    assert store.events(["branch-1"]) == []               # no event row per report
+    with pytest.raises(ValueError, match="device_seen"):
+        store.add_event(status)
+    assert store.mark_offline("cam-1") is True
+    assert store.mark_offline("cam-1") is False           # recorded once, by one caller
     [dev] = store.devices(["branch-1"])
-    # offline keeps the last health data and when it was last seen alive
-    assert dev["state"] == "offline" and dev["fps"] == 14.5 and dev["last_seen"] == seen
+    assert dev["state"] == "offline" and dev["fps"] == 14.5
+    assert store.device_seen(status) == "offline"         # the caller records device_online
     assert store.devices(["branch-2"]) == []
 
 
@@ -123,7 +129,14 @@ def test_users(store: Store) -> None:
     store.put_user("alice", "hash1", ["b1"])
     store.put_user("alice", "hash2", ["b1", "b2"])
     assert store.get_user("alice") == {"name": "alice", "password_hash": "hash2",
-                                       "sites": ["b1", "b2"]}
+                                       "sites": ["b1", "b2"], "role": "teller",
+                                       "agency": None}
+    store.put_user("olga", "hash3", [], role="agency_officer", agency="County Police")
+    assert store.get_user("olga")["role"] == "agency_officer"
+    with pytest.raises(ValueError, match="needs an agency"):
+        store.put_user("olga", "hash3", [], role="agency_officer")
+    with pytest.raises(ValueError, match="role must be"):
+        store.put_user("mallory", "hash3", [], role="root")
     assert store.get_user("nobody") is None
 
 
@@ -133,10 +146,16 @@ def test_unsupported_url() -> None:
 
 
 def test_postgresql_reconnects_after_losing_its_connection() -> None:
-    with pg_store() as store:
+    with pg_store() as store, psycopg.connect(PG, autocommit=True) as admin:
         store.add_event(desk_event())
-        store._conn.close()
-        assert len(store.events(["branch-1"])) == 1
+        # the server drops the store's session (as a restart or failover does)
+        name = store.url.rsplit("application_name=", 1)[1]
+        killed = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                               "WHERE application_name = %s", (name,)).fetchall()
+        assert killed == [(True,)]
+        assert len(store.events(["branch-1"])) == 1   # reconnected, nothing lost
+        store.add_event(desk_event())
+        assert len(store.events(["branch-1"])) == 2
 
 
 def test_a_login_is_open_until_it_ends(store: Store) -> None:
@@ -144,11 +163,13 @@ def test_a_login_is_open_until_it_ends(store: Store) -> None:
     first = store.start_login("alice")
     second = store.start_login("alice")
     assert first != second
-    assert store.login_user(first) == {"name": "alice", "sites": ["branch-1"]}
+    assert store.login_user(first) == {"name": "alice", "sites": ["branch-1"],
+                                       "role": "teller", "agency": None}
     store.end_login(first)
     store.end_login(first)                  # ending twice is harmless
     assert store.login_user(first) is None
-    assert store.login_user(second) == {"name": "alice", "sites": ["branch-1"]}
+    assert store.login_user(second) == {"name": "alice", "sites": ["branch-1"],
+                                       "role": "teller", "agency": None}
     assert store.login_user("never-issued") is None
     assert store.remove_user("alice") and not store.remove_user("alice")
     assert store.login_user(second) is None   # a removed user's logins end with them

@@ -58,7 +58,7 @@ def test_file_source_yields_every_frame_with_index_and_media_time(tmp_path: Path
 
 
 def test_file_source_realtime_still_delivers_every_frame(tmp_path: Path) -> None:
-    src = FileSource(_video(tmp_path / "v.avi", 5, fps=50.0), realtime=True)
+    src = FileSource(_video(tmp_path / "v.avi", 5, fps=10.0), realtime=True)
     assert [f.index for f in src.frames()] == [0, 1, 2, 3, 4]
 
 
@@ -120,12 +120,14 @@ def test_corrupt_frames_from_a_file_capture_are_skipped_and_counted(tmp_path: Pa
 # ----------------------------------------------------------------------------- folders
 
 
-def test_folder_source_sorted_images_and_corrupt_file_skipped(tmp_path: Path) -> None:
+def test_folder_source_sorted_images_and_corrupt_file_skipped(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     for i in (2, 0, 1):
         cv2.imwrite(str(tmp_path / f"img{i:03d}.jpg"), _frame(i))
     (tmp_path / "img001b.jpg").write_bytes(b"\xff\xd8 truncated jpeg")
     (tmp_path / "notes.txt").write_text("not an image")
     src = open_source(str(tmp_path))
+    assert "1 entries are not images and are skipped: notes.txt" in caplog.text
     assert isinstance(src, FolderSource)
     frames = list(src.frames())
     greens = [int(f.image[0, 0, 1]) for f in frames]
@@ -133,6 +135,7 @@ def test_folder_source_sorted_images_and_corrupt_file_skipped(tmp_path: Path) ->
     assert greens == sorted(greens)          # img000, img001, img002 in name order
     assert [f.index for f in frames] == [0, 1, 3]
     assert src.corrupt_frames == 1
+    assert "img001b.jpg skipped: " in caplog.text and "not an image" in caplog.text
     assert src.state == "ended"
 
 
@@ -176,7 +179,7 @@ class FakeCamera:
                 return opened
 
             def read(self) -> tuple[bool, Any]:
-                time.sleep(0.002)
+                time.sleep(0.002)  # pacing: a camera delivers frames over time
                 if self.left <= 0:
                     return False, None
                 self.left -= 1
@@ -220,7 +223,7 @@ def test_live_source_keeps_only_the_newest_frame() -> None:
     got = []
     for f in src.frames():
         got.append(f.index)
-        time.sleep(0.05)      # a slow consumer
+        time.sleep(0.05)      # pacing: a slow consumer
         if len(got) == 5:
             break
     src.close()
@@ -277,7 +280,7 @@ class MjpegServer:
                                          + f"Content-Length: {len(data)}\r\n\r\n".encode()
                                          + data + b"\r\n")
                         i += 1
-                        time.sleep(0.02)
+                        time.sleep(0.02)  # pacing: ~50 fps from the camera
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
@@ -312,7 +315,7 @@ def test_http_mjpeg_camera_that_dies_and_comes_back(port: int) -> None:
                 # Wait until the source notices; then bring the camera back.
                 seen_states.append(wait_until(lambda: src.state if src.state != "ok" else None,
                                               60, "the source to notice the dead camera"))
-                time.sleep(0.5)  # the scenario: the camera stays down for a moment
+                time.sleep(0.5)  # pacing: the camera stays down for a moment
                 cam.start()
                 restarted = True
         elif restarted:
@@ -326,3 +329,63 @@ def test_http_mjpeg_camera_that_dies_and_comes_back(port: int) -> None:
     assert seen_states[0] == "reconnecting"
     assert seen_states[-1] == "ok"
     assert src.reconnects >= 1
+
+
+# ----------------------------------------------------------------------------- a frozen camera
+
+STALL_CASE = Path(__file__).resolve().parents[1].parent / "shared" / "cases" / "stream-stall"
+
+
+class FrozenCamera:
+    """The field case's MJPEG camera (``../shared/cases/stream-stall``): its first
+    connection streams for ``stream_s`` then goes silent with the socket open."""
+
+    def __init__(self, port: int, stream_s: float, stall_s: float = 120.0) -> None:
+        import subprocess
+        import sys
+
+        self.url = f"http://127.0.0.1:{port}/stream.mjpg"
+        self.proc = subprocess.Popen(
+            [sys.executable, str(STALL_CASE / "mjpeg_server.py"), str(port), str(stream_s),
+             str(stall_s)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()          # "HH:MM:SS listening PORT"
+        assert "listening" in line, line
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def test_a_camera_that_freezes_with_its_socket_open_is_reopened_after_stall_s(
+        port: int) -> None:
+    """Right value of the field case: reconnecting within ~stall_s of the last frame (not
+    after FFmpeg's 30 s), then frames again on a new connection."""
+    from tests.wait import wait_until
+
+    cam = FrozenCamera(port, stream_s=2.0)
+    src = LiveSource(cam.url, stall_s=1.0, backoff_s=0.1)
+    seen: list[tuple[float, str]] = []
+    got: list[Frame] = []
+
+    def consume() -> None:
+        for f in src.frames():
+            got.append(f)
+            seen.append((time.monotonic(), src.state))
+
+    t = threading.Thread(target=consume, daemon=True)
+    t.start()
+    try:
+        wait_until(lambda: src.stalls >= 1, 20, "the stall to be noticed")
+        last_frame_before = seen[-1][0]
+        noticed = time.monotonic()
+        # stall_s (1 s) + one watchdog tick, far below OpenCV's own 30 s
+        assert noticed - last_frame_before < 5.0
+        n = len(got)
+        wait_until(lambda: len(got) >= n + 5 and src.state == "ok", 20,
+                   "frames from a new connection")
+        assert src.reconnects >= 1
+    finally:
+        src.close()
+        t.join(5)
+        cam.close()

@@ -9,7 +9,7 @@ import pytest
 
 from oneeye import events
 from oneeye.errors import EventError
-from oneeye.ids import id_time_ms, is_valid_id, new_id
+from oneeye.ids import id_time_ms, is_uuid7, new_id
 
 
 def match_dict(**overrides: Any) -> dict[str, Any]:
@@ -33,9 +33,9 @@ def test_match_round_trip_uses_schema_key() -> None:
 def test_ids_are_uuid7_and_sortable() -> None:
     ids = [new_id() for _ in range(2000)]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
-    assert all(is_valid_id(i) for i in ids[:10])
+    assert all(is_uuid7(i) for i in ids[:10])
     assert abs(id_time_ms(ids[0]) - id_time_ms(ids[-1])) < 5000
-    assert not is_valid_id("not-a-uuid")
+    assert not is_uuid7("not-a-uuid")
 
 
 @pytest.mark.parametrize(

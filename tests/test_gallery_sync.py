@@ -15,9 +15,10 @@ from oneeye import aws
 from oneeye import gallery as G
 from oneeye.edge.gallery_sync import GallerySync, Update
 from oneeye.edge.publishers import make_publisher
+from oneeye.edge.runner import start_gallery_sync, vitals_of
 from oneeye.edge.settings import EdgeSettings
 from oneeye.edge.uplink import Uplink
-from oneeye.events import GalleryEvent, utc_now
+from oneeye.events import HEALTH, MAX_ERROR_CHARS, GalleryEvent, parse, utc_now
 from oneeye.gallery import GalleryHolder
 from tests.mqtt_support import BROKERS, make_broker, stop_broker
 from tests.wait import wait_until
@@ -76,7 +77,8 @@ def test_update_message_swaps_gallery_on_running_edge(kind: str, s3: Any, tmp_pa
     holder = GalleryHolder()
     holder.swap(make_gallery(1))
     s = edge_settings(tmp_path, b.url)
-    up = Uplink(s, holder, dict, publisher=make_publisher(s)).start()
+    up = Uplink(s, lambda: vitals_of([], holder, sync), publisher=make_publisher(s)).start()
+    sync = start_gallery_sync(s, holder, up)
     assert up.publisher.wait_connected(10)
     topic = s.gallery_sync.update_topic
     wait_until(lambda: topic in getattr(up.publisher, "subscribed", ()), 30,
@@ -89,9 +91,11 @@ def test_update_message_swaps_gallery_on_running_edge(kind: str, s3: Any, tmp_pa
     assert wait_version(holder, 2)
     assert len(holder.current().galleries["missing"]) == 9
     assert (tmp_path / "cache" / "missing.npz").exists()  # cached for the next start
-    assert up.health()["gallery_versions"] == {"missing": 2}
+    assert up.health().gallery_versions == {"missing": 2}
     indexer.loop_stop()
     up.close()
+    assert sync is not None
+    sync.stop()
     stop_broker(b)
 
 
@@ -102,12 +106,32 @@ def test_tampered_gallery_is_refused_and_old_kept(s3: Any, tmp_path: Path) -> No
     sync = GallerySync(s, holder, s3_client=s3)
     msg = upload(s3, make_gallery(2), tamper=True)
     sync.on_message("oneeye/gallery/updated", msg.to_json().encode())
-    assert sync.apply(sync._queue.get_nowait()) is False
+    assert sync.apply_queued() == [False]
     assert holder.current().versions() == {"missing": 1}
     assert sync.failures == 1 and "sha256 mismatch" in (sync.last_error or "")
-    up = Uplink(s, holder, dict, publisher=make_publisher(s), s3_client=s3)
-    up.sync = sync
-    assert up.health()["gallery_sync_failures"] == 1  # reported in health
+    up = Uplink(s, lambda: vitals_of([], holder, sync), publisher=make_publisher(s))
+    assert up.health().gallery_sync_failures == 1  # reported in health
+    up.close()
+
+
+def test_a_long_sync_error_is_cut_where_made_and_health_stays_valid(s3: Any,
+                                                                      tmp_path: Path) -> None:
+    """Review defect (14 §5): an error over 500 characters made health the cloud rejects."""
+    holder = GalleryHolder()
+    s = edge_settings(tmp_path)
+    sync = GallerySync(s, holder, s3_client=s3)
+    long_key = "gallery/missing/" + "x" * 2000 + ".npz"
+    msg = GalleryEvent(watchlist="missing", version=5, bucket=BUCKET, key=long_key,
+                       sha256="0" * 64, published_at=utc_now())
+    sync.on_message("oneeye/gallery/updated", msg.to_json().encode())
+    assert sync.apply_queued() == [False]
+    assert sync.last_error is not None and len(sync.last_error) == MAX_ERROR_CHARS
+    up = Uplink(s, lambda: vitals_of([], holder, sync), publisher=make_publisher(s))
+    health = up.health()
+    assert health.gallery_sync_last_error == sync.last_error
+    assert health.outbox_depth == 0 and health.device_id == "edge-test"  # the full message
+    assert parse(health.to_json(), expect=HEALTH) == health   # what the cloud validates
+    up.close()
 
 
 @pytest.mark.parametrize("case, expect", [
@@ -142,7 +166,7 @@ def test_bad_message_is_reported_not_fatal(s3: Any, tmp_path: Path) -> None:
     sync = GallerySync(edge_settings(tmp_path), GalleryHolder(), s3_client=s3)
     sync.on_message("oneeye/gallery/updated", b"{not json")
     sync.on_message("oneeye/gallery/updated", json.dumps({"schema": "oneeye.gallery/9"}).encode())
-    assert sync.failures == 2 and sync._queue.empty()
+    assert sync.failures == 2 and sync.apply_queued() == []
 
 
 def test_polling_latest_json_catches_up_and_cache_is_used_at_start(s3: Any,

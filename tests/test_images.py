@@ -177,6 +177,17 @@ def test_palette_transparency_becomes_white() -> None:
     assert (rgb[:, 4:] == (255, 0, 0)).all()
 
 
+@pytest.mark.parametrize(("mode", "key", "other"), [("L", 0, 90), ("RGB", (0, 0, 0), (200, 0, 0))])
+def test_a_transparent_colour_key_becomes_white(mode: str, key: object, other: object) -> None:
+    img = Image.new(mode, (8, 8), key)  # type: ignore[arg-type]
+    img.paste(other, (4, 0, 8, 8))  # type: ignore[arg-type]
+    data = _encode(img, "PNG", transparency=key)
+    assert "transparency" in Image.open(io.BytesIO(data)).info
+    rgb = images.load_image(data)
+    assert (rgb[:, :4] == 255).all()
+    assert (rgb[:, 4:] == (other if mode == "RGB" else (other,) * 3)).all()
+
+
 # ------------------------------------------------------------------ frames and orientation
 
 
@@ -293,8 +304,11 @@ def test_stills_are_recognised_by_content_not_only_by_name(photo: Image.Image,
     odd.write_bytes(_encode(photo, "PNG"))
     video = tmp_path / "clip.bin"
     video.write_bytes(b"\x00\x00\x00\x18ftypisom" + b"\x00" * 64)  # an MP4 header
+    mpeg1 = tmp_path / "clip.mpg"  # Pillow identifies MPEG-1 video; it is still a video
+    mpeg1.write_bytes(b"\x00\x00\x01\xb3\x14\x00\xf0\x13" + b"\x00" * 64)
+    assert Image.open(mpeg1).format == "MPEG"
     assert images.is_still_image(odd) and images.is_still_image(tmp_path / "a.heic")
-    assert not images.is_still_image(video)
+    assert not images.is_still_image(video) and not images.is_still_image(mpeg1)
 
 
 def test_analyze_reads_a_rotated_still_through_the_decoder(tmp_path: Path) -> None:

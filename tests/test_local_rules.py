@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from oneeye.local import rules as rules_mod
 from oneeye.local import template as tpl
 from oneeye.local.lambdas import Lambdas
 from oneeye.local.rules import Condition, RulesRouter, compile_rules, parse_sql, topic_matches
+from tests.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "cloud" / "template.yaml"
@@ -193,9 +193,7 @@ def test_failing_handler_is_retried_then_dead_lettered(tmp_path: Path,
     router = RulesRouter(compile_rules([tpl.IotRule("R", "SELECT * FROM 't'", "Fn")]), lambdas,
                          dead_letters=tmp_path / "dl.jsonl")
     router.route("t", b'{"event_id": "e1"}')
-    deadline = time.monotonic() + 10
-    while router.failed == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: router.failed, 30, "the event to be dead-lettered")
     router.close()
     assert counter.read_text() == "xxx"  # first try + 2 retries, like async Lambda
     dead = [json.loads(line) for line in (tmp_path / "dl.jsonl").read_text().splitlines()]

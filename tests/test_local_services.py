@@ -18,11 +18,11 @@ from werkzeug.wrappers import Request
 
 from oneeye import aws
 from oneeye.local import template as tpl
+from oneeye.local.alert_outbox import AlertOutbox, SmtpSink, read, texts_of
 from oneeye.local.customer_api import CustomerApi, demo_customers, enrol_photos
 from oneeye.local.httpapi import HttpApi, apigw_event, apigw_response
 from oneeye.local.lambdas import Lambdas
 from oneeye.local.moto_server import tap_structured_messages
-from oneeye.local.outbox import Outbox, SmtpSink, read, texts_of
 from tests.cloud_support import cloud_env, moto_server  # noqa: F401
 from tests.conftest import REPO
 from tests.net_support import free_port
@@ -87,7 +87,8 @@ def test_http_api_routes_proxy_and_edges(http_api: str, cloud_env: dict[str, str
     token = Agencies(cloud_env["AGENCIES_TABLE"]).add("Test Agency")[0]
     grant = requests.post(f"{http_api}/api/uploads", timeout=10,
                           headers={"Authorization": f"Bearer {token}"},
-                          json={"name": "Test Person", "content_type": "image/jpeg"}).json()
+                          json={"name": "Test Person", "content_type": "image/jpeg",
+                                "contact": "101"}).json()
     assert grant["url"].startswith(f"{http_api}/s3-upload/"), grant
     photo = (examples / "obama_small.jpg").read_bytes()
     up = requests.post(grant["url"], data=grant["fields"], timeout=30,
@@ -163,7 +164,7 @@ def test_alerts_reach_the_outbox_with_email_via_smtp_and_sms(
     port = free_port()
     sink = SmtpSink("127.0.0.1", port, tmp_path / "mail").start()
     try:
-        outbox = Outbox(tmp_path / "outbox.jsonl", topic_arn=topic, smtp_host="127.0.0.1",
+        outbox = AlertOutbox(tmp_path / "outbox.jsonl", topic_arn=topic, smtp_host="127.0.0.1",
                         smtp_port=port)
         assert outbox.handle_envelope(envelope) == 2
         assert outbox.handle_envelope(envelope) == 0  # a redelivered SQS message: no repeats
@@ -189,7 +190,7 @@ def test_alert_with_smtp_down_raises_so_sqs_retries(tmp_path: Path,
                                                      cloud_env: dict[str, str]) -> None:  # noqa: F811
     topic = cloud_env["ALERTS_TOPIC_ARN"]
     aws.client("sns").subscribe(TopicArn=topic, Protocol="email", Endpoint="a@example.org")
-    outbox = Outbox(tmp_path / "o.jsonl", topic_arn=topic, smtp_host="127.0.0.1",
+    outbox = AlertOutbox(tmp_path / "o.jsonl", topic_arn=topic, smtp_host="127.0.0.1",
                     smtp_port=free_port())
     with pytest.raises(OSError):
         outbox.handle_envelope({"MessageId": "m1", "Message": "hi", "TopicArn": topic})

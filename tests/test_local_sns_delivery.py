@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -65,12 +64,12 @@ class Endpoint:
             self.server.shutdown()
             self.server.server_close()
 
-    def wait_for(self, n: int, timeout: float = 15) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
+    def wait_for(self, n: int, timeout: float = 30) -> list[dict[str, Any]]:
+        """The messages received once there are at least ``n`` (AssertionError on timeout)."""
         with self.got:
-            while len(self.received) < n and time.monotonic() < deadline:
-                self.got.wait(0.1)
-        return [m for _, m in self.received]
+            if not self.got.wait_for(lambda: len(self.received) >= n, timeout):
+                raise AssertionError(f"{len(self.received)} of {n} SNS messages in {timeout} s")
+            return [m for _, m in self.received]
 
 
 @pytest.fixture
@@ -93,6 +92,13 @@ def envelope(message: str, site: str = "site-1", mid: str = "m-1") -> dict[str, 
     return {"Type": "Notification", "MessageId": mid, "TopicArn": TOPIC, "Message": message,
             "Timestamp": "2026-01-01T00:00:00.000Z",
             "MessageAttributes": {"site_id": {"Type": "String", "Value": site}}}
+
+
+def confirmation_marked(d: SnsDelivery, arn: str) -> None:
+    """Wait until the confirmation's row is marked delivered (the endpoint answers first)."""
+    wait_until(lambda: any(x.delivered for x in d.deliveries(arn)
+                           if x.kind == "SubscriptionConfirmation"), 30,
+               "the confirmation marked delivered")
 
 
 def verifier(d: SnsDelivery) -> sns.Verifier:
@@ -122,9 +128,8 @@ def test_confirmation_first_then_signed_notifications_with_attributes(
     with pytest.raises(SignatureError):
         v.verify({**note, "Message": '{"hello": 3}'})
     # the same envelope twice (SQS redelivery) is one delivery
-    delivery.accept_envelope(envelope('{"hello": 2}', mid="m-2"))
-    time.sleep(0.3)
-    assert len(endpoint.received) == 2
+    assert delivery.accept_envelope(envelope('{"hello": 2}', mid="m-2")) == 0
+    assert [d.message_id for d in delivery.deliveries(sub.arn)].count("m-2") == 1
 
 
 def test_nothing_delivered_before_confirmation(delivery: SnsDelivery,
@@ -133,10 +138,12 @@ def test_nothing_delivered_before_confirmation(delivery: SnsDelivery,
     sub = delivery.subscribe(TOPIC, endpoint.url)
     delivery.accept_envelope(envelope("x"))
     assert [m["Type"] for m in endpoint.wait_for(1)] == ["SubscriptionConfirmation"]
-    time.sleep(0.3)
-    assert len(endpoint.received) == 1 and delivery.pending(sub.arn) == 1
-    delivery.confirm(TOPIC, "wrong-token")
-    time.sleep(0.2)
+    confirmation_marked(delivery, sub.arn)
+    # the notification is held, never attempted, while the subscription is unconfirmed
+    [held] = [d for d in delivery.deliveries(sub.arn) if d.kind == "Notification"]
+    assert held.attempts == 0 and delivery.pending(sub.arn) == 1
+    assert delivery.confirm(TOPIC, "wrong-token") is None
+    assert not delivery.subscription(sub.arn).confirmed  # type: ignore[union-attr]
     assert len(endpoint.received) == 1
     assert delivery.confirm(TOPIC, sub.token) == sub.arn
     assert endpoint.wait_for(2)[1]["Message"] == "x"
@@ -158,19 +165,19 @@ def test_retries_until_an_endpoint_that_was_down_comes_back(
     sub = delivery.subscribe(TOPIC, endpoint.url)  # endpoint not listening yet
     for i in range(3):
         delivery.accept_envelope(envelope(f"event {i}", mid=f"m{i}"))
-    time.sleep(1.0)  # several failed attempts with backoff
-    failures = delivery._db.execute("SELECT attempts, last_error FROM deliveries WHERE "
-                                    "kind='SubscriptionConfirmation'").fetchone()
-    assert failures[0] >= 2 and "Connection" in failures[1]
+    def confirmation() -> Any:
+        return next(d for d in delivery.deliveries(sub.arn)
+                    if d.kind == "SubscriptionConfirmation")
+
+    wait_until(lambda: confirmation().attempts >= 2, 30, "two failed attempts with backoff")
+    assert "Connection" in (confirmation().last_error or "")
     endpoint.confirm_with = delivery
     endpoint.start()
     msgs = endpoint.wait_for(4)
     assert msgs[0]["Type"] == "SubscriptionConfirmation"
     assert [m["Message"] for m in msgs[1:]] == ["event 0", "event 1", "event 2"]
-    deadline = time.monotonic() + 5  # the endpoint answers before the row is marked
-    while delivery.pending(sub.arn) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert delivery.pending(sub.arn) == 0
+    # the endpoint answers before the row is marked
+    wait_until(lambda: delivery.pending(sub.arn) == 0, 30, "every delivery marked done")
 
 
 def test_deliveries_survive_a_restart(tmp_path: Path, endpoint: Endpoint) -> None:
@@ -217,14 +224,11 @@ def test_retry_now_skips_the_backoff_and_unsubscribe_drops_pending(
                        settings=SnsDeliverySettings(first_retry_s=60, max_retry_s=60))
     try:
         sub = slow.subscribe(TOPIC, endpoint.url)  # endpoint down: next try in ~a minute
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not slow._db.execute(
-                "SELECT attempts FROM deliveries").fetchone()[0]:
-            time.sleep(0.02)
+        wait_until(lambda: slow.deliveries()[0].attempts, 30, "the first failed attempt")
         endpoint.start()
         slow.retry_now(endpoint.url)  # the stack saw the endpoint come up
-        assert [m["Type"] for m in endpoint.wait_for(1, timeout=10)] == [
-            "SubscriptionConfirmation"]
+        assert [m["Type"] for m in endpoint.wait_for(1)] == ["SubscriptionConfirmation"]
+        confirmation_marked(slow, sub.arn)
         slow.accept_envelope(envelope("never sent"))  # held: not confirmed
         # the worker records the confirmation as delivered just after the POST answered
         wait_until(lambda: slow.pending(sub.arn) == 1, 10, "only the notification pending")

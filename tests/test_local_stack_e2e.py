@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from oneeye.local.demo import lfw_customers, make_demo_video
 from oneeye.local.probe import DeskClient, wait_http
 from tests.http_support import SnsSink
 from tests.net_support import free_port
+from tests.wait import wait_until
 
 PASSWORD = "e2e-demo-password"  # generated test secret, not a real credential
 DEMO_CUSTOMERS = 3
@@ -89,9 +89,7 @@ def test_enrolled_customer_on_video_reaches_the_desk(stack: dict[str, Any]) -> N
         return [m for m in list(sink.messages) if m["Type"] == "Notification"
                 and json.loads(m["Message"])["event_id"] == record["event_id"]]
 
-    deadline = time.monotonic() + 60  # two subscriptions, two delivery workers
-    while not delivered() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(delivered, 60, "the event at the SNS-style endpoint", context=tail)
     msgs = list(sink.messages)
     assert msgs[0]["Type"] == "SubscriptionConfirmation"
     cert = (stack["var"] / "sns" / "signing-cert.pem").read_bytes()

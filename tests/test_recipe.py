@@ -16,7 +16,12 @@ import yaml
 from awsiot.greengrasscoreipc import model
 from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
 
-from oneeye.edge.greengrass import ConfigFollower, read_settings, settings_from_config
+from oneeye.edge.greengrass import (
+    ConfigFollower,
+    read_settings,
+    settings_from_config,
+    shadow_topic,
+)
 from oneeye.errors import ConfigError
 
 EDGE = Path(__file__).resolve().parents[1] / "edge"
@@ -48,17 +53,23 @@ def test_manifests_for_linux_x86_64_and_aarch64() -> None:
         assert life["Run"]["RequiresPrivilege"] is False
 
 
-def test_access_control_is_exactly_the_devices_own_topics() -> None:
+def test_access_control_is_exactly_the_devices_own_topics_and_shadow() -> None:
     acl = DEFAULTS["accessControl"]
-    assert list(acl) == ["aws.greengrass.ipc.mqttproxy"]  # no other IPC service
-    policies = list(acl["aws.greengrass.ipc.mqttproxy"].values())
-    grants = sorted((tuple(p["operations"]), tuple(p["resources"])) for p in policies)
+    grants = sorted((service, tuple(p["operations"]), tuple(p["resources"]))
+                    for service, policies in acl.items() for p in policies.values())
+    shadow = "$aws/things/{iot:thingName}/shadow/name/oneeye-config"
     assert grants == [
-        (("aws.greengrass#PublishToIoTCore",), ("oneeye/devices/{iot:thingName}/*",)),
-        (("aws.greengrass#SubscribeToIoTCore",), ("oneeye/gallery/updated",)),
+        ("aws.greengrass.ShadowManager", ("aws.greengrass#GetThingShadow",), (shadow,)),
+        ("aws.greengrass.ipc.mqttproxy", ("aws.greengrass#PublishToIoTCore",),
+         ("oneeye/devices/{iot:thingName}/*",)),
+        ("aws.greengrass.ipc.mqttproxy", ("aws.greengrass#SubscribeToIoTCore",),
+         ("oneeye/gallery/updated",)),
+        ("aws.greengrass.ipc.pubsub", ("aws.greengrass#SubscribeToTopic",),
+         (shadow + "/update/accepted",)),
     ]
-    for p in policies:
-        assert "*" not in p["operations"] and "#" not in "".join(p["resources"])
+    for _, operations, resources in grants:
+        assert "*" not in operations and "#" not in "".join(resources)
+    assert shadow_topic("t-1") == shadow.replace("{iot:thingName}", "t-1")
 
 
 def test_every_placeholder_is_a_known_recipe_variable() -> None:
@@ -85,6 +96,9 @@ def test_default_configuration_validates_against_edge_settings() -> None:
     ({"publish": {"url": "ipc", "urll": "x"}}, "configuration.publish.urll"),
     ({"cooldown_s": -1}, "configuration.cooldown_s"),
     ({"colldown_s": 5}, "configuration.colldown_s"),
+    ({"cameras": {"door": {"source": "0", "detection": {"upsampel": 1}}}},
+     "configuration.cameras.door.detection.upsampel"),
+    ({"cameras": {"door": {"sauce": "rtsp://x"}}}, "configuration.cameras.door.sauce"),
 ])
 def test_bad_configuration_names_the_key_path(change: dict[str, Any], path: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(path)):
@@ -100,11 +114,24 @@ def test_thing_name_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
 
 
 class StandInConfigIPC:
-    """get_configuration / subscribe_to_configuration_update with the real signatures."""
+    """get_configuration / subscribe_to_configuration_update / get_thing_shadow /
+    subscribe_to_topic with the real signatures (ShadowManager's local shadow service)."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], shadow: dict[str, Any] | None = None) -> None:
         self.config = config
+        self.shadow = shadow
         self.handler: Any = None
+        self.topics: dict[str, Any] = {}
+
+    def get_thing_shadow(self, *, thing_name=None, shadow_name=None):  # type: ignore[no-untyped-def]
+        if self.shadow is None or shadow_name != "oneeye-config":
+            raise model.ResourceNotFoundError(message=f"no shadow {shadow_name}")
+        return model.GetThingShadowResponse(payload=json.dumps(self.shadow).encode())
+
+    def subscribe_to_topic(self, *, topic=None, receive_mode=None, stream_handler=None,  # type: ignore[no-untyped-def]
+                           on_stream_event=None, on_stream_error=None, on_stream_closed=None):
+        self.topics[topic] = on_stream_event
+        return model.SubscribeToTopicResponse(), None
 
     def get_configuration(self, *, component_name=None, key_path=None):  # type: ignore[no-untyped-def]
         return model.GetConfigurationResponse(component_name="com.oneeye.edge",
@@ -117,7 +144,8 @@ class StandInConfigIPC:
         return model.SubscribeToConfigurationUpdateResponse(), None
 
 
-@pytest.mark.parametrize("method", ["get_configuration", "subscribe_to_configuration_update"])
+@pytest.mark.parametrize("method", ["get_configuration", "subscribe_to_configuration_update",
+                                    "get_thing_shadow", "subscribe_to_topic"])
 def test_standin_matches_real_client(method: str) -> None:
     real = inspect.signature(getattr(GreengrassCoreIPCClientV2, method))
     ours = inspect.signature(getattr(StandInConfigIPC, method))
@@ -144,6 +172,50 @@ def test_configuration_updates_are_followed_and_bad_ones_refused() -> None:
     assert new is not None and new.cooldown_s == 120 and follower.current == new
 
 
+def _desired(site: str, cameras: dict[str, Any]) -> dict[str, Any]:
+    return {"state": {"desired": {"site_id": site, "cameras": cameras}},
+            "version": 3, "timestamp": 1767225600}
+
+
+def test_each_device_takes_its_site_and_cameras_from_its_shadow() -> None:
+    no_shadow = read_settings(StandInConfigIPC(DEFAULTS), "branch-17")
+    assert (no_shadow.site_id, list(no_shadow.per_camera())) == ("site-1", ["cam-1"])
+    ipc = StandInConfigIPC(DEFAULTS, _desired("branch-17", {
+        "door": {"source": "rtsp://10.0.0.5/door"},
+        "lobby": {"source": "rtsp://10.0.0.6/lobby", "detection": {"upsample": 2}}}))
+    s = read_settings(ipc, "branch-17")
+    assert s.site_id == "branch-17" and s.device_id == "branch-17"
+    per = s.per_camera()
+    assert list(per) == ["door", "lobby"]      # the shadow's map replaces the default cam-1
+    assert per["lobby"].detection.upsample == 2
+    assert s.gallery_sync.enabled               # everything else from the configuration
+
+
+def test_a_shadow_change_reaches_the_running_component_and_a_bad_one_is_refused() -> None:
+    ipc = StandInConfigIPC(DEFAULTS, _desired("branch-17", {"door": {"source": "0"}}))
+    stop = threading.Event()
+    follower = ConfigFollower(ipc, read_settings(ipc, "branch-17"), stop, thing_name="branch-17")
+    follower.start()
+    on_shadow = ipc.topics[shadow_topic("branch-17", "/update/accepted")]
+    ipc.shadow = _desired("branch-17", {"door": {"source": "0", "stall_s": 0}})
+    on_shadow(model.SubscriptionResponseMessage())
+    assert follower.rejected == 1 and not stop.is_set()   # invalid: the running one is kept
+    ipc.shadow = _desired("branch-17", {"door": {"source": "0"}, "till": {"source": "1"}})
+    on_shadow(model.SubscriptionResponseMessage())
+    assert stop.is_set()                                   # valid: the pipeline restarts
+    new = follower.take()
+    assert new is not None and list(new.per_camera()) == ["door", "till"]
+
+
+def test_a_shadow_error_names_its_key_path() -> None:
+    ipc = StandInConfigIPC(DEFAULTS, _desired("branch 17", {"door": {"source": "0"}}))
+    with pytest.raises(ConfigError, match=re.escape("shadow.desired.site_id")):
+        read_settings(ipc, "t-1")
+    ipc.shadow = {"state": {"desired": {"site_id": "b", "cameras": {}, "colour": 1}}}
+    with pytest.raises(ConfigError, match=re.escape("shadow.desired.colour")):
+        read_settings(ipc, "t-1")
+
+
 def test_gdk_config_matches_recipe_and_gdk_schema() -> None:
     cfg = json.loads((EDGE / "gdk-config.json").read_text())
     assert set(cfg) == {"component", "gdk_version"}
@@ -168,3 +240,52 @@ def test_build_bundles_oneeye_into_the_artifact(tmp_path: Path) -> None:
     assert not any("__pycache__" in n or n.startswith("tests/") for n in names)
     assert (tmp_path / "greengrass-build/recipes/recipe.yaml").exists()
     assert not (EDGE / "oneeye").exists()  # no copy of the package kept in the repo
+    # what the device does not run stays out of it
+    assert not any(n.startswith(("oneeye/cloud/", "oneeye/local/", "oneeye/commands/"))
+                   for n in names)
+    assert not names & {"oneeye/ann.py", "oneeye/synth.py", "oneeye/cli.py"}
+
+
+def test_the_artifact_runs_its_entry_point_from_the_zip_alone(tmp_path: Path) -> None:
+    """Unpacked, the artifact imports ``main.py`` and everything it wires, from the zip's
+    own ``oneeye`` (not this checkout's): nothing the device needs was left out."""
+    import subprocess
+    import sys
+
+    spec = importlib.util.spec_from_file_location("edge_build", EDGE / "build.py")
+    assert spec is not None and spec.loader is not None
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    unpacked = tmp_path / "oneeye-edge"
+    zipfile.ZipFile(build.build(tmp_path / "gg")).extractall(unpacked)
+    # The checkout's editable install would answer any module the zip lacks, so the probe
+    # runs without site processing (-S: no .pth finders) and sees only the zip and the
+    # third-party packages (what the recipe's pip install provides on the device).
+    site = next(p for p in sys.path if p.endswith("site-packages"))
+    probe = (
+        "import sys, pathlib, importlib\n"
+        f"sys.path[:0] = [{str(unpacked)!r}]; sys.path.append({site!r})\n"
+        "import main, oneeye\n"
+        f"assert pathlib.Path(oneeye.__file__).is_relative_to({str(unpacked)!r})\n"
+        "for name in ('oneeye.edge.greengrass', 'oneeye.edge.publishers', 'oneeye.edge.runner',"
+        " 'oneeye.edge.uplink', 'oneeye.logs', 'awsiot.greengrasscoreipc.clientv2'):\n"
+        "    importlib.import_module(name)\n"
+        "print(callable(main.main))\n"
+    )
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", probe], cwd=tmp_path, text=True,
+                          capture_output=True, timeout=120, check=False)
+    assert proc.returncode == 0 and proc.stdout.strip() == "True", proc.stderr
+
+
+def test_the_artifact_requirements_are_the_edge_extra_of_pyproject(tmp_path: Path) -> None:
+    import tomllib
+
+    project = tomllib.loads((EDGE.parent / "pyproject.toml").read_text())["project"]
+    edge = project["optional-dependencies"]["edge"]
+    assert set(edge) <= set(project["dependencies"]), "edge extra and dependencies disagree"
+    spec = importlib.util.spec_from_file_location("edge_build", EDGE / "build.py")
+    assert spec is not None and spec.loader is not None
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    with zipfile.ZipFile(build.build(tmp_path / "gg")) as zf:
+        assert zf.read("requirements.txt").decode().split() == edge

@@ -105,7 +105,13 @@ def test_bad_cert_urls_are_refused_without_fetching(keys: tuple[bytes, bytes], u
 
 def test_china_region_host_is_accepted(keys: tuple[bytes, bytes]) -> None:
     url = "https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-x.pem"
-    verifier(keys).verify(sns.sign(notification(), keys[0], url))
+    calls: list[str] = []
+    v = verifier(keys, calls)
+    v.verify(sns.sign(notification(), keys[0], url))   # raises SignatureError if refused
+    assert calls == [url]                               # the cert came from the .cn host
+    tampered = {**sns.sign(notification(), keys[0], url), "Message": "{}"}
+    with pytest.raises(SignatureError, match="does not verify"):
+        v.verify(tampered)                              # and it was really checked
 
 
 def test_unknown_topic_and_unknown_topic_confirmation_refused(keys: tuple[bytes, bytes]) -> None:

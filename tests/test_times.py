@@ -7,7 +7,6 @@ so, history search finds it by any offset, and the email and SMS print the same 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -16,24 +15,18 @@ from flask import Flask
 
 from oneeye.cloud import amber, store
 from oneeye.events import DeskEvent, MatchEvent
-from tests.cloud_support import *  # noqa: F403
-from tests.cloud_support import observe
-from tests.dashboard_helpers import Signer, add_user, app_for, desk_event, login, post_sns
+from tests.cloud_support import CustomerApiStub, load_handler, observe
+from tests.dashboard_helpers import Signer, desk_event, login, post_sns
 from tests.test_cloud_amber import sighting
+from tests.test_cloud_desk import health, match
 
 LOCAL = "2026-03-01T10:07:59.123456789+05:30"
 UTC = "2026-03-01T04:37:59.123Z"
 
 
-@pytest.fixture(scope="module")
-def signer() -> Signer:
-    return Signer()
-
-
 @pytest.fixture
-def desk(tmp_path: Path, signer: Signer) -> Flask:
-    app = app_for(tmp_path, signer)
-    add_user(app, "alice", ["branch-1"])
+def desk(app: Flask, signer: Signer) -> Flask:
+    """The conftest dashboard (alice at branch-1) holding one sighting sent at +05:30."""
     body = json.loads(desk_event().to_json())
     body["observed_at"] = LOCAL  # a producer with another zone and nanoseconds
     assert post_sns(app.test_client(), signer.notification(json.dumps(body))).status_code < 300
@@ -107,3 +100,17 @@ def test_log_lines_print_utc() -> None:
     record = logging.LogRecord("oneeye", logging.INFO, __file__, 1, "hello", None, None)
     record.created = 1772339879.123  # 2026-03-01T04:37:59.123Z
     assert json.loads(JsonFormatter().format(record))["ts"] == UTC
+
+
+@pytest.mark.parametrize(("handler", "body"), [
+    ("enrich_match", lambda: match(observed_at="2026-02-28T20:37:59.123-08:00")),
+    ("device_health", lambda: health(sent_at="2026-03-01T04:37:59.1230+0000")),
+])
+def test_cloud_handlers_turn_offset_times_into_utc_desk_events(
+        cloud_env: dict[str, str], customer_api: CustomerApiStub, handler: str,
+        body: Any) -> None:
+    customer_api.customers["C-1042"] = {"id": "C-1042", "name": "Ada Lovelace"}
+    deskq = observe(cloud_env["DESK_TOPIC_ARN"])
+    assert load_handler(handler)(body(), None)["status"] == "published"
+    (card,) = [DeskEvent.model_validate(m) for m in deskq.messages()]
+    assert card.observed_at == UTC

@@ -1,4 +1,4 @@
-"""Lambda logic of the cloud side (DESIGN §1): one module per concern.
+"""Lambda logic of the cloud side (docs/architecture.md §1): one module per concern.
 
 Handlers in ``cloud/lambdas/<name>/app.py`` only parse the invocation and call
 one function here; every AWS call goes through :mod:`oneeye.cloud.store`, so the

@@ -34,11 +34,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from oneeye import aws
-from oneeye.cloud.api import ApiError, Request
+from oneeye.cloud.api import Request
 from oneeye.cloud.store import Bucket
-from oneeye.errors import OneEyeError
-from oneeye.events import utc_now
+from oneeye.errors import ApiError, ConditionFailed, OneEyeError
 from oneeye.ids import new_id
+from oneeye.types import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -168,21 +168,19 @@ class RateLimiter:
         now_s = time.time() if now is None else now
         window = int(now_s // 60)
         try:
-            resp = aws.client("dynamodb").update_item(
-                TableName=self.table, Key={"event_id": {"S": f"rate:{key[:16]}:{window}"}},
-                UpdateExpression="ADD #n :one SET expires_at = :exp, kind = :kind",
-                ConditionExpression="attribute_not_exists(#n) OR #n < :limit",
-                ExpressionAttributeNames={"#n": "n"},
-                ExpressionAttributeValues={":one": {"N": "1"},
-                                           ":limit": {"N": str(self.per_minute)},
-                                           ":exp": {"N": str((window + 5) * 60)},
-                                           ":kind": {"S": "rate"}},
-                ReturnValues="UPDATED_NEW",
-            )
-        except Exception as exc:
-            if getattr(exc, "response", {}).get("Error", {}).get("Code") != \
-                    "ConditionalCheckFailedException":
-                raise
+            with aws.errors():
+                resp = aws.client("dynamodb").update_item(
+                    TableName=self.table, Key={"event_id": {"S": f"rate:{key[:16]}:{window}"}},
+                    UpdateExpression="ADD #n :one SET expires_at = :exp, kind = :kind",
+                    ConditionExpression="attribute_not_exists(#n) OR #n < :limit",
+                    ExpressionAttributeNames={"#n": "n"},
+                    ExpressionAttributeValues={":one": {"N": "1"},
+                                               ":limit": {"N": str(self.per_minute)},
+                                               ":exp": {"N": str((window + 5) * 60)},
+                                               ":kind": {"S": "rate"}},
+                    ReturnValues="UPDATED_NEW",
+                )
+        except ConditionFailed as exc:
             retry = max(1, int((window + 1) * 60 - now_s) + 1)
             raise ApiError(429, "rate_limited",
                            f"too many uploads: at most {self.per_minute} per minute per token; "

@@ -4,11 +4,13 @@ Order of checks: the event must validate; its case must exist and be open
 (closed or unknown → no alert, logged — the edge may still hold an old gallery
 for a few seconds after a case closes); then the per-case-per-site cooldown.
 
-Cooldown: at most one *alert* (email/SMS) per case per site per
-``ALERT_COOLDOWN_S``, taken as a conditional write of ``cooldown:{case}:{site}``
-in the idempotency table whose ``expires_at`` is the end of the cooldown. The
-desk banner is sent for every sighting: the guard on site wants the latest
-camera and time, and the dashboard collapses banners by case.
+One grouping policy for desk and email/SMS (README "What you will see"): at most one
+*alert* (email/SMS) per case per site per ``ALERT_COOLDOWN_S``, taken as a
+conditional write of ``cooldown:{case}:{site}`` in the idempotency table whose
+``expires_at`` is the end of the cooldown. Every sighting still goes to the desk (the
+guard on site wants the latest camera and time) with ``case.notified`` saying whether
+it sent the email/SMS; the dashboard groups a case's open sightings under one banner
+(``dashboard.alerts``) that says whether the agency was told.
 
 SMS text is at most 140 characters and carries no snapshot link: a presigned S3
 URL alone is ~400 characters, and a link shortener would be a new service
@@ -27,12 +29,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from oneeye import events
+from oneeye.alerting import strength
 from oneeye.cloud import store
 from oneeye.cloud.common import Result, clip, parse_match, run_once
+from oneeye.cloud.settings import AmberSettings
+from oneeye.types import SMS_MAX
 
 log = logging.getLogger(__name__)
 
-SMS_MAX = 140
 SUBJECT_MAX = 99
 _CASE_FIELDS = ("name", "age", "description", "agency", "contact", "status")
 
@@ -80,7 +84,8 @@ def _sighting(match: events.MatchEvent, deps: AmberDeps) -> Result:
         desk = events.DeskEvent(
             event_id=match.event_id, kind="missing_person_sighted", site_id=match.site_id,
             observed_at=match.observed_at, device_id=match.device_id,
-            match=match.model_copy(update={"snapshot_jpeg": None}), case=card,
+            match=match.model_copy(update={"snapshot_jpeg": None}),
+            case={**card, "notified": alerted},
             snapshot_url=snapshot_url,
             message=clip(f"missing person {name} ({match.person_id}) seen on {match.camera_id}"),
         )
@@ -123,15 +128,17 @@ def alert_texts(match: events.MatchEvent, case: dict[str, Any],
         f"Site:    {match.site_id}",
         f"Camera:  {match.camera_id} (device {match.device_id})",
         f"Time:    {when}",
-        f"Match:   distance {match.distance:.2f}, margin {match.margin:.2f}",
+        f"Match:   {strength(match.distance, match.margin)} (distance {match.distance:.2f}, "
+        f"margin {match.margin:.2f}; lower distance is closer)",
     ]
     for label, key in (("Age", "age"), ("Description", "description"),
                        ("Agency", "agency"), ("Contact", "contact")):
         if case.get(key):
             lines.append(f"{label}: {case[key]}")
     lines.append("")
-    lines.append(f"Snapshot (link expires): {snapshot_url}" if snapshot_url
-                 else "No snapshot was sent by the camera.")
+    # the link alone on its line (in <>), so every mail client makes it clickable whole
+    lines += (["Camera snapshot (link valid for a limited time):", f"<{snapshot_url}>"]
+              if snapshot_url else ["No snapshot was sent by the camera."])
     lines.append("Verify before acting. Do not approach; contact the agency above.")
     email = "\n".join(lines)
     return {
@@ -161,13 +168,18 @@ def _subject(text: str) -> str:
     return ascii_text[:SUBJECT_MAX]
 
 
-def amber_from_env() -> AmberDeps:
+def amber_deps(settings: AmberSettings) -> AmberDeps:
     return AmberDeps(
-        idempotency=store.Idempotency(store.env("IDEMPOTENCY_TABLE")),
-        cases=store.Cases(store.env("CASES_TABLE")),
-        bucket=store.Bucket(store.env("ONEEYE_BUCKET")),
-        alerts_topic_arn=store.env("ALERTS_TOPIC_ARN"),
-        desk_topic_arn=store.env("DESK_TOPIC_ARN"),
-        cooldown_s=store.env_int("ALERT_COOLDOWN_S", 600),
-        snapshot_url_ttl_s=store.env_int("SNAPSHOT_URL_TTL_S", 86400),
+        idempotency=store.Idempotency(settings.idempotency_table),
+        cases=store.Cases(settings.cases_table),
+        bucket=store.Bucket(settings.oneeye_bucket),
+        alerts_topic_arn=settings.alerts_topic_arn,
+        desk_topic_arn=settings.desk_topic_arn,
+        cooldown_s=settings.alert_cooldown_s,
+        snapshot_url_ttl_s=settings.snapshot_url_ttl_s,
     )
+
+
+def amber_from_env() -> AmberDeps:
+    """Deps from this process's environment (raises ConfigError naming the variable)."""
+    return amber_deps(AmberSettings.from_env(root="amber_alert"))

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from oneeye.errors import ConfigError, OneEyeError
+from oneeye.errors import ApiError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -29,18 +29,6 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 16 * 1024
 
 Response = dict[str, Any]
-
-
-class ApiError(OneEyeError):
-    """A request the API refuses: ``status`` (4xx), ``code`` for machines, message for people."""
-
-    def __init__(self, status: int, code: str, message: str, *,
-                 headers: dict[str, str] | None = None, details: Any = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.headers = headers or {}
-        self.details = details
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,10 @@ from typing import Any
 from oneeye import aws
 from oneeye.cloud import store
 from oneeye.cloud.agencies import Agencies, Audit
-from oneeye.cloud.api import ApiError, Request, Response, respond
-from oneeye.cloud.uploads import CASE_ID
-from oneeye.events import utc_now
+from oneeye.cloud.api import Request, Response, respond
+from oneeye.cloud.settings import CasesSettings
+from oneeye.errors import ApiError
+from oneeye.types import is_id, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -79,18 +80,13 @@ def scan_cases(table: str, *, agency: str | None = None) -> list[dict[str, Any]]
 def close_case(req: Request, deps: CasesDeps) -> Response:
     agency = deps.agencies.authenticate(req)
     case_id = req.path_params.get("case_id", "")
-    if not CASE_ID.match(case_id):
+    if not is_id(case_id):
         raise ApiError(404, "not_found", f"no case {case_id[:64]!r}")
     case = deps.cases.get(case_id)
     if case is None or case.get("agency") != agency.name:
         raise ApiError(404, "not_found", f"no case {case_id} for {agency.name}")
-    was = case.get("status")
-    if was != "closed":
-        case = deps.cases.upsert(case_id, {"status": "closed", "closed_at": utc_now(),
-                                           "closed_by": agency.name})
-    command = {"action": "remove", "watchlist": "missing", "person_id": case_id}
-    message_id = aws.client("sqs").send_message(
-        QueueUrl=deps.indexer_queue_url, MessageBody=json.dumps(command))["MessageId"]
+    case, was, message_id = close(deps.cases, deps.indexer_queue_url, case_id,
+                                  closed_by=agency.name)
     deps.audit.record("case_closed", agency, req, case_id=case_id, was=was,
                       removal_message_id=message_id)
     log.info("case %s closed by %s; removal queued (%s)", case_id, agency.name, message_id)
@@ -99,8 +95,32 @@ def close_case(req: Request, deps: CasesDeps) -> Response:
                          "already_closed": was == "closed"})
 
 
+def close(cases: store.Cases, indexer_queue_url: str, case_id: str, *,
+          closed_by: str) -> tuple[dict[str, Any], str | None, str]:
+    """Close ``case_id`` (if open) and queue its removal from the missing gallery.
+
+    Returns the case after, its status before, and the removal's SQS message id. The
+    caller has checked that ``closed_by`` may close it (the API: the owning agency's
+    token; the dashboard: an officer of that agency).
+    """
+    case = cases.get(case_id) or {}
+    was = case.get("status")
+    if was != "closed":
+        case = cases.upsert(case_id, {"status": "closed", "closed_at": utc_now(),
+                                      "closed_by": closed_by})
+    command = {"action": "remove", "watchlist": "missing", "person_id": case_id}
+    message_id = str(aws.client("sqs").send_message(
+        QueueUrl=indexer_queue_url, MessageBody=json.dumps(command))["MessageId"])
+    return case, was, message_id
+
+
+def cases_deps(settings: CasesSettings) -> CasesDeps:
+    return CasesDeps(cases=store.Cases(settings.cases_table),
+                     agencies=Agencies(settings.agencies_table),
+                     audit=Audit(store.Bucket(settings.oneeye_bucket)),
+                     indexer_queue_url=settings.indexer_queue_url)
+
+
 def cases_from_env() -> CasesDeps:
-    bucket = store.Bucket(store.env("ONEEYE_BUCKET"))
-    return CasesDeps(cases=store.Cases(store.env("CASES_TABLE")),
-                     agencies=Agencies(store.env("AGENCIES_TABLE")), audit=Audit(bucket),
-                     indexer_queue_url=store.env("INDEXER_QUEUE_URL"))
+    """Deps from this process's environment (raises ConfigError naming the variable)."""
+    return cases_deps(CasesSettings.from_env(root="cases"))

@@ -20,15 +20,44 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from oneeye import events
 from oneeye.cloud.store import Idempotency
-from oneeye.errors import EventError
+from oneeye.errors import ConfigError, EventError
+from oneeye.events import clip as clip  # desk messages are capped like health errors
 
 log = logging.getLogger(__name__)
 
 Result = dict[str, Any]
+D = TypeVar("D")
+
+
+class ColdStart(Generic[D]):
+    """A function's dependencies, built once per container when its module is imported.
+
+    ``build`` validates the function's settings (:mod:`oneeye.cloud.settings`) and makes
+    its clients. Invalid settings are logged at cold start, naming the variable, and
+    :meth:`get` raises the same :class:`ConfigError` on every invocation: an IoT or SQS
+    event is then retried and finally dead-lettered (never lost), and an API answers
+    500 ``misconfigured``. The import itself does not fail, so the cause is in the log
+    once, not hidden behind ``Runtime.ImportModuleError``.
+    """
+
+    def __init__(self, name: str, build: Callable[[], D]) -> None:
+        self.name = name
+        self._deps: D | None = None
+        self._error: ConfigError | None = None
+        try:
+            self._deps = build()
+        except ConfigError as exc:
+            log.error("%s: misconfigured: %s", name, exc)
+            self._error = exc
+
+    def get(self) -> D:
+        if self._deps is None:
+            raise self._error or ConfigError(f"{self.name}: dependencies not built")
+        return self._deps
 
 
 def configure_lambda_logging() -> None:
@@ -88,6 +117,3 @@ def event_id_of(message: Any) -> str | None:
     return None
 
 
-def clip(text: str, limit: int = 500) -> str:
-    """Desk messages are capped (``DeskEvent.message``); a long name must not fail an event."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -10,14 +10,15 @@ gets a degraded card.
 
 In AWS the key lives in Secrets Manager: the template passes the secret's name
 as ``CUSTOMER_API_KEY_SECRET`` and the key is read once per container.
-The local stack sets ``CUSTOMER_API_KEY`` directly.
+The local stack sets ``CUSTOMER_API_KEY`` directly. The settings are
+:class:`oneeye.cloud.settings.EnrichSettings`; :func:`customer_api` builds the
+client once per container.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import urllib.error
 import urllib.parse
@@ -26,20 +27,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from oneeye import aws
-from oneeye.errors import OneEyeError
+from oneeye.cloud.settings import EnrichSettings
+from oneeye.errors import CustomerApiUnavailable, CustomerNotFound
 
 log = logging.getLogger(__name__)
 
 _RETRYABLE = {429, 500, 502, 503, 504}
 _secret_cache: dict[str, str] = {}
-
-
-class CustomerNotFound(OneEyeError):
-    """The customer API answered 404 for this id."""
-
-
-class CustomerApiUnavailable(OneEyeError):
-    """The customer API could not be reached or gave no usable answer after retries."""
 
 
 @dataclass(frozen=True)
@@ -81,25 +75,28 @@ class CustomerApi:
         raise CustomerApiUnavailable(f"customer API unavailable ({last})")
 
 
-def api_from_env() -> CustomerApi:
-    """The customer API configured by ``CUSTOMER_API_URL`` and the key settings."""
-    url = os.environ.get("CUSTOMER_API_URL", "")
-    if not url:
-        # Not a crash: every arrival still reaches the desk, marked degraded.
-        log.error("CUSTOMER_API_URL is not set; desk cards will be degraded")
+def customer_api(settings: EnrichSettings) -> CustomerApi | None:
+    """The customer API client of these settings, or None when no URL is configured.
+
+    Called once per container; without a URL every arrival still reaches the desk,
+    degraded (id only), and that is said once here rather than per event.
+    """
+    if not settings.customer_api_url:
+        log.warning("CUSTOMER_API_URL is not set; desk cards will carry the id only")
+        return None
     return CustomerApi(
-        base_url=url or "http://127.0.0.1:9",
-        api_key=api_key_from_env(),
-        timeout_s=float(os.environ.get("CUSTOMER_API_TIMEOUT_S", "2")),
-        attempts=int(os.environ.get("CUSTOMER_API_ATTEMPTS", "3")),
+        base_url=settings.customer_api_url,
+        api_key=api_key(settings),
+        timeout_s=settings.customer_api_timeout_s,
+        attempts=settings.customer_api_attempts,
     )
 
 
-def api_key_from_env() -> str | None:
-    key = os.environ.get("CUSTOMER_API_KEY")
-    if key:
-        return key
-    secret = os.environ.get("CUSTOMER_API_KEY_SECRET")
+def api_key(settings: EnrichSettings) -> str | None:
+    """``CUSTOMER_API_KEY``, else the Secrets Manager secret's value (read once)."""
+    if settings.customer_api_key is not None:
+        return settings.customer_api_key.get_secret_value()
+    secret = settings.customer_api_key_secret
     if not secret:
         return None
     if secret not in _secret_cache:

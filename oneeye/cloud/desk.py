@@ -9,8 +9,9 @@ seeing a bare id beats a teller seeing nothing. An id the API does not know
 
 Both functions take their collaborators as arguments (the lookup, the
 idempotency table, the topic) so tests and the bench can drive them directly;
-the handlers build them from the environment with :func:`enrich_from_env` /
-:func:`health_from_env`.
+the handlers build them once per container from their settings
+(:class:`~oneeye.cloud.settings.EnrichSettings`, :class:`~oneeye.cloud.settings.HealthSettings`)
+with :func:`enrich_deps` / :func:`health_deps`.
 """
 
 from __future__ import annotations
@@ -24,12 +25,9 @@ from typing import Any
 from oneeye import events
 from oneeye.cloud import store
 from oneeye.cloud.common import Result, clip, event_id_of, parse_match, rejected, run_once
-from oneeye.cloud.customers import (
-    CustomerApiUnavailable,
-    CustomerNotFound,
-    api_from_env,
-)
-from oneeye.errors import EventError
+from oneeye.cloud.customers import customer_api
+from oneeye.cloud.settings import EnrichSettings, HealthSettings
+from oneeye.errors import CustomerApiUnavailable, CustomerNotFound, EventError
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +40,7 @@ MAX_CARD_BYTES = 64 * 1024
 class DeskDeps:
     idempotency: store.Idempotency
     desk_topic_arn: str
+    #: The customer record lookup (the customer API's ``get``); None: not configured.
     lookup: Lookup | None = None
 
 
@@ -55,12 +54,13 @@ def enrich_match(message: Any, deps: DeskDeps) -> Result:
 
 
 def _publish_arrival(match: events.MatchEvent, deps: DeskDeps) -> Result:
-    lookup = deps.lookup or api_from_env().get
     customer: dict[str, Any] | None = None
     degraded = False
     who = match.person_id
     try:
-        customer = _customer_card(lookup(match.person_id), match.person_id)
+        if deps.lookup is None:  # said once at cold start, not per event
+            raise CustomerApiUnavailable("no customer API configured")
+        customer = _customer_card(deps.lookup(match.person_id), match.person_id)
         message = f"{customer.get('name') or who} arrived"
     except CustomerNotFound:
         degraded = True
@@ -120,9 +120,23 @@ def device_health(message: Any, deps: DeskDeps) -> Result:
     return run_once(deps.idempotency, health.event_id, work, handler="device_health")
 
 
+def enrich_deps(settings: EnrichSettings) -> DeskDeps:
+    api = customer_api(settings)
+    return DeskDeps(idempotency=store.Idempotency(settings.idempotency_table),
+                    desk_topic_arn=settings.desk_topic_arn,
+                    lookup=api.get if api is not None else None)
+
+
+def health_deps(settings: HealthSettings) -> DeskDeps:
+    return DeskDeps(idempotency=store.Idempotency(settings.idempotency_table),
+                    desk_topic_arn=settings.desk_topic_arn)
+
+
 def enrich_from_env() -> DeskDeps:
-    return DeskDeps(idempotency=store.Idempotency(store.env("IDEMPOTENCY_TABLE")),
-                    desk_topic_arn=store.env("DESK_TOPIC_ARN"))
+    """Deps from this process's environment (raises ConfigError naming the variable)."""
+    return enrich_deps(EnrichSettings.from_env(root="enrich_match"))
 
 
-health_from_env = enrich_from_env
+def health_from_env() -> DeskDeps:
+    """Deps from this process's environment (raises ConfigError naming the variable)."""
+    return health_deps(HealthSettings.from_env(root="device_health"))

@@ -28,7 +28,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import re
 import urllib.parse
 from dataclasses import dataclass, field
@@ -39,29 +38,24 @@ from oneeye import gallery as gal
 from oneeye.cloud import gallery_store, store
 from oneeye.cloud.common import Result, rejected
 from oneeye.cloud.notify import publish_gallery_event
+from oneeye.cloud.settings import IndexerSettings
+from oneeye.cloud.uploads import REASONS
 from oneeye.errors import EnrolmentRejected, GalleryError, ImageError
-from oneeye.events import GalleryEvent, utc_now
+from oneeye.events import GalleryEvent
+from oneeye.types import WATCHLISTS, utc_now
 
 log = logging.getLogger(__name__)
 
 _UPLOAD_KEY = re.compile(
-    r"^uploads/(?P<watchlist>missing|customers)/(?P<person>[^/]+)/(?P<stem>[^/]+)"
+    r"^uploads/(?P<watchlist>" + "|".join(WATCHLISTS) + r")/(?P<person>[^/]+)/(?P<stem>[^/]+)"
     r"\.(?P<ext>jpg|jpeg|png)$", re.IGNORECASE)
-
-MESSAGES = {
-    "too_large": "file too large — use a photo under {mb} MB",
-    "not_an_image": "not an image — upload a JPEG or PNG photo",
-    "unreadable": "the photo could not be read (corrupt or truncated) — take it again",
-    "invalid_id": "invalid case or customer id — use letters, digits and _.:-",
-}
-
 
 @dataclass(frozen=True)
 class IndexerDeps:
     bucket: store.Bucket
     idempotency: store.Idempotency
     cases: store.Cases | None = None
-    notify: str | None = None          # GALLERY_NOTIFY; None → read the environment
+    notify: str = "iot-data"           # GALLERY_NOTIFY (see oneeye.cloud.settings)
     max_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 50_000_000
     max_side: int = 1600               # photos are scaled down to this before detection
@@ -138,10 +132,10 @@ def _index(key: str, m: re.Match[str], deps: IndexerDeps) -> Result:
     try:
         gal.check_person_id(person_id)
     except GalleryError:
-        return status.reject("invalid_id", MESSAGES["invalid_id"])
+        return status.reject("invalid_id", REASONS["invalid_id"])
     size = int(head.get("ContentLength") or 0)
     if size > deps.max_bytes:
-        return status.reject("too_large", MESSAGES["too_large"].format(mb=deps.max_bytes >> 20))
+        return status.reject("too_large", REASONS["too_large"].format(mb=deps.max_bytes >> 20))
     obj = deps.bucket.get(key)
     if obj is None:
         return rejected("gallery_indexer", f"{key} disappeared while indexing")
@@ -172,12 +166,12 @@ def _index(key: str, m: re.Match[str], deps: IndexerDeps) -> Result:
 def encode_photo(data: bytes, deps: IndexerDeps) -> Any:
     """The enrolment encoding of one uploaded photo, or :class:`EnrolmentRejected`."""
     if len(data) > deps.max_bytes:
-        raise EnrolmentRejected("too_large", MESSAGES["too_large"].format(mb=deps.max_bytes >> 20))
+        raise EnrolmentRejected("too_large", REASONS["too_large"].format(mb=deps.max_bytes >> 20))
     try:
         image = faces.load_image(data, max_pixels=deps.max_pixels, max_bytes=deps.max_bytes)
     except ImageError as exc:
         reason = image_error_reason(exc)
-        message = MESSAGES[reason].format(mb=deps.max_bytes >> 20)
+        message = REASONS[reason].format(mb=deps.max_bytes >> 20)
         raise EnrolmentRejected(reason, f"{message} ({exc})") from exc
     h, w = image.shape[:2]
     if max(h, w) > deps.max_side:
@@ -263,11 +257,16 @@ class _Status:
                 "message": message}
 
 
-def indexer_from_env() -> IndexerDeps:
-    cases = store.Cases(store.env("CASES_TABLE")) if os.environ.get("CASES_TABLE") else None
+def indexer_deps(settings: IndexerSettings) -> IndexerDeps:
     return IndexerDeps(
-        bucket=store.Bucket(store.env("ONEEYE_BUCKET")),
-        idempotency=store.Idempotency(store.env("IDEMPOTENCY_TABLE")),
-        cases=cases,
-        max_bytes=store.env_int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024),
+        bucket=store.Bucket(settings.oneeye_bucket),
+        idempotency=store.Idempotency(settings.idempotency_table),
+        cases=store.Cases(settings.cases_table) if settings.cases_table else None,
+        notify=settings.gallery_notify,
+        max_bytes=settings.upload_max_bytes,
     )
+
+
+def indexer_from_env() -> IndexerDeps:
+    """Deps from this process's environment (raises ConfigError naming the variable)."""
+    return indexer_deps(IndexerSettings.from_env(root="gallery_indexer"))

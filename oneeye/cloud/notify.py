@@ -1,6 +1,6 @@
 """Publishing ``oneeye.gallery/1`` on ``oneeye/gallery/updated`` (cloud → every edge).
 
-``GALLERY_NOTIFY`` selects the transport:
+``GALLERY_NOTIFY`` (:class:`oneeye.cloud.settings.IndexerSettings`) selects the transport:
 
 - ``iot-data`` (AWS): ``iot-data:Publish`` through the one boto3 factory, QoS 1;
 - ``mqtt://host:port`` (local stack, tests): a short-lived paho-mqtt client that
@@ -20,7 +20,7 @@ import threading
 import urllib.parse
 
 from oneeye import aws
-from oneeye.errors import ConfigError, OneEyeError
+from oneeye.errors import ConfigError, NotifyError
 from oneeye.events import GalleryEvent
 from oneeye.ids import new_id
 
@@ -29,13 +29,11 @@ log = logging.getLogger(__name__)
 GALLERY_TOPIC = "oneeye/gallery/updated"
 
 
-class NotifyError(OneEyeError):
-    """The gallery update could not be published."""
+def publish_gallery_event(event: GalleryEvent, target: str, *, timeout_s: float = 10.0) -> None:
+    """Announce ``event`` through ``target`` (``iot-data``, ``none`` or ``mqtt://host:port``).
 
-
-def publish_gallery_event(event: GalleryEvent, target: str | None = None,
-                          *, timeout_s: float = 10.0) -> None:
-    target = target if target is not None else os.environ.get("GALLERY_NOTIFY", "iot-data")
+    Raises NotifyError when the broker does not acknowledge, ConfigError for an unknown target.
+    """
     payload = event.to_json().encode()
     if target == "none":
         log.info("gallery %s v%d: GALLERY_NOTIFY=none, not published", event.watchlist,

@@ -17,6 +17,7 @@ import logging
 from typing import Any
 
 from oneeye import aws
+from oneeye.errors import AlreadyExists
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +68,14 @@ def _queue(name: str, attributes: dict[str, str]) -> tuple[str, str]:
 def _bucket(name: str, queue_arn: str, cors_origins: list[str]) -> str:
     s3 = aws.client("s3")
     try:
-        if aws.region() == "us-east-1":
-            s3.create_bucket(Bucket=name)
-        else:
-            s3.create_bucket(Bucket=name,
-                             CreateBucketConfiguration={"LocationConstraint": aws.region()})
-    except Exception as exc:
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-        if code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
-            raise
+        with aws.errors():
+            if aws.region() == "us-east-1":
+                s3.create_bucket(Bucket=name)
+            else:
+                s3.create_bucket(Bucket=name,
+                                 CreateBucketConfiguration={"LocationConstraint": aws.region()})
+    except AlreadyExists:
+        pass
     s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration={
         "BlockPublicAcls": True, "IgnorePublicAcls": True,
         "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
@@ -95,15 +95,15 @@ def _bucket(name: str, queue_arn: str, cors_origins: list[str]) -> str:
 def _table(name: str, key: str, *, ttl: str | None = None) -> str:
     ddb = aws.client("dynamodb")
     try:
-        ddb.create_table(
-            TableName=name, BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-            SSESpecification={"Enabled": True},
-        )
-    except Exception as exc:
-        if getattr(exc, "response", {}).get("Error", {}).get("Code") != "ResourceInUseException":
-            raise
+        with aws.errors():
+            ddb.create_table(
+                TableName=name, BillingMode="PAY_PER_REQUEST",
+                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+                SSESpecification={"Enabled": True},
+            )
+    except AlreadyExists:
+        pass
     if ttl:
         current = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
         if current.get("TimeToLiveStatus") not in {"ENABLED", "ENABLING"}:

@@ -1,8 +1,8 @@
 """Data access of the Lambdas: DynamoDB (idempotency, cases), S3, SNS.
 
 Logic modules never touch boto3 directly; they get these small objects, built
-from the environment names of the plan (``ONEEYE_BUCKET``, ``IDEMPOTENCY_TABLE`` …)
-by :func:`from_env`. Clients come from the one factory, :func:`oneeye.aws.client`.
+from each function's settings (:mod:`oneeye.cloud.settings`) once per container.
+Clients come from the one factory, :func:`oneeye.aws.client`.
 
 Idempotency is a lease, not a flag: :meth:`Idempotency.claim` writes the key
 with a short ``expires_at`` (the work's lease) under a condition, and
@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from oneeye import aws
-from oneeye.errors import ConfigError
-from oneeye.events import utc_now
-from oneeye.types import Clock
+from oneeye.errors import ConditionFailed, NotFound
+from oneeye.types import Clock, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -34,29 +32,6 @@ log = logging.getLogger(__name__)
 DEFAULT_RETENTION_S = 7 * 24 * 3600
 #: How long a claim protects work in progress before a retry may take over.
 DEFAULT_LEASE_S = 300
-
-
-def env(name: str, default: str | None = None) -> str:
-    """One environment setting of the Lambdas, or a :class:`ConfigError` naming it."""
-    value = os.environ.get(name, default)
-    if value is None or value == "":
-        raise ConfigError(f"environment variable {name} is not set")
-    return value
-
-
-def env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"environment variable {name} must be an integer, got {raw!r}") from exc
-
-
-def _is_conditional_failure(exc: Exception) -> bool:
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-    return bool(code == "ConditionalCheckFailedException")
 
 
 class Idempotency:
@@ -71,17 +46,16 @@ class Idempotency:
         """True if the caller now owns ``key``; False if it is done or being worked on."""
         now_s = int(now if now is not None else self.clock())
         try:
-            aws.client("dynamodb").put_item(
-                TableName=self.table,
-                Item={"event_id": {"S": key}, "expires_at": {"N": str(now_s + lease_s)},
-                      "state": {"S": "claimed"}, "kind": {"S": kind}},
-                ConditionExpression="attribute_not_exists(event_id) OR expires_at < :now",
-                ExpressionAttributeValues={":now": {"N": str(now_s)}},
-            )
-        except Exception as exc:
-            if _is_conditional_failure(exc):
-                return False
-            raise
+            with aws.errors():
+                aws.client("dynamodb").put_item(
+                    TableName=self.table,
+                    Item={"event_id": {"S": key}, "expires_at": {"N": str(now_s + lease_s)},
+                          "state": {"S": "claimed"}, "kind": {"S": kind}},
+                    ConditionExpression="attribute_not_exists(event_id) OR expires_at < :now",
+                    ExpressionAttributeValues={":now": {"N": str(now_s)}},
+                )
+        except ConditionFailed:
+            return False
         return True
 
     def complete(self, key: str, *, retention_s: int = DEFAULT_RETENTION_S,
@@ -172,19 +146,17 @@ class Bucket:
 
     def head(self, key: str) -> dict[str, Any] | None:
         try:
-            return dict(aws.client("s3").head_object(Bucket=self.name, Key=key))
-        except Exception as exc:
-            if _status(exc) == 404:
-                return None
-            raise
+            with aws.errors():
+                return dict(aws.client("s3").head_object(Bucket=self.name, Key=key))
+        except NotFound:
+            return None
 
     def get(self, key: str) -> StoredObject | None:
         try:
-            resp = aws.client("s3").get_object(Bucket=self.name, Key=key)
-        except Exception as exc:
-            if _status(exc) == 404:
-                return None
-            raise
+            with aws.errors():
+                resp = aws.client("s3").get_object(Bucket=self.name, Key=key)
+        except NotFound:
+            return None
         return StoredObject(key=key, data=resp["Body"].read(),
                             etag=str(resp.get("ETag", "")).strip('"'),
                             metadata=dict(resp.get("Metadata") or {}))
@@ -206,14 +178,6 @@ class Bucket:
     def presign_get(self, key: str, *, expires_s: int) -> str:
         return str(aws.client("s3").generate_presigned_url(
             "get_object", Params={"Bucket": self.name, "Key": key}, ExpiresIn=expires_s))
-
-
-def _status(exc: Exception) -> int | None:
-    resp = getattr(exc, "response", None) or {}
-    code = resp.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    if code is None and resp.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
-        return 404
-    return int(code) if code is not None else None
 
 
 def publish(topic_arn: str, message: str, *, site_id: str | None = None,

@@ -1,7 +1,8 @@
 """upload_url and upload_status: a phone's photo of a missing person into S3, and its fate.
 
 ``POST /api/uploads`` (agency token) validates the case form, creates or
-updates the case in ``CASES_TABLE`` (status ``open``), and answers a presigned
+updates the case in ``CASES_TABLE`` (a new case is ``pending`` until the indexer accepts
+a photo and sets ``open``), and answers a presigned
 POST for ``uploads/missing/{case_id}/{upload_id}.jpg`` (``.png`` for PNG) whose
 policy pins the key, ``Content-Type`` (exactly the declared image/jpeg or
 image/png), ``content-length-range`` 1 byte … ``UPLOAD_MAX_BYTES`` (10 MB) and
@@ -12,7 +13,7 @@ enforce POST policies, so the gallery indexer re-checks size, type and face.
 
 Case ids: a new case gets ``MP-{year}-{NNNN}`` from an atomic counter item
 (``counter:case:MP-{year}``) in ``IDEMPOTENCY_TABLE``. An existing case may only
-be extended by the agency that opened it (403 otherwise); uploading to a
+be extended by the agency that opened it (403 otherwise); an accepted photo for a
 closed case re-opens it — the same person is missing again.
 
 ``GET /api/uploads/{upload_id}`` (agency token) answers the status with the
@@ -25,7 +26,6 @@ whose link expired without a photo arriving is reported as rejected
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -34,20 +34,22 @@ from typing import Any
 from oneeye import aws
 from oneeye.cloud import store
 from oneeye.cloud.agencies import Agencies, Agency, Audit, RateLimiter
-from oneeye.cloud.api import ApiError, Request, Response, respond
-from oneeye.events import utc_now
-from oneeye.ids import is_valid_id, new_id
+from oneeye.cloud.api import Request, Response, respond
+from oneeye.cloud.settings import UploadStatusSettings, UploadUrlSettings
+from oneeye.errors import ApiError
+from oneeye.ids import is_uuid7, new_id
+from oneeye.types import is_id, utc_now
 
 log = logging.getLogger(__name__)
 
 CONTENT_TYPES = {"image/jpeg": "jpg", "image/png": "png"}
-CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _LIMITS = {"name": 100, "description": 1000, "contact": 200, "agency": 120, "filename": 200}
 #: Seconds after the link's expiry before a still-pending upload counts as expired
 #: (an upload that started just before expiry may still be arriving).
 EXPIRY_GRACE_S = 60
 
-#: Reason code → what the phone shows (the indexer's own sentence goes in ``detail``).
+#: Reason code → what the phone shows, for upload_status and the indexer alike (the
+#: indexer's own sentence, when it says more, goes in ``detail``).
 REASONS = {
     "no_face": "no face found — use a photo where the face is clearly visible",
     "several_faces": "{count} faces — crop to one person",
@@ -56,7 +58,7 @@ REASONS = {
     "too_large": "file too large — use a photo under {mb} MB",
     "not_an_image": "not an image — use a JPEG or PNG photo",
     "unreadable": "the photo could not be read (corrupt or cut off) — take it again",
-    "invalid_id": "invalid case id — use letters, digits and _.:-",
+    "invalid_id": "invalid case or customer id — use 1–128 letters, digits and _.:@-",
     "expired": "the upload link expired before the photo arrived — try again",
 }
 _NUMBERS = {2: "two", 3: "three", 4: "four", 5: "five"}
@@ -107,8 +109,8 @@ def parse_form(body: dict[str, Any], max_bytes: int) -> CaseForm:
     case_id = body.get("case_id")
     if case_id in (None, ""):
         case_id = None
-    elif not isinstance(case_id, str) or not CASE_ID.match(case_id.strip()):
-        problems["case_id"] = "1–64 letters, digits and _.:- (e.g. MP-2026-0042)"
+    elif not isinstance(case_id, str) or not is_id(case_id.strip()):
+        problems["case_id"] = "1–128 letters, digits and _.:@- (e.g. MP-2026-0042)"
     else:
         case_id = case_id.strip()
     age: int | None = None
@@ -130,7 +132,9 @@ def parse_form(body: dict[str, Any], max_bytes: int) -> CaseForm:
         problems["size"] = "the photo's size in bytes"
     form = CaseForm(case_id=case_id, name=text("name", required=True) or "",
                     content_type=content_type, age=age, description=text("description"),
-                    contact=text("contact"), reported_by=text("agency"),
+                    # a banner says whom to call: a new case needs the agency's contact
+                    contact=text("contact", required=case_id is None),
+                    reported_by=text("agency"),
                     filename=text("filename"))
     if problems:
         listed = "; ".join(f"{k}: {v}" for k, v in problems.items())
@@ -144,16 +148,21 @@ def create_upload(req: Request, deps: UploadDeps) -> Response:
     form = parse_form(req.json(), deps.max_bytes)
     deps.limiter.hit(agency.token_sha256)
     case_id = form.case_id
+    existing = None
     if case_id is not None:
         existing = deps.cases.get(case_id)
         if existing is not None and existing.get("agency") not in (None, agency.name):
             raise ApiError(403, "forbidden", f"case {case_id} belongs to another agency")
     else:
         case_id = _new_case_id(deps)
+    # A new case is "pending" until the indexer accepts a photo (it sets "open"): a rejected
+    # upload (no face, two faces) must not leave an open case that no camera can match.
+    # An existing case keeps its status; an accepted photo re-opens a closed one.
+    is_new = form.case_id is None or existing is None
     case = deps.cases.upsert(case_id, {
         "name": form.name, "age": form.age, "description": form.description,
         "contact": form.contact, "reported_by": form.reported_by, "agency": agency.name,
-        "status": "open",
+        "status": "pending" if is_new else None,
     })
     upload_id = new_id()
     key = f"uploads/missing/{case_id}/{upload_id}.{CONTENT_TYPES[form.content_type]}"
@@ -209,7 +218,7 @@ def _new_case_id(deps: UploadDeps) -> str:
 def upload_status(req: Request, deps: UploadDeps) -> Response:
     agency = deps.agencies.authenticate(req)
     upload_id = req.path_params.get("upload_id", "")
-    if not is_valid_id(upload_id):
+    if not is_uuid7(upload_id):
         raise ApiError(404, "not_found", f"no upload {upload_id[:64]!r}")
     status = deps.bucket.get_json(f"status/{upload_id}.json")
     if not isinstance(status, dict):
@@ -269,16 +278,22 @@ def _expired(status: dict[str, Any], deps: UploadDeps) -> bool:
     return not isinstance(key, str) or deps.bucket.head(key) is None
 
 
-def uploads_from_env(*, status_only: bool = False) -> UploadDeps:
-    """Deps from the plan's environment; upload_status needs no idempotency table."""
-    bucket = store.Bucket(store.env("ONEEYE_BUCKET"))
-    idem = os.environ.get("IDEMPOTENCY_TABLE", "") if status_only \
-        else store.env("IDEMPOTENCY_TABLE")
+def upload_deps(settings: UploadUrlSettings | UploadStatusSettings) -> UploadDeps:
+    """upload_url's deps; upload_status reads no counters (no idempotency table)."""
+    bucket = store.Bucket(settings.oneeye_bucket)
+    counters, rate = ((settings.idempotency_table, settings.upload_rate_per_min)
+                      if isinstance(settings, UploadUrlSettings) else ("", 1))
     return UploadDeps(
-        bucket=bucket, cases=store.Cases(store.env("CASES_TABLE")),
-        agencies=Agencies(store.env("AGENCIES_TABLE")),
-        limiter=RateLimiter(idem, store.env_int("UPLOAD_RATE_PER_MIN", 30)),
-        audit=Audit(bucket), counters_table=idem,
-        max_bytes=store.env_int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024),
-        url_ttl_s=store.env_int("UPLOAD_URL_TTL_S", 300),
+        bucket=bucket, cases=store.Cases(settings.cases_table),
+        agencies=Agencies(settings.agencies_table),
+        limiter=RateLimiter(counters, rate),
+        audit=Audit(bucket), counters_table=counters,
+        max_bytes=settings.upload_max_bytes, url_ttl_s=settings.upload_url_ttl_s,
     )
+
+
+def uploads_from_env(*, status_only: bool = False) -> UploadDeps:
+    """Deps from this process's environment (raises ConfigError naming the variable)."""
+    if status_only:
+        return upload_deps(UploadStatusSettings.from_env(root="upload_status"))
+    return upload_deps(UploadUrlSettings.from_env(root="upload_url"))

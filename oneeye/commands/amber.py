@@ -1,15 +1,12 @@
 """Amber alert commands: ``upload``, ``case list|close``, ``agency add|list|revoke``, ``subscribe``.
 
-``upload`` and ``case`` talk to the HTTP API with an agency token, exactly like
-the phone page (so the token check, rate limit and audit apply); ``agency`` and
-``subscribe`` are operator commands that talk to DynamoDB / SNS directly
-through :func:`oneeye.aws.client`.
-
-Where things are: a running local stack writes ``var/local/stack.json``
-(``urls`` and the Lambdas' ``env``); these commands read it (``--stack-file``
-or ``ONEEYE_STACK_FILE``) and fill in whatever the environment does not set
-already — AWS_ENDPOINT_URL, table names, topic ARNs and the API URL. Against
-AWS, set those variables (or ``--api``) yourself.
+These commands parse and print. ``upload`` and ``case`` talk to the HTTP API through
+:class:`oneeye.amber_client.AmberApi` with an agency token, exactly like the phone page
+(so the token check, rate limit and audit apply); ``agency`` and ``subscribe`` are
+operator commands that talk to DynamoDB / SNS directly through :func:`oneeye.aws.client`.
+A running local stack is found by :func:`oneeye.amber_client.load_stack`
+(``--stack-file`` or ``ONEEYE_STACK_FILE``). Photos are prepared by
+:func:`prepare_photo` through the one decoder.
 
 Exit status: 0 when every photo was accepted, 1 when any was rejected or
 failed (a script uploading many photos must notice), 2 for usage errors.
@@ -17,7 +14,6 @@ failed (a script uploading many photos must notice), 2 for usage errors.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -28,11 +24,10 @@ from typing import Any
 
 import click
 
+from oneeye.amber_client import AmberApi, agency_token, api_url, load_stack, need_env
 from oneeye.commands import ui
-from oneeye.errors import OneEyeError
+from oneeye.errors import OneEyeError, PhotoRejected
 
-DEFAULT_STACK_FILE = Path("var/local/stack.json")
-DEFAULT_API = "http://127.0.0.1:8080"
 MAX_SIDE = 1600
 MAX_BYTES = 10 * 1024 * 1024
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -46,104 +41,6 @@ def register(cli: click.Group) -> None:
     cli.add_command(subscribe)
 
 
-# --- where the stack is -----------------------------------------------------------------------
-
-def load_stack(stack_file: Path | None) -> dict[str, Any]:
-    """Read stack.json and export its env for names the environment does not set."""
-    path = stack_file or Path(os.environ.get("ONEEYE_STACK_FILE") or DEFAULT_STACK_FILE)
-    if not path.is_file():
-        if stack_file is not None:
-            raise OneEyeError(f"{path}: no such stack file (is `oneeye up` running?)")
-        return {}
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise OneEyeError(f"{path}: unreadable stack file ({exc})") from exc
-    env = info.get("env") if isinstance(info, dict) else None
-    if isinstance(env, dict):
-        for key, value in env.items():
-            os.environ.setdefault(str(key), str(value))
-        if "AWS_ENDPOINT_URL" in env:
-            os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")  # moto takes any; no profile
-            os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-        from oneeye import aws
-
-        aws.clear_cache()
-    return info if isinstance(info, dict) else {}
-
-
-def agency_token(token: str | None, info: dict[str, Any]) -> str | None:
-    """``--token`` / ``$ONEEYE_AGENCY_TOKEN``, else the running local stack's demo token.
-
-    ``oneeye up`` keeps that token in a 0600 file named by ``agency_token_file`` in
-    stack.json (never in stack.json itself).
-    """
-    if token:
-        return token
-    path = info.get("agency_token_file")
-    if not path:
-        return None
-    try:
-        return Path(path).read_text().strip() or None
-    except OSError:
-        return None
-
-
-def api_url(api: str | None, info: dict[str, Any]) -> str:
-    if api:
-        return api.rstrip("/")
-    urls = info.get("urls") or {}
-    for key in ("api", "http_api", "mobile upload page"):
-        if urls.get(key):
-            return str(urls[key]).rstrip("/")
-    return (os.environ.get("ONEEYE_API_URL") or DEFAULT_API).rstrip("/")
-
-
-def need_env(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        raise OneEyeError(f"{name} is not set: start the local stack (`oneeye up`), pass "
-                          "--stack-file, or export it for your AWS stack")
-    return value
-
-
-class ApiClient:
-    def __init__(self, base: str, token: str | None) -> None:
-        import requests
-
-        if not token:
-            raise OneEyeError("an agency token is needed: --token, ONEEYE_AGENCY_TOKEN or a "
-                              "running local stack (`oneeye up`); an operator makes one with "
-                              "`oneeye agency add NAME`")
-        self.base = base
-        self.http = requests.Session()
-        self.http.headers["Authorization"] = f"Bearer {token}"
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None,
-             *, retry_rate_limit: bool = True) -> dict[str, Any]:
-        import requests
-
-        for _ in range(5):
-            try:
-                resp = self.http.request(method, self.base + path, json=body, timeout=30)
-            except requests.RequestException as exc:
-                raise OneEyeError(f"cannot reach the OneEye API at {self.base}: {exc}") from exc
-            if resp.status_code == 429 and retry_rate_limit:
-                wait = min(65, int(resp.headers.get("Retry-After") or 10))
-                click.echo(f"\nrate limited; waiting {wait} s", err=True)
-                time.sleep(wait)
-                continue
-            break
-        try:
-            data = resp.json()
-        except ValueError:
-            data = {"message": resp.text[:200]}
-        if resp.status_code >= 400:
-            raise OneEyeError(f"{method} {path}: {resp.status_code} "
-                              f"{data.get('message') or data.get('error') or ''}".strip())
-        return data if isinstance(data, dict) else {"data": data}
-
-
 stack_option = click.option("--stack-file", type=click.Path(dir_okay=False, path_type=Path),
                             default=None, help="Local stack info (default var/local/stack.json).")
 api_option = click.option("--api", default=None, help="HTTP API base URL (default: the local "
@@ -154,68 +51,30 @@ token_option = click.option("--token", envvar="ONEEYE_AGENCY_TOKEN", default=Non
 
 # --- upload -----------------------------------------------------------------------------------
 
-class PhotoRejected(OneEyeError):
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+def _client(api: str | None, token: str | None, stack_file: Path | None) -> AmberApi:
+    info = load_stack(stack_file)
+    return AmberApi(api_url(api, info), agency_token(token, info),
+                    on_rate_limited=lambda s: click.echo(f"\nrate limited; waiting {s} s",
+                                                         err=True))
 
 
-#: The decoder's reason → (the upload's reason code, the words a person reads first).
-_REJECTED = {"empty": ("not_an_image", "not an image"),
-             "not_an_image": ("not_an_image", "not an image"),
-             "unsupported_format": ("not_an_image", "not supported"),
-             "unsupported_mode": ("not_an_image", "not supported"),
-             "too_large": ("too_large", "file too large")}
+#: The decoder's reason → the upload's reason code (as the phone page's).
+_REJECTED = {"empty": "not_an_image", "not_an_image": "not_an_image",
+             "unsupported_format": "not_an_image", "unsupported_mode": "not_an_image",
+             "too_large": "too_large"}
 
 
 def prepare_photo(path: Path, *, original: bool = False) -> tuple[bytes, str]:
-    """(bytes, content type) to upload: JPEG/PNG as is, anything else re-encoded as JPEG.
-
-    Photos over :data:`MAX_SIDE` px or :data:`MAX_BYTES` (unless ``original``) and every
-    other format the one decoder reads (WebP, GIF, TIFF, 16-bit, CMYK …) are decoded by
-    :func:`oneeye.images.load_image` (EXIF orientation applied) and sent as a JPEG of at
-    most 1600 px. Raises :class:`PhotoRejected` with the decoder's reason otherwise.
-    """
-    from PIL import Image
-
+    """(bytes, content type) to upload (see :func:`oneeye.images.upload_copy`), or
+    :class:`PhotoRejected` with the decoder's reason."""
     from oneeye.errors import ImageError
-    from oneeye.images import load_image
+    from oneeye.images import upload_copy
 
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise PhotoRejected("unreadable", f"cannot read {path}: {exc.strerror}") from exc
-    kind = ("image/jpeg" if data[:3] == b"\xff\xd8\xff"
-            else "image/png" if data[:8] == b"\x89PNG\r\n\x1a\n" else None)
-    try:
-        rgb = load_image(data, max_bytes=max(len(data), 1))
-    except ImageError as exc:
-        reason, head = _REJECTED.get(exc.reason, ("unreadable", "unreadable"))
-        raise PhotoRejected(reason, f"{head} — {str(exc).removeprefix('image: ')}") from exc
-    if kind and (original or max(rgb.shape[:2]) <= MAX_SIDE) and len(data) <= MAX_BYTES:
-        return data, kind
-    if original and kind:
-        raise PhotoRejected("too_large", f"file too large — {len(data) >> 20} MB; "
-                                         f"the limit is {MAX_BYTES >> 20} MB")
-    im = Image.fromarray(rgb)
-    im.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    im.save(buf, format="JPEG", quality=90)
-    return buf.getvalue(), "image/jpeg"
-
-
-def post_photo(grant: dict[str, Any], data: bytes, filename: str) -> None:
-    import requests
-
-    ctype = grant["fields"].get("Content-Type", "image/jpeg")
-    try:
-        resp = requests.post(grant["url"], data=grant["fields"],
-                             files={"file": (filename, data, ctype)}, timeout=120)
-    except requests.RequestException as exc:
-        raise OneEyeError(f"upload to storage failed: {exc}") from exc
-    if resp.status_code >= 300:
-        raise OneEyeError(f"storage refused the upload: HTTP {resp.status_code} "
-                          f"{resp.text[:200]}")
+        return upload_copy(path, max_side=MAX_SIDE, max_bytes=MAX_BYTES, original=original)
+    except ImageError as exc:  # the line printed names the file already
+        raise PhotoRejected(_REJECTED.get(exc.reason, "unreadable"),
+                            str(exc).removeprefix(f"{path}: ")) from exc
 
 
 @click.command("upload")
@@ -225,7 +84,8 @@ def post_photo(grant: dict[str, Any], data: bytes, filename: str) -> None:
 @click.option("--name", required=True, help="The missing person's name.")
 @click.option("--age", type=click.IntRange(0, 130), default=None)
 @click.option("--description", default=None)
-@click.option("--contact", default=None, help="Contact for sightings.")
+@click.option("--contact", default=None, help="The agency's phone for sightings (required "
+              "for a new case: the desk's banner says whom to call).")
 @click.option("--reported-by", default=None, help="Reporting officer / unit.")
 @click.option("--original", is_flag=True, help="Send photos unchanged (no resize to 1600 px).")
 @click.option("--wait", "wait_s", type=click.FloatRange(0), default=180, show_default=True,
@@ -239,8 +99,7 @@ def upload(photos: tuple[Path, ...], case_id: str | None, name: str, age: int | 
            original: bool, wait_s: float, as_json: bool, api: str | None, token: str | None,
            stack_file: Path | None) -> None:
     """Upload PHOTOS of a missing person; print each photo's verdict."""
-    info = load_stack(stack_file)
-    client = ApiClient(api_url(api, info), agency_token(token, info))
+    client = _client(api, token, stack_file)
     results: list[dict[str, Any]] = []
     pending: list[dict[str, Any]] = []
     for path in ui.track("uploading", photos, lambda p: p.name):
@@ -250,13 +109,13 @@ def upload(photos: tuple[Path, ...], case_id: str | None, name: str, age: int | 
             results.append({"photo": str(path), "state": "rejected", "reason": exc.reason,
                             "message": str(exc)})
             continue
-        grant = client.call("POST", "/api/uploads", {
+        grant = client.create_upload({
             "case_id": case_id, "name": name, "age": age, "description": description,
             "contact": contact, "agency": reported_by, "content_type": ctype,
             "filename": path.name[:200], "size": len(data)})
         case_id = grant["case_id"]  # the next photos join the case the first one opened
         try:
-            post_photo(grant, data, path.name)
+            client.post_photo(grant, data, path.name)
         except OneEyeError as exc:
             results.append({"photo": str(path), "state": "failed", "message": str(exc),
                             "upload_id": grant["upload_id"]})
@@ -272,7 +131,7 @@ def upload(photos: tuple[Path, ...], case_id: str | None, name: str, age: int | 
             waiting = list(pending)
             while waiting and time.monotonic() < deadline:
                 for entry in list(waiting):
-                    st = client.call("GET", entry["status_url"])
+                    st = client.status(entry["status_url"])
                     if st.get("state") != "pending":
                         entry.update({k: st.get(k) for k in ("state", "reason", "message",
                                                              "detail", "gallery_version")})
@@ -318,9 +177,7 @@ def case_group() -> None:
 def case_list(status: str | None, as_json: bool, api: str | None, token: str | None,
               stack_file: Path | None) -> None:
     """Cases of the token's agency, newest first."""
-    info = load_stack(stack_file)
-    client = ApiClient(api_url(api, info), agency_token(token, info))
-    data = client.call("GET", "/api/cases" + (f"?status={status}" if status else ""))
+    data = _client(api, token, stack_file).cases(status)
     cases = data.get("cases") or []
     if as_json:
         click.echo(json.dumps(data))
@@ -338,9 +195,7 @@ def case_list(status: str | None, as_json: bool, api: str | None, token: str | N
 def case_close(case_id: str, api: str | None, token: str | None,
                stack_file: Path | None) -> None:
     """Close CASE_ID: every device drops the person with the next gallery version."""
-    info = load_stack(stack_file)
-    client = ApiClient(api_url(api, info), agency_token(token, info))
-    data = client.call("POST", f"/api/cases/{case_id}/close")
+    data = _client(api, token, stack_file).close_case(case_id)
     note = " (was already closed; removal sent again)" if data.get("already_closed") else ""
     click.echo(f"case {case_id} closed{note}; removal from every gallery is queued")
 

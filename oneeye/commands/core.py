@@ -16,7 +16,7 @@ import numpy as np
 
 from oneeye.commands import ui
 from oneeye.errors import ImageError, OneEyeError
-from oneeye.types import IMAGE_SUFFIXES
+from oneeye.types import IMAGE_SUFFIXES, WATCHLISTS
 
 
 def register(cli: click.Group) -> None:
@@ -32,7 +32,7 @@ def gallery_group() -> None:
 
 @gallery_group.command("build")
 @click.argument("src_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--watchlist", required=True, type=click.Choice(["customers", "missing"]))
+@click.option("--watchlist", required=True, type=click.Choice(WATCHLISTS))
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Output .npz (a .json manifest is written beside it).")
 @click.option("--version", "version", default=1, show_default=True, type=click.IntRange(0))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import getpass
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,9 @@ from typing import Any
 import click
 
 from oneeye.errors import ConfigError
+from oneeye.types import ROLES, is_id
 
 log = logging.getLogger(__name__)
-_SITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")  # the events' site_id rule
-_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
 
 def register(cli: click.Group) -> None:
@@ -120,21 +118,28 @@ def _gevent_patched() -> bool:
 
 @dashboard_group.command("add-user")
 @click.argument("name")
-@click.option("--site", "sites", multiple=True, required=True,
-              help="Site the user may see (repeatable).")
+@click.option("--site", "sites", multiple=True,
+              help="Site the user may see (repeatable; required except for agency officers).")
+@click.option("--role", type=click.Choice(ROLES), default="teller", show_default=True,
+              help="teller: desk and history; branch_admin: also customers, users, sites, "
+                   "audit; agency_officer: their agency's cases.")
+@click.option("--agency", default=None, help="The agency of an agency_officer.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
 @_config
 @_db
-def add_user(name: str, sites: tuple[str, ...], password_stdin: bool, config: Path | None,
-             database_url: str | None) -> None:
-    """Create a dashboard user, or reset their password and sites."""
+def add_user(name: str, sites: tuple[str, ...], role: str, agency: str | None,
+             password_stdin: bool, config: Path | None, database_url: str | None) -> None:
+    """Create a dashboard user, or reset their password, role and sites."""
     from dashboard.auth import hash_password
     from dashboard.store import Store
+    if not sites and role != "agency_officer":
+        raise click.BadParameter("give at least one --site", param_hint="--site")
     for site in sites:
-        if not _SITE.match(site):
+        if not is_id(site):
             raise click.BadParameter(f"{site!r} is not a valid site id", param_hint="--site")
-    if not _USER.match(name):
-        raise click.BadParameter("use letters, digits and _.@- (max 64)", param_hint="NAME")
+    if not is_id(name):
+        raise click.BadParameter("a user name is an id: letters, digits and _.:@- (max 128)",
+                                 param_hint="NAME")
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -148,7 +153,9 @@ def add_user(name: str, sites: tuple[str, ...], password_stdin: bool, config: Pa
     settings = load(config, database_url=database_url)
     store = Store(settings.resolved_database_url())
     try:
-        store.put_user(name, password_hash, list(sites))
+        store.put_user(name, password_hash, list(sites), role=role, agency=agency)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     finally:
         store.close()
-    click.echo(f"user {name} can see sites: {', '.join(sites)}")
+    click.echo(f"user {name} ({role}) can see sites: {', '.join(sites)}")

@@ -1,4 +1,8 @@
-"""``oneeye edge``: run the realtime pipeline on a camera, stream, file or folder.
+"""``oneeye edge``: run the realtime pipeline on cameras, streams, files or folders.
+
+``--source URL`` is one camera (``camera_id`` from the settings); ``--source
+CAMERA_ID=URL``, repeatable, runs exactly those cameras in this one process (each
+keeps the per-camera overrides the settings give it under ``cameras``).
 
 Events go to ``--events-out`` (JSONL, one ``oneeye.match/1`` per line) and/or the
 uplink chosen by ``--publish``. Ctrl-C or SIGTERM stops cleanly: pending
@@ -21,7 +25,9 @@ def register(cli: click.Group) -> None:
 
 
 @click.command("edge")
-@click.option("--source", help="Webcam index, rtsp/http URL, video file or image folder.")
+@click.option("--source", "sources", multiple=True, metavar="[CAMERA_ID=]SOURCE",
+              help="Webcam index, rtsp/http URL, video file or image folder; "
+                   "CAMERA_ID=SOURCE, repeatable, for several cameras.")
 @click.option("--gallery", "galleries", multiple=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Gallery .npz (repeat for several watchlists).")
@@ -41,17 +47,17 @@ def register(cli: click.Group) -> None:
               help="Serve an annotated MJPEG preview on 127.0.0.1:PORT.")
 @click.option("--duration", "duration_s", type=click.FloatRange(0, min_open=True),
               help="Stop after this many seconds.")
-def edge(source: str | None, galleries: tuple[Path, ...], events_out: Path | None,
+def edge(sources: tuple[str, ...], galleries: tuple[Path, ...], events_out: Path | None,
          publish: str | None, realtime: bool | None, loop: bool | None, config: Path | None,
          device_id: str | None, site_id: str | None, camera_id: str | None,
          preview_port: int | None, duration_s: float | None) -> None:
     """Recognise enrolled faces on a video source and emit oneeye.match/1 events."""
-    from oneeye.config import load_settings
+    from oneeye.config import load_settings, validate
     from oneeye.edge.runner import load_holder, run_edge
     from oneeye.edge.settings import EdgeSettings
 
     overrides: dict[str, Any] = {
-        "source": source, "events_out": str(events_out) if events_out else None,
+        "events_out": str(events_out) if events_out else None,
         "realtime": realtime, "loop": loop, "device_id": device_id, "site_id": site_id,
         "camera_id": camera_id, "preview_port": preview_port,
         "galleries": [str(g) for g in galleries] or None,
@@ -59,7 +65,12 @@ def edge(source: str | None, galleries: tuple[Path, ...], events_out: Path | Non
     if publish is not None:
         overrides["publish"] = {"url": publish}
     settings = load_settings(EdgeSettings, path=config, env_prefix="ONEEYE_EDGE",
-                             overrides=overrides)
+                             overrides=overrides, root="edge")
+    if sources:
+        data = settings.model_dump(exclude_unset=True)
+        data.pop("source", None)
+        data["cameras"] = cameras_from_flags(sources, settings)
+        settings = validate(EdgeSettings, data, root="edge")
     if not settings.galleries and not settings.gallery_sync.enabled:
         raise click.UsageError("give at least one --gallery (or enable gallery_sync)")
     if settings.publish.url == "none" and settings.events_out is None:
@@ -77,8 +88,33 @@ def edge(source: str | None, galleries: tuple[Path, ...], events_out: Path | Non
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        metrics = run_edge(settings, holder, stop_event=stop, duration_s=duration_s)
+        cameras = run_edge(settings, holder, stop_event=stop, duration_s=duration_s)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    click.echo(metrics.summary(), err=True)
+    for camera_id, cam in cameras.items():
+        click.echo(f"{camera_id}: {cam.metrics.summary()}, camera {cam.source.state}, "
+                   f"dropped frames {cam.source.dropped_frames}", err=True)
+
+
+def cameras_from_flags(sources: tuple[str, ...], settings: Any) -> dict[str, Any]:
+    """``--source`` values → the ``cameras`` map (as data, validated by the caller).
+
+    ``ID=SOURCE`` when the part before the first ``=`` is an id and the whole value is
+    not an existing path (``rtsp://h/s?a=b`` and ``my=clip.mp4`` stay plain sources);
+    a plain ``SOURCE`` is the one camera ``settings.camera_id``. A camera named here
+    keeps its settings from ``cameras`` with its source replaced; others are not run.
+    """
+    from oneeye.types import is_id
+
+    out: dict[str, Any] = {}
+    for value in sources:
+        camera, sep, spec = value.partition("=")
+        if not sep or not is_id(camera) or not spec or Path(value).exists():
+            camera, spec = settings.camera_id, value
+        if camera in out:
+            raise click.BadParameter(f"camera {camera!r} is given twice", param_hint="--source")
+        known = settings.cameras.get(camera)
+        base = known.model_dump(exclude_unset=True) if known is not None else {}
+        out[camera] = {**base, "source": spec}
+    return out

@@ -1,4 +1,6 @@
-"""``oneeye up``: the whole system on one machine (DESIGN §5), until Ctrl-C or --duration.
+"""``oneeye up``: the whole system on one machine, until Ctrl-C or ``--duration``.
+
+What it stands in for, and why: docs/architecture.md §5.
 
 Settings: ``--config`` (YAML/JSON of :class:`oneeye.local.settings.LocalSettings`),
 then ``ONEEYE_LOCAL__…`` environment variables, then flags.
@@ -110,8 +112,8 @@ def up(config: Path | None, mqtt_url: str | None, edge_source: str | None,
 
 
 LABELS = {"dashboard": "dashboard", "http_api": "phone upload page", "customer_api":
-          "customer API", "mqtt": "MQTT broker", "moto": "AWS APIs (moto)", "outbox":
-          "email/SMS outbox"}
+          "customer API", "mqtt": "MQTT broker", "moto": "AWS APIs (moto)",
+          "alert_outbox": "alert outbox"}
 
 
 def _banner(info: Any) -> None:
@@ -124,7 +126,7 @@ def _banner(info: Any) -> None:
     if info.agency_token:
         lines.append(f"  {'agency token':<{width}}  {info.agency_token}   (for the phone page; "
                      "demo only)")
-    lines.append("  CLI commands (oneeye outbox, subscribe, case …) find this stack through "
+    lines.append("  CLI commands (oneeye alerts, subscribe, case …) find this stack through "
                  "var/local/stack.json.")
     lines.append("  Ctrl-C stops everything.")
     click.echo("\n".join(lines) + "\n", err=True)

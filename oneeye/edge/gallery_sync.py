@@ -25,20 +25,30 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oneeye import aws
 from oneeye import gallery as gallery_mod
 from oneeye.edge.settings import EdgeSettings
-from oneeye.errors import EventError, GalleryError, OneEyeError
-from oneeye.events import GalleryEvent, parse
+from oneeye.errors import EventError, GalleryError, NotFound, OneEyeError
+from oneeye.events import GalleryEvent, clip, parse
 from oneeye.gallery import Gallery, GalleryHolder
 
 log = logging.getLogger(__name__)
 
 #: Refuse absurd downloads before reading them (a 1M-encoding gallery is ~0.5 GB).
 MAX_GALLERY_BYTES = 1 << 30
+
+
+@dataclass(frozen=True)
+class SyncStats:
+    """Counters for ``oneeye.health/1``; ``last_error`` is already clipped to fit."""
+
+    applied: int = 0
+    failures: int = 0
+    last_error: str | None = field(default=None)
 
 
 @dataclass(frozen=True)
@@ -66,7 +76,6 @@ class GallerySync:
         self.failures = 0
         self.last_error: str | None = None
         self.last_swap_latency_s: float | None = None
-        self.swapped = threading.Condition()
 
     # -- inputs ---------------------------------------------------------------------
 
@@ -82,6 +91,18 @@ class GallerySync:
         self._queue.put(Update(event.watchlist, event.version, event.bucket, event.key,
                                event.sha256, "message", received))
 
+    def apply_queued(self) -> list[bool]:
+        """Apply every update queued so far on the caller's thread (the sync thread not
+        running); one :meth:`apply` result per update, in arrival order."""
+        results: list[bool] = []
+        while True:
+            try:
+                update = self._queue.get_nowait()
+            except queue.Empty:
+                return results
+            if update is not None:
+                results.append(self.apply(update))
+
     def poll_once(self) -> None:
         """Read every followed watchlist's ``latest.json`` and queue what is newer."""
         bucket = self.cfg.bucket
@@ -90,15 +111,15 @@ class GallerySync:
         for watchlist in self.settings.watchlists:
             key = f"gallery/{watchlist}/latest.json"
             try:
-                obj = self.s3.get_object(Bucket=bucket, Key=key)
+                with aws.errors():
+                    obj = self.s3.get_object(Bucket=bucket, Key=key)
                 latest = json.loads(obj["Body"].read())
                 update = Update(watchlist, int(latest["version"]), bucket, str(latest["key"]),
                                 str(latest["sha256"]), "poll", time.monotonic())
-            except Exception as exc:
-                code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-                if code in ("NoSuchKey", "404"):
-                    log.debug("no %s yet in s3://%s", key, bucket)
-                    continue
+            except NotFound:
+                log.debug("no %s yet in s3://%s", key, bucket)
+                continue
+            except Exception as exc:  # network, access denied, junk JSON: counted, polled again
                 self._fail(f"polling s3://{bucket}/{key} failed: {type(exc).__name__}: {exc}")
                 continue
             if update.version > self._current_version(watchlist):
@@ -109,8 +130,6 @@ class GallerySync:
     @property
     def s3(self) -> Any:
         if self._s3 is None:
-            from oneeye import aws
-
             self._s3 = aws.client("s3")
         return self._s3
 
@@ -119,7 +138,7 @@ class GallerySync:
 
     def _fail(self, message: str) -> None:
         self.failures += 1
-        self.last_error = message
+        self.last_error = clip(message)  # cut here: it travels in the health message
         log.error("gallery sync: %s", message)
 
     def apply(self, update: Update) -> bool:
@@ -163,8 +182,6 @@ class GallerySync:
         self.last_swap_latency_s = time.monotonic() - update.received
         log.info("gallery %s v%d from %s in use (%s, %.2f s after it was announced)", wl,
                  new.version, where, update.source, self.last_swap_latency_s)
-        with self.swapped:
-            self.swapped.notify_all()
         return True
 
     def _cache_path(self, watchlist: str) -> Path:
@@ -227,6 +244,5 @@ class GallerySync:
             self._thread.join(timeout)
             self._thread = None
 
-    def stats(self) -> dict[str, Any]:
-        return {"gallery_sync_applied": self.applied, "gallery_sync_failures": self.failures,
-                "gallery_sync_last_error": self.last_error}
+    def stats(self) -> SyncStats:
+        return SyncStats(self.applied, self.failures, self.last_error)

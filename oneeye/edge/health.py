@@ -1,13 +1,12 @@
-"""``oneeye.health/1``: the device's vital signs, built from the pipeline's metrics.
+"""``oneeye.health/1``: the device's vital signs as ONE typed :class:`HealthEvent`.
 
-The pipeline hands the uplink a ``metrics()`` callable returning a dict with
-``fps, frame_age_ms, latency_ms {p50, p95}, stage_ms, open_tracks, camera_state``.
-:func:`build_health` merges that with what only the uplink knows (outbox depth
-and drops, gallery versions, gallery-sync failures, uptime) and validates the
-result against :class:`oneeye.events.HealthEvent`. A metrics dict that is
-missing keys, holds ``None``/NaN or junk gives a health message with those
-fields empty and a logged warning — a broken metric must never silence the
-heartbeat the dashboard uses to mark a device offline.
+The runner knows the cameras, the galleries and the gallery sync; it hands the
+uplink a ``vitals()`` callable returning :class:`Vitals`. The uplink adds what only
+it knows (outbox depth, drops and refusals, health and snapshot counters, uptime)
+and :func:`build_health` builds the whole message once, every field typed and
+validated together; it is serialised once when sent. Free-text fields are cut to
+:data:`oneeye.events.MAX_ERROR_CHARS` where they are produced (the gallery sync), so
+a long error can never make the heartbeat invalid and the device look offline.
 
 Health is published directly, not through the outbox: a vital sign from an hour
 ago is worthless after an outage, and it must never push a match out of the
@@ -17,83 +16,71 @@ bounded outbox. A health message that cannot be sent is counted and skipped.
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from oneeye.edge.gallery_sync import SyncStats
 from oneeye.edge.settings import EdgeSettings
-from oneeye.events import HealthEvent, utc_now
+from oneeye.events import CameraHealth, HealthEvent, LatencyStats
+from oneeye.types import CameraState, utc_now
 
 log = logging.getLogger(__name__)
 
-CAMERA_STATES = ("ok", "connecting", "reconnecting", "failed", "ended")
+#: Which camera the top-level fields describe: the one most in need of attention.
+_ATTENTION: dict[CameraState, int] = {"failed": 0, "reconnecting": 1, "connecting": 2,
+                                      "ended": 3, "ok": 4}
 
 
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    f = float(value)
-    return f if math.isfinite(f) and f >= 0 else None
+@dataclass(frozen=True)
+class Vitals:
+    """What the runner reports for one health message."""
+
+    cameras: dict[str, CameraHealth]
+    latency_ms: LatencyStats = field(default_factory=LatencyStats)
+    stage_ms: dict[str, float] = field(default_factory=dict)
+    gallery_versions: dict[str, int] = field(default_factory=dict)
+    sync: SyncStats | None = None
+
+    @classmethod
+    def unknown(cls, settings: EdgeSettings) -> Vitals:
+        """Vitals when the runner could not say: every camera reported ``failed``."""
+        return cls({cid: CameraHealth(state="failed") for cid in settings.per_camera()})
 
 
-def build_health(
-    settings: EdgeSettings,
-    metrics: Mapping[str, Any],
-    *,
-    uptime_s: float,
-    outbox: Mapping[str, int],
-    gallery_versions: Mapping[str, int],
-    extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The health message as a JSON-ready dict (schema fields + uplink extras)."""
-    latency = metrics.get("latency_ms")
-    latency = latency if isinstance(latency, Mapping) else {}
-    stages = metrics.get("stage_ms")
-    stages = stages if isinstance(stages, Mapping) else {}
-    camera_state = metrics.get("camera_state", "ok")
-    if camera_state not in CAMERA_STATES:
-        log.warning("health: unknown camera_state %r reported as failed", camera_state)
-        camera_state = "failed"
-    open_tracks = _num(metrics.get("open_tracks"))
-    fields: dict[str, Any] = {
-        "device_id": settings.device_id,
-        "site_id": settings.site_id,
-        "camera_id": settings.camera_id,
-        "sent_at": utc_now(),
-        "uptime_s": round(max(uptime_s, 0.0), 1),
-        "fps": _num(metrics.get("fps")) or 0.0,
-        "frame_age_ms": _num(metrics.get("frame_age_ms")),
-        "latency_ms": {"p50": _num(latency.get("p50")), "p95": _num(latency.get("p95"))},
-        "stage_ms": {str(k): v for k, v in ((k, _num(v)) for k, v in stages.items())
-                     if v is not None},
-        "open_tracks": int(open_tracks) if open_tracks is not None else 0,
-        "outbox_depth": int(outbox.get("depth", 0)),
-        "outbox_dropped": int(outbox.get("dropped", 0)),
-        "gallery_versions": dict(gallery_versions),
-        "camera_state": camera_state,
-    }
+def _attention(item: tuple[str, CameraHealth]) -> tuple[int, float]:
+    cam = item[1]
+    return _ATTENTION[cam.state], -(cam.frame_age_ms or 0.0)
+
+
+def build_health(settings: EdgeSettings, vitals: Vitals, *, uptime_s: float,
+                 outbox: Mapping[str, int], health_failed: int = 0,
+                 snapshots_trimmed: int = 0) -> HealthEvent:
+    """The device's health message, validated as a whole.
+
+    Raises nothing: a message that does not validate (a bug) is logged and replaced by
+    one with the identity, uptime and camera states only, because a silent heartbeat
+    makes the dashboard mark the device offline.
+    """
+    cameras = vitals.cameras or Vitals.unknown(settings).cameras
+    camera_id, worst = min(cameras.items(), key=_attention)
+    sync = vitals.sync or SyncStats()
+    basics = {"device_id": settings.device_id, "site_id": settings.site_id,
+              "camera_id": camera_id, "sent_at": utc_now(),
+              "uptime_s": round(max(uptime_s, 0.0), 1), "fps": worst.fps or 0.0,
+              "camera_state": worst.state, "frame_age_ms": worst.frame_age_ms}
     try:
-        event = HealthEvent.model_validate(fields)
-    except ValidationError as exc:  # defensive: the sanitising above should make this unreachable
-        log.warning("health: metrics did not validate (%s); sending the basics only", exc)
-        event = HealthEvent.model_validate({k: fields[k] for k in (
-            "device_id", "site_id", "camera_id", "sent_at", "uptime_s", "fps")})
-    out = event.to_dict()
-    # Fields beyond the schema are allowed within oneeye.health/1 (consumers ignore them).
-    out["outbox_rejected"] = int(outbox.get("rejected", 0))
-    out.update(extra or {})
-    return out
-
-
-def safe_metrics(metrics: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
-    try:
-        got = metrics()
-    except Exception:
-        log.exception("health: the pipeline's metrics() failed; reporting without them")
-        return {"camera_state": "failed"}
-    if not isinstance(got, Mapping):
-        log.warning("health: metrics() returned %s, not a dict", type(got).__name__)
-        return {}
-    return got
+        return HealthEvent(
+            **basics, cameras=cameras, latency_ms=vitals.latency_ms, stage_ms=vitals.stage_ms,
+            open_tracks=sum(c.open_tracks for c in cameras.values()),
+            outbox_depth=outbox.get("depth", 0), outbox_dropped=outbox.get("dropped", 0),
+            outbox_rejected=outbox.get("rejected", 0),
+            gallery_versions=vitals.gallery_versions,
+            gallery_sync_applied=sync.applied, gallery_sync_failures=sync.failures,
+            gallery_sync_last_error=sync.last_error, health_failed=health_failed,
+            snapshots_trimmed=snapshots_trimmed)
+    except ValidationError as exc:
+        log.error("health: message did not validate (%s); sending the basics only", exc)
+        return HealthEvent(**basics, cameras={k: CameraHealth(state=v.state)
+                                              for k, v in cameras.items()})

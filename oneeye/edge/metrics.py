@@ -1,12 +1,17 @@
-"""Edge vital signs: throughput, frame age, stage timings, event latency, tracks.
+"""Edge vital signs of one camera: throughput, frame age, stage timings, event latency, tracks.
 
-The pipeline records into one :class:`Metrics`; :meth:`Metrics.snapshot` is the
-dict the health message (``oneeye.health/1``) is built from, and
-:meth:`Metrics.summary` is what ``oneeye edge`` prints at exit. Stage timings
-and frame age are averaged over a sliding window so the health message shows
-the present, not the whole uptime. Latency is "first frame the face was
-tracked → event": media time for file sources (independent of this machine's
-speed), wall time for live ones.
+Each camera's pipeline records into its own :class:`Metrics`; :meth:`Metrics.snapshot`
+is the typed :class:`MetricsSnapshot` the health message (``oneeye.health/1``) is
+built from, and :meth:`Metrics.summary` is what ``oneeye edge`` prints at exit.
+
+fps and frame age describe the present, from frames actually received: fps counts
+the frames of the last ``window_s`` seconds (None when there were none: a camera
+that delivers nothing has no fps), and frame age is the age of the newest frame at
+the moment of the report, so it keeps growing while a camera is frozen. Stage
+timings are averaged over the last ``window`` samples. Latency is "first frame the
+face was tracked → event": media time for file sources (independent of this
+machine's speed), wall time for live ones. Time comes from an injectable monotonic clock
+(``time.monotonic`` by default: intervals must not jump with the wall clock).
 """
 
 from __future__ import annotations
@@ -14,25 +19,51 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
 STAGES = ("decode", "detect", "track", "encode", "match")
 
 
+@dataclass(frozen=True)
+class MetricsSnapshot:
+    """One camera's metrics at one moment. Times in ms, rates per second."""
+
+    fps: float | None              # frames processed in the last window / window; None: none
+    frame_age_ms: float | None     # age of the newest processed frame now; None: never/unpaced
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    stage_ms: dict[str, float]     # mean per stage over the last samples
+    open_tracks: int
+    frames: int
+    events: int
+    encodes: int
+    uptime_s: float
+
+
+def _ms(seconds: float) -> float:
+    return round(1000 * seconds, 1)
+
+
+def percentile_ms(seconds: list[float], q: float) -> float | None:
+    """The ``q``-th percentile of ``seconds`` in ms (None for no samples)."""
+    return _ms(float(np.percentile(seconds, q))) if seconds else None
+
+
 class Metrics:
-    def __init__(self, *, window: int = 300,
-                 camera_state: Callable[[], str] | None = None) -> None:
+    def __init__(self, *, window: int = 300, window_s: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
-        self._window = window
+        self._clock = clock
+        self.window_s = window_s
         self._stage: dict[str, deque[float]] = {s: deque(maxlen=window) for s in STAGES}
-        self._frame_age: deque[float] = deque(maxlen=window)
-        self._frame_times: deque[float] = deque(maxlen=window)
+        self._frame_age: deque[float] = deque(maxlen=2000)
+        self._frame_times: deque[float] = deque()
+        self._newest: tuple[float, float | None] | None = None  # (clock at record, its age)
         self._latency: deque[float] = deque(maxlen=2000)
-        self._camera_state = camera_state
-        self.started = time.monotonic()
+        self.started = clock()
         self.frames = 0
         self.events = 0
         self.encodes = 0
@@ -51,11 +82,20 @@ class Metrics:
             self.encodes += 1
 
     def frame(self, age_s: float | None) -> None:
+        """One frame processed; ``age_s`` is how old it was (None: not a paced source)."""
+        now = self._clock()
         with self._lock:
             self.frames += 1
-            self._frame_times.append(time.monotonic())
-            if age_s is not None:
-                self._frame_age.append(max(0.0, age_s))
+            self._frame_times.append(now)
+            self._trim(now)
+            age = None if age_s is None else max(0.0, age_s)
+            self._newest = (now, age)
+            if age is not None:
+                self._frame_age.append(age)
+
+    def _trim(self, now: float) -> None:
+        while self._frame_times and self._frame_times[0] < now - self.window_s:
+            self._frame_times.popleft()
 
     def event(self, latency_s: float | None) -> None:
         with self._lock:
@@ -67,47 +107,57 @@ class Metrics:
         with self._lock:
             return list(self._latency)
 
-    def fps(self) -> float:
+    def frame_ages(self) -> list[float]:
+        """Age (s) of each recent processed frame when it was processed (paced sources)."""
         with self._lock:
-            times = list(self._frame_times)
-        if len(times) < 2:
-            return 0.0
-        span = times[-1] - times[0]
-        return (len(times) - 1) / span if span > 0 else 0.0
+            return list(self._frame_age)
+
+    def stage_samples(self) -> dict[str, list[float]]:
+        with self._lock:
+            return {s: list(v) for s, v in self._stage.items()}
+
+    def fps(self) -> float | None:
+        now = self._clock()
+        with self._lock:
+            self._trim(now)
+            n = len(self._frame_times)
+        span = min(self.window_s, now - self.started)
+        return round(n / span, 2) if n and span > 0 else None
+
+    def frame_age_ms(self) -> float | None:
+        with self._lock:
+            newest = self._newest
+        if newest is None:
+            return None
+        at, age = newest
+        return None if age is None else _ms(age + max(0.0, self._clock() - at))
 
     def overall_fps(self) -> float:
-        elapsed = time.monotonic() - self.started
+        elapsed = self._clock() - self.started
         return self.frames / elapsed if elapsed > 0 else 0.0
 
-    def snapshot(self) -> dict[str, Any]:
-        """Keys: fps, frame_age_ms, latency_ms {p50, p95}, stage_ms {…}, open_tracks,
-        camera_state, frames, events (plus encodes, uptime_s)."""
-        with self._lock:
-            stage_ms = {s: round(1000 * float(np.mean(v)), 2) for s, v in self._stage.items()
-                        if v}
-            age = round(1000 * float(np.mean(self._frame_age)), 1) if self._frame_age else None
-            lat = list(self._latency)
-            frames, events, encodes = self.frames, self.events, self.encodes
-        p50 = round(1000 * float(np.percentile(lat, 50)), 1) if lat else None
-        p95 = round(1000 * float(np.percentile(lat, 95)), 1) if lat else None
-        return {
-            "fps": round(self.fps(), 2),
-            "frame_age_ms": age,
-            "latency_ms": {"p50": p50, "p95": p95},
-            "stage_ms": stage_ms,
-            "open_tracks": self.open_tracks,
-            "camera_state": self._camera_state() if self._camera_state else "ok",
-            "frames": frames,
-            "events": events,
-            "encodes": encodes,
-            "uptime_s": round(time.monotonic() - self.started, 1),
-        }
+    def snapshot(self) -> MetricsSnapshot:
+        stages = self.stage_samples()
+        lat = self.latencies()
+        return MetricsSnapshot(
+            fps=self.fps(), frame_age_ms=self.frame_age_ms(),
+            latency_p50_ms=percentile_ms(lat, 50), latency_p95_ms=percentile_ms(lat, 95),
+            stage_ms={s: round(1000 * float(np.mean(v)), 2) for s, v in stages.items() if v},
+            open_tracks=self.open_tracks, frames=self.frames, events=self.events,
+            encodes=self.encodes, uptime_s=round(self._clock() - self.started, 1))
 
     def summary(self) -> str:
         s = self.snapshot()
-        stages = ", ".join(f"{k} {v:.1f}" for k, v in s["stage_ms"].items())
-        lat = s["latency_ms"]
-        return (f"frames {s['frames']} at {self.overall_fps():.1f} fps, events {s['events']}, "
-                f"encodes {s['encodes']}, latency p50 {lat['p50']} ms p95 {lat['p95']} ms, "
-                f"frame age {s['frame_age_ms']} ms, stage ms: {stages}, "
-                f"camera {s['camera_state']}")
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in s.stage_ms.items())
+        return (f"frames {s.frames} at {self.overall_fps():.1f} fps, events {s.events}, "
+                f"encodes {s.encodes}, latency p50 {s.latency_p50_ms} ms p95 "
+                f"{s.latency_p95_ms} ms, frame age {s.frame_age_ms} ms, stage ms: {stages}")
+
+
+def merged_stage_ms(metrics: Iterable[Metrics]) -> dict[str, float]:
+    """Mean per stage over every camera's recent samples (ms)."""
+    pooled: dict[str, list[float]] = {}
+    for m in metrics:
+        for stage, values in m.stage_samples().items():
+            pooled.setdefault(stage, []).extend(values)
+    return {s: round(1000 * float(np.mean(v)), 2) for s, v in pooled.items() if v}

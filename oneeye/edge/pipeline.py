@@ -1,6 +1,6 @@
 """The realtime edge pipeline: detect → track → encode → vote → decide → event.
 
-Why it is shaped this way (DESIGN §8 numbers, 2-core CPU):
+Why it is shaped this way (docs/architecture.md §8 numbers, 2-core CPU):
 
 * Detection runs every ``every_n_frames`` frames on the main thread; the IoU
   tracker carries faces between detections so each person in view is one track.
@@ -31,7 +31,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,7 +86,7 @@ class _TrackState:
 class Pipeline:
     def __init__(self, settings: EdgeSettings, holder: GalleryHolder, *,
                  sinks: Iterable[Sink] = (), metrics: Metrics | None = None,
-                 on_frame: FrameHook | None = None) -> None:
+                 on_frame: FrameHook | None = None, pool: Executor | None = None) -> None:
         self.settings = settings
         self.holder = holder
         self.sinks = list(sinks)
@@ -96,8 +96,9 @@ class Pipeline:
         self.tracker = Tracker(iou_min=t.iou_min, max_missed_s=t.max_missed_s)
         self._states: dict[int, _TrackState] = {}
         self._cooldown: dict[str, float] = {}
-        self._pool = ThreadPoolExecutor(max_workers=settings.workers,
-                                        thread_name_prefix="oneeye-encode")
+        # The runner passes one camera's lane of the shared fair pool (oneeye.edge.pool).
+        self._pool = pool if pool is not None else ThreadPoolExecutor(
+            max_workers=settings.workers, thread_name_prefix="oneeye-encode")
         self._seq = 0            # processed frames
         self._live = False
         self._paced = False      # live or realtime: frame age is meaningful
@@ -201,6 +202,10 @@ class Pipeline:
         if self.on_frame is not None:
             self.on_frame(image, [(s.track.bbox, s.label, s.decided and s.label != "unknown")
                                   for s in self._states.values() if not s.closed])
+
+    def encodings_in_flight(self) -> int:
+        """How many tracks have a face encoding submitted and not yet collected."""
+        return sum(1 for s in self._states.values() if s.pending is not None)
 
     def drain(self) -> None:
         """Wait for every in-flight encoding, deliver its events, close all tracks."""

@@ -207,7 +207,6 @@ class MqttPublisher(Publisher):
         self._conn: Any = None
         self._closed = False
         self.connects = 0
-        self.interruptions = 0
 
     def _tls(self) -> Any:
         from awscrt import io
@@ -244,7 +243,6 @@ class MqttPublisher(Publisher):
         )
 
     def _on_interrupted(self, connection: Any, error: Exception, **kwargs: Any) -> None:
-        self.interruptions += 1
         self._connected.clear()
         log.warning("MQTT connection to %s:%d lost: %s", self.address.host, self.address.port,
                     error)
@@ -343,7 +341,7 @@ class MqttPublisher(Publisher):
         if conn is not None and self._connected.is_set():
             try:
                 conn.disconnect().result(5.0)
-            except Exception:
+            except Exception:  # closing: a dead connection cannot be disconnected politely
                 log.debug("MQTT disconnect failed", exc_info=True)
         self._connected.clear()
 

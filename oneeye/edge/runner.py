@@ -1,9 +1,18 @@
-"""Wiring of one edge process: source → pipeline → sinks (+ uplink, preview).
+"""Wiring of one edge process: every camera → its pipeline → sinks (+ uplink, sync, preview).
 
 ``run_edge`` is shared by ``oneeye edge`` and the Greengrass component's
-``main.py``; callers own signal handling and pass a ``stop_event``. On stop it
-drains: pending encodings finish, their events reach every sink, and the uplink
-(the durable outbox) is closed last, so nothing pending is lost.
+``main.py``; callers own signal handling and pass a ``stop_event``.
+
+Every camera of ``settings.per_camera()`` gets its own source, pipeline (tracker,
+cooldowns per person and camera) and thread, so a dead or frozen camera only
+blocks its own thread. They share one :class:`GalleryHolder`, one outbox/uplink,
+one gallery sync and one encoding pool that serves the cameras round-robin
+(:class:`~oneeye.edge.pool.FairPool`): a camera facing a crowd cannot delay another
+camera's face. Live sources keep only their newest frame and realtime files skip
+late frames, so a camera that falls behind skips frames instead of queueing them.
+
+On stop it drains: pending encodings finish, their events reach every sink, and
+the uplink (the durable outbox) is closed last, so nothing pending is lost.
 """
 
 from __future__ import annotations
@@ -12,26 +21,35 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from oneeye.edge.metrics import Metrics
-from oneeye.edge.pipeline import Pipeline, Sink
+import numpy as np
+
+from oneeye import faces
+from oneeye.edge.gallery_sync import GallerySync
+from oneeye.edge.health import Vitals
+from oneeye.edge.metrics import Metrics, merged_stage_ms, percentile_ms
+from oneeye.edge.pipeline import FrameHook, Pipeline, Sink
+from oneeye.edge.pool import FairPool
+from oneeye.edge.publishers import MessageCallback
 from oneeye.edge.settings import EdgeSettings
-from oneeye.edge.sources import open_source
-from oneeye.events import MatchEvent
+from oneeye.edge.sources import Source, open_source
+from oneeye.events import CameraHealth, LatencyStats, MatchEvent
 from oneeye.gallery import GalleryHolder, load
 
 log = logging.getLogger(__name__)
 
 
 class UplinkLike(Protocol):
-    def start(self) -> Any: ...
+    def start(self) -> object: ...
     def submit(self, event: MatchEvent) -> None: ...
+    def subscribe(self, topic: str, callback: MessageCallback) -> None: ...
     def close(self, timeout: float = 5.0) -> None: ...
 
 
-UplinkFactory = Callable[[EdgeSettings, GalleryHolder, Callable[[], dict[str, Any]]], UplinkLike]
+UplinkFactory = Callable[[EdgeSettings, Callable[[], Vitals]], UplinkLike]
 
 
 def load_holder(settings: EdgeSettings) -> GalleryHolder:
@@ -65,47 +83,137 @@ class JsonlSink:
             self._fh.close()
 
 
-def _default_uplink(settings: EdgeSettings, holder: GalleryHolder,
-                    metrics: Callable[[], dict[str, Any]]) -> UplinkLike:
+@dataclass
+class Camera:
+    """One camera of the process: its settings, source, metrics and pipeline."""
+
+    camera_id: str
+    settings: EdgeSettings
+    source: Source
+    metrics: Metrics = field(default_factory=Metrics)
+    error: BaseException | None = None
+
+    def health(self) -> CameraHealth:
+        return CameraHealth(state=self.source.state, fps=self.metrics.fps(),
+                            frame_age_ms=self.metrics.frame_age_ms(),
+                            dropped_frames=self.source.dropped_frames,
+                            open_tracks=self.metrics.open_tracks,
+                            reconnects=self.source.reconnects)
+
+    def run(self, pipeline: Pipeline, stop: threading.Event, duration_s: float | None) -> None:
+        try:
+            # Load dlib and this thread's detector (~6 s on a loaded 2-core box) before the
+            # camera's clock starts, or a realtime source skips its first seconds.
+            faces.detect(np.zeros((80, 80, 3), np.uint8))
+            pipeline.run(self.source, stop_event=stop, duration_s=duration_s)
+        except Exception as exc:  # thread boundary: the other cameras go on; re-raised at end
+            log.exception("camera %s stopped on an error", self.camera_id)
+            self.error = exc
+
+
+def open_cameras(settings: EdgeSettings) -> list[Camera]:
+    """One :class:`Camera` per ``settings.per_camera()``; a bad file or folder raises
+    :class:`~oneeye.errors.SourceError` naming it (live sources never raise)."""
+    cameras: list[Camera] = []
+    try:
+        for camera_id, s in settings.per_camera().items():
+            source = open_source(s.source, realtime=s.realtime, loop=s.loop, stall_s=s.stall_s)
+            cameras.append(Camera(camera_id, s, source))
+    except BaseException:
+        for cam in cameras:
+            cam.source.close()
+        raise
+    return cameras
+
+
+def vitals_of(cameras: list[Camera], holder: GalleryHolder,
+              sync: GallerySync | None) -> Vitals:
+    """The runner's part of ``oneeye.health/1`` now."""
+    latencies = [s for cam in cameras for s in cam.metrics.latencies()]
+    return Vitals(cameras={c.camera_id: c.health() for c in cameras},
+                  latency_ms=LatencyStats(p50=percentile_ms(latencies, 50),
+                                          p95=percentile_ms(latencies, 95)),
+                  stage_ms=merged_stage_ms(c.metrics for c in cameras),
+                  gallery_versions=holder.current().versions(),
+                  sync=sync.stats() if sync is not None else None)
+
+
+def start_gallery_sync(settings: EdgeSettings, holder: GalleryHolder,
+                       uplink: UplinkLike | None) -> GallerySync | None:
+    """The downlink: a started :class:`GallerySync` when enabled, following the update
+    topic over ``uplink``'s connection when there is one (polling S3 either way)."""
+    if not settings.gallery_sync.enabled:
+        return None
+    sync = GallerySync(settings, holder)
+    sync.start()
+    if uplink is not None:
+        uplink.subscribe(settings.gallery_sync.update_topic, sync.on_message)
+    return sync
+
+
+def _default_uplink(settings: EdgeSettings, vitals: Callable[[], Vitals]) -> UplinkLike:
     from oneeye.edge.uplink import Uplink
 
-    uplink: UplinkLike = Uplink(settings, holder, metrics)
+    uplink: UplinkLike = Uplink(settings, vitals)
     return uplink
 
 
 def run_edge(settings: EdgeSettings, holder: GalleryHolder, *, sinks: Iterable[Sink] = (),
              stop_event: threading.Event | None = None,
              uplink_factory: UplinkFactory | None = None,
-             duration_s: float | None = None) -> Metrics:
-    """Run until the source ends, ``stop_event`` is set or ``duration_s`` passes."""
-    source = open_source(settings.source, realtime=settings.realtime, loop=settings.loop)
-    metrics = Metrics(camera_state=lambda: source.state)
+             duration_s: float | None = None) -> dict[str, Camera]:
+    """Run every camera until its source ends, ``stop_event`` is set or ``duration_s``
+    passes; return the cameras (metrics, source counters) by camera id. A camera that
+    failed with an error is reported after the others finished (its error is re-raised)."""
+    cameras = open_cameras(settings)
+    stop = stop_event or threading.Event()
     all_sinks: list[Sink] = list(sinks)
     closers: list[Callable[[], None]] = []
+    pool = FairPool(settings.workers)
+    closers.append(pool.shutdown)
     if settings.events_out is not None:
         jsonl = JsonlSink(settings.events_out)
         all_sinks.append(jsonl)
         closers.append(jsonl.close)
+    sync: GallerySync | None = None
     uplink: UplinkLike | None = None
     if settings.publish.url != "none":
-        uplink = (uplink_factory or _default_uplink)(settings, holder, metrics.snapshot)
+        uplink = (uplink_factory or _default_uplink)(
+            settings, lambda: vitals_of(cameras, holder, sync))
         uplink.start()
         all_sinks.append(uplink.submit)
-    preview = None
+    sync = start_gallery_sync(settings, holder, uplink)
+    if sync is not None:
+        closers.append(sync.stop)
+    on_frame: FrameHook | None = None
     if settings.preview_port is not None:
         from oneeye.edge.preview import Preview
 
         preview = Preview(settings.preview_port).start()
-        closers.append(preview.close)
-    pipeline = Pipeline(settings, holder, sinks=all_sinks, metrics=metrics,
-                        on_frame=preview.update if preview is not None else None)
-    log.info("edge %s/%s/%s: source %s (%s), galleries %s, publish %s", settings.device_id,
-             settings.site_id, settings.camera_id, settings.source,
-             "live" if source.live else f"file {source.fps:.2f} fps",
-             json.dumps(holder.current().versions()), settings.publish.url)
+        closers.insert(0, preview.close)
+        on_frame = preview.update   # the preview shows the first camera
+    threads = []
+    for i, cam in enumerate(cameras):
+        pipeline = Pipeline(cam.settings, holder, sinks=all_sinks, metrics=cam.metrics,
+                            on_frame=on_frame if i == 0 else None,
+                            pool=pool.lane(cam.camera_id))
+        log.info("edge %s/%s/%s: source %s (%s)", settings.device_id, settings.site_id,
+                 cam.camera_id, cam.settings.source,
+                 "live" if cam.source.live else f"file {cam.source.fps:.2f} fps")
+        threads.append(threading.Thread(target=cam.run, args=(pipeline, stop, duration_s),
+                                        name=f"oneeye-camera-{cam.camera_id}", daemon=True))
+    log.info("edge %s: %d camera(s), galleries %s, publish %s", settings.device_id,
+             len(cameras), json.dumps(holder.current().versions()), settings.publish.url)
     try:
-        pipeline.run(source, stop_event=stop_event, duration_s=duration_s)
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():
+                t.join(0.5)   # a timed join keeps the main thread responsive to signals
     finally:
+        stop.set()
+        for t in threads:
+            t.join()
         if uplink is not None:
             uplink.close()
         for close in closers:
@@ -113,4 +221,7 @@ def run_edge(settings: EdgeSettings, holder: GalleryHolder, *, sinks: Iterable[S
                 close()
             except Exception:  # closing must not hide the run's own error
                 log.exception("closing %r failed", close)
-    return metrics
+    failed = next((c for c in cameras if c.error is not None), None)
+    if failed is not None and failed.error is not None:
+        raise failed.error
+    return {c.camera_id: c for c in cameras}

@@ -11,19 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from oneeye.config import StrictModel
-
-TOKEN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
-WatchlistName = Literal["customers", "missing"]
+from oneeye.types import WATCHLISTS, Id, Watchlist
 
 
-def _all_watchlists() -> list[WatchlistName]:
-    return ["customers", "missing"]
+def _all_watchlists() -> list[Watchlist]:
+    return list(WATCHLISTS)
 
 
-def _default_snapshots() -> dict[WatchlistName, bool]:
+def _default_snapshots() -> dict[Watchlist, bool]:
     return {"customers": False, "missing": True}
 
 
@@ -101,25 +99,82 @@ class GallerySyncSettings(StrictModel):
     update_topic: str = "oneeye/gallery/updated"
 
 
+class CameraSettings(StrictModel):
+    """One camera of ``cameras``. Keys left out take the top-level value; a camera's
+    ``detection`` / ``recognition`` overlay only the keys they give on the top-level blocks."""
+
+    source: str = Field(description="webcam index, rtsp/http URL, video file or image folder")
+    realtime: bool | None = Field(None, description="default: the top-level realtime")
+    loop: bool | None = Field(None, description="default: the top-level loop")
+    stall_s: float | None = Field(None, gt=0, le=600, description="default: the top-level "
+                                  "stall_s")
+    detection: DetectionSettings | None = Field(None, description="keys given here override "
+                                                "the top-level detection for this camera")
+    recognition: RecognitionSettings | None = Field(None, description="keys given here "
+                                                    "override the top-level recognition")
+
+
+def _overlay(base: BaseModel, over: BaseModel | None) -> BaseModel:
+    """``base`` with the fields ``over`` was given explicitly (recursively for sub-models)."""
+    if over is None:
+        return base
+    update = {}
+    for name in over.model_fields_set:
+        value, current = getattr(over, name), getattr(base, name)
+        if isinstance(value, BaseModel) and isinstance(current, BaseModel):
+            value = _overlay(current, value)
+        update[name] = value
+    return base.model_copy(update=update)
+
+
+class DeviceConfig(StrictModel):
+    """What differs per device in a fleet: the ``desired`` state of the device's named
+    shadow ``oneeye-config`` (:data:`DEVICE_SHADOW`). It replaces the component
+    configuration's ``site_id`` and its whole ``cameras`` map."""
+
+    site_id: Id = Field(description="branch / site of this device")
+    cameras: dict[Id, CameraSettings] = Field(min_length=1, max_length=32,
+                                              description="camera_id → camera")
+
+    def apply_to(self, config: dict[str, object]) -> dict[str, object]:
+        """Component configuration data with this device's site and cameras in it."""
+        out = {k: v for k, v in config.items() if k not in ("source", "cameras")}
+        out["site_id"] = self.site_id
+        out["cameras"] = {k: v.model_dump(exclude_unset=True) for k, v in self.cameras.items()}
+        return out
+
+
+#: The named shadow holding each device's :class:`DeviceConfig` (read over Greengrass IPC).
+DEVICE_SHADOW = "oneeye-config"
+
+
 class HealthSettings(StrictModel):
     interval_s: float = Field(30, ge=1, le=3600, description="oneeye.health/1 period")
 
 
 class EdgeSettings(StrictModel):
-    device_id: str = Field("edge-local", pattern=TOKEN, description="IoT thing name")
-    site_id: str = Field("site-1", pattern=TOKEN, description="branch / site")
-    camera_id: str = Field("cam-1", pattern=TOKEN)
-    source: str = Field("0", description="webcam index, rtsp/http URL, video file or image folder")
-    realtime: bool = Field(False, description="pace file sources at their fps like a camera")
+    device_id: Id = Field("edge-local", description="IoT thing name")
+    site_id: Id = Field("site-1", description="branch / site")
+    camera_id: Id = Field("cam-1", description="the camera of `source` when "
+                           "`cameras` is empty")
+    source: str = Field("0", description="webcam index, rtsp/http URL, video file or image "
+                        "folder: the one camera when `cameras` is empty")
+    cameras: dict[Id, CameraSettings] = Field(
+        default_factory=dict, max_length=32, description="camera_id → camera; every camera "
+        "runs in this one process (one gallery, outbox and encoding pool)")
+    realtime: bool = Field(False, description="pace file sources at their fps like a camera, "
+                           "skipping frames when processing falls behind")
     loop: bool = Field(False, description="restart a file source at its end (demo)")
+    stall_s: float = Field(5.0, gt=0, le=600, description="a live camera that delivers no "
+                           "frame this long is reported reconnecting and reopened")
     galleries: list[Path] = Field(default_factory=list, description="local gallery .npz files")
-    watchlists: list[Literal["customers", "missing"]] = Field(
+    watchlists: list[Watchlist] = Field(
         default_factory=_all_watchlists, description="watchlists to follow")
-    thresholds: dict[Literal["customers", "missing"], ThresholdOverride] = Field(
+    thresholds: dict[Watchlist, ThresholdOverride] = Field(
         default_factory=dict, description="override a gallery's decision rule per watchlist")
     cooldown_s: float = Field(60, ge=0, le=86_400, description="per person and camera: no "
                               "second event within this time")
-    snapshot: dict[Literal["customers", "missing"], bool] = Field(
+    snapshot: dict[Watchlist, bool] = Field(
         default_factory=_default_snapshots,
         description="attach a face-crop JPEG to events of this watchlist")
     snapshot_max_bytes: int = Field(60_000, ge=2_000, le=90_000)
@@ -135,5 +190,31 @@ class EdgeSettings(StrictModel):
     gallery_sync: GallerySyncSettings = Field(default_factory=GallerySyncSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
 
+    @model_validator(mode="after")
+    def _one_way_to_name_cameras(self) -> EdgeSettings:
+        if self.cameras and "source" in self.model_fields_set:
+            raise ValueError("give either source (one camera) or cameras, not both")
+        return self
+
     def topic(self, kind: Literal["matches", "health"]) -> str:
         return f"{self.publish.topic_prefix}/{self.device_id}/{kind}"
+
+    def per_camera(self) -> dict[str, EdgeSettings]:
+        """camera_id → the settings that camera's pipeline runs with (``cameras`` resolved).
+
+        Each value has that camera's ``camera_id``, ``source``, ``realtime``, ``loop``,
+        ``stall_s`` and its overlaid ``detection``/``recognition``, and no ``cameras``; an
+        empty ``cameras`` gives the one camera ``{camera_id: source}``.
+        """
+        if not self.cameras:
+            return {self.camera_id: self}
+        out: dict[str, EdgeSettings] = {}
+        for camera_id, cam in self.cameras.items():
+            out[camera_id] = self.model_copy(update={
+                "camera_id": camera_id, "source": cam.source, "cameras": {},
+                "realtime": self.realtime if cam.realtime is None else cam.realtime,
+                "loop": self.loop if cam.loop is None else cam.loop,
+                "stall_s": self.stall_s if cam.stall_s is None else cam.stall_s,
+                "detection": _overlay(self.detection, cam.detection),
+                "recognition": _overlay(self.recognition, cam.recognition)})
+        return out

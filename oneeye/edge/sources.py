@@ -6,20 +6,28 @@ Every source yields :class:`Frame` objects (BGR, as OpenCV decodes them) from
 health message.
 
 Live sources (webcam, URL) run a capture thread that keeps only the newest
-frame: when processing is slower than the camera, old frames are dropped
-instead of queueing, so frame age never builds up. A camera that stops
+frame: when processing is slower than the camera, old frames are dropped (and
+counted) instead of queueing, so frame age never builds up. A camera that stops
 delivering is reopened with exponential backoff (logged at each state change);
-it never raises into the pipeline.
+it never raises into the pipeline. A stream that stays open but goes silent (a
+camera that lost its sensor, a NAT that dropped the flow) is caught by a
+watchdog: after ``stall_s`` without a frame the source says ``reconnecting`` and
+opens a new connection at once, whatever OpenCV's own timeouts are; the blocked
+read is abandoned (its thread ends when FFmpeg's read timeout, set to
+``2 * stall_s``, fires) because releasing a capture from another thread is unsafe.
 
 File sources are read by a small prefetch thread (decode overlaps processing)
 as fast as the consumer takes frames, or paced at the file's fps with
-``realtime=True``; ``loop=True`` restarts at the end (demos). Frames of a file
-carry their index and media time, which the pipeline uses for cooldowns and
-latency so results do not depend on how fast this machine is.
+``realtime=True`` like a camera: a frame more than two frame periods late is
+skipped (counted in ``dropped_frames``), so a slow machine skips frames evenly
+instead of falling further behind. ``loop=True`` restarts at the end (demos).
+Frames of a file carry their index and media time, which the pipeline uses for
+cooldowns and latency so results do not depend on how fast this machine is.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -27,17 +35,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from oneeye.errors import ImageError, SourceError
-from oneeye.types import IMAGE_SUFFIXES
+from oneeye.types import IMAGE_SUFFIXES, CameraState
 
 log = logging.getLogger(__name__)
 
-CameraState = Literal["ok", "connecting", "reconnecting", "failed", "ended"]
 VIDEO_FPS_FALLBACK = 25.0
 
 
@@ -63,10 +70,16 @@ class Capture(Protocol):
 CaptureFactory = Callable[[str | int], Capture]
 
 
-def _cv2_capture(spec: str | int) -> Capture:
+def _cv2_capture(spec: str | int, timeout_s: float | None = None) -> Capture:
+    """``cv2.VideoCapture(spec)``; streams get FFmpeg open/read timeouts of ``timeout_s``."""
     import cv2
 
-    cap: Capture = cv2.VideoCapture(spec)
+    if timeout_s is None or not isinstance(spec, str) or "://" not in spec:
+        cap: Capture = cv2.VideoCapture(spec)
+        return cap
+    ms = int(timeout_s * 1000)
+    cap = cv2.VideoCapture(spec, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms,
+                                                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
     return cap
 
 
@@ -86,6 +99,8 @@ class Source:
         self._state: CameraState = "connecting"
         self._stop = threading.Event()
         self.corrupt_frames = 0
+        self.dropped_frames = 0      # frames skipped because processing was busy or late
+        self.reconnects = 0
 
     @property
     def state(self) -> CameraState:
@@ -181,6 +196,7 @@ class FileSource(Source):
         thread = threading.Thread(target=self._reader, name="oneeye-file-reader", daemon=True)
         thread.start()
         t0: float | None = None
+        wall0 = 0.0
         first_media = 0.0
         try:
             while not self._stop.is_set():
@@ -193,11 +209,16 @@ class FileSource(Source):
                 if self.realtime and frame.media_time_s is not None:
                     # Pace on media time so a file behaves like a camera (frames arrive at fps).
                     if t0 is None:
-                        t0, first_media = time.monotonic(), frame.media_time_s
-                    delay = (frame.media_time_s - first_media) - (time.monotonic() - t0)
+                        t0, wall0, first_media = time.monotonic(), time.time(), frame.media_time_s
+                    due = frame.media_time_s - first_media
+                    delay = due - (time.monotonic() - t0)
+                    if delay < -2.0 / self.fps:
+                        self.dropped_frames += 1   # a camera would have replaced it by now
+                        continue
                     if delay > 0 and self._stop.wait(delay):
                         return
-                    frame = Frame(frame.index, frame.image, time.time(), frame.media_time_s)
+                    # Stamped when a camera would have delivered it: frame age shows lateness.
+                    frame = Frame(frame.index, frame.image, wall0 + due, frame.media_time_s)
                 yield frame
         finally:
             self._stop.set()
@@ -216,6 +237,10 @@ class FolderSource(Source):
         self.loop = loop
         self.files = sorted(p for p in self.path.iterdir()
                             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        others = sorted(p.name for p in self.path.iterdir() if p not in self.files)
+        if others:  # nothing is skipped without a word
+            log.warning("source %s: %d entries are not images and are skipped: %s", self.name,
+                        len(others), ", ".join(others[:20]) + (" …" if len(others) > 20 else ""))
         if not self.files:
             self._set_state("failed", "no images")
             raise SourceError(f"{self.path}: no images ({'/'.join(sorted(IMAGE_SUFFIXES))}) "
@@ -255,41 +280,45 @@ class FolderSource(Source):
 
 
 class LiveSource(Source):
-    """A webcam or network stream: newest frame only, reconnect with backoff.
+    """A webcam or network stream: newest frame only, reconnect with backoff, stall watchdog.
 
     ``max_attempts`` consecutive failed (re)connections put the source in
     ``failed`` and end it; None (the default) retries forever, as a camera on a
-    wall should. Backoff doubles from ``backoff_s`` up to ``max_backoff_s``.
-    A stream that delivers nothing for ``stall_s`` counts as dropped.
+    wall should. Backoff doubles from ``backoff_s`` up to ``max_backoff_s``. A
+    stream that delivers no frame for ``stall_s`` seconds is reported
+    ``reconnecting`` and reopened on a new capture thread (see the module doc).
+    ``clock`` (monotonic seconds) is injectable for tests.
     """
 
     live = True
 
-    def __init__(self, spec: str | int, *, opener: CaptureFactory = _cv2_capture,
+    def __init__(self, spec: str | int, *, opener: CaptureFactory | None = None,
                  backoff_s: float = 0.5, max_backoff_s: float = 10.0,
                  max_attempts: int | None = None, stall_s: float = 5.0,
-                 max_bad_reads: int = 25) -> None:
+                 max_bad_reads: int = 25,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(str(spec))
         self.spec = spec
-        self._opener = opener
+        # FFmpeg gives up on a silent stream after 2 * stall_s, freeing an abandoned thread.
+        self._opener = opener or functools.partial(_cv2_capture, timeout_s=2 * stall_s)
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.max_attempts = max_attempts
         self.stall_s = stall_s
         self.max_bad_reads = max_bad_reads
-        self.reconnects = 0
+        self.stalls = 0
+        self._clock = clock
         self._cond = threading.Condition()
         self._latest: Frame | None = None
-        self._dropped = 0
-
-    @property
-    def dropped_frames(self) -> int:
-        return self._dropped
+        self._generation = 0              # bumped to abandon a capture thread
+        self._reading = 0                 # generation whose capture is open and read
+        self._thread: threading.Thread | None = None
+        self._last_frame_at = clock()
 
     def _open(self) -> Capture | None:
         try:
             cap = self._opener(self.spec)
-        except Exception as exc:
+        except Exception as exc:  # OpenCV/FFmpeg raise anything; a camera must not crash us
             log.debug("source %s: open raised %s", self.name, exc)
             return None
         if cap.isOpened():
@@ -297,26 +326,39 @@ class LiveSource(Source):
         cap.release()
         return None
 
-    def _capture_loop(self) -> None:
+    def _current(self, generation: int) -> bool:
+        return generation == self._generation and not self._stop.is_set()
+
+    def _capture_loop(self, generation: int) -> None:
         index = 0
         attempts = 0
         delay = self.backoff_s
         try:
-            while not self._stop.is_set():
+            while self._current(generation):
                 cap = self._open()
+                if not self._current(generation):
+                    if cap is not None:
+                        cap.release()
+                    return
                 if cap is None:
                     attempts += 1
                     if self.max_attempts is not None and attempts >= self.max_attempts:
                         self._set_state("failed", f"gave up after {attempts} attempts")
                         return
-                    self._set_state("connecting" if self.reconnects == 0 and index == 0
-                                    else "reconnecting", f"retry in {delay:.1f}s")
+                    # "connecting" is the first attempt; after a failure we are retrying.
+                    self._set_state("reconnecting", f"retry in {delay:.1f}s")
                     if self._stop.wait(delay):
                         return
                     delay = min(delay * 2, self.max_backoff_s)
                     continue
-                index = self._read_until_drop(cap, index)
-                if not self._stop.is_set():
+                with self._cond:
+                    self._last_frame_at = self._clock()  # the stall clock starts at open
+                    self._reading = generation
+                index = self._read_until_drop(cap, index, generation)
+                with self._cond:
+                    if self._reading == generation:
+                        self._reading = 0
+                if self._current(generation):
                     attempts = 0
                     delay = self.backoff_s
                     self.reconnects += 1
@@ -325,61 +367,98 @@ class LiveSource(Source):
             with self._cond:
                 self._cond.notify_all()
 
-    def _read_until_drop(self, cap: Capture, index: int) -> int:
+    def _read_until_drop(self, cap: Capture, index: int, generation: int) -> int:
         bad = 0
-        last_good = time.monotonic()
+        last_good = self._clock()
         try:
-            while not self._stop.is_set():
+            while self._current(generation):
                 ok, image = cap.read()
+                if not self._current(generation):
+                    return index          # abandoned by the watchdog while blocked in read()
                 if ok and _valid(image):
                     bad = 0
-                    last_good = time.monotonic()
+                    last_good = self._clock()
                     self._set_state("ok")
                     frame = Frame(index, image, time.time())
                     index += 1
                     with self._cond:
                         if self._latest is not None:
-                            self._dropped += 1
+                            self.dropped_frames += 1
                         self._latest = frame
+                        self._last_frame_at = last_good
                         self._cond.notify_all()
                     continue
                 if ok:
                     self.corrupt_frames += 1
                 bad += 1
-                if bad >= self.max_bad_reads or time.monotonic() - last_good > self.stall_s:
+                if bad >= self.max_bad_reads or self._clock() - last_good > self.stall_s:
                     return index
                 self._stop.wait(0.01)
         finally:
             cap.release()
         return index
 
-    def frames(self) -> Iterator[Frame]:
-        thread = threading.Thread(target=self._capture_loop, name="oneeye-capture", daemon=True)
+    def _start_capture(self) -> threading.Thread:
+        with self._cond:
+            self._generation += 1
+            self._last_frame_at = self._clock()
+            thread = threading.Thread(target=self._capture_loop, args=(self._generation,),
+                                      name=f"oneeye-capture-{self.name}", daemon=True)
+            self._thread = thread
         thread.start()
+        return thread
+
+    def check_stall(self) -> bool:
+        """If the open stream has been silent for ``stall_s``: report it, reopen; True then."""
+        with self._cond:
+            silent = self._clock() - self._last_frame_at
+            if (self._reading != self._generation or silent <= self.stall_s
+                    or self._stop.is_set()):
+                return False
+        self.stalls += 1
+        self.reconnects += 1
+        self._set_state("reconnecting", f"no frame for {silent:.1f} s: stalled, reopening")
+        self._start_capture()
+        return True
+
+    def frames(self) -> Iterator[Frame]:
+        thread = self._start_capture()
         try:
             while not self._stop.is_set():
                 with self._cond:
-                    while self._latest is None and not self._stop.is_set() and thread.is_alive():
-                        self._cond.wait(0.2)
+                    while (self._latest is None and not self._stop.is_set()
+                           and self._thread is not None and self._thread.is_alive()):
+                        self._cond.wait(min(0.2, self.stall_s / 4))
+                        if self._clock() - self._last_frame_at > self.stall_s:
+                            break
                     frame, self._latest = self._latest, None
+                    thread = self._thread or thread
                 if frame is None:
+                    if self.check_stall():
+                        continue
                     if not thread.is_alive():
                         return
                     continue
                 yield frame
         finally:
             self._stop.set()
+            with self._cond:
+                self._cond.notify_all()
             thread.join(timeout=2.0)
 
 
 def open_source(spec: str, *, realtime: bool = False, loop: bool = False,
-                opener: CaptureFactory = _cv2_capture) -> Source:
-    """``"0"`` → webcam 0; ``rtsp://…``/``http(s)://…`` → stream; a folder; else a video file."""
+                stall_s: float = 5.0, opener: CaptureFactory | None = None) -> Source:
+    """``"0"`` → webcam 0; ``rtsp://…``/``http(s)://…`` → stream; a folder; else a video file.
+
+    Raises :class:`SourceError` for a missing or unreadable file or folder; live sources
+    never raise (they report their state and reconnect).
+    """
     if spec.isdigit():
-        return LiveSource(int(spec), opener=opener)
+        return LiveSource(int(spec), opener=opener, stall_s=stall_s)
     if "://" in spec:
-        return LiveSource(spec, opener=opener)
+        return LiveSource(spec, opener=opener, stall_s=stall_s)
     path = Path(spec)
     if path.is_dir():
         return FolderSource(path, realtime=realtime, loop=loop)
-    return FileSource(path, realtime=realtime, loop=loop, opener=opener)
+    return FileSource(path, realtime=realtime, loop=loop, opener=opener or _cv2_capture)

@@ -7,8 +7,8 @@ sparse cadence), the fallback continues the nearest track whose centre is
 within half a box and whose size is similar. A track not seen for
 ``max_missed_s`` (media or wall time, whichever clock the caller uses) closes.
 
-The tracker knows nothing about identities: the pipeline hangs its recognition
-state on :attr:`Track.data`.
+The tracker knows nothing about identities: the pipeline keeps its recognition
+state (votes, label, pending encoding) in its own map keyed by :attr:`Track.track_id`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The edge's way out: outbox → publisher, health heartbeat, gallery sync.
+"""The edge's way out: outbox → publisher, and the health heartbeat.
 
 The pipeline calls :meth:`Uplink.submit` with each :class:`MatchEvent`; when it
 returns, the event is on disk (the outbox), so nothing the pipeline announced
@@ -7,8 +7,9 @@ publishes the outbox strictly in order, one message at a time, deleting each
 only on acknowledgement; on failure it waits for the publisher to reconnect
 (exponential backoff 0.5 s → 30 s, cut short the moment the connection is back).
 
-    uplink = Uplink(settings, holder, metrics, publisher=make_publisher(settings))
+    uplink = Uplink(settings, vitals, publisher=make_publisher(settings))
     uplink.start()
+    uplink.subscribe(topic, callback)   # rides the same connection (gallery updates)
     uplink.submit(event)          # durable once this returns
     uplink.close(timeout=5.0)     # drain what it can; the rest waits on disk
 """
@@ -18,17 +19,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-from oneeye.edge.gallery_sync import GallerySync
-from oneeye.edge.health import build_health, safe_metrics
+from oneeye.edge.health import Vitals, build_health
 from oneeye.edge.outbox import Outbox
-from oneeye.edge.publishers import Publisher, make_publisher
+from oneeye.edge.publishers import MessageCallback, Publisher, make_publisher
 from oneeye.edge.settings import EdgeSettings
 from oneeye.errors import EventError, PublishError, PublishRejected
-from oneeye.events import MAX_EVENT_BYTES, MatchEvent
-from oneeye.gallery import GalleryHolder
+from oneeye.events import MAX_EVENT_BYTES, HealthEvent, MatchEvent
 
 log = logging.getLogger(__name__)
 
@@ -40,19 +39,14 @@ class Uplink:
     def __init__(
         self,
         settings: EdgeSettings,
-        holder: GalleryHolder,
-        metrics: Callable[[], Mapping[str, Any]],
+        vitals: Callable[[], Vitals],
         *,
         publisher: Publisher | None = None,
-        s3_client: Any = None,
     ) -> None:
         self.settings = settings
-        self.holder = holder
-        self.metrics = metrics
+        self.vitals = vitals
         self.publisher = publisher if publisher is not None else make_publisher(settings)
         self.outbox = Outbox(settings.outbox.path, settings.outbox.max_events)
-        self.sync = (GallerySync(settings, holder, s3_client=s3_client)
-                     if settings.gallery_sync.enabled else None)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -91,16 +85,17 @@ class Uplink:
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
-        if self.sync is not None:
-            self.sync.start()
-            try:
-                self.publisher.subscribe(self.settings.gallery_sync.update_topic,
-                                         self.sync.on_message)
-            except PublishError as exc:  # not connected yet: MQTT subscribes on connect
-                log.warning("gallery updates: %s (polling meanwhile)", exc)
         log.info("uplink started: publish %s, outbox %s (%d waiting)", self.publisher.name,
                  self.settings.outbox.path, self.outbox.depth())
         return self
+
+    def subscribe(self, topic: str, callback: MessageCallback) -> None:
+        """Deliver ``topic`` to ``callback`` over this uplink's connection (kept across
+        reconnects; never raises: a failure is logged and retried at the next connect)."""
+        try:
+            self.publisher.subscribe(topic, callback)
+        except PublishError as exc:  # not connected yet: MQTT subscribes on connect
+            log.warning("subscription to %s: %s (retried on connect)", topic, exc)
 
     def close(self, timeout: float = 5.0) -> None:
         """Give the sender up to ``timeout`` s to drain, then stop; the rest stays on disk."""
@@ -116,8 +111,6 @@ class Uplink:
         self._wake.set()
         for t in self._threads:
             t.join(max(0.1, deadline - time.monotonic()) + 1.0)
-        if self.sync is not None:
-            self.sync.stop()
         self.publisher.close()
         left = self.outbox.depth()
         if left:
@@ -182,26 +175,25 @@ class Uplink:
 
     # -- health ---------------------------------------------------------------------
 
-    def health(self) -> dict[str, Any]:
-        extra: dict[str, Any] = {"health_failed": self.health_failed,
-                                 "snapshots_trimmed": self.trimmed_snapshots}
-        if self.sync is not None:
-            extra.update(self.sync.stats())
-        return build_health(self.settings, safe_metrics(self.metrics),
-                            uptime_s=time.monotonic() - self._started,
-                            outbox=self.outbox.stats(),
-                            gallery_versions=self.holder.current().versions(), extra=extra)
+    def health(self) -> HealthEvent:
+        """The device's ``oneeye.health/1`` now (never raises: see :func:`build_health`)."""
+        try:
+            vitals = self.vitals()
+        except Exception:  # a broken vitals source must not silence the heartbeat
+            log.exception("health: vitals() failed; reporting every camera as failed")
+            vitals = Vitals.unknown(self.settings)
+        return build_health(self.settings, vitals, uptime_s=time.monotonic() - self._started,
+                            outbox=self.outbox.stats(), health_failed=self.health_failed,
+                            snapshots_trimmed=self.trimmed_snapshots)
 
     def send_health(self) -> bool:
-        import json
-
         if not self.publisher.connected:
             self.health_failed += 1
             log.info("health not sent: not connected (%d events waiting)", self.outbox.depth())
             return False
         try:
             self.publisher.publish(self.settings.topic("health"),
-                                   json.dumps(self.health()).encode(), qos=1,
+                                   self.health().to_json().encode(), qos=1,
                                    timeout=self.settings.publish.timeout_s)
         except PublishError as exc:
             self.health_failed += 1
@@ -216,7 +208,7 @@ class Uplink:
         while not self._stop.is_set():
             try:
                 self.send_health()
-            except Exception:
+            except Exception:  # thread boundary: one bad heartbeat must not end the next ones
                 log.exception("health: unexpected failure")
             self._stop.wait(self.settings.health.interval_s)
 
@@ -224,6 +216,4 @@ class Uplink:
         out: dict[str, Any] = {f"outbox_{k}": v for k, v in self.outbox.stats().items()}
         out.update(health_sent=self.health_sent, health_failed=self.health_failed,
                    connected=self.publisher.connected)
-        if self.sync is not None:
-            out.update(self.sync.stats())
         return out

@@ -1,6 +1,6 @@
 """MQTT brokers for the local stack, tests and benches: embedded amqtt, or a Mosquitto process.
 
-The local stack stands an MQTT broker in for AWS IoT Core (DESIGN §5). By default
+The local stack stands an MQTT broker in for AWS IoT Core (docs/architecture.md §5). By default
 that is :class:`EmbeddedBroker` — amqtt in a background thread with its own event
 loop, so ``oneeye up`` needs nothing installed. Where Mosquitto exists,
 :class:`MosquittoBroker` runs ``mosquitto`` on a port of our choosing with its own
@@ -136,7 +136,7 @@ class EmbeddedBroker:
         await self._drain()
         try:
             await self._broker.shutdown()
-        except Exception:
+        except Exception:  # stopping: log it, the process is going away either way
             log.exception("embedded MQTT broker did not shut down cleanly")
 
     async def _drain(self, limit_s: float = 2.0) -> None:

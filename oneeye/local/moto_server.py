@@ -136,7 +136,7 @@ class MotoServer:
     def stop(self) -> None:
         try:
             self._server.stop()
-        except Exception:
+        except Exception:  # stopping a test/demo server: nothing left to protect
             log.debug("moto server stop", exc_info=True)
 
 

@@ -38,9 +38,9 @@ from urllib.parse import urlencode
 import requests
 
 from oneeye import sns
-from oneeye.events import utc_now
 from oneeye.local.filter_policy import matches as policy_matches
 from oneeye.local.settings import SnsDeliverySettings
+from oneeye.types import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,17 @@ CREATE TABLE IF NOT EXISTS deliveries (
   last_error TEXT, UNIQUE (sub_arn, message_id));
 CREATE INDEX IF NOT EXISTS due ON deliveries (sub_arn, delivered_at, failed, id);
 """
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message to one subscriber: its attempts so far and how the last one failed."""
+
+    kind: str                 # SubscriptionConfirmation | Notification
+    message_id: str
+    attempts: int
+    delivered: bool
+    last_error: str | None
 
 
 @dataclass(frozen=True)
@@ -219,6 +230,14 @@ class SnsDelivery:
                 kind = "other"
             counts[kind] = counts.get(kind, 0) + 1
         return counts
+
+    def deliveries(self, arn: str | None = None) -> list[Delivery]:
+        """Every queued or finished delivery (of subscription ``arn``, or all), oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT kind, message_id, attempts, delivered_at IS NOT NULL, last_error FROM "
+                "deliveries WHERE (?1 IS NULL OR sub_arn=?1) ORDER BY id", (arn,)).fetchall()
+        return [Delivery(kind, mid, int(n), bool(done), err) for kind, mid, n, done, err in rows]
 
     def pending(self, arn: str | None = None) -> int:
         row = self._db.execute("SELECT count(*) FROM deliveries WHERE delivered_at IS NULL AND "

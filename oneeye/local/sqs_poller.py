@@ -83,7 +83,7 @@ class SqsPoller:
                 self._sqs.change_message_visibility(QueueUrl=self.queue_url,
                                                     ReceiptHandle=msg["ReceiptHandle"],
                                                     VisibilityTimeout=self._retry_after_s)
-            except Exception:
+            except Exception:  # the default visibility timeout retries it a bit later
                 log.debug("could not shorten visibility of %s", msg["MessageId"], exc_info=True)
             return
         self.handled += 1

@@ -24,6 +24,7 @@ from typing import Any
 from oneeye import aws
 from oneeye.errors import ConfigError
 from oneeye.local import template as tpl
+from oneeye.local.alert_outbox import ALERT_OUTBOX_FILE
 from oneeye.local.children import Child, run_once
 from oneeye.local.settings import REPO, LocalSettings, check_ports
 from oneeye.local.workers import INBOX_FILE, SNS_DB_FILE, SNS_DIR
@@ -108,7 +109,7 @@ class LocalStack:
         lambdas = Lambdas(template.functions)  # the HTTP API's and the indexer's handlers
         customers = self._customer_api(api_key)
         self._sns(cloud_env["DESK_TOPIC_ARN"])
-        self._outbox(cloud_env["ALERTS_TOPIC_ARN"])
+        self._alert_outbox(cloud_env["ALERTS_TOPIC_ARN"])
         self._http_api(template, lambdas, moto.url)
         self._http_subscribers(cloud_env["DESK_TOPIC_ARN"])  # SubscribeURL is served now
         self._indexer(template, lambdas, cloud_env["INDEXER_QUEUE_URL"])
@@ -117,13 +118,13 @@ class LocalStack:
         if s.enrol_customers:
             self._enrol(customers, cloud_env["ONEEYE_BUCKET"])
         if s.dashboard:
-            self._dashboard(cloud_env["DESK_TOPIC_ARN"])
+            self._dashboard(cloud_env)
         if s.edge_source:
             self._edge(mqtt_url, cloud_env["ONEEYE_BUCKET"])
         self.info.urls.update({"mqtt": mqtt_url, "moto": moto.url,
                                "http_api": s.url("http_api", "/"),
                                "customer_api": s.url("customer_api"),
-                               "outbox": str(self.var / "outbox.jsonl")})
+                               "alert_outbox": str(self.var / ALERT_OUTBOX_FILE)})
         # The token stays out of stack.json; `oneeye upload|case` read it from this 0600 file.
         token_file = self.var / "agency_token"
         self.info.agency_token = self._demo_agency(cloud_env["AGENCIES_TABLE"], token_file)
@@ -202,9 +203,9 @@ class LocalStack:
         for endpoint, filter_policy in wanted.items():
             self.delivery.subscribe(desk_arn, endpoint, filter_policy)
 
-    def _outbox(self, alerts_arn: str) -> None:
+    def _alert_outbox(self, alerts_arn: str) -> None:
+        from oneeye.local.alert_outbox import AlertOutbox, SmtpSink
         from oneeye.local.moto_server import tap_structured_messages
-        from oneeye.local.outbox import Outbox, SmtpSink
         from oneeye.local.sqs_poller import SqsPoller
         sink = SmtpSink(self.s.host, self.s.ports.smtp, self.var / "mail").start()
         self._on_stop("SMTP sink", sink.stop)
@@ -216,10 +217,10 @@ class LocalStack:
         if self.s.alert_sms:
             sns.subscribe(TopicArn=alerts_arn, Protocol="sms", Endpoint=self.s.alert_sms)
         host = "127.0.0.1" if self.s.host in ("0.0.0.0", "") else self.s.host
-        outbox = Outbox(self.var / "outbox.jsonl", topic_arn=alerts_arn, smtp_host=host,
+        outbox = AlertOutbox(self.var / ALERT_OUTBOX_FILE, topic_arn=alerts_arn, smtp_host=host,
                         smtp_port=self.s.ports.smtp)
         poller = SqsPoller(url, lambda m: outbox.handle_envelope(json.loads(m["Body"])),
-                           name="alerts→outbox").start()
+                           name="alerts→alert outbox").start()
         self._on_stop("alerts poller", poller.stop)
 
     def _http_api(self, template: tpl.Template, lambdas: Any, moto_url: str) -> None:
@@ -293,8 +294,9 @@ class LocalStack:
 
         threading.Thread(target=work, daemon=True, name="enrol").start()
 
-    def _dashboard(self, desk_arn: str) -> None:
+    def _dashboard(self, cloud_env: dict[str, str]) -> None:
         from oneeye.local.sns_delivery import Signer
+        desk_arn = cloud_env["DESK_TOPIC_ARN"]
         signer = Signer(self.var / SNS_DIR, self.s.region)
         cfg = self.var / "dashboard.json"
         cfg.write_text(json.dumps({
@@ -304,12 +306,17 @@ class LocalStack:
                               f"127.0.0.1:{self.s.ports.http_api}"],
             # plain http on localhost: a Secure cookie would never come back
             "session_cookie_secure": False,
-            "outbox_path": str(self.var / "outbox.jsonl")}, indent=2))
+            "alert_outbox_path": str(self.var / ALERT_OUTBOX_FILE),
+            # the management screens (customers' photos, cases) use the same resources
+            "cloud": {"bucket": cloud_env["ONEEYE_BUCKET"],
+                      "cases_table": cloud_env["CASES_TABLE"],
+                      "indexer_queue_url": cloud_env["INDEXER_QUEUE_URL"]}}, indent=2))
         password = (self.s.demo_password.get_secret_value() if self.s.demo_password
                     else secrets.token_urlsafe(9))
         oneeye = [sys.executable, "-m", "oneeye.cli"]
         run_once([*oneeye, "dashboard", "add-user", DEMO_USER, "--site", self.s.site_id,
-                  "--password-stdin", "--config", str(cfg)], self.info.env, stdin=password + "\n")
+                  "--role", "branch_admin", "--password-stdin", "--config", str(cfg)],
+                 self.info.env, stdin=password + "\n")
         self.info.demo_password = password
         self.info.urls["dashboard"] = self.s.url("dashboard", "/")
         host = "127.0.0.1" if self.s.host in ("0.0.0.0", "") else self.s.host
@@ -352,7 +359,7 @@ class LocalStack:
             name, fn = self._stops.pop()
             try:
                 fn()
-            except Exception:
+            except Exception:  # one part failing to stop must not leave the others running
                 log.exception("stopping %s failed", name)
             else:
                 log.debug("stopped %s", name)

@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from oneeye.cloud import amber
-from oneeye.cloud.common import configure_lambda_logging
+from oneeye.cloud.common import ColdStart, configure_lambda_logging
 
 configure_lambda_logging()
-_deps: amber.AmberDeps | None = None
+# Cold start: settings validated, clients built, once per container.
+DEPS = ColdStart("amber_alert", amber.amber_from_env)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    global _deps
-    _deps = _deps or amber.amber_from_env()
-    return amber.amber_alert(event, _deps)
+    return amber.amber_alert(event, DEPS.get())

@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from oneeye.cloud import desk
-from oneeye.cloud.common import configure_lambda_logging
+from oneeye.cloud.common import ColdStart, configure_lambda_logging
 
 configure_lambda_logging()
-_deps: desk.DeskDeps | None = None
+# Cold start: settings validated, clients built, once per container.
+DEPS = ColdStart("device_health", desk.health_from_env)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    global _deps
-    _deps = _deps or desk.health_from_env()
-    return desk.device_health(event, _deps)
+    return desk.device_health(event, DEPS.get())

@@ -9,13 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from oneeye.cloud import indexer
-from oneeye.cloud.common import configure_lambda_logging
+from oneeye.cloud.common import ColdStart, configure_lambda_logging
 
 configure_lambda_logging()
-_deps: indexer.IndexerDeps | None = None
+# Cold start: settings validated, clients built, once per container.
+DEPS = ColdStart("gallery_indexer", indexer.indexer_from_env)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    global _deps
-    _deps = _deps or indexer.indexer_from_env()
-    return {"results": indexer.handle(event, _deps)}
+    return {"results": indexer.handle(event, DEPS.get())}

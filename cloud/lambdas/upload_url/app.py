@@ -8,18 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from oneeye.cloud import api, uploads
-from oneeye.cloud.common import configure_lambda_logging
+from oneeye.cloud.common import ColdStart, configure_lambda_logging
 
 configure_lambda_logging()
-_deps: uploads.UploadDeps | None = None
+# Cold start: settings validated, clients built, once per container.
+DEPS = ColdStart("upload_url", uploads.uploads_from_env)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return api.serve(event, _work, name="upload_url")
-
-
-def _work(req: api.Request) -> dict[str, Any]:
-    # Deps are built inside serve() so a missing setting is a logged 500, not a crash.
-    global _deps
-    _deps = _deps or uploads.uploads_from_env()
-    return uploads.create_upload(req, _deps)
+    return api.serve(event, lambda req: uploads.create_upload(req, DEPS.get()), name="upload_url")

@@ -1,11 +1,15 @@
-"""Alerts topic → the email/SMS outbox, with a real SMTP hop for email.
+"""Alerts topic → the alert outbox (local email/SMS sink), with a real SMTP hop for email.
+
+Not to be confused with the edge's event :class:`oneeye.edge.outbox.Outbox` (the SQLite
+queue of matches waiting for the broker): this one is where the local stack "sends"
+the amber alerts that SNS would send as email and SMS in AWS.
 
 An SQS queue subscribed to the alerts topic stands in for SNS's email and SMS
-delivery. For each alert the outbox reads the topic's ``email`` / ``email-json``
+delivery. For each alert the alert outbox reads the topic's ``email`` / ``email-json``
 / ``sms`` subscriptions from SNS (``oneeye subscribe`` makes them), honours their
 FilterPolicy, sends each email with ``smtplib`` to the SMTP sink (aiosmtpd, which
 stores it under ``var/local/mail/``) and appends one JSON line per recipient to
-``var/local/outbox.jsonl``::
+``var/local/alert_outbox.jsonl``::
 
     {"kind": "email"|"sms", "to", "subject", "body", "sent_at", "event_id", "site_id"}
 
@@ -27,13 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from oneeye import aws
-from oneeye.events import utc_now
 from oneeye.local.filter_policy import matches as policy_matches
+from oneeye.types import SMS_MAX, utc_now
 
 log = logging.getLogger(__name__)
 
 SENDER = "OneEye alerts <no-reply@oneeye.local>"
-SMS_MAX = 140
+#: The alert outbox's file name in the local stack's ``var_dir``.
+ALERT_OUTBOX_FILE = "alert_outbox.jsonl"
 
 
 def texts_of(envelope: dict[str, Any]) -> dict[str, str]:
@@ -50,7 +55,7 @@ def texts_of(envelope: dict[str, Any]) -> dict[str, str]:
     return {"email": message, "sms": message[:SMS_MAX]}
 
 
-class Outbox:
+class AlertOutbox:
     def __init__(self, path: Path, *, topic_arn: str, smtp_host: str, smtp_port: int) -> None:
         self.path = path
         self.topic_arn = topic_arn
@@ -116,7 +121,7 @@ class Outbox:
 
 
 def read(path: Path) -> list[dict[str, Any]]:
-    """Outbox entries, oldest first; a torn last line (crash mid-write) is skipped."""
+    """Alert outbox entries, oldest first; a torn last line (crash mid-write) is skipped."""
     out = []
     try:
         lines = path.read_text().splitlines()

@@ -1,0 +1,86 @@
+"""Camera health at the desk: state as an upsert, only transitions become events.
+
+A fleet sends a health report every 30 s per device; storing each one as a desk event
+would be ~29 M rows a day at 10,000 devices (cloud/README.md). So a ``device_status``
+report only updates the device's row (:meth:`Store.device_seen`) and is pushed to open
+desks as ``device`` (the camera panel); a *change* is recorded as an event:
+
+- ``device_offline``: no report for ``offline_after_s`` (the sweep notices, whichever
+  process gets there first records it once), or the cloud says so (AWS IoT lifecycle
+  ``disconnected``). It raises a banner until acknowledged.
+- ``device_online``: the first report from a device that was offline. Its open outage
+  banner is closed by the system (acknowledged as ``system (back online)``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from dashboard.store import Store
+from oneeye.events import DeskEvent
+from oneeye.ids import new_id
+from oneeye.types import format_time
+
+log = logging.getLogger(__name__)
+
+#: Who closes an outage banner when the camera comes back.
+BACK_ONLINE = "system (back online)"
+Publish = Callable[[str, dict[str, Any]], None]
+
+
+def health(store: Store, publish: Publish, event: DeskEvent) -> dict[str, Any] | None:
+    """A ``device_status`` event: update the device; record ``device_online`` if it was
+    offline. Returns the stored ``device_online`` record, if any."""
+    before = store.device_seen(event)
+    publish("device", {"device_id": event.device_id, "site_id": event.site_id})
+    if before != "offline":
+        return None
+    return transition(store, publish, event.model_copy(update={
+        "kind": "device_online", "event_id": new_id(),
+        "message": f"{event.device_id} is back online", "health": None}))
+
+
+def transition(store: Store, publish: Publish, event: DeskEvent) -> dict[str, Any] | None:
+    """Store and push a ``device_offline`` / ``device_online`` event (once per event id)."""
+    if event.kind == "device_offline" and event.device_id:
+        store.mark_offline(event.device_id)
+    record = store.add_event(event)
+    if record is None:
+        return None
+    publish("desk_event", record)
+    if event.kind == "device_online" and event.device_id:
+        acked = store.acknowledge_group([event.site_id], "device_offline", event.device_id,
+                                        int(record["seq"]), BACK_ONLINE)
+        if acked:
+            publish("alert_ack", {"kind": "device_offline", "subject": event.device_id,
+                                  "site_id": event.site_id, "upto_seq": record["seq"],
+                                  "by": BACK_ONLINE, "at": record["received_at"],
+                                  "event_ids": acked})
+    log.info("device %s: %s", event.device_id, event.kind)
+    return record
+
+
+def sweep(store: Store, publish: Publish, offline_after_s: float, now: datetime) -> int:
+    """Record ``device_offline`` for every device silent for ``offline_after_s`` at
+    ``now`` (an aware datetime; injected so tests need not wait). Returns how many."""
+    cutoff = format_time(now - timedelta(seconds=offline_after_s))
+    count = 0
+    for row in store.stale_devices(cutoff):
+        if not store.mark_offline(row["device_id"], stale_before=cutoff):
+            continue  # another process (or a fresh report) got there first
+        silent = (f"{offline_after_s / 60:.0f} min" if offline_after_s >= 120
+                  else f"{offline_after_s:.0f} s")
+        event = DeskEvent(kind="device_offline", site_id=row["site_id"],
+                          observed_at=format_time(now), device_id=row["device_id"],
+                          message=f"no health report for over {silent}")
+        record = store.add_event(event)
+        if record is not None:
+            publish("desk_event", record)
+            count += 1
+            log.warning("device %s offline: last health %s", row["device_id"],
+                        row["last_seen"])
+    return count
+

@@ -1,0 +1,267 @@
+"""Management screens, by role: customers' photos and the audit (branch admin), users
+and sites (branch admin), cases (agency officer, own agency only).
+
+Photos go the one way every enrolment goes: into ``uploads/customers/{id}/`` of the
+OneEye bucket, where the gallery indexer checks them (no face / two faces / too small /
+blurred / unreadable) and writes ``status/{upload_id}.json``; the page polls that and
+shows the indexer's own sentence, as the phone page does. Closing a case uses
+``oneeye.cloud.cases.close`` (status closed + removal command to the indexer).
+
+Every change is an audit row (who, what, when) in the dashboard's store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+
+from dashboard.auth import hash_password
+from dashboard.roles import roles_required
+from dashboard.settings import CloudSettings, DashboardSettings
+from oneeye.ids import new_id
+from oneeye.types import ROLES, is_id
+
+log = logging.getLogger(__name__)
+bp = Blueprint("manage", __name__, url_prefix="/manage")
+MAX_PHOTO_BYTES = 10 * 1024 * 1024
+_MAGIC = {b"\xff\xd8\xff": "jpg", b"\x89PNG\r\n\x1a\n": "png"}
+
+
+@dataclass(frozen=True)
+class Cloud:
+    """The cloud resources of the management screens (``DashboardSettings.cloud``)."""
+
+    settings: CloudSettings
+
+    @classmethod
+    def from_settings(cls, settings: DashboardSettings) -> Cloud:
+        return cls(settings.cloud)
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.settings.bucket and self.settings.cases_table
+                    and self.settings.indexer_queue_url)
+
+    def _bucket(self) -> Any:
+        from oneeye.cloud import store
+
+        return store.Bucket(self.settings.bucket)
+
+    def _keys(self, prefix: str) -> list[str]:
+        from oneeye import aws
+
+        s3 = aws.client("s3")
+        kwargs: dict[str, Any] = {"Bucket": self.settings.bucket, "Prefix": prefix}
+        keys: list[str] = []
+        while True:
+            resp = s3.list_objects_v2(**kwargs)
+            keys += [o["Key"] for o in resp.get("Contents", [])]
+            if not resp.get("IsTruncated"):
+                return keys
+            kwargs["ContinuationToken"] = resp["NextContinuationToken"]
+
+    def add_customer_photo(self, customer_id: str, data: bytes) -> str:
+        """Put one photo where the indexer enrols it; return its upload id (the key of its
+        verdict). Raises ValueError for what is not a JPEG/PNG photo of a valid id."""
+        if not is_id(customer_id):
+            raise ValueError("customer id: letters, digits and _.:@- (at most 128)")
+        if not data:
+            raise ValueError("the file is empty")
+        if len(data) > MAX_PHOTO_BYTES:
+            raise ValueError("file too large — use a photo under 10 MB")
+        ext = next((e for magic, e in _MAGIC.items() if data.startswith(magic)), None)
+        if ext is None:
+            raise ValueError("not a JPEG or PNG photo")
+        stem = new_id()
+        self._bucket().put(f"uploads/customers/{customer_id}/{stem}.{ext}", data,
+                           content_type=f"image/{'jpeg' if ext == 'jpg' else ext}")
+        return f"{customer_id}-{stem}"  # the indexer's upload id for a key without metadata
+
+    def photo_status(self, upload_id: str) -> dict[str, Any]:
+        status = self._bucket().get_json(f"status/{upload_id}.json")
+        return status if isinstance(status, dict) else {"state": "pending"}
+
+    def customers(self) -> list[dict[str, Any]]:
+        """Customers with photos in the bucket: ``{customer_id, photos}``."""
+        counts = Counter(k.split("/")[2] for k in self._keys("uploads/customers/")
+                         if k.count("/") == 3)
+        return [{"customer_id": c, "photos": n} for c, n in sorted(counts.items())]
+
+    def remove_customer(self, customer_id: str) -> str:
+        """Delete the customer's photos and queue their removal from the gallery."""
+        from oneeye import aws
+
+        for key in self._keys(f"uploads/customers/{customer_id}/"):
+            aws.client("s3").delete_object(Bucket=self.settings.bucket, Key=key)
+        command = {"action": "remove", "watchlist": "customers", "person_id": customer_id}
+        return str(aws.client("sqs").send_message(
+            QueueUrl=self.settings.indexer_queue_url,
+            MessageBody=json.dumps(command))["MessageId"])
+
+    def cases(self, agency: str) -> list[dict[str, Any]]:
+        """The agency's cases, newest first, each with its ``photos`` count."""
+        from oneeye.cloud.cases import scan_cases
+
+        photos = Counter(k.split("/")[2] for k in self._keys("uploads/missing/")
+                         if k.count("/") == 3)
+        items = scan_cases(self.settings.cases_table, agency=agency)
+        items.sort(key=lambda c: str(c.get("created_at", "")), reverse=True)
+        return [{**c, "photos": photos.get(str(c["case_id"]), 0)} for c in items]
+
+    def close_case(self, case_id: str, agency: str, user: str) -> bool:
+        """Close a case of ``agency``; False when it has no such case (ids do not leak)."""
+        from oneeye.cloud import store
+        from oneeye.cloud.cases import close
+
+        cases = store.Cases(self.settings.cases_table)
+        case = cases.get(case_id) if is_id(case_id) else None
+        if case is None or case.get("agency") != agency:
+            return False
+        close(cases, self.settings.indexer_queue_url, case_id, closed_by=f"{agency}/{user}")
+        return True
+
+
+def _cloud() -> Cloud:
+    cloud: Cloud = current_app.extensions["oneeye.cloud"]
+    if not cloud.connected:
+        abort(503, description="the dashboard is not connected to the cloud (settings: "
+                               "cloud.bucket, cloud.cases_table, cloud.indexer_queue_url)")
+    return cloud
+
+
+def _store() -> Any:
+    return current_app.extensions["oneeye.store"]
+
+
+# --- customers (branch admin) ---------------------------------------------------------
+@bp.get("/customers")
+@roles_required("branch_admin")
+def customers() -> str:
+    cloud = current_app.extensions["oneeye.cloud"]
+    listing = cloud.customers() if cloud.connected else []
+    return render_template("manage/customers.html", customers=listing,
+                           connected=cloud.connected)
+
+
+@bp.post("/customers/photos")
+@roles_required("branch_admin")
+def add_photo() -> tuple[Response, int]:
+    """multipart ``customer_id`` + ``photo`` → ``{upload_id}`` (202); the page then polls
+    :func:`photo_status` for the indexer's verdict."""
+    customer_id = (request.form.get("customer_id") or "").strip()
+    photo = request.files.get("photo")
+    try:
+        upload_id = _cloud().add_customer_photo(customer_id, photo.read() if photo else b"")
+    except ValueError as exc:
+        return jsonify({"state": "rejected", "reason": "invalid", "message": str(exc)}), 400
+    _store().audit(g.user["name"], "customer_photo_added", customer_id, upload_id=upload_id)
+    return jsonify({"upload_id": upload_id, "state": "pending"}), 202
+
+
+@bp.get("/customers/photos/<upload_id>")
+@roles_required("branch_admin")
+def photo_status(upload_id: str) -> Response:
+    if not is_id(upload_id):
+        abort(404)
+    status = _cloud().photo_status(upload_id)
+    return jsonify({k: status.get(k) for k in ("state", "reason", "message", "person_id",
+                                               "gallery_version")})
+
+
+@bp.post("/customers/<customer_id>/remove")
+@roles_required("branch_admin")
+def remove_customer(customer_id: str) -> Any:
+    if not is_id(customer_id):
+        abort(404)
+    message_id = _cloud().remove_customer(customer_id)
+    _store().audit(g.user["name"], "customer_removed", customer_id, removal=message_id)
+    flash(f"{customer_id}: photos deleted; cameras stop recognising them within a minute")
+    return redirect(url_for("manage.customers"))
+
+
+# --- cases (agency officer) ---------------------------------------------------------------
+@bp.get("/cases")
+@roles_required("agency_officer")
+def cases() -> str:
+    agency = str(g.user["agency"])
+    return render_template("manage/cases.html", cases=_cloud().cases(agency), agency=agency)
+
+
+@bp.post("/cases/<case_id>/close")
+@roles_required("agency_officer")
+def close_case(case_id: str) -> Any:
+    agency = str(g.user["agency"])
+    if not _cloud().close_case(case_id, agency, g.user["name"]):
+        abort(404, description=f"no case {case_id[:64]} for {agency}")
+    _store().audit(g.user["name"], "case_closed", case_id, agency=agency)
+    flash(f"case {case_id} closed; cameras stop looking within a minute")
+    return redirect(url_for("manage.cases"))
+
+
+# --- users, sites, audit (branch admin) -----------------------------------------------------
+@bp.route("/users", methods=["GET", "POST"])
+@roles_required("branch_admin")
+def users() -> Any:
+    if request.method == "POST":
+        name = (request.form.get("name") or "").strip()
+        sites = [s.strip() for s in (request.form.get("sites") or "").split(",") if s.strip()]
+        role = request.form.get("role") or "teller"
+        agency = (request.form.get("agency") or "").strip() or None
+        try:
+            if not is_id(name) or not all(is_id(s) for s in sites):
+                raise ValueError("names and sites: letters, digits and _.:@-")
+            if role not in ROLES:
+                raise ValueError(f"role must be one of {', '.join(ROLES)}")
+            _store().put_user(name, hash_password(request.form.get("password") or ""), sites,
+                              role=role, agency=agency)
+        except ValueError as exc:
+            flash(f"user not saved: {exc}")
+        else:
+            _store().audit(g.user["name"], "user_saved", name, role=role, sites=sites,
+                           agency=agency)
+            flash(f"user {name} saved ({role.replace('_', ' ')})")
+        return redirect(url_for("manage.users"))
+    return render_template("manage/users.html", users=_store().users(), roles=ROLES)
+
+
+@bp.post("/users/<name>/delete")
+@roles_required("branch_admin")
+def delete_user(name: str) -> Any:
+    if name == g.user["name"]:
+        flash("you cannot remove yourself")
+    elif _store().remove_user(name):
+        _store().audit(g.user["name"], "user_removed", name)
+        flash(f"user {name} removed; their logins ended")
+    return redirect(url_for("manage.users"))
+
+
+@bp.get("/sites")
+@roles_required("branch_admin")
+def sites() -> str:
+    return render_template("manage/sites.html", sites=_store().sites())
+
+
+@bp.get("/audit")
+@roles_required("branch_admin")
+def audit() -> str:
+    """The audit trail of the admin's sites and the false-match counts to tune on."""
+    return render_template("manage/audit.html",
+                           rows=_store().audit_rows(sites=g.user["sites"]),
+                           rejections=_store().rejection_counts(g.user["sites"]))

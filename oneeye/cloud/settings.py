@@ -1,0 +1,178 @@
+"""Settings of the Lambdas: one typed model per function, read from its environment once.
+
+Like the edge's and the dashboard's settings, each model is strict and bounded and
+fails with :class:`~oneeye.errors.ConfigError` naming the key path
+(``amber_alert.ALERT_COOLDOWN_S: Input should be a valid integer``). The handlers
+validate them at cold start (:class:`oneeye.cloud.common.ColdStart`) and build their
+clients once per container. ``make docs`` renders these models into the variable
+reference of ``cloud/README.md``, so the documentation is the code.
+
+Every variable is declared once, in the small model that owns it; a function's model
+combines those it reads. Adding a setting is one line in one of them (and the
+template's ``Environment`` when the stack must set it). An empty variable counts as
+unset, because SAM passes an empty optional parameter through as ``""``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from oneeye.config import validate
+
+S = TypeVar("S", bound="LambdaSettings")
+
+
+class LambdaSettings(BaseModel):
+    """Base of the functions' settings: fields are environment variables (by alias)."""
+
+    # The environment holds far more than our variables (PATH, AWS_*), so unknown
+    # keys are ignored here; the template test checks that each function gets the
+    # variables its model requires.
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    @classmethod
+    def from_env(cls: type[S], environ: Mapping[str, str] | None = None, *,
+                 root: str = "") -> S:
+        """Validate this function's variables from ``environ`` (default: ``os.environ``).
+
+        Raises ConfigError listing every bad or missing variable as ``root.NAME``.
+        """
+        env = os.environ if environ is None else environ
+        data = {field.alias: env[field.alias] for field in cls.model_fields.values()
+                if field.alias and env.get(field.alias, "") != ""}
+        return validate(cls, data, root=root or cls.__name__)
+
+
+# --- what several functions share ----------------------------------------------------
+
+
+class IdempotencySettings(LambdaSettings):
+    idempotency_table: str = Field(
+        alias="IDEMPOTENCY_TABLE", min_length=3,
+        description="DynamoDB table of processed event ids, cooldowns, rate counters and "
+        "case-id counters (pk event_id, TTL expires_at)")
+
+
+class DeskTopicSettings(LambdaSettings):
+    desk_topic_arn: str = Field(alias="DESK_TOPIC_ARN", min_length=20,
+                                description="SNS topic of oneeye.desk/1 events (→ dashboards)")
+
+
+class BucketSettings(LambdaSettings):
+    oneeye_bucket: str = Field(alias="ONEEYE_BUCKET", min_length=3, max_length=63,
+                               description="the data bucket: uploads/, gallery/, status/, "
+                               "snapshots/, audit/")
+
+
+class CasesTableSettings(LambdaSettings):
+    cases_table: str = Field(alias="CASES_TABLE", min_length=3,
+                             description="DynamoDB table of missing-person cases (pk case_id)")
+
+
+class AgenciesTableSettings(LambdaSettings):
+    agencies_table: str = Field(alias="AGENCIES_TABLE", min_length=3,
+                                description="DynamoDB table of agency tokens (hashes only)")
+
+
+class UploadLimitSettings(LambdaSettings):
+    upload_max_bytes: int = Field(10 * 1024 * 1024, alias="UPLOAD_MAX_BYTES", ge=1024,
+                                  le=50 * 1024 * 1024,
+                                  description="largest photo accepted, bytes (the presigned "
+                                  "POST's limit; the indexer re-checks it)")
+
+
+class UploadUrlTtlSettings(LambdaSettings):
+    upload_url_ttl_s: int = Field(300, alias="UPLOAD_URL_TTL_S", ge=30, le=3600,
+                                  description="seconds a presigned upload stays valid; a "
+                                  "pending upload older than this (+60 s) is reported expired")
+
+
+# --- one model per function ----------------------------------------------------------
+
+
+class EnrichSettings(IdempotencySettings, DeskTopicSettings):
+    """``enrich_match``: customers matches → ``customer_arrived`` desk cards."""
+
+    customer_api_url: str | None = Field(
+        None, alias="CUSTOMER_API_URL", pattern=r"^https?://",
+        description="the bank's customer API (GET {url}/customers/{id}); unset: every card "
+        "goes out degraded (id only), which is logged once per container")
+    customer_api_key: SecretStr | None = Field(
+        None, alias="CUSTOMER_API_KEY", description="x-api-key sent to the customer API "
+        "(local stack); in AWS use CUSTOMER_API_KEY_SECRET")
+    customer_api_key_secret: str | None = Field(
+        None, alias="CUSTOMER_API_KEY_SECRET", description="Secrets Manager secret holding "
+        "the key (bare or {\"api_key\": …}), read once per container")
+    customer_api_timeout_s: float = Field(2.0, alias="CUSTOMER_API_TIMEOUT_S", gt=0, le=30,
+                                          description="timeout of one customer API attempt")
+    customer_api_attempts: int = Field(3, alias="CUSTOMER_API_ATTEMPTS", ge=1, le=10,
+                                       description="attempts on timeouts, 429 and 5xx, with "
+                                       "exponential backoff from 0.2 s")
+
+
+class HealthSettings(IdempotencySettings, DeskTopicSettings):
+    """``device_health``: device health → ``device_status`` desk events."""
+
+
+class AmberSettings(IdempotencySettings, DeskTopicSettings, BucketSettings,
+                    CasesTableSettings):
+    """``amber_alert``: missing-person matches → email/SMS alert and desk banner."""
+
+    alerts_topic_arn: str = Field(alias="ALERTS_TOPIC_ARN", min_length=20,
+                                  description="SNS topic of email/SMS alerts")
+    alert_cooldown_s: int = Field(600, alias="ALERT_COOLDOWN_S", ge=0, le=86400,
+                                  description="at most one email/SMS per case per site in "
+                                  "this window (banners are not limited)")
+    snapshot_url_ttl_s: int = Field(86400, alias="SNAPSHOT_URL_TTL_S", ge=60, le=604800,
+                                    description="validity of the snapshot link in alerts "
+                                    "(S3 presigning allows at most 7 days)")
+
+
+class IndexerSettings(IdempotencySettings, BucketSettings, UploadLimitSettings):
+    """``gallery_indexer``: enrolment photos and removals → new gallery versions."""
+
+    cases_table: str | None = Field(None, alias="CASES_TABLE", min_length=3,
+                                    description="cases table, updated when a missing "
+                                    "person's photo is accepted; unset: not updated")
+    gallery_notify: str = Field(
+        "iot-data", alias="GALLERY_NOTIFY", pattern=r"^(iot-data|none|(mqtt|tcp)://.+)$",
+        description="how new versions are announced: iot-data (AWS IoT Core), "
+        "mqtt://host:port (local stack) or none")
+
+
+class UploadUrlSettings(IdempotencySettings, BucketSettings, CasesTableSettings,
+                        AgenciesTableSettings, UploadLimitSettings, UploadUrlTtlSettings):
+    """``upload_url``: an agency's case form → a presigned POST for the photo."""
+
+    upload_rate_per_min: int = Field(30, alias="UPLOAD_RATE_PER_MIN", ge=1, le=10000,
+                                     description="uploads per agency token per calendar "
+                                     "minute; more get 429 with Retry-After")
+
+
+class UploadStatusSettings(BucketSettings, CasesTableSettings, AgenciesTableSettings,
+                           UploadLimitSettings, UploadUrlTtlSettings):
+    """``upload_status``: what became of an upload (pending, accepted, rejected)."""
+
+
+class CasesSettings(BucketSettings, CasesTableSettings, AgenciesTableSettings):
+    """``cases``: an agency lists and closes its cases."""
+
+    indexer_queue_url: str = Field(alias="INDEXER_QUEUE_URL", pattern=r"^https?://",
+                                   description="SQS queue of the gallery indexer (closing a "
+                                   "case sends the removal command there)")
+
+
+#: Function name (``cloud/lambdas/<name>``) → its settings model.
+FUNCTIONS: dict[str, type[LambdaSettings]] = {
+    "enrich_match": EnrichSettings,
+    "device_health": HealthSettings,
+    "amber_alert": AmberSettings,
+    "gallery_indexer": IndexerSettings,
+    "upload_url": UploadUrlSettings,
+    "upload_status": UploadStatusSettings,
+    "cases": CasesSettings,
+}

@@ -1,0 +1,344 @@
+"""The desk as a specification: one banner per case, visits, verdicts in the audit, review
+pages (paging, CSV, the viewer's time zone), camera outages, and who may open what."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from dashboard.devices import sweep
+from oneeye.events import DeskEvent, HealthEvent, utc_now
+from oneeye.types import format_time
+from tests import dashboard_helpers as dh
+from tests.wait import ManualClock
+
+Signer, desk_event = dh.Signer, dh.desk_event
+
+
+@pytest.fixture
+def app_options() -> dict[str, Any]:
+    return {"history_limit": 5, "visit_window_s": 600}
+
+
+@pytest.fixture
+def desk_users() -> dict[str, list[str]]:
+    return {"alice": ["branch-1"], "bob": ["branch-2"]}
+
+
+@pytest.fixture(autouse=True)
+def staff(app: Flask) -> None:
+    """Beside the tellers: ada, a branch admin of branch-1, and olga, a County Police officer."""
+    from dashboard.auth import hash_password
+
+    digest = hash_password(dh.PASSWORD)
+    app.extensions["oneeye.store"].put_user("ada", digest, ["branch-1"], role="branch_admin")
+    app.extensions["oneeye.store"].put_user("olga", digest, [], role="agency_officer",
+                                            agency="County Police")
+
+
+def client_of(app: Flask, name: str) -> tuple[FlaskClient, str]:
+    client = app.test_client()
+    assert dh.login(client, name).status_code == 302
+    return client, dh.csrf_from(client.get("/login").get_data(as_text=True))
+
+
+def push(app: Flask, signer: Signer, event: DeskEvent) -> None:
+    resp = dh.post_sns(app.test_client(), signer.notification(event.to_json()))
+    assert resp.status_code == 200, resp.get_json()
+
+
+def sighting(camera: str, *, at: str | None = None, case: str = "MP-2026-0042",
+             site: str = "branch-1", notified: bool = False) -> DeskEvent:
+    event = desk_event(site, "missing_person_sighted", person_id=case, name="Lin Miranda",
+                       device_id=camera)
+    assert event.match is not None and event.case is not None
+    return event.model_copy(update={
+        "observed_at": at or event.observed_at, "case": {**event.case, "notified": notified},
+        "match": event.match.model_copy(update={"observed_at": at or event.observed_at})})
+
+
+def arrival(person: str, at: str, camera: str = "cam-1") -> DeskEvent:
+    event = desk_event(person_id=person, name=f"Customer {person}", device_id=camera)
+    assert event.match is not None
+    return event.model_copy(update={"observed_at": at, "match": event.match.model_copy(
+        update={"observed_at": at})})
+
+
+def test_three_sightings_of_one_case_are_one_banner_and_one_acknowledge_clears_it(
+        app: Flask, signer: Signer) -> None:
+    for camera, notified in (("cam-1", True), ("cam-3", False), ("cam-1", False)):
+        push(app, signer, sighting(camera, notified=notified))
+    push(app, signer, sighting("cam-9", site="branch-2"))          # another site's, not ours
+    alice, token = client_of(app, "alice")
+    [group] = alice.get("/api/alerts").get_json()["alerts"]
+    assert group["kind"] == "missing_person_sighted" and group["subject"] == "MP-2026-0042"
+    assert group["count"] == 3 and group["cameras"] == ["cam-1", "cam-3"]
+    assert group["notified"] is True and group["reraised"] is None
+    assert group["latest"]["strength"] == "strong"                 # distance 0.38, margin 0.2
+
+    ack = alice.post("/api/alerts/ack", json={"kind": group["kind"], "subject": "MP-2026-0042",
+                                              "upto_seq": group["upto_seq"]},
+                     headers={"X-CSRF-Token": token})
+    assert ack.status_code == 200 and len(ack.get_json()["event_ids"]) == 3
+    assert alice.get("/api/alerts").get_json()["alerts"] == []
+    again = alice.post("/api/alerts/ack", json={"kind": group["kind"], "subject": "MP-2026-0042",
+                                                "upto_seq": group["upto_seq"]},
+                       headers={"X-CSRF-Token": token})
+    assert again.status_code == 404
+
+    push(app, signer, sighting("cam-3"))                           # seen after the ack
+    [raised] = alice.get("/api/alerts").get_json()["alerts"]
+    assert raised["count"] == 1 and raised["reraised"]["by"] == "alice"
+    audit = app.extensions["oneeye.store"].audit_rows(user="alice")
+    assert audit[0]["action"] == "acknowledged" and audit[0]["detail"]["events"] == 3
+
+
+def test_acknowledge_covers_only_what_the_person_saw(app: Flask, signer: Signer) -> None:
+    push(app, signer, sighting("cam-1"))
+    alice, token = client_of(app, "alice")
+    [seen] = alice.get("/api/alerts").get_json()["alerts"]
+    push(app, signer, sighting("cam-2"))                           # arrives while clicking
+    alice.post("/api/alerts/ack", json={"kind": seen["kind"], "subject": seen["subject"],
+                                        "upto_seq": seen["upto_seq"]},
+               headers={"X-CSRF-Token": token})
+    [left] = alice.get("/api/alerts").get_json()["alerts"]
+    assert left["count"] == 1 and left["cameras"] == ["cam-2"] and left["reraised"]
+
+
+def test_acknowledge_needs_a_group_of_your_sites_and_csrf(app: Flask, signer: Signer) -> None:
+    push(app, signer, sighting("cam-9", site="branch-2"))
+    alice, token = client_of(app, "alice")
+    body = {"kind": "missing_person_sighted", "subject": "MP-2026-0042", "upto_seq": 10**6}
+    assert alice.post("/api/alerts/ack", json=body).status_code == 400        # no CSRF
+    assert alice.post("/api/alerts/ack", json=body,
+                      headers={"X-CSRF-Token": token}).status_code == 404
+    assert alice.post("/api/alerts/ack", json={**body, "kind": "customer_arrived"},
+                      headers={"X-CSRF-Token": token}).status_code == 400
+
+
+def test_arrivals_of_one_customer_within_the_visit_window_are_one_card(
+        app: Flask, signer: Signer) -> None:
+    base = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+    def at(minutes: float) -> str:
+        return format_time(base + timedelta(minutes=minutes))
+
+    push(app, signer, arrival("C-1", at(0)))
+    push(app, signer, arrival("C-1", at(4), camera="cam-2"))
+    push(app, signer, arrival("C-2", at(5)))
+    push(app, signer, arrival("C-1", at(8)))                       # 4 min after the last
+    push(app, signer, arrival("C-1", at(30)))                      # window 10 min: new visit
+    alice, _ = client_of(app, "alice")
+    visits = alice.get("/api/arrivals").get_json()["visits"]
+    assert [(v["person_id"], v["count"]) for v in visits] == [("C-1", 1), ("C-1", 3), ("C-2", 1)]
+    assert visits[1]["cameras"] == ["cam-1", "cam-2"]
+    assert visits[1]["first_at"] == at(0) and visits[1]["last_at"] == at(8)
+
+
+def test_confirm_and_reject_are_recorded_with_who_and_when_and_counted(
+        app: Flask, signer: Signer) -> None:
+    first, second = sighting("cam-1"), arrival("C-7", utc_now())
+    push(app, signer, first)
+    push(app, signer, second)
+    alice, token = client_of(app, "alice")
+    ok = alice.post(f"/api/events/{first.event_id}/feedback", json={"verdict": "confirmed"},
+                    headers={"X-CSRF-Token": token})
+    no = alice.post(f"/api/events/{second.event_id}/feedback", json={"verdict": "rejected"},
+                    headers={"X-CSRF-Token": token})
+    assert ok.status_code == no.status_code == 200 and no.get_json()["by"] == "alice"
+    bad = alice.post(f"/api/events/{first.event_id}/feedback", json={"verdict": "maybe"},
+                     headers={"X-CSRF-Token": token})
+    assert bad.status_code == 400
+    bob, bob_token = client_of(app, "bob")
+    assert bob.post(f"/api/events/{first.event_id}/feedback", json={"verdict": "rejected"},
+                    headers={"X-CSRF-Token": bob_token}).status_code == 404
+    [rec] = alice.get(f"/api/events?person_id={second.match.person_id}").get_json()["events"]
+    assert rec["feedback"]["verdict"] == "rejected" and rec["feedback"]["by"] == "alice"
+    audit = app.extensions["oneeye.store"].audit_rows(user="alice")
+    assert [(a["action"], a["target"]) for a in audit] == [
+        ("rejected", second.event_id), ("confirmed", first.event_id)]
+    assert audit[0]["detail"]["camera_id"] == "cam-1" and audit[0]["at"].endswith("Z")
+    admin, _ = client_of(app, "ada")
+    page = admin.get("/manage/audit").get_data(as_text=True)
+    assert "False matches to tune on" in page and second.event_id in page
+    assert app.extensions["oneeye.store"].rejection_counts(["branch-1"])[0] == {
+        "site_id": "branch-1", "camera_id": "cam-1", "watchlist": "customers",
+        "confirmed": 0, "rejected": 1}
+
+
+def test_history_shows_sightings_in_the_viewers_zone_with_iso_day_filters(
+        app: Flask, signer: Signer) -> None:
+    # 19:00Z on Jan 30 is 00:30 on Jan 31 in Kolkata (+05:30)
+    push(app, signer, arrival("C-5", "2026-01-30T19:00:00.000Z"))
+    push(app, signer, arrival("C-6", "2026-01-30T18:00:00.000Z"))  # 23:30 on Jan 30 there
+    alice, _ = client_of(app, "alice")
+    page = alice.get("/history?tz=Asia/Kolkata&since=2026-01-31").get_data(as_text=True)
+    assert "2026-01-31 00:30:00 IST" in page and "1 result " in page
+    assert "C-6" not in page
+    alice.set_cookie("tz", "America/New_York")                     # what common.js sets
+    page = alice.get("/history?person=C-5").get_data(as_text=True)
+    assert "2026-01-30 14:00:00 EST" in page and "times in America/New_York" in page
+    api = alice.get("/api/events?person=C-5").get_json()["events"]
+    assert api[0]["observed_at"] == "2026-01-30T19:00:00.000Z"     # the API stays UTC
+    assert alice.get("/history?since=31/01/2026").status_code == 400
+
+
+def test_history_pages_counts_and_keeps_device_events_apart(app: Flask, signer: Signer) -> None:
+    for i in range(7):
+        push(app, signer, arrival(f"C-{i}", utc_now()))
+    push(app, signer, desk_event(kind="device_offline", device_id="cam-2"))
+    alice, _ = client_of(app, "alice")
+    first = alice.get("/history?limit=5").get_data(as_text=True)
+    assert "7 results · showing 1–5" in first and 'rel="next"' in first
+    assert "cam-2" not in first
+    second = alice.get("/history?limit=5&offset=5").get_data(as_text=True)
+    assert "showing 6–7" in second and 'rel="prev"' in second
+    cameras = alice.get("/history/cameras").get_data(as_text=True)
+    assert "1 result " in cameras and "device offline" in cameras
+
+
+def test_csv_export_has_utc_and_local_times_and_defuses_formulas(
+        app: Flask, signer: Signer) -> None:
+    evil = arrival("C-9", "2026-01-30T19:00:00.000Z")
+    evil = evil.model_copy(update={"customer": {**(evil.customer or {}),
+                                                "name": "=HYPERLINK(\"http://x\")"}})
+    push(app, signer, evil)
+    push(app, signer, sighting("cam-1", at="2026-01-30T20:00:00.000Z"))
+    alice, _ = client_of(app, "alice")
+    resp = alice.get("/history.csv?tz=Europe/Paris")
+    assert resp.status_code == 200 and resp.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(resp.get_data(as_text=True))))
+    assert [r["kind"] for r in rows] == ["missing_person_sighted", "customer_arrived"]
+    assert rows[1]["observed_at_utc"] == "2026-01-30T19:00:00.000Z"
+    assert rows[1]["observed_at_local (Europe/Paris)"] == "2026-01-30 20:00:00 CET"
+    assert rows[1]["name"].startswith("'=")
+    person = alice.get("/history.csv?person_id=MP-2026-0042")
+    assert len(list(csv.DictReader(io.StringIO(person.get_data(as_text=True))))) == 1
+
+
+def test_person_page_lists_every_sighting(app: Flask, signer: Signer) -> None:
+    for camera in ("cam-1", "cam-2"):
+        push(app, signer, sighting(camera))
+    alice, _ = client_of(app, "alice")
+    page = alice.get("/people/MP-2026-0042").get_data(as_text=True)
+    assert "Lin Miranda" in page and "2 results" in page
+    assert alice.get("/people/bad%20id").status_code == 404
+
+
+def test_catch_up_pages_through_more_than_one_page(app: Flask, signer: Signer) -> None:
+    push(app, signer, arrival("C-0", utc_now()))
+    alice, _ = client_of(app, "alice")
+    [last] = alice.get("/api/events?limit=1").get_json()["events"]
+    missed = [arrival(f"C-{i}", utc_now()) for i in range(1, 12)] + [sighting("cam-1")]
+    for event in missed:
+        push(app, signer, event)
+    got: list[str] = []
+    after, pages = last["event_id"], 0
+    while True:                                     # what desk.js does after a reconnect
+        page = alice.get(f"/api/events?after={after}").get_json()
+        got += [r["event_id"] for r in page["events"]]
+        pages += 1
+        if len(page["events"]) < page["limit"]:
+            break
+        after = page["events"][-1]["event_id"]
+    assert pages == 3 and got == [e.event_id for e in missed]
+
+
+def test_a_silent_camera_goes_offline_once_and_comes_back(app: Flask, signer: Signer,
+                                                          clock: ManualClock) -> None:
+    health = HealthEvent(device_id="cam-7", site_id="branch-1", camera_id="cam-7",
+                         sent_at=utc_now(), uptime_s=5, fps=12.0)
+    status = desk_event(kind="device_status", device_id="cam-7", health=health)
+    push(app, signer, status)
+    store, pushed = app.extensions["oneeye.store"], []
+
+    def publish(name: str, payload: dict[str, Any]) -> None:
+        pushed.append((name, payload))
+
+    def now() -> datetime:
+        return datetime.fromtimestamp(clock(), UTC)
+
+    assert sweep(store, publish, 90, now()) == 0                  # fresh: nothing to do
+    clock.advance(91)                                             # silence, without waiting
+    assert sweep(store, publish, 90, now()) == 1
+    assert sweep(store, publish, 90, now()) == 0                  # recorded once
+    assert [name for name, _ in pushed] == ["desk_event"]
+    alice, _ = client_of(app, "alice")
+    [dev] = alice.get("/api/devices").get_json()["devices"]
+    assert dev["online"] is False and dev["fps"] is None          # no stale fps
+    [outage] = alice.get("/api/alerts").get_json()["alerts"]
+    assert outage["kind"] == "device_offline" and outage["subject"] == "cam-7"
+    push(app, signer, status.model_copy(update={"event_id": "next-report"}))
+    kinds = [r["kind"] for r in alice.get("/api/events?kind=device_offline,device_online")
+             .get_json()["events"]]
+    assert kinds == ["device_online", "device_offline"]
+    assert alice.get("/api/alerts").get_json()["alerts"] == []    # closed by the return
+    assert alice.get("/api/events?kind=device_status").get_json()["events"] == []
+
+
+def test_a_teller_cannot_reach_management_and_an_officer_has_no_desk(app: Flask) -> None:
+    alice, _ = client_of(app, "alice")
+    for path in ("/manage/customers", "/manage/users", "/manage/sites", "/manage/audit",
+                 "/manage/cases"):
+        assert alice.get(path).status_code == 403, path
+    assert "Customers" not in alice.get("/").get_data(as_text=True)
+    olga, _ = client_of(app, "olga")
+    assert olga.get("/").status_code == 403
+    assert olga.get("/api/events").status_code == 403
+    assert olga.get("/manage/users").status_code == 403
+    admin, token = client_of(app, "ada")
+    assert admin.get("/manage/users").status_code == 200
+    assert admin.get("/manage/cases").status_code == 403
+    saved = admin.post("/manage/users", data={"name": "tom", "password": "long enough pw",
+                                              "role": "teller", "sites": "branch-1",
+                                              "csrf_token": token})
+    assert saved.status_code == 302
+    assert app.extensions["oneeye.store"].get_user("tom")["role"] == "teller"
+
+
+def test_email_says_the_strength_in_words_and_links_the_snapshot_on_its_own_line() -> None:
+    from oneeye.cloud.amber import alert_texts
+
+    event = sighting("cam-1")
+    assert event.match is not None
+    url = "https://bucket.s3.amazonaws.com/snapshots/x.jpg?X-Amz-Signature=abc"
+    email = alert_texts(event.match, {"name": "Lin"}, url)["structure"]["email"]
+    assert "Match:   strong (distance 0.38, margin 0.20; lower distance is closer)" in email
+    assert f"\n<{url}>\n" in email
+    weak = event.match.model_copy(update={"distance": 0.5, "margin": 0.09})
+    assert "Match:   possible (" in alert_texts(weak, {}, None)["structure"]["email"]
+
+
+def test_an_agency_officer_sees_and_closes_only_their_agencys_cases(
+        tmp_path: Path, signer: Signer, cloud_env: dict[str, str]) -> None:
+    from dashboard.auth import hash_password
+    from oneeye.cloud import store as cloud_store
+
+    cases = cloud_store.Cases(cloud_env["CASES_TABLE"])
+    cases.upsert("MP-2026-0101", {"status": "open", "agency": "County Police", "name": "Ann"})
+    cases.upsert("MP-2026-0102", {"status": "open", "agency": "Other Agency", "name": "Ben"})
+    (tmp_path / "cloud").mkdir()     # beside the module's own app, which has no cloud
+    app = dh.app_for(tmp_path / "cloud", signer, cloud={
+        "bucket": cloud_env["ONEEYE_BUCKET"], "cases_table": cloud_env["CASES_TABLE"],
+        "indexer_queue_url": cloud_env["INDEXER_QUEUE_URL"]})
+    app.extensions["oneeye.store"].put_user("olga", hash_password(dh.PASSWORD), [],
+                                            role="agency_officer", agency="County Police")
+    olga, token = client_of(app, "olga")
+    page = olga.get("/manage/cases").get_data(as_text=True)
+    assert "MP-2026-0101" in page and "Ann" in page and "MP-2026-0102" not in page
+    other = olga.post("/manage/cases/MP-2026-0102/close", data={"csrf_token": token})
+    assert other.status_code == 404                       # another agency's: as if absent
+    assert cases.get("MP-2026-0102")["status"] == "open"
+    closed = olga.post("/manage/cases/MP-2026-0101/close", data={"csrf_token": token})
+    assert closed.status_code == 302
+    assert cases.get("MP-2026-0101")["status"] == "closed"
+    assert cases.get("MP-2026-0101")["closed_by"] == "County Police/olga"
+    [row] = app.extensions["oneeye.store"].audit_rows(user="olga")
+    assert (row["action"], row["target"]) == ("case_closed", "MP-2026-0101")
