@@ -8,6 +8,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from oneeye.local import template as tpl
 from oneeye.local.children import Child
 from oneeye.local.inbox import Inbox, intake
@@ -142,3 +144,24 @@ def test_a_control_handle_confirms_for_the_delivering_process(tmp_path: Path) ->
         endpoint.stop()
         worker.stop()
         handle.stop()
+
+
+def test_router_waits_out_a_claim_held_by_a_dead_invocation(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from oneeye.local import rules as rules_mod
+
+    monkeypatch.setattr(rules_mod, "IN_PROGRESS_RETRY_S", 0.01)
+    calls = tmp_path / "calls"
+    router = _router(tmp_path, "from oneeye.errors import InProgress\n"
+                     "def handler(event, context):\n"
+                     f"    with open({str(calls)!r}, 'a') as f:\n"
+                     "        f.write('x')\n"
+                     f"    if len(open({str(calls)!r}).read()) < 5:\n"
+                     "        raise InProgress('claimed elsewhere')\n")
+    done = threading.Event()
+    router.route("oneeye/devices/d/matches", b'{"a": 1}', on_done=done.set)
+    assert done.wait(30)
+    router.close()
+    # more tries than the two async retries, and no dead letter: the event was handled
+    assert calls.read_text() == "xxxxx" and router.invoked == 1
+    assert not (tmp_path / "dl.jsonl").exists()

@@ -194,8 +194,13 @@ def test_killed_children_restart_and_no_acknowledged_match_is_lost(stack_factory
         pub.close()
     acked = set(pub.acked)
     assert len(acked) >= 30
+
+    def missing() -> str:
+        lost = sorted(acked - desk_event_ids(stack))
+        return f"{len(lost)} of {len(acked)} missing: {lost[:10]}\n{stack.tail()}"
+
     wait_until(lambda: acked <= desk_event_ids(stack), 180,
-               "every acknowledged match on the desk", context=stack.tail)
+               "every acknowledged match on the desk", context=missing)
     assert stack.alive()
     log = stack.tail(10**7)
     for name in ("dashboard", "rules", "sns-delivery"):
@@ -209,7 +214,7 @@ def test_restarted_stack_keeps_cases_and_tokens_and_never_reuses_a_case_id(
 
     def new_case() -> str:
         grant = requests.post(f"{stack.api}/api/uploads", headers=auth(token), timeout=60,
-                              json={"content_type": "image/jpeg", "size": 1000,
+                              json={"content_type": "image/jpeg", "size": 1000, "contact": "101",
                                     "name": "Jo"}).json()
         return str(grant["case_id"])
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oneeye.errors import ConfigError
+from oneeye.cloud.store import DEFAULT_LEASE_S
+from oneeye.errors import ConfigError, InProgress
 from oneeye.local.lambdas import Lambdas
 from oneeye.local.template import IotRule
 
@@ -39,6 +40,9 @@ _TOPIC_FN = re.compile(r"^topic\((?P<n>\d+)\)\s+AS\s+(?P<name>[A-Za-z_]\w*)$", r
 _MISSING = object()
 ASYNC_RETRIES = 2
 RETRY_DELAY_S = 1.0
+#: An event claimed by an invocation that died is retried until its lease has passed.
+IN_PROGRESS_RETRY_S = 5.0
+IN_PROGRESS_GIVE_UP_S = 2 * DEFAULT_LEASE_S
 
 
 @dataclass(frozen=True)
@@ -202,18 +206,27 @@ class RulesRouter:
     def _invoke(self, r: CompiledRule, topic: str, event: dict[str, Any]) -> None:
         # Asynchronous Lambda invocation retries a raising handler twice, then
         # hands the event to the on-failure destination: the same here.
-        for attempt in range(1 + ASYNC_RETRIES):
+        attempt, waited = 0, 0.0
+        last: Exception = RuntimeError("not invoked")
+        while attempt <= ASYNC_RETRIES:
             try:
                 self._lambdas.invoke(r.rule.function_id, event)
                 with self._lock:
                     self.invoked += 1
                 return
+            except InProgress as exc:  # a crashed invocation's claim: wait out its lease
+                last = exc
+                if waited < IN_PROGRESS_GIVE_UP_S and not self._closing.wait(IN_PROGRESS_RETRY_S):
+                    waited += IN_PROGRESS_RETRY_S
+                    continue
+                break
             except Exception as exc:  # a handler failure must not stop the router
                 last = exc
                 log.warning("rule %s → %s failed on %s (attempt %d): %s", r.rule.name,
                             r.rule.function_id, topic, attempt + 1, exc,
                             exc_info=attempt == ASYNC_RETRIES)
                 if attempt < ASYNC_RETRIES and not self._closing.wait(RETRY_DELAY_S * 2**attempt):
+                    attempt += 1
                     continue
                 break
         with self._lock:
