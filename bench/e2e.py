@@ -100,7 +100,10 @@ def main() -> int:
     env = {**os.environ, "ONEEYE_LOCAL__DEMO_PASSWORD": PASSWORD,
            "ONEEYE_LOCAL__DEMO_CUSTOMERS": str(demo_count),
            # every visit is its own announcement (the demo's 60 s cooldown would hide most)
-           "ONEEYE_EDGE__COOLDOWN_S": "2"}
+           "ONEEYE_EDGE__COOLDOWN_S": "2",
+           # the baseline publishes as its own thing: the registry must know it
+           "ONEEYE_LOCAL__DEVICES": json.dumps(
+               {"bench-dev": {"site_id": "site-1", "cameras": ["cam-b"]}})}
     log = (work / "up.log").open("wb")
     print(f"starting the local stack (log {work / 'up.log'}) …", flush=True)
     proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -72,7 +72,8 @@ def create_app(settings: DashboardSettings | None = None, *, clock: Clock = time
     app.extensions["oneeye.settings"] = settings
     app.extensions["oneeye.store"] = store
     app.extensions["oneeye.verifier"] = Verifier(settings.allowed_topics,
-                                                 pinned_certs=settings.pinned_cert_bytes())
+                                                 pinned_certs=settings.pinned_cert_bytes(),
+                                                 max_age_s=settings.sns_max_age_s)
     app.extensions["oneeye.login_throttle"] = LoginThrottle(
         counters_for(settings.resolved_login_store(), store),
         account_attempts=settings.login_attempts, address_attempts=settings.login_ip_attempts,
@@ -91,10 +92,13 @@ def create_app(settings: DashboardSettings | None = None, *, clock: Clock = time
     app.register_error_handler(HTTPException, _http_error)
     if not settings.allowed_topics:
         log.warning("no allowed SNS topics configured: /sns will reject every message")
-    store.purge(settings.retention_days)
-    socketio.start_background_task(_purge_loop, socketio, store, settings.retention_days)
+    store.purge(settings.retention_days, ids_older_than_days=settings.event_ids_retention_days)
+    socketio.start_background_task(_purge_loop, socketio, store, settings)
+    from dashboard.devices import it_email
+
+    app.extensions["oneeye.it_email"] = it_email(settings.it_alert_topic_arn)
     socketio.start_background_task(_offline_loop, socketio, store, app.extensions["oneeye.live"],
-                                   settings.offline_after_s)
+                                   settings.offline_after_s, app.extensions["oneeye.it_email"])
     return app
 
 
@@ -151,16 +155,18 @@ def _decline_websocket_compression() -> None:
     simple_websocket.ws.PerMessageDeflate = _Declined  # type: ignore[misc]
 
 
-def _purge_loop(socketio: SocketIO, store: Any, days: int) -> None:
+def _purge_loop(socketio: SocketIO, store: Any, settings: DashboardSettings) -> None:
     while True:
         socketio.sleep(PURGE_EVERY_S)
         try:
-            store.purge(days)
+            store.purge(settings.retention_days,
+                        ids_older_than_days=settings.event_ids_retention_days)
         except Exception:  # keep purging later; a failed purge loses nothing
             log.exception("retention purge failed")
 
 
-def _offline_loop(socketio: SocketIO, store: Any, live: Any, offline_after_s: float) -> None:
+def _offline_loop(socketio: SocketIO, store: Any, live: Any, offline_after_s: float,
+                  notify: Any) -> None:
     """Notice silent cameras within a third of ``offline_after_s`` (at most every 10 s)."""
     from datetime import UTC, datetime
 
@@ -169,7 +175,8 @@ def _offline_loop(socketio: SocketIO, store: Any, live: Any, offline_after_s: fl
     while True:
         socketio.sleep(min(max(offline_after_s / 3, 0.2), 10.0))
         try:
-            sweep(store, live.emit, offline_after_s, datetime.fromtimestamp(store.clock(), UTC))
+            sweep(store, live.emit, offline_after_s, datetime.fromtimestamp(store.clock(), UTC),
+                  notify)
         except Exception:  # the next sweep tries again; nothing is lost by waiting
             log.exception("offline sweep failed")
 

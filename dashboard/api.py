@@ -19,6 +19,8 @@ from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 from dashboard import alerts
 from dashboard.localtime import day_bound, viewer_zone
 from dashboard.roles import DESK_ROLES, roles_required
+from oneeye.errors import EventError
+from oneeye.events import HEALTH, HealthEvent, parse
 from oneeye.types import ALERT_KINDS, DESK_KINDS, VERDICTS, format_time, normalize_time, parse_time
 
 log = logging.getLogger(__name__)
@@ -33,17 +35,18 @@ def time_arg(name: str) -> str | None:
 
     Any ISO-8601 form with a zone is accepted (``Z``, ``+05:30``, ``-0800``, 1–9 fractional
     digits); a ``+`` that arrived unencoded (as a space) is restored. A browser's
-    ``datetime-local`` value (``2026-01-31T12:00``, no zone) is taken as UTC. Stored times
-    are normalised UTC strings, so comparing strings then compares instants. 400 otherwise.
+    ``datetime-local`` value (``2026-01-31T12:00``, no zone) is in the viewer's zone
+    (:func:`dashboard.localtime.viewer_zone`, UTC when unknown), like the date inputs.
+    Stored times are normalised UTC strings, so comparing strings then compares instants.
+    Anything else is a 400.
     """
     value = (request.args.get(name) or "").strip() or None
     if value is None:
         return None
     value = re.sub(r" (\d{2}:?\d{2})$", r"+\1", value)
-    local = _DATETIME_LOCAL.fullmatch(value)
-    if local:  # a browser's datetime-local input
-        value += "Z" if local.group(1) else ":00Z"
     try:
+        if _DATETIME_LOCAL.fullmatch(value):  # a browser's datetime-local input: no zone
+            return format_time(datetime.fromisoformat(value).replace(tzinfo=viewer_zone()))
         return normalize_time(value)
     except ValueError:
         abort(400, description=f"{name} must be an ISO-8601 time with a zone, like "
@@ -132,18 +135,17 @@ def acknowledge_alert() -> Response:
                                     body["upto_seq"], user)
     if not acked:
         abort(404, description="no open alert like that")
-    at = store.get_event(acked[0])["ack"]["at"]
-    sites = sorted({store.get_event(e)["site_id"] for e in acked})
-    for site in sites:
+    at, event_ids = acked[0]["at"], [a["event_id"] for a in acked]
+    for site in sorted({a["site_id"] for a in acked}):
         store.audit(user, "acknowledged", body["subject"], site_id=site, kind=body["kind"],
                     events=len(acked), upto_seq=body["upto_seq"])
         current_app.extensions["oneeye.live"].emit("alert_ack", {
             "kind": body["kind"], "subject": body["subject"], "site_id": site,
-            "upto_seq": body["upto_seq"], "by": user, "at": at, "event_ids": acked})
+            "upto_seq": body["upto_seq"], "by": user, "at": at, "event_ids": event_ids})
     log.info("%s acknowledged %d %s alert(s) about %s", user, len(acked), body["kind"],
              body["subject"])
     return jsonify({"kind": body["kind"], "subject": body["subject"], "by": user, "at": at,
-                    "event_ids": acked})
+                    "event_ids": event_ids})
 
 
 @bp.get("/arrivals")
@@ -160,19 +162,39 @@ def arrivals() -> Response:
 @bp.get("/devices")
 @roles_required(*DESK_ROLES)
 def devices() -> Response:
-    """Cameras of the user's sites. ``fps`` is null when the device is not online (a
-    frozen figure would look healthy)."""
+    """Devices of the user's sites, each with its ``cameras`` (``oneeye.health/1``'s
+    per-camera entries: state, fps, frame age). Every fps is null when the device is not
+    online: a frozen figure would look healthy."""
     offline_after = current_app.config["ONEEYE_OFFLINE_AFTER_S"]
     now = datetime.fromtimestamp(_store().clock(), UTC)
     out: list[dict[str, Any]] = []
     for row in _store().devices(g.user["sites"]):
-        row.pop("health", None)
+        health = row.pop("health", None)
         age = (now - parse_time(row["last_seen"])).total_seconds()
         online = row["state"] == "online" and age <= offline_after
         out.append({**row, "online": online, "age_s": round(age, 1),
-                    "fps": row["fps"] if online else None})
+                    "fps": row["fps"] if online else None,
+                    "cameras": _cameras(health, online)})
     return jsonify({"devices": out, "offline_after_s": offline_after,
                     "server_time": format_time(now)})
+
+
+def _cameras(health: str | None, online: bool) -> list[dict[str, Any]]:
+    """Every camera of a device's last ``oneeye.health/1`` (``cameras``), by id; fps and
+    frame age are null when the device is not online."""
+    if not health:
+        return []
+    try:
+        event = parse(health, expect=HEALTH)
+    except EventError:
+        log.warning("stored health of a device does not validate; its cameras are not shown")
+        return []
+    assert isinstance(event, HealthEvent)
+    return [{"camera_id": camera_id, "state": cam.state,
+             "fps": cam.fps if online else None,
+             "frame_age_ms": cam.frame_age_ms if online else None,
+             "dropped_frames": cam.dropped_frames}
+            for camera_id, cam in sorted((event.cameras or {}).items())]
 
 
 def _own_event(event_id: str) -> dict[str, Any]:

@@ -29,9 +29,37 @@ log = logging.getLogger(__name__)
 #: Who closes an outage banner when the camera comes back.
 BACK_ONLINE = "system (back online)"
 Publish = Callable[[str, dict[str, Any]], None]
+#: Tells people outside the desk about a recorded transition (branch IT by email).
+Notify = Callable[[DeskEvent], None]
 
 
-def health(store: Store, publish: Publish, event: DeskEvent) -> dict[str, Any] | None:
+def it_email(topic_arn: str) -> Notify | None:
+    """A :data:`Notify` that publishes outages to ``topic_arn`` (branch IT's email
+    subscription, filterable by the ``site_id`` attribute); None without a topic.
+
+    A failed publish is logged and dropped: the banner and the stored event are the
+    record, and an email retried minutes later would arrive after the camera is back.
+    """
+    if not topic_arn:
+        return None
+
+    def send(event: DeskEvent) -> None:
+        from oneeye.cloud import store
+
+        state = "OFFLINE" if event.kind == "device_offline" else "back online"
+        try:
+            store.publish(topic_arn, f"Camera {event.device_id} at {event.site_id} is {state} "
+                          f"({event.observed_at}). {event.message}".strip(),
+                          site_id=event.site_id,
+                          subject=f"OneEye: camera {event.device_id} {state}"[:99])
+        except Exception:  # the banner and the stored event stay the record; see above
+            log.exception("could not email branch IT about %s %s", event.device_id, event.kind)
+
+    return send
+
+
+def health(store: Store, publish: Publish, event: DeskEvent,
+           notify: Notify | None = None) -> dict[str, Any] | None:
     """A ``device_status`` event: update the device; record ``device_online`` if it was
     offline. Returns the stored ``device_online`` record, if any."""
     before = store.device_seen(event)
@@ -40,30 +68,35 @@ def health(store: Store, publish: Publish, event: DeskEvent) -> dict[str, Any] |
         return None
     return transition(store, publish, event.model_copy(update={
         "kind": "device_online", "event_id": new_id(),
-        "message": f"{event.device_id} is back online", "health": None}))
+        "message": f"{event.device_id} is back online", "health": None}), notify)
 
 
-def transition(store: Store, publish: Publish, event: DeskEvent) -> dict[str, Any] | None:
-    """Store and push a ``device_offline`` / ``device_online`` event (once per event id)."""
+def transition(store: Store, publish: Publish, event: DeskEvent,
+               notify: Notify | None = None) -> dict[str, Any] | None:
+    """Store and push a ``device_offline`` / ``device_online`` event (once per event id),
+    and ``notify`` branch IT of it."""
     if event.kind == "device_offline" and event.device_id:
         store.mark_offline(event.device_id)
     record = store.add_event(event)
     if record is None:
         return None
     publish("desk_event", record)
+    if notify is not None:
+        notify(event)
     if event.kind == "device_online" and event.device_id:
         acked = store.acknowledge_group([event.site_id], "device_offline", event.device_id,
                                         int(record["seq"]), BACK_ONLINE)
         if acked:
             publish("alert_ack", {"kind": "device_offline", "subject": event.device_id,
                                   "site_id": event.site_id, "upto_seq": record["seq"],
-                                  "by": BACK_ONLINE, "at": record["received_at"],
-                                  "event_ids": acked})
+                                  "by": BACK_ONLINE, "at": acked[0]["at"],
+                                  "event_ids": [a["event_id"] for a in acked]})
     log.info("device %s: %s", event.device_id, event.kind)
     return record
 
 
-def sweep(store: Store, publish: Publish, offline_after_s: float, now: datetime) -> int:
+def sweep(store: Store, publish: Publish, offline_after_s: float, now: datetime,
+          notify: Notify | None = None) -> int:
     """Record ``device_offline`` for every device silent for ``offline_after_s`` at
     ``now`` (an aware datetime; injected so tests need not wait). Returns how many."""
     cutoff = format_time(now - timedelta(seconds=offline_after_s))
@@ -79,6 +112,8 @@ def sweep(store: Store, publish: Publish, offline_after_s: float, now: datetime)
         record = store.add_event(event)
         if record is not None:
             publish("desk_event", record)
+            if notify is not None:
+                notify(event)
             count += 1
             log.warning("device %s offline: last health %s", row["device_id"],
                         row["last_seen"])

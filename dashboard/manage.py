@@ -165,6 +165,8 @@ def customers() -> str:
 def add_photo() -> tuple[Response, int]:
     """multipart ``customer_id`` + ``photo`` → ``{upload_id}`` (202); the page then polls
     :func:`photo_status` for the indexer's verdict."""
+    # phone photos are megabytes: this route alone takes up to the indexer's limit
+    request.max_content_length = MAX_PHOTO_BYTES + 64 * 1024
     customer_id = (request.form.get("customer_id") or "").strip()
     photo = request.files.get("photo")
     try:

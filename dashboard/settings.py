@@ -55,6 +55,12 @@ class DashboardSettings(StrictModel):
     session_cookie_secure: bool = Field(True, description="Send the session cookie over "
                                         "HTTPS only (turn off only for local http)")
     retention_days: int = Field(30, ge=1, le=3650, description="Events older are purged")
+    event_ids_retention_days: int = Field(400, ge=1, le=36500, description="Ids of purged "
+                                          "events are kept this long (never less than "
+                                          "retention_days): a replay is still a duplicate")
+    sns_max_age_s: float = Field(3600, gt=0, le=7 * 86400, description="SNS messages whose "
+                                 "signed Timestamp is older are refused (replays); keep it "
+                                 "above the subscription's longest retry")
     offline_after_s: float = Field(90, gt=0, description="Device offline without health")
     message_queue: str | None = Field(None, description="redis://… to share broadcasts "
                                       "between dashboard processes")
@@ -91,6 +97,9 @@ class DashboardSettings(StrictModel):
         None, description="Local-mode alert outbox: the email/SMS the local stack would have "
         "sent (JSON lines file or directory of them); the old key outbox_path still works")
     history_limit: int = Field(200, ge=1, le=5000, description="Max events per API page")
+    it_alert_topic_arn: str = Field("", description="SNS topic that tells branch IT about "
+                                    "camera outages (device_offline / device_online, site_id "
+                                    "attribute to filter on); empty: the desk banner only")
     visit_window_s: float = Field(900, gt=0, description="Arrivals of one customer less "
                                   "than this apart are one visit (one card)")
     cloud: CloudSettings = Field(default_factory=CloudSettings, description=

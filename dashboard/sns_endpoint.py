@@ -13,7 +13,6 @@ which is what "nothing lost" needs.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,7 +22,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from dashboard import devices
 from oneeye import sns
 from oneeye.errors import EventError, SignatureError
-from oneeye.events import DESK, DeskEvent, parse
+from oneeye.events import DESK, DeskEvent, loads, parse
 
 log = logging.getLogger(__name__)
 bp = Blueprint("sns", __name__)
@@ -36,8 +35,8 @@ def _reply(status: int, result: str, **extra: Any) -> tuple[Response, int]:
 @bp.route("/sns", methods=["POST"])
 def receive() -> tuple[Response, int]:
     try:
-        msg = json.loads(request.get_data(cache=False))
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        msg = loads(request.get_data(cache=False))
+    except EventError:
         log.warning("sns: rejected body that is not JSON from %s", request.remote_addr)
         return _reply(400, "not JSON")
     if not isinstance(msg, dict):
@@ -93,11 +92,12 @@ def _notification(msg: dict[str, Any]) -> tuple[Response, int]:
                     event.site_id, attr.get("Value"))
         return _reply(400, "site_id attribute does not match the event")
     store, live = current_app.extensions["oneeye.store"], current_app.extensions["oneeye.live"]
+    notify = current_app.extensions["oneeye.it_email"]
     if event.kind == "device_status":  # state, not an event: only transitions are stored
-        devices.health(store, live.emit, event)
+        devices.health(store, live.emit, event, notify)
         return _reply(200, "device updated", event_id=event.event_id)
     if event.kind in ("device_offline", "device_online"):
-        record = devices.transition(store, live.emit, event)
+        record = devices.transition(store, live.emit, event, notify)
     else:
         record = store.add_event(event)
         if record is not None:

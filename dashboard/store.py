@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import sqlite3
 import threading
@@ -45,6 +46,11 @@ _COMMON = [
     """CREATE TABLE IF NOT EXISTS login_failures (throttle_key TEXT NOT NULL,
        failed_at DOUBLE PRECISION NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures (throttle_key, failed_at)",
+    # Every event id ever stored, kept much longer than the events themselves: a replay
+    # of a purged event must still be a duplicate, not a new unacknowledged banner.
+    """CREATE TABLE IF NOT EXISTS seen_events (event_id TEXT PRIMARY KEY,
+       received_at TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS seen_events_received ON seen_events (received_at)",
     # The latest verdict per event; every verdict given is also an audit row.
     """CREATE TABLE IF NOT EXISTS feedback (event_id TEXT PRIMARY KEY, verdict TEXT NOT NULL,
        user_name TEXT NOT NULL, given_at TEXT NOT NULL)""",
@@ -81,6 +87,10 @@ class Store:
             path = url[len("sqlite:///"):]
             if path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+                # Names, contacts and logins: owner-only, before SQLite creates it (its
+                # -wal and -shm files take the database file's permissions).
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+                os.chmod(path, 0o600)
             self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._conn.execute("PRAGMA journal_mode=WAL")
             serial = "INTEGER PRIMARY KEY AUTOINCREMENT"
@@ -162,14 +172,17 @@ class Store:
         person_id = event.match.person_id if event.match else None
         details = event.customer or event.case or {}
         name = details.get("name") if isinstance(details.get("name"), str) else None
+        now = self.now()
         inserted = self._exec(
             "INSERT INTO events (event_id, site_id, kind, observed_at, received_at, person_id,"
-            " person_name, device_id, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (event_id) DO NOTHING",
-            (event.event_id, event.site_id, event.kind, event.observed_at, self.now(), person_id,
-             name, event.device_id, event.to_json()))
+            " person_name, device_id, body) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS"
+            " (SELECT 1 FROM seen_events WHERE event_id = ?) ON CONFLICT (event_id) DO NOTHING",
+            (event.event_id, event.site_id, event.kind, event.observed_at, now, person_id,
+             name, event.device_id, event.to_json(), event.event_id))
         if not inserted:
             return None
+        self._exec("INSERT INTO seen_events (event_id, received_at) VALUES (?, ?)"
+                   " ON CONFLICT (event_id) DO NOTHING", (event.event_id, now))
         return self.get_event(event.event_id)
 
     def get_event(self, event_id: str) -> dict[str, Any] | None:
@@ -272,28 +285,36 @@ class Store:
         return {r["subject"]: {"by": r["user_name"], "at": r["acked_at"]} for r in rows}
 
     def acknowledge_group(self, sites: Sequence[str], kind: str, subject: str,
-                          upto_seq: int, user: str) -> list[str]:
+                          upto_seq: int, user: str) -> list[dict[str, Any]]:
         """Acknowledge every open alert of ``kind`` about ``subject`` (a case or device id)
         in ``sites`` up to ``upto_seq`` — the ones the person saw. Later ones stay open,
         so a sighting that arrives while the button is pressed re-raises the banner.
-        Returns the acknowledged event ids."""
+        Returns ``{event_id, site_id, at}`` of each one acknowledged now."""
         if not sites or kind not in ALERT_KINDS:
             return []
         column = "person_id" if kind == "missing_person_sighted" else "device_id"
         rows = self._rows(
-            f"SELECT e.event_id FROM events e LEFT JOIN acks a ON a.event_id = e.event_id"
-            f" WHERE e.site_id IN ({', '.join('?' * len(sites))}) AND e.kind = ?"
-            f" AND e.{column} = ? AND e.seq <= ? AND a.event_id IS NULL",
+            f"SELECT e.event_id, e.site_id FROM events e LEFT JOIN acks a"
+            f" ON a.event_id = e.event_id WHERE e.site_id IN ({', '.join('?' * len(sites))})"
+            f" AND e.kind = ? AND e.{column} = ? AND e.seq <= ? AND a.event_id IS NULL",
             [*sites, kind, subject, upto_seq])
         at = self.now()
         for row in rows:
             self._exec("INSERT INTO acks (event_id, user_name, acked_at) VALUES (?, ?, ?)"
                        " ON CONFLICT (event_id) DO NOTHING", (row["event_id"], user, at))
-        return [r["event_id"] for r in rows]
+        return [{**row, "at": at} for row in rows]
 
-    def purge(self, older_than_days: float) -> int:
-        cutoff = format_time(datetime.fromtimestamp(self.clock(), UTC)
-                             - timedelta(days=older_than_days))
+    def purge(self, older_than_days: float, *, ids_older_than_days: float | None = None) -> int:
+        """Delete events (and their acks, feedback) received before the cutoff; return how many.
+
+        Their ids stay in ``seen_events`` for ``ids_older_than_days`` (at least as long as
+        the events), so a replayed old message is still recognised as a duplicate.
+        """
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        ids_days = max(older_than_days, ids_older_than_days or older_than_days)
+        self._exec("DELETE FROM seen_events WHERE received_at < ?",
+                   (format_time(now - timedelta(days=ids_days)),))
+        cutoff = format_time(now - timedelta(days=older_than_days))
         for table in ("acks", "feedback"):
             self._exec(f"DELETE FROM {table} WHERE event_id IN "
                        "(SELECT event_id FROM events WHERE received_at < ?)", (cutoff,))

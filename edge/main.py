@@ -1,9 +1,10 @@
 """Greengrass v2 entry point of com.oneeye.edge (thin: read config, wire, run).
 
 The Nucleus starts this with the component's venv (see recipe.yaml). It reads and
-validates the configuration over IPC, follows configuration updates, publishes
-through Greengrass IPC (``publish.url: ipc``) and runs the edge pipeline until
-Greengrass stops the component (SIGTERM).
+validates the configuration over IPC with this device's site and cameras from its
+named shadow ``oneeye-config`` (ShadowManager), follows changes to either, publishes
+through Greengrass IPC (``publish.url: ipc``) and runs every camera until Greengrass
+stops the component (SIGTERM).
 """
 
 from __future__ import annotations

@@ -143,3 +143,8 @@ class InProgress(OneEyeError):
     platform retries (Lambda's async retries, the local rules router); once the
     claim's lease has passed a retry gets the claim and does the work.
     """
+
+
+class PolicyError(OneEyeError):
+    """A browser POST upload is not allowed by its signed policy (the local stack's S3 check;
+    the message is S3's kind of reason)."""

@@ -169,6 +169,8 @@ class GalleryEvent(_Event):
     change: Literal["added", "removed", "rebuilt"] = "rebuilt"
     person_id: Id | None = Field(None, description="who was added or removed; for the "
                                  "missing watchlist this is the case id")
+    signature: str | None = Field(None, max_length=200, description="base64 Ed25519 over "
+                                  "watchlist, version, key, sha256 (oneeye.signing)")
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
@@ -205,15 +207,24 @@ _BY_SCHEMA: dict[str, type[_Event]] = {
 }
 
 
+def loads(data: str | bytes) -> Any:
+    """``json.loads`` for untrusted text: EventError for anything that is not JSON.
+
+    Nesting deep enough to exhaust Python's recursion limit (``[[[[…``) is one such
+    thing: ``json`` raises RecursionError, which would otherwise escape every handler.
+    """
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise EventError(f"not JSON: {exc}") from exc
+
+
 def parse(message: str | bytes | dict[str, Any], *, expect: str | None = None) -> Event:
     """Validate one message and return its typed event, or raise :class:`EventError`."""
     if isinstance(message, str | bytes):
         if len(message) > 256 * 1024:
             raise EventError("message too large")
-        try:
-            data = json.loads(message)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise EventError(f"not JSON: {exc}") from exc
+        data = loads(message)
     else:
         data = message
     if not isinstance(data, dict):

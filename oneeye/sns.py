@@ -16,7 +16,9 @@ confirmation types), signed with RSA PKCS#1 v1.5 over SHA1 (``SignatureVersion``
   local stack's self-generated one); pinned URLs are never fetched;
 - the certificate is currently valid and, unless pinned, names
   ``sns.amazonaws.com`` (subject CN or a DNS SAN);
-- the signature verifies.
+- the signature verifies;
+- the signed ``Timestamp`` is at most ``max_age_s`` old (default 1 h) and not
+  more than 5 minutes in the future, so a captured message cannot be replayed.
 
 Certificates are fetched once per URL and cached. We do not walk the chain of
 the signing certificate itself: like AWS's own message validators, trust comes
@@ -42,6 +44,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
 from oneeye.errors import SignatureError
+from oneeye.types import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,11 @@ _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
 _SNS_HOST = re.compile(r"^sns\.[a-z]{2}(-[a-z]+)+-\d\.amazonaws\.com(\.cn)?$")
 _SNS_CERT_NAME = re.compile(r"^sns(\.[a-z0-9-]+)?\.amazonaws\.com(\.cn)?$")
 MAX_CERT_BYTES = 64 * 1024
+#: Messages signed longer ago than this are refused: a captured message cannot be replayed
+#: later (SNS retries an HTTP delivery for minutes, with the template's policy ~10 min).
+DEFAULT_MAX_AGE_S = 3600.0
+#: How far a sender's clock may run ahead of ours.
+MAX_CLOCK_SKEW_S = 300.0
 
 Fetch = Callable[[str], bytes]
 
@@ -162,8 +170,10 @@ class Verifier:
         pinned_certs: Mapping[str, bytes] | None = None,
         fetch: Fetch | None = None,
         now: Callable[[], datetime] | None = None,
+        max_age_s: float | None = DEFAULT_MAX_AGE_S,
     ) -> None:
         self.allowed_topics = frozenset(allowed_topics)
+        self.max_age_s = max_age_s
         self._pinned: dict[str, x509.Certificate] = {}
         for url, pem in (pinned_certs or {}).items():
             try:
@@ -203,6 +213,22 @@ class Verifier:
             key.verify(raw_sig, payload, padding.PKCS1v15(), _HASHES[version]())
         except InvalidSignature as exc:
             raise SignatureError("signature does not verify") from exc
+        self._check_fresh(msg.get("Timestamp"))
+
+    def _check_fresh(self, timestamp: object) -> None:
+        """The signed ``Timestamp`` must be within ``max_age_s`` (replays of old messages)."""
+        if self.max_age_s is None:
+            return
+        try:
+            sent = parse_time(str(timestamp))
+        except ValueError as exc:
+            raise SignatureError(f"Timestamp {timestamp!r} is not a timestamp") from exc
+        age = (self._now() - sent).total_seconds()
+        if age > self.max_age_s:
+            raise SignatureError(f"message is stale: sent {age:.0f} s ago (the window is "
+                                 f"{self.max_age_s:.0f} s)")
+        if age < -MAX_CLOCK_SKEW_S:
+            raise SignatureError(f"message Timestamp is {-age:.0f} s in the future")
 
     def certificate(self, url: object) -> x509.Certificate:
         if not isinstance(url, str) or not url:

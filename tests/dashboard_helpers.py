@@ -41,10 +41,11 @@ class Signer:
         return path
 
     def notification(self, message: str, *, version: str = "2", topic: str | None = None,
-                     site_attr: str | None = None, cert_url: str | None = None) -> dict[str, Any]:
+                     site_attr: str | None = None, cert_url: str | None = None,
+                     timestamp: str | None = None) -> dict[str, Any]:
         msg: dict[str, Any] = {
             "Type": "Notification", "MessageId": new_id(), "TopicArn": topic or self.topic,
-            "Message": message, "Timestamp": utc_now(),
+            "Message": message, "Timestamp": timestamp or utc_now(),
         }
         if site_attr is not None:
             msg["MessageAttributes"] = {"site_id": {"Type": "String", "Value": site_attr}}

@@ -69,11 +69,18 @@ def post_photo(grant: dict[str, Any], data: bytes, filename: str = "photo.jpg") 
 
 
 def wait_status(api: AmberHarness, token: str, upload_id: str,
-                timeout: float = 60.0) -> dict[str, Any]:
-    """The upload's status once it is no longer ``pending``."""
+                timeout: float = 180.0) -> dict[str, Any]:
+    """The upload's status once it is no longer ``pending``.
+
+    The harness serves from this process, where the indexer pump's dlib work can hold the
+    GIL for seconds on a loaded machine: a slow answer is "not yet", not a failure.
+    """
     def settled() -> dict[str, Any] | None:
-        body: dict[str, Any] = requests.get(f"{api.url}/api/uploads/{upload_id}",
-                                            headers=auth(token), timeout=10).json()
+        try:
+            body: dict[str, Any] = requests.get(f"{api.url}/api/uploads/{upload_id}",
+                                                headers=auth(token), timeout=30).json()
+        except requests.Timeout:
+            return None
         return body if body["state"] != "pending" else None
 
     return wait_until(settled, timeout, f"upload {upload_id} to leave 'pending'",

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from oneeye.cloud import amber, store
+from oneeye.cloud import amber, devices, store
 from oneeye.events import DeskEvent, MatchEvent, utc_now
 from oneeye.ids import new_id
 from tests.cloud_support import observe
@@ -21,13 +21,21 @@ JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64 + b"\xff\xd9"
 
 
 def sighting(**over: Any) -> dict[str, Any]:
-    base = {"schema": "oneeye.match/1", "event_id": new_id(), "device_id": "cam-dev-1",
-            "site_id": "mall-3", "camera_id": "entrance-north", "observed_at": utc_now(),
+    base = {"schema": "oneeye.match/1", "event_id": new_id(), "device_id": "mall3-cam",
+            "iot_thing": "mall3-cam", "site_id": "mall-3", "camera_id": "entrance-north",
+            "observed_at": utc_now(),
             "person_id": "MP-2026-0042", "watchlist": "missing", "distance": 0.38,
             "margin": 0.09, "bbox": [10, 110, 110, 10], "track_id": 1, "frames_seen": 3,
             "gallery_version": 2, "snapshot_jpeg": base64.b64encode(JPEG).decode()}
     base.update(over)
     return base
+
+
+@pytest.fixture(autouse=True)
+def mall_devices(moto_server: str) -> None:
+    """The test devices in the registry (IoT thing attributes on the moto server)."""
+    devices.register("mall3-cam", "mall-3", ["entrance-north", "food-court"])
+    devices.register("mall4-cam", "mall-4", ["entrance-north"])
 
 
 @pytest.fixture
@@ -43,7 +51,8 @@ def test_sighting_alerts_once_per_cooldown_and_banners_every_time(
     deps = amber.amber_from_env()
     first = amber.amber_alert(sighting(), deps)
     again = amber.amber_alert(sighting(camera_id="food-court"), deps)
-    other_site = amber.amber_alert(sighting(site_id="mall-4"), deps)
+    other_site = amber.amber_alert(sighting(site_id="mall-4", device_id="mall4-cam",
+                                                  iot_thing="mall4-cam"), deps)
     assert [first["status"], again["status"], other_site["status"]] == \
         ["alerted", "cooldown", "alerted"]
     sent = alerts.drain(wait_s=2)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from oneeye.cloud import desk
+from oneeye.cloud import desk, devices
 from oneeye.cloud.customers import CustomerApi
 from oneeye.errors import CustomerApiUnavailable, CustomerNotFound
 from oneeye.events import DeskEvent, utc_now
@@ -22,7 +22,8 @@ def match(**over: Any) -> dict[str, Any]:
     base = {"schema": "oneeye.match/1", "event_id": new_id(), "device_id": "cam-dev-1",
             "site_id": "branch-12", "camera_id": "door", "observed_at": utc_now(),
             "person_id": "C-1042", "watchlist": "customers", "distance": 0.31, "margin": 0.12,
-            "bbox": [10, 110, 110, 10], "track_id": 3, "frames_seen": 4, "gallery_version": 7}
+            "bbox": [10, 110, 110, 10], "track_id": 3, "frames_seen": 4, "gallery_version": 7,
+            "iot_thing": "cam-dev-1"}
     base.update(over)
     return base
 
@@ -31,9 +32,15 @@ def health(**over: Any) -> dict[str, Any]:
     base = {"schema": "oneeye.health/1", "event_id": new_id(), "device_id": "cam-dev-1",
             "site_id": "branch-12", "camera_id": "door", "sent_at": utc_now(),
             "uptime_s": 12.5, "fps": 14.2, "outbox_depth": 0,
-            "gallery_versions": {"customers": 7}, "camera_state": "ok"}
+            "gallery_versions": {"customers": 7}, "camera_state": "ok", "iot_thing": "cam-dev-1"}
     base.update(over)
     return base
+
+
+@pytest.fixture(autouse=True)
+def desk_device(moto_server: str) -> None:
+    """The test device in the registry (IoT thing attributes on the moto server)."""
+    devices.register("cam-dev-1", "branch-12", ["door"])
 
 
 def test_same_event_twice_publishes_one_desk_message(cloud_env: dict[str, str],
@@ -164,8 +171,28 @@ def test_oversized_customer_record_still_makes_a_card(cloud_env: dict[str, str],
     out = desk.enrich_match(match(), desk.enrich_from_env())
     assert out["status"] == "published"
     card = DeskEvent.model_validate(obs.messages()[0])
-    assert len(card.message) == 500 and card.customer is not None
-    assert card.customer == {"id": "C-1042", "name": "N" * 2000, "segment": "gold"}
+    assert card.message == "N" * 199 + "… arrived" and card.customer is not None
+    assert card.customer == {"id": "C-1042", "name": "N" * 199 + "…", "segment": "gold",
+                             "notes": "x" * 999 + "…"}
+
+
+@pytest.mark.parametrize(("record", "card"), [
+    ({"name": {"first": "Ada"}, "segment": 5, "notes": ["vip"], "since": True,
+      "photo_url": "javascript:alert(1)", "id": "C-9", "evil": "<script>x</script>"},
+     {"id": "C-1042", "segment": "5", "since": "true"}),
+    ({"name": "Ada", "photo_url": "https://bank.example/p/1.jpg\" onerror=\"x"},
+     {"id": "C-1042", "name": "Ada"}),
+    ({"name": None, "photo_url": "https://bank.example/p/1.jpg", "notes": 1.5},
+     {"id": "C-1042", "photo_url": "https://bank.example/p/1.jpg", "notes": "1.5"}),
+])
+def test_customer_record_reaches_the_desk_only_in_the_typed_shape(
+        cloud_env: dict[str, str], customer_api: CustomerApiStub, record: dict[str, Any],
+        card: dict[str, Any]) -> None:
+    """Issue 13: one odd record must not reach (and break) every teller's desk script."""
+    customer_api.customers["C-1042"] = record
+    obs = observe(cloud_env["DESK_TOPIC_ARN"])
+    assert desk.enrich_match(match(), desk.enrich_from_env())["degraded"] is False
+    assert DeskEvent.model_validate(obs.messages()[0]).customer == card
 
 
 def test_idempotency_lease_lets_a_retry_take_over_after_a_crash(cloud_env: dict[str, str]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,10 @@ import pytest
 from PIL import Image
 
 from oneeye import aws
-from oneeye.cloud import gallery_store, indexer, store
+from oneeye.cloud import gallery_store, grants, indexer, store
+from oneeye.cloud.agencies import Agencies, Agency
 from oneeye.errors import EnrolmentRejected
-from oneeye.events import GalleryEvent
+from oneeye.events import GalleryEvent, utc_now
 from oneeye.ids import new_id
 from tests.cloud_support import load_handler
 from tests.mqtt_support import Subscriber
@@ -28,9 +30,28 @@ from tests.mqtt_support import Subscriber
 pytestmark = pytest.mark.timeout(120)
 
 
-def put_upload(env: dict[str, str], key: str, data: bytes, **metadata: str) -> None:
+def put_upload(env: dict[str, str], key: str, data: bytes, *, grant: bool = True,
+               **metadata: str) -> None:
+    """Put an upload as its POST would; phone uploads get their grant first, as upload_url
+    writes it (an agency token, ``status/{upload_id}.json``)."""
+    if grant and key.startswith("uploads/missing/"):
+        metadata.setdefault("agency", "met")
+        add_grant(env, key, metadata["agency"])
     aws.client("s3").put_object(Bucket=env["ONEEYE_BUCKET"], Key=key, Body=data,
                                 ContentType="image/jpeg", Metadata=metadata)
+
+
+def add_grant(env: dict[str, str], key: str, agency: str, *, expires_in_s: int = 300,
+              content_type: str = "image/jpeg") -> Agency:
+    """A fresh agency token and the grant upload_url would write for ``key``."""
+    _, who = Agencies(env["AGENCIES_TABLE"]).add(agency)
+    upload_id = grants.upload_id_of(key)
+    assert upload_id, key
+    store.Bucket(env["ONEEYE_BUCKET"]).put_json(f"status/{upload_id}.json", grants.record(
+        upload_id=upload_id, case_id=key.split("/")[2], key=key, agency=who.name,
+        token_sha256=who.token_sha256, content_type=content_type,
+        expires_at=int(time.time()) + expires_in_s, updated_at=utc_now()))
+    return who
 
 
 def run_queue(env: dict[str, str]) -> list[dict[str, Any]]:
@@ -255,3 +276,22 @@ def test_gallery_notify_transports(cloud_env: dict[str, str]) -> None:
     publish_gallery_event(event, "iot-data")
     with pytest.raises(ConfigError, match="GALLERY_NOTIFY"):
         publish_gallery_event(event, "http://nope")
+
+
+def test_indexer_signs_manifests_with_its_key(cloud_env: dict[str, str], examples: Path,
+                                             notify: Subscriber, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from oneeye import signing
+
+    key_file = tmp_path / "gallery-signing.key"
+    public = signing.public_b64(signing.ensure_key_file(key_file))
+    monkeypatch.setenv("GALLERY_SIGNING_KEY_FILE", str(key_file))
+    put_upload(cloud_env, "uploads/customers/C-3001/1.jpg",
+               (examples / "obama_small.jpg").read_bytes())
+    assert [r["status"] for r in run_queue(cloud_env)] == ["accepted"]
+    _, latest = gallery_store.read_latest(store.Bucket(cloud_env["ONEEYE_BUCKET"]), "customers")
+    assert latest is not None
+    signing.verify_manifest(public, latest["signature"], "customers", latest["version"],
+                            latest["key"], latest["sha256"])
+    event = GalleryEvent.model_validate_json(notify.payloads(1)[0])
+    assert event.signature == latest["signature"]

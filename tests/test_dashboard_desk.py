@@ -13,11 +13,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from dashboard import devices
 from dashboard.devices import sweep
-from oneeye.events import DeskEvent, HealthEvent, utc_now
+from oneeye.events import CameraHealth, DeskEvent, HealthEvent, utc_now
 from oneeye.types import format_time
 from tests import dashboard_helpers as dh
-from tests.wait import ManualClock
+from tests.wait import ManualClock, wait_until
 
 Signer, desk_event = dh.Signer, dh.desk_event
 
@@ -283,6 +284,28 @@ def test_a_silent_camera_goes_offline_once_and_comes_back(app: Flask, signer: Si
     assert alice.get("/api/events?kind=device_status").get_json()["events"] == []
 
 
+def test_each_camera_of_a_device_is_listed_with_its_own_state(app: Flask, signer: Signer,
+                                                              clock: ManualClock) -> None:
+    health = HealthEvent(
+        device_id="edge-7", site_id="branch-1", camera_id="lobby", sent_at=utc_now(),
+        uptime_s=5, fps=0.0, camera_state="reconnecting",
+        cameras={"door": CameraHealth(state="ok", fps=14.9, frame_age_ms=80.0),
+                 "lobby": CameraHealth(state="reconnecting", frame_age_ms=9000.0,
+                                       dropped_frames=3)})
+    push(app, signer, desk_event(kind="device_status", device_id="edge-7", health=health))
+    alice, _ = client_of(app, "alice")
+    [dev] = alice.get("/api/devices").get_json()["devices"]
+    assert dev["cameras"] == [
+        {"camera_id": "door", "state": "ok", "fps": 14.9, "frame_age_ms": 80.0,
+         "dropped_frames": 0},
+        {"camera_id": "lobby", "state": "reconnecting", "fps": None, "frame_age_ms": 9000.0,
+         "dropped_frames": 3}]
+    clock.advance(91)                          # the device falls silent: no frozen figures
+    [dev] = alice.get("/api/devices").get_json()["devices"]
+    assert [(c["state"], c["fps"], c["frame_age_ms"]) for c in dev["cameras"]] == [
+        ("ok", None, None), ("reconnecting", None, None)]
+
+
 def test_a_teller_cannot_reach_management_and_an_officer_has_no_desk(app: Flask) -> None:
     alice, _ = client_of(app, "alice")
     for path in ("/manage/customers", "/manage/users", "/manage/sites", "/manage/audit",
@@ -342,3 +365,82 @@ def test_an_agency_officer_sees_and_closes_only_their_agencys_cases(
     assert cases.get("MP-2026-0101")["closed_by"] == "County Police/olga"
     [row] = app.extensions["oneeye.store"].audit_rows(user="olga")
     assert (row["action"], row["target"]) == ("case_closed", "MP-2026-0101")
+
+
+def test_branch_it_is_emailed_about_an_outage_and_the_return(
+        app: Flask, signer: Signer, clock: ManualClock, cloud_env: dict[str, str]) -> None:
+    from dashboard.devices import it_email
+    from tests.cloud_support import observe
+
+    inbox = observe(cloud_env["ALERTS_TOPIC_ARN"])       # any topic: branch IT's in real life
+    notify = it_email(cloud_env["ALERTS_TOPIC_ARN"])
+    assert notify is not None and it_email("") is None
+    store = app.extensions["oneeye.store"]
+    health = HealthEvent(device_id="cam-8", site_id="branch-1", camera_id="cam-8",
+                         sent_at=utc_now(), uptime_s=5, fps=12.0)
+    status = desk_event(kind="device_status", device_id="cam-8", health=health)
+    devices.health(store, lambda *_: None, status, notify)
+    clock.advance(91)
+    assert sweep(store, lambda *_: None, 90, datetime.fromtimestamp(clock(), UTC), notify) == 1
+    [offline] = inbox.drain(wait_s=10)
+    assert offline["Subject"] == "OneEye: camera cam-8 OFFLINE"
+    assert offline["MessageAttributes"]["site_id"]["Value"] == "branch-1"
+    devices.health(store, lambda *_: None, status, notify)       # reports again
+    wait_until(lambda: len(inbox.drain()) == 2, 10, "the back-online email")
+    assert inbox.drain()[1]["Subject"] == "OneEye: camera cam-8 back online"
+
+
+def test_a_branch_admin_sends_a_phone_sized_photo_and_gets_a_verdict_key(
+        tmp_path: Path, signer: Signer, cloud_env: dict[str, str]) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from dashboard.auth import hash_password
+    from oneeye.cloud import store as cloud_store
+
+    (tmp_path / "cloud").mkdir()
+    app = dh.app_for(tmp_path / "cloud", signer, cloud={
+        "bucket": cloud_env["ONEEYE_BUCKET"], "cases_table": cloud_env["CASES_TABLE"],
+        "indexer_queue_url": cloud_env["INDEXER_QUEUE_URL"]})
+    app.extensions["oneeye.store"].put_user("ada", hash_password(dh.PASSWORD), ["branch-1"],
+                                            role="branch_admin")
+    ada, token = client_of(app, "ada")
+    noise = np.random.default_rng(1).integers(0, 255, (1500, 1500, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(noise).save(buf, format="JPEG", quality=95)
+    assert buf.tell() > 1024 * 1024                     # over the app's 512 KB form limit
+    sent = ada.post("/manage/customers/photos", headers={"X-CSRF-Token": token},
+                    data={"customer_id": "C-1042", "photo": (io.BytesIO(buf.getvalue()),
+                                                             "big.jpg")})
+    assert sent.status_code == 202, sent.get_json()
+    upload_id = sent.get_json()["upload_id"]
+    bucket = cloud_store.Bucket(cloud_env["ONEEYE_BUCKET"])
+    key = f"uploads/customers/C-1042/{upload_id.removeprefix('C-1042-')}.jpg"
+    assert bucket.head(key) is not None                 # where the indexer enrols from
+    assert ada.get(f"/manage/customers/photos/{upload_id}").get_json()["state"] == "pending"
+    bad = ada.post("/manage/customers/photos", headers={"X-CSRF-Token": token},
+                   data={"customer_id": "C-1042", "photo": (io.BytesIO(b"GIF89a..."), "x.gif")})
+    assert bad.status_code == 400 and bad.get_json()["message"] == "not a JPEG or PNG photo"
+    [added] = app.extensions["oneeye.store"].audit_rows(user="ada")
+    assert (added["action"], added["target"]) == ("customer_photo_added", "C-1042")
+
+
+def test_a_multi_camera_device_shows_one_row_per_camera(app: Flask, signer: Signer,
+                                                         clock: ManualClock) -> None:
+    from oneeye.events import CameraHealth
+
+    health = HealthEvent(device_id="edge-1", site_id="branch-1", camera_id="lobby",
+                         sent_at=utc_now(), uptime_s=5, fps=0, camera_state="failed",
+                         cameras={"door": CameraHealth(state="ok", fps=14.8, frame_age_ms=40),
+                                  "lobby": CameraHealth(state="failed")})
+    push(app, signer, desk_event(kind="device_status", device_id="edge-1", health=health))
+    alice, _ = client_of(app, "alice")
+    [dev] = alice.get("/api/devices").get_json()["devices"]
+    assert dev["cameras"] == [
+        {"camera_id": "door", "state": "ok", "fps": 14.8, "frame_age_ms": 40,
+         "dropped_frames": 0},
+        {"camera_id": "lobby", "state": "failed", "fps": None, "frame_age_ms": None,
+         "dropped_frames": 0}]
+    clock.advance(91)                                     # silent: no figure stays up
+    [dev] = alice.get("/api/devices").get_json()["devices"]
+    assert dev["online"] is False and {c["fps"] for c in dev["cameras"]} == {None}

@@ -14,6 +14,7 @@ from flask import Flask
 
 from dashboard import socketio_of
 from oneeye import sns
+from oneeye.types import utc_now
 from tests.dashboard_helpers import (
     TOPIC,
     Signer,
@@ -40,7 +41,7 @@ def aws_signed(app: Flask, version: str) -> tuple[dict[str, Any], list[str]]:
         return cert
     app.extensions["oneeye.verifier"] = sns.Verifier([TOPIC], fetch=fetch)
     msg = {"Type": "Notification", "MessageId": "x", "TopicArn": TOPIC,
-           "Message": desk_event().to_json(), "Timestamp": "2026-01-01T00:00:00.000Z"}
+           "Message": desk_event().to_json(), "Timestamp": utc_now()}
     return sns.sign(msg, key, AWS_CERT_URL, version), fetched
 
 
@@ -235,3 +236,34 @@ def test_no_allowed_topics_rejects_everything(tmp_path: Path, signer: Signer) ->
     app = app_for(tmp_path, signer, allowed_topics=[])
     resp = post_sns(app.test_client(), signer.notification(desk_event().to_json()))
     assert resp.status_code == 403
+
+
+@pytest.mark.parametrize("timestamp", ["2019-03-01T10:00:00.000Z", "FUTURE"])
+def test_validly_signed_but_stale_or_future_message_is_refused(
+        app: Flask, signer: Signer, caplog: pytest.LogCaptureFixture, timestamp: str) -> None:
+    """Issue 13: a genuine message with a 2019 Timestamp must not become a banner today."""
+    from datetime import UTC, datetime, timedelta
+
+    from oneeye.types import format_time
+
+    if timestamp == "FUTURE":
+        timestamp = format_time(datetime.now(UTC) + timedelta(hours=2))
+    msg = signer.notification(desk_event().to_json(), timestamp=timestamp)
+    with caplog.at_level("WARNING", logger="dashboard.sns_endpoint"):
+        resp = post_sns(app.test_client(), msg)
+    assert resp.status_code == 403
+    assert "stale" in resp.get_json()["reason"] or "future" in resp.get_json()["reason"]
+    assert len([r for r in caplog.records if "rejected" in r.getMessage()]) == 1
+    assert stored(app) == []
+
+
+def test_replay_after_the_retention_purge_is_still_a_duplicate(app: Flask,
+                                                              signer: Signer) -> None:
+    event = desk_event()
+    msg = signer.notification(event.to_json())
+    assert post_sns(app.test_client(), msg).get_json()["result"] == "stored"
+    store = app.extensions["oneeye.store"]
+    assert store.purge(0, ids_older_than_days=400) == 1 and stored(app) == []
+    again = post_sns(app.test_client(), msg)
+    assert again.status_code == 200 and again.get_json()["result"] == "duplicate"
+    assert stored(app) == []

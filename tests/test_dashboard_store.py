@@ -173,3 +173,19 @@ def test_a_login_is_open_until_it_ends(store: Store) -> None:
     assert store.login_user("never-issued") is None
     assert store.remove_user("alice") and not store.remove_user("alice")
     assert store.login_user(second) is None   # a removed user's logins end with them
+
+
+def test_sqlite_database_is_private(tmp_path: Path) -> None:
+    """The dashboard's database holds names, contacts and logins: owner-only (0600)."""
+    import stat
+
+    path = tmp_path / "var" / "dashboard.sqlite3"
+    s = Store(f"sqlite:///{path}")
+    try:
+        s.add_event(desk_event())
+        files = [p for p in path.parent.iterdir() if p.name.startswith(path.name)]
+        assert path in files
+        assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == \
+            {p.name: "0o600" for p in files}
+    finally:
+        s.close()

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from oneeye.events import DeskEvent, HealthEvent, utc_now
+from oneeye.events import CameraHealth, DeskEvent, HealthEvent, utc_now
 from tests.browser_support import ARTIFACTS, launch
 from tests.dashboard_helpers import PASSWORD, Signer, desk_event
 from tests.test_dashboard_browser import photos, serve  # noqa: F401
@@ -165,15 +165,20 @@ def test_an_offline_camera_raises_a_banner_and_is_recorded(
     from playwright.sync_api import expect
 
     url, signer = desk
-    pages = {w: open_desk(browser, url, "alice", w) for w in ("phone", "tablet")}
-    health = HealthEvent(device_id="cam-lobby", site_id="branch-1", camera_id="cam-lobby",
-                         sent_at=utc_now(), uptime_s=60, fps=14.8)
+    pages = {w: open_desk(browser, url, "alice", w) for w in WIDTHS}
+    health = HealthEvent(device_id="cam-lobby", site_id="branch-1", camera_id="door",
+                         sent_at=utc_now(), uptime_s=60, fps=14.8,
+                         cameras={"door": CameraHealth(state="ok", fps=14.8),
+                                  "vault": CameraHealth(state="ok", fps=9.5)})
     status = desk_event(kind="device_status", device_id="cam-lobby", health=health)
     push(url, signer, status)          # then silence: offline_after_s is 1.5 s here
     for width, page in pages.items():
         banner = page.locator(".banner[data-subject='cam-lobby']")
         expect(banner).to_contain_text("CAMERA OFFLINE: cam-lobby", timeout=15_000)
-        expect(page.locator("#devices tr.offline")).to_contain_text("—")
+        expect(page.locator("#devices tr.offline").first).to_contain_text("—")
+        for camera in ("door", "vault"):           # one row per camera, no stale fps
+            expect(page.locator(f"#devices tr[data-camera='{camera}'] td.fps")).to_have_text(
+                "—")
         expect(page.locator("#devices")).to_be_in_viewport()
         shot(page, f"desk-offline-{width}.png")
     tablet = pages["tablet"]
@@ -185,6 +190,28 @@ def test_an_offline_camera_raises_a_banner_and_is_recorded(
     tablet.goto(url + "/history/cameras")
     expect(tablet.locator("table.history")).to_contain_text("device online")
     expect(tablet.locator("table.history")).to_contain_text("system (back online)")
+
+
+def test_a_device_with_several_cameras_shows_one_row_per_camera(
+        desk: tuple[str, Signer], browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    from oneeye.events import CameraHealth
+
+    url, signer = desk
+    page = open_desk(browser, url, "alice", "tablet")
+    health = HealthEvent(
+        device_id="edge-7", site_id="branch-1", camera_id="lobby", sent_at=utc_now(),
+        uptime_s=60, fps=0.0, camera_state="reconnecting",
+        cameras={"door": CameraHealth(state="ok", fps=14.9, frame_age_ms=80.0),
+                 "lobby": CameraHealth(state="reconnecting", frame_age_ms=9000.0)})
+    push(url, signer, desk_event(kind="device_status", device_id="edge-7", health=health))
+    expect(page.locator("#devices tr[data-camera='door']")).to_contain_text("edge-7 · door")
+    expect(page.locator("#devices tr[data-camera='door']")).to_contain_text("14.9")
+    lobby = page.locator("#devices tr[data-camera='lobby']")
+    expect(lobby).to_contain_text("(reconnecting)")
+    expect(lobby).to_contain_text("—")
+    shot(page, "desk-cameras-tablet.png")
 
 
 def test_management_adds_customer_photos_with_verdicts_and_closes_a_case(

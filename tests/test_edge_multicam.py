@@ -232,6 +232,12 @@ def test_a_frozen_camera_has_no_fps_and_a_growing_frame_age() -> None:
     now[0] += 3.0
     assert m.fps() is None                    # nothing in the window: no fps, not a stale 10
     assert m.frame_age_ms() == pytest.approx(6040.0)
+    stalled = Metrics(window_s=10.0, silent_after_s=2.0, clock=lambda: now[0])
+    for _ in range(30):
+        now[0] += 0.1
+        stalled.frame(0.04)
+    now[0] += 2.5                             # silent for longer than the source's stall_s
+    assert stalled.fps() is None and stalled.frame_age_ms() == pytest.approx(2540.0)
 
 
 # ----------------------------------------------------------------------------- CLI

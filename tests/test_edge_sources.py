@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from oneeye.edge.sources import FileSource, FolderSource, Frame, LiveSource, open_source
+from oneeye.edge.live import LiveSource
+from oneeye.edge.sources import FileSource, FolderSource, Frame, open_source
 from oneeye.errors import SourceError
 from tests.wait import wait_until
 

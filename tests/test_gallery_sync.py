@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -10,9 +12,12 @@ from typing import Any
 import numpy as np
 import paho.mqtt.client as paho
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from oneeye import aws
+from oneeye import aws, signing
 from oneeye import gallery as G
+from oneeye.cloud import gallery_store
+from oneeye.cloud.store import Bucket
 from oneeye.edge.gallery_sync import GallerySync, Update
 from oneeye.edge.publishers import make_publisher
 from oneeye.edge.runner import start_gallery_sync, vitals_of
@@ -186,3 +191,102 @@ def test_polling_latest_json_catches_up_and_cache_is_used_at_start(s3: Any,
     other = GallerySync(edge_settings(tmp_path), GalleryHolder(), s3_client=s3)
     other.load_cache()
     assert other.failures == 1 and other.holder.current().versions() == {}
+
+
+# -- signed manifests and plausible versions (the indexer signs, the edge verifies) ------
+
+KEY = Ed25519PrivateKey.generate()
+PUBLIC = signing.public_b64(KEY)
+
+
+def publish(version: int, key: Ed25519PrivateKey | None = KEY, **over: Any) -> GalleryEvent:
+    """Write version ``version`` as the indexer does and return its (signed) message."""
+    latest = gallery_store.write_version(Bucket(BUCKET), make_gallery(version), signing_key=key)
+    event = GalleryEvent(watchlist="missing", version=version, bucket=BUCKET,
+                         key=latest["key"], sha256=latest["sha256"], published_at=utc_now(),
+                         signature=latest.get("signature"))
+    return event.model_copy(update=over)
+
+
+def deliver(sync: GallerySync, event: GalleryEvent) -> bool:
+    sync.on_message("oneeye/gallery/updated", event.to_json().encode())
+    (applied,) = sync.apply_queued()
+    return applied
+
+
+def test_signed_manifest_is_applied_from_message_and_from_latest_json(
+        s3: Any, tmp_path: Path) -> None:
+    holder = GalleryHolder()
+    sync = GallerySync(edge_settings(tmp_path, public_key=PUBLIC), holder, s3_client=s3)
+    assert deliver(sync, publish(1)) is True
+    publish(2)
+    sync.poll_once()
+    assert sync.apply_queued() == [True]
+    assert holder.current().versions() == {"missing": 2} and sync.failures == 0
+
+
+def test_bad_or_missing_signature_is_refused_by_the_edge(s3: Any, tmp_path: Path) -> None:
+    holder = GalleryHolder()
+    holder.swap(make_gallery(1))
+    sync = GallerySync(edge_settings(tmp_path, public_key=PUBLIC), holder, s3_client=s3)
+    forged = publish(2, key=Ed25519PrivateKey.generate())           # someone else's key
+    unsigned = publish(3, key=None)
+    genuine = publish(4)
+    renumbered = genuine.model_copy(update={"version": 5})         # v4's signature, new number
+    garbage = genuine.model_copy(update={"signature": "not base64!"})
+    outcomes = {name: deliver(sync, ev) for name, ev in [
+        ("forged", forged), ("unsigned", unsigned), ("renumbered", renumbered),
+        ("garbage", garbage)]}
+    assert outcomes == dict.fromkeys(outcomes, False)
+    assert holder.current().versions() == {"missing": 1} and sync.failures == 4
+    assert "not base64" in (sync.last_error or "")
+    # The latest.json of an unsigned writer is refused the same way.
+    publish(6, key=None)
+    sync.poll_once()
+    assert sync.apply_queued() == [False] and "not signed" in (sync.last_error or "")
+    assert deliver(sync, genuine) is True and holder.current().versions() == {"missing": 4}
+
+
+def test_implausible_version_jump_is_refused_and_genuine_versions_still_apply(
+        s3: Any, tmp_path: Path) -> None:
+    """Issue 13: a v2^53 announced with its own sha256 must not hide every later version."""
+    holder = GalleryHolder()
+    holder.swap(make_gallery(1))
+    sync = GallerySync(edge_settings(tmp_path, max_version_jump=100), holder, s3_client=s3)
+    genuine = upload(s3, make_gallery(2), latest=True)  # written by the indexer
+    bogus = upload(s3, make_gallery(2**53, n=1))
+    sync.on_message("oneeye/gallery/updated", bogus.to_json().encode())
+    assert sync.apply_queued() == [False]
+    assert "implausible version jump" in (sync.last_error or "")
+    assert holder.current().versions() == {"missing": 1}
+    # The refusal asks the sync thread to read latest.json now, not at the next poll.
+    assert sync.poll_requested
+    sync.poll_once()
+    assert sync.apply_queued() == [True]
+    assert holder.current().versions() == {"missing": genuine.version}
+    assert deliver(sync, upload(s3, make_gallery(3))) is True
+
+
+def test_local_signing_key_file_is_private(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "gallery-signing.key"
+    key = signing.ensure_key_file(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert signing.public_b64(signing.ensure_key_file(path)) == signing.public_b64(key)
+    assert time.time() - path.stat().st_mtime < 600
+
+
+def test_a_gallery_from_before_signing_is_re_signed_and_then_accepted(s3: Any,
+                                                                      tmp_path: Path) -> None:
+    """What `oneeye up` does at start: an unsigned latest.json would be refused forever."""
+    publish(3, key=None)
+    holder = GalleryHolder()
+    sync = GallerySync(edge_settings(tmp_path, public_key=PUBLIC), holder, s3_client=s3)
+    sync.poll_once()
+    assert sync.apply_queued() == [False]
+    assert gallery_store.ensure_signed(Bucket(BUCKET), "missing", KEY) is True
+    assert gallery_store.ensure_signed(Bucket(BUCKET), "missing", KEY) is False  # idempotent
+    sync.poll_once()
+    assert sync.apply_queued() == [True] and holder.current().versions() == {"missing": 3}
+    manifest = Bucket(BUCKET).get_json("gallery/missing/3.json")
+    assert manifest["signature"] == Bucket(BUCKET).get_json(
+        "gallery/missing/latest.json")["signature"]

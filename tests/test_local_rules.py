@@ -175,6 +175,8 @@ def test_router_invokes_the_handler_and_survives_bad_payloads(tmp_path: Path) ->
     router = RulesRouter(compile_rules([rule]), lambdas, dead_letters=tmp_path / "dl.jsonl")
     assert router.route("oneeye/devices/d/matches", b"not json") == 0
     assert router.route("oneeye/devices/d/matches", b"[1, 2]") == 0
+    assert router.route("oneeye/devices/d/matches", b"[" * 100_000) == 0  # RecursionError
+    assert router.route("oneeye/devices/d/matches", b"\xff\xfe") == 0
     assert router.route("oneeye/devices/d/matches", b'{"watchlist": "y"}') == 0
     assert router.route("oneeye/devices/d/matches", b'{"watchlist": "x", "n": 1}') == 1
     router.close()

@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -118,8 +119,9 @@ def test_customer_api_and_enrolment_keys(tmp_path: Path, data_dir: Path) -> None
     keys = [k for k, _ in enrol_photos(customers)]
     assert keys[0] == "uploads/customers/C-1001/1.jpg" and len(keys) == len(set(keys))
     port = free_port()
+    now = [time.time()]
     api = CustomerApi(tmp_path / "c.sqlite3", api_key="k3y",
-                      public_url=f"http://127.0.0.1:{port}")
+                      public_url=f"http://127.0.0.1:{port}", clock=lambda: now[0])
     api.seed(customers)
     api.serve("127.0.0.1", port)
     base = f"http://127.0.0.1:{port}"
@@ -134,7 +136,16 @@ def test_customer_api_and_enrolment_keys(tmp_path: Path, data_dir: Path) -> None
         assert rec["id"] == "C-1001" and rec["name"] == customers[0].name
         photo = requests.get(rec["photo_url"], timeout=5)
         assert photo.status_code == 200 and photo.content == customers[0].photos[0].read_bytes()
-        assert requests.get(f"{base}/photos/C-9999.jpg", timeout=5).status_code == 404
+        assert requests.get(f"{base}/photos/C-9999.jpg", headers={"x-api-key": "k3y"},
+                            timeout=5).status_code == 404
+        # Photos are personal data: no key and no valid signed link → 401.
+        bare = rec["photo_url"].split("?")[0]
+        assert requests.get(bare, timeout=5).status_code == 401
+        assert requests.get(rec["photo_url"].replace("signature=", "signature=0"),
+                            timeout=5).status_code == 401
+        assert requests.get(bare, headers={"x-api-key": "k3y"}, timeout=5).status_code == 200
+        now[0] += 8 * 86400  # the signed link lasts a week
+        assert requests.get(rec["photo_url"], timeout=5).status_code == 401
         assert requests.post(f"{base}/customers/C-1001", timeout=5).status_code == 405
     finally:
         api.stop()
@@ -175,7 +186,7 @@ def test_alerts_reach_the_outbox_with_email_via_smtp_and_sms(
         ("email", "duty@example.org"), ("sms", "+15555550100")]
     sms = next(e for e in entries if e["kind"] == "sms")
     assert sms["body"] == structure["sms"] and sms["event_id"] == envelope["MessageId"]
-    assert {e["site_id"] for e in entries} == {"site-1"}  # what /outbox filters on
+    assert {e["site_id"] for e in entries} == {"site-1"}  # for the per-site outbox page
     mails = list((tmp_path / "mail").glob("*.eml"))
     assert len(mails) == 1 and b"long email text" in mails[0].read_bytes()
     assert b"Subject: OneEye alert: Jo" in mails[0].read_bytes()
@@ -212,3 +223,22 @@ def test_a_taken_port_fails_clearly_before_anything_starts(tmp_path: Path) -> No
     assert f"port {port} (already in use) is needed for ports.http_api" in res.stderr
     assert "--http-port" in res.stderr and "ONEEYE_LOCAL__PORTS__HTTP_API" in res.stderr
     assert not (tmp_path / "var").exists()  # nothing was started or written
+
+
+def test_every_generated_key_file_is_private(tmp_path: Path) -> None:
+    """Keys the local stack and the dashboard generate under var/ are mode 0600."""
+    import stat
+
+    from dashboard.settings import DashboardSettings
+    from oneeye import signing
+    from oneeye.local.sns_delivery import Signer
+    from oneeye.local.stack import _secret_file
+
+    Signer(tmp_path / "sns", "us-east-1")
+    _secret_file(tmp_path / "customer_api_key")
+    signing.ensure_key_file(tmp_path / "gallery-signing.key")
+    DashboardSettings(var_dir=tmp_path / "dashboard").resolved_secret_key()
+    keys = [tmp_path / "sns" / "signing-key.pem", tmp_path / "customer_api_key",
+            tmp_path / "gallery-signing.key", tmp_path / "dashboard" / "secret_key"]
+    assert {str(k.relative_to(tmp_path)): oct(stat.S_IMODE(k.stat().st_mode)) for k in keys} \
+        == {str(k.relative_to(tmp_path)): "0o600" for k in keys}

@@ -17,6 +17,7 @@ from oneeye.errors import SignatureError
 from oneeye.local.filter_policy import matches
 from oneeye.local.settings import SnsDeliverySettings
 from oneeye.local.sns_delivery import Signer, SnsDelivery
+from oneeye.types import utc_now
 from tests.net_support import free_port
 from tests.wait import wait_until
 
@@ -90,7 +91,7 @@ def endpoint() -> Iterator[Endpoint]:
 
 def envelope(message: str, site: str = "site-1", mid: str = "m-1") -> dict[str, Any]:
     return {"Type": "Notification", "MessageId": mid, "TopicArn": TOPIC, "Message": message,
-            "Timestamp": "2026-01-01T00:00:00.000Z",
+            "Timestamp": utc_now(),
             "MessageAttributes": {"site_id": {"Type": "String", "Value": site}}}
 
 
@@ -230,8 +231,8 @@ def test_retry_now_skips_the_backoff_and_unsubscribe_drops_pending(
         assert [m["Type"] for m in endpoint.wait_for(1)] == ["SubscriptionConfirmation"]
         confirmation_marked(slow, sub.arn)
         slow.accept_envelope(envelope("never sent"))  # held: not confirmed
-        # the worker records the confirmation as delivered just after the POST answered
-        wait_until(lambda: slow.pending(sub.arn) == 1, 10, "only the notification pending")
+        # The confirmation's row is marked delivered just after the endpoint has it.
+        wait_until(lambda: slow.pending(sub.arn) == 1, 10, "only the held notification pending")
         assert slow.unsubscribe(sub.arn) and slow.pending(sub.arn) == 0
         assert slow.subscription(sub.arn) is None and not slow.unsubscribe(sub.arn)
         assert slow.accept_envelope(envelope("after", mid="z")) == 0

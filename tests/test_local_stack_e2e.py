@@ -78,7 +78,7 @@ def test_enrolled_customer_on_video_reaches_the_desk(stack: dict[str, Any]) -> N
     assert record is not None, f"no desk card for {customer.id}:\n{tail()}"
     event = record["event"]
     assert event["customer"]["name"] == customer.name and not event["degraded"]
-    assert event["customer"]["photo_url"].endswith(f"/photos/{customer.id}.jpg")
+    assert f"/photos/{customer.id}.jpg?expires=" in event["customer"]["photo_url"]
     assert event["match"]["watchlist"] == "customers" and event["site_id"] == "site-1"
 
     # The same event reached the SNS-style endpoint: confirmation first, then signed

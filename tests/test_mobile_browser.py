@@ -68,7 +68,12 @@ def page(stack: dict[str, Any]) -> Iterator[Any]:
         pg = context.new_page()
         errors: list[str] = []
         pg.on("pageerror", lambda exc: errors.append(str(exc)))
-        pg.goto(stack["url"])
+        # The page is served with a strict CSP; anything it blocks would be a broken page.
+        pg.on("console", lambda msg: errors.append(msg.text)
+              if "Content Security Policy" in msg.text else None)
+        resp = pg.goto(stack["url"])
+        assert resp is not None and "script-src 'self'" in resp.headers[
+            "content-security-policy"]
         expect(pg.locator("body")).to_have_attribute("data-ready", "true")
         yield pg
         context.close()

@@ -9,6 +9,7 @@ import pytest
 
 from oneeye import sns
 from oneeye.errors import SignatureError
+from oneeye.types import format_time, utc_now
 
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:oneeye-desk"
 CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-abc.pem"
@@ -21,7 +22,7 @@ def keys() -> tuple[bytes, bytes]:
 
 def notification(**extra: str) -> dict[str, str]:
     msg = {"Type": "Notification", "MessageId": "m-1", "TopicArn": TOPIC,
-           "Message": json.dumps({"hello": "world"}), "Timestamp": "2026-01-01T00:00:00.000Z"}
+           "Message": json.dumps({"hello": "world"}), "Timestamp": utc_now()}
     msg.update(extra)
     return msg
 
@@ -30,7 +31,7 @@ def confirmation(topic: str = TOPIC) -> dict[str, str]:
     return {"Type": "SubscriptionConfirmation", "MessageId": "m-2", "TopicArn": topic,
             "Token": "tok", "Message": "You have chosen to subscribe",
             "SubscribeURL": "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription",
-            "Timestamp": "2026-01-01T00:00:00.000Z"}
+            "Timestamp": utc_now()}
 
 
 def verifier(keys: tuple[bytes, bytes], calls: list[str] | None = None) -> sns.Verifier:
@@ -42,7 +43,7 @@ def verifier(keys: tuple[bytes, bytes], calls: list[str] | None = None) -> sns.V
 
 
 def test_string_to_sign_notification_order_and_optional_subject() -> None:
-    msg = notification()
+    msg = notification(Timestamp="2026-01-01T00:00:00.000Z")
     assert sns.string_to_sign(msg) == (
         f"Message\n{msg['Message']}\nMessageId\nm-1\nTimestamp\n2026-01-01T00:00:00.000Z\n"
         f"TopicArn\n{TOPIC}\nType\nNotification\n").encode()
@@ -180,3 +181,18 @@ def test_is_sns_url() -> None:
     assert sns.is_sns_url("https://sns.us-gov-west-1.amazonaws.com/?Action=ConfirmSubscription")
     assert not sns.is_sns_url("https://sns.amazonaws.com.attacker.net/")
     assert not sns.is_sns_url("https://[::1/")
+
+
+def test_freshness_window_refuses_old_and_future_messages(keys: tuple[bytes, bytes]) -> None:
+    now = datetime.now(UTC)
+    v = sns.Verifier([TOPIC], fetch=lambda url: keys[1], max_age_s=3600)
+    fresh = sns.sign(notification(Timestamp=format_time(now - timedelta(minutes=59))),
+                     keys[0], CERT_URL)
+    v.verify(fresh)
+    for when, why in [(now - timedelta(minutes=61), "stale"),
+                      (now - timedelta(days=2500), "stale"),
+                      (now + timedelta(minutes=10), "in the future")]:
+        with pytest.raises(SignatureError, match=why):
+            v.verify(sns.sign(notification(Timestamp=format_time(when)), keys[0], CERT_URL))
+    with pytest.raises(SignatureError, match="not a timestamp"):
+        v.verify(sns.sign(notification(Timestamp="yesterday"), keys[0], CERT_URL))

@@ -164,3 +164,35 @@ def test_build_script_makes_every_zip_function(tmp_path: Path) -> None:
         assert (d / "app.py").is_file() and (d / "oneeye" / "cloud" / "desk.py").is_file()
         assert "pydantic" in (d / "requirements.txt").read_text()
         assert not list(d.rglob("__pycache__"))
+
+
+def _actions(res: dict[str, object], function_id: str) -> dict[str, str]:
+    """action → resource (as text) of a function's inline policy statements."""
+    props = res[function_id]["Properties"]  # type: ignore[index]
+    out: dict[str, str] = {}
+    for policy in props["Policies"]:
+        for st in policy["Statement"]:
+            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            for action in actions:
+                out[action] = out.get(action, "") + str(st["Resource"])
+    return out
+
+
+def test_trust_boundaries_in_the_template() -> None:
+    """Issue 13 on AWS: the rules pass the publishing thing, the event functions may read
+    only the registry, the indexer may refuse (delete, audit) and sign, nothing more."""
+    tpl = _local()
+    assert {r.name: r.sql.split(" FROM ")[0] for r in tpl.rules} == dict.fromkeys(
+        (r.name for r in tpl.rules), "SELECT *, topic(3) AS iot_thing")
+    res = ltpl.yaml.load(TEMPLATE.read_text(), Loader=ltpl._Loader)["Resources"]
+    for fn in ("EnrichMatchFunction", "AmberAlertFunction", "DeviceHealthFunction"):
+        acts = _actions(res, fn)
+        assert "thing/*" in acts["iot:DescribeThing"]
+        assert not any(a.startswith("iot:") and a != "iot:DescribeThing" for a in acts)
+    indexer = _actions(res, "GalleryIndexerFunction")
+    assert "/uploads/*" in indexer["s3:DeleteObject"]
+    assert "/status/*" in indexer["s3:GetObject"] and "/audit/*" in indexer["s3:PutObject"]
+    assert "AgenciesTable" in indexer["dynamodb:GetItem"]
+    assert "GallerySigningKeySecretName" in indexer["secretsmanager:GetSecretValue"]
+    env = res["GalleryIndexerFunction"]["Properties"]["Environment"]["Variables"]
+    assert {"AGENCIES_TABLE", "GALLERY_SIGNING_KEY_SECRET"} <= set(env)

@@ -62,6 +62,12 @@ def test_history_search_compares_instants_whatever_the_offset(
     assert _found(desk, f"since={quote(since)}&until={quote(until)}") == found
 
 
+def test_a_zoneless_browser_time_is_in_the_viewers_zone(desk: Flask) -> None:
+    window = "since=2026-03-01T10:07&until=2026-03-01T10:08:00"
+    assert _found(desk, window + "&tz=Asia/Kolkata") == 1  # 10:07 in India = 04:37Z
+    assert _found(desk, window) == 0                         # no zone known: UTC
+
+
 def test_an_unencoded_plus_in_the_query_still_means_an_offset(desk: Flask) -> None:
     # "+05:30" typed into a URL arrives as " 05:30"
     assert _found(desk, "since=2026-03-01T10:07:59+05:30&until=2026-03-01T10:08:00+05:30") == 1

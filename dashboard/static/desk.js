@@ -111,8 +111,8 @@
     } else {
       text.appendChild(el("strong", "title", "CAMERA OFFLINE: " + g.subject));
     }
-    var seen = (sighting ? "seen " + g.count + "× on " + cameraList(g.cameras) : "no health report")
-      + ", last " + OT.clock(g.last_at);
+    var seen = sighting ? "seen " + g.count + "× on " + cameraList(g.cameras) + ", last " + OT.clock(g.last_at)
+      : "offline since " + OT.clock(g.first_at);
     text.appendChild(el("div", "seen", seen));
     if (sighting) {
       text.appendChild(el("div", "case", [g.subject, c.age ? "age " + c.age : null, c.description]
@@ -221,14 +221,20 @@
       return;
     }
     data.devices.forEach(function (d) {
-      var tr = el("tr", d.online ? "online" : "offline");
-      tr.appendChild(el("td", "dev", d.device_id));
-      var st = el("td"); st.appendChild(el("span", "dot")); st.appendChild(document.createTextNode(d.online ? " online" : " OFFLINE"));
-      if (d.camera_state && d.camera_state !== "ok" && d.online) st.appendChild(el("small", null, " (" + d.camera_state + ")"));
-      tr.appendChild(st);
-      tr.appendChild(el("td", "fps", d.fps === null || d.fps === undefined ? "—" : Number(d.fps).toFixed(1)));
-      tr.appendChild(el("td", null, d.age_s < 60 ? Math.round(d.age_s) + " s ago" : OT.clock(d.last_seen)));
-      tbody.appendChild(tr);
+      // One row per camera of the device (health "cameras"); one row for an older device.
+      var cams = d.cameras && d.cameras.length ? d.cameras : [null];
+      cams.forEach(function (c) {
+        var tr = el("tr", d.online ? "online" : "offline");
+        if (c) tr.setAttribute("data-camera", c.camera_id);
+        tr.appendChild(el("td", "dev", c ? d.device_id + " · " + c.camera_id : d.device_id));
+        var state = c ? c.state : d.camera_state, fps = c ? c.fps : d.fps;
+        var st = el("td"); st.appendChild(el("span", "dot")); st.appendChild(document.createTextNode(d.online ? " online" : " OFFLINE"));
+        if (state && state !== "ok" && d.online) st.appendChild(el("small", null, " (" + state + ")"));
+        tr.appendChild(st);
+        tr.appendChild(el("td", "fps", fps === null || fps === undefined ? "—" : Number(fps).toFixed(1)));
+        tr.appendChild(el("td", null, d.age_s < 60 ? Math.round(d.age_s) + " s ago" : OT.clock(d.last_seen)));
+        tbody.appendChild(tr);
+      });
     });
   }
   function refreshDevices() { return getJSON("/api/devices").then(renderDevices).catch(function () {}); }

@@ -110,6 +110,13 @@ class Agencies:
             return None
         return _agency(item)
 
+    def revoked(self, token_sha256: str) -> bool:
+        """True unless ``token_sha256`` names a known, unrevoked token (read consistently)."""
+        item = aws.client("dynamodb").get_item(
+            TableName=self.table, Key={"token_sha256": {"S": token_sha256}},
+            ConsistentRead=True).get("Item")
+        return not item or bool(item.get("revoked", {}).get("BOOL"))
+
     def authenticate(self, req: Request) -> Agency:
         """The caller's agency, or 401 (missing, malformed, unknown or revoked token)."""
         token = req.bearer_token()
@@ -194,17 +201,19 @@ class Audit:
     def __init__(self, bucket: Bucket) -> None:
         self.bucket = bucket
 
-    def record(self, action: str, agency: Agency, req: Request | None = None,
+    def record(self, action: str, agency: Agency | None, req: Request | None = None,
                **fields: Any) -> dict[str, Any]:
+        """Write one record; ``agency`` is None when nobody could be named (a refused upload)."""
         at = utc_now()
-        entry = {"audit_id": new_id(), "at": at, "action": action, "agency": agency.name,
-                 "token_id": agency.token_id,
+        entry = {"audit_id": new_id(), "at": at, "action": action,
+                 "agency": agency.name if agency else None,
+                 "token_id": agency.token_id if agency else None,
                  "source_ip": req.source_ip if req else None,
                  "user_agent": req.user_agent if req else None,
                  "request_id": req.request_id if req else None,
                  **fields}
         self.bucket.put_json(f"audit/{at[:10]}/{entry['audit_id']}.json", entry)
-        log.info("audit: %s by %s (%s) %s", action, agency.name, agency.token_id,
+        log.info("audit: %s by %s (%s) %s", action, entry["agency"], entry["token_id"],
                  {k: v for k, v in fields.items() if k in ("case_id", "upload_id")})
         return entry
 

@@ -25,13 +25,14 @@ import binascii
 import json
 import logging
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from oneeye import events
 from oneeye.alerting import strength
 from oneeye.cloud import store
 from oneeye.cloud.common import Result, clip, parse_match, run_once
+from oneeye.cloud.devices import Registry, registry
 from oneeye.cloud.settings import AmberSettings
 from oneeye.types import SMS_MAX
 
@@ -50,10 +51,13 @@ class AmberDeps:
     desk_topic_arn: str
     cooldown_s: int = 600
     snapshot_url_ttl_s: int = 86400
+    #: Where each thing stands (IoT thing attributes); cached per container.
+    registry: Registry = field(default_factory=Registry)
 
 
 def amber_alert(message: Any, deps: AmberDeps) -> Result:
-    match = parse_match(message, watchlist="missing", handler="amber_alert")
+    match = parse_match(message, watchlist="missing", handler="amber_alert",
+                        registry=deps.registry)
     if not isinstance(match, events.MatchEvent):
         return match
     return run_once(deps.idempotency, match.event_id, lambda: _sighting(match, deps),
@@ -177,6 +181,7 @@ def amber_deps(settings: AmberSettings) -> AmberDeps:
         desk_topic_arn=settings.desk_topic_arn,
         cooldown_s=settings.alert_cooldown_s,
         snapshot_url_ttl_s=settings.snapshot_url_ttl_s,
+        registry=registry(settings),
     )
 
 

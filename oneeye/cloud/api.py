@@ -21,7 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from oneeye.errors import ApiError, ConfigError
+from oneeye.errors import ApiError, ConfigError, EventError
+from oneeye.events import loads
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +81,9 @@ class Request:
         if not self.body.strip():
             raise ApiError(400, "bad_json", "request body is empty; send a JSON object")
         try:
-            value = json.loads(self.body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ApiError(400, "bad_json", f"request body is not JSON ({exc})") from exc
+            value = loads(self.body)
+        except EventError as exc:
+            raise ApiError(400, "bad_json", f"request body is {exc}") from exc
         if not isinstance(value, dict):
             raise ApiError(400, "bad_json", "request body must be a JSON object")
         return value

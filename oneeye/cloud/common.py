@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from oneeye import events
+from oneeye.cloud.devices import THING_FIELD, Registry, Sender, check_sender
 from oneeye.cloud.store import Idempotency
 from oneeye.errors import ConfigError, EventError, InProgress
 from oneeye.events import clip as clip  # desk messages are capped like health errors
@@ -81,8 +82,14 @@ def rejected(handler: str, reason: str, *, event_id: str | None = None) -> Resul
     return out
 
 
-def parse_match(message: Any, *, watchlist: str, handler: str) -> events.MatchEvent | Result:
-    """The validated match for ``watchlist``, or the rejection result to return instead."""
+def parse_match(message: Any, *, watchlist: str, handler: str,
+                registry: Registry) -> events.MatchEvent | Result:
+    """The validated match for ``watchlist`` from the device that sent it, or the rejection.
+
+    The sender is the thing named by the topic (``iot_thing``, added by the rule); a
+    match whose device, site or camera is not that thing's (see
+    :func:`oneeye.cloud.devices.check_sender`) is rejected.
+    """
     try:
         match = events.parse(message, expect=events.MATCH)
     except EventError as exc:
@@ -91,7 +98,18 @@ def parse_match(message: Any, *, watchlist: str, handler: str) -> events.MatchEv
     if match.watchlist != watchlist:
         return rejected(handler, f"watchlist {match.watchlist!r} is not {watchlist!r}",
                         event_id=match.event_id)
-    return match
+    return sender_rejection(message, match, registry, handler) or match
+
+
+def sender_rejection(message: Any, event: Sender, registry: Registry,
+                     handler: str) -> Result | None:
+    """The rejection of an edge event its publishing thing may not send, else None."""
+    thing = message.get(THING_FIELD) if isinstance(message, dict) else None
+    reason = check_sender(event, thing, registry)
+    if reason is None:
+        return None
+    return rejected(handler, f"forged or misrouted sender: {reason}",
+                    event_id=getattr(event, "event_id", None))
 
 
 def run_once(idem: Idempotency, key: str, work: Callable[[], Result], *,

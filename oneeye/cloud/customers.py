@@ -24,11 +24,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from oneeye import aws
 from oneeye.cloud.settings import EnrichSettings
-from oneeye.errors import CustomerApiUnavailable, CustomerNotFound
+from oneeye.errors import CustomerApiUnavailable, CustomerNotFound, EventError
+from oneeye.events import loads
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ class CustomerApi:
             try:
                 req = urllib.request.Request(url, headers=headers, method="GET")
                 with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                    body = json.loads(resp.read(1_000_000))
+                    body = loads(resp.read(1_000_000))
                 if not isinstance(body, dict):
                     raise CustomerApiUnavailable(f"customer API returned {type(body).__name__}")
                 return body
@@ -66,13 +69,61 @@ class CustomerApi:
                     break
             except (urllib.error.URLError, TimeoutError, OSError) as exc:
                 last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            except EventError as exc:
                 last = f"invalid JSON ({exc})"
             if attempt < self.attempts:
                 time.sleep(self.backoff_s * 2 ** (attempt - 1))
         log.warning("customer API unavailable for %s after %d attempt(s): %s",
                     customer_id, attempt, last)
         raise CustomerApiUnavailable(f"customer API unavailable ({last})")
+
+
+def _text(value: object) -> str | None:
+    """A scalar as text (numbers and booleans stringified); anything else dropped."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    return None
+
+
+def _capped(limit: int) -> Any:
+    def clean(value: object) -> str | None:
+        text = _text(value)
+        return None if text is None else (text if len(text) <= limit else text[:limit - 1] + "…")
+    return BeforeValidator(clean)
+
+
+def _web_url(value: object) -> str | None:
+    """An absolute http(s) URL the desk may put in ``<img src>``; anything else dropped."""
+    text = _text(value)
+    if text is None or len(text) > 2000 or not text.startswith(("https://", "http://")) or \
+            any(c.isspace() or c in "\"'<>\\" for c in text):
+        return None
+    return text
+
+
+class CustomerCard(BaseModel):
+    """What the desk shows of a customer record: the only shape the cloud sends on.
+
+    The bank's API is outside OneEye: every field is untrusted. Known fields are kept
+    as text capped in length (numbers and booleans stringified, other types dropped),
+    ``photo_url`` only as an http(s) URL, unknown fields dropped; ``id`` is always ours.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+    name: Annotated[str | None, _capped(200)] = None
+    segment: Annotated[str | None, _capped(60)] = None
+    notes: Annotated[str | None, _capped(1000)] = None
+    since: Annotated[str | None, _capped(40)] = None
+    photo_url: Annotated[str | None, BeforeValidator(_web_url)] = Field(None, max_length=2000)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], customer_id: str) -> CustomerCard:
+        fields = {k: record.get(k) for k in cls.model_fields if k != "id"}
+        return cls(id=customer_id, **fields)
 
 
 def customer_api(settings: EnrichSettings) -> CustomerApi | None:

@@ -16,24 +16,30 @@ with :func:`enrich_deps` / :func:`health_deps`.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from oneeye import events
 from oneeye.cloud import store
-from oneeye.cloud.common import Result, clip, event_id_of, parse_match, rejected, run_once
-from oneeye.cloud.customers import customer_api
+from oneeye.cloud.common import (
+    Result,
+    clip,
+    event_id_of,
+    parse_match,
+    rejected,
+    run_once,
+    sender_rejection,
+)
+from oneeye.cloud.customers import CustomerCard, customer_api
+from oneeye.cloud.devices import Registry, registry
 from oneeye.cloud.settings import EnrichSettings, HealthSettings
 from oneeye.errors import CustomerApiUnavailable, CustomerNotFound, EventError
 
 log = logging.getLogger(__name__)
 
 Lookup = Callable[[str], dict[str, Any]]
-#: A customer card above this is cut to its summary (SNS caps a message at 256 KB).
-MAX_CARD_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -42,11 +48,14 @@ class DeskDeps:
     desk_topic_arn: str
     #: The customer record lookup (the customer API's ``get``); None: not configured.
     lookup: Lookup | None = None
+    #: Where each thing stands (IoT thing attributes); cached per container.
+    registry: Registry = field(default_factory=Registry)
 
 
 def enrich_match(message: Any, deps: DeskDeps) -> Result:
     """Validate one ``oneeye.match/1`` and publish its ``customer_arrived`` card once."""
-    match = parse_match(message, watchlist="customers", handler="enrich_match")
+    match = parse_match(message, watchlist="customers", handler="enrich_match",
+                        registry=deps.registry)
     if not isinstance(match, events.MatchEvent):
         return match
     return run_once(deps.idempotency, match.event_id,
@@ -82,16 +91,8 @@ def _publish_arrival(match: events.MatchEvent, deps: DeskDeps) -> Result:
 
 
 def _customer_card(record: dict[str, Any], customer_id: str) -> dict[str, Any]:
-    """The customer record as the card shows it; ``id`` is always ours."""
-    card = {k: v for k, v in record.items() if isinstance(k, str)}
-    card["id"] = customer_id
-    if len(json.dumps(card, default=str)) > MAX_CARD_BYTES:
-        # SNS refuses messages over 256 KB; a card must never make an arrival undeliverable.
-        log.warning("enrich_match: customer %s record too large; sending its summary only",
-                    customer_id)
-        card = {k: card[k] for k in ("id", "name", "photo_url", "segment") if k in card}
-        card = {k: (v if len(str(v)) <= 2000 else str(v)[:2000]) for k, v in card.items()}
-    return card
+    """The customer record in the typed shape the desk renders (:class:`CustomerCard`)."""
+    return CustomerCard.from_record(record, customer_id).model_dump(exclude_none=True)
 
 
 def _without_snapshot(match: events.MatchEvent) -> events.MatchEvent:
@@ -106,6 +107,9 @@ def device_health(message: Any, deps: DeskDeps) -> Result:
     except EventError as exc:
         return rejected("device_health", str(exc), event_id=event_id_of(message))
     assert isinstance(health, events.HealthEvent)
+    forged = sender_rejection(message, health, deps.registry, "device_health")
+    if forged is not None:
+        return forged
 
     def work() -> Result:
         desk = events.DeskEvent(
@@ -124,12 +128,12 @@ def enrich_deps(settings: EnrichSettings) -> DeskDeps:
     api = customer_api(settings)
     return DeskDeps(idempotency=store.Idempotency(settings.idempotency_table),
                     desk_topic_arn=settings.desk_topic_arn,
-                    lookup=api.get if api is not None else None)
+                    lookup=api.get if api is not None else None, registry=registry(settings))
 
 
 def health_deps(settings: HealthSettings) -> DeskDeps:
     return DeskDeps(idempotency=store.Idempotency(settings.idempotency_table),
-                    desk_topic_arn=settings.desk_topic_arn)
+                    desk_topic_arn=settings.desk_topic_arn, registry=registry(settings))
 
 
 def enrich_from_env() -> DeskDeps:

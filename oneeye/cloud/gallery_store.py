@@ -13,9 +13,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from oneeye import gallery as gal
 from oneeye.cloud.store import Bucket
-from oneeye.errors import GalleryError
+from oneeye.errors import GalleryError, SignatureError
+from oneeye.signing import public_b64, sign_manifest, verify_manifest
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +49,46 @@ def read_latest(bucket: Bucket, watchlist: str) -> tuple[gal.Gallery, dict[str, 
     return g, manifest
 
 
-def write_version(bucket: Bucket, g: gal.Gallery) -> dict[str, Any]:
-    """Write ``g`` as a new version and point ``latest.json`` at it; returns latest.json."""
+def ensure_signed(bucket: Bucket, watchlist: str, signing_key: Ed25519PrivateKey) -> bool:
+    """Sign ``latest.json`` (and its version's manifest) if its signature is not this key's.
+
+    For a stack whose galleries predate signing, or whose key was replaced: edges that
+    verify would otherwise refuse the current version until the next upload. Returns
+    whether anything was re-signed.
+    """
+    latest = bucket.get_json(latest_key(watchlist))
+    if not isinstance(latest, dict) or latest.get("schema") != gal.MANIFEST_SCHEMA:
+        return False
+    args = (watchlist, int(latest["version"]), str(latest["key"]), str(latest["sha256"]))
+    try:
+        verify_manifest(public_b64(signing_key), latest.get("signature"), *args)
+        return False
+    except SignatureError:
+        pass
+    signature = sign_manifest(signing_key, *args)
+    manifest_key = str(latest["key"]).removesuffix(".npz") + ".json"
+    manifest = bucket.get_json(manifest_key)
+    if isinstance(manifest, dict):
+        bucket.put_json(manifest_key, {**manifest, "signature": signature})
+    bucket.put_json(latest_key(watchlist), {**latest, "signature": signature},
+                    cache_control="no-cache")
+    log.info("gallery %s v%s re-signed with the current key", watchlist, latest["version"])
+    return True
+
+
+def write_version(bucket: Bucket, g: gal.Gallery, *,
+                  signing_key: Ed25519PrivateKey | None = None) -> dict[str, Any]:
+    """Write ``g`` as a new version and point ``latest.json`` at it; returns latest.json.
+
+    With ``signing_key`` the manifest carries ``signature`` (:mod:`oneeye.signing`) over
+    watchlist, version, key and sha256, which edges with a public key require.
+    """
     base = f"{prefix(g.watchlist)}{g.version}"
     data = gal.to_bytes(g)
     manifest = gal.manifest_for(g, data, filename=f"{g.version}.npz")
+    if signing_key is not None:
+        manifest["signature"] = sign_manifest(signing_key, g.watchlist, g.version,
+                                              f"{base}.npz", manifest["sha256"])
     bucket.put(f"{base}.npz", data, content_type="application/octet-stream")
     bucket.put_json(f"{base}.json", manifest)
     latest = {**manifest, "key": f"{base}.npz"}

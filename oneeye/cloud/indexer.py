@@ -9,8 +9,11 @@ Keys: ``uploads/missing/{case_id}/{upload_id}.jpg`` (phone uploads; object
 metadata ``case-id``, ``upload-id``, ``agency``, optionally ``name``) and
 ``uploads/customers/{customer_id}/{n}.jpg`` (bank import).
 
-A photo is re-validated here whatever the upload page promised (S3 emulators
-do not enforce POST policies, and a client can lie): size before download,
+A phone photo is enrolled only if its grant (``status/{upload_id}.json``, see
+:mod:`oneeye.cloud.grants`) names exactly this key, case, agency and content
+type, has not expired and its agency is not revoked; anything else is refused,
+audited and deleted. A photo is then re-validated whatever the upload page
+promised (a client can lie): size before download,
 then a safe decode with a pixel limit, then exactly one usable face. Every
 outcome of an upload is written to ``status/{upload_id}.json`` — accepted with
 the gallery version, or rejected with a reason code and the sentence the phone
@@ -26,22 +29,25 @@ versions are built one after another and never race.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import re
 import urllib.parse
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from oneeye import faces
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from oneeye import aws, faces, signing
 from oneeye import gallery as gal
-from oneeye.cloud import gallery_store, store
+from oneeye.cloud import gallery_store, grants, store
+from oneeye.cloud.agencies import Agencies, Audit
 from oneeye.cloud.common import Result, rejected
 from oneeye.cloud.notify import publish_gallery_event
 from oneeye.cloud.settings import IndexerSettings
 from oneeye.cloud.uploads import REASONS
-from oneeye.errors import EnrolmentRejected, GalleryError, ImageError
-from oneeye.events import GalleryEvent
+from oneeye.errors import EnrolmentRejected, EventError, GalleryError, ImageError
+from oneeye.events import GalleryEvent, loads
 from oneeye.types import WATCHLISTS, utc_now
 
 log = logging.getLogger(__name__)
@@ -55,11 +61,15 @@ class IndexerDeps:
     bucket: store.Bucket
     idempotency: store.Idempotency
     cases: store.Cases | None = None
+    #: The agencies table: a phone upload's token must still be valid when it is indexed.
+    agencies: grants.AgencyLookup | None = None
     notify: str = "iot-data"           # GALLERY_NOTIFY (see oneeye.cloud.settings)
     max_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 50_000_000
     max_side: int = 1600               # photos are scaled down to this before detection
     policy: gal.EnrolmentPolicy = field(default_factory=gal.EnrolmentPolicy)
+    #: Signs every manifest (oneeye.signing); None → unsigned, which signed edges refuse.
+    signing_key: Ed25519PrivateKey | None = None
 
 
 def handle(event: dict[str, Any], deps: IndexerDeps) -> list[Result]:
@@ -71,8 +81,8 @@ def handle(event: dict[str, Any], deps: IndexerDeps) -> list[Result]:
     for record in records:
         if record.get("eventSource") == "aws:sqs":
             try:
-                body = json.loads(record.get("body") or "")
-            except json.JSONDecodeError:
+                body = loads(record.get("body") or "")
+            except EventError:
                 results.append(rejected("gallery_indexer", "SQS body is not JSON"))
                 continue
             results.extend(handle_message(body, deps))
@@ -126,8 +136,11 @@ def _index(key: str, m: re.Match[str], deps: IndexerDeps) -> Result:
     if head is None:
         return rejected("gallery_indexer", f"{key} no longer exists")
     meta = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
-    upload_id = meta.get("upload-id") or (m["stem"] if watchlist == "missing"
-                                          else f"{person_id}-{m['stem']}")
+    refused = _refusal(key, watchlist, head, deps)
+    if refused is not None:
+        return refused
+    # The upload id is the key's (checked against its grant), never the poster's metadata.
+    upload_id = m["stem"] if watchlist == "missing" else f"{person_id}-{m['stem']}"
     status = _Status(deps.bucket, upload_id, watchlist, person_id)
     try:
         gal.check_person_id(person_id)
@@ -147,7 +160,8 @@ def _index(key: str, m: re.Match[str], deps: IndexerDeps) -> Result:
     keep = [e for p, e in zip(current.person_ids, current.encodings, strict=True)
             if p == person_id]
     updated = current.with_person(person_id, [*keep, encoding])
-    latest = gallery_store.write_version(deps.bucket, updated)
+    latest = gallery_store.write_version(deps.bucket, updated,
+                                          signing_key=deps.signing_key)
     if watchlist == "missing" and deps.cases is not None:
         name = meta.get("name")
         deps.cases.upsert(person_id, {
@@ -161,6 +175,31 @@ def _index(key: str, m: re.Match[str], deps: IndexerDeps) -> Result:
     log.info("gallery_indexer: %s enrolled into %s v%d", person_id, watchlist, updated.version)
     return {"status": "accepted", "upload_id": upload_id, "watchlist": watchlist,
             "person_id": person_id, "gallery_version": updated.version}
+
+
+def _refusal(key: str, watchlist: str, head: dict[str, Any], deps: IndexerDeps) -> Result | None:
+    """Refuse (audit, delete) an object no grant covers; None when it may be indexed."""
+    grant: Any = None
+    if watchlist == "missing":
+        upload_id = grants.upload_id_of(key)
+        grant = deps.bucket.get_json(f"status/{upload_id}.json") if upload_id else None
+        if deps.agencies is None:
+            reason: str | None = "no agencies table to check the grant against (AGENCIES_TABLE)"
+        else:
+            reason = grants.check(key, head, grant, deps.agencies)
+    else:
+        reason = grants.check_import(key, head)
+    if reason is None:
+        return None
+    agency = (head.get("Metadata") or {}).get("agency")
+    Audit(deps.bucket).record("upload_refused", None, key=key, reason=reason,
+                              claimed_agency=agency, size=head.get("ContentLength"))
+    deps.bucket.delete(key)
+    if isinstance(grant, dict) and grant.get("key") == key and grant.get("state") == "pending":
+        # The grant's own key (late, revoked, wrong type): tell that phone why.
+        _Status(deps.bucket, str(grant.get("upload_id")), watchlist,
+                str(grant.get("case_id"))).write("rejected", reason="refused", message=reason)
+    return rejected("gallery_indexer", f"upload refused and deleted: {reason}")
 
 
 def encode_photo(data: bytes, deps: IndexerDeps) -> Any:
@@ -211,7 +250,8 @@ def remove_person(command: dict[str, Any], deps: IndexerDeps) -> Result:
         return {"status": "absent", "watchlist": watchlist, "person_id": person_id,
                 "gallery_version": current.version}
     updated = current.without_person(str(person_id))
-    latest = gallery_store.write_version(deps.bucket, updated)
+    latest = gallery_store.write_version(deps.bucket, updated,
+                                          signing_key=deps.signing_key)
     _announce(latest, updated, "removed", str(person_id), deps)
     log.info("gallery_indexer: %s removed from %s (v%d)", person_id, watchlist, updated.version)
     return {"status": "removed", "watchlist": watchlist, "person_id": person_id,
@@ -223,7 +263,8 @@ def _announce(latest: dict[str, Any], g: gal.Gallery, change: str, person_id: st
     event = GalleryEvent(watchlist=g.watchlist, version=g.version,  # type: ignore[arg-type]
                          bucket=deps.bucket.name, key=str(latest["key"]),
                          sha256=str(latest["sha256"]), published_at=utc_now(),
-                         change=change, person_id=person_id)  # type: ignore[arg-type]
+                         change=change, person_id=person_id,  # type: ignore[arg-type]
+                         signature=latest.get("signature"))
     publish_gallery_event(event, deps.notify)
 
 
@@ -262,11 +303,27 @@ def indexer_deps(settings: IndexerSettings) -> IndexerDeps:
         bucket=store.Bucket(settings.oneeye_bucket),
         idempotency=store.Idempotency(settings.idempotency_table),
         cases=store.Cases(settings.cases_table) if settings.cases_table else None,
+        agencies=Agencies(settings.agencies_table),
         notify=settings.gallery_notify,
         max_bytes=settings.upload_max_bytes,
+        signing_key=signing_key(settings),
     )
 
 
 def indexer_from_env() -> IndexerDeps:
     """Deps from this process's environment (raises ConfigError naming the variable)."""
     return indexer_deps(IndexerSettings.from_env(root="gallery_indexer"))
+
+
+def signing_key(settings: IndexerSettings) -> Ed25519PrivateKey | None:
+    """The manifest signing key: a Secrets Manager secret holding the PEM (AWS) or the
+    local stack's 0600 file; None (logged) when neither is configured."""
+    if settings.gallery_signing_key_secret:
+        pem = aws.client("secretsmanager").get_secret_value(
+            SecretId=settings.gallery_signing_key_secret)["SecretString"]
+        return signing.load_private(pem)
+    if settings.gallery_signing_key_file:
+        return signing.load_private(Path(settings.gallery_signing_key_file).read_bytes())
+    log.warning("gallery_indexer: no GALLERY_SIGNING_KEY_SECRET/_FILE; manifests are unsigned "
+                "and edges with a public key will refuse them")
+    return None

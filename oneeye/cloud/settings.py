@@ -91,10 +91,27 @@ class UploadUrlTtlSettings(LambdaSettings):
                                   "pending upload older than this (+60 s) is reported expired")
 
 
+class DeviceRegistrySettings(LambdaSettings):
+    device_registry_ttl_s: float = Field(
+        60.0, alias="DEVICE_REGISTRY_TTL_S", ge=0, le=3600, description="seconds a thing's "
+        "registry attributes (site_id, cameras; iot:DescribeThing) are reused per container; "
+        "a device moved to another site is recognised there after at most this long")
+
+
+class GallerySigningSettings(LambdaSettings):
+    gallery_signing_key_secret: str | None = Field(
+        None, alias="GALLERY_SIGNING_KEY_SECRET", description="Secrets Manager secret "
+        "holding the Ed25519 private key (PKCS#8 PEM) that signs gallery manifests")
+    gallery_signing_key_file: str | None = Field(
+        None, alias="GALLERY_SIGNING_KEY_FILE", description="the same key as a file (the "
+        "local stack's var/local/gallery-signing.key, mode 0600); neither set: manifests "
+        "go out unsigned and edges with a public key refuse them")
+
+
 # --- one model per function ----------------------------------------------------------
 
 
-class EnrichSettings(IdempotencySettings, DeskTopicSettings):
+class EnrichSettings(IdempotencySettings, DeskTopicSettings, DeviceRegistrySettings):
     """``enrich_match``: customers matches → ``customer_arrived`` desk cards."""
 
     customer_api_url: str | None = Field(
@@ -114,12 +131,12 @@ class EnrichSettings(IdempotencySettings, DeskTopicSettings):
                                        "exponential backoff from 0.2 s")
 
 
-class HealthSettings(IdempotencySettings, DeskTopicSettings):
+class HealthSettings(IdempotencySettings, DeskTopicSettings, DeviceRegistrySettings):
     """``device_health``: device health → ``device_status`` desk events."""
 
 
 class AmberSettings(IdempotencySettings, DeskTopicSettings, BucketSettings,
-                    CasesTableSettings):
+                    CasesTableSettings, DeviceRegistrySettings):
     """``amber_alert``: missing-person matches → email/SMS alert and desk banner."""
 
     alerts_topic_arn: str = Field(alias="ALERTS_TOPIC_ARN", min_length=20,
@@ -132,7 +149,8 @@ class AmberSettings(IdempotencySettings, DeskTopicSettings, BucketSettings,
                                     "(S3 presigning allows at most 7 days)")
 
 
-class IndexerSettings(IdempotencySettings, BucketSettings, UploadLimitSettings):
+class IndexerSettings(IdempotencySettings, BucketSettings, UploadLimitSettings,
+                      AgenciesTableSettings, GallerySigningSettings):
     """``gallery_indexer``: enrolment photos and removals → new gallery versions."""
 
     cases_table: str | None = Field(None, alias="CASES_TABLE", min_length=3,

@@ -183,6 +183,9 @@ class Bucket:
         self.put(key, json.dumps(value, separators=(",", ":")).encode(),
                  content_type="application/json", cache_control=cache_control)
 
+    def delete(self, key: str) -> None:
+        aws.client("s3").delete_object(Bucket=self.name, Key=key)
+
     def presign_get(self, key: str, *, expires_s: int) -> str:
         return str(aws.client("s3").generate_presigned_url(
             "get_object", Params={"Bucket": self.name, "Key": key}, ExpiresIn=expires_s))

@@ -8,8 +8,9 @@ policy pins the key, ``Content-Type`` (exactly the declared image/jpeg or
 image/png), ``content-length-range`` 1 byte … ``UPLOAD_MAX_BYTES`` (10 MB) and
 the object metadata ``case-id``, ``upload-id``, ``agency``; it expires after
 ``UPLOAD_URL_TTL_S`` (300 s). It writes ``status/{upload_id}.json`` as
-``pending`` at once, so the phone can poll immediately. S3 emulators do not
-enforce POST policies, so the gallery indexer re-checks size, type and face.
+``pending`` at once, so the phone can poll immediately; that record is also the
+upload's *grant* (:mod:`oneeye.cloud.grants`): the gallery indexer enrols only an
+object matching it exactly, and re-checks size, type and face.
 
 Case ids: a new case gets ``MP-{year}-{NNNN}`` from an atomic counter item
 (``counter:case:MP-{year}``) in ``IDEMPOTENCY_TABLE``. An existing case may only
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from oneeye import aws
-from oneeye.cloud import store
+from oneeye.cloud import grants, store
 from oneeye.cloud.agencies import Agencies, Agency, Audit, RateLimiter
 from oneeye.cloud.api import Request, Response, respond
 from oneeye.cloud.settings import UploadStatusSettings, UploadUrlSettings
@@ -60,6 +61,8 @@ REASONS = {
     "unreadable": "the photo could not be read (corrupt or cut off) — take it again",
     "invalid_id": "invalid case or customer id — use 1–128 letters, digits and _.:@-",
     "expired": "the upload link expired before the photo arrived — try again",
+    "refused": "the photo did not match its upload link (late, revoked or another type) — "
+               "request a new link",
 }
 _NUMBERS = {2: "two", 3: "three", 4: "four", 5: "five"}
 
@@ -170,11 +173,11 @@ def create_upload(req: Request, deps: UploadDeps) -> Response:
         "x-amz-meta-case-id": case_id, "x-amz-meta-upload-id": upload_id,
         "x-amz-meta-agency": agency.name})
     expires_at = int(time.time()) + deps.url_ttl_s
-    deps.bucket.put_json(f"status/{upload_id}.json", {
-        "upload_id": upload_id, "case_id": case_id, "state": "pending", "reason": None,
-        "message": "waiting for the photo", "gallery_version": None, "updated_at": utc_now(),
-        "key": key, "expires_at": expires_at, "agency": agency.name,
-    }, cache_control="no-cache")
+    # The pending status is also the upload's grant: the indexer enrols only what it names.
+    deps.bucket.put_json(f"status/{upload_id}.json", grants.record(
+        upload_id=upload_id, case_id=case_id, key=key, agency=agency.name,
+        token_sha256=agency.token_sha256, content_type=form.content_type,
+        expires_at=expires_at, updated_at=utc_now()), cache_control="no-cache")
     deps.audit.record("upload_requested", agency, req, case_id=case_id, upload_id=upload_id,
                       key=key, content_type=form.content_type, filename=form.filename,
                       new_case=form.case_id is None)

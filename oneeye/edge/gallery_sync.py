@@ -12,7 +12,11 @@ matcher. A message can be missed (device offline, broker restart), so every
 
 Refused (old gallery kept, error logged and counted in health): a sha256
 mismatch, a corrupt file, a watchlist/version other than announced, a bucket
-other than the configured one, a key outside ``gallery/{watchlist}/``. Ignored
+other than the configured one, a key outside ``gallery/{watchlist}/``; with
+``public_key`` set, a manifest whose Ed25519 signature (:mod:`oneeye.signing`)
+is missing or does not verify; a *message* announcing a version more than
+``max_version_jump`` ahead of the one in use (a forged v2^53 would otherwise
+hide every genuine version after it) — ``latest.json`` is then read at once. Ignored
 quietly (debug log): watchlists this device does not follow, versions not newer
 than the one in use. Messages arrive on the transport's thread; the work is
 done on our own thread so a slow download never blocks the MQTT client.
@@ -29,10 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oneeye import aws
+from oneeye import aws, signing
 from oneeye import gallery as gallery_mod
 from oneeye.edge.settings import EdgeSettings
-from oneeye.errors import EventError, GalleryError, NotFound, OneEyeError
+from oneeye.errors import EventError, GalleryError, NotFound, OneEyeError, SignatureError
 from oneeye.events import GalleryEvent, clip, parse
 from oneeye.gallery import Gallery, GalleryHolder
 
@@ -60,6 +64,7 @@ class Update:
     sha256: str
     source: str            # "message" | "poll"
     received: float        # time.monotonic() when we learnt of it
+    signature: str | None = None   # base64 Ed25519 over watchlist, version, key, sha256
 
 
 class GallerySync:
@@ -71,6 +76,12 @@ class GallerySync:
         self._s3 = s3_client
         self._queue: queue.Queue[Update | None] = queue.Queue()
         self._stop = threading.Event()
+        self._poll_now = threading.Event()
+        if self.cfg.public_key:
+            signing.public_key(self.cfg.public_key)  # a bad key stops the start, not each update
+        else:
+            log.warning("gallery sync: no gallery_sync.public_key; gallery signatures are "
+                        "not verified")
         self._thread: threading.Thread | None = None
         self.applied = 0
         self.failures = 0
@@ -89,7 +100,12 @@ class GallerySync:
             return
         assert isinstance(event, GalleryEvent)
         self._queue.put(Update(event.watchlist, event.version, event.bucket, event.key,
-                               event.sha256, "message", received))
+                               event.sha256, "message", received, event.signature))
+
+    @property
+    def poll_requested(self) -> bool:
+        """True while a refused update has asked for ``latest.json`` to be read at once."""
+        return self._poll_now.is_set()
 
     def apply_queued(self) -> list[bool]:
         """Apply every update queued so far on the caller's thread (the sync thread not
@@ -115,7 +131,8 @@ class GallerySync:
                     obj = self.s3.get_object(Bucket=bucket, Key=key)
                 latest = json.loads(obj["Body"].read())
                 update = Update(watchlist, int(latest["version"]), bucket, str(latest["key"]),
-                                str(latest["sha256"]), "poll", time.monotonic())
+                                str(latest["sha256"]), "poll", time.monotonic(),
+                                latest.get("signature"))
             except NotFound:
                 log.debug("no %s yet in s3://%s", key, bucket)
                 continue
@@ -160,6 +177,10 @@ class GallerySync:
             self._fail(f"{wl} v{update.version} refused: key {update.key!r} is outside "
                        f"gallery/{wl}/")
             return False
+        refusal = self._untrusted(update, current)
+        if refusal:
+            self._fail(f"{wl} v{update.version} refused, keeping v{current}: {refusal}")
+            return False
         try:
             obj = self.s3.get_object(Bucket=update.bucket, Key=update.key)
             if int(obj.get("ContentLength") or 0) > MAX_GALLERY_BYTES:
@@ -183,6 +204,22 @@ class GallerySync:
         log.info("gallery %s v%d from %s in use (%s, %.2f s after it was announced)", wl,
                  new.version, where, update.source, self.last_swap_latency_s)
         return True
+
+    def _untrusted(self, update: Update, current: int) -> str | None:
+        """Why an update may not be believed (signature, implausible jump), or None."""
+        if self.cfg.public_key:
+            try:
+                signing.verify_manifest(self.cfg.public_key, update.signature,
+                                        update.watchlist, update.version, update.key,
+                                        update.sha256)
+            except SignatureError as exc:
+                return str(exc)
+        jump = update.version - max(current, 0)
+        if update.source == "message" and jump > self.cfg.max_version_jump:
+            self._poll_now.set()  # a genuine big jump is confirmed by latest.json
+            return (f"implausible version jump of {jump} (max_version_jump "
+                    f"{self.cfg.max_version_jump}); reading latest.json instead")
+        return None
 
     def _cache_path(self, watchlist: str) -> Path:
         return Path(self.cfg.cache_dir) / f"{watchlist}.npz"
@@ -222,11 +259,13 @@ class GallerySync:
     def _run(self) -> None:
         next_poll = time.monotonic()  # poll at once: catch up on what we missed while down
         while not self._stop.is_set():
-            if time.monotonic() >= next_poll:
+            if time.monotonic() >= next_poll or self._poll_now.is_set():
+                self._poll_now.clear()
                 self.poll_once()
                 next_poll = time.monotonic() + self.cfg.poll_interval_s
             try:
-                update = self._queue.get(timeout=max(0.05, next_poll - time.monotonic()))
+                wait = 0.0 if self._poll_now.is_set() else next_poll - time.monotonic()
+                update = self._queue.get(timeout=max(0.05, wait))
             except queue.Empty:
                 continue
             if update is None:

@@ -1,17 +1,20 @@
 """Edge vital signs of one camera: throughput, frame age, stage timings, event latency, tracks.
 
-Each camera's pipeline records into its own :class:`Metrics`; :meth:`Metrics.snapshot`
-is the typed :class:`MetricsSnapshot` the health message (``oneeye.health/1``) is
-built from, and :meth:`Metrics.summary` is what ``oneeye edge`` prints at exit.
+Each camera's pipeline records into its own :class:`Metrics`. The runner reads
+:meth:`Metrics.fps`, :meth:`Metrics.frame_age_ms` and the latencies for the health
+message (``oneeye.health/1``); :meth:`Metrics.snapshot` (a typed
+:class:`MetricsSnapshot`) and :meth:`Metrics.summary` are what ``oneeye edge`` and the
+benches print.
 
 fps and frame age describe the present, from frames actually received: fps counts
-the frames of the last ``window_s`` seconds (None when there were none: a camera
-that delivers nothing has no fps), and frame age is the age of the newest frame at
-the moment of the report, so it keeps growing while a camera is frozen. Stage
-timings are averaged over the last ``window`` samples. Latency is "first frame the
-face was tracked → event": media time for file sources (independent of this
-machine's speed), wall time for live ones. Time comes from an injectable monotonic clock
-(``time.monotonic`` by default: intervals must not jump with the wall clock).
+the frames of the last ``window_s`` seconds (None when there were none, or none for
+``silent_after_s``: a camera that delivers nothing has no fps), and frame age is
+the age of the newest frame at the moment of the report, so it keeps growing while
+a camera is frozen. Stage timings are averaged over the last ``window`` samples.
+Latency is "first frame the face was tracked → event": media time for file sources
+(independent of this machine's speed), wall time for live ones. Time comes from an
+injectable monotonic clock (``time.monotonic`` by default: intervals must not jump
+with the wall clock).
 """
 
 from __future__ import annotations
@@ -54,10 +57,13 @@ def percentile_ms(seconds: list[float], q: float) -> float | None:
 
 class Metrics:
     def __init__(self, *, window: int = 300, window_s: float = 10.0,
+                 silent_after_s: float | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
         self._clock = clock
         self.window_s = window_s
+        #: No frame for this long (the source's ``stall_s``): the camera delivers nothing.
+        self.silent_after_s = silent_after_s
         self._stage: dict[str, deque[float]] = {s: deque(maxlen=window) for s in STAGES}
         self._frame_age: deque[float] = deque(maxlen=2000)
         self._frame_times: deque[float] = deque()
@@ -117,10 +123,16 @@ class Metrics:
             return {s: list(v) for s, v in self._stage.items()}
 
     def fps(self) -> float | None:
+        """Frames of the last ``window_s`` per second; None when none arrived in it or,
+        with ``silent_after_s``, none for that long (a silent camera has no rate)."""
         now = self._clock()
         with self._lock:
             self._trim(now)
             n = len(self._frame_times)
+            newest = self._frame_times[-1] if n else None
+        if newest is not None and self.silent_after_s is not None \
+                and now - newest > self.silent_after_s:
+            return None
         span = min(self.window_s, now - self.started)
         return round(n / span, 2) if n and span > 0 else None
 

@@ -118,7 +118,7 @@ def open_cameras(settings: EdgeSettings) -> list[Camera]:
     try:
         for camera_id, s in settings.per_camera().items():
             source = open_source(s.source, realtime=s.realtime, loop=s.loop, stall_s=s.stall_s)
-            cameras.append(Camera(camera_id, s, source))
+            cameras.append(Camera(camera_id, s, source, Metrics(silent_after_s=s.stall_s)))
     except BaseException:
         for cam in cameras:
             cam.source.close()
@@ -168,55 +168,56 @@ def run_edge(settings: EdgeSettings, holder: GalleryHolder, *, sinks: Iterable[S
     cameras = open_cameras(settings)
     stop = stop_event or threading.Event()
     all_sinks: list[Sink] = list(sinks)
-    closers: list[Callable[[], None]] = []
-    pool = FairPool(settings.workers)
-    closers.append(pool.shutdown)
-    if settings.events_out is not None:
-        jsonl = JsonlSink(settings.events_out)
-        all_sinks.append(jsonl)
-        closers.append(jsonl.close)
+    closers: list[Callable[[], None]] = []   # run in reverse order of setup
+    running: list[threading.Thread] = []
     sync: GallerySync | None = None
     uplink: UplinkLike | None = None
-    if settings.publish.url != "none":
-        uplink = (uplink_factory or _default_uplink)(
-            settings, lambda: vitals_of(cameras, holder, sync))
-        uplink.start()
-        all_sinks.append(uplink.submit)
-    sync = start_gallery_sync(settings, holder, uplink)
-    if sync is not None:
-        closers.append(sync.stop)
-    on_frame: FrameHook | None = None
-    if settings.preview_port is not None:
-        from oneeye.edge.preview import Preview
-
-        preview = Preview(settings.preview_port).start()
-        closers.insert(0, preview.close)
-        on_frame = preview.update   # the preview shows the first camera
-    threads = []
-    for i, cam in enumerate(cameras):
-        pipeline = Pipeline(cam.settings, holder, sinks=all_sinks, metrics=cam.metrics,
-                            on_frame=on_frame if i == 0 else None,
-                            pool=pool.lane(cam.camera_id))
-        log.info("edge %s/%s/%s: source %s (%s)", settings.device_id, settings.site_id,
-                 cam.camera_id, cam.settings.source,
-                 "live" if cam.source.live else f"file {cam.source.fps:.2f} fps")
-        threads.append(threading.Thread(target=cam.run, args=(pipeline, stop, duration_s),
-                                        name=f"oneeye-camera-{cam.camera_id}", daemon=True))
-    log.info("edge %s: %d camera(s), galleries %s, publish %s", settings.device_id,
-             len(cameras), json.dumps(holder.current().versions()), settings.publish.url)
     try:
-        for t in threads:
+        pool = FairPool(settings.workers)
+        closers.append(pool.shutdown)
+        if settings.events_out is not None:
+            jsonl = JsonlSink(settings.events_out)
+            all_sinks.append(jsonl)
+            closers.append(jsonl.close)
+        if settings.publish.url != "none":
+            uplink = (uplink_factory or _default_uplink)(
+                settings, lambda: vitals_of(cameras, holder, sync))
+            uplink.start()
+            all_sinks.append(uplink.submit)
+            closers.append(uplink.close)   # after the drain: the outbox closes last but one
+        sync = start_gallery_sync(settings, holder, uplink)
+        if sync is not None:
+            closers.append(sync.stop)
+        on_frame: FrameHook | None = None
+        if settings.preview_port is not None:
+            from oneeye.edge.preview import Preview
+
+            preview = Preview(settings.preview_port).start()
+            closers.append(preview.close)
+            on_frame = preview.update   # the preview shows the first camera
+        log.info("edge %s: %d camera(s), galleries %s, publish %s", settings.device_id,
+                 len(cameras), json.dumps(holder.current().versions()), settings.publish.url)
+        for i, cam in enumerate(cameras):
+            pipeline = Pipeline(cam.settings, holder, sinks=all_sinks, metrics=cam.metrics,
+                                on_frame=on_frame if i == 0 else None,
+                                pool=pool.lane(cam.camera_id))
+            log.info("edge %s/%s/%s: source %s (%s)", settings.device_id, settings.site_id,
+                     cam.camera_id, cam.settings.source,
+                     "live" if cam.source.live else f"file {cam.source.fps:.2f} fps")
+            t = threading.Thread(target=cam.run, args=(pipeline, stop, duration_s),
+                                 name=f"oneeye-camera-{cam.camera_id}", daemon=True)
             t.start()
-        for t in threads:
+            running.append(t)
+        for t in running:
             while t.is_alive():
                 t.join(0.5)   # a timed join keeps the main thread responsive to signals
     finally:
         stop.set()
-        for t in threads:
-            t.join()
-        if uplink is not None:
-            uplink.close()
-        for close in closers:
+        for t in running:
+            t.join()          # each camera drains: pending encodings reach every sink
+        for cam in cameras:
+            cam.source.close()
+        for close in reversed(closers):
             try:
                 close()
             except Exception:  # closing must not hide the run's own error

@@ -97,6 +97,12 @@ class GallerySyncSettings(StrictModel):
                                    "gallery/{watchlist}/latest.json")
     cache_dir: Path = Field(Path("var/edge/galleries"), description="verified galleries on disk")
     update_topic: str = "oneeye/gallery/updated"
+    public_key: str | None = Field(None, pattern=r"^[A-Za-z0-9+/]{43}=$", description="base64 "
+                                   "Ed25519 public key of the indexer: when set, only galleries "
+                                   "whose manifest signature verifies are applied")
+    max_version_jump: int = Field(1000, ge=1, description="an update message announcing more "
+                                  "than this many versions ahead of the one in use is refused; "
+                                  "latest.json in S3 is read instead")
 
 
 class CameraSettings(StrictModel):

@@ -5,16 +5,7 @@ Every source yields :class:`Frame` objects (BGR, as OpenCV decodes them) from
 ``state`` — one of ``ok | connecting | reconnecting | failed | ended`` — for the
 health message.
 
-Live sources (webcam, URL) run a capture thread that keeps only the newest
-frame: when processing is slower than the camera, old frames are dropped (and
-counted) instead of queueing, so frame age never builds up. A camera that stops
-delivering is reopened with exponential backoff (logged at each state change);
-it never raises into the pipeline. A stream that stays open but goes silent (a
-camera that lost its sensor, a NAT that dropped the flow) is caught by a
-watchdog: after ``stall_s`` without a frame the source says ``reconnecting`` and
-opens a new connection at once, whatever OpenCV's own timeouts are; the blocked
-read is abandoned (its thread ends when FFmpeg's read timeout, set to
-``2 * stall_s``, fires) because releasing a capture from another thread is unsafe.
+Live sources (webcam, URL) are :class:`oneeye.edge.live.LiveSource`.
 
 File sources are read by a small prefetch thread (decode overlaps processing)
 as fast as the consumer takes frames, or paced at the file's fps with
@@ -27,7 +18,6 @@ cooldowns and latency so results do not depend on how fast this machine is.
 
 from __future__ import annotations
 
-import functools
 import logging
 import queue
 import threading
@@ -70,7 +60,7 @@ class Capture(Protocol):
 CaptureFactory = Callable[[str | int], Capture]
 
 
-def _cv2_capture(spec: str | int, timeout_s: float | None = None) -> Capture:
+def cv2_capture(spec: str | int, timeout_s: float | None = None) -> Capture:
     """``cv2.VideoCapture(spec)``; streams get FFmpeg open/read timeouts of ``timeout_s``."""
     import cv2
 
@@ -83,7 +73,8 @@ def _cv2_capture(spec: str | int, timeout_s: float | None = None) -> Capture:
     return cap
 
 
-def _valid(image: Any) -> bool:
+def valid_frame(image: Any) -> bool:
+    """True for a BGR uint8 image of shape (h, w, 3), at least 8x8 (what a decoder should give)."""
     return (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3
             and image.shape[0] >= 8 and image.shape[1] >= 8 and image.dtype == np.uint8)
 
@@ -123,7 +114,7 @@ class FileSource(Source):
     """A video file, decoded ahead by one thread into a short queue."""
 
     def __init__(self, path: str | Path, *, realtime: bool = False, loop: bool = False,
-                 opener: CaptureFactory = _cv2_capture, prefetch: int = 4) -> None:
+                 opener: CaptureFactory = cv2_capture, prefetch: int = 4) -> None:
         super().__init__(str(path))
         self.path = Path(path)
         self.realtime = realtime
@@ -160,7 +151,7 @@ class FileSource(Source):
                         ok, image = cap.read()
                         if not ok:
                             break
-                        if not _valid(image):
+                        if not valid_frame(image):
                             self.corrupt_frames += 1
                             log.warning("source %s: corrupt frame %d skipped", self.name, index)
                             index += 1
@@ -262,7 +253,7 @@ class FolderSource(Source):
                     image, reason = None, str(exc)
                 else:
                     reason = "too small"
-                if not _valid(image):
+                if not valid_frame(image):
                     self.corrupt_frames += 1
                     log.warning("source %s: image %s skipped: %s", self.name, path.name, reason)
                     index += 1
@@ -279,174 +270,6 @@ class FolderSource(Source):
         self._set_state("ended")
 
 
-class LiveSource(Source):
-    """A webcam or network stream: newest frame only, reconnect with backoff, stall watchdog.
-
-    ``max_attempts`` consecutive failed (re)connections put the source in
-    ``failed`` and end it; None (the default) retries forever, as a camera on a
-    wall should. Backoff doubles from ``backoff_s`` up to ``max_backoff_s``. A
-    stream that delivers no frame for ``stall_s`` seconds is reported
-    ``reconnecting`` and reopened on a new capture thread (see the module doc).
-    ``clock`` (monotonic seconds) is injectable for tests.
-    """
-
-    live = True
-
-    def __init__(self, spec: str | int, *, opener: CaptureFactory | None = None,
-                 backoff_s: float = 0.5, max_backoff_s: float = 10.0,
-                 max_attempts: int | None = None, stall_s: float = 5.0,
-                 max_bad_reads: int = 25,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(str(spec))
-        self.spec = spec
-        # FFmpeg gives up on a silent stream after 2 * stall_s, freeing an abandoned thread.
-        self._opener = opener or functools.partial(_cv2_capture, timeout_s=2 * stall_s)
-        self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
-        self.max_attempts = max_attempts
-        self.stall_s = stall_s
-        self.max_bad_reads = max_bad_reads
-        self.stalls = 0
-        self._clock = clock
-        self._cond = threading.Condition()
-        self._latest: Frame | None = None
-        self._generation = 0              # bumped to abandon a capture thread
-        self._reading = 0                 # generation whose capture is open and read
-        self._thread: threading.Thread | None = None
-        self._last_frame_at = clock()
-
-    def _open(self) -> Capture | None:
-        try:
-            cap = self._opener(self.spec)
-        except Exception as exc:  # OpenCV/FFmpeg raise anything; a camera must not crash us
-            log.debug("source %s: open raised %s", self.name, exc)
-            return None
-        if cap.isOpened():
-            return cap
-        cap.release()
-        return None
-
-    def _current(self, generation: int) -> bool:
-        return generation == self._generation and not self._stop.is_set()
-
-    def _capture_loop(self, generation: int) -> None:
-        index = 0
-        attempts = 0
-        delay = self.backoff_s
-        try:
-            while self._current(generation):
-                cap = self._open()
-                if not self._current(generation):
-                    if cap is not None:
-                        cap.release()
-                    return
-                if cap is None:
-                    attempts += 1
-                    if self.max_attempts is not None and attempts >= self.max_attempts:
-                        self._set_state("failed", f"gave up after {attempts} attempts")
-                        return
-                    # "connecting" is the first attempt; after a failure we are retrying.
-                    self._set_state("reconnecting", f"retry in {delay:.1f}s")
-                    if self._stop.wait(delay):
-                        return
-                    delay = min(delay * 2, self.max_backoff_s)
-                    continue
-                with self._cond:
-                    self._last_frame_at = self._clock()  # the stall clock starts at open
-                    self._reading = generation
-                index = self._read_until_drop(cap, index, generation)
-                with self._cond:
-                    if self._reading == generation:
-                        self._reading = 0
-                if self._current(generation):
-                    attempts = 0
-                    delay = self.backoff_s
-                    self.reconnects += 1
-                    self._set_state("reconnecting", "stream dropped")
-        finally:
-            with self._cond:
-                self._cond.notify_all()
-
-    def _read_until_drop(self, cap: Capture, index: int, generation: int) -> int:
-        bad = 0
-        last_good = self._clock()
-        try:
-            while self._current(generation):
-                ok, image = cap.read()
-                if not self._current(generation):
-                    return index          # abandoned by the watchdog while blocked in read()
-                if ok and _valid(image):
-                    bad = 0
-                    last_good = self._clock()
-                    self._set_state("ok")
-                    frame = Frame(index, image, time.time())
-                    index += 1
-                    with self._cond:
-                        if self._latest is not None:
-                            self.dropped_frames += 1
-                        self._latest = frame
-                        self._last_frame_at = last_good
-                        self._cond.notify_all()
-                    continue
-                if ok:
-                    self.corrupt_frames += 1
-                bad += 1
-                if bad >= self.max_bad_reads or self._clock() - last_good > self.stall_s:
-                    return index
-                self._stop.wait(0.01)
-        finally:
-            cap.release()
-        return index
-
-    def _start_capture(self) -> threading.Thread:
-        with self._cond:
-            self._generation += 1
-            self._last_frame_at = self._clock()
-            thread = threading.Thread(target=self._capture_loop, args=(self._generation,),
-                                      name=f"oneeye-capture-{self.name}", daemon=True)
-            self._thread = thread
-        thread.start()
-        return thread
-
-    def check_stall(self) -> bool:
-        """If the open stream has been silent for ``stall_s``: report it, reopen; True then."""
-        with self._cond:
-            silent = self._clock() - self._last_frame_at
-            if (self._reading != self._generation or silent <= self.stall_s
-                    or self._stop.is_set()):
-                return False
-        self.stalls += 1
-        self.reconnects += 1
-        self._set_state("reconnecting", f"no frame for {silent:.1f} s: stalled, reopening")
-        self._start_capture()
-        return True
-
-    def frames(self) -> Iterator[Frame]:
-        thread = self._start_capture()
-        try:
-            while not self._stop.is_set():
-                with self._cond:
-                    while (self._latest is None and not self._stop.is_set()
-                           and self._thread is not None and self._thread.is_alive()):
-                        self._cond.wait(min(0.2, self.stall_s / 4))
-                        if self._clock() - self._last_frame_at > self.stall_s:
-                            break
-                    frame, self._latest = self._latest, None
-                    thread = self._thread or thread
-                if frame is None:
-                    if self.check_stall():
-                        continue
-                    if not thread.is_alive():
-                        return
-                    continue
-                yield frame
-        finally:
-            self._stop.set()
-            with self._cond:
-                self._cond.notify_all()
-            thread.join(timeout=2.0)
-
-
 def open_source(spec: str, *, realtime: bool = False, loop: bool = False,
                 stall_s: float = 5.0, opener: CaptureFactory | None = None) -> Source:
     """``"0"`` → webcam 0; ``rtsp://…``/``http(s)://…`` → stream; a folder; else a video file.
@@ -454,6 +277,8 @@ def open_source(spec: str, *, realtime: bool = False, loop: bool = False,
     Raises :class:`SourceError` for a missing or unreadable file or folder; live sources
     never raise (they report their state and reconnect).
     """
+    from oneeye.edge.live import LiveSource  # live.py builds on this module's Source
+
     if spec.isdigit():
         return LiveSource(int(spec), opener=opener, stall_s=stall_s)
     if "://" in spec:
@@ -461,4 +286,4 @@ def open_source(spec: str, *, realtime: bool = False, loop: bool = False,
     path = Path(spec)
     if path.is_dir():
         return FolderSource(path, realtime=realtime, loop=loop)
-    return FileSource(path, realtime=realtime, loop=loop, opener=opener or _cv2_capture)
+    return FileSource(path, realtime=realtime, loop=loop, opener=opener or cv2_capture)

@@ -14,7 +14,7 @@ stores it under ``var/local/mail/``) and appends one JSON line per recipient to
     {"kind": "email"|"sms", "to", "subject", "body", "sent_at", "event_id", "site_id"}
 
 ``event_id`` is the SNS MessageId of the alert; ``site_id`` its ``site_id`` message
-attribute (the dashboard's ``/outbox`` shows a user only their sites' lines). A
+attribute (the dashboard's ``/alerts`` shows a user only their sites' lines). A
 failure (SMTP down, SNS not answering) raises, so the SQS message stays and is
 retried; lines already written for that message are not written twice.
 """
@@ -69,8 +69,10 @@ class AlertOutbox:
         subject = str(envelope.get("Subject") or "OneEye alert")
         texts = texts_of(envelope)
         attributes = envelope.get("MessageAttributes") or {}
-        site = attributes.get("site_id") if isinstance(attributes, dict) else None
-        site_id = site.get("Value") if isinstance(site, dict) else None
+        # The site the alert is about (set by amber_alert from the verified device's site):
+        # the outbox page shows each user only their sites' emails and SMS.
+        site = attributes.get("site_id", {}).get("Value") if isinstance(
+            attributes.get("site_id"), dict) else None
         done = self._done(event_id)
         written = 0
         for protocol, endpoint, policy in self._subscribers():
@@ -86,7 +88,7 @@ class AlertOutbox:
                 self._send_email(endpoint, subject, body)
             self._append({"kind": kind, "to": endpoint, "subject": subject if kind == "email"
                           else None, "body": body, "sent_at": utc_now(), "event_id": event_id,
-                          "site_id": site_id})
+                          "site_id": site})
             written += 1
         if written == 0 and not done:
             log.warning("alert %s: no email/SMS subscriber on the alerts topic (add one with "

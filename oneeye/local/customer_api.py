@@ -2,7 +2,9 @@
 
 ``GET /customers/{id}`` → ``{"id", "name", "photo_url", "segment", "notes",
 "since"}`` (404 unknown, 401 without the key), ``GET /photos/{id}.jpg`` serves
-the customer's first photo (what ``photo_url`` points at), ``/healthz``.
+the customer's first photo (what ``photo_url`` points at) with the key header or
+through the link in the record, signed with the key and valid for a week
+(401 otherwise: a customer's face is personal data), ``/healthz``.
 
 Demo customers are the ``lfw_dev/gallery`` identities, then the people of
 ``knn_examples/train``, as ``C-1001``…; :func:`enrol_photos` lists their
@@ -12,11 +14,14 @@ uploads them and the real indexer builds the customers gallery.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
 import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,13 +82,19 @@ def enrol_photos(customers: list[DemoCustomer]) -> list[tuple[str, Path]]:
             for c in customers for n, p in enumerate(c.photos, start=1)]
 
 
+#: How long a photo link in a customer record works (the desk's history shows old cards).
+PHOTO_URL_TTL_S = 7 * 86400
+
+
 class CustomerApi:
-    def __init__(self, db_path: Path, *, api_key: str, public_url: str) -> None:
+    def __init__(self, db_path: Path, *, api_key: str, public_url: str,
+                 clock: Callable[[], float] = time.time) -> None:
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
         self._db.execute(_SCHEMA)
         self._lock = threading.Lock()
         self._key = api_key
+        self._clock = clock
         self.public_url = public_url.rstrip("/")
         self._server: BaseWSGIServer | None = None
 
@@ -102,7 +113,28 @@ class CustomerApi:
         if row is None:
             return None
         return {"id": row[0], "name": row[1], "segment": row[2], "notes": row[3],
-                "since": row[4], "photo_url": f"{self.public_url}/photos/{row[0]}.jpg"}
+                "since": row[4], "photo_url": self.photo_url(row[0])}
+
+    def photo_url(self, customer_id: str) -> str:
+        """A link to the customer's photo that works without the key header until it expires:
+        signed with the API key (HMAC-SHA256 of ``id:expires``), as S3 presigns a GET."""
+        expires = int(self._clock()) + PHOTO_URL_TTL_S
+        return (f"{self.public_url}/photos/{customer_id}.jpg?expires={expires}"
+                f"&signature={self._sign(customer_id, expires)}")
+
+    def _sign(self, customer_id: str, expires: int) -> str:
+        return hmac.new(self._key.encode(), f"{customer_id}:{expires}".encode(),
+                        hashlib.sha256).hexdigest()
+
+    def _photo_allowed(self, req: Request, customer_id: str) -> bool:
+        if hmac.compare_digest(req.headers.get("x-api-key", ""), self._key):
+            return True
+        try:
+            expires = int(req.args.get("expires", ""))
+        except ValueError:
+            return False
+        return expires >= self._clock() and hmac.compare_digest(
+            req.args.get("signature", ""), self._sign(customer_id, expires))
 
     def photo(self, customer_id: str) -> Path | None:
         with self._lock:
@@ -121,6 +153,9 @@ class CustomerApi:
         if parts == ["healthz"]:
             return _json({"ok": True})
         if len(parts) == 2 and parts[0] == "photos" and parts[1].endswith(".jpg"):
+            if not self._photo_allowed(req, parts[1][:-4]):
+                return _json({"error": "photos need the x-api-key header or a signed link"},
+                             401)
             path = self.photo(parts[1][:-4])
             if path is None or not path.is_file():
                 return _json({"error": "no photo"}, 404)

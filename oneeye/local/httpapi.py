@@ -3,7 +3,8 @@
 Routes come from the template's ``HttpApi`` events (``Path``/``Method``, with
 ``{param}`` segments) and call the same handlers as in AWS. Also served here:
 
-- ``/`` and the static files of ``mobile_upload/`` (the phone page);
+- ``/`` and the static files of ``mobile_upload/`` (the phone page), with a strict
+  Content-Security-Policy (:data:`PHONE_PAGE_CSP`);
 - ``/sns/confirm?Action=ConfirmSubscription|Unsubscribe…`` — the SubscribeURL /
   UnsubscribeURL of the local SNS delivery;
 - ``/s3-upload/{bucket}`` — a same-origin proxy that forwards the phone's
@@ -41,6 +42,11 @@ log = logging.getLogger(__name__)
 
 _TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded",
                "application/xml", "application/javascript")
+#: The phone page's Content-Security-Policy: only its own scripts and styles, photos
+#: previewed from blob:, requests only to this origin (the API and the S3 upload proxy).
+PHONE_PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; "
+                  "img-src 'self' blob: data:; connect-src 'self'; manifest-src 'self'; "
+                  "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 Confirm = Callable[[str, str], "str | None"]
 Unsubscribe = Callable[[str], bool]
 
@@ -63,6 +69,11 @@ def apigw_event(req: Request, route: HttpRoute, params: dict[str, str]) -> dict[
     raw = req.get_data()
     ctype = req.headers.get("content-type", "")
     is_text = not raw or ctype.startswith(_TEXT_TYPES)
+    if is_text:
+        try:
+            raw.decode()
+        except UnicodeDecodeError:  # "text" that is not UTF-8: API Gateway sends it base64
+            is_text = False
     headers: dict[str, str] = {}
     for k, v in req.headers.items():
         if k.lower() == "cookie":
@@ -198,8 +209,9 @@ class HttpApi:
                 ".svg": "image/svg+xml", ".png": "image/png", ".json": "application/json",
                 ".webmanifest": "application/manifest+json"}.get(Path(full).suffix,
                                                                  "application/octet-stream")
-        return Response(Path(full).read_bytes(), mimetype=mime,
-                        headers={"Cache-Control": "no-cache"})
+        return Response(Path(full).read_bytes(), mimetype=mime, headers={
+            "Cache-Control": "no-cache", "Content-Security-Policy": PHONE_PAGE_CSP,
+            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
 
     def serve(self, host: str, port: int) -> HttpApi:
         self._server = make_server(host, port, self.wsgi, threaded=True)

@@ -1,4 +1,7 @@
-"""The moto server (S3, SQS, SNS, DynamoDB stand-in) in a thread of ``oneeye up``.
+"""The moto server (S3, SQS, SNS, DynamoDB, IoT registry stand-in) in a thread of ``oneeye up``.
+
+In front of it, :class:`oneeye.local.post_policy.PostPolicyGuard` checks browser
+POST uploads against their signed policy, as real S3 does and moto does not.
 
 Durable state: moto keeps everything in memory, so the stack records every request
 that changes lasting state with moto's own recorder (``moto.moto_api.recorder``,
@@ -26,6 +29,8 @@ import io
 import json
 import logging
 import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -89,11 +94,18 @@ def _recorder_class() -> type:
     return StateRecorder
 
 
+#: The local stack's only credentials (``FAKE_CREDENTIALS``): access key → secret.
+LOCAL_SECRETS = {"testing": "testing"}
+
+
 class MotoServer:
-    def __init__(self, host: str, port: int, *, recording: Path | None = None) -> None:
+    def __init__(self, host: str, port: int, *, secrets: Mapping[str, str] = LOCAL_SECRETS,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 recording: Path | None = None) -> None:
         from moto.server import ThreadedMotoServer
 
         self.host, self.port = host, port
+        self._secrets, self._clock = secrets, clock
         self.recording = recording
         self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
 
@@ -105,7 +117,7 @@ class MotoServer:
     def start(self, timeout: float = 15.0) -> MotoServer:
         # ThreadedMotoServer.start() waits forever if the bind fails; watch the thread.
         srv: Any = self._server
-        srv._thread = threading.Thread(target=srv._server_entry, daemon=True, name="moto")
+        srv._thread = threading.Thread(target=self._serve, daemon=True, name="moto")
         srv._thread.start()
         waited = 0.0
         while not srv._server_ready_event.wait(0.1):
@@ -132,6 +144,25 @@ class MotoServer:
             recorder.replay_recording(target_host=self.url)  # does not record itself
             _purge_queues()
             log.info("moto state restored from %s", path)
+
+    def _serve(self) -> None:
+        """ThreadedMotoServer's own entry, with the POST-policy check in front of the app."""
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        from oneeye.local.post_policy import PostPolicyGuard
+
+        srv: Any = self._server
+        app = PostPolicyGuard(DomainDispatcherApplication(create_backend_app), self._secrets,
+                              clock=self._clock)
+        srv._server = make_server(self.host, self.port, app, True,
+                                  request_handler=MotoRequestHandler)
+        srv._server_ready_event.set()
+        srv._server.serve_forever()
 
     def stop(self) -> None:
         try:

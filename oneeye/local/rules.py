@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from oneeye.cloud.store import DEFAULT_LEASE_S
-from oneeye.errors import ConfigError, InProgress
+from oneeye.errors import ConfigError, EventError, InProgress
+from oneeye.events import loads
 from oneeye.local.lambdas import Lambdas
 from oneeye.local.template import IotRule
 
@@ -189,8 +190,8 @@ class RulesRouter:
         or at once when none fired: the durable inbox deletes the message then.
         """
         try:
-            data = json.loads(payload)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            data = loads(payload)
+        except EventError:
             log.warning("rules: non-JSON payload on %s ignored (%d bytes)", topic, len(payload))
             data = None
         if data is not None and not isinstance(data, dict):

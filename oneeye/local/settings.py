@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr
 
 from oneeye.config import StrictModel
 from oneeye.errors import ConfigError
+from oneeye.types import Id
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,6 +37,14 @@ class SnsDeliverySettings(StrictModel):
                                    "this long (SNS retries for hours with a custom policy)")
     signature_version: str = Field("2", pattern=r"^[12]$", description="1 = SHA1, 2 = SHA256")
     timeout_s: float = Field(5.0, gt=0, le=60)
+
+
+class RegisteredDevice(StrictModel):
+    """A device registry entry: the IoT thing attributes a device's events are checked
+    against (its events may name only this site and these cameras)."""
+
+    site_id: Id = Field(description="the site this thing stands at")
+    cameras: list[Id] = Field(min_length=1, description="camera ids this thing may report")
 
 
 class LocalSettings(StrictModel):
@@ -71,6 +80,11 @@ class LocalSettings(StrictModel):
                                   "alerts topic (empty: none)")
     edge_source: str | None = Field(None, description="run the edge on this video/camera")
     edge_args: list[str] = Field(default_factory=list, description="extra `oneeye edge` args")
+    edge_device_id: Id = Field("edge-local", description="thing name of the stack's own edge "
+                               "(registered at site_id with the edge's camera)")
+    devices: dict[Id, RegisteredDevice] = Field(
+        default_factory=dict, description="more devices for the registry (thing name → "
+        "site_id, cameras): events from unregistered things are rejected")
     sns: SnsDeliverySettings = Field(default_factory=SnsDeliverySettings)
     ports: PortSettings = Field(default_factory=PortSettings)
 

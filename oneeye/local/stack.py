@@ -56,6 +56,7 @@ class LocalStack:
         self._stopping = threading.Event()
         self.delivery: Any = None
         self._desk_queue_url = ""
+        self.gallery_public_key = ""
 
     # -- start ------------------------------------------------------------------------
 
@@ -99,11 +100,24 @@ class LocalStack:
         from oneeye.cloud.resources import ensure_resources
         cloud_env = ensure_resources("oneeye-local", cors_origins=[s.url("http_api")])
         api_key = _secret_file(self.var / "customer_api_key")
+        # The indexer signs gallery manifests with this key (0600); the edge gets its public half.
+        from oneeye import signing
+        signing_key = self.var / "gallery-signing.key"
+        private = signing.ensure_key_file(signing_key)
+        self.gallery_public_key = signing.public_b64(private)
+        from oneeye.cloud.gallery_store import ensure_signed
+        from oneeye.cloud.store import Bucket
+        from oneeye.types import WATCHLISTS
+        for watchlist in WATCHLISTS:  # galleries kept from before signing (or another key)
+            ensure_signed(Bucket(cloud_env["ONEEYE_BUCKET"]), watchlist, private)
         env.update(cloud_env)
         env.update({"CUSTOMER_API_URL": f"http://{host}:{s.ports.customer_api}",
-                    "CUSTOMER_API_KEY": api_key, "GALLERY_NOTIFY": mqtt_url})
+                    "CUSTOMER_API_KEY": api_key, "GALLERY_NOTIFY": mqtt_url,
+                    "GALLERY_SIGNING_KEY_FILE": str(signing_key)})
         os.environ.update(env)
         self.info.env = env
+
+        self._register_devices()
 
         from oneeye.local.lambdas import Lambdas
         lambdas = Lambdas(template.functions)  # the HTTP API's and the indexer's handlers
@@ -150,6 +164,17 @@ class LocalStack:
         except Exception as exc:  # the demo runs on without uploads
             log.warning("could not create the demo agency token: %s", exc)
             return None
+
+    def _register_devices(self) -> None:
+        """The device registry (IoT thing attributes on moto, as in AWS): handlers accept
+        an edge event only from a registered thing, for its own site and cameras."""
+        from oneeye.cloud.devices import register
+        from oneeye.edge.settings import EdgeSettings
+        if self.s.edge_source:
+            camera = str(EdgeSettings.model_fields["camera_id"].default)
+            register(self.s.edge_device_id, self.s.site_id, [camera])
+        for thing, device in self.s.devices.items():
+            register(thing, device.site_id, device.cameras)
 
     def _on_stop(self, name: str, fn: Callable[[], object]) -> None:
         self._stops.append((name, fn))
@@ -306,6 +331,10 @@ class LocalStack:
                               f"127.0.0.1:{self.s.ports.http_api}"],
             # plain http on localhost: a Secure cookie would never come back
             "session_cookie_secure": False,
+            # The local SNS delivery retries a down dashboard for up to give_up_after_s;
+            # what it finally delivers must not be refused as stale (replays stay refused
+            # as duplicates: event ids are kept for event_ids_retention_days).
+            "sns_max_age_s": min(7 * 86400.0, max(3600.0, self.s.sns.give_up_after_s)),
             "alert_outbox_path": str(self.var / ALERT_OUTBOX_FILE),
             # the management screens (customers' photos, cases) use the same resources
             "cloud": {"bucket": cloud_env["ONEEYE_BUCKET"],
@@ -346,7 +375,9 @@ class LocalStack:
                "ONEEYE_EDGE__GALLERY_SYNC__BUCKET": bucket,
                "ONEEYE_EDGE__GALLERY_SYNC__CACHE_DIR": str(edge_dir / "galleries"),
                "ONEEYE_EDGE__OUTBOX__PATH": str(edge_dir / "outbox.sqlite3"),
-               "ONEEYE_EDGE__SITE_ID": self.s.site_id}
+               "ONEEYE_EDGE__SITE_ID": self.s.site_id,
+               "ONEEYE_EDGE__DEVICE_ID": self.s.edge_device_id,
+               "ONEEYE_EDGE__GALLERY_SYNC__PUBLIC_KEY": self.gallery_public_key}
         argv = [sys.executable, "-m", "oneeye.cli", "edge", "--source", str(self.s.edge_source),
                 "--publish", mqtt_url, "--loop", "--realtime", *self.s.edge_args]
         self._child("edge", argv, env)
