@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -54,8 +55,12 @@ class Stack:
         self.desk = f"http://127.0.0.1:{self.ports['dashboard']}"
 
     def start(self) -> Stack:
+        config = self.var.parent / "local.json"  # the publisher's thing, in the registry
+        config.write_text(json.dumps({"devices": {DEVICE: {"site_id": "site-1",
+                                                           "cameras": ["cam-1"]}}}))
         argv = [sys.executable, "-m", "oneeye.cli", "up", "--var-dir", str(self.var),
-                "--duration", "900"] + ([] if self.dashboard else ["--no-dashboard"])
+                "--config", str(config), "--duration", "900"] + (
+                    [] if self.dashboard else ["--no-dashboard"])
         for name, p in self.ports.items():
             argv += [f"--{name}-port", str(p)]
         with self.log_path.open("ab") as log:
