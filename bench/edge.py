@@ -1,6 +1,7 @@
 """Edge pipeline bench: OneEye's pipeline next to the naive prototype loop, same process.
 
 Run:  .venv/bin/python bench/edge.py [--visits 12] [--strangers 4] [--naive-frames 300]
+      [--sections hamilton,entrance,range,idle]
 
 Two clips:
 * ``short_hamilton_clip.mp4`` (640x360, 275 frames) with a gallery built from
@@ -20,6 +21,18 @@ frames only (its fps is per frame; its events per visit count visits it saw comp
 
 Latency is media time from a visit's first visible frame to its event's
 ``source_frame``. A wrong-person event names someone not visible at that frame.
+
+Two more sections (issue 11 §5):
+
+* (a) ``range``: a generated 1920x1080 video at 15 fps where lfw_dev faces (probe
+  photos of enrolled people, and impostors) walk slowly across the frame, four at a
+  time, at face widths from 24 to 128 px (the HOG box width). Per size it prints
+  detection recall (a track was on the face), recognition recall (the right event)
+  and wrong-person / stranger events for the current path (native resolution,
+  regions) and for the previous full-frame path (frames downscaled to 1280 wide,
+  HOG on the whole frame at scale 0.75, faces encoded from 40 px), same run.
+* (c) ``idle``: CPU per frame of an empty 1080p scene (camera noise only) through
+  the pipeline vs decoding alone, same video, same run.
 
 ``--multicam`` (issue 11 §5b) instead runs N copies of a generated 1920x1080 entrance
 video at real time (15 fps) as N cameras of ONE edge process (``run_edge``: one
@@ -46,20 +59,23 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench._common import enrol_photos, read_dataset  # noqa: E402
 from oneeye import faces, synth  # noqa: E402
+from oneeye.edge.gallery_holder import GalleryHolder  # noqa: E402
 from oneeye.edge.pipeline import Pipeline  # noqa: E402
 from oneeye.edge.runner import run_edge  # noqa: E402
 from oneeye.edge.settings import EdgeSettings  # noqa: E402
 from oneeye.edge.sources import FileSource  # noqa: E402
 from oneeye.events import MatchEvent  # noqa: E402
 from oneeye.gallery import (  # noqa: E402
+    EnrolmentPolicy,
     Gallery,
-    GalleryHolder,
     Matcher,
     encode_enrolment_photo,
     load,
     save,
 )
+from oneeye.types import BBox  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 HAMILTON = DATA / "ageitgey_face_recognition" / "examples" / "short_hamilton_clip.mp4"
@@ -201,16 +217,271 @@ def score(events: list[tuple[int, str]], truth: synth.GroundTruth, upto: int | N
     }
 
 
-def lfw_gallery_entries() -> list[tuple[str, np.ndarray]]:
-    """(person, encoding) of every usable ``lfw_dev/gallery`` photo."""
-    entries = []
-    for person_dir in sorted((LFW / "gallery").iterdir()):
-        for photo in sorted(person_dir.glob("*.jpg")):
-            try:
-                entries.append((person_dir.name, encode_enrolment_photo(photo)))
-            except Exception as exc:  # a rejected enrolment photo is reported, not fatal
-                print(f"  enrolment skipped {photo.name}: {exc}", file=sys.stderr)
-    return entries
+# --------------------------------------------------------------------------- (a) range, (c) idle
+
+RANGE_SIZES = (24, 28, 32, 36, 40, 48, 64, 96, 128)
+RANGE_FPS = 15.0
+#: The path before issue 11: whole frame downscaled to 1280 wide and by 0.75, faces from 40 px.
+FULL_FRAME_PATH: dict[str, Any] = {"detection": {"regions": False, "max_width": 1280,
+                                                 "scale": 0.75},
+                                   "recognition": {"min_face_px": 40}}
+
+
+def make_range_video(path: Path, people: list[tuple[str, Path, bool]], sizes: tuple[int, ...],
+                     seed: int = 5) -> list[dict[str, Any]]:
+    """Write the (a) video; returns the appearances: person, enrolled, size, frames, track."""
+    import cv2
+
+    width, height, per_segment = 1920, 1080, 4
+    seg_frames, gap_frames = round(1.6 * RANGE_FPS), round(0.6 * RANGE_FPS)
+    rng = np.random.default_rng(seed)
+    bg = synth.background(width, height, seed)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), RANGE_FPS,
+                             (width, height))
+    truth: list[dict[str, Any]] = []
+    index = 0
+    heads: dict[tuple[Path, int], tuple[np.ndarray, int]] = {}
+    for _ in range(gap_frames):
+        writer.write(synth.scene(bg, [], rng=rng))
+        index += 1
+    for size in sizes:
+        order = [people[i] for i in rng.permutation(len(people))]
+        for s0 in range(0, len(order), per_segment):
+            group = order[s0:s0 + per_segment]
+            placed = []
+            for j, (person, photo, enrolled) in enumerate(group):
+                if (photo, size) not in heads:
+                    heads[(photo, size)] = synth.head(photo, size)
+                cx0 = int((j + 0.3) * width / per_segment)
+                cy = int(rng.uniform(0.25, 0.65) * height)
+                placed.append((person, enrolled, heads[(photo, size)], cx0, cy))
+                truth.append({"person": person, "enrolled": enrolled, "size": size,
+                              "first": index, "last": index + seg_frames - 1, "cx0": cx0,
+                              "cy": cy, "dx": 2})
+            for k in range(seg_frames):
+                writer.write(synth.scene(bg, [(h, cx0 + 2 * k, cy, w)
+                                              for _, _, (h, w), cx0, cy in placed], rng=rng))
+            index += seg_frames
+            for _ in range(gap_frames):
+                writer.write(synth.scene(bg, [], rng=rng))
+                index += 1
+    writer.release()
+    return truth
+
+
+def _near(a: dict[str, Any], frame: int, box: BBox) -> bool:
+    cx, cy = (box[1] + box[3]) / 2, (box[0] + box[2]) / 2
+    tx, ty = a["cx0"] + a["dx"] * (frame - a["first"]), a["cy"]
+    return abs(cx - tx) <= max(16, a["size"]) and abs(cy - ty) <= max(16, a["size"])
+
+
+def run_range(video: Path, truth: list[dict[str, Any]], matcher: Matcher,
+              overrides: dict[str, Any]) -> dict[str, Any]:
+    """Detection/recognition recall per size and wrong-person events of one pipeline path."""
+    settings = EdgeSettings.model_validate({"source": str(video), "cooldown_s": 0, **overrides})
+    events: list[MatchEvent] = []
+    detected: set[int] = set()
+    frame_no = [0]
+    scale = [1.0]
+
+    def on_frame(image: np.ndarray, ann: list[Any]) -> None:
+        f = frame_no[0]
+        frame_no[0] += 1
+        scale[0] = 1920 / image.shape[1]
+        for i, a in enumerate(truth):
+            if i in detected or not a["first"] <= f <= a["last"]:
+                continue
+            for box, _label, _known in ann:
+                if _near(a, f, tuple(round(v * scale[0]) for v in box)):  # type: ignore[arg-type]
+                    detected.add(i)
+    pipe = Pipeline(settings, GalleryHolder(matcher), sinks=[events.append], on_frame=on_frame)
+    c0, t0 = time.process_time(), time.perf_counter()
+    metrics = pipe.run(FileSource(video))
+    cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+    recognised: set[int] = set()
+    wrong = stranger = 0
+    for e in events:
+        f = e.source_frame or 0
+        here = [i for i, a in enumerate(truth) if a["first"] <= f <= a["last"] + 3
+                and _near(a, min(f, a["last"]), e.bbox)]
+        if not here:
+            wrong += 1
+            continue
+        a = truth[here[0]]
+        if not a["enrolled"]:
+            stranger += 1
+        elif a["person"] == e.person_id:
+            recognised.add(here[0])
+        else:
+            wrong += 1
+    per_size = {}
+    for size in sorted({a["size"] for a in truth}):
+        idx = [i for i, a in enumerate(truth) if a["size"] == size]
+        enrolled = [i for i in idx if truth[i]["enrolled"]]
+        per_size[size] = {"detected": round(sum(i in detected for i in idx) / len(idx), 3),
+                          "recognised": round(sum(i in recognised for i in enrolled)
+                                              / max(1, len(enrolled)), 3)}
+    return {"per_size": per_size, "wrong_person_events": wrong, "stranger_events": stranger,
+            "events": len(events), "cpu_ms_per_frame": round(1000 * cpu / metrics.frames, 1),
+            "fps": round(metrics.frames / wall, 1)}
+
+
+def range_section(work: Path, lfw_entries: list[tuple[str, np.ndarray]], enrolled_n: int,
+                  strangers_n: int) -> dict[str, Any]:
+    ids = sorted({p for p, _ in lfw_entries})
+    rng = np.random.default_rng(11)
+    chosen = [ids[i] for i in sorted(rng.choice(len(ids), enrolled_n, replace=False))]
+    people = [(p, sorted((LFW / "probes" / p).glob("*.jpg"))[0], True) for p in chosen]
+    people += [(ph.stem, ph, False)
+               for ph in sorted((LFW / "impostors").glob("*.jpg"))[:strangers_n]]
+    video = work / "range.avi"
+    truth = make_range_video(video, people, RANGE_SIZES)
+    print(f"range video: 1920x1080 @ {RANGE_FPS:.0f} fps, {len(truth)} appearances "
+          f"({enrolled_n} enrolled + {strangers_n} strangers per size)", file=sys.stderr)
+    matcher = Matcher([padded("customers", lfw_entries)])
+    return {"new": run_range(video, truth, matcher, {}),
+            "full_frame": run_range(video, truth, matcher, FULL_FRAME_PATH)}
+
+
+def idle_section(work: Path, seconds: float, gallery: Gallery) -> dict[str, Any]:
+    """(c): CPU per frame of an empty 1080p scene, pipeline vs decode only."""
+    import cv2
+
+    video = work / "empty.avi"
+    bg = synth.background(1920, 1080, 9)
+    rng = np.random.default_rng(9)
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"MJPG"), RANGE_FPS,
+                             (1920, 1080))
+    frames = round(seconds * RANGE_FPS)
+    for _ in range(frames):
+        writer.write(synth.scene(bg, [], rng=rng))
+    writer.release()
+    c0 = time.process_time()
+    n = sum(1 for _ in FileSource(video).frames())
+    decode = 1000 * (time.process_time() - c0) / n
+    out: dict[str, Any] = {"frames": n, "decode_ms": round(decode, 2)}
+    for name, extra in (("pipeline", {}), ("full_frame", FULL_FRAME_PATH)):
+        settings = EdgeSettings.model_validate({"source": str(video), **extra})
+        pipe = Pipeline(settings, GalleryHolder(Matcher([gallery])))
+        c0 = time.process_time()
+        metrics = pipe.run(FileSource(video))
+        ms = 1000 * (time.process_time() - c0) / metrics.frames
+        out[name] = {"cpu_ms": round(ms, 2), "x_decode": round(ms / decode, 2)}
+    return out
+
+
+def print_range(r: dict[str, Any]) -> None:
+    print("\n== (a) 1080p range video: recall per face width (HOG box px), new path vs the "
+          "full-frame path")
+    print(f"  {'face px':>8} {'detected new':>13} {'full-frame':>11} {'recognised new':>15} "
+          f"{'full-frame':>11}")
+    for size, n in r["new"]["per_size"].items():
+        o = r["full_frame"]["per_size"][size]
+        print(f"  {size:>8} {n['detected']:>13.0%} {o['detected']:>11.0%} "
+              f"{n['recognised']:>15.0%} {o['recognised']:>11.0%}")
+    for name in ("new", "full_frame"):
+        x = r[name]
+        print(f"  {name:10}: events {x['events']}, wrong-person {x['wrong_person_events']}, "
+              f"stranger events {x['stranger_events']}, {x['cpu_ms_per_frame']} CPU-ms/frame, "
+              f"{x['fps']} fps")
+    print("  targets: recall >=80% at 40 px, >=50% at 32 px, 0 wrong-person")
+
+
+def print_idle(r: dict[str, Any]) -> None:
+    print(f"\n== (c) empty 1080p scene, {r['frames']} frames: decode only {r['decode_ms']} "
+          f"CPU-ms/frame; pipeline {r['pipeline']['cpu_ms']} ({r['pipeline']['x_decode']}x "
+          f"decode); full-frame path {r['full_frame']['cpu_ms']} "
+          f"({r['full_frame']['x_decode']}x)")
+    print("  target: pipeline <= 1.5x decode-only")
+
+
+def classic(args: argparse.Namespace, work: Path, miranda: list[tuple[str, np.ndarray]],
+            lfw_entries: list[tuple[str, np.ndarray]], out: dict[str, Any]) -> tuple[Any, Any]:
+    """The Hamilton clip and the entrance video, OneEye vs the naive loop."""
+    visits = synth.lfw_visits(LFW, enrolled=args.visits, strangers=args.strangers,
+                              seed=args.seed, eligible={p for p, _ in lfw_entries})
+    video = work / "entrance.avi"
+    truth = synth.make_entrance_video(video, visits, seed=args.seed)
+    print(f"entrance video: {truth.frames} frames, {len(truth.visits)} visits "
+          f"({sum(v.enrolled for v in truth.visits)} enrolled), 640x480 @ {truth.fps} fps",
+          file=sys.stderr)
+    g_ham = padded("customers", miranda)
+    g_ent = padded("customers", lfw_entries)
+
+    # ---------------------------------------------------------------- OneEye pipeline
+    ev_h, fps_h, n_h, _, cpu_h = run_pipeline(HAMILTON, g_ham)
+    ev_e, fps_e, n_e, m_e, cpu_e = run_pipeline(video, g_ent)
+    rss_now, rss_peak = rss_mb()
+
+    # ---------------------------------------------------------------- naive loop
+    nv_h, nfps_h, _, rule_first, ncpu_h = run_naive(HAMILTON, miranda, None, ruled=g_ham)
+    nv_e, nfps_e, nn_e, _, ncpu_e = run_naive(video, lfw_entries, args.naive_frames)
+    usable = recognisable(video, truth, g_ent)
+
+    first_naive = min((f for f, p in nv_h if p == "lin-manuel-miranda"), default=None)
+    ham_lat = [(e.source_frame - first_naive) / 29.97 for e in ev_h
+               if first_naive is not None and e.source_frame is not None]
+    ham_lat_rule = [(e.source_frame - rule_first) / 29.97 for e in ev_h
+                    if rule_first is not None and e.source_frame is not None]
+    out["hamilton"] = {
+        "oneeye": {"fps": round(fps_h, 1), "cpu_ms_per_frame": round(cpu_h, 1),
+                   "frames": n_h, "events": len(ev_h),
+                   "people": sorted({e.person_id for e in ev_h}),
+                   "latency_s_from_first_naive_match": [round(x, 3) for x in ham_lat],
+                   "latency_s_from_first_rule_acceptable_face": [round(x, 3)
+                                                                for x in ham_lat_rule]},
+        "naive": {"fps": round(nfps_h, 1), "cpu_ms_per_frame": round(ncpu_h, 1),
+                  "events": len(nv_h),
+                  "people": sorted({p for _, p in nv_h}), "first_match_frame": first_naive,
+                  "first_rule_acceptable_frame": rule_first},
+        "speedup": round(fps_h / nfps_h, 1),
+    }
+    slack = int(truth.fps * 1.0)
+    out["entrance"] = {
+        "oneeye": {"fps": round(fps_e, 1), "cpu_ms_per_frame": round(cpu_e, 1), "frames": n_e,
+                   **score([(e.source_frame or 0, e.person_id) for e in ev_e], truth, None, slack,
+                           usable),
+                   "encodes": m_e.encodes},
+        "naive": {"fps": round(nfps_e, 1), "cpu_ms_per_frame": round(ncpu_e, 1),
+                  "frames": nn_e,
+                  **score(nv_e, truth, nn_e, slack)},
+        "speedup": round(fps_e / nfps_e, 1),
+    }
+    out["memory"] = {"gallery_identities": PAD_TO, "rss_mb": round(rss_now, 1),
+                     "peak_rss_mb": round(rss_peak, 1)}
+    return rule_first, first_naive
+
+
+def print_classic(out: dict[str, Any], rule_first: Any, first_naive: Any) -> None:
+    h, e = out["hamilton"], out["entrance"]
+    print("\n== short_hamilton_clip.mp4 (640x360, gallery: lin-manuel-miranda + 9,999 padding)")
+    print(f"  naive : {h['naive']['fps']:6.1f} fps ({h['naive']['cpu_ms_per_frame']} CPU-ms/frame),"
+          f" {h['naive']['events']} events "
+          f"{h['naive']['people']}")
+    o = h["oneeye"]
+    print(f"  oneeye: {o['fps']:6.1f} fps ({o['cpu_ms_per_frame']} CPU-ms/frame),"
+          f" {h['oneeye']['events']} events "
+          f"{h['oneeye']['people']}  ({h['speedup']}x)")
+    print(f"  latency: {h['oneeye']['latency_s_from_first_rule_acceptable_face']} s from the "
+          f"first frame (#{rule_first}) whose face the gallery rule accepts in a full-res still; "
+          f"{h['oneeye']['latency_s_from_first_naive_match']} s from naive's first 0.6 match "
+          f"(#{first_naive}, a 48 px face at distance >0.5 that OneEye's rule rejects)")
+    print(f"\n== entrance video (640x480, {e['oneeye']['visits']} visits, "
+          f"{e['oneeye']['enrolled_visits']} enrolled; gallery 80 lfw + padding to 10,000)")
+    for name in ("naive", "oneeye"):
+        r = e[name]
+        print(f"  {name:6}: {r['fps']:6.1f} fps ({r['cpu_ms_per_frame']} CPU-ms/frame) over "
+              f"{r['frames']} frames, events {r['events']}, "
+              f"recall {r['recall']} (of {r['recognisable_visits']} visits recognisable in a "
+              f"still: {r['recall_recognisable']}), events/visit {r['events_per_visit']}, "
+              f"stranger events {r['stranger_events']}, wrong-person {r['wrong_person_events']}, "
+              f"latency median {r['latency_s_median']} s p95 {r['latency_s_p95']} s")
+    print(f"  speedup {e['speedup']}x")
+    mem = out["memory"]
+    print(f"\n== memory with a {PAD_TO:,}-identity gallery: RSS {mem['rss_mb']} MB "
+          f"(peak {mem['peak_rss_mb']} MB)")
+    print("\ntargets: >=5x throughput; recall >=0.95, 1 event/visit, 0 wrong-person; "
+          "latency median <=0.5 s, p95 <=1 s; RSS <=500 MB")
 
 
 def bench_multicam(args: argparse.Namespace) -> dict[str, Any]:
@@ -275,19 +546,40 @@ def print_multicam(out: dict[str, Any]) -> None:
           "N=1; at 8, frames skipped evenly and no camera stalls")
 
 
+def lfw_gallery_entries() -> list[tuple[str, np.ndarray]]:
+    """lfw_dev's gallery enrolled with the default policy (cached by bench/_common.py)."""
+    photos = sorted((p for p in read_dataset(LFW) if p.split == "gallery"),
+                    key=lambda p: str(p.path))
+    enrolled = enrol_photos(photos, EnrolmentPolicy(), verbose=False)
+    out = []
+    for p in photos:
+        r = enrolled[p.path]
+        if isinstance(r, str):
+            print(f"  enrolment skipped {p.path.name}: {r}", file=sys.stderr)
+        else:
+            out.append((p.identity, r))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--visits", type=int, default=20, help="enrolled visits")
     ap.add_argument("--strangers", type=int, default=6)
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--naive-frames", type=int, default=300)
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--sections", default="classic,range,idle",
+                    help="comma-separated: classic (Hamilton + entrance), range (a), idle (c)")
+    ap.add_argument("--range-people", type=int, default=12,
+                    help="(a): enrolled faces per size (plus a third as many strangers)")
+    ap.add_argument("--idle-s", type=float, default=45.0,
+                    help="(c): seconds of empty scene (3 sweeps at the default sweep_s)")
     ap.add_argument("--multicam", action="store_true",
                     help="only the multi-camera bench (issue 11 §5b)")
     ap.add_argument("--cameras", type=lambda v: [int(x) for x in v.split(",")],
                     default=[1, 2, 4, 8], help="camera counts for --multicam")
     ap.add_argument("--mc-visits", type=int, default=8,
                     help="enrolled visits in the --multicam video")
+    ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.multicam:
         result = bench_multicam(args)
@@ -296,95 +588,28 @@ def main() -> int:
         else:
             print_multicam(result)
         return 0
+    sections = set(args.sections.split(","))
     out: dict[str, Any] = {}
     work = Path(tempfile.mkdtemp(prefix="oneeye-bench-edge-"))
-
-    # ---------------------------------------------------------------- galleries + video
-    miranda = [("lin-manuel-miranda", encode_enrolment_photo(MIRANDA))]
     lfw_entries = lfw_gallery_entries()
-    visits = synth.lfw_visits(LFW, enrolled=args.visits, strangers=args.strangers,
-                              seed=args.seed, eligible={p for p, _ in lfw_entries})
-    video = work / "entrance.avi"
-    truth = synth.make_entrance_video(video, visits, seed=args.seed)
-    print(f"entrance video: {truth.frames} frames, {len(truth.visits)} visits "
-          f"({sum(v.enrolled for v in truth.visits)} enrolled), 640x480 @ {truth.fps} fps",
-          file=sys.stderr)
-    g_ham = padded("customers", miranda)
-    g_ent = padded("customers", lfw_entries)
-
-    # ---------------------------------------------------------------- OneEye pipeline
-    ev_h, fps_h, n_h, _, cpu_h = run_pipeline(HAMILTON, g_ham)
-    ev_e, fps_e, n_e, m_e, cpu_e = run_pipeline(video, g_ent)
-    rss_now, rss_peak = rss_mb()
-
-    # ---------------------------------------------------------------- naive loop
-    nv_h, nfps_h, _, rule_first, ncpu_h = run_naive(HAMILTON, miranda, None, ruled=g_ham)
-    nv_e, nfps_e, nn_e, _, ncpu_e = run_naive(video, lfw_entries, args.naive_frames)
-    usable = recognisable(video, truth, g_ent)
-
-    first_naive = min((f for f, p in nv_h if p == "lin-manuel-miranda"), default=None)
-    ham_lat = [(e.source_frame - first_naive) / 29.97 for e in ev_h
-               if first_naive is not None and e.source_frame is not None]
-    ham_lat_rule = [(e.source_frame - rule_first) / 29.97 for e in ev_h
-                    if rule_first is not None and e.source_frame is not None]
-    out["hamilton"] = {
-        "oneeye": {"fps": round(fps_h, 1), "cpu_ms_per_frame": round(cpu_h, 1),
-                   "frames": n_h, "events": len(ev_h),
-                   "people": sorted({e.person_id for e in ev_h}),
-                   "latency_s_from_first_naive_match": [round(x, 3) for x in ham_lat],
-                   "latency_s_from_first_rule_acceptable_face": [round(x, 3)
-                                                                for x in ham_lat_rule]},
-        "naive": {"fps": round(nfps_h, 1), "cpu_ms_per_frame": round(ncpu_h, 1),
-                  "events": len(nv_h),
-                  "people": sorted({p for _, p in nv_h}), "first_match_frame": first_naive,
-                  "first_rule_acceptable_frame": rule_first},
-        "speedup": round(fps_h / nfps_h, 1),
-    }
-    slack = int(truth.fps * 1.0)
-    out["entrance"] = {
-        "oneeye": {"fps": round(fps_e, 1), "cpu_ms_per_frame": round(cpu_e, 1), "frames": n_e,
-                   **score([(e.source_frame or 0, e.person_id) for e in ev_e], truth, None, slack,
-                           usable),
-                   "encodes": m_e.encodes},
-        "naive": {"fps": round(nfps_e, 1), "cpu_ms_per_frame": round(ncpu_e, 1),
-                  "frames": nn_e,
-                  **score(nv_e, truth, nn_e, slack)},
-        "speedup": round(fps_e / nfps_e, 1),
-    }
-    out["memory"] = {"gallery_identities": PAD_TO, "rss_mb": round(rss_now, 1),
-                     "peak_rss_mb": round(rss_peak, 1)}
+    rule_first = first_naive = None
+    if "classic" in sections:
+        miranda = [("lin-manuel-miranda", encode_enrolment_photo(MIRANDA))]
+        rule_first, first_naive = classic(args, work, miranda, lfw_entries, out)
+    if "range" in sections:
+        out["range"] = range_section(work, lfw_entries, args.range_people,
+                                     max(1, args.range_people // 3))
+    if "idle" in sections:
+        out["idle"] = idle_section(work, args.idle_s, padded("customers", lfw_entries))
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
-    h, e = out["hamilton"], out["entrance"]
-    print("\n== short_hamilton_clip.mp4 (640x360, gallery: lin-manuel-miranda + 9,999 padding)")
-    print(f"  naive : {h['naive']['fps']:6.1f} fps ({h['naive']['cpu_ms_per_frame']} CPU-ms/frame),"
-          f" {h['naive']['events']} events "
-          f"{h['naive']['people']}")
-    o = h["oneeye"]
-    print(f"  oneeye: {o['fps']:6.1f} fps ({o['cpu_ms_per_frame']} CPU-ms/frame),"
-          f" {h['oneeye']['events']} events "
-          f"{h['oneeye']['people']}  ({h['speedup']}x)")
-    print(f"  latency: {h['oneeye']['latency_s_from_first_rule_acceptable_face']} s from the "
-          f"first frame (#{rule_first}) whose face the gallery rule accepts in a full-res still; "
-          f"{h['oneeye']['latency_s_from_first_naive_match']} s from naive's first 0.6 match "
-          f"(#{first_naive}, a 48 px face at distance >0.5 that OneEye's rule rejects)")
-    print(f"\n== entrance video (640x480, {e['oneeye']['visits']} visits, "
-          f"{e['oneeye']['enrolled_visits']} enrolled; gallery 80 lfw + padding to 10,000)")
-    for name in ("naive", "oneeye"):
-        r = e[name]
-        print(f"  {name:6}: {r['fps']:6.1f} fps ({r['cpu_ms_per_frame']} CPU-ms/frame) over "
-              f"{r['frames']} frames, events {r['events']}, "
-              f"recall {r['recall']} (of {r['recognisable_visits']} visits recognisable in a "
-              f"still: {r['recall_recognisable']}), events/visit {r['events_per_visit']}, "
-              f"stranger events {r['stranger_events']}, wrong-person {r['wrong_person_events']}, "
-              f"latency median {r['latency_s_median']} s p95 {r['latency_s_p95']} s")
-    print(f"  speedup {e['speedup']}x")
-    mem = out["memory"]
-    print(f"\n== memory with a {PAD_TO:,}-identity gallery: RSS {mem['rss_mb']} MB "
-          f"(peak {mem['peak_rss_mb']} MB)")
-    print("\ntargets: >=5x throughput; recall >=0.95, 1 event/visit, 0 wrong-person; "
-          "latency median <=0.5 s, p95 <=1 s; RSS <=500 MB")
+    if "classic" in sections:
+        print_classic(out, rule_first, first_naive)
+    if "range" in sections:
+        print_range(out["range"])
+    if "idle" in sections:
+        print_idle(out["idle"])
     return 0
 
 

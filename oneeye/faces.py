@@ -219,3 +219,19 @@ def analyze(
 def face_distance(known: NDArray[Any], query: NDArray[Any]) -> NDArray[np.float64]:
     """face_recognition's reference distance (float64 Euclidean), for comparisons in benches."""
     return np.asarray(_face_recognition().face_distance(known, query), dtype=np.float64)
+
+
+def yaw(landmarks: tuple[tuple[int, int], ...]) -> float:
+    """How far a face is turned, from its 5 landmarks (:func:`landmarks` order: two points
+    per eye, then the nose tip): the nose tip's horizontal offset from the eyes' midpoint
+    divided by the distance between the eye centres. 0 is frontal; ~0.5 is a half profile,
+    where dlib encodings stop resembling the enrolment photo. Returns ``inf`` without
+    all 5 points."""
+    if len(landmarks) < 5:
+        return float("inf")
+    pts = np.asarray(landmarks[:5], dtype=np.float64)
+    eye_a, eye_b, nose = pts[0:2].mean(axis=0), pts[2:4].mean(axis=0), pts[4]
+    span = float(np.hypot(*(eye_b - eye_a)))
+    if span < 1.0:
+        return float("inf")
+    return abs(float(nose[0] - (eye_a[0] + eye_b[0]) / 2)) / span

@@ -211,3 +211,48 @@ def lfw_visits(lfw_dir: str | Path, *, enrolled: int, strangers: int, seed: int 
         out.append(Visit(photo.stem.rsplit("_", 1)[0], photo, False, duration_s))
     order = rng.permutation(len(out))
     return [out[int(i)] for i in order]
+
+
+# --------------------------------------------------------------------------- range scenes
+#
+# Faces of known pixel size anywhere in a large frame, for "how small a face is seen"
+# (bench/edge.py (a), tests/test_edge_decisions.py). A face's size is the width of the
+# box dlib's HOG draws around it (what ``faces.quality().size_px`` measures), not the
+# width of the pasted head.
+
+
+def face_box_width(photo: str | Path) -> int:
+    """Width of the HOG face box (upsample 1) in ``photo``; LFW's typical 90 if none."""
+    from oneeye import faces
+
+    rgb = faces.load_image(photo)
+    boxes = faces.detect(rgb, upsample=1)
+    if not boxes:
+        return 90
+    widest = max(boxes, key=lambda b: b[1] - b[3])
+    return max(1, widest[1] - widest[3])
+
+
+def head(photo: str | Path, face_px: int) -> tuple[NDArray[np.uint8], int]:
+    """The head of an LFW ``photo`` (BGR) and the width to paste it at so that its face
+    box is ``face_px`` wide."""
+    h = _head(photo, None)
+    return h, max(4, round(h.shape[1] * face_px / face_box_width(photo)))
+
+
+def background(width: int, height: int, seed: int = 0) -> NDArray[np.uint8]:
+    """The static branch background (BGR) of the entrance videos, at any size."""
+    return _background(width, height, np.random.default_rng(seed))
+
+
+def scene(bg: NDArray[np.uint8], heads: Sequence[tuple[NDArray[np.uint8], int, int, int]], *,
+          rng: np.random.Generator, noise: float = 3.0) -> NDArray[np.uint8]:
+    """``bg`` with each ``(head, centre_x, centre_y, width)`` pasted on a body, plus camera
+    noise (σ = ``noise`` grey levels)."""
+    frame = bg.copy()
+    for i, (img, cx, cy, width) in enumerate(heads):
+        _paste(frame, img, cx, cy, width, (60 + 40 * (i % 4), 80, 120))
+    if noise > 0:
+        jitter = rng.standard_normal(frame.shape, dtype=np.float32) * noise
+        frame = np.clip(frame + jitter, 0, 255).astype(np.uint8)
+    return frame

@@ -96,3 +96,24 @@ def test_analyze_video_samples_frames(examples: Path) -> None:
 
     assert expected_frames(examples / "short_hamilton_clip.mp4", fps_max=1) == len(lines)
     assert "analysing" not in proc.stderr  # not a TTY: no progress bar
+
+
+def test_identify_and_analyze_decide_like_the_device_with_its_config(
+        lfw_gallery: tuple[Path, dict], lfw: Path, tmp_path: Path) -> None:
+    out, _ = lfw_gallery
+    probe_dir = next(p for p in sorted((lfw / "probes").iterdir()) if p.is_dir())
+    probe = sorted(probe_dir.glob("*.jpg"))[0]
+    device = tmp_path / "edge.yaml"
+    device.write_text(f"galleries: [{out}]\n")
+    strict = tmp_path / "strict.yaml"   # a device whose override nobody passes
+    strict.write_text(f"galleries: [{out}]\nthresholds:\n  customers: {{max_distance: 0.05}}\n")
+
+    def named(*args: str) -> list[str | None]:
+        lines = [json.loads(line) for line in run(*args).stdout.splitlines()]
+        return [f.get("person_id", (f.get("match") or {}).get("person_id"))
+                for ln in lines for f in ln["faces"]]
+
+    assert probe_dir.name in named("identify", "--config", str(device), str(probe))
+    assert named("identify", "--config", str(strict), str(probe)) == [None]
+    assert probe_dir.name in named("analyze", str(probe), "--config", str(device))
+    assert named("analyze", str(probe), "--config", str(strict)) == [None]

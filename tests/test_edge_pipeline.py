@@ -178,7 +178,7 @@ def test_stop_drains_pending_encodings_nothing_lost(
     video, truth = visits_video
     mid = (truth.visits[0].first_frame + truth.visits[0].last_frame) // 2
     s = EdgeSettings(source=str(video), galleries=[galleries["customers"]],
-                     recognition={"votes_needed": 1},  # type: ignore[arg-type]
+                     recognition={"min_looks": 1},  # type: ignore[arg-type]
                      detection={"every_n_frames": 1})  # type: ignore[arg-type]
     events: list[MatchEvent] = []
     pipe = Pipeline(s, load_holder(s), sinks=[events.append])
@@ -202,7 +202,7 @@ def test_stop_event_during_a_run_still_delivers_the_decision(
     video, truth = visits_video
     stop = threading.Event()
     s = EdgeSettings(source=str(video), galleries=[galleries["customers"]],
-                     recognition={"votes_needed": 1})  # type: ignore[arg-type]
+                     recognition={"min_looks": 1})  # type: ignore[arg-type]
     events: list[MatchEvent] = []
     pipe = Pipeline(s, load_holder(s), sinks=[events.append])
     # The detection pass at the visit's first frames submits an encode; stop right there.

@@ -1,4 +1,4 @@
-"""gallery.py: enrolment with reasons, matching, save/load and tamper detection."""
+"""oneeye.gallery: enrolment with reasons, matching, save/load and tamper detection."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from oneeye import gallery as gal
-from oneeye.errors import GalleryError
+from oneeye.edge.gallery_holder import GalleryHolder
+from oneeye.errors import EnrolmentRejected, GalleryError
 
 
 def random_gallery(n_people: int = 50, per: int = 3, seed: int = 0,
@@ -57,7 +58,7 @@ def _png(array: np.ndarray) -> bytes:
 def test_each_rejection_reason(bad_photos: Path, name: str, reason: str) -> None:
     # small.png is a real 190 px portrait whose face (~45 px) is under this policy's minimum.
     policy = gal.EnrolmentPolicy(min_face_px=80)
-    with pytest.raises(gal.EnrolmentRejected) as info:
+    with pytest.raises(EnrolmentRejected) as info:
         gal.encode_enrolment_photo(bad_photos / name, policy)
     assert info.value.reason == reason
     assert str(info.value)  # a message a person can act on
@@ -169,7 +170,7 @@ def test_with_and_without_person_bump_version() -> None:
 
 
 def test_holder_swaps_atomically_and_refuses_older_versions() -> None:
-    holder = gal.GalleryHolder()
+    holder = GalleryHolder()
     v2 = random_gallery(3).with_person("X", [np.ones(128)])
     holder.swap(v2)
     snapshot = holder.current()

@@ -9,12 +9,12 @@ from oneeye.errors import GalleryError
 from oneeye.gallery import (
     DEFAULT_RULES,
     MAX_MARGIN,
-    WATCHLISTS,
     DecisionRule,
     EnrolmentPolicy,
     Gallery,
     Matcher,
 )
+from oneeye.types import WATCHLISTS
 
 RULE = DecisionRule(max_distance=0.5, min_margin=0.05)
 
@@ -141,3 +141,33 @@ def test_enrolment_policy_defaults_accept_small_real_faces() -> None:
     # HOG boxes LFW subjects' faces at 43 px and up; the default must not refuse them.
     policy = EnrolmentPolicy()
     assert policy.min_face_px <= 43 and 0 < policy.min_blur <= 23
+
+
+def test_an_override_replaces_only_the_fields_it_sets() -> None:
+    from oneeye.edge.settings import ThresholdOverride
+    from oneeye.gallery import effective_rule
+
+    base = DecisionRule(max_distance=0.5, min_margin=0.05)
+    assert effective_rule(base, None) is base
+    assert effective_rule(base, ThresholdOverride()) is base
+    assert effective_rule(base, ThresholdOverride(max_distance=0.4)) == DecisionRule(0.4, 0.05)
+    assert effective_rule(base, ThresholdOverride(min_margin=0.1)) == DecisionRule(0.5, 0.1)
+
+
+def test_a_track_is_decided_on_the_mean_of_its_looks() -> None:
+    from oneeye.gallery import fuse
+
+    alice = person(1)
+    g = Gallery.from_entries("customers", [("alice", alice), ("bob", person(2))], rule=RULE)
+    # Two looks on opposite sides of alice, each 0.55 away: rejected alone, accepted fused.
+    side = unit(7) - (unit(7) @ unit(8)) * unit(8)
+    side /= np.linalg.norm(side)
+    looks = np.stack([alice + 0.55 * side, alice - 0.55 * side]).astype(np.float32)
+    assert [m for m, _ in Matcher([g]).identify(looks)] == [None, None]
+    np.testing.assert_allclose(fuse(looks), alice, atol=1e-6)
+    match, _ = Matcher([g]).identify_track(looks)
+    assert match is not None and match.person_id == "alice" and match.distance < 1e-3
+    strict = {"customers": DecisionRule(max_distance=0.05, min_margin=0.0)}
+    assert Matcher([g]).identify_track(looks[:1], strict)[0] is None
+    with pytest.raises(ValueError):
+        fuse(np.empty((0, 128)))

@@ -99,9 +99,6 @@ def test_an_id_with_every_allowed_character_reaches_the_desk(
     assert [e["event_id"] for e in by_person] == [match.event_id]
 
 
-@pytest.mark.xfail(strict=True, reason="the fix lands in oneeye/edge/pipeline.py (helper "
-                   "smallfaces): _announce sets the cooldown and the track's announced mark "
-                   "before the event is built")
 def test_an_event_that_fails_to_build_does_not_consume_the_cooldown(
         examples: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     g, report = gal.enrol([(PERSON, examples / "lin-manuel-miranda.png")],

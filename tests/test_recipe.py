@@ -18,6 +18,7 @@ from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
 
 from oneeye.edge.greengrass import (
     ConfigFollower,
+    close_streams,
     read_settings,
     settings_from_config,
     shadow_topic,
@@ -172,6 +173,27 @@ def test_configuration_updates_are_followed_and_bad_ones_refused() -> None:
     assert new is not None and new.cooldown_s == 120 and follower.current == new
 
 
+class Stream:
+    """An IPC stream operation's ``close``; a stream that already died raises on close."""
+
+    def __init__(self, dead: bool = False) -> None:
+        self.dead = dead
+        self.closed = False
+
+    def close(self) -> None:
+        if self.dead:
+            raise ConnectionError("stream already gone")
+        self.closed = True
+
+
+def test_closing_streams_closes_the_rest_after_one_fails() -> None:
+    first, dead, last = Stream(), Stream(dead=True), Stream()
+    operations: list[Any] = [first, dead, last]
+    close_streams(operations)
+    assert first.closed and last.closed
+    assert operations == []  # a second close has nothing left to close
+
+
 def _desired(site: str, cameras: dict[str, Any]) -> dict[str, Any]:
     return {"state": {"desired": {"site_id": site, "cameras": cameras}},
             "version": 3, "timestamp": 1767225600}
@@ -235,7 +257,7 @@ def test_build_bundles_oneeye_into_the_artifact(tmp_path: Path) -> None:
     target = build.build(tmp_path / "greengrass-build")
     assert target == tmp_path / "greengrass-build/artifacts/com.oneeye.edge/1.0.0/oneeye-edge.zip"
     names = set(zipfile.ZipFile(target).namelist())
-    assert {"main.py", "requirements.txt", "oneeye/gallery.py", "oneeye/edge/uplink.py",
+    assert {"main.py", "requirements.txt", "oneeye/gallery/rule.py", "oneeye/edge/uplink.py",
             "oneeye/edge/runner.py"} <= names
     assert not any("__pycache__" in n or n.startswith("tests/") for n in names)
     assert (tmp_path / "greengrass-build/recipes/recipe.yaml").exists()
@@ -289,3 +311,16 @@ def test_the_artifact_requirements_are_the_edge_extra_of_pyproject(tmp_path: Pat
     spec.loader.exec_module(build)
     with zipfile.ZipFile(build.build(tmp_path / "gg")) as zf:
         assert zf.read("requirements.txt").decode().split() == edge
+
+
+def test_recipe_decides_with_the_benchmarked_rule() -> None:
+    from oneeye.gallery import DEFAULT_RULES, DecisionRule, Gallery, Matcher
+    from oneeye.types import WATCHLISTS
+
+    s = settings_from_config(DEFAULTS, thing_name="branch-17-cam")
+    # Galleries as the indexer builds them (the default rule), under the recipe's overrides.
+    matcher = Matcher([Gallery.empty(w) for w in WATCHLISTS])
+    effective = matcher.rules({str(k): v for k, v in s.thresholds.items()})
+    assert effective == DEFAULT_RULES
+    # The rule bench/accuracy.py selects on lfw_dev and the README reports.
+    assert set(DEFAULT_RULES.values()) == {DecisionRule(max_distance=0.525, min_margin=0.08)}

@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 
+from oneeye.edge.gallery_holder import GalleryHolder
 from oneeye.edge.health import Vitals
 from oneeye.edge.publishers import NullPublisher, make_publisher
 from oneeye.edge.settings import EdgeSettings
 from oneeye.edge.uplink import Uplink
 from oneeye.errors import EventError
 from oneeye.events import MAX_EVENT_BYTES, CameraHealth, LatencyStats, parse
-from oneeye.gallery import Gallery, GalleryHolder
+from oneeye.gallery import Gallery
 from oneeye.local.broker import MosquittoBroker
 from tests.mqtt_support import BROKERS, Subscriber, event, make_broker, stop_broker
 from tests.net_support import TcpProxy, free_port

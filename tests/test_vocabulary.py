@@ -44,14 +44,6 @@ CONCEPTS: dict[str, str] = {
 #: Files still holding a second definition, each owned by another change in flight.
 #: The lead empties this list after merging those branches; do not add to it.
 PENDING: dict[str, set[str]] = {
-    # helper "smallfaces" is splitting gallery.py into a package
-    "the Watchlist literal": {"oneeye/gallery.py"},
-    "the id grammar": {"oneeye/gallery.py"},
-    # helper "smallfaces" (tracker, snapshot)
-    "the BBox alias": {"oneeye/edge/tracker.py", "oneeye/edge/snapshot.py"},
-    # helper "smallfaces" (gallery.py)
-    "IMAGE_SUFFIXES": {"oneeye/gallery.py"},
-    "a now-as-ISO-Z helper": {"oneeye/gallery.py"},
 }
 
 

@@ -55,13 +55,10 @@ def gallery_build(src_dir: Path, watchlist: str, out: Path, version: int,
 
     from oneeye import gallery as gal
     from oneeye import images
+    from oneeye.edge.settings import ThresholdOverride
 
-    rule = gal.DEFAULT_RULES[watchlist]
-    if max_distance is not None or min_margin is not None:
-        rule = gal.DecisionRule(
-            max_distance=rule.max_distance if max_distance is None else max_distance,
-            min_margin=rule.min_margin if min_margin is None else min_margin,
-        )
+    rule = gal.effective_rule(gal.DEFAULT_RULES[watchlist], ThresholdOverride(
+        max_distance=max_distance, min_margin=min_margin))
     policy = gal.EnrolmentPolicy()
     if jitters is not None:
         policy = replace(policy, jitters=jitters)
@@ -122,6 +119,20 @@ def _load_matcher(galleries: tuple[Path, ...]) -> Any:
     return gal.Matcher([gal.load(p) for p in galleries])
 
 
+def _device(config: Path | None, galleries: tuple[Path, ...], upsample: int | None
+            ) -> tuple[tuple[Path, ...], dict[str, Any], int]:
+    """(galleries, threshold overrides, upsample) as the device with ``config`` (an edge
+    settings file, as ``oneeye edge --config``) has them; flags win over the file."""
+    if config is None:
+        return galleries, {}, 1 if upsample is None else upsample
+    from oneeye.config import load_settings
+    from oneeye.edge.settings import EdgeSettings
+
+    s = load_settings(EdgeSettings, path=config)
+    return (galleries or tuple(s.galleries), {str(k): v for k, v in s.thresholds.items()},
+            s.detection.upsample if upsample is None else upsample)
+
+
 def _face_result(match: Any, cand: Any) -> dict[str, Any]:
     if match is not None:
         return {"person_id": match.person_id, "watchlist": match.watchlist,
@@ -131,15 +142,22 @@ def _face_result(match: Any, cand: Any) -> dict[str, Any]:
             "margin": round(cand.margin, 4) if cand else None}
 
 
+_CONFIG = click.option(
+    "--config", "config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="An edge settings file (as `oneeye edge --config`): its galleries, per-watchlist "
+         "thresholds and detection upsampling apply, so a replay decides like the device.")
+
+
 @click.command()
-@click.option("--gallery", "galleries", multiple=True, required=True,
+@click.option("--gallery", "galleries", multiple=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--upsample", default=1, show_default=True, type=click.IntRange(0, 3))
+@_CONFIG
+@click.option("--upsample", default=None, type=click.IntRange(0, 3),
+              help="HOG upsampling  [default: the config's, else 1]")
 @click.option("--model", default="hog", show_default=True, type=click.Choice(["hog", "cnn"]))
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-def identify(
-    galleries: tuple[Path, ...], upsample: int, model: str, images: tuple[Path, ...]
-) -> None:
+def identify(galleries: tuple[Path, ...], config: Path | None, upsample: int | None, model: str,
+             images: tuple[Path, ...]) -> None:
     """Identify the faces in IMAGES; one JSON line per image.
 
     An image that cannot be used is a line with ``error`` and ``reason`` (see
@@ -147,15 +165,18 @@ def identify(
     """
     from oneeye import faces
 
+    galleries, overrides, upsample_n = _device(config, galleries, upsample)
+    if not galleries:
+        raise click.UsageError("give at least one --gallery (or a --config naming galleries)")
     matcher = _load_matcher(galleries)
     skipped = 0
     with ui.progress("identifying", len(images)) as advance:
         for path in images:
             try:
                 image = faces.load_image(path)
-                boxes = faces.detect(image, model=model, upsample=upsample)  # type: ignore[arg-type]
+                boxes = faces.detect(image, model=model, upsample=upsample_n)  # type: ignore[arg-type]
                 encs = faces.encode(image, boxes)
-                results = matcher.identify(np.stack(encs)) if encs else []
+                results = matcher.identify(np.stack(encs), overrides) if encs else []
                 out = [{"bbox": list(b), **_face_result(m, c)}
                        for b, (m, c) in zip(boxes, results, strict=True)]
                 click.echo(json.dumps({"image": str(path), "faces": out}))
@@ -173,14 +194,17 @@ def identify(
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @click.option("--gallery", "galleries", multiple=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_CONFIG
 @click.option("--fps-max", type=click.FloatRange(0.01, 120), default=None,
               help="Sample at most this many frames per second of media time.")
 @click.option("--max-width", type=click.IntRange(64, 8192), default=None,
               help="Downscale wider frames first (boxes are reported in source pixels).")
-@click.option("--upsample", default=1, show_default=True, type=click.IntRange(0, 3))
+@click.option("--upsample", default=None, type=click.IntRange(0, 3),
+              help="HOG upsampling  [default: the config's, else 1]")
 @click.option("--encodings", "with_encodings", is_flag=True, help="Include 128-d encodings.")
-def analyze(source: Path, galleries: tuple[Path, ...], fps_max: float | None,
-            max_width: int | None, upsample: int, with_encodings: bool) -> None:
+def analyze(source: Path, galleries: tuple[Path, ...], config: Path | None,
+            fps_max: float | None, max_width: int | None, upsample: int | None,
+            with_encodings: bool) -> None:
     """Offline analysis of a video or image: JSON lines per sampled frame.
 
     Still images (any format the decoder reads, EXIF orientation applied) are one frame;
@@ -188,18 +212,20 @@ def analyze(source: Path, galleries: tuple[Path, ...], fps_max: float | None,
     """
     from oneeye.media import expected_frames, iter_media
 
+    galleries, overrides, upsample_n = _device(config, galleries, upsample)
     matcher = _load_matcher(galleries) if galleries else None
     with ui.progress("analysing", expected_frames(source, fps_max=fps_max)) as advance:
         for frame in iter_media(source, fps_max=fps_max):
             click.echo(json.dumps({"source": str(source), "frame": frame.index,
                                    "media_time_s": round(frame.media_time_s, 3),
-                                   "faces": _analyze_frame(frame.rgb, matcher, max_width,
-                                                           upsample, with_encodings)}))
+                                   "faces": _analyze_frame(frame.rgb, matcher, overrides,
+                                                           max_width, upsample_n,
+                                                           with_encodings)}))
             advance(f"{frame.media_time_s:.1f} s")
 
 
-def _analyze_frame(image: Any, matcher: Any, max_width: int | None, upsample: int,
-                   with_encodings: bool) -> list[dict[str, Any]]:
+def _analyze_frame(image: Any, matcher: Any, overrides: dict[str, Any], max_width: int | None,
+                   upsample: int, with_encodings: bool) -> list[dict[str, Any]]:
     from oneeye import faces
 
     scale = 1.0
@@ -207,7 +233,8 @@ def _analyze_frame(image: Any, matcher: Any, max_width: int | None, upsample: in
         scale = max_width / image.shape[1]
     found = faces.analyze(image, upsample=upsample, scale=scale)
     encs = [f.encoding for f in found if f.encoding is not None]
-    results = matcher.identify(np.stack(encs)) if matcher is not None and encs else []
+    results = (matcher.identify(np.stack(encs), overrides)
+               if matcher is not None and encs else [])
     out = []
     for i, f in enumerate(found):
         face: dict[str, Any] = {"bbox": list(f.bbox),

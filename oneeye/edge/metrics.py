@@ -76,6 +76,7 @@ class Metrics:
         self.detections = 0
         self.open_tracks = 0
         self.tracks_total = 0
+        self.events_failed = 0   # events that could not be built (logged; retried)
 
     def stage(self, name: str, seconds: float) -> None:
         with self._lock:

@@ -1,28 +1,27 @@
-"""The realtime edge pipeline: detect → track → encode → vote → decide → event.
+"""The realtime edge pipeline: look → detect → track → encode → fuse → decide → event.
 
-Why it is shaped this way (docs/architecture.md §8 numbers, 2-core CPU):
+Why it is shaped this way (2-core CPU; ``bench/edge.py`` prints the figures; the README's
+"How a face becomes one event" is the tour):
 
-* Detection runs every ``every_n_frames`` frames on the main thread; the IoU
-  tracker carries faces between detections so each person in view is one track.
-* A track is encoded only while it is unidentified: when new, then on each
-  detection pass until ``votes_needed`` encodings agree on one person (and no
-  other person has as many votes), at most ``max_encodes_per_track`` times.
-  Tiny or blurred crops are skipped, not encoded. A crowd of strangers therefore
-  costs a bounded number of encodings, and a recognised person costs two.
-* Encodings run in a thread pool (dlib works outside Python) on a padded crop,
-  so the main thread detects the next frames meanwhile; each track has at most
-  one encoding in flight, so work never queues up behind a slow CPU.
-* File sources run deterministically: results of encodings started at a
-  detection pass are collected before the next pass (media-time results do not
-  depend on machine speed). Live sources never wait: results are taken when ready.
-* One ``oneeye.match/1`` per (track, person), plus a per-person cooldown for the
-  camera (media time for files, wall time for live) so a lingering person, or
-  one who steps out of view and back, is announced once.
-* The gallery snapshot is taken from :class:`GalleryHolder` once per frame, so a
-  gallery swapped by the sync never tears a decision.
+* Frames stay at native resolution: a 32 px face in a 1080p frame exists only there.
+  Every ``every_n_frames`` frames the detector runs only where it can pay off
+  (:mod:`oneeye.edge.regions`): moving areas, where open tracks are predicted, and one
+  band of a slow sweep. An empty scene then costs about what decoding costs. The IoU
+  tracker carries faces between detections: each person in view is one track.
+* Decide on the track, not on one look. Small, blurred or turned crops are not encoded;
+  a track's looks are fused and decided once by :meth:`Matcher.identify_track` (the
+  gallery rule with the device's override — what ``oneeye identify``/``analyze`` use).
+* Encodings run in a thread pool on padded crops while the main thread detects on; each
+  track has at most one encoding in flight, so work never queues up behind a slow CPU.
+* File sources run deterministically: results of encodings started at a detection pass
+  are collected before the next pass. Live sources never wait.
+* One ``oneeye.match/1`` per (track, person) plus a per-person cooldown for the camera
+  (media time for files, wall time for live). An event that cannot be built marks
+  nothing: the next look tries again.
+* The gallery snapshot is taken once per frame, so a gallery swap never tears a decision.
 
 Unknown faces leave nothing behind: their crops and encodings live only in the
-in-flight job and the track's votes, both dropped when the track closes.
+in-flight job and the track's looks, both dropped when the track closes.
 """
 
 from __future__ import annotations
@@ -34,19 +33,23 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import ValidationError
 
 from oneeye import faces
 from oneeye.edge import snapshot
+from oneeye.edge.gallery_holder import GalleryHolder
 from oneeye.edge.metrics import Metrics
+from oneeye.edge.regions import MotionDetector, MotionParams, Sweep, dedupe, look_regions
 from oneeye.edge.settings import EdgeSettings
 from oneeye.edge.sources import Frame, Source
-from oneeye.edge.tracker import BBox, Track, Tracker
-from oneeye.events import MatchEvent, format_time
-from oneeye.gallery import DecisionRule, GalleryHolder, Matcher
+from oneeye.edge.tracker import Track, Tracker
+from oneeye.errors import OneEyeError
+from oneeye.events import MatchEvent
+from oneeye.gallery import Match, Matcher
+from oneeye.types import BBox, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -57,24 +60,21 @@ FrameHook = Callable[[NDArray[np.uint8], list[Annotation]], None]
 
 
 @dataclass
-class _Vote:
-    person_id: str | None
-    watchlist: str | None
-    distance: float
-    margin: float
+class _Look:
+    """One encoded crop of a track."""
+
+    encoding: NDArray[np.float32]
     bbox: BBox
-    crop: NDArray[np.uint8] | None   # BGR face crop, kept only until the track decides
-
-
-_Result = tuple[_Vote, NDArray[np.float32]]
+    size_px: int
+    crop: NDArray[np.uint8] | None   # BGR face crop for a snapshot, kept until decided
 
 
 @dataclass
 class _TrackState:
     track: Track
-    votes: list[_Vote] = field(default_factory=list)
+    looks: list[_Look] = field(default_factory=list)
     encodes: int = 0
-    pending: Future[_Result | None] | None = None
+    pending: Future[_Look | None] | None = None
     pending_seq: int = 0
     last_encode_at: float = 0.0
     label: str = "unknown"
@@ -92,8 +92,11 @@ class Pipeline:
         self.sinks = list(sinks)
         self.metrics = metrics or Metrics()
         self.on_frame = on_frame
-        t = settings.tracking
+        t, d = settings.tracking, settings.detection
         self.tracker = Tracker(iou_min=t.iou_min, max_missed_s=t.max_missed_s)
+        self.motion = MotionDetector(MotionParams(height=d.motion_height,
+                                                  threshold=d.motion_threshold))
+        self.sweep = Sweep(d.sweep_s, d.sweep_bands, overlap=d.region_min_px // 2)
         self._states: dict[int, _TrackState] = {}
         self._cooldown: dict[str, float] = {}
         # The runner passes one camera's lane of the shared fair pool (oneeye.edge.pool).
@@ -102,10 +105,11 @@ class Pipeline:
         self._seq = 0            # processed frames
         self._live = False
         self._paced = False      # live or realtime: frame age is meaningful
-        self._overrides: dict[str, Any] = {str(k): v for k, v in settings.thresholds.items()}
         self._last_frame: Frame | None = None
         self._last_now: float | None = None
         self._factor = 1.0
+        self._overrides = {str(k): v for k, v in settings.thresholds.items()}
+        self._regions: list[BBox] = []      # searched at the last detection pass
 
     # ------------------------------------------------------------------ main loop
 
@@ -177,9 +181,8 @@ class Pipeline:
         self._collect(frame, now, matcher, factor,
                       wait_upto=None if self._live else self._seq - d.every_n_frames)
         if (self._seq - 1) % d.every_n_frames == 0:
-            rgb = faces.bgr_to_rgb(image)
             t0 = time.perf_counter()
-            boxes = faces.detect(rgb, model=d.model, upsample=d.upsample, scale=d.scale)
+            boxes = self.detect(image, now)
             t1 = time.perf_counter()
             self.metrics.stage("detect", t1 - t0)
             self.metrics.detections += 1
@@ -189,7 +192,7 @@ class Pipeline:
                 self.metrics.tracks_total += 1
             if len(matcher):   # nobody to look for (yet): encoding would be wasted work
                 for tr in tracks:
-                    self._maybe_encode(self._states[tr.track_id], rgb, image, now)
+                    self._maybe_encode(self._states[tr.track_id], image, now)
             self.metrics.stage("track", time.perf_counter() - t1)
         for tr in self.tracker.expire(now):
             st = self._states.get(tr.track_id)
@@ -202,6 +205,33 @@ class Pipeline:
         if self.on_frame is not None:
             self.on_frame(image, [(s.track.bbox, s.label, s.decided and s.label != "unknown")
                                   for s in self._states.values() if not s.closed])
+
+    def detect(self, bgr: NDArray[np.uint8], now: float) -> list[BBox]:
+        """Face boxes in ``bgr`` (processing pixels): in the regions worth a look, at native
+        resolution; or, with ``detection.regions`` off, in the whole frame resized by
+        ``detection.scale``."""
+        d = self.settings.detection
+        if not d.regions:
+            return faces.detect(faces.bgr_to_rgb(bgr), model=d.model, upsample=d.upsample,
+                                scale=d.scale)
+        h, w = bgr.shape[:2]
+        expected = [t.predicted(now) for t in self.tracker.tracks.values()]
+        regions = look_regions((h, w), self.motion.detect(bgr), expected, pad=d.region_pad,
+                               min_side=d.region_min_px)
+        # Motion everywhere: one whole-frame pass at the full-frame scale, never costlier
+        # than detection without regions.
+        searches = [((0, w, h, 0), d.scale)] if regions is None else [(r, 1.0) for r in regions]
+        band = self.sweep.next_band(now, h, w)
+        if band is not None:
+            searches.append((band, d.sweep_scale))
+        self._regions = [r for r, _ in searches]
+        boxes: list[BBox] = []
+        for (top, right, bottom, left), scale in searches:
+            crop = faces.bgr_to_rgb(bgr[top:bottom, left:right])
+            for b in faces.detect(crop, model=d.model, upsample=d.upsample, scale=scale):
+                boxes.append((b[0] + top, b[1] + left, b[2] + top, b[3] + left))
+        # A face inside both a region and the sweep band is found twice: keep one.
+        return dedupe(boxes)
 
     def encodings_in_flight(self) -> int:
         """How many tracks have a face encoding submitted and not yet collected."""
@@ -218,6 +248,10 @@ class Pipeline:
         self.metrics.open_tracks = 0
         self._pool.shutdown(wait=True)
 
+    def last_regions(self) -> list[BBox]:
+        """Regions (processing pixels) the last detection pass searched, with regions on."""
+        return list(self._regions)
+
     # ------------------------------------------------------------------ encoding
 
     def _clock(self, frame: Frame) -> float:
@@ -225,8 +259,7 @@ class Pipeline:
             return frame.media_time_s
         return time.monotonic()
 
-    def _maybe_encode(self, st: _TrackState, rgb: NDArray[np.uint8],
-                      bgr: NDArray[np.uint8], now: float) -> None:
+    def _maybe_encode(self, st: _TrackState, bgr: NDArray[np.uint8], now: float) -> None:
         r = self.settings.recognition
         if st.pending is not None:
             return
@@ -237,41 +270,43 @@ class Pipeline:
                 return
         elif st.encodes >= r.max_encodes_per_track:
             return
-        box = st.track.bbox
-        q = faces.quality(rgb, box)
-        if q.size_px < r.min_face_px or q.blur < r.min_blur:
-            return
         # Encode a padded crop, not the frame: the job then holds ~100 KB, not the whole image.
+        box = st.track.bbox
         top, right, bottom, left = box
-        h, w = rgb.shape[:2]
+        h, w = bgr.shape[:2]
         pad = max(bottom - top, right - left) // 2
         y0, x0 = max(0, top - pad), max(0, left - pad)
         y1, x1 = min(h, bottom + pad), min(w, right + pad)
-        crop_rgb = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+        crop_rgb = faces.bgr_to_rgb(bgr[y0:y1, x0:x1])
         inner = (top - y0, right - x0, bottom - y0, left - x0)
+        q = faces.quality(crop_rgb, inner)
+        if q.size_px < r.min_face_px or q.blur < r.min_blur:
+            return
         snap = snapshot.crop(bgr, box).copy() if self._snapshot_wanted() else None
         st.encodes += 1
         st.last_encode_at = now
         st.pending_seq = self._seq
-        st.pending = self._pool.submit(self._encode, crop_rgb, inner, box, snap)
+        st.pending = self._pool.submit(self._encode, crop_rgb, inner, box, q.size_px, snap)
 
     def _snapshot_wanted(self) -> bool:
         return any(self.settings.snapshot.values())
 
-    def _encode(self, crop_rgb: NDArray[np.uint8], inner: BBox, box: BBox,
-                snap: NDArray[np.uint8] | None) -> _Result | None:
+    def _encode(self, crop_rgb: NDArray[np.uint8], inner: BBox, box: BBox, size_px: int,
+                snap: NDArray[np.uint8] | None) -> _Look | None:
+        """A look, or None for a crop turned too far (or failing) — the attempt still counts."""
         r = self.settings.recognition
         t0 = time.perf_counter()
         try:
+            marks = faces.landmarks(crop_rgb, [inner])
+            if not marks or faces.yaw(marks[0]) > r.max_yaw:
+                return None
             encs = faces.encode(crop_rgb, [inner], jitters=r.jitters, model=r.landmark_model)
         except Exception:  # a worker must never take the pipeline down
             log.exception("encoding failed")
             return None
         finally:
             self.metrics.encoded(time.perf_counter() - t0)
-        if not encs:
-            return None
-        return _Vote(None, None, 0.0, 0.0, box, snap), encs[0]
+        return _Look(encs[0], box, size_px, snap) if encs else None
 
     # ------------------------------------------------------------------ decisions
 
@@ -286,110 +321,94 @@ class Pipeline:
                     continue
                 fut.result()
             st.pending = None
-            result: Any = fut.result()
-            if result is not None:
-                vote, enc = result
-                t0 = time.perf_counter()
-                decided = self._vote(st, vote, enc, matcher)
-                self.metrics.stage("match", time.perf_counter() - t0)
-                if decided:
-                    self._announce(st, frame, now, matcher, factor)
+            look = fut.result()
+            t0 = time.perf_counter()
+            match = self._decide(st, look, matcher)
+            self.metrics.stage("match", time.perf_counter() - t0)
+            if match is not None:
+                self._announce(st, match, frame, now, matcher, factor)
             if st.closed and st.pending is None:
                 self._states.pop(st.track.track_id, None)
 
-    def _identify(self, enc: NDArray[np.float32], matcher: Matcher) -> tuple[
-            str | None, str | None, float, float]:
-        best: tuple[str | None, str | None, float, float] = (None, None, 9.0, 0.0)
-        for watchlist, g in matcher.galleries.items():
-            if not len(g):
-                continue
-            c = g.nearest(enc)[0]
-            o = self._overrides.get(watchlist)
-            rule = g.rule if o is None else DecisionRule(
-                max_distance=o.max_distance if o.max_distance is not None
-                else g.rule.max_distance,
-                min_margin=o.min_margin if o.min_margin is not None else g.rule.min_margin)
-            if c.person_id is not None and rule.accepts(c.distance, c.margin) \
-                    and c.distance < best[2]:
-                best = (c.person_id, watchlist, c.distance, c.margin)
-        return best
-
-    def _vote(self, st: _TrackState, vote: _Vote, enc: NDArray[np.float32],
-              matcher: Matcher) -> bool:
-        """Add one encoding's verdict; True when the track is newly decided as a person."""
+    def _decide(self, st: _TrackState, look: _Look | None, matcher: Matcher) -> Match | None:
+        """Add a look to the track and decide on the fusion of its looks: the accepted match
+        not yet announced on this track, or None."""
         r = self.settings.recognition
-        pid, wl, dist, margin = self._identify(enc, matcher)
-        vote.person_id, vote.watchlist, vote.distance, vote.margin = pid, wl, dist, margin
-        st.votes.append(vote)
-        counts: dict[tuple[str, str], int] = {}
-        for v in st.votes:
-            if v.person_id is not None and v.watchlist is not None:
-                key = (v.watchlist, v.person_id)
-                counts[key] = counts.get(key, 0) + 1
-        if counts:
-            ranked = sorted(counts.items(), key=lambda kv: kv[1], reverse=True)
-            (_, top), n = ranked[0]
-            runner = ranked[1][1] if len(ranked) > 1 else 0
-            if n >= r.votes_needed and n > runner:
-                if st.label == top:          # re-verified: same person, nothing to say
-                    st.votes.clear()
-                    return False
-                st.decided, st.label = True, top
-                return True
+        if look is not None:
+            st.looks.append(look)
+            # A decided track is re-verified on its recent looks only (a swapped track must
+            # not average two people); an undecided one fuses all it has.
+            keep = 2 * r.min_looks if st.decided else r.max_encodes_per_track
+            del st.looks[:-keep]
+        match: Match | None = None
+        if len(st.looks) >= r.min_looks:
+            match, _ = matcher.identify_track(np.stack([lk.encoding for lk in st.looks]),
+                                              self._overrides)
+        if match is not None:
+            st.decided, st.label = True, match.person_id
+            return None if match.person_id in st.announced else match
         if not st.decided and st.encodes >= r.max_encodes_per_track:
             st.decided, st.label = True, "unknown"
-            st.votes.clear()    # a stranger's crops go no further
-        elif st.decided:
-            del st.votes[:-2 * r.votes_needed]   # re-verification looks at recent votes only
-        return False
+            for lk in st.looks:   # a stranger's crops go no further
+                lk.crop = None
+        return None
 
-    def _announce(self, st: _TrackState, frame: Frame | None, now: float | None,
+    def _announce(self, st: _TrackState, match: Match, frame: Frame | None, now: float | None,
                   matcher: Matcher, factor: float) -> None:
-        person = st.label
-        votes = [v for v in st.votes if v.person_id == person]
-        st.votes.clear()
-        best = min(votes, key=lambda v: v.distance)
+        person = match.person_id
         t = now if now is not None else time.monotonic()
-        if person in st.announced:
-            return
-        st.announced.add(person)
         last = self._cooldown.get(person)
         if last is not None and t - last < self.settings.cooldown_s:
+            st.announced.add(person)
             log.info("track %d: %s again within cooldown, no event", st.track.track_id, person)
             return
+        try:
+            event = self._build_event(st, match, frame, matcher, factor)
+        except (ValidationError, OneEyeError, ValueError):
+            # Nothing is marked: the next look of this track tries again (issue 14 §5).
+            self.metrics.events_failed += 1
+            log.exception("track %d: event for %s could not be built", st.track.track_id,
+                          person)
+            return
+        st.announced.add(person)
         self._cooldown[person] = t
-        assert best.watchlist is not None
-        snap = None
-        policy = {str(k): v for k, v in self.settings.snapshot.items()}
-        if policy.get(best.watchlist, False) and best.crop is not None:
-            snap = snapshot.encode_jpeg_b64(best.crop, max_bytes=self.settings.snapshot_max_bytes)
-        bbox = tuple(round(v / factor) for v in best.bbox)
-        src_frame = frame.index if frame is not None else st.track.last_frame
-        media = frame.media_time_s if frame is not None else None
-        s = self.settings
-        event = MatchEvent(
-            device_id=s.device_id, site_id=s.site_id, camera_id=s.camera_id,
-            observed_at=format_time_now(), person_id=person, watchlist=best.watchlist,
-            distance=round(min(2.0, best.distance), 4), margin=round(min(2.0, best.margin), 4),
-            bbox=bbox,  # type: ignore[arg-type]
-            track_id=st.track.track_id,
-            frames_seen=max(1, src_frame - st.track.first_frame + 1),
-            gallery_version=matcher.versions().get(best.watchlist, 0),
-            snapshot_jpeg=snap,
-            source_frame=src_frame if not self._live else None,
-            media_time_s=round(media, 3) if media is not None and not self._live else None,
-        )
+        for lk in st.looks:
+            lk.crop = None
         self.metrics.event(t - st.track.first_seen)
         log.info("match %s (%s) track %d distance %.3f margin %.3f frame %s", person,
-                 best.watchlist, st.track.track_id, best.distance, best.margin, src_frame)
+                 match.watchlist, st.track.track_id, match.distance, match.margin,
+                 event.source_frame)
         for sink in self.sinks:
             try:
                 sink(event)
             except Exception:  # one broken sink must not silence the others
                 log.exception("event sink %r failed for %s", sink, event.event_id)
 
-
-def format_time_now() -> str:
-    from datetime import UTC, datetime
-
-    return format_time(datetime.now(UTC))
+    def _build_event(self, st: _TrackState, match: Match, frame: Frame | None,
+                     matcher: Matcher, factor: float) -> MatchEvent:
+        """The ``oneeye.match/1`` for a decided track: the fused distance and margin, the box
+        of the latest look and a snapshot of the largest one (if the watchlist wants one)."""
+        latest = st.looks[-1]
+        snap = None
+        policy = {str(k): v for k, v in self.settings.snapshot.items()}
+        crops = [lk for lk in st.looks if lk.crop is not None]
+        if policy.get(match.watchlist, False) and crops:
+            best = max(crops, key=lambda lk: lk.size_px)
+            assert best.crop is not None
+            snap = snapshot.encode_jpeg_b64(best.crop, max_bytes=self.settings.snapshot_max_bytes)
+        bbox = tuple(round(v / factor) for v in latest.bbox)
+        src_frame = frame.index if frame is not None else st.track.last_frame
+        media = frame.media_time_s if frame is not None else None
+        s = self.settings
+        return MatchEvent(
+            device_id=s.device_id, site_id=s.site_id, camera_id=s.camera_id,
+            observed_at=utc_now(), person_id=match.person_id, watchlist=match.watchlist,
+            distance=round(min(2.0, match.distance), 4), margin=round(min(2.0, match.margin), 4),
+            bbox=bbox,  # type: ignore[arg-type]
+            track_id=st.track.track_id,
+            frames_seen=max(1, src_frame - st.track.first_frame + 1),
+            gallery_version=matcher.versions().get(match.watchlist, 0),
+            snapshot_jpeg=snap,
+            source_frame=src_frame if not self._live else None,
+            media_time_s=round(media, 3) if media is not None and not self._live else None,
+        )

@@ -28,6 +28,7 @@ from typing import Protocol
 import numpy as np
 
 from oneeye import faces
+from oneeye.edge.gallery_holder import GalleryHolder
 from oneeye.edge.gallery_sync import GallerySync
 from oneeye.edge.health import Vitals
 from oneeye.edge.metrics import Metrics, merged_stage_ms, percentile_ms
@@ -37,7 +38,7 @@ from oneeye.edge.publishers import MessageCallback
 from oneeye.edge.settings import EdgeSettings
 from oneeye.edge.sources import Source, open_source
 from oneeye.events import CameraHealth, LatencyStats, MatchEvent
-from oneeye.gallery import GalleryHolder, load
+from oneeye.gallery import load
 
 log = logging.getLogger(__name__)
 

@@ -28,14 +28,32 @@ def _default_snapshots() -> dict[Watchlist, bool]:
 class DetectionSettings(StrictModel):
     model: Literal["hog", "cnn"] = Field(
         "hog", description="dlib detector; cnn is ~2 s/frame on CPU")
-    upsample: int = Field(1, ge=0, le=2, description="HOG upsampling; 1 finds faces down to ~40 px")
-    scale: float = Field(0.75, gt=0.05, le=2.0, description="detect on the frame resized by "
-                         "this; 0.75 at upsample 1 finds faces down to ~55 px at ~60% of the "
-                         "full-size cost")
+    upsample: int = Field(1, ge=0, le=2, description="HOG upsampling; 1 finds faces down to "
+                          "~28 px (the box's side) in the pixels it is given")
+    scale: float = Field(0.75, gt=0.05, le=2.0, description="whole-frame passes (regions off, "
+                         "or motion everywhere) detect on the frame resized by this")
     every_n_frames: int = Field(3, ge=1, le=30, description="run the detector every N frames; "
                                 "the tracker follows faces in between")
-    max_width: int = Field(1280, ge=160, le=4096, description="frames wider than this are "
-                           "downscaled before processing")
+    max_width: int = Field(3840, ge=160, le=4096, description="frames wider than this are "
+                           "downscaled before processing (faces are searched at native "
+                           "resolution below it)")
+    # -- where to look (issue 11 §2): motion regions + track predictions + a slow sweep
+    regions: bool = Field(True, description="detect at native resolution only where "
+                          "something moved, where an open track is expected and in the sweep "
+                          "band; false = the whole frame, resized by scale, every pass")
+    sweep_s: float = Field(15.0, ge=0, le=3600, description="with regions: start a scan of the "
+                           "whole frame this often (one band per detection pass), so a face "
+                           "that stands still is found; 0 disables")
+    sweep_scale: float = Field(0.5, gt=0.05, le=1.0, description="the sweep looks at the frame "
+                               "resized by this (0.5 finds still faces from ~56 px at 1/4 of "
+                               "the native cost; moving faces are searched at native size)")
+    sweep_bands: int = Field(6, ge=1, le=32, description="horizontal bands of a sweep")
+    motion_height: int = Field(180, ge=60, le=720, description="rows of the grey copy motion "
+                               "is computed on")
+    motion_threshold: int = Field(18, ge=1, le=255, description="grey-level change that counts "
+                                  "as motion")
+    region_pad: int = Field(48, ge=0, le=512, description="pixels added around a moving area")
+    region_min_px: int = Field(128, ge=32, le=2048, description="smallest region side")
 
 
 class TrackingSettings(StrictModel):
@@ -44,10 +62,16 @@ class TrackingSettings(StrictModel):
 
 
 class RecognitionSettings(StrictModel):
-    min_face_px: int = Field(40, ge=20, le=400, description="skip encoding smaller faces")
+    min_face_px: int = Field(32, ge=20, le=400, description="skip encoding smaller faces "
+                             "(box side, source px); small faces are decided on several "
+                             "fused looks")
     min_blur: float = Field(10.0, ge=0, description="skip encoding crops blurrier than this "
                             "(variance of the Laplacian at 96x96)")
-    votes_needed: int = Field(2, ge=1, le=10, description="agreeing encodings before announcing")
+    min_looks: int = Field(2, ge=1, le=10, description="encodings of a track fused before it is "
+                           "decided (the fused encoding is decided by the gallery rule)")
+    max_yaw: float = Field(0.35, gt=0, le=2.0, description="skip looks turned further than this "
+                           "(nose offset from the eyes' midpoint / eye distance, from the 5 "
+                           "landmarks; 0 = frontal)")
     max_encodes_per_track: int = Field(10, ge=1, le=100, description="stop trying to identify "
                                        "a track after this many encodings")
     reverify_s: float = Field(2.0, ge=0, le=600, description="re-encode a decided track this "

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-log = logging.getLogger(__name__)
+from oneeye.types import BBox
 
-BBox = tuple[int, int, int, int]
+log = logging.getLogger(__name__)
 
 
 def crop(image: NDArray[np.uint8], box: BBox, margin: float = 0.4) -> NDArray[np.uint8]:

@@ -7,16 +7,17 @@ sparse cadence), the fallback continues the nearest track whose centre is
 within half a box and whose size is similar. A track not seen for
 ``max_missed_s`` (media or wall time, whichever clock the caller uses) closes.
 
-The tracker knows nothing about identities: the pipeline keeps its recognition
-state (votes, label, pending encoding) in its own map keyed by :attr:`Track.track_id`.
+Each track keeps the velocity of its box centre between its last two detections,
+so :meth:`Track.predicted` says where to look for it next (the pipeline runs the
+detector there). The tracker knows nothing about identities: the pipeline keeps its
+recognition state in its own map keyed by :attr:`Track.track_id`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-BBox = tuple[int, int, int, int]  # top, right, bottom, left
+from oneeye.types import BBox
 
 
 def iou(a: BBox, b: BBox) -> float:
@@ -46,8 +47,15 @@ class Track:
     last_seen: float
     first_frame: int
     last_frame: int
-    hits: int = 1
-    data: dict[str, Any] = field(default_factory=dict)
+    #: Box centre velocity (x, y) in pixels per clock second, from the last two detections.
+    velocity: tuple[float, float] = (0.0, 0.0)
+
+    def predicted(self, now: float) -> BBox:
+        """The box moved by its velocity to ``now`` (its last box if it has none)."""
+        dt = max(0.0, now - self.last_seen)
+        dx, dy = round(self.velocity[0] * dt), round(self.velocity[1] * dt)
+        top, right, bottom, left = self.bbox
+        return (top + dy, right + dx, bottom + dy, left + dx)
 
 
 class Tracker:
@@ -99,8 +107,11 @@ class Tracker:
                 new.append(t)
             else:
                 t = found
+                dt = now - t.last_seen
+                if dt > 0:
+                    (ox, oy), (nx, ny) = _centre(t.bbox), _centre(b)
+                    t.velocity = ((nx - ox) / dt, (ny - oy) / dt)
                 t.bbox, t.last_seen, t.last_frame = b, now, frame
-                t.hits += 1
             out.append(t)
         return out, new
 

@@ -1,0 +1,146 @@
+"""How a face becomes one event: small faces in big frames, decisions on the fused track,
+and an event that cannot be built leaves nothing marked (issue 11 §2–§3, issue 14 §5)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from oneeye import faces, synth
+from oneeye import gallery as gal
+from oneeye.edge.gallery_holder import GalleryHolder
+from oneeye.edge.pipeline import Pipeline
+from oneeye.edge.settings import EdgeSettings
+from oneeye.edge.sources import Frame
+from oneeye.events import MatchEvent
+
+ALICE, BOB = "Ana_Guevara", "Bill_Gates"
+FPS = 15.0
+
+
+def _photos(lfw: Path, person: str, split: str = "probes") -> list[Path]:
+    return sorted((lfw / split / person).glob("*.jpg"))
+
+
+@pytest.fixture(scope="module")
+def enrolled(lfw: Path) -> gal.Gallery:
+    g, report = gal.enrol([(p, _photos(lfw, p, "gallery")[0]) for p in (ALICE, BOB)],
+                          watchlist="customers")
+    assert not report.rejected
+    return g
+
+
+def _frames(images: Iterator[NDArray[np.uint8]] | list[NDArray[np.uint8]]) -> Iterator[Frame]:
+    for i, image in enumerate(images):
+        yield Frame(i, image, time.time(), i / FPS)
+
+
+def _run(settings: EdgeSettings, matcher: gal.Matcher, images: list[NDArray[np.uint8]]
+         ) -> tuple[list[MatchEvent], Pipeline]:
+    events: list[MatchEvent] = []
+    pipe = Pipeline(settings, GalleryHolder(matcher), sinks=[events.append])
+    for frame in _frames(images):
+        pipe.process(frame)
+    pipe.drain()
+    return events, pipe
+
+
+def test_a_36px_face_in_a_1080p_frame_is_detected_and_then_matched(
+        lfw: Path, enrolled: gal.Gallery) -> None:
+    head, width = synth.head(_photos(lfw, ALICE)[0], 36)
+    bg = synth.background(1920, 1080)
+    rng = np.random.default_rng(0)
+    # Far from the camera, walking slowly across the frame.
+    images = [synth.scene(bg, [(head, 1400 + 3 * i, 700, width)], rng=rng) for i in range(10)]
+    settings = EdgeSettings(detection={"every_n_frames": 1})  # type: ignore[arg-type]
+
+    seen = Pipeline(settings, GalleryHolder())
+    boxes = [b for i, img in enumerate(images[:4]) for b in seen.detect(img, i / FPS)]
+    assert boxes, "the 36 px face is not detected"
+    assert all(30 <= b[1] - b[3] <= 48 and 1380 <= b[3] <= 1460 for b in boxes)
+
+    events, _ = _run(settings, gal.Matcher([enrolled]), images)
+    assert [(e.person_id, e.bbox[1] - e.bbox[3] < 50) for e in events] == [(ALICE, True)]
+
+
+def test_detection_regions_make_an_empty_scene_cheap_and_still_faces_found(
+        lfw: Path) -> None:
+    """Nothing moves: after the first sweep, no pixel is searched until the next one —
+    yet a face that stands still from the first frame is found by that sweep."""
+    head, width = synth.head(_photos(lfw, BOB)[0], 80)
+    bg = synth.background(1280, 720)
+    rng = np.random.default_rng(1)
+    still = synth.scene(bg, [(head, 300, 500, width)], rng=rng, noise=0)
+    settings = EdgeSettings(detection={"sweep_s": 60, "sweep_bands": 3})  # type: ignore[arg-type]
+    pipe = Pipeline(settings, GalleryHolder())
+    found = [pipe.detect(still, t / FPS) for t in range(3)]
+    assert any(found), "a face standing still is never found by the sweep"
+    empty = Pipeline(settings, GalleryHolder())
+    passes = [empty.detect(bg, t / FPS) for t in range(8)]
+    assert passes == [[]] * 8
+    assert empty.last_regions() == []   # the sweep is over and nothing moved
+
+
+def test_a_track_is_announced_on_its_fused_looks_and_a_stranger_is_not(
+        lfw: Path, enrolled: gal.Gallery) -> None:
+    """Every single look of the visitor is just over the threshold; their mean is under it."""
+    rule = gal.DEFAULT_RULES["customers"]
+    photo_a, photo_b = _photos(lfw, ALICE)[:2]
+    (head_a, w), (head_b, _) = synth.head(photo_a, 90), synth.head(photo_b, 90)
+    stranger, ws = synth.head(sorted((lfw / "impostors").glob("*.jpg"))[0], 90)
+    bg = synth.background(640, 480)
+    rng = np.random.default_rng(2)
+    # One person looking two ways (alternate photos), then a stranger, with a gap between.
+    visit = [synth.scene(bg, [((head_a, head_b)[i % 2], 300 + i, 220, w)], rng=rng, noise=1)
+             for i in range(12)]
+    images = [*visit, *[bg] * 20,
+              *[synth.scene(bg, [(stranger, 300 + i, 220, ws)], rng=rng, noise=1)
+                for i in range(12)]]
+
+    def encode(img: NDArray[np.uint8]) -> NDArray[np.float32]:
+        rgb = faces.bgr_to_rgb(img)
+        (enc,) = faces.encode(rgb, faces.detect(rgb))
+        return enc
+
+    singles = np.array([encode(img) for img in visit])
+    e_a, e_b = singles[0::2].mean(axis=0), singles[1::2].mean(axis=0)
+    # An enrolled encoding at 0.49 from the track's fused encoding, in a direction
+    # orthogonal to how its looks differ: each look then sits at ≈ √(0.49² + |a−b|²/4).
+    centre, diff = (e_a + e_b) / 2, (e_a - e_b) / np.linalg.norm(e_a - e_b)
+    v = np.random.default_rng(3).normal(size=128)
+    v -= (v @ diff) * diff
+    enrolled_enc = centre + 0.49 * v / np.linalg.norm(v)
+    g = enrolled.without_person(ALICE).with_person(ALICE, [enrolled_enc])
+    single = g.distances(singles)[:, list(g.person_ids).index(ALICE)]
+    assert single.min() > rule.max_distance, "precondition: every single look is rejected"
+
+    events, pipe = _run(EdgeSettings(cooldown_s=0, detection={"every_n_frames": 1}),  # type: ignore[arg-type]
+                        gal.Matcher([g]), images)
+    assert [e.person_id for e in events] == [ALICE]
+    assert events[0].distance <= rule.max_distance < single.min()
+    assert events[0].source_frame is not None and events[0].source_frame < len(visit)
+    assert pipe.metrics.tracks_total == 2             # the stranger was seen, not announced
+
+
+def test_an_event_that_cannot_be_built_marks_nothing_and_is_retried(
+        lfw: Path, enrolled: gal.Gallery) -> None:
+    """A gallery entry whose id the match contract refuses: no event, no cooldown, no
+    "announced" mark — every later look of the track tries again."""
+    (enc,) = [e for p, e in zip(enrolled.person_ids, enrolled.encodings, strict=True)
+              if p == ALICE]
+    bad = gal.Gallery(watchlist="customers", version=1, rule=enrolled.rule,
+                      person_ids=np.array(["Ana Guevara"]), encodings=enc[None, :])
+    head, w = synth.head(_photos(lfw, ALICE)[0], 90)
+    bg = synth.background(640, 480)
+    rng = np.random.default_rng(4)
+    images = [synth.scene(bg, [(head, 300 + i, 220, w)], rng=rng) for i in range(16)]
+    settings = EdgeSettings(detection={"every_n_frames": 1},  # type: ignore[arg-type]
+                            recognition={"reverify_s": 0.1})  # type: ignore[arg-type]
+    events, pipe = _run(settings, gal.Matcher([bad]), images)
+    assert events == []
+    assert pipe.metrics.events_failed >= 2      # retried: the first failure marked nothing
