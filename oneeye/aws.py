@@ -100,6 +100,18 @@ def mapped(exc: BaseException) -> AwsError | None:
     return None
 
 
+def failures() -> tuple[type[Exception], ...]:
+    """What a failed AWS call raises, for ``except aws.failures():``.
+
+    botocore's ``ClientError`` (AWS answered no: access denied, throttled, a code
+    :func:`errors` does not map) and ``BotoCoreError`` (no answer: network,
+    credentials, timeouts, a body cut off while read). Anything else is a bug.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (ClientError, BotoCoreError)
+
+
 @contextmanager
 def errors() -> Iterator[None]:
     """Raise ``NotFound`` / ``ConditionFailed`` / ``AlreadyExists`` for the AWS calls inside.

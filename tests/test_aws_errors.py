@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+
+import boto3
 import pytest
-from botocore.exceptions import ClientError
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from oneeye import aws
 from oneeye.errors import AlreadyExists, AwsError, ConditionFailed, NotFound, OneEyeError
@@ -46,3 +50,17 @@ def test_other_errors_pass_through_unchanged(cloud_env: dict[str, str]) -> None:
                                         Item={"wrong_key": {"S": "x"}})
     assert not isinstance(err.value, AwsError)
     assert aws.mapped(ValueError("not from botocore")) is None
+
+
+def test_a_call_with_no_answer_is_one_of_the_named_failures(cloud_env: dict[str, str]) -> None:
+    # A port nobody listens on: botocore raises its own error, not a ClientError.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    s3 = boto3.session.Session().client(
+        "s3", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{port}",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=2))
+    with pytest.raises(aws.failures()) as err:
+        s3.get_object(Bucket=cloud_env["ONEEYE_BUCKET"], Key="k")
+    assert isinstance(err.value, BotoCoreError)
+    assert ClientError in aws.failures()  # an answer of "no" is a failure too

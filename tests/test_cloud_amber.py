@@ -90,6 +90,20 @@ def test_snapshot_is_stored_and_linked(cloud_env: dict[str, str], case: dict[str
         assert resp.read() == JPEG
 
 
+def test_banner_links_the_cases_accepted_photo(cloud_env: dict[str, str],
+                                               case: dict[str, Any]) -> None:
+    key = "uploads/missing/MP-2026-0042/ref.jpg"
+    store.Bucket(cloud_env["ONEEYE_BUCKET"]).put(key, JPEG, content_type="image/jpeg")
+    store.Cases(cloud_env["CASES_TABLE"]).upsert("MP-2026-0042", {"photo_key": key})
+    deskq = observe(cloud_env["DESK_TOPIC_ARN"])
+    amber.amber_alert(sighting(), amber.amber_from_env())
+    banner = DeskEvent.model_validate(deskq.messages()[0])
+    url = (banner.case or {}).get("photo_url")
+    assert url and key in url and "Expires=" in url
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        assert resp.read() == JPEG
+
+
 def test_bad_snapshot_still_alerts_without_link(cloud_env: dict[str, str],
                                                 case: dict[str, Any]) -> None:
     alerts = observe(cloud_env["ALERTS_TOPIC_ARN"])

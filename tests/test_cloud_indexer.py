@@ -115,6 +115,7 @@ def test_accepted_upload_makes_version_publishes_and_reports(
     case = store.Cases(cloud_env["CASES_TABLE"]).get("MP-2026-0042")
     assert case and case["status"] == "open" and case["name"] == "Jane Doe"
     assert case["last_upload_id"] == upload_id
+    assert case["photo_key"] == key  # the reference photo amber_alert links on the banner
 
 
 def test_redelivery_of_same_object_makes_no_second_version(

@@ -423,24 +423,3 @@ def test_a_branch_admin_sends_a_phone_sized_photo_and_gets_a_verdict_key(
     assert bad.status_code == 400 and bad.get_json()["message"] == "not a JPEG or PNG photo"
     [added] = app.extensions["oneeye.store"].audit_rows(user="ada")
     assert (added["action"], added["target"]) == ("customer_photo_added", "C-1042")
-
-
-def test_a_multi_camera_device_shows_one_row_per_camera(app: Flask, signer: Signer,
-                                                         clock: ManualClock) -> None:
-    from oneeye.events import CameraHealth
-
-    health = HealthEvent(device_id="edge-1", site_id="branch-1", camera_id="lobby",
-                         sent_at=utc_now(), uptime_s=5, fps=0, camera_state="failed",
-                         cameras={"door": CameraHealth(state="ok", fps=14.8, frame_age_ms=40),
-                                  "lobby": CameraHealth(state="failed")})
-    push(app, signer, desk_event(kind="device_status", device_id="edge-1", health=health))
-    alice, _ = client_of(app, "alice")
-    [dev] = alice.get("/api/devices").get_json()["devices"]
-    assert dev["cameras"] == [
-        {"camera_id": "door", "state": "ok", "fps": 14.8, "frame_age_ms": 40,
-         "dropped_frames": 0},
-        {"camera_id": "lobby", "state": "failed", "fps": None, "frame_age_ms": None,
-         "dropped_frames": 0}]
-    clock.advance(91)                                     # silent: no figure stays up
-    [dev] = alice.get("/api/devices").get_json()["devices"]
-    assert dev["online"] is False and {c["fps"] for c in dev["cameras"]} == {None}

@@ -174,6 +174,20 @@ def test_bad_message_is_reported_not_fatal(s3: Any, tmp_path: Path) -> None:
     assert sync.failures == 2 and sync.apply_queued() == []
 
 
+@pytest.mark.parametrize("junk", [b"\xff{", b"[7]", b'{"version": "seven"}', b"{}"])
+def test_a_junk_latest_json_is_counted_and_the_next_poll_still_catches_up(
+        junk: bytes, s3: Any, tmp_path: Path) -> None:
+    holder = GalleryHolder()
+    sync = GallerySync(edge_settings(tmp_path), holder, s3_client=s3)
+    s3.put_object(Bucket=BUCKET, Key="gallery/missing/latest.json", Body=junk)
+    sync.poll_once()
+    assert sync.failures == 1 and "latest.json failed" in (sync.last_error or "")
+    assert sync.apply_queued() == []
+    upload(s3, make_gallery(4), latest=True)
+    sync.poll_once()
+    assert sync.apply_queued() == [True] and holder.current().versions() == {"missing": 4}
+
+
 def test_polling_latest_json_catches_up_and_cache_is_used_at_start(s3: Any,
                                                                    tmp_path: Path) -> None:
     upload(s3, make_gallery(7), latest=True)

@@ -18,6 +18,7 @@ from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
 
 from oneeye.edge.greengrass import (
     ConfigFollower,
+    close_streams,
     read_settings,
     settings_from_config,
     shadow_topic,
@@ -170,6 +171,27 @@ def test_configuration_updates_are_followed_and_bad_ones_refused() -> None:
     assert stop.is_set()
     new = follower.take()
     assert new is not None and new.cooldown_s == 120 and follower.current == new
+
+
+class Stream:
+    """An IPC stream operation's ``close``; a stream that already died raises on close."""
+
+    def __init__(self, dead: bool = False) -> None:
+        self.dead = dead
+        self.closed = False
+
+    def close(self) -> None:
+        if self.dead:
+            raise ConnectionError("stream already gone")
+        self.closed = True
+
+
+def test_closing_streams_closes_the_rest_after_one_fails() -> None:
+    first, dead, last = Stream(), Stream(dead=True), Stream()
+    operations: list[Any] = [first, dead, last]
+    close_streams(operations)
+    assert first.closed and last.closed
+    assert operations == []  # a second close has nothing left to close
 
 
 def _desired(site: str, cameras: dict[str, Any]) -> dict[str, Any]:

@@ -71,6 +71,10 @@ def _sighting(match: events.MatchEvent, deps: AmberDeps) -> Result:
         log.warning("amber_alert: no alert for %s at %s: %s", match.person_id, match.site_id, why)
         return {"status": "no_alert", "event_id": match.event_id, "reason": why}
     card = {"id": match.person_id, **{k: case[k] for k in _CASE_FIELDS if k in case}}
+    if case.get("photo_key"):
+        # the banner shows the case's accepted photo beside the camera crop
+        card["photo_url"] = deps.bucket.presign_get(str(case["photo_key"]),
+                                                    expires_s=deps.snapshot_url_ttl_s)
     snapshot_url = _store_snapshot(match, deps)
     cooldown_key = f"cooldown:{match.person_id}:{match.site_id}"
     alerted = deps.idempotency.claim(cooldown_key, lease_s=deps.cooldown_s, kind="cooldown")

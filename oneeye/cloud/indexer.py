@@ -167,6 +167,8 @@ def _index(key: str, m: re.Match[str], deps: IndexerDeps) -> Result:
         deps.cases.upsert(person_id, {
             "status": "open", "agency": meta.get("agency"),
             "name": urllib.parse.unquote(name) if name else None, "last_upload_id": upload_id,
+            # the desk banner's reference photo: the newest accepted one (amber presigns it)
+            "photo_key": key,
         })
     _announce(latest, updated, "added", person_id, deps)
     status.write("accepted", gallery_version=updated.version,

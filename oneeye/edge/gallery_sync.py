@@ -29,7 +29,9 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,11 @@ log = logging.getLogger(__name__)
 
 #: Refuse absurd downloads before reading them (a 1M-encoding gallery is ~0.5 GB).
 MAX_GALLERY_BYTES = 1 << 30
+
+
+#: What reading a ``latest.json`` that is not the indexer's dict raises (bad UTF-8 or JSON,
+#: a missing key, a list or string where the dict belongs, a version that is no integer).
+_JUNK_JSON: tuple[type[Exception], ...] = (ValueError, KeyError, TypeError)
 
 
 @dataclass(frozen=True)
@@ -137,7 +144,8 @@ class GallerySync:
             except NotFound:
                 log.debug("no %s yet in s3://%s", key, bucket)
                 continue
-            except Exception as exc:  # network, access denied, junk JSON: counted, polled again
+            except aws.failures() + _JUNK_JSON as exc:
+                # AWS said no or did not answer, or latest.json is junk: counted, polled again
                 self._fail(f"polling s3://{bucket}/{key} failed: {type(exc).__name__}: {exc}")
                 continue
             if update.version > self._current_version(watchlist):
@@ -183,7 +191,8 @@ class GallerySync:
             self._fail(f"{wl} v{update.version} refused, keeping v{current}: {refusal}")
             return False
         try:
-            obj = self.s3.get_object(Bucket=update.bucket, Key=update.key)
+            with aws.errors():
+                obj = self.s3.get_object(Bucket=update.bucket, Key=update.key)
             if int(obj.get("ContentLength") or 0) > MAX_GALLERY_BYTES:
                 raise GalleryError(f"{obj['ContentLength']} bytes is over the limit")
             data = obj["Body"].read()
@@ -196,7 +205,7 @@ class GallerySync:
         except (OneEyeError, OSError) as exc:
             self._fail(f"{wl} v{update.version} from {where} refused, keeping v{current}: {exc}")
             return False
-        except Exception as exc:  # botocore errors: network, access denied, missing key
+        except aws.failures() as exc:  # AWS said no (access denied) or did not answer
             self._fail(f"{wl} v{update.version} download from {where} failed, keeping "
                        f"v{current}: {type(exc).__name__}: {exc}")
             return False
@@ -262,7 +271,7 @@ class GallerySync:
         while not self._stop.is_set():
             if time.monotonic() >= next_poll or self._poll_now.is_set():
                 self._poll_now.clear()
-                self.poll_once()
+                self._guarded(self.poll_once)
                 next_poll = time.monotonic() + self.cfg.poll_interval_s
             try:
                 wait = 0.0 if self._poll_now.is_set() else next_poll - time.monotonic()
@@ -271,11 +280,14 @@ class GallerySync:
                 continue
             if update is None:
                 break
-            try:
-                self.apply(update)
-            except Exception:  # never let one bad update end syncing
-                self.failures += 1
-                log.exception("gallery sync: unexpected error")
+            self._guarded(partial(self.apply, update))
+
+    def _guarded(self, work: Callable[[], object]) -> None:
+        try:
+            work()
+        except Exception:  # thread boundary: one bad poll or update must not end syncing
+            self.failures += 1
+            log.exception("gallery sync: unexpected error")
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()

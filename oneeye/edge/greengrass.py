@@ -115,6 +115,20 @@ def read_settings(ipc: Any, thing_name: str | None = None) -> EdgeSettings:
     return settings_from_config(dict(response.value or {}), thing, device)
 
 
+def close_streams(operations: list[Any]) -> None:
+    """Close every IPC stream operation in ``operations`` and empty the list.
+
+    Best effort: a stream that fails to close is logged at debug level and the
+    rest are still closed.
+    """
+    for op in operations:
+        try:
+            op.close()
+        except Exception:  # best effort at shutdown; the Nucleus closes streams too
+            log.debug("closing an IPC stream failed", exc_info=True)
+    operations.clear()
+
+
 class ConfigFollower:
     """Re-reads and validates the configuration on every update; flags valid changes."""
 
@@ -164,8 +178,4 @@ class ConfigFollower:
         return new
 
     def close(self) -> None:
-        for op in self._operations:
-            try:
-                op.close()
-            except Exception:  # best effort at shutdown; the Nucleus closes streams too
-                log.debug("closing an IPC stream failed", exc_info=True)
+        close_streams(self._operations)

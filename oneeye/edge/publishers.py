@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from oneeye.edge.greengrass import close_streams
 from oneeye.edge.settings import EdgeSettings, PublishSettings
 from oneeye.errors import ConfigError, PublishError, PublishRejected
 
@@ -159,12 +160,7 @@ class IpcPublisher(Publisher):
         self._operations.append(operation)
 
     def close(self) -> None:
-        for op in self._operations:
-            try:
-                op.close()
-            except Exception:  # closing is best effort; the Nucleus cleans up too
-                log.debug("closing IPC stream failed", exc_info=True)
-        self._operations.clear()
+        close_streams(self._operations)
 
 
 # --------------------------------------------------------------------------- direct MQTT
