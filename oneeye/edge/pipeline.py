@@ -1,3 +1,4 @@
+# Long module: one camera's per-frame path, look to event, read top-down in one place.
 """The realtime edge pipeline: look → detect → track → encode → fuse → decide → event.
 
 Why it is shaped this way (2-core CPU; ``bench/edge.py`` prints the figures; the README's
