@@ -2,15 +2,18 @@
 
 - ``dashboard.sns_endpoint`` — ``POST /sns`` (verified SNS deliveries)
 - ``dashboard.store``        — events, acknowledgements, devices, users (SQLite/PostgreSQL)
-- ``dashboard.auth``         — login, sessions, CSRF, login rate limit
+- ``dashboard.auth``         — login, sessions, CSRF, safe ``next``
+- ``dashboard.throttle``     — failed-login counters per account/address (Redis or database)
+- ``dashboard.proxies``      — forwarded headers believed from ``trusted_proxies`` only
 - ``dashboard.live``         — Socket.IO rooms per site
 - ``dashboard.api`` / ``dashboard.desk`` — JSON API and pages
 
-Async mode ``threading`` (the default; simple-websocket under Werkzeug) needs no
-monkey-patching and keeps Flask-SocketIO's test client simple. ``gevent`` serves
-many more sockets per process (one greenlet instead of two OS threads per
-client); ``oneeye dashboard run`` starts it through ``dashboard.serve``, which
-monkey-patches before anything else is imported. bench/fanout.py compares both.
+Async mode ``gevent`` (the default) is the production server: gevent's WSGI
+server with websockets, many sockets per process (one greenlet instead of two OS
+threads per client); ``oneeye dashboard run`` starts it through
+``oneeye.commands.serve_gevent``, which monkey-patches before anything else is imported.
+``threading`` (Werkzeug's development server) needs no monkey-patching and is what
+the tests' in-process apps use. bench/fanout.py compares both.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from flask_socketio import SocketIO
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
+from dashboard.proxies import TrustedProxies
 from dashboard.settings import DashboardSettings
 from oneeye.sns import Verifier
 from oneeye.types import Clock
@@ -42,6 +46,7 @@ def create_app(settings: DashboardSettings | None = None, *, clock: Clock = time
     from dashboard import api, auth, desk, manage, sns_endpoint
     from dashboard.live import Live
     from dashboard.store import Store
+    from dashboard.throttle import LoginThrottle, counters_for
 
     settings = settings or DashboardSettings()
     app = Flask(__name__)
@@ -69,8 +74,13 @@ def create_app(settings: DashboardSettings | None = None, *, clock: Clock = time
     app.extensions["oneeye.verifier"] = Verifier(settings.allowed_topics,
                                                  pinned_certs=settings.pinned_cert_bytes(),
                                                  max_age_s=settings.sns_max_age_s)
-    app.extensions["oneeye.login_limiter"] = auth.RateLimiter(settings.login_attempts,
-                                                              settings.login_window_s)
+    app.extensions["oneeye.login_throttle"] = LoginThrottle(
+        counters_for(settings.resolved_login_store(), store),
+        account_attempts=settings.login_attempts, address_attempts=settings.login_ip_attempts,
+        window_s=settings.login_window_s)
+    if settings.trusted_proxies:
+        app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]
+            app.wsgi_app, settings.trusted_proxies, settings.proxy_hops)
     app.extensions["oneeye.live"] = Live(socketio)
     app.extensions["oneeye.cloud"] = manage.Cloud.from_settings(settings)
     for blueprint in (auth.bp, sns_endpoint.bp, api.bp, desk.bp, manage.bp):
@@ -98,11 +108,19 @@ def socketio_of(app: Flask) -> SocketIO:
 
 
 def run_server(app: Flask, host: str, port: int) -> None:
-    """Serve until stopped: Werkzeug threads, or gevent's pywsgi in gevent mode."""
+    """Serve until stopped: gevent's WSGI server (production), or Werkzeug's (threading).
+
+    With ``tls_cert``/``tls_key`` set, either server speaks HTTPS itself; otherwise
+    TLS is terminated in front of it (see README "Security model").
+    """
     sio = socketio_of(app)
+    settings: DashboardSettings = app.extensions["oneeye.settings"]
+    tls = (str(settings.tls_cert), str(settings.tls_key)) if settings.tls_cert else None
     if sio.async_mode != "gevent":
+        log.warning("async_mode threading: Werkzeug's development server (tests, debugging); "
+                    "use async_mode gevent in production")
         sio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, log_output=False,
-                use_reloader=False)
+                use_reloader=False, ssl_context=tls)
         return
     import socket
 
@@ -116,7 +134,8 @@ def run_server(app: Flask, host: str, port: int) -> None:
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     listener.bind(addr)
     listener.listen(1024)
-    pywsgi.WSGIServer(listener, app, log=None).serve_forever()
+    ssl_args = {"certfile": tls[0], "keyfile": tls[1]} if tls else {}
+    pywsgi.WSGIServer(listener, app, log=None, **ssl_args).serve_forever()
 
 
 def _decline_websocket_compression() -> None:

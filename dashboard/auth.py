@@ -1,4 +1,4 @@
-"""Login, sessions, CSRF and the login rate limit.
+"""Login, sessions, CSRF and the ``next`` redirect (throttling: ``dashboard.throttle``).
 
 Passwords are argon2id hashes (argon2-cffi). The session cookie holds only a
 ``login_id`` and a CSRF token, signed with the secret key; it is HttpOnly,
@@ -21,11 +21,9 @@ import functools
 import hmac
 import logging
 import secrets
-import threading
-import time
-from collections import defaultdict, deque
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
+from urllib.parse import unquote, urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -40,6 +38,8 @@ from flask import (
     session,
     url_for,
 )
+
+from dashboard.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
@@ -62,33 +62,30 @@ def check_password(password_hash: str, password: str) -> bool:
         return False
 
 
-class RateLimiter:
-    """Failed attempts per key in a sliding window (in-process; one limiter per process)."""
+def safe_next(target: str | None) -> str:
+    """``target`` if it is a path on this site, else ``/`` (never an error).
 
-    def __init__(self, attempts: int, window_s: float) -> None:
-        self.attempts, self.window_s = attempts, window_s
-        self._hits: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def blocked(self, key: str) -> bool:
-        with self._lock:
-            hits = self._hits.get(key)
-            if hits is None:
-                return False
-            cutoff = time.monotonic() - self.window_s
-            while hits and hits[0] < cutoff:
-                hits.popleft()
-            if not hits:  # forget idle keys so guessing many names cannot grow memory
-                del self._hits[key]
-            return len(hits) >= self.attempts
-
-    def fail(self, key: str) -> None:
-        with self._lock:
-            self._hits[key].append(time.monotonic())
-
-    def reset(self, key: str) -> None:
-        with self._lock:
-            self._hits.pop(key, None)
+    Browsers strip tabs and newlines from URLs and treat ``\\`` like ``/``, so
+    ``/%09/evil.example`` or ``/\\evil.example`` would leave the site as surely as
+    ``//evil.example`` or ``https://evil.example``. A target passes only if it, and
+    every percent-decoding of it, starts with one ``/`` and has no scheme, host,
+    backslash or unprintable character (CR/LF would otherwise break the Location header).
+    """
+    if not target:
+        return "/"
+    candidate = target
+    for _ in range(4):  # the raw value and up to three layers of percent-encoding
+        if (not candidate.startswith("/") or candidate.startswith("//") or "\\" in candidate
+                or not candidate.isprintable()):
+            return "/"
+        parts = urlsplit(candidate)
+        if parts.scheme or parts.netloc:
+            return "/"
+        decoded = unquote(candidate)
+        if decoded == candidate:
+            return target
+        candidate = decoded
+    return "/"
 
 
 def csrf_token() -> str:
@@ -145,28 +142,25 @@ def login() -> Any:
     if request.method == "POST":
         name = request.form.get("username", "").strip()[:64]
         password = request.form.get("password", "")[:1024]
-        limiter: RateLimiter = current_app.extensions["oneeye.login_limiter"]
-        key = f"{request.remote_addr}|{name.lower()}"
-        if limiter.blocked(key) or limiter.blocked(str(request.remote_addr)):
-            log.warning("login rate limit hit for %r from %s", name, request.remote_addr)
+        throttle: LoginThrottle = current_app.extensions["oneeye.login_throttle"]
+        address = request.remote_addr
+        if throttle.blocked(name, address):
+            log.warning("login throttled for %r from %s", name, address)
             error, status = "Too many failed attempts. Wait a few minutes and try again.", 429
         else:
             user = current_app.extensions["oneeye.store"].get_user(name) if name else None
             ok = check_password(user["password_hash"] if user else _DUMMY_HASH, password)
             if user and ok:
-                limiter.reset(key)
+                throttle.succeeded(name)
                 session.clear()
                 session["login_id"] = current_app.extensions["oneeye.store"].start_login(
                     user["name"])
                 csrf_token()
-                log.info("user %s logged in from %s", name, request.remote_addr)
-                target = request.args.get("next", "")
-                # only local paths: an open redirect would let a link phish the login
-                return redirect(target if target.startswith("/") and not
-                                target.startswith("//") else url_for("desk.index"))
-            limiter.fail(key)
-            limiter.fail(str(request.remote_addr))
-            log.warning("failed login for %r from %s", name, request.remote_addr)
+                log.info("user %s logged in from %s", name, address)
+                # only paths on this site: an open redirect would let a link phish the login
+                return redirect(safe_next(request.args.get("next")))
+            throttle.failed(name, address)
+            log.warning("failed login for %r from %s", name, address)
             error, status = "Wrong user name or password.", 401
     return render_template("login.html", error=error), status
 

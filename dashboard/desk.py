@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -144,7 +145,8 @@ def _cell(value: Any) -> Any:
 @login_required
 def alerts() -> str:
     path: Path | None = current_app.config["ONEEYE_ALERT_OUTBOX_PATH"]
-    return render_template("alerts.html", path=path, messages=read_alert_outbox(path))
+    return render_template("alerts.html", path=path,
+                           messages=read_alert_outbox(path, g.user["sites"]))
 
 
 @bp.get("/outbox")
@@ -165,8 +167,13 @@ def healthz() -> tuple[Response, int]:
                     "user": g.user["name"] if g.get("user") else None}), 200 if ok else 503
 
 
-def read_alert_outbox(path: Path | None) -> list[dict[str, Any]]:
-    """Newest-first messages from a JSON-lines file or a directory of ``*.json[l]`` files."""
+def read_alert_outbox(path: Path | None, sites: Sequence[str]) -> list[dict[str, Any]]:
+    """Newest-first messages of ``sites`` from a JSON-lines file or a directory of them.
+
+    A line shows only if its ``site_id`` is one of ``sites``: alerts carry names,
+    contacts and snapshot links, and a line that names no site (or is not JSON)
+    cannot be shown to anyone safely, so it is left to ``oneeye outbox`` on the host.
+    """
     if path is None or not path.exists():
         return []
     files = sorted(path.glob("*.json*")) if path.is_dir() else [path]
@@ -183,7 +190,7 @@ def read_alert_outbox(path: Path | None) -> list[dict[str, Any]]:
             try:
                 item = json.loads(line)
             except json.JSONDecodeError:
-                item = {"body": line, "error": "not JSON"}
-            if isinstance(item, dict):
+                continue
+            if isinstance(item, dict) and item.get("site_id") in sites:
                 out.append(item)
     return out[::-1][:ALERTS_MAX]

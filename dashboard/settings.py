@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, model_validator
 
 from oneeye.config import StrictModel
 
@@ -67,14 +67,32 @@ class DashboardSettings(StrictModel):
     message_queue_channel: str = Field("oneeye-dashboard", min_length=1, description=
                                        "Pub/sub channel (Redis channels ignore the db number)")
     async_mode: Literal["threading", "gevent"] = Field(
-        "threading", description="threading: simple, any WSGI server; gevent: many "
-        "concurrent sockets per process (run through `oneeye dashboard run`)")
+        "gevent", description="gevent: the production server (gevent's WSGI server, many "
+        "sockets per process; `oneeye dashboard run`); threading: Werkzeug's development "
+        "server, for tests and debugging only")
     websocket_compression: bool = Field(
         False, description="Accept permessage-deflate on Socket.IO websockets. Off: desk "
         "events are ~1 KB and compressing each one per client doubles the server's CPU per "
         "delivery (bench/fanout.py) for nothing on a branch LAN")
-    login_attempts: int = Field(5, ge=1, description="Failed logins allowed per window")
-    login_window_s: float = Field(300, gt=0, description="Login rate-limit window")
+    login_attempts: int = Field(5, ge=1, description="Failed logins allowed per account and "
+                                "window; then that account waits (others are not affected)")
+    login_ip_attempts: int = Field(50, ge=1, description="Failed logins allowed per client "
+                                   "address and window: a ceiling far above login_attempts, "
+                                   "since a whole branch may share one address")
+    login_window_s: float = Field(300, gt=0, le=86_400, description="Login rate-limit window")
+    login_store: str | None = Field(None, pattern=r"^(redis|rediss|unix)://",
+                                    description="redis://… for the login counters; "
+                                    "empty: message_queue when it is redis://, else the "
+                                    "dashboard database (all processes on it agree)")
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list, description="Addresses/networks of reverse proxies whose "
+        "X-Forwarded-For/-Proto/-Host/-Port/-Prefix are believed (werkzeug ProxyFix); "
+        "forwarded headers from anyone else are ignored")
+    proxy_hops: int = Field(1, ge=1, le=5, description="Trusted proxies in front of the "
+                            "dashboard, each appending to X-Forwarded-For")
+    tls_cert: Path | None = Field(None, description="PEM certificate chain: serve HTTPS "
+                                  "directly (else terminate TLS at a proxy)")
+    tls_key: Path | None = Field(None, description="PEM private key for tls_cert")
     alert_outbox_path: Path | None = Field(
         None, description="Local-mode alert outbox: the email/SMS the local stack would have "
         "sent (JSON lines file or directory of them); the old key outbox_path still works")
@@ -98,6 +116,19 @@ class DashboardSettings(StrictModel):
             old = data.pop("outbox_path")
             data.setdefault("alert_outbox_path", old)
         return data
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> DashboardSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: set both or neither")
+        return self
+
+    def resolved_login_store(self) -> str | None:
+        """The Redis URL of the login counters, or None for the dashboard database."""
+        for url in (self.login_store, self.message_queue):
+            if url and url.startswith(("redis://", "rediss://", "unix://")):
+                return url
+        return None
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.var_dir / 'dashboard.sqlite3'}"

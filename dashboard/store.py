@@ -41,6 +41,11 @@ _COMMON = [
     # revoke a cookie that was copied before (cookie sessions alone cannot).
     """CREATE TABLE IF NOT EXISTS logins (login_id TEXT PRIMARY KEY, user_name TEXT NOT NULL,
        started_at TEXT NOT NULL, ended_at TEXT)""",
+    # Failed logins per throttle key ("user:alice", "ip:10.0.0.5"), shared by every
+    # dashboard process on this database (dashboard.throttle).
+    """CREATE TABLE IF NOT EXISTS login_failures (throttle_key TEXT NOT NULL,
+       failed_at DOUBLE PRECISION NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures (throttle_key, failed_at)",
     # Every event id ever stored, kept much longer than the events themselves: a replay
     # of a purged event must still be a duplicate, not a new unacknowledged banner.
     """CREATE TABLE IF NOT EXISTS seen_events (event_id TEXT PRIMARY KEY,
@@ -315,6 +320,9 @@ class Store:
                        "(SELECT event_id FROM events WHERE received_at < ?)", (cutoff,))
         removed = self._exec("DELETE FROM events WHERE received_at < ?", (cutoff,))
         self._exec("DELETE FROM logins WHERE ended_at < ?", (cutoff,))
+        # failures older than a day no longer count in any window (login_window_s ≤ 1 day)
+        self._exec("DELETE FROM login_failures WHERE failed_at < ?",
+                   (self.clock() - 86_400,))
         if removed:
             log.info("purged %d events received before %s", removed, cutoff)
         return removed
@@ -468,6 +476,22 @@ class Store:
     def end_login(self, login_id: str) -> None:
         self._exec("UPDATE logins SET ended_at = ? WHERE login_id = ? AND ended_at IS NULL",
                    (self.now(), login_id))
+
+    # login throttle -------------------------------------------------------
+    def add_login_failure(self, key: str, at: float, *, forget_before: float) -> None:
+        """Record a failed login for ``key`` at ``at`` (epoch s); drop this key's older ones."""
+        self._exec("DELETE FROM login_failures WHERE throttle_key = ? AND failed_at < ?",
+                   (key, forget_before))
+        self._exec("INSERT INTO login_failures (throttle_key, failed_at) VALUES (?, ?)",
+                   (key, at))
+
+    def count_login_failures(self, key: str, since: float) -> int:
+        rows = self._rows("SELECT COUNT(*) AS n FROM login_failures WHERE throttle_key = ?"
+                          " AND failed_at >= ?", (key, since))
+        return int(rows[0]["n"])
+
+    def clear_login_failures(self, key: str) -> None:
+        self._exec("DELETE FROM login_failures WHERE throttle_key = ?", (key,))
 
     def ping(self) -> bool:
         return bool(self._rows("SELECT 1 AS ok"))

@@ -136,6 +136,15 @@ class AlreadyExists(AwsError):
     """A create found the resource already there (``BucketAlreadyOwnedByYou`` …)."""
 
 
+class InProgress(OneEyeError):
+    """Another invocation holds this event's idempotency claim and has not finished.
+
+    Not a duplicate to drop: that invocation may have died mid-way. Raised so the
+    platform retries (Lambda's async retries, the local rules router); once the
+    claim's lease has passed a retry gets the claim and does the work.
+    """
+
+
 class PolicyError(OneEyeError):
     """A browser POST upload is not allowed by its signed policy (the local stack's S3 check;
     the message is S3's kind of reason)."""

@@ -90,6 +90,8 @@ def make_settings(tmp_path: Path, signer: Signer, **extra: Any) -> DashboardSett
         "var_dir": tmp_path / "var", "allowed_topics": [signer.topic],
         "pinned_certs": {signer.cert_url: str(signer.write_cert(tmp_path))},
         "session_cookie_secure": False,
+        # in-process apps under Flask's test client: no gevent monkey-patching here
+        "async_mode": "threading",
     }
     values.update(extra)
     return DashboardSettings.model_validate(values)

@@ -208,6 +208,24 @@ def test_idempotency_lease_lets_a_retry_take_over_after_a_crash(cloud_env: dict[
     assert idem.claim("E-1", now=t0 + 3700)                 # forgotten after retention
 
 
+def test_a_delivery_during_another_claim_is_retried_not_dropped(
+        cloud_env: dict[str, str]) -> None:
+    """An invocation that died holding the claim must not turn the event into a duplicate."""
+    from oneeye.cloud.common import run_once
+    from oneeye.cloud.store import Idempotency
+    from oneeye.errors import InProgress
+
+    idem = Idempotency(cloud_env["IDEMPOTENCY_TABLE"])
+    assert idem.claim("E-2", kind="enrich_match")  # the first invocation, killed mid-way
+    with pytest.raises(InProgress):
+        run_once(idem, "E-2", lambda: {"status": "published"}, handler="enrich_match")
+    idem.release("E-2")  # (its lease passing has the same effect)
+    assert run_once(idem, "E-2", lambda: {"status": "published"},
+                    handler="enrich_match") == {"status": "published"}
+    assert run_once(idem, "E-2", lambda: {"status": "published"},
+                    handler="enrich_match")["status"] == "duplicate"
+
+
 @pytest.mark.parametrize(("env", "expected"), [
     ({}, logging.ERROR),                                            # not in Lambda: untouched
     ({"AWS_LAMBDA_FUNCTION_NAME": "f"}, logging.INFO),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -239,16 +240,33 @@ def test_security_headers(app: Flask) -> None:
     assert resp.headers["X-Frame-Options"] == "DENY"
 
 
-def test_alerts_page_shows_the_alert_outbox(tmp_path: Path, signer: Signer) -> None:
-    alerts = tmp_path / "alert_outbox.jsonl"
-    alerts.write_text('{"channel": "sms", "to": "+15550100", "body": "Missing person seen"}\n'
-                      "garbage line\n")
-    app = app_for(tmp_path, signer, alert_outbox_path=alerts)
-    add_user(app, "alice", ["branch-1"])
-    client = app.test_client()
-    login(client, "alice")
-    page = client.get("/alerts").get_data(as_text=True)
-    assert "Missing person seen" in page and "+15550100" in page and "garbage line" in page
+def test_alerts_page_shows_only_the_users_sites(tmp_path: Path, signer: Signer) -> None:
+    outbox = tmp_path / "outbox.jsonl"
+    lines = [
+        {"kind": "sms", "to": "+15550101", "body": "Jo seen at site-1", "site_id": "site-1"},
+        {"kind": "email", "to": "duty-1@bank.example", "subject": "Alert: Jo",
+         "body": "Jo seen; snapshot https://x/site-1.jpg", "site_id": "site-1"},
+        {"kind": "sms", "to": "+15550202", "body": "Sam seen at site-2", "site_id": "site-2"},
+        {"kind": "sms", "to": "+15550303", "body": "no site named"},
+    ]
+    outbox.write_text("".join(json.dumps(line) + "\n" for line in lines) + "garbage line\n")
+    app = app_for(tmp_path, signer, alert_outbox_path=outbox)
+    add_user(app, "alice", ["site-1"])
+    add_user(app, "bob", ["site-2"])
+    pages = {}
+    for name in ("alice", "bob"):
+        client = app.test_client()
+        login(client, name)
+        resp = client.get("/alerts")
+        assert resp.status_code == 200
+        pages[name] = resp.get_data(as_text=True)
+    assert "Jo seen at site-1" in pages["alice"] and "duty-1@bank.example" in pages["alice"]
+    assert "Sam seen" not in pages["alice"]
+    assert "Sam seen at site-2" in pages["bob"] and "+15550202" in pages["bob"]
+    for leaked in ("Jo seen", "+15550101", "duty-1@bank.example", "site-1.jpg"):
+        assert leaked not in pages["bob"]
+    for page in pages.values():  # lines naming no site are for no one
+        assert "no site named" not in page and "garbage line" not in page
     # the page's old address still leads there, for one release
     old = client.get("/outbox")
     assert old.status_code == 308 and old.headers["Location"].endswith("/alerts")

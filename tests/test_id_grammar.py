@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from oneeye import gallery as gal
 from oneeye import types
+from oneeye.cloud import devices
 from oneeye.edge import pipeline as pipeline_module
 from oneeye.edge.runner import load_holder, run_edge
 from oneeye.edge.settings import EdgeSettings
@@ -72,10 +73,13 @@ def test_an_id_with_every_allowed_character_reaches_the_desk(
     assert (match.person_id, match.device_id, match.site_id, match.camera_id) == \
         (PERSON, DEVICE, SITE, CAMERA)
 
-    # 3. the cloud: enrich_match joins the customer record and publishes the desk card
+    # 3. the cloud: the IoT rule adds the sender's thing name (topic(3)); the registry
+    # vouches for its site and camera; enrich_match joins the customer record and
+    # publishes the desk card
+    devices.register(DEVICE, SITE, [CAMERA])
     customer_api.customers[PERSON] = {"id": PERSON, "name": "Lin-Manuel Miranda"}
     desk_topic = observe(cloud_env["DESK_TOPIC_ARN"])
-    out = load_app("enrich_match").handler(json.loads(lines[0]), None)
+    out = load_app("enrich_match").handler({**json.loads(lines[0]), "iot_thing": DEVICE}, None)
     assert out["status"] == "published" and out["degraded"] is False
     envelopes = desk_topic.drain(wait_s=10)
     assert len(envelopes) == 1

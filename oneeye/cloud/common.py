@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar
 from oneeye import events
 from oneeye.cloud.devices import THING_FIELD, Registry, Sender, check_sender
 from oneeye.cloud.store import Idempotency
-from oneeye.errors import ConfigError, EventError
+from oneeye.errors import ConfigError, EventError, InProgress
 from oneeye.events import clip as clip  # desk messages are capped like health errors
 
 log = logging.getLogger(__name__)
@@ -114,8 +114,15 @@ def sender_rejection(message: Any, event: Sender, registry: Registry,
 
 def run_once(idem: Idempotency, key: str, work: Callable[[], Result], *,
              handler: str) -> Result:
-    """Run ``work`` unless ``key`` was already done (or is being done) elsewhere."""
+    """Run ``work`` unless ``key`` was already done elsewhere.
+
+    Raises :class:`~oneeye.errors.InProgress` while another invocation holds the claim:
+    it may have died, so the event is retried (after the claim's lease), never dropped.
+    """
     if not idem.claim(key, kind=handler):
+        if not idem.is_done(key):
+            raise InProgress(f"{handler}: {key} is being handled by another invocation; "
+                             "retry after its lease")
         log.info("%s: %s already processed; skipping duplicate delivery", handler, key)
         return {"status": "duplicate", "event_id": key}
     try:

@@ -30,8 +30,10 @@ log = logging.getLogger(__name__)
 
 #: How long a finished event id is remembered (IoT/SQS redeliveries come within minutes).
 DEFAULT_RETENTION_S = 7 * 24 * 3600
-#: How long a claim protects work in progress before a retry may take over.
-DEFAULT_LEASE_S = 300
+#: How long a claim protects work in progress before a retry may take over: 4× the longest
+#: timeout of a handler that claims (15 s in cloud/template.yaml), so a live invocation is
+#: never overtaken and a crashed one's event is retried within a minute.
+DEFAULT_LEASE_S = 60
 
 
 class Idempotency:
@@ -68,6 +70,12 @@ class Idempotency:
             ExpressionAttributeValues={":exp": {"N": str(now_s + retention_s)},
                                        ":done": {"S": "done"}},
         )
+
+    def is_done(self, key: str) -> bool:
+        """Whether ``key``'s work completed (not merely claimed)."""
+        item = aws.client("dynamodb").get_item(
+            TableName=self.table, Key={"event_id": {"S": key}}, ConsistentRead=True).get("Item")
+        return bool(item) and item.get("state", {}).get("S") == "done"
 
     def release(self, key: str) -> None:
         """Give a claim back after a failure so the platform's retry can do the work."""

@@ -1,10 +1,11 @@
 """``oneeye dashboard run`` and ``oneeye dashboard add-user``.
 
 Settings come from ``--config`` (YAML/JSON), then ``ONEEYE_DASHBOARD__KEY=value``
-environment variables, then flags. ``run`` serves HTTP and Socket.IO with
-Flask-SocketIO's threading server; put it behind an HTTPS load balancer in
-production (session cookies are Secure by default), with ``--message-queue
-redis://…`` when more than one process serves the same users.
+environment variables, then flags. ``run`` serves HTTP and Socket.IO with gevent's
+WSGI server (``async_mode``), over HTTPS itself with ``tls_cert``/``tls_key`` or
+behind a TLS-terminating proxy named in ``trusted_proxies`` (session cookies are
+Secure by default), with ``--message-queue redis://…`` when more than one process
+serves the same users.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def dashboard_group() -> None:
 @click.option("--insecure-cookies", is_flag=True,
               help="Send the session cookie over plain http (local use only).")
 @click.option("--async-mode", type=click.Choice(["threading", "gevent"]), default=None,
-              help="Socket.IO server model (default from settings: threading).")
+              help="Server model (default from settings: gevent, the production server; "
+              "threading: Werkzeug's development server).")
 def run(host: str, port: int, config: Path | None, database_url: str | None,
         message_queue: str | None, allow_topics: tuple[str, ...],
         insecure_cookies: bool, async_mode: str | None) -> None:
@@ -67,15 +69,14 @@ def run(host: str, port: int, config: Path | None, database_url: str | None,
     settings = load(config, database_url=database_url, message_queue=message_queue,
                     session_cookie_secure=False if insecure_cookies else None,
                     async_mode=async_mode)
+    _check_port(host, port)  # one clear line before anything starts (or re-executes)
     if settings.async_mode == "gevent" and not _gevent_patched():
-        # patching must come first in a fresh interpreter (see dashboard.serve)
+        # patching must come first in a fresh interpreter (see .serve_gevent)
         args = sys.argv[1:]
         if "--async-mode" not in args:
             args += ["--async-mode", "gevent"]
-        os.execv(sys.executable, [sys.executable, "-m", "dashboard.serve", *args])
+        os.execv(sys.executable, [sys.executable, "-m", "oneeye.commands.serve_gevent", *args])
     from dashboard import create_app, run_server
-
-    _check_port(host, port)
 
     if allow_topics:
         settings.allowed_topics = [*settings.allowed_topics, *allow_topics]
@@ -83,7 +84,8 @@ def run(host: str, port: int, config: Path | None, database_url: str | None,
         app = create_app(settings)
     except OSError as exc:
         raise ConfigError(f"cannot start the dashboard: {exc}") from exc
-    log.info("dashboard on http://%s:%d (database %s, message queue %s)", host, port,
+    log.info("dashboard on %s://%s:%d (database %s, message queue %s)",
+             "https" if settings.tls_cert else "http", host, port,
              settings.resolved_database_url().split("@")[-1], settings.message_queue or "none")
     try:
         run_server(app, host, port)

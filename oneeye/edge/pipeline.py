@@ -282,14 +282,12 @@ class Pipeline:
         q = faces.quality(crop_rgb, inner)
         if q.size_px < r.min_face_px or q.blur < r.min_blur:
             return
-        snap = snapshot.crop(bgr, box).copy() if self._snapshot_wanted() else None
+        wanted = any(self.settings.snapshot.values())
+        snap = snapshot.crop(bgr, box).copy() if wanted else None
         st.encodes += 1
         st.last_encode_at = now
         st.pending_seq = self._seq
         st.pending = self._pool.submit(self._encode, crop_rgb, inner, box, q.size_px, snap)
-
-    def _snapshot_wanted(self) -> bool:
-        return any(self.settings.snapshot.values())
 
     def _encode(self, crop_rgb: NDArray[np.uint8], inner: BBox, box: BBox, size_px: int,
                 snap: NDArray[np.uint8] | None) -> _Look | None:

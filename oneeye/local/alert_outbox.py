@@ -11,11 +11,12 @@ FilterPolicy, sends each email with ``smtplib`` to the SMTP sink (aiosmtpd, whic
 stores it under ``var/local/mail/``) and appends one JSON line per recipient to
 ``var/local/alert_outbox.jsonl``::
 
-    {"kind": "email"|"sms", "to", "subject", "body", "sent_at", "event_id"}
+    {"kind": "email"|"sms", "to", "subject", "body", "sent_at", "event_id", "site_id"}
 
-``event_id`` is the SNS MessageId of the alert. A failure (SMTP down, SNS not
-answering) raises, so the SQS message stays and is retried; lines already written
-for that message are not written twice.
+``event_id`` is the SNS MessageId of the alert; ``site_id`` its ``site_id`` message
+attribute (the dashboard's ``/alerts`` shows a user only their sites' lines). A
+failure (SMTP down, SNS not answering) raises, so the SQS message stays and is
+retried; lines already written for that message are not written twice.
 """
 
 from __future__ import annotations

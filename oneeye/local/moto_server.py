@@ -3,6 +3,19 @@
 In front of it, :class:`oneeye.local.post_policy.PostPolicyGuard` checks browser
 POST uploads against their signed policy, as real S3 does and moto does not.
 
+Durable state: moto keeps everything in memory, so the stack records every request
+that changes lasting state with moto's own recorder (``moto.moto_api.recorder``,
+the ``MOTO_ENABLE_RECORDING`` feature) into ``var/local/moto-recording.jsonl`` and
+replays it through moto's ``replay_recording`` at the next start: buckets and
+objects (galleries, snapshots, upload status), tables and items (cases, agency
+tokens, idempotency records, counters), topics, subscriptions and queues come
+back. Each request is appended as it arrives, so a ``kill -9`` loses nothing
+already answered. Reads and transient messaging (SQS send/receive/delete, SNS
+publish) are not recorded: a replayed publish would send its emails again, and
+SQS receipt handles do not survive a replay. Queues therefore restart empty (the
+replayed S3 notifications are purged too); what must not be lost between them is
+already held durably by its consumer (SNS delivery and the rules inbox, SQLite).
+
 One patch, on purpose: with ``MessageStructure=json`` SNS gives each protocol its
 own text (``email``, ``sms``…), but moto hands an SQS subscriber only the ``sqs``
 or ``default`` text. The outbox needs the email *and* the SMS text that AWS would
@@ -12,11 +25,15 @@ the whole structure; the outbox then picks the per-protocol texts from it.
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from oneeye.errors import ConfigError
 
@@ -27,17 +44,69 @@ _patched = False
 _patch_lock = threading.Lock()
 
 
+#: Operations that change nothing lasting (reads) or only move messages.
+_TRANSIENT = {"SendMessage", "SendMessageBatch", "DeleteMessage", "DeleteMessageBatch",
+              "ChangeMessageVisibility", "ChangeMessageVisibilityBatch", "PurgeQueue",
+              "Publish", "PublishBatch"}
+_READ_PREFIXES = ("Get", "List", "Describe", "Query", "Scan", "BatchGet", "TransactGet",
+                  "Receive", "Head")
+
+
+def changes_state(method: str, headers: Any, body: bytes) -> bool:
+    """Whether an AWS API request may change lasting state (and so must be recorded)."""
+    if method in ("GET", "HEAD", "OPTIONS"):
+        return False
+    target = headers.get("X-Amz-Target") or ""  # JSON protocols: "DynamoDB_20120810.PutItem"
+    action = target.rsplit(".", 1)[-1] if target else ""
+    if not action and "x-www-form-urlencoded" in (headers.get("Content-Type") or ""):
+        action = parse_qs(body.decode("utf-8", "replace")).get("Action", [""])[0]  # query API
+    if not action:
+        return True  # S3 (REST): PUT/POST/DELETE
+    return action not in _TRANSIENT and not action.startswith(_READ_PREFIXES)
+
+
+def _recorder_class() -> type:
+    from moto.moto_api._internal.recorder.models import Recorder
+
+    class StateRecorder(Recorder):  # type: ignore[misc]
+        """moto's recorder, writing only requests that change lasting state to ``path``."""
+
+        def __init__(self, path: Path) -> None:
+            super().__init__()
+            self._location = str(path)
+            self._user_enabled = True
+
+        def _record_request(self, request: Any, body: bytes | None = None) -> None:
+            if not self._user_enabled or request.raw_path.startswith("/moto-api/"):
+                return
+            if body is None:  # read it the way moto's recorder does, and put it back
+                try:
+                    body = request.environ["wsgi.input"].read(
+                        int(request.headers["Content-Length"]))
+                except (AttributeError, KeyError, ValueError):
+                    body = b""
+                if isinstance(body, str):
+                    body = body.encode("utf-8")
+                request.environ["wsgi.input"] = io.BytesIO(body)
+            if changes_state(request.method, request.headers, body):
+                super()._record_request(request, body=body)
+
+    return StateRecorder
+
+
 #: The local stack's only credentials (``FAKE_CREDENTIALS``): access key → secret.
 LOCAL_SECRETS = {"testing": "testing"}
 
 
 class MotoServer:
     def __init__(self, host: str, port: int, *, secrets: Mapping[str, str] = LOCAL_SECRETS,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 recording: Path | None = None) -> None:
         from moto.server import ThreadedMotoServer
 
         self.host, self.port = host, port
         self._secrets, self._clock = secrets, clock
+        self.recording = recording
         self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
 
     @property
@@ -57,7 +126,24 @@ class MotoServer:
                 raise ConfigError(f"moto server could not listen on {self.host}:{self.port} "
                                   "(ports.moto / --moto-port)")
         log.info("moto server on %s", self.url)
+        if self.recording is not None:
+            self._restore(self.recording)
         return self
+
+    def _restore(self, path: Path) -> None:
+        """Replay ``path`` (if any) into the fresh server, then record into it from now on."""
+        import moto.moto_api
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        replayed = _drop_torn_lines(path)
+        recorder = _recorder_class()(path)
+        moto.moto_api.recorder = recorder  # moto looks it up on every request
+        if replayed:
+            log.info("restoring the AWS stand-ins' state: replaying %d recorded requests",
+                     replayed)
+            recorder.replay_recording(target_host=self.url)  # does not record itself
+            _purge_queues()
+            log.info("moto state restored from %s", path)
 
     def _serve(self) -> None:
         """ThreadedMotoServer's own entry, with the POST-policy check in front of the app."""
@@ -83,6 +169,37 @@ class MotoServer:
             self._server.stop()
         except Exception:  # stopping a test/demo server: nothing left to protect
             log.debug("moto server stop", exc_info=True)
+
+
+def _drop_torn_lines(path: Path) -> int:
+    """Keep the recording's complete lines (a kill -9 may tear the last); return how many."""
+    if not path.is_file():
+        path.touch(mode=0o600)
+        return 0
+    lines = path.read_bytes().splitlines()
+    good = []
+    for line in lines:
+        try:
+            json.loads(line)
+        except ValueError:
+            continue
+        good.append(line)
+    if len(good) != len(lines):
+        log.warning("moto recording %s: dropped %d torn line(s)", path, len(lines) - len(good))
+        path.write_bytes(b"".join(line + b"\n" for line in good))
+    return len(good)
+
+
+def _purge_queues() -> None:
+    """Empty every queue after a replay: replayed S3 puts re-sent their notifications."""
+    from oneeye import aws
+
+    sqs = aws.client("sqs")
+    for url in sqs.list_queues().get("QueueUrls", []):
+        try:
+            sqs.purge_queue(QueueUrl=url)
+        except Exception as exc:  # a queue that cannot be purged only repeats old work
+            log.warning("could not purge %s after the replay: %s", url, exc)
 
 
 def tap_structured_messages(queue_arn: str) -> None:

@@ -1,8 +1,12 @@
 """A small paho-mqtt (2.x API) subscriber for the stack's own consumers.
 
-Reconnects by itself (paho's loop), re-subscribes on every connect (clean
-session), and calls ``on_message(topic, payload)`` on paho's network thread —
-callers hand work to their own pool so the network loop never blocks.
+Reconnects by itself (paho's loop), re-subscribes on every connect, and calls
+``on_message(topic, payload)`` on paho's network thread — callers hand work to
+their own pool so the network loop never blocks. paho acknowledges a QoS 1
+message only after ``on_message`` returns, so a callback that stores the message
+durably (``oneeye.local.inbox``) acks nothing it could still lose. With
+``persistent`` the client id is fixed (``name``) and the session is kept, so a
+broker that keeps sessions queues messages for it while it is away.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ def parse_url(url: str) -> tuple[str, int]:
 
 class Subscriber:
     def __init__(self, url: str, filters: list[str],
-                 on_message: Callable[[str, bytes], object], *, name: str = "oneeye-local") -> None:
+                 on_message: Callable[[str, bytes], object], *, name: str = "oneeye-local",
+                 persistent: bool = False) -> None:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
@@ -36,7 +41,9 @@ class Subscriber:
         self._on_message = on_message
         self.connected = threading.Event()
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2,
-                                   client_id=f"{name}-{uuid.uuid4().hex[:8]}")
+                                   client_id=name if persistent else
+                                   f"{name}-{uuid.uuid4().hex[:8]}",
+                                   clean_session=not persistent)
         self._client.reconnect_delay_set(min_delay=1, max_delay=5)
         self._client.on_connect = self._connected
         self._client.on_disconnect = self._disconnected

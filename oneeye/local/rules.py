@@ -17,12 +17,14 @@ import json
 import logging
 import re
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oneeye.errors import ConfigError, EventError
+from oneeye.cloud.store import DEFAULT_LEASE_S
+from oneeye.errors import ConfigError, EventError, InProgress
 from oneeye.events import loads
 from oneeye.local.lambdas import Lambdas
 from oneeye.local.template import IotRule
@@ -39,6 +41,9 @@ _TOPIC_FN = re.compile(r"^topic\((?P<n>\d+)\)\s+AS\s+(?P<name>[A-Za-z_]\w*)$", r
 _MISSING = object()
 ASYNC_RETRIES = 2
 RETRY_DELAY_S = 1.0
+#: An event claimed by an invocation that died is retried until its lease has passed.
+IN_PROGRESS_RETRY_S = 5.0
+IN_PROGRESS_GIVE_UP_S = 2 * DEFAULT_LEASE_S
 
 
 @dataclass(frozen=True)
@@ -177,39 +182,52 @@ class RulesRouter:
     def filters(self) -> list[str]:
         return sorted({r.query.topic_filter for r in self.rules})
 
-    def route(self, topic: str, payload: bytes) -> int:
-        """Dispatch one MQTT message; returns how many rules fired."""
+    def route(self, topic: str, payload: bytes,
+              on_done: Callable[[], object] | None = None) -> int:
+        """Dispatch one MQTT message; returns how many rules fired.
+
+        ``on_done`` runs once every fired rule has finished (handled or dead-lettered),
+        or at once when none fired: the durable inbox deletes the message then.
+        """
         try:
             data = loads(payload)
         except EventError:
             log.warning("rules: non-JSON payload on %s ignored (%d bytes)", topic, len(payload))
-            return 0
-        if not isinstance(data, dict):
+            data = None
+        if data is not None and not isinstance(data, dict):
             log.warning("rules: payload on %s is not a JSON object; ignored", topic)
-            return 0
-        fired = 0
-        for r in self.rules:
-            out = r.query.apply(topic, data)
-            if out is not None:
-                fired += 1
-                self._pool.submit(self._invoke, r, topic, out)
-        return fired
+            data = None
+        outputs = [] if data is None else [
+            (r, out) for r in self.rules if (out := r.query.apply(topic, data)) is not None]
+        futures = [self._pool.submit(self._invoke, r, topic, out) for r, out in outputs]
+        if on_done is not None:
+            _when_all(futures, on_done)
+        return len(futures)
 
     def _invoke(self, r: CompiledRule, topic: str, event: dict[str, Any]) -> None:
         # Asynchronous Lambda invocation retries a raising handler twice, then
         # hands the event to the on-failure destination: the same here.
-        for attempt in range(1 + ASYNC_RETRIES):
+        attempt, waited = 0, 0.0
+        last: Exception = RuntimeError("not invoked")
+        while attempt <= ASYNC_RETRIES:
             try:
                 self._lambdas.invoke(r.rule.function_id, event)
                 with self._lock:
                     self.invoked += 1
                 return
+            except InProgress as exc:  # a crashed invocation's claim: wait out its lease
+                last = exc
+                if waited < IN_PROGRESS_GIVE_UP_S and not self._closing.wait(IN_PROGRESS_RETRY_S):
+                    waited += IN_PROGRESS_RETRY_S
+                    continue
+                break
             except Exception as exc:  # a handler failure must not stop the router
                 last = exc
                 log.warning("rule %s → %s failed on %s (attempt %d): %s", r.rule.name,
                             r.rule.function_id, topic, attempt + 1, exc,
                             exc_info=attempt == ASYNC_RETRIES)
                 if attempt < ASYNC_RETRIES and not self._closing.wait(RETRY_DELAY_S * 2**attempt):
+                    attempt += 1
                     continue
                 break
         with self._lock:
@@ -226,3 +244,22 @@ class RulesRouter:
     def close(self) -> None:
         self._closing.set()
         self._pool.shutdown(wait=True, cancel_futures=False)
+
+
+def _when_all(futures: list[Future[None]], callback: Callable[[], object]) -> None:
+    """Call ``callback`` once, when every future is done (at once if there are none)."""
+    if not futures:
+        callback()
+        return
+    left = [len(futures)]
+    lock = threading.Lock()
+
+    def one_done(_: Future[None]) -> None:
+        with lock:
+            left[0] -= 1
+            last = left[0] == 0
+        if last:
+            callback()
+
+    for f in futures:
+        f.add_done_callback(one_done)

@@ -53,6 +53,9 @@ class LocalSettings(StrictModel):
                                     "LAN address for a phone); default: host")
     region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     var_dir: Path = Field(Path("var/local"), description="state: SQLite, outbox, keys")
+    keep_state: bool = Field(True, description="record what changes the AWS stand-ins' "
+                             "state (cases, agency tokens, galleries, counters) under var_dir "
+                             "and replay it at the next start; false: start empty")
     template: Path = Field(REPO / "cloud" / "template.yaml", description="SAM template whose "
                            "IoT rules and HTTP API routes the stack follows")
     data_dir: Path = Field(default_factory=lambda: Path(os.environ.get(

@@ -104,12 +104,17 @@ class Signer:
 
 class SnsDelivery:
     def __init__(self, db_path: Path, signer: Signer, *, confirm_base_url: str,
-                 settings: SnsDeliverySettings | None = None) -> None:
+                 settings: SnsDeliverySettings | None = None, deliver: bool = True,
+                 poll_s: float = 1.0) -> None:
+        """``deliver=False``: a control handle (subscribe, confirm, retry_now) on the same
+        SQLite file as the delivering process, which sees its changes within ``poll_s``."""
         self.signer = signer
         self.settings = settings or SnsDeliverySettings()
         self.confirm_base_url = confirm_base_url.rstrip("/")
         db_path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
+        self._deliver, self._poll_s = deliver, poll_s
+        self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None,
+                                   timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
@@ -262,8 +267,20 @@ class SnsDelivery:
     # -- delivery workers ------------------------------------------------------------
 
     def start(self) -> None:
+        """Deliver every subscription's backlog, and pick up new subscriptions as they come
+        (another process may add them: ``oneeye up`` subscribes, this process delivers)."""
         for sub in self.subscriptions():
             self._start_worker(sub.arn)
+        threading.Thread(target=self._watch_subscriptions, daemon=True,
+                         name="sns-subscriptions").start()
+
+    def _watch_subscriptions(self) -> None:
+        while not self._stop.wait(self._poll_s):
+            try:
+                for sub in self.subscriptions():
+                    self._start_worker(sub.arn)
+            except sqlite3.Error as exc:  # closing, or the file busy: look again later
+                log.debug("SNS: subscription scan failed: %s", exc)
 
     def stop(self) -> None:
         self._stop.set()
@@ -275,7 +292,7 @@ class SnsDelivery:
 
     def _start_worker(self, arn: str) -> None:
         with self._lock:
-            if arn in self._threads or self._stop.is_set():
+            if not self._deliver or arn in self._threads or self._stop.is_set():
                 return
             self._wake[arn] = threading.Event()
             t = threading.Thread(target=self._worker, args=(arn,), daemon=True,
@@ -297,7 +314,8 @@ class SnsDelivery:
                 if self.subscription(arn) is None:
                     return
                 delay = 30.0
-            wake.wait(delay)
+            # another process may confirm, unsubscribe or retry_now in the shared file
+            wake.wait(min(delay, self._poll_s))
 
     def _next_due(self, arn: str) -> tuple[int, str, str, int, float, float] | None:
         sub = self.subscription(arn)

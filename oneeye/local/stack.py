@@ -27,6 +27,7 @@ from oneeye.local import template as tpl
 from oneeye.local.alert_outbox import ALERT_OUTBOX_FILE
 from oneeye.local.children import Child, run_once
 from oneeye.local.settings import REPO, LocalSettings, check_ports
+from oneeye.local.workers import INBOX_FILE, SNS_DB_FILE, SNS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class LocalStack:
         self.children: dict[str, Child] = {}
         self._stopping = threading.Event()
         self.delivery: Any = None
-        self.router: Any = None
+        self._desk_queue_url = ""
         self.gallery_public_key = ""
 
     # -- start ------------------------------------------------------------------------
@@ -85,7 +86,8 @@ class LocalStack:
         aws.clear_cache()
 
         from oneeye.local.moto_server import MotoServer
-        moto = MotoServer(s.host, s.ports.moto).start()
+        moto = MotoServer(s.host, s.ports.moto, recording=self.var / "moto-recording.jsonl"
+                          if s.keep_state else None).start()
         self._on_stop("moto", moto.stop)
 
         mqtt_url = s.mqtt_url
@@ -118,14 +120,15 @@ class LocalStack:
         self._register_devices()
 
         from oneeye.local.lambdas import Lambdas
-        lambdas = Lambdas(template.functions)
+        lambdas = Lambdas(template.functions)  # the HTTP API's and the indexer's handlers
         customers = self._customer_api(api_key)
         self._sns(cloud_env["DESK_TOPIC_ARN"])
         self._alert_outbox(cloud_env["ALERTS_TOPIC_ARN"])
         self._http_api(template, lambdas, moto.url)
         self._http_subscribers(cloud_env["DESK_TOPIC_ARN"])  # SubscribeURL is served now
         self._indexer(template, lambdas, cloud_env["INDEXER_QUEUE_URL"])
-        self._rules(template, lambdas, mqtt_url)
+        self._rules(template, mqtt_url)
+        self._workers()
         if s.enrol_customers:
             self._enrol(customers, cloud_env["ONEEYE_BUCKET"])
         if s.dashboard:
@@ -136,10 +139,10 @@ class LocalStack:
                                "http_api": s.url("http_api", "/"),
                                "customer_api": s.url("customer_api"),
                                "alert_outbox": str(self.var / ALERT_OUTBOX_FILE)})
-        self.info.agency_token = self._demo_agency(cloud_env["AGENCIES_TABLE"])
         # The token stays out of stack.json; `oneeye upload|case` read it from this 0600 file.
         token_file = self.var / "agency_token"
-        token_file.unlink(missing_ok=True)  # a previous run's token died with its moto
+        self.info.agency_token = self._demo_agency(cloud_env["AGENCIES_TABLE"], token_file)
+        token_file.unlink(missing_ok=True)
         if self.info.agency_token:
             _write_private(token_file, self.info.agency_token)
         (self.var / "stack.json").write_text(json.dumps(
@@ -148,11 +151,16 @@ class LocalStack:
              "agency_token_file": str(token_file) if self.info.agency_token else None},
             indent=2))
 
-    def _demo_agency(self, table: str) -> str | None:
-        """An agency token for the phone page (moto forgets it at exit: demo only)."""
+    def _demo_agency(self, table: str, token_file: Path) -> str | None:
+        """The phone page's demo agency token: last run's if the restored state still
+        accepts it (not revoked), else a new one."""
         from oneeye.cloud.agencies import Agencies
         try:
-            return Agencies(table).add("Demo Agency")[0]
+            agencies = Agencies(table)
+            previous = token_file.read_text().strip() if token_file.is_file() else ""
+            if previous and agencies.lookup(previous) is not None:
+                return previous
+            return agencies.add("Demo Agency")[0]
         except Exception as exc:  # the demo runs on without uploads
             log.warning("could not create the demo agency token: %s", exc)
             return None
@@ -191,19 +199,19 @@ class LocalStack:
         return str(url), str(arn)
 
     def _sns(self, desk_arn: str) -> None:
+        """The desk topic's SQS tap, and a handle on the SNS delivery file.
+
+        The ``sns-delivery`` child (:meth:`_workers`) polls the tap and delivers; this
+        process only subscribes, confirms and unsubscribes in the same SQLite file.
+        """
         from oneeye.local.sns_delivery import Signer, SnsDelivery
-        from oneeye.local.sqs_poller import SqsPoller
-        signer = Signer(self.var / "sns", self.s.region, self.s.sns.signature_version)
+        signer = Signer(self.var / SNS_DIR, self.s.region, self.s.sns.signature_version)
         self.info.signing_cert = str(signer.cert_file)
-        delivery = SnsDelivery(self.var / "sns-delivery.sqlite3", signer,
-                               confirm_base_url=self.s.url("http_api"), settings=self.s.sns)
-        self.delivery = delivery
-        self._on_stop("SNS delivery", delivery.stop)
-        delivery.start()
-        url, _ = self._subscribe_queue(desk_arn, "oneeye-local-desk-http")
-        poller = SqsPoller(url, lambda m: delivery.accept_envelope(json.loads(m["Body"])),
-                           name="desk→http").start()
-        self._on_stop("desk poller", poller.stop)
+        self.delivery = SnsDelivery(self.var / SNS_DB_FILE, signer,
+                                    confirm_base_url=self.s.url("http_api"),
+                                    settings=self.s.sns, deliver=False)
+        self._on_stop("SNS delivery handle", self.delivery.stop)
+        self._desk_queue_url, _ = self._subscribe_queue(desk_arn, "oneeye-local-desk-http")
 
     def _http_subscribers(self, desk_arn: str) -> None:
         policy = {"site_id": [self.s.site_id]} if self.s.dashboard_filter_site else None
@@ -261,17 +269,36 @@ class LocalStack:
                            as_lambda_event=True).start()
         self._on_stop("indexer poller", poller.stop)
 
-    def _rules(self, template: tpl.Template, lambdas: Any, mqtt_url: str) -> None:
-        from oneeye.local.mqtt import Subscriber
-        from oneeye.local.rules import RulesRouter, compile_rules
-        router = RulesRouter(compile_rules(template.rules), lambdas,
-                             dead_letters=self.var / "dead-letters.jsonl")
-        self.router = router
-        self._on_stop("rules router", router.close)
-        sub = Subscriber(mqtt_url, router.filters(), router.route, name="oneeye-rules").start()
-        self._on_stop("rules subscriber", sub.stop)
-        for r in router.rules:
+    def _rules(self, template: tpl.Template, mqtt_url: str) -> None:
+        """Broker → durable inbox here; the ``rules`` child handles what is in it."""
+        from oneeye.local.inbox import Inbox, intake
+        from oneeye.local.rules import compile_rules
+        rules = compile_rules(template.rules)
+        inbox = Inbox(self.var / INBOX_FILE)
+        self._on_stop("rules inbox", inbox.close)
+        sub = intake(inbox, mqtt_url, sorted({r.query.topic_filter for r in rules}))
+        self._on_stop("rules intake", sub.stop)
+        for r in rules:
             log.info("rule %s: %s → %s", r.rule.name, r.rule.sql, r.rule.function_id)
+
+    def _workers(self) -> None:
+        """The rules router and SNS delivery, as restartable children (oneeye.local.workers)."""
+        from oneeye.local.workers import WorkerConfig
+        cfg = WorkerConfig(var_dir=self.var, template=self.s.template.resolve(),
+                           region=self.s.region, desk_queue_url=self._desk_queue_url,
+                           confirm_base_url=self.s.url("http_api"), sns=self.s.sns)
+        path = self.var / "workers.json"
+        path.write_text(cfg.model_dump_json(indent=2))
+        for name in ("rules", "sns-delivery"):
+            self._child(name, [sys.executable, "-m", "oneeye.local.workers", name, str(path)],
+                        self.info.env)
+
+    def _child(self, name: str, argv: list[str], env: dict[str, str],
+               on_start: Callable[[Child], object] | None = None) -> Child:
+        child = Child(name, argv, env, on_start=on_start).start()
+        self.children[name] = child
+        self._on_stop(name, child.stop)
+        return child
 
     def _enrol(self, customers: list[Any], bucket: str) -> None:
         from oneeye.local.customer_api import enrol_photos
@@ -295,7 +322,7 @@ class LocalStack:
     def _dashboard(self, cloud_env: dict[str, str]) -> None:
         from oneeye.local.sns_delivery import Signer
         desk_arn = cloud_env["DESK_TOPIC_ARN"]
-        signer = Signer(self.var / "sns", self.s.region)
+        signer = Signer(self.var / SNS_DIR, self.s.region)
         cfg = self.var / "dashboard.json"
         cfg.write_text(json.dumps({
             "var_dir": str(self.var / "dashboard"), "allowed_topics": [desk_arn],
@@ -320,22 +347,26 @@ class LocalStack:
                   "--role", "branch_admin", "--password-stdin", "--config", str(cfg)],
                  self.info.env, stdin=password + "\n")
         self.info.demo_password = password
-        child = Child("dashboard", [*oneeye, "dashboard", "run", "--host", self.s.host,
-                                    "--port", str(self.s.ports.dashboard), "--config", str(cfg)],
-                      self.info.env).start()
-        self.children["dashboard"] = child
-        self._on_stop("dashboard", child.stop)
         self.info.urls["dashboard"] = self.s.url("dashboard", "/")
         host = "127.0.0.1" if self.s.host in ("0.0.0.0", "") else self.s.host
         base = f"http://{host}:{self.s.ports.dashboard}"
 
-        def when_up() -> None:
-            from oneeye.local.probe import wait_http
-            if wait_http(f"{base}/healthz", 300, alive=lambda: child.running):
-                log.info("dashboard is up on %s", base)
-                self.delivery.retry_now(f"{base}/sns")
+        def when_up(child: Child) -> None:
+            """After every (re)start: deliver the backlog as soon as it answers."""
+            proc = child.proc
 
-        threading.Thread(target=when_up, daemon=True, name="dashboard-up").start()
+            def wait() -> None:
+                from oneeye.local.probe import wait_http
+                if wait_http(f"{base}/healthz", 300,
+                             alive=lambda: proc is not None and proc.poll() is None):
+                    log.info("dashboard is up on %s", base)
+                    self.delivery.retry_now(f"{base}/sns")
+
+            threading.Thread(target=wait, daemon=True, name="dashboard-up").start()
+
+        self._child("dashboard", [*oneeye, "dashboard", "run", "--host", self.s.host,
+                                  "--port", str(self.s.ports.dashboard), "--config", str(cfg)],
+                    self.info.env, on_start=when_up)
 
     def _edge(self, mqtt_url: str, bucket: str) -> None:
         edge_dir = self.var / "edge"
@@ -350,9 +381,7 @@ class LocalStack:
                "ONEEYE_EDGE__GALLERY_SYNC__PUBLIC_KEY": self.gallery_public_key}
         argv = [sys.executable, "-m", "oneeye.cli", "edge", "--source", str(self.s.edge_source),
                 "--publish", mqtt_url, "--loop", "--realtime", *self.s.edge_args]
-        child = Child("edge", argv, env).start()
-        self.children["edge"] = child
-        self._on_stop("edge", child.stop)
+        self._child("edge", argv, env)
 
     # -- stop -------------------------------------------------------------------------
 

@@ -1,0 +1,134 @@
+"""The local stack's restartable workers, each a child process of ``oneeye up``.
+
+``python -m oneeye.local.workers rules WORKERS_JSON`` — the IoT rules router: takes
+messages from the durable inbox (``oneeye.local.inbox``), runs the template's
+rules and invokes their handlers; a message leaves the inbox only when all its
+rules have finished.
+
+``python -m oneeye.local.workers sns-delivery WORKERS_JSON`` — SNS for the desk
+topic's HTTP(S) subscribers: long-polls the desk queue and delivers from its
+SQLite file with retries (``oneeye.local.sns_delivery``).
+
+Both keep their state in SQLite under ``var_dir``, so ``kill -9`` at any moment
+loses nothing: the restarted process carries on where the files say. The JSON
+file (:class:`WorkerConfig`) is written by :class:`oneeye.local.stack.LocalStack`;
+the AWS endpoint and credentials come in the environment like every child's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from oneeye.config import StrictModel
+from oneeye.local.settings import SnsDeliverySettings
+
+log = logging.getLogger(__name__)
+#: State files under ``var_dir``, shared by the workers and ``oneeye up``.
+INBOX_FILE = "rules-inbox.sqlite3"
+DEAD_LETTERS_FILE = "dead-letters.jsonl"
+SNS_DB_FILE = "sns-delivery.sqlite3"
+SNS_DIR = "sns"
+MAX_IN_FLIGHT = 64
+IDLE_POLL_S = 0.1
+
+
+class WorkerConfig(StrictModel):
+    var_dir: Path
+    template: Path
+    region: str
+    desk_queue_url: str
+    confirm_base_url: str
+    sns: SnsDeliverySettings = Field(default_factory=SnsDeliverySettings)
+
+
+
+def run_rules(cfg: WorkerConfig, stop: threading.Event) -> None:
+    from oneeye.local import template as tpl
+    from oneeye.local.inbox import Inbox
+    from oneeye.local.lambdas import Lambdas
+    from oneeye.local.rules import RulesRouter, compile_rules
+
+    template = tpl.load(cfg.template)
+    router = RulesRouter(compile_rules(template.rules), Lambdas(template.functions),
+                         dead_letters=cfg.var_dir / DEAD_LETTERS_FILE)
+    inbox = Inbox(cfg.var_dir / INBOX_FILE)
+    in_flight: set[int] = set()
+    lock = threading.Lock()
+    freed = threading.Event()
+    last_id = 0
+    log.info("rules router: %d rule(s); %d message(s) waiting in the inbox",
+             len(router.rules), len(inbox))
+
+    def finished(message_id: int) -> None:
+        inbox.done(message_id)
+        with lock:
+            in_flight.discard(message_id)
+        freed.set()
+
+    while not stop.is_set():
+        with lock:
+            room = MAX_IN_FLIGHT - len(in_flight)
+        batch = inbox.after(last_id, room) if room > 0 else []
+        for message_id, topic, payload in batch:
+            last_id = message_id
+            with lock:
+                in_flight.add(message_id)
+            router.route(topic, payload, on_done=functools.partial(finished, message_id))
+        if not batch:
+            freed.wait(IDLE_POLL_S)
+            freed.clear()
+    router.close()
+    inbox.close()
+
+
+def run_sns_delivery(cfg: WorkerConfig, stop: threading.Event) -> None:
+    from oneeye.local.sns_delivery import Signer, SnsDelivery
+    from oneeye.local.sqs_poller import SqsPoller
+
+    signer = Signer(cfg.var_dir / SNS_DIR, cfg.region, cfg.sns.signature_version)
+    delivery = SnsDelivery(cfg.var_dir / SNS_DB_FILE, signer, confirm_base_url=cfg.confirm_base_url,
+                           settings=cfg.sns)
+    delivery.start()
+    log.info("SNS delivery: %d delivery(ies) pending", delivery.pending())
+    poller = SqsPoller(cfg.desk_queue_url,
+                       lambda m: delivery.accept_envelope(json.loads(m["Body"])),
+                       name="desk→http").start()
+    stop.wait()
+    poller.stop()
+    delivery.stop()
+
+
+WORKERS = {"rules": run_rules, "sns-delivery": run_sns_delivery}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from oneeye.logs import configure
+
+    parser = argparse.ArgumentParser(prog="python -m oneeye.local.workers")
+    parser.add_argument("worker", choices=sorted(WORKERS))
+    parser.add_argument("config", type=Path)
+    args = parser.parse_args(argv)
+    configure("INFO")
+    cfg = WorkerConfig.model_validate(json.loads(args.config.read_text()))
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    WORKERS[args.worker](cfg, stop)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
