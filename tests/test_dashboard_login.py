@@ -23,17 +23,15 @@ from tests.wait import ManualClock
 CASE = REPO.parent / "shared" / "cases" / "proxy-login" / "proxy_logins.py"
 
 
-@pytest.fixture(scope="module")
-def signer() -> Signer:
-    return Signer()
+@pytest.fixture
+def app_options() -> dict[str, Any]:
+    """The conftest ``app`` with a small per-account limit and a higher per-address ceiling."""
+    return {"login_attempts": 3, "login_ip_attempts": 8}
 
 
 @pytest.fixture
-def app(tmp_path: Path, signer: Signer) -> Flask:
-    app = app_for(tmp_path, signer, login_attempts=3, login_ip_attempts=8)
-    for name in ("alice", "bob", "demo"):
-        add_user(app, name, ["branch-1"])
-    return app
+def desk_users() -> dict[str, list[str]]:
+    return {name: ["branch-1"] for name in ("alice", "bob", "demo")}
 
 
 def login_from(client: Any, name: str, password: str = PASSWORD, *, addr: str = "127.0.0.1",

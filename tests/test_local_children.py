@@ -21,6 +21,7 @@ from tests.net_support import free_port
 from tests.wait import wait_until
 
 PY = sys.executable
+SLEEPER = "import time; time.sleep(120)"  # pacing: a child that lives until killed
 
 
 def test_a_child_that_keeps_dying_is_restarted_with_backoff_until_stopped() -> None:
@@ -36,13 +37,12 @@ def test_a_child_that_keeps_dying_is_restarted_with_backoff_until_stopped() -> N
     assert stopped_at >= 4 and len(set(starts)) == stopped_at  # a new process each time
     assert not child.running
     # the supervisor has ended: nothing can start the process again
-    assert child._supervisor is not None
-    child._supervisor.join(10)
-    assert not child._supervisor.is_alive() and len(starts) == stopped_at
+    wait_until(lambda: not child.supervising, 10, "the supervisor to end")
+    assert len(starts) == stopped_at
 
 
 def test_a_killed_child_comes_back_and_stop_ends_it_for_good() -> None:
-    child = Child("sleeper", [PY, "-c", "import time; time.sleep(120)"], {},
+    child = Child("sleeper", [PY, "-c", SLEEPER], {},
                   first_restart_s=0.05).start()
     try:
         first = child.pid
@@ -69,7 +69,7 @@ def test_route_reports_done_only_after_the_handler_finished(tmp_path: Path) -> N
     gate = tmp_path / "gate"
     router = _router(tmp_path, "import os, time\ndef handler(event, context):\n"
                      f"    while not os.path.exists({str(gate)!r}):\n"
-                     "        time.sleep(0.01)\n")
+                     "        time.sleep(0.01)\n")  # pacing: the handler polls its gate
     done = threading.Event()
     try:
         assert router.route("oneeye/devices/d/matches", b'{"a": 1}', on_done=done.set) == 1

@@ -10,7 +10,7 @@ import pytest
 
 from oneeye import gallery as gal
 from oneeye.cloud import gallery_store, store
-from oneeye.local.edge_cache import drop_stale_gallery_cache
+from oneeye.local.state import drop_stale_gallery_cache
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -232,10 +232,10 @@ def test_every_generated_key_file_is_private(tmp_path: Path) -> None:
     from dashboard.settings import DashboardSettings
     from oneeye import signing
     from oneeye.local.sns_delivery import Signer
-    from oneeye.local.stack import _secret_file
+    from oneeye.local.state import secret_file
 
     Signer(tmp_path / "sns", "us-east-1")
-    _secret_file(tmp_path / "customer_api_key")
+    secret_file(tmp_path / "customer_api_key")
     signing.ensure_key_file(tmp_path / "gallery-signing.key")
     DashboardSettings(var_dir=tmp_path / "dashboard").resolved_secret_key()
     keys = [tmp_path / "sns" / "signing-key.pem", tmp_path / "customer_api_key",

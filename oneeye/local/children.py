@@ -67,6 +67,11 @@ class Child:
         return self
 
     @property
+    def supervising(self) -> bool:
+        """True while the supervisor thread may still restart the process."""
+        return self._supervisor is not None and self._supervisor.is_alive()
+
+    @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 

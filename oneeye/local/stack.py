@@ -27,6 +27,7 @@ from oneeye.local import template as tpl
 from oneeye.local.alert_outbox import ALERT_OUTBOX_FILE
 from oneeye.local.children import Child, run_once
 from oneeye.local.settings import REPO, LocalSettings, check_ports
+from oneeye.local.state import drop_stale_gallery_cache, secret_file, write_private
 from oneeye.local.workers import INBOX_FILE, SNS_DB_FILE, SNS_DIR
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ class LocalStack:
 
         from oneeye.cloud.resources import ensure_resources
         cloud_env = ensure_resources("oneeye-local", cors_origins=[s.url("http_api")])
-        api_key = _secret_file(self.var / "customer_api_key")
+        api_key = secret_file(self.var / "customer_api_key")
         # The indexer signs gallery manifests with this key (0600); the edge gets its public half.
         from oneeye import signing
         signing_key = self.var / "gallery-signing.key"
@@ -144,7 +145,7 @@ class LocalStack:
         self.info.agency_token = self._demo_agency(cloud_env["AGENCIES_TABLE"], token_file)
         token_file.unlink(missing_ok=True)
         if self.info.agency_token:
-            _write_private(token_file, self.info.agency_token)
+            write_private(token_file, self.info.agency_token)
         (self.var / "stack.json").write_text(json.dumps(
             {"pid": os.getpid(), "urls": self.info.urls,
              "env": {k: v for k, v in env.items() if "KEY" not in k and "TOKEN" not in k},
@@ -370,7 +371,6 @@ class LocalStack:
 
     def _edge(self, mqtt_url: str, bucket: str) -> None:
         edge_dir = self.var / "edge"
-        from oneeye.local.edge_cache import drop_stale_gallery_cache
         drop_stale_gallery_cache(edge_dir / "galleries", bucket)
         env = {**self.info.env,
                "ONEEYE_EDGE__GALLERY_SYNC__ENABLED": "true",
@@ -396,19 +396,3 @@ class LocalStack:
                 log.exception("stopping %s failed", name)
             else:
                 log.debug("stopped %s", name)
-
-
-def _secret_file(path: Path) -> str:
-    """A random secret kept across restarts in a 0600 file (never in the repo)."""
-    if path.is_file():
-        return path.read_text().strip()
-    value = secrets.token_urlsafe(24)
-    _write_private(path, value)
-    return value
-
-
-def _write_private(path: Path, value: str) -> None:
-    """Write ``value`` to a file only its owner can read (created 0600, never widened)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(value + "\n")
