@@ -58,7 +58,11 @@ def day_or_time_arg(name: str) -> str | None:
     review pages' date inputs; ``until`` is the day's last millisecond)."""
     value = (request.args.get(name) or "").strip()
     if _DATE.fullmatch(value):
-        return day_bound(value, end=name == "until", zone=viewer_zone())
+        try:
+            return day_bound(value, end=name == "until", zone=viewer_zone())
+        except (ValueError, OverflowError):  # 2026-02-30, 2026-13-45; the day after 9999-12-31
+            abort(400, description=f"{name} must be a real date YYYY-MM-DD, "
+                                   f"not {value}")
     return time_arg(name)
 
 

@@ -173,6 +173,7 @@ def test_rate_window_rolls_over(env: dict[str, str]) -> None:
     ({"case_id": "MP 1"}, "case_id"), ({"content_type": "image/gif"}, "content_type"),
     ({"content_type": None}, "content_type"), ({"description": 5}, "description"),
     ({"contact": None}, "contact"), ({"contact": " "}, "contact"),   # a new case needs it
+    ({"case_id": "MP-2026-0777", "contact": None}, "contact"),        # also under a chosen id
 ])
 def test_invalid_form_is_400_naming_the_field(api: AmberHarness, token: str,
                                               form: dict[str, Any], field: str) -> None:

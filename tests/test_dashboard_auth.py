@@ -43,6 +43,13 @@ def test_pages_need_login(app: Flask) -> None:
     assert client.get("/healthz").get_json()["status"] == "ok"
 
 
+def test_pages_name_their_icon_so_no_browser_asks_for_a_missing_favicon(app: Flask) -> None:
+    # Without a <link rel="icon"> every browser fetches /favicon.ico: a 404 and a console error.
+    assert app.test_client().get("/favicon.ico").status_code == 404
+    assert '<link rel="icon" href="data:,">' in app.test_client().get("/login").get_data(
+        as_text=True)
+
+
 def test_login_logout_and_secure_cookie_flags(tmp_path: Path, signer: Signer) -> None:
     app = app_for(tmp_path, signer, session_cookie_secure=True)
     add_user(app, "alice", ["branch-1"])

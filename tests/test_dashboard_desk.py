@@ -191,6 +191,18 @@ def test_history_shows_sightings_in_the_viewers_zone_with_iso_day_filters(
     assert alice.get("/history?since=31/01/2026").status_code == 400
 
 
+@pytest.mark.parametrize("query", [
+    "/history?since=2026-02-30", "/history?since=2026-13-45", "/history?until=9999-12-31",
+    "/history.csv?since=2026-02-30", "/history/cameras?until=2026-00-10",
+    "/history?tz=Asia/Kolkata&since=0001-01-01"])
+def test_impossible_day_filters_are_a_400_naming_the_field(app: Flask, query: str) -> None:
+    alice, _ = client_of(app, "alice")
+    resp = alice.get(query)
+    assert resp.status_code == 400
+    field = "until" if "until=" in query else "since"
+    assert f"{field} must be a real date YYYY-MM-DD" in resp.get_data(as_text=True)
+
+
 def test_history_pages_counts_and_keeps_device_events_apart(app: Flask, signer: Signer) -> None:
     for i in range(7):
         push(app, signer, arrival(f"C-{i}", utc_now()))

@@ -71,6 +71,9 @@ def page(stack: dict[str, Any]) -> Iterator[Any]:
         # The page is served with a strict CSP; anything it blocks would be a broken page.
         pg.on("console", lambda msg: errors.append(msg.text)
               if "Content Security Policy" in msg.text else None)
+        # No request the page did not ask for fails (a missing favicon is a console error).
+        pg.on("console", lambda msg: errors.append(f"{msg.text} {msg.location.get('url')}")
+              if str(msg.location.get("url", "")).endswith("/favicon.ico") else None)
         resp = pg.goto(stack["url"])
         assert resp is not None and "script-src 'self'" in resp.headers[
             "content-security-policy"]

@@ -156,6 +156,10 @@ def create_upload(req: Request, deps: UploadDeps) -> Response:
         existing = deps.cases.get(case_id)
         if existing is not None and existing.get("agency") not in (None, agency.name):
             raise ApiError(403, "forbidden", f"case {case_id} belongs to another agency")
+        if existing is None and not form.contact:  # a new case under the id the officer chose
+            raise ApiError(400, "invalid_form", "please check the form — contact: a new case "
+                           "needs the agency's phone for sightings",
+                           details={"contact": "required"})
     else:
         case_id = _new_case_id(deps)
     # A new case is "pending" until the indexer accepts a photo (it sets "open"): a rejected
