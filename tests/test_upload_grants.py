@@ -7,6 +7,7 @@ and a token revoked after the link was issued. Each is refused, audited and dele
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -182,6 +183,64 @@ def test_local_s3_refuses_posts_outside_their_policy(
     assert resp.status_code == 403 and "AccessDenied" in resp.text and why in resp.text
     assert any(why in r.getMessage() for r in caplog.records)
     assert not _exists(s3, change.get("key") or granted)
+
+
+@pytest.fixture
+def grant_checked_s3(cloud_env: dict[str, str]) -> Iterator[tuple[Any, Any]]:
+    """Our MotoServer checking grants against ``cloud_env``'s agencies table.
+
+    moto's state is per process, so this server sees the bucket, grants and agencies
+    that ``cloud_env`` made through the session's moto server.
+    """
+    import boto3
+    from botocore.config import Config
+
+    from oneeye.local.moto_server import MotoServer
+    from tests.net_support import free_port
+
+    server = MotoServer("127.0.0.1", free_port(),
+                        agencies_table=cloud_env["AGENCIES_TABLE"]).start()
+    s3 = boto3.client("s3", endpoint_url=server.url, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing",
+                      config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+    try:
+        yield s3, server
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(("revoke", "table", "why"), [
+    (True, None, "agency 'met' token is revoked"),
+    (False, None, None),                                             # the same flow, accepted
+    (False, "no-such-table", "could not be checked"),                # lookup fails: 403, not 500
+])
+def test_local_s3_refuses_a_post_whose_agency_token_was_revoked_after_the_grant(
+        cloud_env: dict[str, str], grant_checked_s3: tuple[Any, Any],
+        caplog: pytest.LogCaptureFixture, revoke: bool, table: str | None,
+        why: str | None) -> None:
+    s3, server = grant_checked_s3
+    if table is not None:
+        server.agencies_table = table
+    bucket = cloud_env["ONEEYE_BUCKET"]
+    key = _granted_key()
+    who = add_grant(cloud_env, key, "met")  # what upload_url writes when it signs the POST
+    post = s3.generate_presigned_post(
+        bucket, key, Fields={"Content-Type": "image/jpeg", "x-amz-meta-agency": "met"},
+        Conditions=[{"Content-Type": "image/jpeg"}, ["content-length-range", 1, 1000],
+                    {"x-amz-meta-agency": "met"}], ExpiresIn=300)
+    if revoke:  # after the link was issued, before the phone posts
+        Agencies(cloud_env["AGENCIES_TABLE"]).revoke(who.token_sha256[:16])
+    with caplog.at_level("WARNING", logger="oneeye.local.post_policy"):
+        resp = _post(s3, post, b"\xff" * 10)
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    if why is None:
+        assert resp.status_code in (200, 204), resp.text
+        assert key in _objects(cloud_env, "uploads/") and refusals == []
+        return
+    assert resp.status_code == 403 and "AccessDenied" in resp.text and why in resp.text
+    assert len(refusals) == 1 and why in refusals[0]
+    assert key not in _objects(cloud_env, "uploads/")
+    assert run_queue(cloud_env) == []  # nothing reached the indexer
 
 
 def test_local_s3_refuses_an_expired_policy_and_accepts_a_valid_one(guarded_s3: Any) -> None:

@@ -81,8 +81,14 @@ class Agency:
 class Agencies:
     """The agencies table: token hash → agency."""
 
-    def __init__(self, table: str) -> None:
+    def __init__(self, table: str, *, dynamodb: Any = None) -> None:
         self.table = table
+        #: A DynamoDB client of its own (the local S3 stand-in asks its own server), else
+        #: :func:`oneeye.aws.client`'s.
+        self._dynamodb = dynamodb
+
+    def _client(self) -> Any:
+        return self._dynamodb if self._dynamodb is not None else aws.client("dynamodb")
 
     def add(self, name: str) -> tuple[str, Agency]:
         """Create a token for ``name``; returns (token, agency). The token is not stored."""
@@ -90,7 +96,7 @@ class Agencies:
         token = new_token()
         digest = token_sha256(token)
         now = utc_now()
-        aws.client("dynamodb").put_item(
+        self._client().put_item(
             TableName=self.table,
             Item={"token_sha256": {"S": digest}, "agency": {"S": agency},
                   "created_at": {"S": now}, "revoked": {"BOOL": False}},
@@ -103,7 +109,7 @@ class Agencies:
         """The agency of a valid, unrevoked token, else None."""
         if not _TOKEN.match(token):
             return None
-        item = aws.client("dynamodb").get_item(
+        item = self._client().get_item(
             TableName=self.table, Key={"token_sha256": {"S": token_sha256(token)}},
             ConsistentRead=True).get("Item")
         if not item or item.get("revoked", {}).get("BOOL"):
@@ -112,7 +118,7 @@ class Agencies:
 
     def revoked(self, token_sha256: str) -> bool:
         """True unless ``token_sha256`` names a known, unrevoked token (read consistently)."""
-        item = aws.client("dynamodb").get_item(
+        item = self._client().get_item(
             TableName=self.table, Key={"token_sha256": {"S": token_sha256}},
             ConsistentRead=True).get("Item")
         return not item or bool(item.get("revoked", {}).get("BOOL"))
@@ -137,7 +143,7 @@ class Agencies:
         out: list[Agency] = []
         kwargs: dict[str, Any] = {"TableName": self.table}
         while True:
-            resp = aws.client("dynamodb").scan(**kwargs)
+            resp = self._client().scan(**kwargs)
             out.extend(_agency(item) for item in resp.get("Items", []))
             if "LastEvaluatedKey" not in resp:
                 break
@@ -151,7 +157,7 @@ class Agencies:
         found = [a for a in self.list() if a.token_sha256.startswith(token_id)]
         if len(found) != 1:
             raise OneEyeError(f"{len(found)} tokens match {token_id!r}; need exactly one")
-        aws.client("dynamodb").update_item(
+        self._client().update_item(
             TableName=self.table, Key={"token_sha256": {"S": found[0].token_sha256}},
             UpdateExpression="SET revoked = :t", ExpressionAttributeValues={":t": {"BOOL": True}})
         return Agency(found[0].name, found[0].token_sha256, found[0].created_at, True)

@@ -13,8 +13,10 @@ enrols a phone photo only if :func:`check` finds nothing wrong:
 - the agency's token is not revoked *now* (a revoke stops photos already in flight).
 
 Anything else is refused: logged, written to the audit trail, and the object is
-deleted. Real S3 also refuses such POSTs; the local stack's S3 stand-in does so
-too (:mod:`oneeye.local.post_policy`), and this check holds even where neither does.
+deleted. Real S3 also refuses such POSTs (except a revoked token's, which it cannot
+know about); the local stack's S3 stand-in refuses all of them, the revoked token's too
+(:mod:`oneeye.local.post_policy`, :func:`revocation`), and this check holds even where
+neither does.
 
 Bank imports under ``uploads/customers/`` have no grant: only the bank's import
 role may write there (IAM). An object there carrying an agency's upload metadata
@@ -74,6 +76,15 @@ def check(key: str, head: dict[str, Any], grant: Any, agencies: AgencyLookup) ->
     if not isinstance(expires_at, int) or not isinstance(written, datetime) or \
             written.timestamp() > expires_at:
         return f"written at {written} after the grant expired ({expires_at})"
+    return revocation(grant, agencies)
+
+
+def revocation(grant: dict[str, Any], agencies: AgencyLookup) -> str | None:
+    """Why ``grant``'s agency token may no longer upload (revoked, unknown, none), or None.
+
+    The indexer's last check, and the local S3 stand-in's at POST time
+    (:mod:`oneeye.local.moto_server`): one rule, read consistently *now*.
+    """
     token = grant.get("token_sha256")
     if not isinstance(token, str) or agencies.revoked(token):
         return f"agency {grant.get('agency')!r} token is revoked"

@@ -1,7 +1,12 @@
 """The moto server (S3, SQS, SNS, DynamoDB, IoT registry stand-in) in a thread of ``oneeye up``.
 
 In front of it, :class:`oneeye.local.post_policy.PostPolicyGuard` checks browser
-POST uploads against their signed policy, as real S3 does and moto does not.
+POST uploads against their signed policy, as real S3 does and moto does not. Once
+``agencies_table`` is set (``oneeye up`` sets it when the table exists), it also
+refuses a phone upload's POST whose grant (``status/{upload_id}.json``) names an
+agency token revoked since the grant was issued: :func:`oneeye.cloud.grants.revocation`,
+the indexer's own rule, read from this server itself (it is threaded, so the guard may
+call it while a request waits).
 
 Durable state: moto keeps everything in memory, so the stack records every request
 that changes lasting state with moto's own recorder (``moto.moto_api.recorder``,
@@ -101,12 +106,16 @@ LOCAL_SECRETS = {"testing": "testing"}
 class MotoServer:
     def __init__(self, host: str, port: int, *, secrets: Mapping[str, str] = LOCAL_SECRETS,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 recording: Path | None = None) -> None:
+                 recording: Path | None = None, agencies_table: str | None = None) -> None:
         from moto.server import ThreadedMotoServer
 
         self.host, self.port = host, port
         self._secrets, self._clock = secrets, clock
         self.recording = recording
+        #: The agencies table POSTs' grants are checked against; None: no grant check (yet).
+        self.agencies_table = agencies_table
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
         self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
 
     @property
@@ -158,11 +167,62 @@ class MotoServer:
 
         srv: Any = self._server
         app = PostPolicyGuard(DomainDispatcherApplication(create_backend_app), self._secrets,
-                              clock=self._clock)
+                              clock=self._clock, grant_check=self.grant_refusal)
         srv._server = make_server(self.host, self.port, app, True,
                                   request_handler=MotoRequestHandler)
         srv._server_ready_event.set()
         srv._server.serve_forever()
+
+    def grant_refusal(self, bucket: str, key: str) -> str | None:
+        """Why a policy-valid POST of ``key`` is refused: its grant's agency token is revoked.
+
+        Only phone uploads (``uploads/missing/…``) have grants. No table set or no grant
+        record: nothing to add (the policy guards the POST, the indexer refuses an
+        ungranted object). A lookup that fails answers why, so the POST is refused.
+        """
+        from oneeye import aws
+        from oneeye.cloud import grants
+        from oneeye.cloud.agencies import Agencies
+        from oneeye.errors import NotFound, OneEyeError
+
+        upload_id = grants.upload_id_of(key)
+        table = self.agencies_table
+        if upload_id is None or table is None:
+            return None
+        # AWS said no or did not answer; a malformed record; a mapped AwsError
+        failed: tuple[type[Exception], ...] = (*aws.failures(), OneEyeError, ValueError)
+        try:
+            try:
+                with aws.errors():
+                    body = self._client("s3").get_object(
+                        Bucket=bucket, Key=f"status/{upload_id}.json")["Body"].read()
+            except NotFound:
+                return None
+            grant = json.loads(body)
+            if not isinstance(grant, dict):
+                return f"the grant of upload {upload_id} is not a record"
+            return grants.revocation(grant, Agencies(table, dynamodb=self._client("dynamodb")))
+        except failed as exc:
+            return f"the grant of upload {upload_id} could not be checked ({exc})"
+
+    def _client(self, service: str) -> Any:
+        """A boto3 client of this server itself (short timeouts: a request is waiting)."""
+        import boto3
+        from botocore.config import Config
+
+        from oneeye import aws
+
+        with self._clients_lock:
+            if service not in self._clients:
+                access, secret = next(iter(self._secrets.items()))
+                self._clients[service] = boto3.session.Session().client(
+                    service, endpoint_url=self.url, region_name=aws.region(),
+                    aws_access_key_id=access, aws_secret_access_key=secret,
+                    config=Config(connect_timeout=2, read_timeout=10,
+                                  retries={"max_attempts": 2, "mode": "standard"},
+                                  s3={"addressing_style": "path"},
+                                  signature_version="s3v4" if service == "s3" else None))
+            return self._clients[service]
 
     def stop(self) -> None:
         try:

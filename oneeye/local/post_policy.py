@@ -17,6 +17,11 @@ the request reaches the emulator, and answers S3's ``403 AccessDenied`` otherwis
 - every form field except ``policy``, the signature, ``file`` and ``x-ignore-*``
   is named by a condition (so nothing can be added, e.g. another ``key``).
 
+Then, optionally, one check real S3 cannot make: ``grant_check(bucket, key)``
+answers why the upload's grant no longer holds (the local stack refuses a POST
+whose agency token was revoked after its grant was issued, see
+:class:`oneeye.local.moto_server.MotoServer`), refused with the same 403.
+
 Other requests (the SDKs' signed PUT/GET, SQS, SNS, DynamoDB) pass unchanged.
 """
 
@@ -40,6 +45,8 @@ from oneeye.events import loads
 log = logging.getLogger(__name__)
 
 WsgiApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
+#: ``(bucket, key) -> why the POST is refused, or None``.
+GrantCheck = Callable[[str, str], str | None]
 #: Form fields S3 never requires a condition for.
 _EXEMPT = {"policy", "x-amz-signature", "signature", "file", "awsaccesskeyid"}
 #: Larger bodies are refused before parsing (S3's own POST limit is 5 GB; ours are photos).
@@ -50,10 +57,12 @@ class PostPolicyGuard:
     """WSGI middleware: browser-based S3 POST uploads must satisfy their signed policy."""
 
     def __init__(self, app: WsgiApp, secrets: Mapping[str, str], *,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 grant_check: GrantCheck | None = None) -> None:
         self.app = app
         self.secrets = secrets
         self.clock = clock
+        self.grant_check = grant_check
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         ctype = environ.get("CONTENT_TYPE", "")
@@ -78,12 +87,28 @@ class PostPolicyGuard:
         bucket = environ.get("PATH_INFO", "/").strip("/").split("/")[0]
         file = files.get("file")
         size = len(file.read()) if file is not None else -1
+        fields = {k.lower(): v for k, v in form.items()}
         try:
-            self.check({k.lower(): v for k, v in form.items()}, bucket=bucket, size=size)
+            self.check(fields, bucket=bucket, size=size)
         except PolicyError as exc:
-            log.warning("S3 POST to %s refused: %s (key %r)", bucket, exc, form.get("key"))
+            log.warning("S3 POST to %s refused: %s (key %r)", bucket, exc, fields.get("key"))
             return _denied(f"Invalid according to Policy: {exc}", 403, "AccessDenied")(
                 environ, start_response)
+        if self.grant_check is not None:
+            key = str(fields.get("key", ""))
+            if file is not None:  # S3 substitutes the file's name into the key
+                key = key.replace("${filename}", file.filename or "")
+            failed = False
+            try:
+                reason = self.grant_check(bucket, key)
+            except Exception as exc:  # the WSGI boundary: a failed check refuses (403), never 500
+                failed = True
+                reason = f"the grant could not be checked ({type(exc).__name__}: {exc})"
+            if reason is not None:
+                log.warning("S3 POST to %s refused: %s (key %r)", bucket, reason, key,
+                            exc_info=failed)
+                return _denied(f"Access Denied: {reason}", 403, "AccessDenied")(
+                    environ, start_response)
         environ["wsgi.input"] = io.BytesIO(body)
         return self.app(environ, start_response)
 

@@ -100,6 +100,7 @@ class LocalStack:
 
         from oneeye.cloud.resources import ensure_resources
         cloud_env = ensure_resources("oneeye-local", cors_origins=[s.url("http_api")])
+        moto.agencies_table = cloud_env["AGENCIES_TABLE"]  # POSTs of revoked tokens: 403
         api_key = secret_file(self.var / "customer_api_key")
         # The indexer signs gallery manifests with this key (0600); the edge gets its public half.
         from oneeye import signing
