@@ -38,13 +38,18 @@ PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2,
 
 @pytest.fixture
 def stack(cloud_env: dict[str, str], moto_server: str) -> Iterator[dict[str, Any]]:
+    from oneeye import aws
     from oneeye.local import template as tpl
     from oneeye.local.httpapi import HttpApi
     from oneeye.local.lambdas import Lambdas
 
     template = tpl.load(REPO / "cloud" / "template.yaml")
+    # The proxy must front the S3 endpoint the in-process Lambdas presign against: the
+    # environment's (every in-process moto server shares one state, and earlier tests in
+    # this process may have pointed the environment at another of them).
+    s3_url = aws.endpoint_url("s3") or moto_server
     api = HttpApi(template.routes, Lambdas(template.functions),
-                  static_dir=REPO / "mobile_upload", moto_url=moto_server,
+                  static_dir=REPO / "mobile_upload", moto_url=s3_url,
                   confirm=lambda arn, token: None, unsubscribe=lambda arn: False)
     port = free_port()
     api.serve("127.0.0.1", port)
