@@ -4,6 +4,7 @@ publisher against a stand-in with GreengrassCoreIPCClientV2's exact method signa
 from __future__ import annotations
 
 import inspect
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -40,11 +41,15 @@ from tests.wait import wait_until
 @pytest.fixture(params=[*BROKERS, "mosquitto-1883"])
 def broker_port(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[int]:
     if request.param == "mosquitto-1883":
-        # The Mosquitto this machine and CI run: it must be there, not silently skipped.
+        # The machine's own Mosquitto. .ci/run starts it when it is not running, so in CI it
+        # must be there; elsewhere `make test` works without it (the "mosquitto" param runs
+        # the same broker on a free port).
         try:
             socket.create_connection(("127.0.0.1", 1883), timeout=2).close()
         except OSError as exc:
-            pytest.fail(f"Mosquitto is expected on 127.0.0.1:1883 (CI runs it): {exc}")
+            if os.environ.get("CI"):
+                pytest.fail(f"Mosquitto is expected on 127.0.0.1:1883 (.ci/run starts it): {exc}")
+            pytest.skip(f"no Mosquitto on 127.0.0.1:1883 ({exc}); run .ci/run to start one")
         yield 1883
         return
     b = make_broker(request.param, tmp_path).start()
