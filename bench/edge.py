@@ -370,6 +370,12 @@ def idle_section(work: Path, seconds: float, gallery: Gallery) -> dict[str, Any]
     return out
 
 
+def outcome(x: dict[str, Any]) -> str:
+    """What every path prints: speed, CPU, events, wrong-person and stranger events."""
+    return (f"{x['fps']} fps ({x['cpu_ms_per_frame']} CPU-ms/frame), events {x['events']}, "
+            f"wrong-person {x['wrong_person_events']}, stranger events {x['stranger_events']}")
+
+
 def print_range(r: dict[str, Any]) -> None:
     print("\n== (a) 1080p range video: recall per face width (HOG box px), new path vs the "
           "full-frame path")
@@ -380,10 +386,7 @@ def print_range(r: dict[str, Any]) -> None:
         print(f"  {size:>8} {n['detected']:>13.0%} {o['detected']:>11.0%} "
               f"{n['recognised']:>15.0%} {o['recognised']:>11.0%}")
     for name in ("new", "full_frame"):
-        x = r[name]
-        print(f"  {name:10}: events {x['events']}, wrong-person {x['wrong_person_events']}, "
-              f"stranger events {x['stranger_events']}, {x['cpu_ms_per_frame']} CPU-ms/frame, "
-              f"{x['fps']} fps")
+        print(f"  {name:10}: {outcome(r[name])}")
     print("  targets: recall >=80% at 40 px, >=50% at 32 px, 0 wrong-person")
 
 
@@ -470,11 +473,9 @@ def print_classic(out: dict[str, Any], rule_first: Any, first_naive: Any) -> Non
           f"{e['oneeye']['enrolled_visits']} enrolled; gallery 80 lfw + padding to 10,000)")
     for name in ("naive", "oneeye"):
         r = e[name]
-        print(f"  {name:6}: {r['fps']:6.1f} fps ({r['cpu_ms_per_frame']} CPU-ms/frame) over "
-              f"{r['frames']} frames, events {r['events']}, "
+        print(f"  {name:6}: {outcome(r)} over {r['frames']} frames, "
               f"recall {r['recall']} (of {r['recognisable_visits']} visits recognisable in a "
               f"still: {r['recall_recognisable']}), events/visit {r['events_per_visit']}, "
-              f"stranger events {r['stranger_events']}, wrong-person {r['wrong_person_events']}, "
               f"latency median {r['latency_s_median']} s p95 {r['latency_s_p95']} s")
     print(f"  speedup {e['speedup']}x")
     mem = out["memory"]

@@ -117,8 +117,8 @@ def main() -> int:
     # DescribeThing answers are cached per container, so steady state is the same).
     registry = devices.Registry(describe=lambda thing: {"site_id": thing[2:], "cameras": "c1"})
     ddb, sns = aws.client("dynamodb"), aws.client("sns")
-    enrich_deps = desk.DeskDeps(store.Idempotency(env["IDEMPOTENCY_TABLE"]),
-                                env["DESK_TOPIC_ARN"],
+    enrich_deps = desk.DeskDeps(idempotency=store.Idempotency(env["IDEMPOTENCY_TABLE"]),
+                                desk_topic_arn=env["DESK_TOPIC_ARN"],
                                 lookup=lambda cid: {"id": cid, "name": "Ada", "segment": "x"},
                                 registry=registry)
     amber_deps = dataclasses.replace(amber.amber_from_env(), registry=registry)
@@ -201,10 +201,11 @@ def main() -> int:
 
     real_publish = store.publish
     store.publish = lambda *a, **k: new_id()  # type: ignore[assignment]
-    mem_desk = desk.DeskDeps(MemIdempotency(), "arn:desk", lookup=enrich_deps.lookup,
-                             registry=registry)
-    mem_amber = amber.AmberDeps(MemIdempotency(), MemCases("mem"), MemBucket("mem"),
-                                "arn:alerts", "arn:desk", registry=registry)
+    mem_desk = desk.DeskDeps(idempotency=MemIdempotency(), desk_topic_arn="arn:desk",
+                             lookup=enrich_deps.lookup, registry=registry)
+    mem_amber = amber.AmberDeps(idempotency=MemIdempotency(), cases=MemCases("mem"),
+                                bucket=MemBucket("mem"), alerts_topic_arn="arn:alerts",
+                                desk_topic_arn="arn:desk", registry=registry)
     own = [
         ("enrich_match", rate(n * 5, lambda i: desk.enrich_match(
             match("customers", "C-1"), mem_desk))),

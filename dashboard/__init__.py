@@ -29,6 +29,7 @@ from werkzeug.exceptions import HTTPException
 
 from dashboard.proxies import TrustedProxies
 from dashboard.settings import DashboardSettings
+from dashboard.urls import IdConverter
 from oneeye.sns import Verifier
 from oneeye.types import Clock
 
@@ -83,6 +84,7 @@ def create_app(settings: DashboardSettings | None = None, *, clock: Clock = time
             app.wsgi_app, settings.trusted_proxies, settings.proxy_hops)
     app.extensions["oneeye.live"] = Live(socketio)
     app.extensions["oneeye.cloud"] = manage.Cloud.from_settings(settings)
+    app.url_map.converters["id"] = IdConverter
     for blueprint in (auth.bp, sns_endpoint.bp, api.bp, desk.bp, manage.bp):
         app.register_blueprint(blueprint)
     app.before_request(auth.load_user)

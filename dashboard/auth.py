@@ -25,19 +25,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
+import flask
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import (
-    Blueprint,
-    abort,
-    current_app,
-    g,
-    redirect,
-    render_template,
-    request,
-    session,
-    url_for,
-)
+from flask import Blueprint, current_app, g, request, session
 
 from dashboard.throttle import LoginThrottle
 
@@ -103,7 +94,7 @@ def check_csrf() -> None:
     if not expected or not hmac.compare_digest(str(sent), str(expected)):
         log.warning("CSRF check failed for %s %s from %s", request.method, request.path,
                     request.remote_addr)
-        abort(400, description="CSRF token missing or wrong; reload the page")
+        flask.abort(400, description="CSRF token missing or wrong; reload the page")
 
 
 def session_user() -> dict[str, Any] | None:
@@ -129,8 +120,8 @@ def login_required(view: F) -> F:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if g.get("user") is None:
             if request.path.startswith("/api/"):
-                abort(401)
-            return redirect(url_for("auth.login", next=request.path))
+                flask.abort(401)
+            return flask.redirect(flask.url_for("auth.login", next=request.path))
         return view(*args, **kwargs)
     return cast(F, wrapped)
 
@@ -158,11 +149,11 @@ def login() -> Any:
                 csrf_token()
                 log.info("user %s logged in from %s", name, address)
                 # only paths on this site: an open redirect would let a link phish the login
-                return redirect(safe_next(request.args.get("next")))
+                return flask.redirect(safe_next(request.args.get("next")))
             throttle.failed(name, address)
             log.warning("failed login for %r from %s", name, address)
             error, status = "Wrong user name or password.", 401
-    return render_template("login.html", error=error), status
+    return flask.render_template("login.html", error=error), status
 
 
 @bp.route("/logout", methods=["POST"])
@@ -173,4 +164,4 @@ def logout() -> Any:
         current_app.extensions["oneeye.live"].end_login(str(login_id))
         log.info("user %s logged out", (g.get("user") or {}).get("name"))
     session.clear()
-    return redirect(url_for("auth.login"))
+    return flask.redirect(flask.url_for("auth.login"))

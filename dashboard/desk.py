@@ -12,25 +12,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import (
-    Blueprint,
-    Response,
-    abort,
-    current_app,
-    g,
-    jsonify,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+import flask
+from flask import Blueprint, Response, current_app, g, request
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from dashboard.api import day_or_time_arg, int_arg, kinds_arg, present
 from dashboard.auth import login_required
 from dashboard.localtime import local, viewer_zone
 from dashboard.roles import DESK_ROLES, roles_required
-from oneeye.types import DEVICE_KINDS, SIGHTING_KINDS, is_id
+from oneeye.types import DEVICE_KINDS, SIGHTING_KINDS
 
 log = logging.getLogger(__name__)
 bp = Blueprint("desk", __name__)
@@ -47,7 +37,7 @@ def _local(value: str | None) -> str:
 @bp.get("/")
 @roles_required(*DESK_ROLES)
 def index() -> str:
-    return render_template("desk.html", offline_after_s=current_app.config[
+    return flask.render_template("desk.html", offline_after_s=current_app.config[
         "ONEEYE_OFFLINE_AFTER_S"], page_size=current_app.config["ONEEYE_HISTORY_LIMIT"])
 
 
@@ -73,7 +63,7 @@ def _review(view: str, *, person_id: str | None = None) -> dict[str, Any]:
             "total": store.count_events(g.user["sites"], **filters), "view": view,
             "zone": viewer_zone().key, "page_url": page_url,
             "kinds": SIGHTING_KINDS if view == "sightings" else DEVICE_KINDS,
-            "csv_url": url_for("desk.export") + "?" + urlencode(
+            "csv_url": flask.url_for("desk.export") + "?" + urlencode(
                 {**args, "view": view, **({"person_id": person_id} if person_id else {})})}
 
 
@@ -81,25 +71,23 @@ def _review(view: str, *, person_id: str | None = None) -> dict[str, Any]:
 @roles_required(*DESK_ROLES)
 def history() -> str:
     """Sightings by default; camera events are their own view (``/history/cameras``)."""
-    return render_template("history.html", **_review("sightings"))
+    return flask.render_template("history.html", **_review("sightings"))
 
 
 @bp.get("/history/cameras")
 @roles_required(*DESK_ROLES)
 def devices() -> str:
-    return render_template("history.html", **_review("devices"))
+    return flask.render_template("history.html", **_review("devices"))
 
 
-@bp.get("/people/<person_id>")
+@bp.get("/people/<id:person_id>")
 @roles_required(*DESK_ROLES)
 def person(person_id: str) -> str:
     """Every sighting of one customer or case."""
-    if not is_id(person_id):
-        abort(404)
     review = _review("sightings", person_id=person_id)
     names = [((r["event"].get("customer") or r["event"].get("case") or {}).get("name"))
              for r in review["events"]]
-    return render_template("person.html", person_id=person_id,
+    return flask.render_template("person.html", person_id=person_id,
                            name=next((n for n in names if n), None), **review)
 
 
@@ -145,14 +133,14 @@ def _cell(value: Any) -> Any:
 @login_required
 def alerts() -> str:
     path: Path | None = current_app.config["ONEEYE_ALERT_OUTBOX_PATH"]
-    return render_template("alerts.html", path=path,
+    return flask.render_template("alerts.html", path=path,
                            messages=read_alert_outbox(path, g.user["sites"]))
 
 
 @bp.get("/outbox")
 def outbox() -> WerkzeugResponse:
     """The page's old address (kept for one release)."""
-    return redirect(url_for("desk.alerts"), code=308)
+    return flask.redirect(flask.url_for("desk.alerts"), code=308)
 
 
 @bp.get("/healthz")
@@ -162,7 +150,7 @@ def healthz() -> tuple[Response, int]:
     except Exception as exc:  # the point of /healthz is to report, not to raise
         log.warning("healthz: database check failed: %s", exc)
         ok = False
-    return jsonify({"status": "ok" if ok else "degraded", "database": ok,
+    return flask.jsonify({"status": "ok" if ok else "degraded", "database": ok,
                     "async_mode": current_app.extensions["socketio"].async_mode,
                     "user": g.user["name"] if g.get("user") else None}), 200 if ok else 503
 

@@ -18,19 +18,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from flask import (
-    Blueprint,
-    Response,
-    abort,
-    current_app,
-    flash,
-    g,
-    jsonify,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+import flask
+from flask import Blueprint, Response, abort, current_app, flash, g, request
 
 from dashboard.auth import hash_password
 from dashboard.roles import roles_required
@@ -131,7 +120,7 @@ class Cloud:
         from oneeye.cloud.cases import close
 
         cases = store.Cases(self.settings.cases_table)
-        case = cases.get(case_id) if is_id(case_id) else None
+        case = cases.get(case_id)
         if case is None or case.get("agency") != agency:
             return False
         close(cases, self.settings.indexer_queue_url, case_id, closed_by=f"{agency}/{user}")
@@ -156,7 +145,7 @@ def _store() -> Any:
 def customers() -> str:
     cloud = current_app.extensions["oneeye.cloud"]
     listing = cloud.customers() if cloud.connected else []
-    return render_template("manage/customers.html", customers=listing,
+    return flask.render_template("manage/customers.html", customers=listing,
                            connected=cloud.connected)
 
 
@@ -172,30 +161,26 @@ def add_photo() -> tuple[Response, int]:
     try:
         upload_id = _cloud().add_customer_photo(customer_id, photo.read() if photo else b"")
     except ValueError as exc:
-        return jsonify({"state": "rejected", "reason": "invalid", "message": str(exc)}), 400
+        return flask.jsonify({"state": "rejected", "reason": "invalid", "message": str(exc)}), 400
     _store().audit(g.user["name"], "customer_photo_added", customer_id, upload_id=upload_id)
-    return jsonify({"upload_id": upload_id, "state": "pending"}), 202
+    return flask.jsonify({"upload_id": upload_id, "state": "pending"}), 202
 
 
-@bp.get("/customers/photos/<upload_id>")
+@bp.get("/customers/photos/<id:upload_id>")
 @roles_required("branch_admin")
 def photo_status(upload_id: str) -> Response:
-    if not is_id(upload_id):
-        abort(404)
     status = _cloud().photo_status(upload_id)
-    return jsonify({k: status.get(k) for k in ("state", "reason", "message", "person_id",
+    return flask.jsonify({k: status.get(k) for k in ("state", "reason", "message", "person_id",
                                                "gallery_version")})
 
 
-@bp.post("/customers/<customer_id>/remove")
+@bp.post("/customers/<id:customer_id>/remove")
 @roles_required("branch_admin")
 def remove_customer(customer_id: str) -> Any:
-    if not is_id(customer_id):
-        abort(404)
     message_id = _cloud().remove_customer(customer_id)
     _store().audit(g.user["name"], "customer_removed", customer_id, removal=message_id)
     flash(f"{customer_id}: photos deleted; cameras stop recognising them within a minute")
-    return redirect(url_for("manage.customers"))
+    return flask.redirect(flask.url_for("manage.customers"))
 
 
 # --- cases (agency officer) ---------------------------------------------------------------
@@ -203,10 +188,10 @@ def remove_customer(customer_id: str) -> Any:
 @roles_required("agency_officer")
 def cases() -> str:
     agency = str(g.user["agency"])
-    return render_template("manage/cases.html", cases=_cloud().cases(agency), agency=agency)
+    return flask.render_template("manage/cases.html", cases=_cloud().cases(agency), agency=agency)
 
 
-@bp.post("/cases/<case_id>/close")
+@bp.post("/cases/<id:case_id>/close")
 @roles_required("agency_officer")
 def close_case(case_id: str) -> Any:
     agency = str(g.user["agency"])
@@ -214,7 +199,7 @@ def close_case(case_id: str) -> Any:
         abort(404, description=f"no case {case_id[:64]} for {agency}")
     _store().audit(g.user["name"], "case_closed", case_id, agency=agency)
     flash(f"case {case_id} closed; cameras stop looking within a minute")
-    return redirect(url_for("manage.cases"))
+    return flask.redirect(flask.url_for("manage.cases"))
 
 
 # --- users, sites, audit (branch admin) -----------------------------------------------------
@@ -239,11 +224,11 @@ def users() -> Any:
             _store().audit(g.user["name"], "user_saved", name, role=role, sites=sites,
                            agency=agency)
             flash(f"user {name} saved ({role.replace('_', ' ')})")
-        return redirect(url_for("manage.users"))
-    return render_template("manage/users.html", users=_store().users(), roles=ROLES)
+        return flask.redirect(flask.url_for("manage.users"))
+    return flask.render_template("manage/users.html", users=_store().users(), roles=ROLES)
 
 
-@bp.post("/users/<name>/delete")
+@bp.post("/users/<id:name>/delete")
 @roles_required("branch_admin")
 def delete_user(name: str) -> Any:
     if name == g.user["name"]:
@@ -251,19 +236,19 @@ def delete_user(name: str) -> Any:
     elif _store().remove_user(name):
         _store().audit(g.user["name"], "user_removed", name)
         flash(f"user {name} removed; their logins ended")
-    return redirect(url_for("manage.users"))
+    return flask.redirect(flask.url_for("manage.users"))
 
 
 @bp.get("/sites")
 @roles_required("branch_admin")
 def sites() -> str:
-    return render_template("manage/sites.html", sites=_store().sites())
+    return flask.render_template("manage/sites.html", sites=_store().sites())
 
 
 @bp.get("/audit")
 @roles_required("branch_admin")
 def audit() -> str:
     """The audit trail of the admin's sites and the false-match counts to tune on."""
-    return render_template("manage/audit.html",
+    return flask.render_template("manage/audit.html",
                            rows=_store().audit_rows(sites=g.user["sites"]),
                            rejections=_store().rejection_counts(g.user["sites"]))

@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from oneeye.errors import ConfigError
+from oneeye.fileio import read_text
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -28,15 +29,14 @@ M = TypeVar("M", bound=BaseModel)
 class StrictModel(BaseModel):
     """Base of every settings model: unknown keys are errors, assignment is validated."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # A field's description is the docstring under it (pydantic reads it from the source).
+    model_config = ConfigDict(extra="forbid", validate_assignment=True,
+                              use_attribute_docstrings=True)
 
 
 def read_file(path: str | Path) -> dict[str, Any]:
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read settings file ({exc.strerror or exc})") from exc
+    text = read_text(p, "settings file", ConfigError)
     try:
         data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
@@ -143,7 +143,7 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
         else:
             default = f"`{json.dumps(_jsonable(field.default))}`"
         bounds = [f"{m}" for m in field.metadata]
-        desc = (field.description or "").replace("|", "\\|")
+        desc = " ".join((field.description or "").split()).replace("|", "\\|")
         if bounds:
             desc += f" ({', '.join(bounds)})"
         rows.append(f"| `{key}` | {typ.replace('|', 'or')} | {default} | {desc} |")

@@ -15,6 +15,15 @@ class OneEyeError(Exception):
     """Base class of every error OneEye raises on purpose."""
 
 
+class Refusal(OneEyeError):
+    """Input refused for a stated ``reason``: a short machine-readable code (what status
+    documents and tests compare) beside the message for people."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class ImageError(OneEyeError):
     """An image could not be used: unreadable, corrupt, truncated, unsupported or too large.
 
@@ -28,16 +37,12 @@ class ImageError(OneEyeError):
         self.reason = reason
 
 
-class EnrolmentRejected(OneEyeError):
+class EnrolmentRejected(Refusal):
     """A photo was readable but is not fit to enrol (no face, several faces, too small, blurred).
 
-    ``reason`` is a short machine-readable code (``no_face``, ``several_faces``,
-    ``face_too_small``, ``too_blurred``, ``unreadable``); the message is for people.
+    ``reason``: ``no_face``, ``several_faces``, ``face_too_small``, ``too_blurred``,
+    ``unreadable``.
     """
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 class GalleryError(OneEyeError):
@@ -77,15 +82,11 @@ class AnnUnavailable(GalleryError):
     """faiss is not installed, so no ANN index can be built."""
 
 
-class PhotoRejected(OneEyeError):
+class PhotoRejected(Refusal):
     """A photo cannot be uploaded as it is (unreadable, not an image, too large).
 
-    ``reason`` is the same machine-readable code the upload status uses.
+    ``reason`` is the same code the upload status uses.
     """
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 # --- the cloud -------------------------------------------------------------------------

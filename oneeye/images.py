@@ -36,6 +36,7 @@ from PIL.Image import Image as PILImage
 from PIL.Image import Transpose
 
 from oneeye.errors import ImageError
+from oneeye.fileio import read_bytes
 from oneeye.types import IMAGE_SUFFIXES
 
 #: An RGB photo: ``uint8`` array of shape ``(height, width, 3)``.
@@ -226,11 +227,7 @@ def upload_copy(path: str | Path, *, max_side: int, max_bytes: int,
     (``too_large`` for an ``original`` over ``max_bytes``; otherwise the decoder's reasons).
     """
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise ImageError(f"{p}: cannot read file ({exc.strerror or exc})",
-                         reason="unreadable") from exc
+    data = read_bytes(p, "file", ImageError)  # reason "unreadable"
     kind = ("image/jpeg" if data[:3] == b"\xff\xd8\xff"
             else "image/png" if data[:8] == b"\x89PNG\r\n\x1a\n" else None)
     rgb = load_image(p, max_bytes=max(len(data), 1))  # (errors name the path)
@@ -251,9 +248,11 @@ def upload_copy(path: str | Path, *, max_side: int, max_bytes: int,
 
 @dataclass(frozen=True)
 class SkippedFile:
-    """A file a command did not use, and why (``reason`` is a short code)."""
+    """A file a command did not use, and why."""
 
     path: str
+    #: ``not_in_person_folder``, ``subfolder``, ``not_an_image_name``, or an
+    #: :class:`~oneeye.errors.ImageError` / enrolment reason when the file was tried.
     reason: str
     message: str
 

@@ -141,7 +141,8 @@ def test_failed_publish_releases_claim_so_retry_delivers(
     obs = observe(cloud_env["DESK_TOPIC_ARN"])
     deps = desk.enrich_from_env()
     event = match()
-    broken = desk.DeskDeps(deps.idempotency, cloud_env["DESK_TOPIC_ARN"] + "-gone")
+    broken = desk.DeskDeps(idempotency=deps.idempotency,
+                           desk_topic_arn=cloud_env["DESK_TOPIC_ARN"] + "-gone")
     with pytest.raises(Exception, match=r"(?i)not.?found|does not exist"):
         desk.enrich_match(event, broken)
     assert desk.enrich_match(event, deps)["status"] == "published"

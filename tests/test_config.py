@@ -53,6 +53,22 @@ def test_bad_publish_url_and_unreadable_file(tmp_path: Path) -> None:
         load_settings(EdgeSettings, path=bad)
 
 
+def test_settings_file_that_is_not_utf8_or_is_a_directory(tmp_path: Path) -> None:
+    latin1 = tmp_path / "edge.yaml"
+    latin1.write_bytes("site_id: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"edge\.yaml: settings file is not UTF-8 text"):
+        load_settings(EdgeSettings, path=latin1)
+    with pytest.raises(ConfigError, match=r"cannot read settings file \(Is a directory\)"):
+        load_settings(EdgeSettings, path=tmp_path)
+
+
+def test_field_docstrings_are_the_reference_descriptions() -> None:
+    """Settings fields are documented by the docstring under them; the reference shows it."""
+    table = reference_markdown(EdgeSettings, prefix="")
+    row = next(line for line in table.splitlines() if line.startswith("| `detection.sweep_s` |"))
+    assert "start a scan of the whole frame this often" in row and "\n" not in row
+
+
 def test_reference_table_lists_nested_keys() -> None:
     table = reference_markdown(EdgeSettings, prefix="edge.")
     assert "| `edge.detection.upsample` |" in table and "| `edge.cooldown_s` |" in table

@@ -44,6 +44,22 @@ def test_the_grammar_allows_exactly_these_characters() -> None:
         assert not types.is_id(bad), bad
 
 
+def test_dashboard_routes_take_exactly_the_grammar() -> None:
+    """``<id:...>`` route segments match the one grammar; anything else is a 404 by routing."""
+    from werkzeug.exceptions import NotFound
+    from werkzeug.routing import Map, Rule
+
+    from dashboard.urls import IdConverter
+
+    urls = Map([Rule("/people/<id:person_id>", endpoint="person")],
+               converters={"id": IdConverter}).bind("desk.local")
+    for good in (PERSON, DEVICE, "MP-2026-0001", "a" * 128):
+        assert urls.match(f"/people/{good}") == ("person", {"person_id": good})
+    for bad in ("-x", "a b", "a#b", "a+b", "ü", "a" * 129, "..%2Fetc"):
+        with pytest.raises(NotFound):
+            urls.match(f"/people/{bad}")
+
+
 def test_an_id_with_every_allowed_character_reaches_the_desk(
         examples: Path, tmp_path: Path, cloud_env: dict[str, str],
         customer_api: CustomerApiStub) -> None:

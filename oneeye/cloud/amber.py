@@ -25,14 +25,14 @@ import binascii
 import json
 import logging
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from oneeye import events
 from oneeye.alerting import strength
 from oneeye.cloud import store
-from oneeye.cloud.common import Result, clip, parse_match, run_once
-from oneeye.cloud.devices import Registry, registry
+from oneeye.cloud.common import DeviceMessageDeps, Result, clip, once_per_match
+from oneeye.cloud.devices import registry
 from oneeye.cloud.settings import AmberSettings
 from oneeye.types import SMS_MAX
 
@@ -42,26 +42,19 @@ SUBJECT_MAX = 99
 _CASE_FIELDS = ("name", "age", "description", "agency", "contact", "status")
 
 
-@dataclass(frozen=True)
-class AmberDeps:
-    idempotency: store.Idempotency
+@dataclass(frozen=True, kw_only=True)
+class AmberDeps(DeviceMessageDeps):
     cases: store.Cases
     bucket: store.Bucket
     alerts_topic_arn: str
-    desk_topic_arn: str
+    #: At most one email/SMS per case per site in this many seconds.
     cooldown_s: int = 600
     snapshot_url_ttl_s: int = 86400
-    #: Where each thing stands (IoT thing attributes); cached per container.
-    registry: Registry = field(default_factory=Registry)
 
 
 def amber_alert(message: Any, deps: AmberDeps) -> Result:
-    match = parse_match(message, watchlist="missing", handler="amber_alert",
-                        registry=deps.registry)
-    if not isinstance(match, events.MatchEvent):
-        return match
-    return run_once(deps.idempotency, match.event_id, lambda: _sighting(match, deps),
-                    handler="amber_alert")
+    return once_per_match(message, deps, watchlist="missing", handler="amber_alert",
+                          work=lambda match: _sighting(match, deps))
 
 
 def _sighting(match: events.MatchEvent, deps: AmberDeps) -> Result:

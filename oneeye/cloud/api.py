@@ -32,11 +32,15 @@ MAX_BODY_BYTES = 16 * 1024
 Response = dict[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Request:
+    """One HTTP API request as a route sees it (API Gateway payload 2.0, or 1.0's fields)."""
+
     method: str
     path: str
+    #: The HTTP API's ``routeKey``, e.g. ``"POST /api/uploads"``.
     route_key: str
+    #: Header names lower-cased.
     headers: dict[str, str]
     path_params: dict[str, str]
     query: dict[str, str]

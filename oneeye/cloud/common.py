@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from oneeye import events
@@ -99,6 +100,28 @@ def parse_match(message: Any, *, watchlist: str, handler: str,
         return rejected(handler, f"watchlist {match.watchlist!r} is not {watchlist!r}",
                         event_id=match.event_id)
     return sender_rejection(message, match, registry, handler) or match
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceMessageDeps:
+    """What every handler of device messages holds, built once per container."""
+
+    #: Processed event ids: each event is handled once (:func:`run_once`).
+    idempotency: Idempotency
+    #: SNS topic of ``oneeye.desk/1`` events.
+    desk_topic_arn: str
+    #: Where each thing stands (IoT thing attributes); cached per container.
+    registry: Registry = field(default_factory=Registry)
+
+
+def once_per_match(message: Any, deps: DeviceMessageDeps, *, watchlist: str, handler: str,
+                   work: Callable[[events.MatchEvent], Result]) -> Result:
+    """Validate one match from its sender (:func:`parse_match`), then run ``work`` on it
+    once per ``event_id`` (:func:`run_once`); a rejection is returned as it is."""
+    match = parse_match(message, watchlist=watchlist, handler=handler, registry=deps.registry)
+    if not isinstance(match, events.MatchEvent):
+        return match
+    return run_once(deps.idempotency, match.event_id, lambda: work(match), handler=handler)
 
 
 def sender_rejection(message: Any, event: Sender, registry: Registry,

@@ -18,22 +18,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from oneeye import events
 from oneeye.cloud import store
 from oneeye.cloud.common import (
+    DeviceMessageDeps,
     Result,
     clip,
     event_id_of,
-    parse_match,
+    once_per_match,
     rejected,
     run_once,
     sender_rejection,
 )
 from oneeye.cloud.customers import CustomerCard, customer_api
-from oneeye.cloud.devices import Registry, registry
+from oneeye.cloud.devices import registry
 from oneeye.cloud.settings import EnrichSettings, HealthSettings
 from oneeye.errors import CustomerApiUnavailable, CustomerNotFound, EventError
 
@@ -42,24 +43,16 @@ log = logging.getLogger(__name__)
 Lookup = Callable[[str], dict[str, Any]]
 
 
-@dataclass(frozen=True)
-class DeskDeps:
-    idempotency: store.Idempotency
-    desk_topic_arn: str
+@dataclass(frozen=True, kw_only=True)
+class DeskDeps(DeviceMessageDeps):
     #: The customer record lookup (the customer API's ``get``); None: not configured.
     lookup: Lookup | None = None
-    #: Where each thing stands (IoT thing attributes); cached per container.
-    registry: Registry = field(default_factory=Registry)
 
 
 def enrich_match(message: Any, deps: DeskDeps) -> Result:
     """Validate one ``oneeye.match/1`` and publish its ``customer_arrived`` card once."""
-    match = parse_match(message, watchlist="customers", handler="enrich_match",
-                        registry=deps.registry)
-    if not isinstance(match, events.MatchEvent):
-        return match
-    return run_once(deps.idempotency, match.event_id,
-                    lambda: _publish_arrival(match, deps), handler="enrich_match")
+    return once_per_match(message, deps, watchlist="customers", handler="enrich_match",
+                          work=lambda match: _publish_arrival(match, deps))
 
 
 def _publish_arrival(match: events.MatchEvent, deps: DeskDeps) -> Result:

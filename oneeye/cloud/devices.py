@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from oneeye import aws
-from oneeye.cloud.settings import DeviceRegistrySettings
+from oneeye.cloud.settings import DeviceMessageSettings
 from oneeye.errors import AlreadyExists, NotFound
 from oneeye.types import is_id
 
@@ -140,6 +140,6 @@ def register(thing: str, site_id: str, cameras: Iterable[str]) -> None:
     log.info("device registry: %s → site %s, cameras %s", thing, site_id, attrs["cameras"])
 
 
-def registry(settings: DeviceRegistrySettings) -> Registry:
+def registry(settings: DeviceMessageSettings) -> Registry:
     """The registry of a Lambda container (``DEVICE_REGISTRY_TTL_S``, default 60 s)."""
     return Registry(ttl_s=settings.device_registry_ttl_s)

@@ -57,11 +57,6 @@ class IdempotencySettings(LambdaSettings):
         "case-id counters (pk event_id, TTL expires_at)")
 
 
-class DeskTopicSettings(LambdaSettings):
-    desk_topic_arn: str = Field(alias="DESK_TOPIC_ARN", min_length=20,
-                                description="SNS topic of oneeye.desk/1 events (→ dashboards)")
-
-
 class BucketSettings(LambdaSettings):
     oneeye_bucket: str = Field(alias="ONEEYE_BUCKET", min_length=3, max_length=63,
                                description="the data bucket: uploads/, gallery/, status/, "
@@ -74,8 +69,9 @@ class CasesTableSettings(LambdaSettings):
 
 
 class AgenciesTableSettings(LambdaSettings):
-    agencies_table: str = Field(alias="AGENCIES_TABLE", min_length=3,
-                                description="DynamoDB table of agency tokens (hashes only)")
+    agencies_table: str = Field(
+        alias="AGENCIES_TABLE", min_length=3,
+        description="DynamoDB table of agency tokens (hashes only)")
 
 
 class UploadLimitSettings(LambdaSettings):
@@ -85,13 +81,20 @@ class UploadLimitSettings(LambdaSettings):
                                   "POST's limit; the indexer re-checks it)")
 
 
-class UploadUrlTtlSettings(LambdaSettings):
+class UploadGrantSettings(BucketSettings, CasesTableSettings, AgenciesTableSettings,
+                          UploadLimitSettings):
+    """What grants an upload and later reports on it (``upload_url``, ``upload_status``)."""
+
     upload_url_ttl_s: int = Field(300, alias="UPLOAD_URL_TTL_S", ge=30, le=3600,
                                   description="seconds a presigned upload stays valid; a "
                                   "pending upload older than this (+60 s) is reported expired")
 
 
-class DeviceRegistrySettings(LambdaSettings):
+class DeviceMessageSettings(IdempotencySettings):
+    """What every handler of device messages reads (see ``DeviceMessageDeps``)."""
+
+    desk_topic_arn: str = Field(alias="DESK_TOPIC_ARN", min_length=20,
+                                description="SNS topic of oneeye.desk/1 events (→ dashboards)")
     device_registry_ttl_s: float = Field(
         60.0, alias="DEVICE_REGISTRY_TTL_S", ge=0, le=3600, description="seconds a thing's "
         "registry attributes (site_id, cameras; iot:DescribeThing) are reused per container; "
@@ -111,7 +114,7 @@ class GallerySigningSettings(LambdaSettings):
 # --- one model per function ----------------------------------------------------------
 
 
-class EnrichSettings(IdempotencySettings, DeskTopicSettings, DeviceRegistrySettings):
+class EnrichSettings(DeviceMessageSettings):
     """``enrich_match``: customers matches → ``customer_arrived`` desk cards."""
 
     customer_api_url: str | None = Field(
@@ -131,12 +134,11 @@ class EnrichSettings(IdempotencySettings, DeskTopicSettings, DeviceRegistrySetti
                                        "exponential backoff from 0.2 s")
 
 
-class HealthSettings(IdempotencySettings, DeskTopicSettings, DeviceRegistrySettings):
+class HealthSettings(DeviceMessageSettings):
     """``device_health``: device health → ``device_status`` desk events."""
 
 
-class AmberSettings(IdempotencySettings, DeskTopicSettings, BucketSettings,
-                    CasesTableSettings, DeviceRegistrySettings):
+class AmberSettings(DeviceMessageSettings, BucketSettings, CasesTableSettings):
     """``amber_alert``: missing-person matches → email/SMS alert and desk banner."""
 
     alerts_topic_arn: str = Field(alias="ALERTS_TOPIC_ARN", min_length=20,
@@ -162,8 +164,7 @@ class IndexerSettings(IdempotencySettings, BucketSettings, UploadLimitSettings,
         "mqtt://host:port (local stack) or none")
 
 
-class UploadUrlSettings(IdempotencySettings, BucketSettings, CasesTableSettings,
-                        AgenciesTableSettings, UploadLimitSettings, UploadUrlTtlSettings):
+class UploadUrlSettings(IdempotencySettings, UploadGrantSettings):
     """``upload_url``: an agency's case form → a presigned POST for the photo."""
 
     upload_rate_per_min: int = Field(30, alias="UPLOAD_RATE_PER_MIN", ge=1, le=10000,
@@ -171,8 +172,7 @@ class UploadUrlSettings(IdempotencySettings, BucketSettings, CasesTableSettings,
                                      "minute; more get 429 with Retry-After")
 
 
-class UploadStatusSettings(BucketSettings, CasesTableSettings, AgenciesTableSettings,
-                           UploadLimitSettings, UploadUrlTtlSettings):
+class UploadStatusSettings(UploadGrantSettings):
     """``upload_status``: what became of an upload (pending, accepted, rejected)."""
 
 

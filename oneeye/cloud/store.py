@@ -140,9 +140,13 @@ def _plain(item: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class StoredObject:
+    """One object of the bucket, read whole."""
+
     key: str
+    #: The whole body: objects here are small (photos up to ``UPLOAD_MAX_BYTES``, JSON).
     data: bytes
     etag: str
+    #: The object's user metadata (``x-amz-meta-*``, names lower-cased by S3).
     metadata: dict[str, str]
 
 

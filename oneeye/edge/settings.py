@@ -26,59 +26,77 @@ def _default_snapshots() -> dict[Watchlist, bool]:
 
 
 class DetectionSettings(StrictModel):
-    model: Literal["hog", "cnn"] = Field(
-        "hog", description="dlib detector; cnn is ~2 s/frame on CPU")
-    upsample: int = Field(1, ge=0, le=2, description="HOG upsampling; 1 finds faces down to "
-                          "~28 px (the box's side) in the pixels it is given")
-    scale: float = Field(0.75, gt=0.05, le=2.0, description="whole-frame passes (regions off, "
-                         "or motion everywhere) detect on the frame resized by this")
-    every_n_frames: int = Field(3, ge=1, le=30, description="run the detector every N frames; "
-                                "the tracker follows faces in between")
-    max_width: int = Field(3840, ge=160, le=4096, description="frames wider than this are "
-                           "downscaled before processing (faces are searched at native "
-                           "resolution below it)")
+    model: Literal["hog", "cnn"] = "hog"
+    """dlib detector; cnn is ~2 s/frame on CPU"""
+    upsample: int = Field(1, ge=0, le=2)
+    """HOG upsampling; 1 finds faces down to ~28 px (the box's side) in the pixels it is given"""
+    scale: float = Field(0.75, gt=0.05, le=2.0)
+    """whole-frame passes (regions off, or motion everywhere) detect on the frame resized by this"""
+    every_n_frames: int = Field(3, ge=1, le=30)
+    """run the detector every N frames; the tracker follows faces in between"""
+    max_width: int = Field(3840, ge=160, le=4096)
+    """frames wider than this are downscaled before processing (faces are searched at native
+    resolution below it)
+    """
     # -- where to look (issue 11 §2): motion regions + track predictions + a slow sweep
-    regions: bool = Field(True, description="detect at native resolution only where "
-                          "something moved, where an open track is expected and in the sweep "
-                          "band; false = the whole frame, resized by scale, every pass")
-    sweep_s: float = Field(15.0, ge=0, le=3600, description="with regions: start a scan of the "
-                           "whole frame this often (one band per detection pass), so a face "
-                           "that stands still is found; 0 disables")
-    sweep_scale: float = Field(0.5, gt=0.05, le=1.0, description="the sweep looks at the frame "
-                               "resized by this (0.5 finds still faces from ~56 px at 1/4 of "
-                               "the native cost; moving faces are searched at native size)")
-    sweep_bands: int = Field(6, ge=1, le=32, description="horizontal bands of a sweep")
-    motion_height: int = Field(180, ge=60, le=720, description="rows of the grey copy motion "
-                               "is computed on")
-    motion_threshold: int = Field(18, ge=1, le=255, description="grey-level change that counts "
-                                  "as motion")
-    region_pad: int = Field(48, ge=0, le=512, description="pixels added around a moving area")
-    region_min_px: int = Field(128, ge=32, le=2048, description="smallest region side")
+    regions: bool = True
+    """detect at native resolution only where something moved, where an open track is expected and
+    in the sweep band; false = the whole frame, resized by scale, every pass
+    """
+    sweep_s: float = Field(15.0, ge=0, le=3600)
+    """with regions: start a scan of the whole frame this often (one band per detection pass), so a
+    face that stands still is found; 0 disables
+    """
+    sweep_scale: float = Field(0.5, gt=0.05, le=1.0)
+    """the sweep looks at the frame resized by this (0.5 finds still faces from ~56 px at 1/4 of
+    the native cost; moving faces are searched at native size)
+    """
+    sweep_bands: int = Field(6, ge=1, le=32)
+    """horizontal bands of a sweep"""
+    motion_height: int = Field(180, ge=60, le=720)
+    """rows of the grey copy motion is computed on"""
+    motion_threshold: int = Field(18, ge=1, le=255)
+    """grey-level change that counts as motion"""
+    region_pad: int = Field(48, ge=0, le=512)
+    """pixels added around a moving area"""
+    region_min_px: int = Field(128, ge=32, le=2048)
+    """smallest region side"""
 
 
 class TrackingSettings(StrictModel):
-    iou_min: float = Field(0.3, gt=0, lt=1, description="overlap needed to continue a track")
-    max_missed_s: float = Field(1.0, gt=0, le=30, description="a track unseen this long closes")
+    iou_min: float = Field(0.3, gt=0, lt=1)
+    """overlap needed to continue a track"""
+    max_missed_s: float = Field(1.0, gt=0, le=30)
+    """a track unseen this long closes"""
 
 
 class RecognitionSettings(StrictModel):
-    min_face_px: int = Field(32, ge=20, le=400, description="skip encoding smaller faces "
-                             "(box side, source px); small faces are decided on several "
-                             "fused looks")
-    min_blur: float = Field(10.0, ge=0, description="skip encoding crops blurrier than this "
-                            "(variance of the Laplacian at 96x96)")
-    min_looks: int = Field(2, ge=1, le=10, description="encodings of a track fused before it is "
-                           "decided (the fused encoding is decided by the gallery rule)")
-    max_yaw: float = Field(0.35, gt=0, le=2.0, description="skip looks turned further than this "
-                           "(nose offset from the eyes' midpoint / eye distance, from the 5 "
-                           "landmarks; 0 = frontal)")
-    max_encodes_per_track: int = Field(10, ge=1, le=100, description="stop trying to identify "
-                                       "a track after this many encodings")
-    reverify_s: float = Field(2.0, ge=0, le=600, description="re-encode a decided track this "
-                              "often (catches a stranger who turns to the camera or two "
-                              "people swapping tracks); 0 disables")
-    jitters: int = Field(1, ge=1, le=10, description="dlib num_jitters per encoding")
+    min_face_px: int = Field(32, ge=20, le=400)
+    """skip encoding smaller faces (box side, source px); small faces are decided on several fused
+    looks
+    """
+    min_blur: float = Field(10.0, ge=0)
+    """skip encoding crops blurrier than this (variance of the Laplacian at 96x96)"""
+    min_looks: int = Field(2, ge=1, le=10)
+    """encodings of a track fused (their mean, oneeye.gallery.rule.fuse) before the gallery rule
+    decides it; each extra look waits one detection pass but averages out noise
+    """
+    max_yaw: float = Field(0.35, gt=0, le=2.0)
+    """skip looks turned further than this (nose offset from the eyes' midpoint / eye distance,
+    from the 5 landmarks; 0 = frontal)
+    """
+    max_encodes_per_track: int = Field(10, ge=1, le=100)
+    """stop trying to identify a track after this many encodings"""
+    reverify_s: float = Field(2.0, ge=0, le=600)
+    """re-encode a decided track this often (catches a stranger who turns to the camera or two
+    people swapping tracks); 0 disables
+    """
+    jitters: int = Field(1, ge=1, le=10)
+    """dlib num_jitters per encoding"""
     landmark_model: Literal["small", "large"] = "small"
+    """dlib landmark model used to align each crop for encoding (small: 5 points, fast; large: 68
+    points)
+    """
 
 
 class ThresholdOverride(StrictModel):
@@ -87,18 +105,25 @@ class ThresholdOverride(StrictModel):
 
 
 class PublishSettings(StrictModel):
-    url: str = Field("none", description="none | ipc | mqtt://host:port | mqtts://endpoint:8883")
-    ca_file: Path | None = Field(None, description="CA bundle for mqtts")
-    cert_file: Path | None = Field(None, description="device certificate for mqtts (mTLS)")
-    key_file: Path | None = Field(None, description="device private key for mqtts (mTLS)")
-    client_id: str | None = Field(None, description="MQTT client id (default: device_id)")
+    url: str = "none"
+    """none | ipc | mqtt://host:port | mqtts://endpoint:8883"""
+    ca_file: Path | None = None
+    """CA bundle for mqtts"""
+    cert_file: Path | None = None
+    """device certificate for mqtts (mTLS)"""
+    key_file: Path | None = None
+    """device private key for mqtts (mTLS)"""
+    client_id: str | None = None
+    """MQTT client id (default: device_id)"""
     keepalive_s: int = Field(30, ge=5, le=1200)
-    reconnect_min_s: int = Field(1, ge=1, le=60, description="MQTT reconnect backoff start")
-    reconnect_max_s: int = Field(10, ge=1, le=600, description="MQTT reconnect backoff cap: "
-                                 "the longest a recovered broker waits for us")
-    timeout_s: float = Field(10, gt=0, le=120, description="wait this long for a PUBACK / IPC "
-                             "confirmation before retrying")
-    topic_prefix: str = Field("oneeye/devices", description="topics are PREFIX/{device_id}/…")
+    reconnect_min_s: int = Field(1, ge=1, le=60)
+    """MQTT reconnect backoff start"""
+    reconnect_max_s: int = Field(10, ge=1, le=600)
+    """MQTT reconnect backoff cap: the longest a recovered broker waits for us"""
+    timeout_s: float = Field(10, gt=0, le=120)
+    """wait this long for a PUBACK / IPC confirmation before retrying"""
+    topic_prefix: str = "oneeye/devices"
+    """topics are PREFIX/{device_id}/…"""
 
     @field_validator("url")
     @classmethod
@@ -109,39 +134,48 @@ class PublishSettings(StrictModel):
 
 
 class OutboxSettings(StrictModel):
-    path: Path = Field(Path("var/edge/outbox.sqlite3"), description="SQLite (WAL) outbox file")
-    max_events: int = Field(10_000, ge=10, le=10_000_000, description="oldest dropped beyond "
-                            "this, each drop counted")
+    path: Path = Field(Path("var/edge/outbox.sqlite3"))
+    """SQLite (WAL) outbox file"""
+    max_events: int = Field(10_000, ge=10, le=10_000_000)
+    """oldest dropped beyond this, each drop counted"""
 
 
 class GallerySyncSettings(StrictModel):
-    enabled: bool = Field(False, description="follow oneeye/gallery/updated and poll S3")
-    bucket: str | None = Field(None, description="S3 bucket holding gallery/{watchlist}/…")
-    poll_interval_s: float = Field(300, ge=5, le=86_400, description="fallback polling of "
-                                   "gallery/{watchlist}/latest.json")
-    cache_dir: Path = Field(Path("var/edge/galleries"), description="verified galleries on disk")
+    enabled: bool = False
+    """follow oneeye/gallery/updated and poll S3"""
+    bucket: str | None = None
+    """S3 bucket holding gallery/{watchlist}/…"""
+    poll_interval_s: float = Field(300, ge=5, le=86_400)
+    """fallback polling of gallery/{watchlist}/latest.json"""
+    cache_dir: Path = Field(Path("var/edge/galleries"))
+    """verified galleries on disk"""
     update_topic: str = "oneeye/gallery/updated"
-    public_key: str | None = Field(None, pattern=r"^[A-Za-z0-9+/]{43}=$", description="base64 "
-                                   "Ed25519 public key of the indexer: when set, only galleries "
-                                   "whose manifest signature verifies are applied")
-    max_version_jump: int = Field(1000, ge=1, description="an update message announcing more "
-                                  "than this many versions ahead of the one in use is refused; "
-                                  "latest.json in S3 is read instead")
+    public_key: str | None = Field(None, pattern=r"^[A-Za-z0-9+/]{43}=$")
+    """base64 Ed25519 public key of the indexer: when set, only galleries whose manifest signature
+    verifies are applied
+    """
+    max_version_jump: int = Field(1000, ge=1)
+    """an update message announcing more than this many versions ahead of the one in use is
+    refused; latest.json in S3 is read instead
+    """
 
 
 class CameraSettings(StrictModel):
     """One camera of ``cameras``. Keys left out take the top-level value; a camera's
     ``detection`` / ``recognition`` overlay only the keys they give on the top-level blocks."""
 
-    source: str = Field(description="webcam index, rtsp/http URL, video file or image folder")
-    realtime: bool | None = Field(None, description="default: the top-level realtime")
-    loop: bool | None = Field(None, description="default: the top-level loop")
-    stall_s: float | None = Field(None, gt=0, le=600, description="default: the top-level "
-                                  "stall_s")
-    detection: DetectionSettings | None = Field(None, description="keys given here override "
-                                                "the top-level detection for this camera")
-    recognition: RecognitionSettings | None = Field(None, description="keys given here "
-                                                    "override the top-level recognition")
+    source: str
+    """webcam index, rtsp/http URL, video file or image folder"""
+    realtime: bool | None = None
+    """default: the top-level realtime"""
+    loop: bool | None = None
+    """default: the top-level loop"""
+    stall_s: float | None = Field(None, gt=0, le=600)
+    """default: the top-level stall_s"""
+    detection: DetectionSettings | None = None
+    """keys given here override the top-level detection for this camera"""
+    recognition: RecognitionSettings | None = None
+    """keys given here override the top-level recognition"""
 
 
 def _overlay(base: BaseModel, over: BaseModel | None) -> BaseModel:
@@ -163,8 +197,8 @@ class DeviceConfig(StrictModel):
     configuration's ``site_id`` and its whole ``cameras`` map."""
 
     site_id: Id = Field(description="branch / site of this device")
-    cameras: dict[Id, CameraSettings] = Field(min_length=1, max_length=32,
-                                              description="camera_id → camera")
+    cameras: dict[Id, CameraSettings] = Field(min_length=1, max_length=32)
+    """camera_id → camera"""
 
     def apply_to(self, config: dict[str, object]) -> dict[str, object]:
         """Component configuration data with this device's site and cameras in it."""
@@ -179,39 +213,45 @@ DEVICE_SHADOW = "oneeye-config"
 
 
 class HealthSettings(StrictModel):
-    interval_s: float = Field(30, ge=1, le=3600, description="oneeye.health/1 period")
+    interval_s: float = Field(30, ge=1, le=3600)
+    """oneeye.health/1 period"""
 
 
 class EdgeSettings(StrictModel):
     device_id: Id = Field("edge-local", description="IoT thing name")
     site_id: Id = Field("site-1", description="branch / site")
-    camera_id: Id = Field("cam-1", description="the camera of `source` when "
-                           "`cameras` is empty")
-    source: str = Field("0", description="webcam index, rtsp/http URL, video file or image "
-                        "folder: the one camera when `cameras` is empty")
-    cameras: dict[Id, CameraSettings] = Field(
-        default_factory=dict, max_length=32, description="camera_id → camera; every camera "
-        "runs in this one process (one gallery, outbox and encoding pool)")
-    realtime: bool = Field(False, description="pace file sources at their fps like a camera, "
-                           "skipping frames when processing falls behind")
-    loop: bool = Field(False, description="restart a file source at its end (demo)")
-    stall_s: float = Field(5.0, gt=0, le=600, description="a live camera that delivers no "
-                           "frame this long is reported reconnecting and reopened")
-    galleries: list[Path] = Field(default_factory=list, description="local gallery .npz files")
-    watchlists: list[Watchlist] = Field(
-        default_factory=_all_watchlists, description="watchlists to follow")
-    thresholds: dict[Watchlist, ThresholdOverride] = Field(
-        default_factory=dict, description="override a gallery's decision rule per watchlist")
-    cooldown_s: float = Field(60, ge=0, le=86_400, description="per person and camera: no "
-                              "second event within this time")
-    snapshot: dict[Watchlist, bool] = Field(
-        default_factory=_default_snapshots,
-        description="attach a face-crop JPEG to events of this watchlist")
+    camera_id: Id = Field("cam-1", description="the camera of `source` when `cameras` is empty")
+    source: str = "0"
+    """webcam index, rtsp/http URL, video file or image folder: the one camera when `cameras` is
+    empty
+    """
+    cameras: dict[Id, CameraSettings] = Field(default_factory=dict, max_length=32)
+    """camera_id → camera; every camera runs in this one process (one gallery, outbox and encoding
+    pool)
+    """
+    realtime: bool = False
+    """pace file sources at their fps like a camera, skipping frames when processing falls behind"""
+    loop: bool = False
+    """restart a file source at its end (demo)"""
+    stall_s: float = Field(5.0, gt=0, le=600)
+    """a live camera that delivers no frame this long is reported reconnecting and reopened"""
+    galleries: list[Path] = Field(default_factory=list)
+    """local gallery .npz files"""
+    watchlists: list[Watchlist] = Field(default_factory=_all_watchlists)
+    """watchlists to follow"""
+    thresholds: dict[Watchlist, ThresholdOverride] = Field(default_factory=dict)
+    """override a gallery's decision rule per watchlist"""
+    cooldown_s: float = Field(60, ge=0, le=86_400)
+    """per person and camera: no second event within this time"""
+    snapshot: dict[Watchlist, bool] = Field(default_factory=_default_snapshots)
+    """attach a face-crop JPEG to events of this watchlist"""
     snapshot_max_bytes: int = Field(60_000, ge=2_000, le=90_000)
-    events_out: Path | None = Field(None, description="also append events to this JSONL file")
-    workers: int = Field(2, ge=1, le=16, description="encoding threads")
-    preview_port: int | None = Field(None, ge=1, le=65535, description="MJPEG preview on "
-                                     "127.0.0.1 (off by default)")
+    events_out: Path | None = None
+    """also append events to this JSONL file"""
+    workers: int = Field(2, ge=1, le=16)
+    """encoding threads"""
+    preview_port: int | None = Field(None, ge=1, le=65535)
+    """MJPEG preview on 127.0.0.1 (off by default)"""
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     recognition: RecognitionSettings = Field(default_factory=RecognitionSettings)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from oneeye.errors import GalleryError
+from oneeye.fileio import read_bytes
 from oneeye.gallery.index import Gallery
 from oneeye.gallery.rule import DecisionRule
 
@@ -109,10 +110,7 @@ def load(path: str | Path) -> Gallery:
     """Read a gallery and verify it against its manifest's sha256."""
     path = Path(path)
     manifest = read_manifest(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise GalleryError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    data = read_bytes(path, "gallery", GalleryError)
     try:
         gallery = from_bytes(data, sha256=str(manifest["sha256"]))
     except GalleryError as exc:

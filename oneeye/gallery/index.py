@@ -21,18 +21,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from oneeye.errors import GalleryError
-from oneeye.gallery.rule import (
-    DEFAULT_RULES,
-    ENCODING_DIM,
-    MAX_MARGIN,
-    Candidate,
-    DecisionRule,
-    Match,
-    Overrides,
-    decide,
-    effective_rule,
-    fuse,
-)
+from oneeye.gallery import rule as decision
+from oneeye.gallery.rule import ENCODING_DIM, Candidate, DecisionRule, Match, Overrides
 from oneeye.types import ID_RE, WATCHLISTS, utc_now
 
 
@@ -88,7 +78,7 @@ class Gallery:
         return cls(
             watchlist=watchlist,
             version=version,
-            rule=rule or DEFAULT_RULES[watchlist],
+            rule=rule or decision.DEFAULT_RULES[watchlist],
             person_ids=np.empty(0, dtype=np.str_),
             encodings=np.empty((0, ENCODING_DIM), dtype=np.float32),
         )
@@ -109,7 +99,7 @@ class Gallery:
         return cls(
             watchlist=watchlist,
             version=version,
-            rule=rule or DEFAULT_RULES[watchlist],
+            rule=rule or decision.DEFAULT_RULES[watchlist],
             person_ids=np.array([p for p, _ in pairs], dtype=np.str_),
             encodings=np.stack([e.reshape(ENCODING_DIM) for _, e in pairs]),
         )
@@ -166,7 +156,7 @@ class Gallery:
 
     def decide(self, candidates: list[Candidate]) -> list[Match | None]:
         """The gallery's own rule applied to ``candidates`` (no device override)."""
-        return decide(self.rule, candidates)
+        return decision.decide(self.rule, candidates)
 
     def distances(self, queries: NDArray[Any]) -> NDArray[np.float32]:
         """Distances from each query to every stored encoding, shape ``(k, len(self))``."""
@@ -204,15 +194,15 @@ class _Index:
         k = len(q)
         if len(self.ids) == 0:
             return (np.full(k, -1, np.intp), np.full(k, np.inf, np.float32),
-                    np.full(k, MAX_MARGIN, np.float32))
+                    np.full(k, decision.MAX_MARGIN, np.float32))
         per_id = np.minimum.reduceat(self.sq_distances(q), self.starts, axis=1)  # (k, P)
         best = np.argmin(per_id, axis=1)
         best_d = np.sqrt(per_id[np.arange(k), best])
         if per_id.shape[1] > 1:
             second = np.sqrt(np.partition(per_id, 1, axis=1)[:, 1])
-            margin = np.minimum(second - best_d, MAX_MARGIN)
+            margin = np.minimum(second - best_d, decision.MAX_MARGIN)
         else:
-            margin = np.full(k, MAX_MARGIN, np.float32)
+            margin = np.full(k, decision.MAX_MARGIN, np.float32)
         return best.astype(np.intp), best_d.astype(np.float32), margin.astype(np.float32)
 
 
@@ -249,7 +239,7 @@ class Matcher:
 
     def rules(self, overrides: Overrides | None = None) -> dict[str, DecisionRule]:
         """watchlist → the rule that decides it: the gallery's, with ``overrides`` applied."""
-        return {w: effective_rule(g.rule, (overrides or {}).get(w))
+        return {w: decision.effective_rule(g.rule, (overrides or {}).get(w))
                 for w, g in self._galleries.items()}
 
     def identify(self, queries: NDArray[Any], overrides: Overrides | None = None
@@ -264,7 +254,7 @@ class Matcher:
             if not len(g):
                 continue
             cands = g.nearest(q)
-            for i, (c, m) in enumerate(zip(cands, decide(rules[w], cands), strict=True)):
+            for i, (c, m) in enumerate(zip(cands, decision.decide(rules[w], cands), strict=True)):
                 best_m, best_c = results[i]
                 if best_c is None or c.distance < best_c.distance:
                     best_c = c
@@ -277,7 +267,7 @@ class Matcher:
                        ) -> tuple[Match | None, Candidate | None]:
         """A track's looks (shape ``(k, 128)``) fused (:func:`~oneeye.gallery.rule.fuse`)
         and decided as one query: the one decision for a track."""
-        return self.identify(fuse(encodings)[None, :], overrides)[0]
+        return self.identify(decision.fuse(encodings)[None, :], overrides)[0]
 
     def match(self, encoding: NDArray[Any]) -> Match | None:
         return self.identify(encoding)[0][0]

@@ -16,9 +16,10 @@ from typing import Any
 import yaml
 
 from oneeye.errors import ConfigError
+from oneeye.fileio import read_text
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Tag:
     """An unresolved CloudFormation intrinsic such as ``!GetAtt Fn.Arn``."""
 
@@ -44,8 +45,10 @@ def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Tag:
 _Loader.add_multi_constructor("!", _tag)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Function:
+    """An ``AWS::Serverless::Function``: where its handler is and the environment it gets."""
+
     logical_id: str
     code_dir: Path
     module_file: Path
@@ -53,23 +56,31 @@ class Function:
     environment: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IotRule:
+    """An ``AWS::IoT::TopicRule`` whose action invokes ``function_id`` (a logical id)."""
+
     name: str
+    #: The rule's IoT SQL (``SELECT … FROM 'oneeye/+/match'``), evaluated by the local router.
     sql: str
     function_id: str
     disabled: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HttpRoute:
+    """An ``HttpApi`` event of a function: ``method path`` → ``function_id``."""
+
     method: str
+    #: API Gateway's path template, e.g. ``/api/cases/{case_id}/close``.
     path: str
     function_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Template:
+    """What the local stack runs of ``cloud/template.yaml``."""
+
     path: Path
     functions: dict[str, Function]
     rules: list[IotRule]
@@ -78,10 +89,9 @@ class Template:
 
 def load(path: str | Path) -> Template:
     p = Path(path)
+    text = read_text(p, "the SAM template", ConfigError)
     try:
-        doc = yaml.load(p.read_text(), Loader=_Loader)
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read the SAM template ({exc.strerror or exc})") from exc
+        doc = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("Resources"), dict):
