@@ -31,12 +31,15 @@ LFW_HEAD: BBox = (45, 195, 205, 55)   # the head in a 250x250 LFW photo
 
 @dataclass(frozen=True)
 class Visit:
-    """One person walking in. ``photo`` is the face image shown."""
+    """One person walking in. ``photo`` is the face image shown; ``more_looks`` are more
+    photos of the same person shown after it in turn (the visit split evenly between
+    them), as a real visitor turns, blinks and changes expression on the way in."""
 
     person: str
     photo: str | Path
     enrolled: bool
     duration_s: float = 3.0
+    more_looks: tuple[str | Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -166,7 +169,7 @@ def make_entrance_video(
         for _ in range(round(lead_in_s * fps)):
             emit(bg.copy())
         for n, visit in enumerate(visits):
-            head = _head(visit.photo, head_crop)
+            heads = [_head(photo, head_crop) for photo in (visit.photo, *visit.more_looks)]
             count = max(2, round(visit.duration_s * fps))
             x_start = rng.uniform(0.3, 0.7) * width
             x_end = rng.uniform(0.42, 0.58) * width
@@ -178,6 +181,7 @@ def make_entrance_video(
                 cx = int(x_start + (x_end - x_start) * p)
                 cy = int(height * (0.30 + 0.08 * p))
                 frame = bg.copy()
+                head = heads[k * len(heads) // count]
                 _paste(frame, head, cx, cy, head_w, colour)  # type: ignore[arg-type]
                 emit(frame)
             truth.visits.append(VisitTruth(visit.person, visit.enrolled, first, index - 1,
@@ -192,10 +196,16 @@ def make_entrance_video(
 
 
 def lfw_visits(lfw_dir: str | Path, *, enrolled: int, strangers: int, seed: int = 0,
-               duration_s: float = 3.0, eligible: Collection[str] | None = None) -> list[Visit]:
+               duration_s: float = 3.0, eligible: Collection[str] | None = None,
+               looks: int = 1) -> list[Visit]:
     """Visits of ``enrolled`` gallery identities (shown with one of their *probe* photos)
     and ``strangers`` impostors, interleaved in a seeded order. ``eligible`` restricts the
-    enrolled visitors to identities actually in the gallery (some photos fail enrolment)."""
+    enrolled visitors to identities actually in the gallery (some photos fail enrolment).
+
+    ``looks`` > 1 shows an enrolled visitor's next probe photos too (up to ``looks`` in
+    all, as many as they have), after the seeded first one; the seeded draws do not
+    change, so ``looks=1`` gives the same visits as before and a larger value the same
+    people, order and first photos. Impostors have one photo each."""
     root = Path(lfw_dir)
     rng = np.random.default_rng(seed)
     people = sorted(p.name for p in (root / "probes").iterdir() if p.is_dir()
@@ -204,7 +214,9 @@ def lfw_visits(lfw_dir: str | Path, *, enrolled: int, strangers: int, seed: int 
     out = []
     for person in chosen:
         photos = sorted((root / "probes" / person).glob("*.jpg"))
-        out.append(Visit(person, photos[int(rng.integers(len(photos)))], True, duration_s))
+        first = int(rng.integers(len(photos)))
+        more = tuple(photos[(first + k) % len(photos)] for k in range(1, min(looks, len(photos))))
+        out.append(Visit(person, photos[first], True, duration_s, more))
     impostors = sorted((root / "impostors").glob("*.jpg"))
     for i in rng.permutation(len(impostors))[:strangers]:
         photo = impostors[int(i)]

@@ -127,6 +127,33 @@ def test_a_track_is_announced_on_its_fused_looks_and_a_stranger_is_not(
     assert pipe.metrics.tracks_total == 2             # the stranger was seen, not announced
 
 
+def test_someone_stepping_into_a_track_is_not_fused_with_who_was_there(
+        lfw: Path, enrolled: gal.Gallery) -> None:
+    """An enrolled visitor seen for one look leaves; within the tracker's ``max_missed_s`` a
+    stranger steps into the same spot, so the tracker continues the same track. The
+    stranger's looks must not be averaged with the visitor's (their mean is about halfway:
+    close enough to the visitor to be announced on the stranger's face)."""
+    head_a, w = synth.head(_photos(lfw, ALICE)[0], 90)
+    stranger, ws = synth.head(sorted((lfw / "impostors").glob("*.jpg"))[0], 90)
+    bg = synth.background(640, 480)
+    rng = np.random.default_rng(6)
+    images = [synth.scene(bg, [(head_a, 300, 220, w)], rng=rng, noise=1), bg, bg,
+              *[synth.scene(bg, [(stranger, 300 + i, 220, ws)], rng=rng, noise=1)
+                for i in range(12)]]
+    # Whole-frame detection: the visitor's single frame is searched (no motion warm-up).
+    settings = EdgeSettings(cooldown_s=0,
+                            detection={"every_n_frames": 1, "regions": False})  # type: ignore[arg-type]
+    events, pipe = _run(settings, gal.Matcher([enrolled]), images)
+    assert pipe.metrics.tracks_total == 1, "precondition: the tracker kept one track"
+    assert pipe.metrics.identity_switches == 1
+    assert events == []
+    # Without the guard the same frames are announced as the visitor, on the stranger.
+    unguarded = settings.model_copy(update={"recognition": settings.recognition.model_copy(
+        update={"switch_distance": 2.0})})
+    fused_events, _ = _run(unguarded, gal.Matcher([enrolled]), images)
+    assert [e.person_id for e in fused_events] == [ALICE]
+
+
 def test_an_event_that_cannot_be_built_marks_nothing_and_is_retried(
         lfw: Path, enrolled: gal.Gallery) -> None:
     """A gallery entry whose id the match contract refuses: no event, no cooldown, no

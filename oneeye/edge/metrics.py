@@ -77,6 +77,7 @@ class Metrics:
         self.open_tracks = 0
         self.tracks_total = 0
         self.events_failed = 0   # events that could not be built (logged; retried)
+        self.identity_switches = 0   # tracks whose face changed person (looks started over)
 
     def stage(self, name: str, seconds: float) -> None:
         with self._lock:

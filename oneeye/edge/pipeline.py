@@ -49,7 +49,7 @@ from oneeye.edge.sources import Frame, Source
 from oneeye.edge.tracker import Track, Tracker
 from oneeye.errors import OneEyeError
 from oneeye.events import MatchEvent
-from oneeye.gallery import Match, Matcher
+from oneeye.gallery import Match, Matcher, fuse
 from oneeye.types import BBox, utc_now
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,12 @@ class _TrackState:
     decided: bool = False
     closed: bool = False
     announced: set[str] = field(default_factory=set)
+
+
+def _switched(looks: list[_Look], look: _Look, max_distance: float) -> bool:
+    """True when ``look`` is further than ``max_distance`` from the mean of ``looks``."""
+    mean = fuse(np.stack([lk.encoding for lk in looks]))
+    return float(np.linalg.norm(look.encoding - mean)) > max_distance
 
 
 class Pipeline:
@@ -333,6 +339,14 @@ class Pipeline:
         """Add a look to the track and decide on the fusion of its looks: the accepted match
         not yet announced on this track, or None."""
         r = self.settings.recognition
+        if look is not None and st.looks and _switched(st.looks, look, r.switch_distance):
+            # Someone else stepped into the box this track was following (the tracker
+            # knows only boxes): what was seen before is another person's, start over.
+            log.info("track %d: the face changed person; its looks start over",
+                     st.track.track_id)
+            self.metrics.identity_switches += 1
+            st.looks.clear()
+            st.decided, st.label, st.encodes = False, "unknown", 1
         if look is not None:
             st.looks.append(look)
             # A decided track is re-verified on its recent looks only (a swapped track must

@@ -91,6 +91,12 @@ class RecognitionSettings(StrictModel):
     """re-encode a decided track this often (catches a stranger who turns to the camera or two
     people swapping tracks); 0 disables
     """
+    switch_distance: float = Field(0.6, gt=0, le=2.0)
+    """a look further than this from the mean of its track's looks is another person (someone
+    stepped into the box the track was following): the track's looks start over, so two people
+    are never fused. 0.6 is dlib's same-person threshold (face_recognition's tolerance); looks
+    of one person in one track sit well under it
+    """
     jitters: int = Field(1, ge=1, le=10)
     """dlib num_jitters per encoding"""
     landmark_model: Literal["small", "large"] = "small"
