@@ -24,7 +24,7 @@ from PIL import Image
 from oneeye import aws
 from oneeye.cloud import gallery_store, store
 from oneeye.cloud.agencies import Agencies, Audit, RateLimiter, token_sha256
-from oneeye.cloud.uploads import describe, uploads_from_env
+from oneeye.cloud.uploads import EXPIRY_GRACE_S, describe, uploads_from_env
 from oneeye.errors import ApiError
 from tests.amber_support import AmberHarness, IndexerPump, auth
 from tests.wait import wait_until
@@ -349,6 +349,113 @@ def test_oversize_photo_that_slipped_past_the_policy_is_rejected(
     status = wait_status(api, token, grant["upload_id"])
     assert (status["state"], status["reason"]) == ("rejected", "too_large")
     assert status["message"].startswith("file too large")
+
+
+# --- a photo for an existing case: its details change only with an accepted photo ----------
+
+OLD_DETAILS = {"name": "Jane Doe", "age": 71, "description": "grey coat",
+               "contact": "+44 1865 000000", "reported_by": "PC Smith"}
+#: What the officer types with the new photo; no description (the form leaves it empty).
+NEW_FORM = {"name": "Janet Doe-Smith", "age": "72", "contact": "+44 1865 999999",
+            "agency": "DC Jones"}
+
+
+def existing_case(env: dict[str, str], case_id: str) -> dict[str, Any]:
+    """A closed case of the token's agency, as an earlier accepted photo and a close left it."""
+    return store.Cases(env["CASES_TABLE"]).upsert(case_id, {
+        **OLD_DETAILS, "agency": "Thames Valley Police", "status": "closed",
+        "photo_key": f"uploads/missing/{case_id}/old.jpg", "last_upload_id": "old"})
+
+
+def expire_grant(env: dict[str, str], upload_id: str) -> None:
+    """Move the grant's expiry into the past: its link was issued longer ago than it lives."""
+    bucket = store.Bucket(env["ONEEYE_BUCKET"])
+    grant = bucket.get_json(f"status/{upload_id}.json")
+    assert isinstance(grant, dict)
+    bucket.put_json(f"status/{upload_id}.json",
+                    {**grant, "expires_at": int(time.time()) - EXPIRY_GRACE_S - 1})
+
+
+@pytest.mark.parametrize(("how", "reason"), [
+    ("no_face", "no_face"),
+    ("several_faces", "several_faces"),
+    ("late", "refused"),
+    ("revoked", "refused"),
+    ("never_sent", "expired"),
+])
+def test_a_rejected_photo_changes_nothing_of_an_existing_case(
+        env: dict[str, str], api: AmberHarness, token: str, pump: IndexerPump,
+        examples: Path, how: str, reason: str) -> None:
+    """A new upload with other details for an existing (closed) case, and its photo fails.
+
+    Edge cases: ``no_face`` (a photo without a face, rejected by the indexer);
+    ``several_faces`` (two people); ``late`` (a good photo that arrives after its link
+    expired: the grant refuses it); ``revoked`` (a good photo whose agency token is revoked
+    after the link was issued: refused); ``never_sent`` (no photo before the link expired:
+    upload_status reports ``expired``). In every one the case keeps every old detail, its
+    status and its ``updated_at`` — nothing was written to it — and the phone's status
+    answer leaks neither the new details nor the token hash.
+    """
+    before = existing_case(env, "MP-2026-0300")
+    resp = request_upload(api, token, case_id="MP-2026-0300", **NEW_FORM)
+    assert resp.status_code == 201, resp.text
+    grant = resp.json()
+    cases = store.Cases(env["CASES_TABLE"])
+    assert cases.get("MP-2026-0300") == before  # asking for a link writes nothing to the case
+    record = store.Bucket(env["ONEEYE_BUCKET"]).get_json(f"status/{grant['upload_id']}.json")
+    assert record["case_update"] == {"name": "Janet Doe-Smith", "age": 72,
+                                     "contact": "+44 1865 999999", "reported_by": "DC Jones"}
+    poller = token
+    if how in ("late", "never_sent"):
+        expire_grant(env, grant["upload_id"])
+    if how == "revoked":  # the same agency polls with its other token
+        poller = Agencies(env["AGENCIES_TABLE"]).add("Thames Valley Police")[0]
+        Agencies(env["AGENCIES_TABLE"]).revoke(token_sha256(token)[:16])
+    photo = {"no_face": lambda: jpeg(Image.linear_gradient("L").resize((640, 480))),
+             "several_faces": lambda: (examples / "two_people.jpg").read_bytes()}.get(
+        how, lambda: (examples / "obama_small.jpg").read_bytes())()
+    if how != "never_sent":
+        assert post_photo(grant, photo) == 204
+    status = wait_status(api, poller, grant["upload_id"])
+    assert (status["state"], status["reason"]) == ("rejected", reason), status
+    assert "case_update" not in status and "token_sha256" not in status
+    assert "Janet" not in json.dumps(status) and status["name"] == "Jane Doe"
+    assert cases.get("MP-2026-0300") == before
+    g, _ = gallery_store.read_latest(store.Bucket(env["ONEEYE_BUCKET"]), "missing")
+    assert "MP-2026-0300" not in g
+
+
+def test_an_accepted_photo_applies_the_new_details_and_opens_the_case(
+        env: dict[str, str], api: AmberHarness, token: str, pump: IndexerPump,
+        examples: Path) -> None:
+    """The same upload to an existing closed case, and its photo is accepted.
+
+    Edge cases: the new details apply with the photo (name, age, contact, reported_by);
+    a field the form left empty (description) keeps its old value; the closed case
+    re-opens with the new reference photo; ``created_at`` and the owning agency stay;
+    another agency asking for a link to the case is 403 and writes nothing either.
+    """
+    before = existing_case(env, "MP-2026-0301")
+    other = Agencies(env["AGENCIES_TABLE"]).add("Other Force")[0]
+    assert request_upload(api, other, case_id="MP-2026-0301", **NEW_FORM).status_code == 403
+    grant = request_upload(api, token, case_id="MP-2026-0301", **NEW_FORM).json()
+    cases = store.Cases(env["CASES_TABLE"])
+    assert cases.get("MP-2026-0301") == before
+    assert post_photo(grant, (examples / "obama_small.jpg").read_bytes()) == 204
+    status = wait_status(api, token, grant["upload_id"])
+    assert status["state"] == "accepted", status
+    assert status["message"] == ("accepted — cameras now looking for Janet Doe-Smith "
+                                 f"(gallery v{status['gallery_version']})")
+    assert "case_update" not in status and "token_sha256" not in status
+    case = cases.get("MP-2026-0301")
+    assert case is not None
+    assert {k: case.get(k) for k in OLD_DETAILS} == {
+        "name": "Janet Doe-Smith", "age": 72, "description": "grey coat",
+        "contact": "+44 1865 999999", "reported_by": "DC Jones"}
+    assert (case["status"], case["agency"], case["created_at"]) == \
+        ("open", "Thames Valley Police", before["created_at"])
+    assert (case["photo_key"], case["last_upload_id"]) == \
+        (grant["fields"]["key"], grant["upload_id"])
 
 
 # --- closing a case ---------------------------------------------------------------------------

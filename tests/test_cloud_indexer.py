@@ -31,18 +31,19 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def put_upload(env: dict[str, str], key: str, data: bytes, *, grant: bool = True,
-               **metadata: str) -> None:
+               case_update: dict[str, Any] | None = None, **metadata: str) -> None:
     """Put an upload as its POST would; phone uploads get their grant first, as upload_url
     writes it (an agency token, ``status/{upload_id}.json``)."""
     if grant and key.startswith("uploads/missing/"):
         metadata.setdefault("agency", "met")
-        add_grant(env, key, metadata["agency"])
+        add_grant(env, key, metadata["agency"], case_update=case_update)
     aws.client("s3").put_object(Bucket=env["ONEEYE_BUCKET"], Key=key, Body=data,
                                 ContentType="image/jpeg", Metadata=metadata)
 
 
 def add_grant(env: dict[str, str], key: str, agency: str, *, expires_in_s: int = 300,
-              content_type: str = "image/jpeg") -> Agency:
+              content_type: str = "image/jpeg",
+              case_update: dict[str, Any] | None = None) -> Agency:
     """A fresh agency token and the grant upload_url would write for ``key``."""
     _, who = Agencies(env["AGENCIES_TABLE"]).add(agency)
     upload_id = grants.upload_id_of(key)
@@ -50,7 +51,8 @@ def add_grant(env: dict[str, str], key: str, agency: str, *, expires_in_s: int =
     store.Bucket(env["ONEEYE_BUCKET"]).put_json(f"status/{upload_id}.json", grants.record(
         upload_id=upload_id, case_id=key.split("/")[2], key=key, agency=who.name,
         token_sha256=who.token_sha256, content_type=content_type,
-        expires_at=int(time.time()) + expires_in_s, updated_at=utc_now()))
+        expires_at=int(time.time()) + expires_in_s, updated_at=utc_now(),
+        case_update=case_update))
     return who
 
 
@@ -116,6 +118,30 @@ def test_accepted_upload_makes_version_publishes_and_reports(
     assert case and case["status"] == "open" and case["name"] == "Jane Doe"
     assert case["last_upload_id"] == upload_id
     assert case["photo_key"] == key  # the reference photo amber_alert links on the banner
+
+
+def test_accepted_upload_applies_only_the_case_details_its_grant_carries(
+        cloud_env: dict[str, str], examples: Path) -> None:
+    """An accepted photo applies its grant's ``case_update`` to the existing case.
+
+    Edge cases: the grant's details win over a ``name`` in the object's metadata; a None
+    value keeps the case's field; keys that are not case details (``status``, ``agency``,
+    ``photo_key``) are ignored — the indexer alone sets those.
+    """
+    cases = store.Cases(cloud_env["CASES_TABLE"])
+    cases.upsert("MP-2026-0500", {"name": "Jane Doe", "age": 71, "contact": "101",
+                                  "agency": "met", "status": "closed"})
+    upload_id = new_id()
+    key = f"uploads/missing/MP-2026-0500/{upload_id}.jpg"
+    put_upload(cloud_env, key, (examples / "obama_small.jpg").read_bytes(),
+               case_update={"name": "Janet Doe", "age": None, "contact": "999",
+                            "status": "closed", "agency": "Other", "photo_key": "x"},
+               **{"agency": "met", "name": "Metadata%20Name"})
+    assert [r["status"] for r in run_queue(cloud_env)] == ["accepted"]
+    case = cases.get("MP-2026-0500")
+    assert case is not None
+    assert (case["name"], case["age"], case["contact"]) == ("Janet Doe", 71, "999")
+    assert (case["status"], case["agency"], case["photo_key"]) == ("open", "met", key)
 
 
 def test_redelivery_of_same_object_makes_no_second_version(

@@ -12,6 +12,12 @@ enrols a phone photo only if :func:`check` finds nothing wrong:
   ``expires_at``, what S3 itself enforces on the policy);
 - the agency's token is not revoked *now* (a revoke stops photos already in flight).
 
+For an existing case the grant also carries ``case_update``: the details the officer
+sent with the photo (only the fields the form gave). ``upload_url`` does not write them
+to the case; the indexer applies them (:func:`case_update`) only when it accepts the
+photo, so a rejected, refused or never-sent photo changes nothing of the case. A new
+case's grant has ``case_update: null`` (the case was created ``pending`` with them).
+
 Anything else is refused: logged, written to the audit trail, and the object is
 deleted. Real S3 also refuses such POSTs (except a revoked token's, which it cannot
 know about); the local stack's S3 stand-in refuses all of them, the revoked token's too
@@ -31,6 +37,8 @@ from typing import Any, Protocol
 
 #: Object metadata that only phone uploads carry (``x-amz-meta-…`` fields of the POST).
 PHONE_METADATA = ("upload-id", "agency", "case-id")
+#: The case fields an upload's form sets (``case_update`` holds only these).
+CASE_DETAILS = ("name", "age", "description", "contact", "reported_by")
 _MISSING_KEY = re.compile(r"^uploads/missing/(?P<case>[^/]+)/(?P<upload>[^/.]+)\.[a-z]+$")
 
 
@@ -39,12 +47,25 @@ class AgencyLookup(Protocol):
 
 
 def record(*, upload_id: str, case_id: str, key: str, agency: str, token_sha256: str,
-           content_type: str, expires_at: int, updated_at: str) -> dict[str, Any]:
-    """The pending status of a new upload, which is also its grant (``status/{id}.json``)."""
+           content_type: str, expires_at: int, updated_at: str,
+           case_update: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The pending status of a new upload, which is also its grant (``status/{id}.json``).
+
+    ``case_update``: an existing case's new details, applied only if the photo is accepted.
+    """
     return {"upload_id": upload_id, "case_id": case_id, "state": "pending", "reason": None,
             "message": "waiting for the photo", "gallery_version": None,
             "updated_at": updated_at, "key": key, "expires_at": expires_at, "agency": agency,
-            "token_sha256": token_sha256, "content_type": content_type}
+            "token_sha256": token_sha256, "content_type": content_type,
+            "case_update": case_update}
+
+
+def case_update(grant: Any) -> dict[str, Any]:
+    """The case details ``grant`` carries for its accepted photo ({} for none or a new case)."""
+    update = grant.get("case_update") if isinstance(grant, dict) else None
+    if not isinstance(update, dict):
+        return {}
+    return {k: update[k] for k in CASE_DETAILS if update.get(k) is not None}
 
 
 def upload_id_of(key: str) -> str | None:

@@ -17,7 +17,9 @@ promised (a client can lie): size before download,
 then a safe decode with a pixel limit, then exactly one usable face. Every
 outcome of an upload is written to ``status/{upload_id}.json`` — accepted with
 the gallery version, or rejected with a reason code and the sentence the phone
-shows. A rejected photo is an answer, not an error: the SQS message is done.
+shows. A rejected photo is an answer, not an error: the SQS message is done. Only an
+accepted photo changes its case: ``open``, the reference photo, and the details its
+grant's ``case_update`` carries (an existing case's new name, age, …).
 
 Errors that may pass (S3, DynamoDB, the MQTT/IoT publish) raise, so SQS
 redelivers the message and finally moves it to the dead-letter queue. Each
@@ -136,7 +138,9 @@ def _index(key: str, m: re.Match[str], deps: IndexerDeps) -> Result:
     if head is None:
         return rejected("gallery_indexer", f"{key} no longer exists")
     meta = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
-    refused = _refusal(key, watchlist, head, deps)
+    upload = grants.upload_id_of(key) if watchlist == "missing" else None
+    grant = deps.bucket.get_json(f"status/{upload}.json") if upload else None
+    refused = _refusal(key, watchlist, head, grant, deps)
     if refused is not None:
         return refused
     # The upload id is the key's (checked against its grant), never the poster's metadata.
@@ -165,8 +169,10 @@ def _index(key: str, m: re.Match[str], deps: IndexerDeps) -> Result:
     if watchlist == "missing" and deps.cases is not None:
         name = meta.get("name")
         deps.cases.upsert(person_id, {
-            "status": "open", "agency": meta.get("agency"),
-            "name": urllib.parse.unquote(name) if name else None, "last_upload_id": upload_id,
+            "name": urllib.parse.unquote(name) if name else None,
+            # an existing case's new details, sent with this photo: applied only now
+            **grants.case_update(grant),
+            "status": "open", "agency": meta.get("agency"), "last_upload_id": upload_id,
             # the desk banner's reference photo: the newest accepted one (amber presigns it)
             "photo_key": key,
         })
@@ -179,12 +185,10 @@ def _index(key: str, m: re.Match[str], deps: IndexerDeps) -> Result:
             "person_id": person_id, "gallery_version": updated.version}
 
 
-def _refusal(key: str, watchlist: str, head: dict[str, Any], deps: IndexerDeps) -> Result | None:
-    """Refuse (audit, delete) an object no grant covers; None when it may be indexed."""
-    grant: Any = None
+def _refusal(key: str, watchlist: str, head: dict[str, Any], grant: Any,
+             deps: IndexerDeps) -> Result | None:
+    """Refuse (audit, delete) an object ``grant`` does not cover; None when it may be indexed."""
     if watchlist == "missing":
-        upload_id = grants.upload_id_of(key)
-        grant = deps.bucket.get_json(f"status/{upload_id}.json") if upload_id else None
         if deps.agencies is None:
             reason: str | None = "no agencies table to check the grant against (AGENCIES_TABLE)"
         else:

@@ -1,8 +1,9 @@
 """upload_url and upload_status: a phone's photo of a missing person into S3, and its fate.
 
-``POST /api/uploads`` (agency token) validates the case form, creates or
-updates the case in ``CASES_TABLE`` (a new case is ``pending`` until the indexer accepts
-a photo and sets ``open``), and answers a presigned
+``POST /api/uploads`` (agency token) validates the case form, creates a new case in
+``CASES_TABLE`` (``pending`` until the indexer accepts a photo and sets ``open``) — an
+existing case is left as it is: the form's details go into the grant as ``case_update``
+and the indexer applies them only with an accepted photo — and answers a presigned
 POST for ``uploads/missing/{case_id}/{upload_id}.jpg`` (``.png`` for PNG) whose
 policy pins the key, ``Content-Type`` (exactly the declared image/jpeg or
 image/png), ``content-length-range`` 1 byte … ``UPLOAD_MAX_BYTES`` (10 MB) and
@@ -21,7 +22,9 @@ closed case re-opens it — the same person is missing again.
 sentence the phone shows: ``accepted — cameras now looking for <name>
 (gallery v12)``, or the rejection reason and what to do. A ``pending`` upload
 whose link expired without a photo arriving is reported as rejected
-``expired``. Another agency's upload is a 404, not a 403: ids do not leak.
+``expired``. Another agency's upload is a 404, not a 403: ids do not leak. The answer
+names only what the phone shows (:func:`describe`), never the grant's key, token hash or
+``case_update``.
 """
 
 from __future__ import annotations
@@ -162,15 +165,20 @@ def create_upload(req: Request, deps: UploadDeps) -> Response:
                            details={"contact": "required"})
     else:
         case_id = _new_case_id(deps)
-    # A new case is "pending" until the indexer accepts a photo (it sets "open"): a rejected
-    # upload (no face, two faces) must not leave an open case that no camera can match.
-    # An existing case keeps its status; an accepted photo re-opens a closed one.
-    is_new = form.case_id is None or existing is None
-    case = deps.cases.upsert(case_id, {
-        "name": form.name, "age": form.age, "description": form.description,
-        "contact": form.contact, "reported_by": form.reported_by, "agency": agency.name,
-        "status": "pending" if is_new else None,
-    })
+    details = {"name": form.name, "age": form.age, "description": form.description,
+               "contact": form.contact, "reported_by": form.reported_by}
+    case_update: dict[str, Any] | None = None
+    if existing is None:
+        # A new case is "pending" until the indexer accepts a photo (it sets "open"): a
+        # rejected upload (no face, two faces) must not leave an open case no camera can match.
+        case = deps.cases.upsert(case_id, {**details, "agency": agency.name,
+                                           "status": "pending"})
+    else:
+        # An existing case is not touched here: its new details ride in the grant and the
+        # indexer applies them only with an accepted photo (which also re-opens a closed
+        # case), so a rejected, refused or never-sent photo changes nothing of the case.
+        case = existing
+        case_update = {k: v for k, v in details.items() if v is not None}
     upload_id = new_id()
     key = f"uploads/missing/{case_id}/{upload_id}.{CONTENT_TYPES[form.content_type]}"
     post = presign(deps, key, form.content_type, {
@@ -181,7 +189,8 @@ def create_upload(req: Request, deps: UploadDeps) -> Response:
     deps.bucket.put_json(f"status/{upload_id}.json", grants.record(
         upload_id=upload_id, case_id=case_id, key=key, agency=agency.name,
         token_sha256=agency.token_sha256, content_type=form.content_type,
-        expires_at=expires_at, updated_at=utc_now()), cache_control="no-cache")
+        expires_at=expires_at, updated_at=utc_now(), case_update=case_update),
+        cache_control="no-cache")
     deps.audit.record("upload_requested", agency, req, case_id=case_id, upload_id=upload_id,
                       key=key, content_type=form.content_type, filename=form.filename,
                       new_case=form.case_id is None)
