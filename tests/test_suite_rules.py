@@ -67,9 +67,10 @@ def fixtures_of(path: Path) -> set[str]:
 
 
 def test_no_test_module_imports_another_or_conftest() -> None:
-    hits = [f"{path.name}:{line}: imports {module}" for path in SOURCES
-            for line, module, _ in imports(path)
-            if re.fullmatch(r"tests\.(test_\w+|conftest)", module)]
+    hits = [f"{path.name}:{line}: imports {target}" for path in SOURCES
+            for line, module, names in imports(path)
+            for target in (module, *(f"{module}.{name}" for name in names))
+            if re.fullmatch(r"tests\.(test_\w+|conftest)", target)]
     assert not hits, "move what is shared to conftest.py (fixtures) or a support module:\n" + \
         "\n".join(hits)
 
