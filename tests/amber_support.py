@@ -26,9 +26,9 @@ from oneeye.local.alert_outbox import ALERT_OUTBOX_FILE
 from tests.cloud_support import load_handler
 from tests.http_support import LoopbackServer, QuietHandler, SnsSink
 from tests.net_support import free_port
+from tests.paths import REPO
 from tests.wait import wait_until
 
-REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "mobile_upload"
 
 ROUTES = [

@@ -1,37 +1,44 @@
 """Fixtures of the cloud tests: a moto *server*, fresh resources, SNS observers, a customer API,
-an MQTT broker.
+an MQTT broker; the device messages and uploads the cloud tests send.
 
 A pytest plugin registered in ``tests/conftest.py``: its fixtures (``moto_server``,
 ``cloud_env``, ``customer_api``, ``mqtt_broker``) reach every test by name; tests import the
-classes they use (``observe``, ``CustomerApiStub``) explicitly.
+classes and builders they use (``observe``, ``CustomerApiStub``, ``match``, ``put_upload`` …)
+explicitly. The devices those messages speak for are registered by the conftest fixtures
+``desk_device`` (``cam-dev-1``) and ``mall_devices`` (``mall3-cam``, ``mall4-cam``).
 """
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import os
+import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from oneeye import aws
+from oneeye.cloud import grants, store
+from oneeye.cloud.agencies import Agencies, Agency
 from oneeye.cloud.resources import ensure_resources
+from oneeye.events import utc_now
 from oneeye.ids import new_id
 from oneeye.local.broker import EmbeddedBroker
 from tests.http_support import LoopbackServer, QuietHandler
 from tests.net_support import free_port
+from tests.paths import REPO
 from tests.wait import wait_until
 
 
 def load_app(name: str) -> Any:
     """A fresh import of ``cloud/lambdas/<name>/app.py``: a new container's cold start
     (settings validated, ``DEPS`` built anew)."""
-    path = Path(__file__).resolve().parents[1] / "cloud" / "lambdas" / name / "app.py"
+    path = REPO / "cloud" / "lambdas" / name / "app.py"
     spec = importlib.util.spec_from_file_location(f"lambda_{name}_{uuid.uuid4().hex}", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -165,3 +172,85 @@ def mqtt_broker() -> Iterator[str]:
     """The local stack's embedded amqtt broker on a free port: ``mqtt://127.0.0.1:P``."""
     with EmbeddedBroker(free_port()) as broker:
         yield broker.url
+
+
+# --- what devices and phones send ------------------------------------------------------------
+
+#: A snapshot the sightings carry (a JPEG's markers around nothing).
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64 + b"\xff\xd9"
+
+
+def match(**over: Any) -> dict[str, Any]:
+    """A customer match from ``cam-dev-1`` (registered by the ``desk_device`` fixture)."""
+    base = {"schema": "oneeye.match/1", "event_id": new_id(), "device_id": "cam-dev-1",
+            "site_id": "branch-12", "camera_id": "door", "observed_at": utc_now(),
+            "person_id": "C-1042", "watchlist": "customers", "distance": 0.31, "margin": 0.12,
+            "bbox": [10, 110, 110, 10], "track_id": 3, "frames_seen": 4, "gallery_version": 7,
+            "iot_thing": "cam-dev-1"}
+    base.update(over)
+    return base
+
+
+def health(**over: Any) -> dict[str, Any]:
+    """A health report from ``cam-dev-1`` (registered by the ``desk_device`` fixture)."""
+    base = {"schema": "oneeye.health/1", "event_id": new_id(), "device_id": "cam-dev-1",
+            "site_id": "branch-12", "camera_id": "door", "sent_at": utc_now(),
+            "uptime_s": 12.5, "fps": 14.2, "outbox_depth": 0,
+            "gallery_versions": {"customers": 7}, "camera_state": "ok", "iot_thing": "cam-dev-1"}
+    base.update(over)
+    return base
+
+
+def sighting(**over: Any) -> dict[str, Any]:
+    """A missing-person match from ``mall3-cam`` (registered by the ``mall_devices`` fixture)."""
+    base = {"schema": "oneeye.match/1", "event_id": new_id(), "device_id": "mall3-cam",
+            "iot_thing": "mall3-cam", "site_id": "mall-3", "camera_id": "entrance-north",
+            "observed_at": utc_now(),
+            "person_id": "MP-2026-0042", "watchlist": "missing", "distance": 0.38,
+            "margin": 0.09, "bbox": [10, 110, 110, 10], "track_id": 1, "frames_seen": 3,
+            "gallery_version": 2, "snapshot_jpeg": base64.b64encode(JPEG).decode()}
+    base.update(over)
+    return base
+
+
+def put_upload(env: dict[str, str], key: str, data: bytes, *, grant: bool = True,
+               case_update: dict[str, Any] | None = None, **metadata: str) -> None:
+    """Put an upload as its POST would; phone uploads get their grant first, as upload_url
+    writes it (an agency token, ``status/{upload_id}.json``)."""
+    if grant and key.startswith("uploads/missing/"):
+        metadata.setdefault("agency", "met")
+        add_grant(env, key, metadata["agency"], case_update=case_update)
+    aws.client("s3").put_object(Bucket=env["ONEEYE_BUCKET"], Key=key, Body=data,
+                                ContentType="image/jpeg", Metadata=metadata)
+
+
+def add_grant(env: dict[str, str], key: str, agency: str, *, expires_in_s: int = 300,
+              content_type: str = "image/jpeg",
+              case_update: dict[str, Any] | None = None) -> Agency:
+    """A fresh agency token and the grant upload_url would write for ``key``."""
+    _, who = Agencies(env["AGENCIES_TABLE"]).add(agency)
+    upload_id = grants.upload_id_of(key)
+    assert upload_id, key
+    store.Bucket(env["ONEEYE_BUCKET"]).put_json(f"status/{upload_id}.json", grants.record(
+        upload_id=upload_id, case_id=key.split("/")[2], key=key, agency=who.name,
+        token_sha256=who.token_sha256, content_type=content_type,
+        expires_at=int(time.time()) + expires_in_s, updated_at=utc_now(),
+        case_update=case_update))
+    return who
+
+
+def run_queue(env: dict[str, str]) -> list[dict[str, Any]]:
+    """Deliver what S3 put on the indexer queue to the handler, Lambda-style."""
+    run = load_handler("gallery_indexer")
+    sqs = aws.client("sqs")
+    results: list[dict[str, Any]] = []
+    while True:
+        msgs = sqs.receive_message(QueueUrl=env["INDEXER_QUEUE_URL"],
+                                   MaxNumberOfMessages=1).get("Messages", [])
+        if not msgs:
+            return [r for r in results if r.get("status") != "ignored"]
+        m = msgs[0]
+        event = {"Records": [{"eventSource": "aws:sqs", "messageId": m["MessageId"],
+                              "body": m["Body"], "receiptHandle": m["ReceiptHandle"]}]}
+        results.extend(run(event, None)["results"])
+        sqs.delete_message(QueueUrl=env["INDEXER_QUEUE_URL"], ReceiptHandle=m["ReceiptHandle"])

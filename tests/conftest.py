@@ -2,25 +2,33 @@
 
 Where each fixture lives (every one reaches every test by name; nothing by ``import *``):
 
-- here: test data (``data_dir``, ``examples``, ``lfw``), a free ``port``, and the
-  dashboard's ``signer``, ``app``, ``client`` and the app's ``clock`` (a module tunes its
-  app by overriding ``app_options`` and ``desk_users``);
+- here: test data (``data_dir``, ``examples``, ``lfw``), a free ``port``, the bank's
+  ``photos`` server, the dashboard's ``signer``, ``app``, ``client`` and the app's ``clock``
+  (a module tunes its app by overriding ``app_options`` and ``desk_users``), and the devices
+  the cloud tests' messages speak for in the moto server's registry (``desk_device``:
+  ``cam-dev-1``; ``mall_devices``: ``mall3-cam``, ``mall4-cam``), which a module that sends
+  their messages asks for by name or with ``pytest.mark.usefixtures``;
 - ``tests/cloud_support.py`` (a plugin, registered below): ``moto_server``, ``cloud_env``,
   ``customer_api``, ``mqtt_broker``.
 
 Helpers that are not fixtures are imported explicitly: :func:`tests.wait.wait_until` (the
-one way to wait), :func:`tests.net_support.free_port`, ``tests/*_support.py``.
+one way to wait), :func:`tests.net_support.free_port`, ``tests/*_support.py``,
+``tests/paths.py`` (``REPO``, ``DATA``). A test module imports from none of the others (nor
+from this file): what two modules share lives here or in a support module.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from oneeye.cloud import devices
+from tests.http_support import FileServer
 from tests.net_support import free_port
+from tests.paths import DATA
 from tests.wait import ManualClock
 
 if TYPE_CHECKING:
@@ -30,9 +38,6 @@ if TYPE_CHECKING:
     from tests.dashboard_helpers import Signer
 
 pytest_plugins = ["tests.cloud_support"]
-
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("ONEEYE_DATA", REPO.parent / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +60,29 @@ def lfw(data_dir: Path) -> Path:
 @pytest.fixture
 def port() -> int:
     return free_port()
+
+
+@pytest.fixture
+def photos(examples: Path) -> Iterator[str]:
+    """The bank's photo server stand-in: real photos from the test data over loopback HTTP."""
+    server = FileServer(examples)
+    yield server.url
+    server.close()
+
+
+# --- the cloud's device registry -------------------------------------------------------------
+
+@pytest.fixture
+def desk_device(moto_server: str) -> None:
+    """``cam-dev-1`` (``tests.cloud_support.match``/``health``) in the registry."""
+    devices.register("cam-dev-1", "branch-12", ["door"])
+
+
+@pytest.fixture
+def mall_devices(moto_server: str) -> None:
+    """``mall3-cam`` (``tests.cloud_support.sighting``) and ``mall4-cam`` in the registry."""
+    devices.register("mall3-cam", "mall-3", ["entrance-north", "food-court"])
+    devices.register("mall4-cam", "mall-4", ["entrance-north"])
 
 
 # --- the dashboard ---------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Shared builders for the dashboard tests: signed SNS deliveries, desk events, apps."""
+"""Shared builders for the dashboard tests: signed SNS deliveries, desk events, apps, and
+dashboard processes (``serve_dashboard``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +18,14 @@ from flask.testing import FlaskClient
 
 from dashboard import DashboardSettings, create_app
 from dashboard.auth import hash_password
+from dashboard.store import Store
 from oneeye import sns
 from oneeye.events import DeskEvent, MatchEvent, utc_now
 from oneeye.ids import new_id
 from oneeye.local.probe import wait_http
 from oneeye.types import Clock
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:oneeye-desk"
 LOCAL_CERT_URL = "http://127.0.0.1:9/oneeye-local/signing-cert.pem"
 PASSWORD = "correct horse battery"
@@ -136,3 +139,27 @@ def wait_dashboard_ready(url: str, proc: subprocess.Popen[bytes], log: Path,
     if not wait_http(url + "/healthz", timeout_s, alive=lambda: proc.poll() is None):
         state = "exited" if proc.poll() is not None else f"not ready in {timeout_s:g} s"
         pytest.fail(f"dashboard {state}: {log.read_text(errors='replace')[-2000:]}")
+
+
+def serve_dashboard(tmp_path: Path, port: int, **extra: Any) -> Iterator[tuple[str, Signer]]:
+    """A dashboard process on ``port`` with users alice (teller, branch-1), ada (branch
+    admin, branch-1) and olga (County Police officer); ``extra`` are settings."""
+    signer = Signer()
+    settings = make_settings(tmp_path, signer, **extra)
+    config = tmp_path / "dashboard.json"
+    config.write_text(settings.model_dump_json())
+    store = Store(settings.resolved_database_url())
+    digest = hash_password(PASSWORD)
+    store.put_user("alice", digest, ["branch-1"])
+    store.put_user("ada", digest, ["branch-1"], role="branch_admin")
+    store.put_user("olga", digest, [], role="agency_officer", agency="County Police")
+    store.close()
+    log = tmp_path / "dashboard.log"
+    proc = start_dashboard(config, port, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_dashboard_ready(url, proc, log)
+        yield url, signer
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import urllib.request
 from dataclasses import replace
@@ -10,32 +9,12 @@ from typing import Any
 
 import pytest
 
-from oneeye.cloud import amber, devices, store
-from oneeye.events import DeskEvent, MatchEvent, utc_now
-from oneeye.ids import new_id
-from tests.cloud_support import observe
+from oneeye.cloud import amber, store
+from oneeye.events import DeskEvent, MatchEvent
+from tests.cloud_support import JPEG, observe, sighting
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("mall_devices")]
 
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64 + b"\xff\xd9"
-
-
-def sighting(**over: Any) -> dict[str, Any]:
-    base = {"schema": "oneeye.match/1", "event_id": new_id(), "device_id": "mall3-cam",
-            "iot_thing": "mall3-cam", "site_id": "mall-3", "camera_id": "entrance-north",
-            "observed_at": utc_now(),
-            "person_id": "MP-2026-0042", "watchlist": "missing", "distance": 0.38,
-            "margin": 0.09, "bbox": [10, 110, 110, 10], "track_id": 1, "frames_seen": 3,
-            "gallery_version": 2, "snapshot_jpeg": base64.b64encode(JPEG).decode()}
-    base.update(over)
-    return base
-
-
-@pytest.fixture(autouse=True)
-def mall_devices(moto_server: str) -> None:
-    """The test devices in the registry (IoT thing attributes on the moto server)."""
-    devices.register("mall3-cam", "mall-3", ["entrance-north", "food-court"])
-    devices.register("mall4-cam", "mall-4", ["entrance-north"])
 
 
 @pytest.fixture

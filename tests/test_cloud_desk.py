@@ -8,39 +8,13 @@ from typing import Any
 
 import pytest
 
-from oneeye.cloud import desk, devices
+from oneeye.cloud import desk
 from oneeye.cloud.customers import CustomerApi
 from oneeye.errors import CustomerApiUnavailable, CustomerNotFound
-from oneeye.events import DeskEvent, utc_now
-from oneeye.ids import new_id
-from tests.cloud_support import CustomerApiStub, load_handler, observe
+from oneeye.events import DeskEvent
+from tests.cloud_support import CustomerApiStub, health, load_handler, match, observe
 
-pytestmark = pytest.mark.timeout(60)
-
-
-def match(**over: Any) -> dict[str, Any]:
-    base = {"schema": "oneeye.match/1", "event_id": new_id(), "device_id": "cam-dev-1",
-            "site_id": "branch-12", "camera_id": "door", "observed_at": utc_now(),
-            "person_id": "C-1042", "watchlist": "customers", "distance": 0.31, "margin": 0.12,
-            "bbox": [10, 110, 110, 10], "track_id": 3, "frames_seen": 4, "gallery_version": 7,
-            "iot_thing": "cam-dev-1"}
-    base.update(over)
-    return base
-
-
-def health(**over: Any) -> dict[str, Any]:
-    base = {"schema": "oneeye.health/1", "event_id": new_id(), "device_id": "cam-dev-1",
-            "site_id": "branch-12", "camera_id": "door", "sent_at": utc_now(),
-            "uptime_s": 12.5, "fps": 14.2, "outbox_depth": 0,
-            "gallery_versions": {"customers": 7}, "camera_state": "ok", "iot_thing": "cam-dev-1"}
-    base.update(over)
-    return base
-
-
-@pytest.fixture(autouse=True)
-def desk_device(moto_server: str) -> None:
-    """The test device in the registry (IoT thing attributes on the moto server)."""
-    devices.register("cam-dev-1", "branch-12", ["door"])
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("desk_device")]
 
 
 def test_same_event_twice_publishes_one_desk_message(cloud_env: dict[str, str],

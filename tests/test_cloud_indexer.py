@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,58 +18,14 @@ import pytest
 from PIL import Image
 
 from oneeye import aws
-from oneeye.cloud import gallery_store, grants, indexer, store
-from oneeye.cloud.agencies import Agencies, Agency
+from oneeye.cloud import gallery_store, indexer, store
 from oneeye.errors import EnrolmentRejected
 from oneeye.events import GalleryEvent, utc_now
 from oneeye.ids import new_id
-from tests.cloud_support import load_handler
+from tests.cloud_support import put_upload, run_queue
 from tests.mqtt_support import Subscriber
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def put_upload(env: dict[str, str], key: str, data: bytes, *, grant: bool = True,
-               case_update: dict[str, Any] | None = None, **metadata: str) -> None:
-    """Put an upload as its POST would; phone uploads get their grant first, as upload_url
-    writes it (an agency token, ``status/{upload_id}.json``)."""
-    if grant and key.startswith("uploads/missing/"):
-        metadata.setdefault("agency", "met")
-        add_grant(env, key, metadata["agency"], case_update=case_update)
-    aws.client("s3").put_object(Bucket=env["ONEEYE_BUCKET"], Key=key, Body=data,
-                                ContentType="image/jpeg", Metadata=metadata)
-
-
-def add_grant(env: dict[str, str], key: str, agency: str, *, expires_in_s: int = 300,
-              content_type: str = "image/jpeg",
-              case_update: dict[str, Any] | None = None) -> Agency:
-    """A fresh agency token and the grant upload_url would write for ``key``."""
-    _, who = Agencies(env["AGENCIES_TABLE"]).add(agency)
-    upload_id = grants.upload_id_of(key)
-    assert upload_id, key
-    store.Bucket(env["ONEEYE_BUCKET"]).put_json(f"status/{upload_id}.json", grants.record(
-        upload_id=upload_id, case_id=key.split("/")[2], key=key, agency=who.name,
-        token_sha256=who.token_sha256, content_type=content_type,
-        expires_at=int(time.time()) + expires_in_s, updated_at=utc_now(),
-        case_update=case_update))
-    return who
-
-
-def run_queue(env: dict[str, str]) -> list[dict[str, Any]]:
-    """Deliver what S3 put on the indexer queue to the handler, Lambda-style."""
-    run = load_handler("gallery_indexer")
-    sqs = aws.client("sqs")
-    results: list[dict[str, Any]] = []
-    while True:
-        msgs = sqs.receive_message(QueueUrl=env["INDEXER_QUEUE_URL"],
-                                   MaxNumberOfMessages=1).get("Messages", [])
-        if not msgs:
-            return [r for r in results if r.get("status") != "ignored"]
-        m = msgs[0]
-        event = {"Records": [{"eventSource": "aws:sqs", "messageId": m["MessageId"],
-                              "body": m["Body"], "receiptHandle": m["ReceiptHandle"]}]}
-        results.extend(run(event, None)["results"])
-        sqs.delete_message(QueueUrl=env["INDEXER_QUEUE_URL"], ReceiptHandle=m["ReceiptHandle"])
 
 
 def status(env: dict[str, str], upload_id: str) -> dict[str, Any]:
@@ -295,7 +250,6 @@ def test_mqtt_broker_down_raises_for_retry(cloud_env: dict[str, str], examples: 
 def test_gallery_notify_transports(cloud_env: dict[str, str]) -> None:
     from oneeye.cloud.notify import publish_gallery_event
     from oneeye.errors import ConfigError
-    from oneeye.events import utc_now
 
     event = GalleryEvent(watchlist="missing", version=3, bucket=cloud_env["ONEEYE_BUCKET"],
                          key="gallery/missing/3.npz", sha256="0" * 64, published_at=utc_now())

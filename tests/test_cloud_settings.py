@@ -9,9 +9,8 @@ import pytest
 from oneeye.cloud import settings as cs
 from oneeye.errors import ConfigError
 from oneeye.local import template as tpl
-from tests.cloud_support import CustomerApiStub, load_app
-from tests.conftest import REPO
-from tests.test_cloud_desk import match
+from tests.cloud_support import CustomerApiStub, load_app, match
+from tests.paths import REPO
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -68,6 +67,7 @@ def test_misconfigured_event_function_logs_once_and_raises_so_the_event_is_retri
         app.handler(match(), None)
 
 
+@pytest.mark.usefixtures("desk_device")
 def test_enrich_builds_its_customer_client_once_per_container(
         cloud_env: dict[str, str], customer_api: CustomerApiStub) -> None:
     customer_api.customers["C-1042"] = {"id": "C-1042", "name": "Ada Lovelace"}
@@ -80,6 +80,7 @@ def test_enrich_builds_its_customer_client_once_per_container(
     assert [key for _, key in customer_api.requests] == [customer_api.api_key] * 2
 
 
+@pytest.mark.usefixtures("desk_device")
 def test_enrich_without_customer_api_says_so_once_not_per_event(
         cloud_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:

@@ -5,11 +5,8 @@ Screenshots go to tests/artifacts/ (gitignored) for a person to look at.
 
 from __future__ import annotations
 
-import functools
 import json
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,58 +15,14 @@ import requests
 
 from oneeye.events import HealthEvent, utc_now
 from tests.browser_support import ARTIFACTS, launch
-from tests.dashboard_helpers import Signer, desk_event, start_dashboard, wait_dashboard_ready
+from tests.dashboard_helpers import Signer, desk_event, serve_dashboard
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 @pytest.fixture
-def photos(examples: Path) -> Iterator[str]:
-    """The bank's photo server stand-in: real photos from the test data over loopback HTTP."""
-    handler = functools.partial(_QuietHandler, directory=str(examples))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-def serve(tmp_path: Path, port: int, **extra: Any) -> Iterator[tuple[str, Signer]]:
-    """A dashboard process on ``port`` with users alice (teller, branch-1), ada (branch
-    admin, branch-1) and olga (County Police officer); ``extra`` are settings."""
-    from dashboard.auth import hash_password
-    from dashboard.store import Store
-    from tests.dashboard_helpers import PASSWORD, make_settings
-
-    signer = Signer()
-    settings = make_settings(tmp_path, signer, **extra)
-    config = tmp_path / "dashboard.json"
-    config.write_text(settings.model_dump_json())
-    store = Store(settings.resolved_database_url())
-    digest = hash_password(PASSWORD)
-    store.put_user("alice", digest, ["branch-1"])
-    store.put_user("ada", digest, ["branch-1"], role="branch_admin")
-    store.put_user("olga", digest, [], role="agency_officer", agency="County Police")
-    store.close()
-    log = tmp_path / "dashboard.log"
-    proc = start_dashboard(config, port, log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_dashboard_ready(url, proc, log)
-        yield url, signer
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-@pytest.fixture
 def dashboard(tmp_path: Path, port: int) -> Iterator[tuple[str, Signer]]:
-    yield from serve(tmp_path, port)
+    yield from serve_dashboard(tmp_path, port)
 
 
 def shot(page: Any, name: str) -> None:

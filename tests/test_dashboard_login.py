@@ -16,8 +16,8 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from dashboard.proxies import TrustedProxies
-from tests.conftest import REPO
 from tests.dashboard_helpers import PASSWORD, Signer, add_user, app_for, csrf_from
+from tests.paths import REPO
 from tests.wait import ManualClock
 
 CASE = REPO.parent / "shared" / "cases" / "proxy-login" / "proxy_logins.py"

@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import REPO
 from tests.dashboard_helpers import Signer, make_settings
 from tests.net_support import free_port
+from tests.paths import REPO
 from tests.wait import wait_until
 
 pytestmark = pytest.mark.slow

@@ -18,8 +18,7 @@ import requests
 
 from oneeye.events import CameraHealth, DeskEvent, HealthEvent, utc_now
 from tests.browser_support import ARTIFACTS, launch
-from tests.dashboard_helpers import PASSWORD, Signer, desk_event
-from tests.test_dashboard_browser import photos, serve  # noqa: F401
+from tests.dashboard_helpers import PASSWORD, Signer, desk_event, serve_dashboard
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 #: The banner of case MP-2026-0042 (its id names the newest sighting's event).
@@ -29,7 +28,7 @@ WIDTHS = {"phone": (390, 844), "tablet": (820, 1180), "desktop": (1440, 900)}
 
 @pytest.fixture
 def desk(tmp_path: Path, port: int) -> Iterator[tuple[str, Signer]]:
-    yield from serve(tmp_path, port, history_limit=5, offline_after_s=1.5)
+    yield from serve_dashboard(tmp_path, port, history_limit=5, offline_after_s=1.5)
 
 
 @pytest.fixture
@@ -80,7 +79,7 @@ def sighting(camera: str, base: str) -> DeskEvent:
 
 
 def test_three_sightings_one_banner_one_acknowledge_and_verdicts(
-        desk: tuple[str, Signer], browser: Any, photos: str) -> None:  # noqa: F811
+        desk: tuple[str, Signer], browser: Any, photos: str) -> None:
     from playwright.sync_api import expect
 
     url, signer = desk
@@ -139,7 +138,7 @@ def test_three_sightings_one_banner_one_acknowledge_and_verdicts(
 
 
 def test_catch_up_after_a_reconnect_pages_until_done(
-        desk: tuple[str, Signer], browser: Any, photos: str) -> None:  # noqa: F811
+        desk: tuple[str, Signer], browser: Any, photos: str) -> None:
     from playwright.sync_api import expect
 
     url, signer = desk
@@ -227,7 +226,7 @@ def test_management_adds_customer_photos_with_verdicts_and_closes_a_case(
     cases.upsert("MP-2026-0008", {"status": "open", "agency": "Other Agency", "name": "Ben"})
     pump = IndexerPump(cloud_env["INDEXER_QUEUE_URL"])
     try:
-        for url, _ in serve(tmp_path, port, cloud={
+        for url, _ in serve_dashboard(tmp_path, port, cloud={
                 "bucket": cloud_env["ONEEYE_BUCKET"], "cases_table": cloud_env["CASES_TABLE"],
                 "indexer_queue_url": cloud_env["INDEXER_QUEUE_URL"]}):
             admin = open_desk(browser, url, "ada", "tablet", path="/manage/customers")

@@ -21,7 +21,7 @@ from oneeye.local import template as tpl
 from oneeye.local.lambdas import Lambdas
 from oneeye.local.rules import RulesRouter, compile_rules
 from tests.cloud_support import CustomerApiStub, observe
-from tests.conftest import REPO
+from tests.paths import REPO
 from tests.wait import wait_until
 
 pytestmark = pytest.mark.timeout(90)

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.paths import REPO
 
 
 def test_configuration_reference_matches_the_settings_models() -> None:

@@ -21,9 +21,9 @@ import requests
 from werkzeug.serving import make_server
 
 from oneeye.cloud.agencies import Agencies
-from tests.conftest import REPO
 from tests.dashboard_helpers import PASSWORD, Signer, add_user, app_for, csrf_from
 from tests.net_support import free_port
+from tests.paths import REPO
 
 pytestmark = pytest.mark.timeout(300)
 

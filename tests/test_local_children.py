@@ -121,7 +121,7 @@ def test_intake_commits_each_message_before_acknowledging(tmp_path: Path) -> Non
 
 def test_a_control_handle_confirms_for_the_delivering_process(tmp_path: Path) -> None:
     """``oneeye up`` subscribes/confirms in the file; the sns-delivery child delivers."""
-    from tests.test_local_sns_delivery import TOPIC, Endpoint, envelope
+    from tests.http_support import TOPIC, Endpoint, envelope
 
     signer = Signer(tmp_path / "sns", "us-east-1")
     settings = SnsDeliverySettings(first_retry_s=0.05, max_retry_s=0.2)

@@ -24,9 +24,8 @@ from oneeye.local.customer_api import CustomerApi, demo_customers, enrol_photos
 from oneeye.local.httpapi import HttpApi, apigw_event, apigw_response
 from oneeye.local.lambdas import Lambdas
 from oneeye.local.moto_server import tap_structured_messages
-from tests.cloud_support import cloud_env, moto_server  # noqa: F401
-from tests.conftest import REPO
 from tests.net_support import free_port
+from tests.paths import REPO
 
 
 def test_apigw_v2_event_and_response_rules() -> None:
@@ -54,7 +53,7 @@ def test_apigw_v2_event_and_response_rules() -> None:
 
 
 @pytest.fixture
-def http_api(cloud_env: dict[str, str], moto_server: str) -> Iterator[str]:  # noqa: F811
+def http_api(cloud_env: dict[str, str], moto_server: str) -> Iterator[str]:
     template = tpl.load(REPO / "cloud" / "template.yaml")
     confirmed: list[tuple[str, str]] = []
 
@@ -72,7 +71,7 @@ def http_api(cloud_env: dict[str, str], moto_server: str) -> Iterator[str]:  # n
         api.stop()
 
 
-def test_http_api_routes_proxy_and_edges(http_api: str, cloud_env: dict[str, str],  # noqa: F811
+def test_http_api_routes_proxy_and_edges(http_api: str, cloud_env: dict[str, str],
                                          examples: Path) -> None:
     from oneeye.cloud.agencies import Agencies
 
@@ -152,7 +151,7 @@ def test_customer_api_and_enrolment_keys(tmp_path: Path, data_dir: Path) -> None
 
 
 def test_alerts_reach_the_outbox_with_email_via_smtp_and_sms(
-        tmp_path: Path, cloud_env: dict[str, str]) -> None:  # noqa: F811
+        tmp_path: Path, cloud_env: dict[str, str]) -> None:
     sns, sqs = aws.client("sns"), aws.client("sqs")
     topic = cloud_env["ALERTS_TOPIC_ARN"]
     url = sqs.create_queue(QueueName=f"tap-{tmp_path.name[-20:]}")["QueueUrl"]
@@ -198,7 +197,7 @@ def test_alerts_reach_the_outbox_with_email_via_smtp_and_sms(
 
 
 def test_alert_with_smtp_down_raises_so_sqs_retries(tmp_path: Path,
-                                                     cloud_env: dict[str, str]) -> None:  # noqa: F811
+                                                     cloud_env: dict[str, str]) -> None:
     topic = cloud_env["ALERTS_TOPIC_ARN"]
     aws.client("sns").subscribe(TopicArn=topic, Protocol="email", Endpoint="a@example.org")
     outbox = AlertOutbox(tmp_path / "o.jsonl", topic_arn=topic, smtp_host="127.0.0.1",

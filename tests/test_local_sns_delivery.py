@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -17,60 +13,9 @@ from oneeye.errors import SignatureError
 from oneeye.local.filter_policy import matches
 from oneeye.local.settings import SnsDeliverySettings
 from oneeye.local.sns_delivery import Signer, SnsDelivery
-from oneeye.types import utc_now
+from tests.http_support import TOPIC, Endpoint, envelope
 from tests.net_support import free_port
 from tests.wait import wait_until
-
-TOPIC = "arn:aws:sns:us-east-1:123456789012:oneeye-desk"
-
-
-class Endpoint:
-    """An SNS subscriber: records every POST, confirms by visiting SubscribeURL via ``delivery``."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.received: list[tuple[dict[str, str], dict[str, Any]]] = []
-        self.got = threading.Condition()
-        self.server: ThreadingHTTPServer | None = None
-        self.confirm_with: SnsDelivery | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/sns"
-
-    def start(self) -> None:
-        outer = self
-
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                msg = json.loads(body)
-                with outer.got:
-                    outer.received.append((dict(self.headers), msg))
-                    outer.got.notify_all()
-                if msg["Type"] == "SubscriptionConfirmation" and outer.confirm_with:
-                    q = parse_qs(urlsplit(msg["SubscribeURL"]).query)
-                    outer.confirm_with.confirm(q["TopicArn"][0], q["Token"][0])
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), H)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
-
-    def wait_for(self, n: int, timeout: float = 30) -> list[dict[str, Any]]:
-        """The messages received once there are at least ``n`` (AssertionError on timeout)."""
-        with self.got:
-            if not self.got.wait_for(lambda: len(self.received) >= n, timeout):
-                raise AssertionError(f"{len(self.received)} of {n} SNS messages in {timeout} s")
-            return [m for _, m in self.received]
 
 
 @pytest.fixture
@@ -87,12 +32,6 @@ def endpoint() -> Iterator[Endpoint]:
     ep = Endpoint(free_port())
     yield ep
     ep.stop()
-
-
-def envelope(message: str, site: str = "site-1", mid: str = "m-1") -> dict[str, Any]:
-    return {"Type": "Notification", "MessageId": mid, "TopicArn": TOPIC, "Message": message,
-            "Timestamp": utc_now(),
-            "MessageAttributes": {"site_id": {"Type": "String", "Value": site}}}
 
 
 def confirmation_marked(d: SnsDelivery, arn: str) -> None:

@@ -23,8 +23,8 @@ from oneeye.cloud import gallery_store, store
 from oneeye.cloud.agencies import Agencies
 from tests.amber_support import IndexerPump
 from tests.browser_support import ARTIFACTS, launch
-from tests.conftest import REPO
 from tests.net_support import free_port
+from tests.paths import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.paths import REPO
 
 #: Lines past which a module must give a reason (issue 15, "Done when").
 MAX_LINES = 400

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from oneeye.local.settings import PORT_FLAGS
-from tests.conftest import DATA, REPO
 from tests.net_support import free_port
+from tests.paths import DATA, REPO
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from oneeye.local import rules
 from oneeye.local import template as ltpl
-from tests.cloud_support import moto_server  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "cloud" / "template.yaml"
@@ -107,7 +106,7 @@ def test_http_routes() -> None:
     }
 
 
-def test_resources_helper_matches_template_settings(moto_server: str) -> None:  # noqa: F811
+def test_resources_helper_matches_template_settings(moto_server: str) -> None:
     """ensure_resources (moto, local stack) makes what the template declares."""
     from oneeye import aws
     from oneeye.cloud.resources import ensure_resources

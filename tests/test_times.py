@@ -13,22 +13,13 @@ from urllib.parse import quote
 import pytest
 from flask import Flask
 
-from oneeye.cloud import amber, devices, store
+from oneeye.cloud import amber, store
 from oneeye.events import DeskEvent, MatchEvent
-from tests.cloud_support import CustomerApiStub, load_handler, observe
+from tests.cloud_support import CustomerApiStub, health, load_handler, match, observe, sighting
 from tests.dashboard_helpers import Signer, desk_event, login, post_sns
-from tests.test_cloud_amber import sighting
-from tests.test_cloud_desk import health, match
 
 LOCAL = "2026-03-01T10:07:59.123456789+05:30"
 UTC = "2026-03-01T04:37:59.123Z"
-
-
-@pytest.fixture
-def registered(moto_server: str) -> None:
-    """The devices the cloud samples speak for, in the registry (the handlers refuse others)."""
-    devices.register("cam-dev-1", "branch-12", ["door"])
-    devices.register("mall3-cam", "mall-3", ["entrance-north", "food-court"])
 
 
 @pytest.fixture
@@ -90,8 +81,8 @@ def test_history_search_refuses_times_it_cannot_place(desk: Flask, bad: str) -> 
     assert client.get(f"/history?since={quote('2026-03-01T10:07:59+05:30')}").status_code == 200
 
 
-def test_email_sms_and_desk_banner_agree_on_the_utc_time(cloud_env: dict[str, str],
-                                                         registered: None) -> None:
+@pytest.mark.usefixtures("mall_devices")
+def test_email_sms_and_desk_banner_agree_on_the_utc_time(cloud_env: dict[str, str]) -> None:
     store.Cases(cloud_env["CASES_TABLE"]).upsert("MP-2026-0042", {
         "name": "Jane Doe", "agency": "Met Police", "status": "open"})
     alerts, deskq = observe(cloud_env["ALERTS_TOPIC_ARN"]), observe(cloud_env["DESK_TOPIC_ARN"])
@@ -120,9 +111,10 @@ def test_log_lines_print_utc() -> None:
     ("enrich_match", lambda: match(observed_at="2026-02-28T20:37:59.123-08:00")),
     ("device_health", lambda: health(sent_at="2026-03-01T04:37:59.1230+0000")),
 ])
+@pytest.mark.usefixtures("desk_device")
 def test_cloud_handlers_turn_offset_times_into_utc_desk_events(
-        cloud_env: dict[str, str], customer_api: CustomerApiStub, registered: None,
-        handler: str, body: Any) -> None:
+        cloud_env: dict[str, str], customer_api: CustomerApiStub, handler: str,
+        body: Any) -> None:
     customer_api.customers["C-1042"] = {"id": "C-1042", "name": "Ada Lovelace"}
     deskq = observe(cloud_env["DESK_TOPIC_ARN"])
     assert load_handler(handler)(body(), None)["status"] == "published"

@@ -18,7 +18,7 @@ from oneeye import aws
 from oneeye.cloud import store
 from oneeye.cloud.agencies import Agencies, Audit
 from oneeye.ids import new_id
-from tests.test_cloud_indexer import add_grant, put_upload, run_queue
+from tests.cloud_support import add_grant, put_upload, run_queue
 
 pytestmark = pytest.mark.timeout(120)
 

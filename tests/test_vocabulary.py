@@ -18,7 +18,7 @@ from typing import get_args
 import pytest
 
 from oneeye import events, types
-from tests.conftest import REPO
+from tests.paths import REPO
 
 #: The trees whose code must use the vocabulary (tests may spell values out on purpose).
 TREES = ("oneeye", "dashboard", "edge", "cloud", "bench", "scripts")
