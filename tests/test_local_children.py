@@ -30,7 +30,9 @@ def test_a_child_that_keeps_dying_is_restarted_with_backoff_until_stopped() -> N
                   first_restart_s=0.05, max_restart_s=0.2,
                   on_start=lambda c: starts.append(c.pid or 0)).start()
     try:
-        wait_until(lambda: child.restarts >= 3, 30, "three restarts")
+        # Wait for the fourth *start*: ``restarts`` counts a restart when it is decided,
+        # before its process exists, so waiting on it could stop the child in between.
+        wait_until(lambda: len(starts) >= 4 and child.restarts >= 3, 30, "three restarts")
     finally:
         child.stop(grace_s=5)
     stopped_at = len(starts)
