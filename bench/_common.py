@@ -41,7 +41,9 @@ class Variant:
 
     @property
     def key(self) -> str:
-        return f"{self.landmark_model}-j{self.jitters}-u{self.upsample}"
+        # "v2": jittered encodings made before oneeye.faces fixed their seed are not reused.
+        v2 = "-v2" if self.jitters > 1 else ""
+        return f"{self.landmark_model}-j{self.jitters}-u{self.upsample}{v2}"
 
 
 @dataclass(frozen=True)
@@ -211,7 +213,9 @@ def enrol_photos(photos: Iterable[Photo], policy: Any, *, workers: int = 2,
     """OneEye's real enrolment (``encode_enrolment_photo``) of each photo, cached:
     path → encoding, or the rejection reason."""
     photos = list(photos)
-    tag = hashlib.sha256(repr(policy).encode()).hexdigest()[:12]
+    # v2: jittered encodings no longer depend on what a worker encoded before (see
+    # oneeye.faces.encode), so results cached by the old code are not reused.
+    tag = hashlib.sha256(f"v2 {policy!r}".encode()).hexdigest()[:12]
     keys = {p.path: _sha256(p.path) for p in photos}
     jobs = {p.path: (str(p.path), policy) for p in photos}
     cache = _cached(CACHE_DIR / f"enrol-{tag}.json", keys, jobs, _enrol_one,

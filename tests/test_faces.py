@@ -61,6 +61,22 @@ def test_encoding_matches_face_recognition_and_is_float32(examples: Path) -> Non
     assert np.allclose(ours, ref, atol=1e-5)
 
 
+def test_a_jittered_encoding_does_not_depend_on_what_was_encoded_before(
+        examples: Path) -> None:
+    """Enrolment (10 jitters) of one photo gives one encoding, whatever the process did
+    before: dlib's jitter generator lives in its model object, so a shared model gave the
+    same photo encodings ~0.04 apart and benches that enrol in a process pool drifted."""
+    obama = faces.load_image(examples / "obama_small.jpg")
+    biden = faces.load_image(examples / "biden.jpg")
+    (box,) = faces.detect(obama)
+    first = faces.encode(obama, [box], jitters=10)[0]
+    faces.encode(biden, faces.detect(biden), jitters=10)   # advances a shared generator
+    again = faces.encode(obama, [box], jitters=10)[0]
+    assert np.array_equal(first, again)
+    single = faces.encode(obama, [box])[0]
+    assert 0 < float(np.linalg.norm(first - single)) < 0.3   # jittered; the same face (< 0.6)
+
+
 def test_same_person_close_other_person_far(examples: Path) -> None:
     def enc(name: str) -> np.ndarray:
         img = faces.load_image(examples / name)
