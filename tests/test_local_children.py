@@ -1,11 +1,15 @@
-"""Supervised children, the rules inbox and the SNS delivery handle of another process."""
+"""Supervised children, the rules inbox and the SNS delivery handle of another process;
+how workers end on SIGTERM, and children when their supervisor is killed."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +22,7 @@ from oneeye.local.rules import RulesRouter, compile_rules
 from oneeye.local.settings import SnsDeliverySettings
 from oneeye.local.sns_delivery import Signer, SnsDelivery
 from tests.net_support import free_port
+from tests.proc_support import RulesWorkerDir, running
 from tests.wait import wait_until
 
 PY = sys.executable
@@ -167,3 +172,122 @@ def test_router_waits_out_a_claim_held_by_a_dead_invocation(
     # more tries than the two async retries, and no dead letter: the event was handled
     assert calls.read_text() == "xxxxx" and router.invoked == 1
     assert not (tmp_path / "dl.jsonl").exists()
+
+
+# --- ending: SIGTERM, and the supervisor's death --------------------------------------------
+
+#: The workers' default stop_grace_s (5 s), plus slack for a loaded machine.
+EXIT_WITHIN_S = 15.0
+
+
+def _tail(log: Path) -> Callable[[], str]:
+    return lambda: log.read_text(errors="replace")[-4000:] if log.exists() else ""
+
+
+def _sigterm_rules_worker(root: Path, quick: range, blocking: range) -> int:
+    """Start a rules worker on these messages, SIGTERM it once it holds them (the quick
+    ones handled; four blocking ones stuck in the pool's four threads, the rest queued),
+    wait for its end; return its exit code."""
+    work = RulesWorkerDir(root)
+    work.put(quick, blocking)
+    log = root / "worker.log"
+    tail = _tail(log)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(work.argv(), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        stuck = min(4, len(blocking))
+        wait_until(lambda: work.handled() == set(quick) and len(work.blocked()) == stuck
+                   and "rules router" in tail(), 60, "the worker to hold its messages",
+                   context=tail)
+        proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: proc.poll() is not None, EXIT_WITHIN_S,
+                   "the worker to exit after SIGTERM", context=tail)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    # nothing acknowledged is lost: a message leaves the inbox only once handled
+    assert work.handled() == set(quick)
+    assert work.waiting() == set(blocking), tail()
+    assert not (work.root / "var" / "dead-letters.jsonl").exists()
+    return proc.returncode
+
+
+def test_sigterm_ends_a_rules_worker_idle_or_stuck_in_handlers_and_loses_nothing(
+        tmp_path: Path) -> None:
+    assert _sigterm_rules_worker(tmp_path / "idle", range(0), range(0)) == 0
+    _sigterm_rules_worker(tmp_path / "busy", range(3), range(3, 10))
+
+
+SUPERVISOR = """import json, sys, threading
+from oneeye.local.children import Child
+children = [Child(name, argv, {}).start() for name, argv in json.loads(sys.argv[1])]
+print(json.dumps([c.pid for c in children]), flush=True)
+threading.Event().wait()
+"""
+
+
+def test_children_end_when_their_supervisor_is_killed(tmp_path: Path, moto_server: str) -> None:
+    from oneeye import aws
+
+    queue = aws.client("sqs").create_queue(QueueName="desk-orphans")["QueueUrl"]
+    work = RulesWorkerDir(tmp_path / "rules", desk_queue_url=queue)
+    work.put(range(0), range(6))
+    children = [("rules", work.argv()), ("sns-delivery", work.argv("sns-delivery")),
+                ("sleeper", [PY, "-c", SLEEPER])]  # not ours: only the kernel's signal
+    log = tmp_path / "supervisor.log"
+    with log.open("wb") as err:
+        sup = subprocess.Popen([PY, "-c", SUPERVISOR, json.dumps(children)],
+                               stdout=subprocess.PIPE, stderr=err, text=True)
+    pids: list[int] = []
+    try:
+        assert sup.stdout is not None
+        pids = json.loads(sup.stdout.readline() or "[]")
+        assert len(pids) == 3, _tail(log)()
+        wait_until(lambda: len(work.blocked()) == 4 and "SNS delivery" in _tail(log)(), 60,
+                   "the rules worker stuck in its handlers, SNS delivery up", context=_tail(log))
+        sup.kill()  # kill -9: no Child.stop, nobody left to send SIGTERM
+        sup.wait(10)
+        wait_until(lambda: not any(running(p) for p in pids), EXIT_WITHIN_S,
+                   "every child of the killed supervisor to end", context=lambda: (
+                       f"still running: {[p for p in pids if running(p)]}\n{_tail(log)()}"))
+    finally:
+        if sup.poll() is None:
+            sup.kill()
+            sup.wait(10)
+        for pid in pids:  # only if the test failed: leave no orphan behind
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert work.waiting() == set(range(6))  # the stuck messages wait for the next router
+
+
+GUARDED = """import os, pathlib, sys, threading
+from oneeye.local.lifeline import watch_parent
+watch_parent(os.getppid())  # the portable way alone: no parent-death signal here
+pathlib.Path(sys.argv[1]).touch()
+threading.Event().wait()
+"""
+MIDDLE = """import subprocess, sys, threading
+print(subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2]]).pid, flush=True)
+threading.Event().wait()
+"""
+
+
+def test_a_child_watching_its_parent_pid_ends_when_the_parent_is_killed(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    middle = subprocess.Popen([PY, "-c", MIDDLE, GUARDED, str(ready)], stdout=subprocess.PIPE,
+                              text=True)
+    pid = 0
+    try:
+        assert middle.stdout is not None
+        pid = int(middle.stdout.readline())
+        wait_until(ready.exists, 30, "the child to watch its parent")
+        middle.kill()
+        middle.wait(10)
+        wait_until(lambda: not running(pid), 10, "the orphan to end")
+    finally:
+        if middle.poll() is None:
+            middle.kill()
+            middle.wait(10)
+        if pid and running(pid):
+            os.kill(pid, signal.SIGKILL)

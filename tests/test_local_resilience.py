@@ -3,8 +3,9 @@
 - ``kill -9`` of the dashboard, the rules router and the SNS deliverer while matches
   stream in: each is restarted, the stack stays up, and every match the broker
   acknowledged reaches the desk.
-- ``kill -9`` of ``oneeye up`` itself: the restarted stack still has its cases and
-  agency tokens (moto's recorder, replayed) and issues a new case id.
+- ``kill -9`` of ``oneeye up`` itself: its children end by themselves, and the restarted
+  stack still has its cases and agency tokens (moto's recorder, replayed) and issues a
+  new case id.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tests.amber_support import auth
 from tests.dashboard_helpers import csrf_from
 from tests.mqtt_support import event
 from tests.net_support import free_port
+from tests.proc_support import running
 from tests.wait import wait_until
 
 pytestmark = pytest.mark.slow
@@ -84,6 +86,10 @@ class Stack:
     def child_pid(self, name: str) -> int | None:
         pids = re.findall(rf"started {re.escape(name)} \(pid (\d+)\)", self.tail(10**7))
         return int(pids[-1]) if pids else None
+
+    def child_pids(self) -> set[int]:
+        """Every child process this stack's log says it started, in any run."""
+        return {int(p) for p in re.findall(r"started \S+ \(pid (\d+)\)", self.tail(10**7))}
 
     def kill_child(self, name: str) -> None:
         """kill -9 the child, then wait for its supervisor to start a new one."""
@@ -224,7 +230,12 @@ def test_restarted_stack_keeps_cases_and_tokens_and_never_reuses_a_case_id(
         return str(grant["case_id"])
 
     first = new_case()
+    children = stack.child_pids()
+    assert len(children) >= 2, stack.tail()  # the rules router and SNS delivery at least
     stack.stop(signal.SIGKILL)  # no clean shutdown: the children go with it
+    # ...by themselves, within their grace: none is left holding a port or the inbox
+    wait_until(lambda: not any(running(p) for p in children), 15, "the children to end",
+               context=lambda: f"still running: {[p for p in children if running(p)]}")
     stack.start()
     cases = requests.get(f"{stack.api}/api/cases", headers=auth(token), timeout=60)
     assert cases.status_code == 200, cases.text  # the agency token survived

@@ -8,15 +8,16 @@ up to ``max_restart_s``, plus up to ``first_restart_s`` at random); a child that
 meanwhile: a dead dashboard only delays deliveries (SNS delivery retries), a dead
 rules router only delays the handling of what waits in its durable inbox.
 
-Children get SIGTERM when ``oneeye up`` itself dies (``PR_SET_PDEATHSIG`` on
-Linux), so a ``kill -9`` of the stack leaves no orphans holding its ports. Their
-output is read line by line and re-emitted as ``[name] line`` on our stderr.
+Children get SIGTERM when ``oneeye up`` itself dies, so a ``kill -9`` of the stack
+leaves no orphans holding its ports or its SQLite files: each is started through
+:mod:`oneeye.local.lifeline` (``PR_SET_PDEATHSIG`` on Linux, set in the child before it
+execs its program) and learns our pid from ``ONEEYE_SUPERVISOR_PID`` (the workers also
+watch ``os.getppid()``, which works anywhere). Their output is read line by line and
+re-emitted as ``[name] line`` on our stderr.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -28,14 +29,9 @@ from collections.abc import Callable, Sequence
 
 from tenacity import RetryCallState, Retrying, retry_if_result, wait_exponential, wait_random
 
+from oneeye.local.lifeline import SUPERVISOR_ENV
+
 log = logging.getLogger(__name__)
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
-    # (the signal fires when the forking *thread* ends: spawns come from the main or the
-    # supervisor thread, which live as long as the stack)
-    with contextlib.suppress(OSError):  # no libc: orphans are possible after a kill -9
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class Child:
@@ -83,10 +79,13 @@ class Child:
         with self._lock:
             if self._stopping.is_set():
                 return
+            # (the parent-death signal fires when the starting *thread* ends: spawns come
+            # from the main or the supervisor thread, which live as long as the stack)
             self.proc = subprocess.Popen(
-                self.argv, env={**os.environ, **self._env, "PYTHONUNBUFFERED": "1"},
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+                [sys.executable, "-m", "oneeye.local.lifeline", *self.argv],
+                env={**os.environ, **self._env, "PYTHONUNBUFFERED": "1",
+                     SUPERVISOR_ENV: str(os.getpid())},
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             proc = self.proc
         threading.Thread(target=self._pump, args=(proc,), daemon=True,
                          name=f"log-{self.name}").start()

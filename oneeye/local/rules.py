@@ -187,7 +187,8 @@ class RulesRouter:
         """Dispatch one MQTT message; returns how many rules fired.
 
         ``on_done`` runs once every fired rule has finished (handled or dead-lettered),
-        or at once when none fired: the durable inbox deletes the message then.
+        or at once when none fired: the durable inbox deletes the message then. It
+        never runs for a message that :meth:`close` cut short.
         """
         try:
             data = loads(payload)
@@ -206,7 +207,9 @@ class RulesRouter:
 
     def _invoke(self, r: CompiledRule, topic: str, event: dict[str, Any]) -> None:
         # Asynchronous Lambda invocation retries a raising handler twice, then
-        # hands the event to the on-failure destination: the same here.
+        # hands the event to the on-failure destination: the same here. A retry that
+        # close() cuts short is abandoned (raises), not dead-lettered: the message
+        # stays in the inbox and the next router tries it afresh.
         attempt, waited = 0, 0.0
         last: Exception = RuntimeError("not invoked")
         while attempt <= ASYNC_RETRIES:
@@ -217,22 +220,27 @@ class RulesRouter:
                 return
             except InProgress as exc:  # a crashed invocation's claim: wait out its lease
                 last = exc
-                if waited < IN_PROGRESS_GIVE_UP_S and not self._closing.wait(IN_PROGRESS_RETRY_S):
-                    waited += IN_PROGRESS_RETRY_S
-                    continue
-                break
+                if waited >= IN_PROGRESS_GIVE_UP_S:
+                    break
+                self._pause(IN_PROGRESS_RETRY_S, r, topic)
+                waited += IN_PROGRESS_RETRY_S
             except Exception as exc:  # a handler failure must not stop the router
                 last = exc
                 log.warning("rule %s → %s failed on %s (attempt %d): %s", r.rule.name,
                             r.rule.function_id, topic, attempt + 1, exc,
                             exc_info=attempt == ASYNC_RETRIES)
-                if attempt < ASYNC_RETRIES and not self._closing.wait(RETRY_DELAY_S * 2**attempt):
-                    attempt += 1
-                    continue
-                break
+                if attempt == ASYNC_RETRIES:
+                    break
+                self._pause(RETRY_DELAY_S * 2**attempt, r, topic)
+                attempt += 1
         with self._lock:
             self.failed += 1
         self._dead_letter(r, topic, event, last)
+
+    def _pause(self, seconds: float, r: CompiledRule, topic: str) -> None:
+        """Wait before a retry; raise :class:`Abandoned` if the router closes meanwhile."""
+        if self._closing.wait(seconds):
+            raise Abandoned(f"rule {r.rule.name} on {topic}: router closed before a retry")
 
     def _dead_letter(self, r: CompiledRule, topic: str, event: dict[str, Any],
                      exc: Exception) -> None:
@@ -242,23 +250,33 @@ class RulesRouter:
             f.write(line + "\n")
 
     def close(self) -> None:
+        """Stop: invocations not started are cancelled and retries cut short (their
+        messages are not reported done); waits for the handlers that are running."""
         self._closing.set()
-        self._pool.shutdown(wait=True, cancel_futures=False)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class Abandoned(Exception):
+    """An invocation given up because the router closed; its message is not done."""
 
 
 def _when_all(futures: list[Future[None]], callback: Callable[[], object]) -> None:
-    """Call ``callback`` once, when every future is done (at once if there are none)."""
+    """Call ``callback`` once every future has finished (at once if there are none), and
+    only if none was cancelled or raised: an unfinished message is not done."""
     if not futures:
         callback()
         return
     left = [len(futures)]
+    finished = [True]
     lock = threading.Lock()
 
-    def one_done(_: Future[None]) -> None:
+    def one_done(f: Future[None]) -> None:
+        ok = not f.cancelled() and f.exception() is None
         with lock:
             left[0] -= 1
+            finished[0] = finished[0] and ok
             last = left[0] == 0
-        if last:
+        if last and finished[0]:
             callback()
 
     for f in futures:

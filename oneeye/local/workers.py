@@ -13,6 +13,15 @@ Both keep their state in SQLite under ``var_dir``, so ``kill -9`` at any moment
 loses nothing: the restarted process carries on where the files say. The JSON
 file (:class:`WorkerConfig`) is written by :class:`oneeye.local.stack.LocalStack`;
 the AWS endpoint and credentials come in the environment like every child's.
+
+SIGTERM (from ``oneeye up``, or from the kernel when ``oneeye up`` died: see
+``oneeye.local.lifeline``) ends a worker within ``stop_grace_s``, whatever its threads
+are blocked on. The worker runs in its own thread; the main thread only waits for a
+signal, then sets the worker's stop event and gives it the grace period to finish
+what it holds (the rules router: the handlers that are running, each message
+deleted from the inbox only once handled). Past that the process exits at once:
+what was not finished is still in the SQLite files for the next start, and no
+thread stuck in a handler (a lock, a socket) can keep an orphan alive.
 """
 
 from __future__ import annotations
@@ -21,14 +30,18 @@ import argparse
 import functools
 import json
 import logging
+import os
 import signal
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
 from oneeye.config import StrictModel
+from oneeye.local import lifeline
 from oneeye.local.settings import SnsDeliverySettings
 
 log = logging.getLogger(__name__)
@@ -39,6 +52,8 @@ SNS_DB_FILE = "sns-delivery.sqlite3"
 SNS_DIR = "sns"
 MAX_IN_FLIGHT = 64
 IDLE_POLL_S = 0.1
+#: How often the main thread looks whether a signal came (the handler only notes it).
+SIGNAL_POLL_S = 0.1
 
 
 class WorkerConfig(StrictModel):
@@ -48,7 +63,9 @@ class WorkerConfig(StrictModel):
     desk_queue_url: str
     confirm_base_url: str
     sns: SnsDeliverySettings = Field(default_factory=SnsDeliverySettings)
-
+    stop_grace_s: float = Field(5.0, gt=0, le=60, description="after SIGTERM, time to "
+                                "finish what the worker holds before the process exits "
+                                "(under Child.stop's grace, after which it is killed)")
 
 
 def run_rules(cfg: WorkerConfig, stop: threading.Event) -> None:
@@ -110,6 +127,43 @@ def run_sns_delivery(cfg: WorkerConfig, stop: threading.Event) -> None:
 WORKERS = {"rules": run_rules, "sns-delivery": run_sns_delivery}
 
 
+Worker = Callable[[WorkerConfig, threading.Event], None]
+
+
+def serve(worker: Worker, cfg: WorkerConfig, signalled: list[int]) -> int:
+    """Run ``worker`` in a thread until it returns or ``signalled`` gets a signal number;
+    then stop it, and end the process ``cfg.stop_grace_s`` later if it is still here."""
+    stop = threading.Event()
+    crashed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            worker(cfg, stop)
+        except Exception as exc:  # the process's top level: logged, exit code 1 says it
+            log.exception("worker failed")
+            crashed.append(exc)
+
+    thread = threading.Thread(target=run, name="worker", daemon=True)
+    thread.start()
+    while thread.is_alive() and not signalled:
+        thread.join(SIGNAL_POLL_S)
+    stop.set()  # from this thread, never from the signal handler
+    # Armed before anything that could block: it also covers the interpreter's exit,
+    # which joins non-daemon threads (a ThreadPoolExecutor's) without a timeout.
+    threading.Thread(target=_exit_after, args=(cfg.stop_grace_s,), daemon=True,
+                     name="stop-deadline").start()
+    log.info("stopping (%s); exiting within %.1f s, done or not (what is not done stays "
+             "in the state files for the next start)",
+             f"signal {signalled[0]}" if signalled else "worker ended", cfg.stop_grace_s)
+    thread.join()
+    return 1 if crashed else 0
+
+
+def _exit_after(seconds: float) -> None:
+    time.sleep(seconds)
+    os._exit(1)  # nothing that could block first: no logging (its lock may be held)
+
+
 def main(argv: list[str] | None = None) -> int:
     from oneeye.logs import configure
 
@@ -119,15 +173,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure("INFO")
     cfg = WorkerConfig.model_validate(json.loads(args.config.read_text()))
-    stop = threading.Event()
+    signalled: list[int] = []
 
     def on_signal(signum: int, _frame: Any) -> None:
-        stop.set()
+        # Only note it: the handler runs on the main thread between two bytecodes, maybe
+        # inside a lock (an Event's own) that stop.set() would need, a deadlock.
+        signalled.append(signum)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
-    WORKERS[args.worker](cfg, stop)
-    return 0
+    supervisor = lifeline.supervisor_pid(pop=True)
+    if supervisor is not None:
+        lifeline.guard(supervisor)  # supervisor gone: SIGTERM to ourselves
+    return serve(WORKERS[args.worker], cfg, signalled)
 
 
 if __name__ == "__main__":
