@@ -10,10 +10,10 @@ Two clips:
 * a generated 640x480 "branch entrance" video (``oneeye.synth``): enrolled lfw_dev
   people shown with a *probe* photo (not their enrolment photo), strangers from
   ``impostors/``, a gap between visits. Ground truth gives each visit's frames.
-  It runs twice: one photo per visit (a still face moving: a track's looks differ only
-  by noise, so a photo the rule rejects as a still is never accepted), and with
-  ``--looks`` of the person's probe photos shown in turn (a visitor turning and changing
-  expression on the way in: the looks differ, which is what track fusion is for).
+  It runs twice, the two ends of what a camera sees: one photo per visit (a still face
+  moving: a track's looks differ only by noise, so a photo the rule rejects in every
+  frame is never accepted), and ``--looks`` of the person's probe photos in turn
+  (photos from different days: looks that differ far more than a visitor turning does).
 
 Both galleries are padded to 10,000 identities with random encodings (norms like
 dlib's), so matching cost and resident memory are those of a 10k-person branch.

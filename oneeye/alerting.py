@@ -1,8 +1,8 @@
 """How strong a match looks to a person: one wording for the desk, the email and the SMS.
 
 ``strong``: clearly inside the edge's decision rule (``oneeye.gallery.DecisionRule``:
-distance ≤ 0.525, margin ≥ 0.08, chosen on lfw_dev for FMR ≤ 0.5 %). A match at distance
-≤ 0.45 with margin ≥ 0.15 keeps a 0.075 / 0.07 cushion on both numbers. Everything the
+distance ≤ 0.525, margin ≥ 0.085, chosen on lfw_dev for FMR ≤ 0.5 %). A match at distance
+≤ 0.45 with margin ≥ 0.15 keeps a 0.075 / 0.065 cushion on both numbers. Everything the
 edge announced but weaker is ``possible``: worth a look, not a certainty.
 """
 

@@ -146,6 +146,11 @@ class InProgress(OneEyeError):
     """
 
 
+class Abandoned(OneEyeError):
+    """A local rule invocation given up because its router is closing: its message is not
+    done, so it stays in the rules inbox for the next start."""
+
+
 class PolicyError(OneEyeError):
     """A browser POST upload is not allowed by its signed policy (the local stack's S3 check;
     the message is S3's kind of reason)."""

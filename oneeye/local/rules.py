@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from oneeye.cloud.store import DEFAULT_LEASE_S
-from oneeye.errors import ConfigError, EventError, InProgress
+from oneeye.errors import Abandoned, ConfigError, EventError, InProgress
 from oneeye.events import loads
 from oneeye.local.lambdas import Lambdas
 from oneeye.local.template import IotRule
@@ -254,10 +254,6 @@ class RulesRouter:
         messages are not reported done); waits for the handlers that are running."""
         self._closing.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-class Abandoned(Exception):
-    """An invocation given up because the router closed; its message is not done."""
 
 
 def _when_all(futures: list[Future[None]], callback: Callable[[], object]) -> None:
