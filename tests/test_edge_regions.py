@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 
 from oneeye import synth
-from oneeye.edge.regions import MotionDetector, Sweep, dedupe, look_regions, merge
+from oneeye.edge.regions import (
+    MotionDetector,
+    Sweep,
+    dedupe,
+    look_regions,
+    merge,
+    search_scale,
+)
 
 
 def test_motion_is_where_something_moved_and_noise_is_not_motion() -> None:
@@ -44,3 +51,14 @@ def test_the_sweep_covers_the_frame_in_bands_then_waits_for_its_period() -> None
     assert bands[3] is None and bands[4] is None                     # until 0.4 + 10 s
     assert bands[5] == (0, 400, 116, 0)
     assert Sweep(0, 3, overlap=16).next_band(0.0, 300, 400) is None  # disabled
+
+
+def test_a_region_is_searched_at_native_size_up_to_its_pixel_budget() -> None:
+    """Small regions (a distant face) keep every pixel; a large one (someone near the
+    camera) is searched downscaled to the budget, so its cost is bounded."""
+    assert search_scale((0, 300, 300, 0), 160_000) == 1.0          # 90,000 px
+    assert search_scale((0, 400, 400, 0), 160_000) == 1.0          # exactly the budget
+    big = (0, 1000, 900, 100)                                      # 900 x 900 = 810,000 px
+    s = search_scale(big, 160_000)
+    assert abs((900 * s) ** 2 - 160_000) < 1_000
+    assert search_scale((0, 10_000, 10_000, 0), 4096) == 0.05     # a floor, never 0

@@ -43,7 +43,14 @@ from oneeye import faces
 from oneeye.edge import snapshot
 from oneeye.edge.gallery_holder import GalleryHolder
 from oneeye.edge.metrics import Metrics
-from oneeye.edge.regions import MotionDetector, MotionParams, Sweep, dedupe, look_regions
+from oneeye.edge.regions import (
+    MotionDetector,
+    MotionParams,
+    Sweep,
+    dedupe,
+    look_regions,
+    search_scale,
+)
 from oneeye.edge.settings import EdgeSettings
 from oneeye.edge.sources import Frame, Source
 from oneeye.edge.tracker import Track, Tracker
@@ -215,8 +222,8 @@ class Pipeline:
 
     def detect(self, bgr: NDArray[np.uint8], now: float) -> list[BBox]:
         """Face boxes in ``bgr`` (processing pixels): in the regions worth a look, at native
-        resolution; or, with ``detection.regions`` off, in the whole frame resized by
-        ``detection.scale``."""
+        resolution up to ``detection.region_max_pixels`` per region; or, with
+        ``detection.regions`` off, in the whole frame resized by ``detection.scale``."""
         d = self.settings.detection
         if not d.regions:
             return faces.detect(faces.bgr_to_rgb(bgr), model=d.model, upsample=d.upsample,
@@ -227,7 +234,8 @@ class Pipeline:
                                min_side=d.region_min_px)
         # Motion everywhere: one whole-frame pass at the full-frame scale, never costlier
         # than detection without regions.
-        searches = [((0, w, h, 0), d.scale)] if regions is None else [(r, 1.0) for r in regions]
+        searches = ([((0, w, h, 0), d.scale)] if regions is None
+                    else [(r, search_scale(r, d.region_max_pixels)) for r in regions])
         band = self.sweep.next_band(now, h, w)
         if band is not None:
             searches.append((band, d.sweep_scale))

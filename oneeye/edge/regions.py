@@ -105,6 +105,13 @@ def area(box: BBox) -> int:
     return max(0, box[1] - box[3]) * max(0, box[2] - box[0])
 
 
+def search_scale(region: BBox, max_pixels: int) -> float:
+    """The scale ``region`` is searched at: 1 (native pixels) up to ``max_pixels`` pixels,
+    else the scale that brings it down to ``max_pixels`` (at least 0.05)."""
+    pixels = area(region)
+    return 1.0 if pixels <= max_pixels else max(0.05, (max_pixels / pixels) ** 0.5)
+
+
 def dedupe(boxes: list[BBox], iou_max: float = 0.4) -> list[BBox]:
     """``boxes`` without those overlapping an earlier one by more than ``iou_max`` IoU."""
     from oneeye.edge.tracker import iou
