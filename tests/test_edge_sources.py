@@ -224,7 +224,9 @@ def test_live_source_keeps_only_the_newest_frame() -> None:
     got = []
     for f in src.frames():
         got.append(f.index)
-        time.sleep(0.05)      # pacing: a slow consumer
+        # A slow consumer: the camera delivers three more frames before the next is taken.
+        wait_until(lambda seen=cam.counter: cam.counter >= seen + 3, 30,
+                   "three newer camera frames")
         if len(got) == 5:
             break
     src.close()
@@ -316,7 +318,8 @@ def test_http_mjpeg_camera_that_dies_and_comes_back(port: int) -> None:
                 # Wait until the source notices; then bring the camera back.
                 seen_states.append(wait_until(lambda: src.state if src.state != "ok" else None,
                                               60, "the source to notice the dead camera"))
-                time.sleep(0.5)  # pacing: the camera stays down for a moment
+                # The camera stays down until the source has failed to reach it once.
+                wait_until(lambda: src.failed_opens >= 1, 60, "a failed reconnect attempt")
                 cam.start()
                 restarted = True
         elif restarted:
@@ -329,7 +332,7 @@ def test_http_mjpeg_camera_that_dies_and_comes_back(port: int) -> None:
     assert frames_before == 5 and frames_after == 5
     assert seen_states[0] == "reconnecting"
     assert seen_states[-1] == "ok"
-    assert src.reconnects >= 1
+    assert src.reconnects >= 1 and src.failed_opens >= 1
 
 
 # ----------------------------------------------------------------------------- a frozen camera
@@ -362,7 +365,6 @@ def test_a_camera_that_freezes_with_its_socket_open_is_reopened_after_stall_s(
         port: int) -> None:
     """Right value of the field case: reconnecting within ~stall_s of the last frame (not
     after FFmpeg's 30 s), then frames again on a new connection."""
-    from tests.wait import wait_until
 
     cam = FrozenCamera(port, stream_s=2.0)
     src = LiveSource(cam.url, stall_s=1.0, backoff_s=0.1)

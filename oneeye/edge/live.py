@@ -53,6 +53,8 @@ class LiveSource(Source):
         self.stall_s = stall_s
         self.max_bad_reads = max_bad_reads
         self.stalls = 0
+        #: Connection attempts that failed (camera down, refused, unreachable), in total.
+        self.failed_opens = 0
         self._clock = clock
         self._cond = threading.Condition()
         self._latest: Frame | None = None
@@ -88,6 +90,7 @@ class LiveSource(Source):
                     return
                 if cap is None:
                     attempts += 1
+                    self.failed_opens += 1
                     if self.max_attempts is not None and attempts >= self.max_attempts:
                         self._set_state("failed", f"gave up after {attempts} attempts")
                         return
