@@ -152,7 +152,7 @@ cmd_aws() {
       --arn "arn:aws:greengrass:$region:aws:components:aws.greengrass.ShadowManager" \
       --query 'componentVersions[0].componentVersion' --output text)"
   fi
-  "$py" -m oneeye.edge.fleet deployment --outputs "$outputs" \
+  "$py" -m oneeye.edge.device.fleet deployment --outputs "$outputs" \
     --target-arn "arn:aws:iot:$region:$account:thinggroup/$group" \
     --name "oneeye-$stack-$version" --component "$component" --version "$version" \
     --shadow-manager-version "$shadow_manager" >"$doc"
@@ -190,7 +190,7 @@ cmd_device_config() {
       --shadow-name oneeye-config "$work/current.json" >/dev/null 2>&1; then
     current=(--current "$work/current.json")   # cameras no longer listed get deleted
   fi
-  "$py" -m oneeye.edge.fleet device --site "$site" "${cameras[@]}" ${current[@]+"${current[@]}"} \
+  "$py" -m oneeye.edge.device.fleet device --site "$site" "${cameras[@]}" ${current[@]+"${current[@]}"} \
     --shadow-out "$work/shadow.json" --attributes-out "$work/attributes.json"
   step "shadow oneeye-config of $thing: $(cat "$work/shadow.json")"
   run aws iot-data update-thing-shadow --thing-name "$thing" --shadow-name oneeye-config \

@@ -65,11 +65,11 @@ sys.path.insert(0, str(REPO))
 
 from bench._common import enrol_photos, read_dataset  # noqa: E402
 from oneeye import faces, synth  # noqa: E402
-from oneeye.edge.gallery_holder import GalleryHolder  # noqa: E402
-from oneeye.edge.pipeline import Pipeline  # noqa: E402
-from oneeye.edge.runner import run_edge  # noqa: E402
+from oneeye.edge.camera.sources import FileSource  # noqa: E402
+from oneeye.edge.detect.pipeline import Pipeline  # noqa: E402
+from oneeye.edge.device.runner import run_edge  # noqa: E402
+from oneeye.edge.gallery.holder import GalleryHolder  # noqa: E402
 from oneeye.edge.settings import EdgeSettings  # noqa: E402
-from oneeye.edge.sources import FileSource  # noqa: E402
 from oneeye.events import MatchEvent  # noqa: E402
 from oneeye.gallery import (  # noqa: E402
     EnrolmentPolicy,

@@ -88,8 +88,10 @@ def main() -> int:
                        "AWS_REGION": "us-east-1", "GALLERY_NOTIFY": "none"})
     logging.basicConfig(level=logging.ERROR)
     from oneeye import aws
-    from oneeye.cloud import amber, desk, devices, indexer, store
-    from oneeye.cloud.resources import ensure_resources
+    from oneeye.cloud import devices
+    from oneeye.cloud.dal import store
+    from oneeye.cloud.dal.resources import ensure_resources
+    from oneeye.cloud.functions import amber, desk, indexer
     from oneeye.ids import new_id
     from oneeye.types import utc_now
 

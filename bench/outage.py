@@ -49,10 +49,10 @@ def child(args: argparse.Namespace) -> int:
     """A synthetic edge: Uplink + outbox, ``--count`` events at ``--rate``/s."""
     import logging
 
-    from oneeye.edge.gallery_holder import GalleryHolder
-    from oneeye.edge.runner import vitals_of
+    from oneeye.edge.comms.uplink import Uplink
+    from oneeye.edge.device.runner import vitals_of
+    from oneeye.edge.gallery.holder import GalleryHolder
     from oneeye.edge.settings import EdgeSettings
-    from oneeye.edge.uplink import Uplink
     from oneeye.events import MatchEvent
     from oneeye.types import utc_now
 
@@ -311,11 +311,11 @@ def scenario_gallery(work: Path, rounds: int) -> dict[str, Any]:
 
     from oneeye import aws
     from oneeye import gallery as G
-    from oneeye.edge.gallery_holder import GalleryHolder
-    from oneeye.edge.publishers import make_publisher
-    from oneeye.edge.runner import start_gallery_sync, vitals_of
+    from oneeye.edge.comms.publishers import make_publisher
+    from oneeye.edge.comms.uplink import Uplink
+    from oneeye.edge.device.runner import start_gallery_sync, vitals_of
+    from oneeye.edge.gallery.holder import GalleryHolder
     from oneeye.edge.settings import EdgeSettings
-    from oneeye.edge.uplink import Uplink
     from oneeye.events import GalleryEvent
     from oneeye.local.broker import EmbeddedBroker
     from oneeye.types import utc_now

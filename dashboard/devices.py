@@ -44,7 +44,7 @@ def it_email(topic_arn: str) -> Notify | None:
         return None
 
     def send(event: DeskEvent) -> None:
-        from oneeye.cloud import store
+        from oneeye.cloud.dal import store
 
         state = "OFFLINE" if event.kind == "device_offline" else "back online"
         try:

@@ -5,7 +5,7 @@ Photos go the one way every enrolment goes: into ``uploads/customers/{id}/`` of 
 OneEye bucket, where the gallery indexer checks them (no face / two faces / too small /
 blurred / unreadable) and writes ``status/{upload_id}.json``; the page polls that and
 shows the indexer's own sentence, as the phone page does. Closing a case uses
-``oneeye.cloud.cases.close`` (status closed + removal command to the indexer).
+``oneeye.cloud.functions.cases.close`` (status closed + removal command to the indexer).
 
 Every change is an audit row (who, what, when) in the dashboard's store.
 """
@@ -49,7 +49,7 @@ class Cloud:
                     and self.settings.indexer_queue_url)
 
     def _bucket(self) -> Any:
-        from oneeye.cloud import store
+        from oneeye.cloud.dal import store
 
         return store.Bucket(self.settings.bucket)
 
@@ -106,7 +106,7 @@ class Cloud:
 
     def cases(self, agency: str) -> list[dict[str, Any]]:
         """The agency's cases, newest first, each with its ``photos`` count."""
-        from oneeye.cloud.cases import scan_cases
+        from oneeye.cloud.functions.cases import scan_cases
 
         photos = Counter(k.split("/")[2] for k in self._keys("uploads/missing/")
                          if k.count("/") == 3)
@@ -116,8 +116,8 @@ class Cloud:
 
     def close_case(self, case_id: str, agency: str, user: str) -> bool:
         """Close a case of ``agency``; False when it has no such case (ids do not leak)."""
-        from oneeye.cloud import store
-        from oneeye.cloud.cases import close
+        from oneeye.cloud.dal import store
+        from oneeye.cloud.functions.cases import close
 
         cases = store.Cases(self.settings.cases_table)
         case = cases.get(case_id)

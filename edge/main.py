@@ -26,10 +26,10 @@ log = logging.getLogger("oneeye.edge.main")
 def main() -> int:
     from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
 
-    from oneeye.edge.greengrass import ConfigFollower, read_settings
-    from oneeye.edge.publishers import make_publisher
-    from oneeye.edge.runner import load_holder, run_edge
-    from oneeye.edge.uplink import Uplink
+    from oneeye.edge.comms.publishers import make_publisher
+    from oneeye.edge.comms.uplink import Uplink
+    from oneeye.edge.device.greengrass import ConfigFollower, read_settings
+    from oneeye.edge.device.runner import load_holder, run_edge
     from oneeye.logs import configure
 
     configure("INFO")

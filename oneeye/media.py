@@ -1,6 +1,6 @@
 """Read a still image or a video file as a sequence of RGB frames (offline analysis).
 
-Live capture with reconnects lives in ``oneeye.edge.sources``; this is the plain
+Live capture with reconnects lives in ``oneeye.edge.camera.sources``; this is the plain
 "every frame of a file, optionally thinned to a rate" reader ``oneeye analyze`` needs.
 """
 

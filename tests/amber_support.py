@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from oneeye import aws
-from oneeye.cloud import indexer
+from oneeye.cloud.functions import indexer
 from oneeye.local.alert_outbox import ALERT_OUTBOX_FILE
 from tests.cloud_support import load_handler
 from tests.http_support import LoopbackServer, QuietHandler, SnsSink

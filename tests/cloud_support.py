@@ -23,9 +23,10 @@ from typing import Any
 import pytest
 
 from oneeye import aws
-from oneeye.cloud import grants, store
+from oneeye.cloud import grants
 from oneeye.cloud.agencies import Agencies, Agency
-from oneeye.cloud.resources import ensure_resources
+from oneeye.cloud.dal import store
+from oneeye.cloud.dal.resources import ensure_resources
 from oneeye.events import utc_now
 from oneeye.ids import new_id
 from oneeye.local.broker import EmbeddedBroker

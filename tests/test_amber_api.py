@@ -22,9 +22,9 @@ import requests
 from PIL import Image
 
 from oneeye import aws
-from oneeye.cloud import gallery_store, store
 from oneeye.cloud.agencies import Agencies, Audit, RateLimiter, token_sha256
-from oneeye.cloud.uploads import EXPIRY_GRACE_S, describe, uploads_from_env
+from oneeye.cloud.dal import gallery_store, store
+from oneeye.cloud.functions.uploads import EXPIRY_GRACE_S, describe, uploads_from_env
 from oneeye.errors import ApiError
 from tests.amber_support import AmberHarness, IndexerPump, auth
 from tests.wait import wait_until

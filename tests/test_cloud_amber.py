@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from oneeye.cloud import amber, store
+from oneeye.cloud.dal import store
+from oneeye.cloud.functions import amber
 from oneeye.events import DeskEvent, MatchEvent
 from tests.cloud_support import JPEG, observe, sighting
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from oneeye.cloud import desk
 from oneeye.cloud.customers import CustomerApi
+from oneeye.cloud.functions import desk
 from oneeye.errors import CustomerApiUnavailable, CustomerNotFound
 from oneeye.events import DeskEvent
 from tests.cloud_support import CustomerApiStub, health, load_handler, match, observe
@@ -171,7 +171,7 @@ def test_customer_record_reaches_the_desk_only_in_the_typed_shape(
 
 
 def test_idempotency_lease_lets_a_retry_take_over_after_a_crash(cloud_env: dict[str, str]) -> None:
-    from oneeye.cloud.store import Idempotency
+    from oneeye.cloud.dal.store import Idempotency
 
     idem = Idempotency(cloud_env["IDEMPOTENCY_TABLE"])
     t0 = 1_900_000_000.0
@@ -187,7 +187,7 @@ def test_a_delivery_during_another_claim_is_retried_not_dropped(
         cloud_env: dict[str, str]) -> None:
     """An invocation that died holding the claim must not turn the event into a duplicate."""
     from oneeye.cloud.common import run_once
-    from oneeye.cloud.store import Idempotency
+    from oneeye.cloud.dal.store import Idempotency
     from oneeye.errors import InProgress
 
     idem = Idempotency(cloud_env["IDEMPOTENCY_TABLE"])

@@ -18,7 +18,8 @@ import pytest
 from PIL import Image
 
 from oneeye import aws
-from oneeye.cloud import gallery_store, indexer, store
+from oneeye.cloud.dal import gallery_store, store
+from oneeye.cloud.functions import indexer
 from oneeye.errors import EnrolmentRejected
 from oneeye.events import GalleryEvent, utc_now
 from oneeye.ids import new_id
@@ -248,7 +249,7 @@ def test_mqtt_broker_down_raises_for_retry(cloud_env: dict[str, str], examples: 
 
 
 def test_gallery_notify_transports(cloud_env: dict[str, str]) -> None:
-    from oneeye.cloud.notify import publish_gallery_event
+    from oneeye.cloud.dal.notify import publish_gallery_event
     from oneeye.errors import ConfigError
 
     event = GalleryEvent(watchlist="missing", version=3, bucket=cloud_env["ONEEYE_BUCKET"],

@@ -339,7 +339,7 @@ def test_a_teller_cannot_reach_management_and_an_officer_has_no_desk(app: Flask)
 
 
 def test_email_says_the_strength_in_words_and_links_the_snapshot_on_its_own_line() -> None:
-    from oneeye.cloud.amber import alert_texts
+    from oneeye.cloud.functions.amber import alert_texts
 
     event = sighting("cam-1")
     assert event.match is not None
@@ -354,7 +354,7 @@ def test_email_says_the_strength_in_words_and_links_the_snapshot_on_its_own_line
 def test_an_agency_officer_sees_and_closes_only_their_agencys_cases(
         tmp_path: Path, signer: Signer, cloud_env: dict[str, str]) -> None:
     from dashboard.auth import hash_password
-    from oneeye.cloud import store as cloud_store
+    from oneeye.cloud.dal import store as cloud_store
 
     cases = cloud_store.Cases(cloud_env["CASES_TABLE"])
     cases.upsert("MP-2026-0101", {"status": "open", "agency": "County Police", "name": "Ann"})
@@ -408,7 +408,7 @@ def test_a_branch_admin_sends_a_phone_sized_photo_and_gets_a_verdict_key(
     from PIL import Image
 
     from dashboard.auth import hash_password
-    from oneeye.cloud import store as cloud_store
+    from oneeye.cloud.dal import store as cloud_store
 
     (tmp_path / "cloud").mkdir()
     app = dh.app_for(tmp_path / "cloud", signer, cloud={

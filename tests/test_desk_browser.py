@@ -218,7 +218,7 @@ def test_management_adds_customer_photos_with_verdicts_and_closes_a_case(
         examples: Path) -> None:
     from playwright.sync_api import expect
 
-    from oneeye.cloud import store as cloud_store
+    from oneeye.cloud.dal import store as cloud_store
     from tests.amber_support import IndexerPump
 
     cases = cloud_store.Cases(cloud_env["CASES_TABLE"])

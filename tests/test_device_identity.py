@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
-from oneeye.cloud import amber, desk, devices, store
+from oneeye.cloud import devices
+from oneeye.cloud.dal import store
+from oneeye.cloud.functions import amber, desk
 from oneeye.events import DeskEvent, utc_now
 from oneeye.ids import new_id
 from oneeye.local import template as tpl

@@ -13,10 +13,10 @@ from numpy.typing import NDArray
 
 from oneeye import faces, synth
 from oneeye import gallery as gal
-from oneeye.edge.gallery_holder import GalleryHolder
-from oneeye.edge.pipeline import Pipeline
+from oneeye.edge.camera.sources import Frame
+from oneeye.edge.detect.pipeline import Pipeline
+from oneeye.edge.gallery.holder import GalleryHolder
 from oneeye.edge.settings import EdgeSettings
-from oneeye.edge.sources import Frame
 from oneeye.events import MatchEvent
 
 ALICE, BOB = "Ana_Guevara", "Bill_Gates"

@@ -21,9 +21,9 @@ import pytest
 from oneeye import gallery as gal
 from oneeye import synth
 from oneeye.config import validate
-from oneeye.edge.metrics import Metrics
-from oneeye.edge.pool import FairPool
-from oneeye.edge.runner import load_holder, run_edge
+from oneeye.edge.detect.metrics import Metrics
+from oneeye.edge.detect.pool import FairPool
+from oneeye.edge.device.runner import load_holder, run_edge
 from oneeye.edge.settings import EdgeSettings
 from oneeye.errors import ConfigError
 from oneeye.events import MatchEvent

@@ -14,11 +14,11 @@ import pytest
 
 from oneeye import gallery as gal
 from oneeye import synth
-from oneeye.edge.metrics import Metrics
-from oneeye.edge.pipeline import Pipeline
-from oneeye.edge.runner import load_holder, run_edge
+from oneeye.edge.camera.sources import FileSource, Frame
+from oneeye.edge.detect.metrics import Metrics
+from oneeye.edge.detect.pipeline import Pipeline
+from oneeye.edge.device.runner import load_holder, run_edge
 from oneeye.edge.settings import EdgeSettings
-from oneeye.edge.sources import FileSource, Frame
 from oneeye.events import MATCH, MAX_EVENT_BYTES, MatchEvent, parse
 
 # Reliable, distinct identities of lfw_dev (probes detected at the default scale).
@@ -232,7 +232,7 @@ def test_gallery_swap_takes_effect_for_the_next_frames(
 
 
 def test_stop_while_the_camera_is_down_returns_promptly(galleries: dict[str, Path]) -> None:
-    from oneeye.edge.live import LiveSource
+    from oneeye.edge.camera.live import LiveSource
 
     def dead(spec: str | int) -> object:
         raise OSError("camera unplugged")
@@ -257,7 +257,7 @@ def test_preview_serves_annotated_frames_on_loopback_only(
         port: int) -> None:
     import urllib.request
 
-    from oneeye.edge.preview import Preview
+    from oneeye.edge.device.preview import Preview
 
     with pytest.raises(ValueError, match="loopback"):
         Preview(port, host="0.0.0.0")

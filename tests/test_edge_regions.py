@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from oneeye import synth
-from oneeye.edge.regions import (
+from oneeye.edge.detect.regions import (
     MotionDetector,
     Sweep,
     dedupe,

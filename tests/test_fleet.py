@@ -15,8 +15,8 @@ import yaml
 from botocore.validate import validate_parameters
 
 from oneeye.config import deep_merge
-from oneeye.edge.fleet import device_config, shadow_update, thing_attributes
-from oneeye.edge.greengrass import settings_from_config
+from oneeye.edge.device.fleet import device_config, shadow_update, thing_attributes
+from oneeye.edge.device.greengrass import settings_from_config
 from oneeye.edge.settings import DEVICE_SHADOW, DeviceConfig
 from oneeye.errors import ConfigError
 

@@ -86,7 +86,7 @@ def cloud_api(moto_server: str) -> Iterator[dict[str, Any]]:
     """The local HTTP API over the template's routes, and the guarded S3 behind its proxy."""
     import os
 
-    from oneeye.cloud.resources import ensure_resources
+    from oneeye.cloud.dal.resources import ensure_resources
     from oneeye.local import template as tpl
     from oneeye.local.customer_api import CustomerApi
     from oneeye.local.httpapi import HttpApi

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from oneeye import gallery as gal
-from oneeye.edge.gallery_holder import GalleryHolder
+from oneeye.edge.gallery.holder import GalleryHolder
 from oneeye.errors import EnrolmentRejected, GalleryError
 
 

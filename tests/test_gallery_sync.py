@@ -16,14 +16,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from oneeye import aws, signing
 from oneeye import gallery as G
-from oneeye.cloud import gallery_store
-from oneeye.cloud.store import Bucket
-from oneeye.edge.gallery_holder import GalleryHolder
-from oneeye.edge.gallery_sync import GallerySync, Update
-from oneeye.edge.publishers import make_publisher
-from oneeye.edge.runner import start_gallery_sync, vitals_of
+from oneeye.cloud.dal import gallery_store
+from oneeye.cloud.dal.store import Bucket
+from oneeye.edge.comms.publishers import make_publisher
+from oneeye.edge.comms.uplink import Uplink
+from oneeye.edge.device.runner import start_gallery_sync, vitals_of
+from oneeye.edge.gallery.holder import GalleryHolder
+from oneeye.edge.gallery.sync import GallerySync, Update
 from oneeye.edge.settings import EdgeSettings
-from oneeye.edge.uplink import Uplink
 from oneeye.events import HEALTH, MAX_ERROR_CHARS, GalleryEvent, parse, utc_now
 from tests.mqtt_support import BROKERS, make_broker, stop_broker
 from tests.wait import wait_until

@@ -22,8 +22,8 @@ from pydantic import ValidationError
 from oneeye import gallery as gal
 from oneeye import types
 from oneeye.cloud import devices
-from oneeye.edge import pipeline as pipeline_module
-from oneeye.edge.runner import load_holder, run_edge
+from oneeye.edge.detect import pipeline as pipeline_module
+from oneeye.edge.device.runner import load_holder, run_edge
 from oneeye.edge.settings import EdgeSettings
 from oneeye.events import MATCH, DeskEvent, MatchEvent, parse
 from tests.cloud_support import CustomerApiStub, load_app, observe

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from oneeye import gallery as gal
-from oneeye.cloud import gallery_store, store
+from oneeye.cloud.dal import gallery_store, store
 from oneeye.local.state import drop_stale_gallery_cache
 
 pytestmark = pytest.mark.timeout(60)

@@ -19,8 +19,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from oneeye.cloud import gallery_store, store
 from oneeye.cloud.agencies import Agencies
+from oneeye.cloud.dal import gallery_store, store
 from tests.amber_support import IndexerPump
 from tests.browser_support import ARTIFACTS, launch
 from tests.net_support import free_port

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from oneeye.edge.outbox import Outbox
+from oneeye.edge.comms.outbox import Outbox
 
 
 def test_put_peek_ack_in_order(tmp_path: Path) -> None:
@@ -41,7 +41,7 @@ def test_survives_reopen_and_keeps_order(tmp_path: Path) -> None:
 def test_survives_kill_9_of_the_writer(tmp_path: Path) -> None:
     """Everything put() returned for is on disk even if the process dies without closing."""
     code = (
-        "import os, sys; from oneeye.edge.outbox import Outbox\n"
+        "import os, sys; from oneeye.edge.comms.outbox import Outbox\n"
         f"b = Outbox({str(tmp_path / 'o.db')!r})\n"
         "for i in range(50): b.put('t', b'x', f'e{i}')\n"
         "print('done', flush=True); os.kill(os.getpid(), 9)\n")
@@ -54,7 +54,7 @@ def test_survives_kill_9_of_the_writer(tmp_path: Path) -> None:
 def test_bound_drops_oldest_first_and_counts_every_drop(tmp_path: Path,
                                                          caplog: pytest.LogCaptureFixture) -> None:
     box = Outbox(tmp_path / "o.db", max_events=10)
-    with caplog.at_level(logging.WARNING, logger="oneeye.edge.outbox"):
+    with caplog.at_level(logging.WARNING, logger="oneeye.edge.comms.outbox"):
         for i in range(25):
             box.put("t", b"x", f"e{i}")
     assert box.depth() == 10
@@ -84,7 +84,7 @@ def test_corrupt_file_is_moved_aside_not_fatal(tmp_path: Path,
                                                caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "o.db"
     path.write_bytes(b"this is not an sqlite database" * 100)
-    with caplog.at_level(logging.ERROR, logger="oneeye.edge.outbox"):
+    with caplog.at_level(logging.ERROR, logger="oneeye.edge.comms.outbox"):
         box = Outbox(path)
     assert "unreadable" in caplog.text
     assert list(tmp_path.glob("o.db.corrupt-*"))

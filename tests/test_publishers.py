@@ -16,7 +16,7 @@ import pytest
 from awsiot.greengrasscoreipc import model
 from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
 
-from oneeye.edge.publishers import (
+from oneeye.edge.comms.publishers import (
     IpcPublisher,
     MqttPublisher,
     NullPublisher,

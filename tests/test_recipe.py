@@ -16,7 +16,7 @@ import yaml
 from awsiot.greengrasscoreipc import model
 from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
 
-from oneeye.edge.greengrass import (
+from oneeye.edge.device.greengrass import (
     ConfigFollower,
     close_streams,
     read_settings,
@@ -257,8 +257,8 @@ def test_build_bundles_oneeye_into_the_artifact(tmp_path: Path) -> None:
     target = build.build(tmp_path / "greengrass-build")
     assert target == tmp_path / "greengrass-build/artifacts/com.oneeye.edge/1.0.0/oneeye-edge.zip"
     names = set(zipfile.ZipFile(target).namelist())
-    assert {"main.py", "requirements.txt", "oneeye/gallery/rule.py", "oneeye/edge/uplink.py",
-            "oneeye/edge/runner.py"} <= names
+    assert {"main.py", "requirements.txt", "oneeye/gallery/rule.py", "oneeye/edge/comms/uplink.py",
+            "oneeye/edge/device/runner.py"} <= names
     assert not any("__pycache__" in n or n.startswith("tests/") for n in names)
     assert (tmp_path / "greengrass-build/recipes/recipe.yaml").exists()
     assert not (EDGE / "oneeye").exists()  # no copy of the package kept in the repo
@@ -289,8 +289,8 @@ def test_the_artifact_runs_its_entry_point_from_the_zip_alone(tmp_path: Path) ->
         f"sys.path[:0] = [{str(unpacked)!r}]; sys.path.append({site!r})\n"
         "import main, oneeye\n"
         f"assert pathlib.Path(oneeye.__file__).is_relative_to({str(unpacked)!r})\n"
-        "for name in ('oneeye.edge.greengrass', 'oneeye.edge.publishers', 'oneeye.edge.runner',"
-        " 'oneeye.edge.uplink', 'oneeye.logs', 'awsiot.greengrasscoreipc.clientv2'):\n"
+        "for name in ('oneeye.edge.device.greengrass', 'oneeye.edge.comms.publishers',"
+        " 'oneeye.edge.device.runner', 'oneeye.edge.comms.uplink', 'oneeye.logs', 'awsiot.greengrasscoreipc.clientv2'):\n"
         "    importlib.import_module(name)\n"
         "print(callable(main.main))\n"
     )

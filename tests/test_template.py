@@ -109,7 +109,7 @@ def test_http_routes() -> None:
 def test_resources_helper_matches_template_settings(moto_server: str) -> None:
     """ensure_resources (moto, local stack) makes what the template declares."""
     from oneeye import aws
-    from oneeye.cloud.resources import ensure_resources
+    from oneeye.cloud.dal.resources import ensure_resources
 
     env = ensure_resources("tpl-check")
     assert ensure_resources("tpl-check") == env  # idempotent

@@ -13,7 +13,8 @@ from urllib.parse import quote
 import pytest
 from flask import Flask
 
-from oneeye.cloud import amber, store
+from oneeye.cloud.dal import store
+from oneeye.cloud.functions import amber
 from oneeye.events import DeskEvent, MatchEvent
 from tests.cloud_support import CustomerApiStub, health, load_handler, match, observe, sighting
 from tests.dashboard_helpers import Signer, desk_event, login, post_sns

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from oneeye.edge.gallery_holder import GalleryHolder
-from oneeye.edge.health import Vitals
-from oneeye.edge.publishers import NullPublisher, make_publisher
+from oneeye.edge.comms.health import Vitals
+from oneeye.edge.comms.publishers import NullPublisher, make_publisher
+from oneeye.edge.comms.uplink import Uplink
+from oneeye.edge.gallery.holder import GalleryHolder
 from oneeye.edge.settings import EdgeSettings
-from oneeye.edge.uplink import Uplink
 from oneeye.errors import EventError
 from oneeye.events import MAX_EVENT_BYTES, CameraHealth, LatencyStats, parse
 from oneeye.gallery import Gallery

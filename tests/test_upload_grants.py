@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from oneeye import aws
-from oneeye.cloud import store
 from oneeye.cloud.agencies import Agencies, Audit
+from oneeye.cloud.dal import store
 from oneeye.ids import new_id
 from tests.cloud_support import add_grant, put_upload, run_queue
 

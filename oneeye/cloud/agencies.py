@@ -35,7 +35,7 @@ from typing import Any
 
 from oneeye import aws
 from oneeye.cloud.api import Request
-from oneeye.cloud.store import Bucket
+from oneeye.cloud.dal.store import Bucket
 from oneeye.errors import ApiError, ConditionFailed, OneEyeError
 from oneeye.ids import new_id
 from oneeye.types import utc_now

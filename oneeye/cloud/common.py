@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from oneeye import events
+from oneeye.cloud.dal.store import Idempotency
 from oneeye.cloud.devices import THING_FIELD, Registry, Sender, check_sender
-from oneeye.cloud.store import Idempotency
 from oneeye.errors import ConfigError, EventError, InProgress
 from oneeye.events import clip as clip  # desk messages are capped like health errors
 

@@ -53,7 +53,7 @@ def edge(sources: tuple[str, ...], galleries: tuple[Path, ...], events_out: Path
          preview_port: int | None, duration_s: float | None) -> None:
     """Recognise enrolled faces on a video source and emit oneeye.match/1 events."""
     from oneeye.config import load_settings, validate
-    from oneeye.edge.runner import load_holder, run_edge
+    from oneeye.edge.device.runner import load_holder, run_edge
     from oneeye.edge.settings import EdgeSettings
 
     overrides: dict[str, Any] = {

@@ -6,7 +6,7 @@
 * :mod:`~oneeye.gallery.files` — ``.npz`` + sha256 manifest, atomic save, verified load.
 * :mod:`~oneeye.gallery.enrol` — photos → gallery with quality checks.
 
-The edge's swappable holder lives in :mod:`oneeye.edge.gallery_holder`.
+The edge's swappable holder lives in :mod:`oneeye.edge.gallery.holder`.
 """
 
 from oneeye.gallery.enrol import (

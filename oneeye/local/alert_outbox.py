@@ -1,6 +1,6 @@
 """Alerts topic → the alert outbox (local email/SMS sink), with a real SMTP hop for email.
 
-Not to be confused with the edge's event :class:`oneeye.edge.outbox.Outbox` (the SQLite
+Not to be confused with the edge's event :class:`oneeye.edge.comms.outbox.Outbox` (the SQLite
 queue of matches waiting for the broker): this one is where the local stack "sends"
 the amber alerts that SNS would send as email and SMS in AWS.
 

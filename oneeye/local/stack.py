@@ -1,7 +1,7 @@
 """``oneeye up``: start every local stand-in, wire them like the template, stop cleanly.
 
 Start order matters: moto first (everything keeps state there), then the broker,
-the resources of the template (``oneeye.cloud.resources``), the consumers (SNS
+the resources of the template (``oneeye.cloud.dal.resources``), the consumers (SNS
 delivery, outbox, indexer poller, rules router, HTTP API), the demo data, and
 last the children (dashboard, edge) that talk to all of it. :meth:`stop` runs
 the same list backwards; every step is guarded so one failure never leaves
@@ -98,7 +98,7 @@ class LocalStack:
             self._on_stop("mqtt broker", broker.stop)
             mqtt_url = f"mqtt://{host}:{s.ports.mqtt}"
 
-        from oneeye.cloud.resources import ensure_resources
+        from oneeye.cloud.dal.resources import ensure_resources
         cloud_env = ensure_resources("oneeye-local", cors_origins=[s.url("http_api")])
         moto.agencies_table = cloud_env["AGENCIES_TABLE"]  # POSTs of revoked tokens: 403
         api_key = secret_file(self.var / "customer_api_key")
@@ -107,8 +107,8 @@ class LocalStack:
         signing_key = self.var / "gallery-signing.key"
         private = signing.ensure_key_file(signing_key)
         self.gallery_public_key = signing.public_b64(private)
-        from oneeye.cloud.gallery_store import ensure_signed
-        from oneeye.cloud.store import Bucket
+        from oneeye.cloud.dal.gallery_store import ensure_signed
+        from oneeye.cloud.dal.store import Bucket
         from oneeye.types import WATCHLISTS
         for watchlist in WATCHLISTS:  # galleries kept from before signing (or another key)
             ensure_signed(Bucket(cloud_env["ONEEYE_BUCKET"]), watchlist, private)

@@ -36,8 +36,8 @@ def drop_stale_gallery_cache(cache_dir: Path, bucket: str) -> list[str]:
     people) and no sighting of a new case could match. The edge polls ``latest.json`` at
     start, so a dropped cache costs one download.
     """
-    from oneeye.cloud.gallery_store import latest_key
-    from oneeye.cloud.store import Bucket
+    from oneeye.cloud.dal.gallery_store import latest_key
+    from oneeye.cloud.dal.store import Bucket
     from oneeye.types import WATCHLISTS
     dropped: list[str] = []
     for watchlist in WATCHLISTS:

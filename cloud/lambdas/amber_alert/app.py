@@ -1,11 +1,11 @@
-"""IoT rule (missing-person matches) → amber_alert. Logic: :mod:`oneeye.cloud.amber`."""
+"""IoT rule (missing-person matches) → amber_alert. Logic: :mod:`oneeye.cloud.functions.amber`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from oneeye.cloud import amber
 from oneeye.cloud.common import ColdStart, configure_lambda_logging
+from oneeye.cloud.functions import amber
 
 configure_lambda_logging()
 # Cold start: settings validated, clients built, once per container.

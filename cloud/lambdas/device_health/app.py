@@ -1,11 +1,11 @@
-"""IoT rule (device health) → device_health. Logic: :mod:`oneeye.cloud.desk`."""
+"""IoT rule (device health) → device_health. Logic: :mod:`oneeye.cloud.functions.desk`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from oneeye.cloud import desk
 from oneeye.cloud.common import ColdStart, configure_lambda_logging
+from oneeye.cloud.functions import desk
 
 configure_lambda_logging()
 # Cold start: settings validated, clients built, once per container.

@@ -1,6 +1,6 @@
 """SQS (S3 uploads/ notifications, removal commands) → gallery_indexer.
 
-Logic: :mod:`oneeye.cloud.indexer`. A raised exception leaves the message on the
+Logic: :mod:`oneeye.cloud.functions.indexer`. A raised exception leaves the message on the
 queue for a retry (then the dead-letter queue); rejected photos return normally.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from oneeye.cloud import indexer
 from oneeye.cloud.common import ColdStart, configure_lambda_logging
+from oneeye.cloud.functions import indexer
 
 configure_lambda_logging()
 # Cold start: settings validated, clients built, once per container.

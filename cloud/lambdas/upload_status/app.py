@@ -1,14 +1,15 @@
 """HttpApi ``GET /api/uploads/{upload_id}`` → pending | accepted | rejected with the reason.
 
-Logic: :mod:`oneeye.cloud.uploads`.
+Logic: :mod:`oneeye.cloud.functions.uploads`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from oneeye.cloud import api, uploads
+from oneeye.cloud import api
 from oneeye.cloud.common import ColdStart, configure_lambda_logging
+from oneeye.cloud.functions import uploads
 
 configure_lambda_logging()
 # Cold start: settings validated, clients built, once per container.

@@ -1,14 +1,15 @@
 """HttpApi ``POST /api/uploads`` → a presigned POST for a missing person's photo.
 
-Logic: :mod:`oneeye.cloud.uploads` (auth, rate limit, case upsert, audit).
+Logic: :mod:`oneeye.cloud.functions.uploads` (auth, rate limit, case upsert, audit).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from oneeye.cloud import api, uploads
+from oneeye.cloud import api
 from oneeye.cloud.common import ColdStart, configure_lambda_logging
+from oneeye.cloud.functions import uploads
 
 configure_lambda_logging()
 # Cold start: settings validated, clients built, once per container.

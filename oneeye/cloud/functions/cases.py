@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from oneeye import aws
-from oneeye.cloud import store
 from oneeye.cloud.agencies import Agencies, Audit
 from oneeye.cloud.api import Request, Response, respond
+from oneeye.cloud.dal import store
 from oneeye.cloud.settings import CasesSettings
 from oneeye.errors import ApiError
 from oneeye.types import is_id, utc_now

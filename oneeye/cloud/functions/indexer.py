@@ -42,12 +42,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from oneeye import aws, faces, signing
 from oneeye import gallery as gal
-from oneeye.cloud import gallery_store, grants, store
+from oneeye.cloud import grants
 from oneeye.cloud.agencies import Agencies, Audit
 from oneeye.cloud.common import Result, rejected
-from oneeye.cloud.notify import publish_gallery_event
+from oneeye.cloud.dal import gallery_store, store
+from oneeye.cloud.dal.notify import publish_gallery_event
+from oneeye.cloud.functions.uploads import REASONS
 from oneeye.cloud.settings import IndexerSettings
-from oneeye.cloud.uploads import REASONS
 from oneeye.errors import EnrolmentRejected, EventError, GalleryError, ImageError
 from oneeye.events import GalleryEvent, loads
 from oneeye.types import WATCHLISTS, utc_now

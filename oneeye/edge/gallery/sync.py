@@ -37,7 +37,7 @@ from typing import Any
 
 from oneeye import aws, signing
 from oneeye import gallery as gallery_mod
-from oneeye.edge.gallery_holder import GalleryHolder
+from oneeye.edge.gallery.holder import GalleryHolder
 from oneeye.edge.settings import EdgeSettings
 from oneeye.errors import EventError, GalleryError, NotFound, OneEyeError, SignatureError
 from oneeye.events import GalleryEvent, clip, parse

@@ -30,8 +30,8 @@ from typing import Any
 
 from oneeye import events
 from oneeye.alerting import strength
-from oneeye.cloud import store
 from oneeye.cloud.common import DeviceMessageDeps, Result, clip, once_per_match
+from oneeye.cloud.dal import store
 from oneeye.cloud.devices import registry
 from oneeye.cloud.settings import AmberSettings
 from oneeye.types import SMS_MAX

@@ -114,7 +114,7 @@ def search_scale(region: BBox, max_pixels: int) -> float:
 
 def dedupe(boxes: list[BBox], iou_max: float = 0.4) -> list[BBox]:
     """``boxes`` without those overlapping an earlier one by more than ``iou_max`` IoU."""
-    from oneeye.edge.tracker import iou
+    from oneeye.edge.detect.tracker import iou
 
     out: list[BBox] = []
     for b in boxes:

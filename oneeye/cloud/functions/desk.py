@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from oneeye import events
-from oneeye.cloud import store
 from oneeye.cloud.common import (
     DeviceMessageDeps,
     Result,
@@ -34,6 +33,7 @@ from oneeye.cloud.common import (
     sender_rejection,
 )
 from oneeye.cloud.customers import CustomerCard, customer_api
+from oneeye.cloud.dal import store
 from oneeye.cloud.devices import registry
 from oneeye.cloud.settings import EnrichSettings, HealthSettings
 from oneeye.errors import CustomerApiUnavailable, CustomerNotFound, EventError

@@ -6,7 +6,7 @@ Why it is shaped this way (2-core CPU; ``bench/edge.py`` prints the figures; the
 
 * Frames stay at native resolution: a 32 px face in a 1080p frame exists only there.
   Every ``every_n_frames`` frames the detector runs only where it can pay off
-  (:mod:`oneeye.edge.regions`): moving areas, where open tracks are predicted, and one
+  (:mod:`oneeye.edge.detect.regions`): moving areas, where open tracks are predicted, and one
   band of a slow sweep. An empty scene then costs about what decoding costs. The IoU
   tracker carries faces between detections: each person in view is one track.
 * Decide on the track, not on one look. Small, blurred or turned crops are not encoded;
@@ -40,10 +40,10 @@ from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from oneeye import faces
-from oneeye.edge import snapshot
-from oneeye.edge.gallery_holder import GalleryHolder
-from oneeye.edge.metrics import Metrics
-from oneeye.edge.regions import (
+from oneeye.edge.camera.sources import Frame, Source
+from oneeye.edge.detect import snapshot
+from oneeye.edge.detect.metrics import Metrics
+from oneeye.edge.detect.regions import (
     MotionDetector,
     MotionParams,
     Sweep,
@@ -51,9 +51,9 @@ from oneeye.edge.regions import (
     look_regions,
     search_scale,
 )
+from oneeye.edge.detect.tracker import Track, Tracker
+from oneeye.edge.gallery.holder import GalleryHolder
 from oneeye.edge.settings import EdgeSettings
-from oneeye.edge.sources import Frame, Source
-from oneeye.edge.tracker import Track, Tracker
 from oneeye.errors import OneEyeError
 from oneeye.events import MatchEvent
 from oneeye.gallery import Match, Matcher, fuse
@@ -113,7 +113,7 @@ class Pipeline:
         self.sweep = Sweep(d.sweep_s, d.sweep_bands, overlap=d.region_min_px // 2)
         self._states: dict[int, _TrackState] = {}
         self._cooldown: dict[str, float] = {}
-        # The runner passes one camera's lane of the shared fair pool (oneeye.edge.pool).
+        # The runner passes one camera's lane of the shared fair pool (oneeye.edge.detect.pool).
         self._pool = pool if pool is not None else ThreadPoolExecutor(
             max_workers=settings.workers, thread_name_prefix="oneeye-encode")
         self._seq = 0            # processed frames

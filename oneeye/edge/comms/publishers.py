@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from oneeye.edge.greengrass import close_streams
+from oneeye.edge.device.greengrass import close_streams
 from oneeye.edge.settings import EdgeSettings, PublishSettings
 from oneeye.errors import ConfigError, PublishError, PublishRejected
 

@@ -7,7 +7,7 @@ Every camera of ``settings.per_camera()`` gets its own source, pipeline (tracker
 cooldowns per person and camera) and thread, so a dead or frozen camera only
 blocks its own thread. They share one :class:`GalleryHolder`, one outbox/uplink,
 one gallery sync and one encoding pool that serves the cameras round-robin
-(:class:`~oneeye.edge.pool.FairPool`): a camera facing a crowd cannot delay another
+(:class:`~oneeye.edge.detect.pool.FairPool`): a camera facing a crowd cannot delay another
 camera's face. Live sources keep only their newest frame and realtime files skip
 late frames, so a camera that falls behind skips frames instead of queueing them.
 
@@ -28,15 +28,16 @@ from typing import Protocol
 import numpy as np
 
 from oneeye import faces
-from oneeye.edge.gallery_holder import GalleryHolder
-from oneeye.edge.gallery_sync import GallerySync
-from oneeye.edge.health import Vitals
-from oneeye.edge.metrics import Metrics, merged_stage_ms, percentile_ms
-from oneeye.edge.pipeline import FrameHook, Pipeline, Sink
-from oneeye.edge.pool import FairPool
-from oneeye.edge.publishers import MessageCallback
+from oneeye.edge.camera.open import open_source
+from oneeye.edge.camera.sources import Source
+from oneeye.edge.comms.health import Vitals
+from oneeye.edge.comms.publishers import MessageCallback
+from oneeye.edge.detect.metrics import Metrics, merged_stage_ms, percentile_ms
+from oneeye.edge.detect.pipeline import FrameHook, Pipeline, Sink
+from oneeye.edge.detect.pool import FairPool
+from oneeye.edge.gallery.holder import GalleryHolder
+from oneeye.edge.gallery.sync import GallerySync
 from oneeye.edge.settings import EdgeSettings
-from oneeye.edge.sources import Source, open_source
 from oneeye.events import CameraHealth, LatencyStats, MatchEvent
 from oneeye.gallery import load
 
@@ -153,7 +154,7 @@ def start_gallery_sync(settings: EdgeSettings, holder: GalleryHolder,
 
 
 def _default_uplink(settings: EdgeSettings, vitals: Callable[[], Vitals]) -> UplinkLike:
-    from oneeye.edge.uplink import Uplink
+    from oneeye.edge.comms.uplink import Uplink
 
     uplink: UplinkLike = Uplink(settings, vitals)
     return uplink
@@ -191,7 +192,7 @@ def run_edge(settings: EdgeSettings, holder: GalleryHolder, *, sinks: Iterable[S
             closers.append(sync.stop)
         on_frame: FrameHook | None = None
         if settings.preview_port is not None:
-            from oneeye.edge.preview import Preview
+            from oneeye.edge.device.preview import Preview
 
             preview = Preview(settings.preview_port).start()
             closers.append(preview.close)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from oneeye.edge.gallery_sync import SyncStats
+from oneeye.edge.gallery.sync import SyncStats
 from oneeye.edge.settings import EdgeSettings
 from oneeye.events import CameraHealth, HealthEvent, LatencyStats
 from oneeye.types import CameraState, utc_now

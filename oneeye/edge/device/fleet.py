@@ -9,13 +9,13 @@ each device's named shadow ``oneeye-config`` from the cloud. Each ``configuratio
 
 What differs per device, its site and cameras (:class:`DeviceConfig`), goes in that
 shadow (:func:`shadow_update`, read by the component over IPC, see
-:mod:`oneeye.edge.greengrass`) and, for the cloud's trust registry, in the thing's
+:mod:`oneeye.edge.device.greengrass`) and, for the cloud's trust registry, in the thing's
 attributes ``site_id`` and ``cameras`` (:func:`thing_attributes`); ``./deploy.sh
 device-config`` writes both from the same values so they cannot disagree.
 
-    python -m oneeye.edge.fleet deployment --outputs outputs.json --target-arn ARN \\
+    python -m oneeye.edge.device.fleet deployment --outputs outputs.json --target-arn ARN \\
         --name NAME --component com.oneeye.edge --version 1.0.0 --shadow-manager-version 2.3.0
-    python -m oneeye.edge.fleet device --site branch-17 --camera door=rtsp://… \\
+    python -m oneeye.edge.device.fleet device --site branch-17 --camera door=rtsp://… \\
         [--current shadow.json] --shadow-out s.json --attributes-out a.json
 """
 
@@ -117,7 +117,7 @@ def _read_json(path: str | None) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m oneeye.edge.fleet", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m oneeye.edge.device.fleet", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
     d = sub.add_parser("deployment", help="print the create-deployment request")
     d.add_argument("--outputs", required=True, help="describe-stacks Outputs JSON file or -")

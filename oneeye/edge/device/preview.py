@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from oneeye.edge.pipeline import Annotation
+from oneeye.edge.detect.pipeline import Annotation
 
 log = logging.getLogger(__name__)
 

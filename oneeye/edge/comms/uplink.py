@@ -22,9 +22,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from oneeye.edge.health import Vitals, build_health
-from oneeye.edge.outbox import Outbox
-from oneeye.edge.publishers import MessageCallback, Publisher, make_publisher
+from oneeye.edge.comms.health import Vitals, build_health
+from oneeye.edge.comms.outbox import Outbox
+from oneeye.edge.comms.publishers import MessageCallback, Publisher, make_publisher
 from oneeye.edge.settings import EdgeSettings
 from oneeye.errors import EventError, PublishError, PublishRejected
 from oneeye.events import MAX_EVENT_BYTES, HealthEvent, MatchEvent

@@ -20,7 +20,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from oneeye.edge.sources import Capture, CaptureFactory, Frame, Source, cv2_capture, valid_frame
+from oneeye.edge.camera.sources import (
+    Capture,
+    CaptureFactory,
+    Frame,
+    Source,
+    cv2_capture,
+    valid_frame,
+)
 
 log = logging.getLogger(__name__)
 

@@ -36,9 +36,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from oneeye import aws
-from oneeye.cloud import grants, store
+from oneeye.cloud import grants
 from oneeye.cloud.agencies import Agencies, Agency, Audit, RateLimiter
 from oneeye.cloud.api import Request, Response, respond
+from oneeye.cloud.dal import store
 from oneeye.cloud.settings import UploadStatusSettings, UploadUrlSettings
 from oneeye.errors import ApiError
 from oneeye.ids import is_uuid7, new_id

@@ -5,7 +5,7 @@ Every source yields :class:`Frame` objects (BGR, as OpenCV decodes them) from
 ``state`` — one of ``ok | connecting | reconnecting | failed | ended`` — for the
 health message.
 
-Live sources (webcam, URL) are :class:`oneeye.edge.live.LiveSource`.
+Live sources (webcam, URL) are :class:`oneeye.edge.camera.live.LiveSource`.
 
 File sources are read by a small prefetch thread (decode overlaps processing)
 as fast as the consumer takes frames, or paced at the file's fps with
@@ -268,22 +268,3 @@ class FolderSource(Source):
             if not self.loop:
                 break
         self._set_state("ended")
-
-
-def open_source(spec: str, *, realtime: bool = False, loop: bool = False,
-                stall_s: float = 5.0, opener: CaptureFactory | None = None) -> Source:
-    """``"0"`` → webcam 0; ``rtsp://…``/``http(s)://…`` → stream; a folder; else a video file.
-
-    Raises :class:`SourceError` for a missing or unreadable file or folder; live sources
-    never raise (they report their state and reconnect).
-    """
-    from oneeye.edge.live import LiveSource  # live.py builds on this module's Source
-
-    if spec.isdigit():
-        return LiveSource(int(spec), opener=opener, stall_s=stall_s)
-    if "://" in spec:
-        return LiveSource(spec, opener=opener, stall_s=stall_s)
-    path = Path(spec)
-    if path.is_dir():
-        return FolderSource(path, realtime=realtime, loop=loop)
-    return FileSource(path, realtime=realtime, loop=loop, opener=opener or cv2_capture)

@@ -16,7 +16,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from oneeye import gallery as gal
-from oneeye.cloud.store import Bucket
+from oneeye.cloud.dal.store import Bucket
 from oneeye.errors import GalleryError, SignatureError
 from oneeye.signing import public_b64, sign_manifest, verify_manifest
 
