@@ -290,7 +290,8 @@ def test_the_artifact_runs_its_entry_point_from_the_zip_alone(tmp_path: Path) ->
         "import main, oneeye\n"
         f"assert pathlib.Path(oneeye.__file__).is_relative_to({str(unpacked)!r})\n"
         "for name in ('oneeye.edge.device.greengrass', 'oneeye.edge.comms.publishers',"
-        " 'oneeye.edge.device.runner', 'oneeye.edge.comms.uplink', 'oneeye.logs', 'awsiot.greengrasscoreipc.clientv2'):\n"
+        " 'oneeye.edge.device.runner', 'oneeye.edge.comms.uplink', 'oneeye.logs',"
+        " 'awsiot.greengrasscoreipc.clientv2'):\n"
         "    importlib.import_module(name)\n"
         "print(callable(main.main))\n"
     )
