@@ -183,7 +183,7 @@ def test_history_shows_sightings_in_the_viewers_zone_with_iso_day_filters(
     page = alice.get("/history?tz=Asia/Kolkata&since=2026-01-31").get_data(as_text=True)
     assert "2026-01-31 00:30:00 IST" in page and "1 result " in page
     assert "C-6" not in page
-    alice.set_cookie("tz", "America/New_York")                     # what common.js sets
+    alice.set_cookie("tz", "America%2FNew_York")   # what common.js sets: encodeURIComponent
     page = alice.get("/history?person=C-5").get_data(as_text=True)
     assert "2026-01-30 14:00:00 EST" in page and "times in America/New_York" in page
     api = alice.get("/api/events?person=C-5").get_json()["events"]
