@@ -13,6 +13,7 @@ import sys
 import click
 
 from oneeye.errors import OneEyeError
+from oneeye.logs import configure
 
 #: One module per command family; each defines ``register(cli)``.
 COMMAND_MODULES = [
@@ -44,7 +45,6 @@ def cli(log_level: str, log_json: bool) -> None:
 
 
 def setup_logging(level: str = "INFO", *, json_lines: bool = False) -> None:
-    from oneeye.logs import configure
 
     configure(level, json_lines=json_lines)
 

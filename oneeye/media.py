@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from oneeye import faces
 from oneeye.errors import ImageError
 from oneeye.images import is_still_image, load_image
 
@@ -62,7 +63,6 @@ def iter_media(path: str | Path, *, fps_max: float | None = None) -> Iterator[Me
     else; only videos are opened with OpenCV. Raises :class:`ImageError` for either kind
     that cannot be read.
     """
-    from oneeye import faces
 
     p = Path(path)
     if is_still_image(p):

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from oneeye import faces
 from oneeye.types import BBox
 
 #: Region of a 250x250 LFW photo holding the head (the face is centred in LFW).
@@ -235,7 +236,6 @@ def lfw_visits(lfw_dir: str | Path, *, enrolled: int, strangers: int, seed: int 
 
 def face_box_width(photo: str | Path) -> int:
     """Width of the HOG face box (upsample 1) in ``photo``; LFW's typical 90 if none."""
-    from oneeye import faces
 
     rgb = faces.load_image(photo)
     boxes = faces.detect(rgb, upsample=1)

@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from oneeye.errors import ImageError, SourceError
+from oneeye.images import load_image
 from oneeye.types import IMAGE_SUFFIXES, CameraState
 
 log = logging.getLogger(__name__)
@@ -238,7 +239,6 @@ class FolderSource(Source):
                               "in folder")
 
     def frames(self) -> Iterator[Frame]:
-        from oneeye.images import load_image
 
         index = 0
         t0 = time.monotonic()
