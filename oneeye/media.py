@@ -35,7 +35,7 @@ def expected_frames(path: str | Path, *, fps_max: float | None = None) -> int | 
     p = Path(path)
     if is_still_image(p):
         return 1
-    import cv2
+    import cv2  # lazy: native OpenCV, loaded only where frames are
 
     cap = cv2.VideoCapture(str(p))
     try:
@@ -68,7 +68,7 @@ def iter_media(path: str | Path, *, fps_max: float | None = None) -> Iterator[Me
     if is_still_image(p):
         yield MediaFrame(0, 0.0, load_image(p))
         return
-    import cv2
+    import cv2  # lazy: native OpenCV, loaded only where frames are
 
     cap = cv2.VideoCapture(str(p))
     if not cap.isOpened():

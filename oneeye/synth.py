@@ -69,7 +69,7 @@ class GroundTruth:
 
 
 def _head(photo: str | Path, crop: BBox | None) -> NDArray[np.uint8]:
-    import cv2
+    import cv2  # lazy: native OpenCV, loaded only where frames are
 
     img = cv2.imread(str(photo), cv2.IMREAD_COLOR)
     if img is None:
@@ -83,7 +83,7 @@ def _head(photo: str | Path, crop: BBox | None) -> NDArray[np.uint8]:
 
 
 def _background(width: int, height: int, rng: np.random.Generator) -> NDArray[np.uint8]:
-    import cv2
+    import cv2  # lazy: native OpenCV, loaded only where frames are
 
     ys = np.linspace(0, 1, height, dtype=np.float32)[:, None]
     wall = np.empty((height, width, 3), np.float32)
@@ -103,7 +103,7 @@ def _background(width: int, height: int, rng: np.random.Generator) -> NDArray[np
 
 def _paste(frame: NDArray[np.uint8], head: NDArray[np.uint8], cx: int, cy: int,
            width: int, body_colour: tuple[int, int, int]) -> None:
-    import cv2
+    import cv2  # lazy: native OpenCV, loaded only where frames are
 
     h = round(width * head.shape[0] / head.shape[1])
     img = cv2.resize(head, (width, h), interpolation=cv2.INTER_AREA if width < head.shape[1]
@@ -144,7 +144,7 @@ def make_entrance_video(
     head_crop: BBox | None = None,
 ) -> GroundTruth:
     """Write the video and return who is visible when (frames are 0-based, inclusive)."""
-    import cv2
+    import cv2  # lazy: native OpenCV, loaded only where frames are
 
     width, height = size
     out = Path(out_path)

@@ -46,7 +46,7 @@ class MotionDetector:
 
     def detect(self, bgr: NDArray[np.uint8]) -> list[BBox]:
         """Boxes of what moved since the background average, in ``bgr``'s pixels."""
-        import cv2
+        import cv2  # lazy: native OpenCV, loaded only where frames are
 
         p = self.params
         h, w = bgr.shape[:2]
