@@ -1,8 +1,10 @@
 """The ``oneeye`` command: a click group whose subcommands live in ``oneeye/commands/``.
 
 Logging is configured here and only here (entry points own logging). Each
-command module exposes ``register(group)``; a command imports heavy modules
-(dlib, boto3, Flask) inside its function so ``oneeye --help`` stays fast.
+command module exposes ``register(group)``. Command modules import OneEye at their
+top; the heavy native libraries (cv2, dlib, awscrt) load only inside the functions
+that use them, so ``oneeye --help`` (which imports every command module) stays well
+under a second.
 """
 
 from __future__ import annotations
