@@ -10,7 +10,7 @@ The artifact holds what the device runs and nothing else:
 
 - the modules: every ``oneeye`` module that ``main.py`` imports, directly or through
   other modules (read from the source, so a new import is bundled without a list to
-  keep; the cloud, the local stack, the CLI, ANN and the video synthesiser stay out);
+  keep; the cloud, the local stack, the CLI and the video synthesiser stay out);
 - the requirements: the ``edge`` extra of ``pyproject.toml``.
 """
 
