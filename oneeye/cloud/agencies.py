@@ -32,12 +32,11 @@ import logging
 import re
 import secrets
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from oneeye.cloud.api import Request
 from oneeye.cloud.dal import keys
-from oneeye.cloud.dal.agency_tokens import TokenRecord, TokenTable
+from oneeye.cloud.dal.agency_tokens import Agency, TokenTable
 from oneeye.cloud.dal.state import RateWindows
 from oneeye.cloud.dal.store import Bucket
 from oneeye.errors import ApiError, OneEyeError
@@ -69,19 +68,6 @@ def check_agency_name(name: str) -> str:
     return name
 
 
-@dataclass(frozen=True)
-class Agency:
-    name: str
-    token_sha256: str
-    created_at: str = ""
-    revoked: bool = False
-
-    @property
-    def token_id(self) -> str:
-        """A short, non-secret label of the token for logs and audit records."""
-        return self.token_sha256[:12]
-
-
 class Agencies:
     """The agencies table: token hash → agency."""
 
@@ -96,18 +82,17 @@ class Agencies:
         token = new_token()
         digest = token_sha256(token)
         now = utc_now()
-        self._tokens.put_new(TokenRecord(token_sha256=digest, agency=agency, created_at=now))
+        record = Agency(name=agency, token_sha256=digest, created_at=now)
+        self._tokens.put_new(record)
         log.info("agency token %s created for %s", digest[:12], agency)
-        return token, Agency(agency, digest, now)
+        return token, record
 
     def lookup(self, token: str) -> Agency | None:
         """The agency of a valid, unrevoked token, else None."""
         if not _TOKEN.match(token):
             return None
         record = self._tokens.get(token_sha256(token))
-        if record is None or record.revoked:
-            return None
-        return _agency(record)
+        return None if record is None or record.revoked else record
 
     def revoked(self, token_sha256: str) -> bool:
         """True unless ``token_sha256`` names a known, unrevoked token (read consistently)."""
@@ -131,8 +116,7 @@ class Agencies:
         return agency
 
     def list(self) -> list[Agency]:
-        return sorted((_agency(r) for r in self._tokens.scan()),
-                      key=lambda a: (a.name, a.created_at))
+        return sorted(self._tokens.scan(), key=lambda a: (a.name, a.created_at))
 
     def revoke(self, token_id: str) -> Agency:
         """Revoke the one token whose hash starts with ``token_id`` (≥ 8 hex digits)."""
@@ -143,11 +127,6 @@ class Agencies:
             raise OneEyeError(f"{len(found)} tokens match {token_id!r}; need exactly one")
         self._tokens.set_revoked(found[0].token_sha256)
         return Agency(found[0].name, found[0].token_sha256, found[0].created_at, True)
-
-
-def _agency(record: TokenRecord) -> Agency:
-    return Agency(name=record.agency, token_sha256=record.token_sha256,
-                  created_at=record.created_at, revoked=record.revoked)
 
 
 class RateLimiter:

@@ -16,9 +16,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from oneeye.cloud.agencies import Agencies, Agency
+from oneeye.cloud.agencies import Agencies
 from oneeye.cloud.api import Request, Response, respond
 from oneeye.cloud.dal import keys, store
+from oneeye.cloud.dal.agency_tokens import Agency
 from oneeye.cloud.settings import UploadStatusSettings
 from oneeye.cloud.uploads import EXPIRY_GRACE_S, REASONS, rejection_message
 from oneeye.errors import ApiError
