@@ -339,7 +339,7 @@ def test_a_teller_cannot_reach_management_and_an_officer_has_no_desk(app: Flask)
 
 
 def test_email_says_the_strength_in_words_and_links_the_snapshot_on_its_own_line() -> None:
-    from oneeye.cloud.functions.amber import alert_texts
+    from oneeye.cloud.functions.amber_alert import alert_texts
 
     event = sighting("cam-1")
     assert event.match is not None

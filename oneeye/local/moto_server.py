@@ -43,6 +43,7 @@ from urllib.parse import parse_qs
 from oneeye import aws
 from oneeye.cloud import grants
 from oneeye.cloud.agencies import Agencies
+from oneeye.cloud.dal import keys
 from oneeye.errors import ConfigError, NotFound, OneEyeError
 from oneeye.local.post_policy import PostPolicyGuard
 
@@ -194,7 +195,7 @@ class MotoServer:
             try:
                 with aws.errors():
                     body = self._client("s3").get_object(
-                        Bucket=bucket, Key=f"status/{upload_id}.json")["Body"].read()
+                        Bucket=bucket, Key=keys.status(upload_id))["Body"].read()
             except NotFound:
                 return None
             grant = json.loads(body)
