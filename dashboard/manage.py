@@ -19,11 +19,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import flask
-from flask import Blueprint, Response, abort, current_app, flash, g, request
+from flask import Blueprint, Response, abort, flash, g, request
 
 from dashboard.auth import hash_password
 from dashboard.roles import roles_required
+from dashboard.services import services
 from dashboard.settings import CloudSettings, DashboardSettings
+from oneeye import aws
+from oneeye.cloud.dal import store as cloud_store
+from oneeye.cloud.functions.cases import close, scan_cases
 from oneeye.ids import new_id
 from oneeye.types import ROLES, is_id
 
@@ -48,14 +52,10 @@ class Cloud:
         return bool(self.settings.bucket and self.settings.cases_table
                     and self.settings.indexer_queue_url)
 
-    def _bucket(self) -> Any:
-        from oneeye.cloud.dal import store
-
-        return store.Bucket(self.settings.bucket)
+    def _bucket(self) -> cloud_store.Bucket:
+        return cloud_store.Bucket(self.settings.bucket)
 
     def _keys(self, prefix: str) -> list[str]:
-        from oneeye import aws
-
         s3 = aws.client("s3")
         kwargs: dict[str, Any] = {"Bucket": self.settings.bucket, "Prefix": prefix}
         keys: list[str] = []
@@ -95,8 +95,6 @@ class Cloud:
 
     def remove_customer(self, customer_id: str) -> str:
         """Delete the customer's photos and queue their removal from the gallery."""
-        from oneeye import aws
-
         for key in self._keys(f"uploads/customers/{customer_id}/"):
             aws.client("s3").delete_object(Bucket=self.settings.bucket, Key=key)
         command = {"action": "remove", "watchlist": "customers", "person_id": customer_id}
@@ -106,8 +104,6 @@ class Cloud:
 
     def cases(self, agency: str) -> list[dict[str, Any]]:
         """The agency's cases, newest first, each with its ``photos`` count."""
-        from oneeye.cloud.functions.cases import scan_cases
-
         photos = Counter(k.split("/")[2] for k in self._keys("uploads/missing/")
                          if k.count("/") == 3)
         items = scan_cases(self.settings.cases_table, agency=agency)
@@ -116,10 +112,7 @@ class Cloud:
 
     def close_case(self, case_id: str, agency: str, user: str) -> bool:
         """Close a case of ``agency``; False when it has no such case (ids do not leak)."""
-        from oneeye.cloud.dal import store
-        from oneeye.cloud.functions.cases import close
-
-        cases = store.Cases(self.settings.cases_table)
+        cases = cloud_store.Cases(self.settings.cases_table)
         case = cases.get(case_id)
         if case is None or case.get("agency") != agency:
             return False
@@ -128,22 +121,18 @@ class Cloud:
 
 
 def _cloud() -> Cloud:
-    cloud: Cloud = current_app.extensions["oneeye.cloud"]
+    cloud = services().cloud
     if not cloud.connected:
         abort(503, description="the dashboard is not connected to the cloud (settings: "
                                "cloud.bucket, cloud.cases_table, cloud.indexer_queue_url)")
     return cloud
 
 
-def _store() -> Any:
-    return current_app.extensions["oneeye.store"]
-
-
 # --- customers (branch admin) ---------------------------------------------------------
 @bp.get("/customers")
 @roles_required("branch_admin")
 def customers() -> str:
-    cloud = current_app.extensions["oneeye.cloud"]
+    cloud = services().cloud
     listing = cloud.customers() if cloud.connected else []
     return flask.render_template("manage/customers.html", customers=listing,
                            connected=cloud.connected)
@@ -162,7 +151,8 @@ def add_photo() -> tuple[Response, int]:
         upload_id = _cloud().add_customer_photo(customer_id, photo.read() if photo else b"")
     except ValueError as exc:
         return flask.jsonify({"state": "rejected", "reason": "invalid", "message": str(exc)}), 400
-    _store().audit(g.user["name"], "customer_photo_added", customer_id, upload_id=upload_id)
+    services().store.audit.add(g.user["name"], "customer_photo_added", customer_id,
+                               upload_id=upload_id)
     return flask.jsonify({"upload_id": upload_id, "state": "pending"}), 202
 
 
@@ -178,7 +168,8 @@ def photo_status(upload_id: str) -> Response:
 @roles_required("branch_admin")
 def remove_customer(customer_id: str) -> Any:
     message_id = _cloud().remove_customer(customer_id)
-    _store().audit(g.user["name"], "customer_removed", customer_id, removal=message_id)
+    services().store.audit.add(g.user["name"], "customer_removed", customer_id,
+                               removal=message_id)
     flash(f"{customer_id}: photos deleted; cameras stop recognising them within a minute")
     return flask.redirect(flask.url_for("manage.customers"))
 
@@ -197,7 +188,7 @@ def close_case(case_id: str) -> Any:
     agency = str(g.user["agency"])
     if not _cloud().close_case(case_id, agency, g.user["name"]):
         abort(404, description=f"no case {case_id[:64]} for {agency}")
-    _store().audit(g.user["name"], "case_closed", case_id, agency=agency)
+    services().store.audit.add(g.user["name"], "case_closed", case_id, agency=agency)
     flash(f"case {case_id} closed; cameras stop looking within a minute")
     return flask.redirect(flask.url_for("manage.cases"))
 
@@ -206,6 +197,7 @@ def close_case(case_id: str) -> Any:
 @bp.route("/users", methods=["GET", "POST"])
 @roles_required("branch_admin")
 def users() -> Any:
+    store = services().store
     if request.method == "POST":
         name = (request.form.get("name") or "").strip()
         sites = [s.strip() for s in (request.form.get("sites") or "").split(",") if s.strip()]
@@ -216,16 +208,16 @@ def users() -> Any:
                 raise ValueError("names and sites: letters, digits and _.:@-")
             if role not in ROLES:
                 raise ValueError(f"role must be one of {', '.join(ROLES)}")
-            _store().put_user(name, hash_password(request.form.get("password") or ""), sites,
-                              role=role, agency=agency)
+            store.users.put(name, hash_password(request.form.get("password") or ""), sites,
+                            role=role, agency=agency)
         except ValueError as exc:
             flash(f"user not saved: {exc}")
         else:
-            _store().audit(g.user["name"], "user_saved", name, role=role, sites=sites,
-                           agency=agency)
+            store.audit.add(g.user["name"], "user_saved", name, role=role, sites=sites,
+                            agency=agency)
             flash(f"user {name} saved ({role.replace('_', ' ')})")
         return flask.redirect(flask.url_for("manage.users"))
-    return flask.render_template("manage/users.html", users=_store().users(), roles=ROLES)
+    return flask.render_template("manage/users.html", users=store.users.all(), roles=ROLES)
 
 
 @bp.post("/users/<id:name>/delete")
@@ -233,8 +225,8 @@ def users() -> Any:
 def delete_user(name: str) -> Any:
     if name == g.user["name"]:
         flash("you cannot remove yourself")
-    elif _store().remove_user(name):
-        _store().audit(g.user["name"], "user_removed", name)
+    elif services().store.users.remove(name):
+        services().store.audit.add(g.user["name"], "user_removed", name)
         flash(f"user {name} removed; their logins ended")
     return flask.redirect(flask.url_for("manage.users"))
 
@@ -242,7 +234,7 @@ def delete_user(name: str) -> Any:
 @bp.get("/sites")
 @roles_required("branch_admin")
 def sites() -> str:
-    return flask.render_template("manage/sites.html", sites=_store().sites())
+    return flask.render_template("manage/sites.html", sites=services().store.sites())
 
 
 @bp.get("/audit")
@@ -250,5 +242,6 @@ def sites() -> str:
 def audit() -> str:
     """The audit trail of the admin's sites and the false-match counts to tune on."""
     return flask.render_template("manage/audit.html",
-                           rows=_store().audit_rows(sites=g.user["sites"]),
-                           rejections=_store().rejection_counts(g.user["sites"]))
+                           rows=services().store.audit.rows(sites=g.user["sites"]),
+                           rejections=services().store.verdicts.rejection_counts(
+                               g.user["sites"]))
