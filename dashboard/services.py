@@ -12,17 +12,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
+from flask_socketio import SocketIO
 
-if TYPE_CHECKING:  # the parts import Flask views that import this module
-    from flask_socketio import SocketIO
+from dashboard.devices import Notify
+from dashboard.settings import DashboardSettings
+from dashboard.store import Store
+from dashboard.throttle import LoginThrottle
+from oneeye.sns import Verifier
 
-    from dashboard.devices import Notify
+if TYPE_CHECKING:  # both import views, and views import this module
     from dashboard.live import Live
     from dashboard.manage import Cloud
-    from dashboard.settings import DashboardSettings
-    from dashboard.store import Store
-    from dashboard.throttle import LoginThrottle
-    from oneeye.sns import Verifier
 
 #: The one key of ``app.extensions`` the dashboard uses.
 KEY = "oneeye"
