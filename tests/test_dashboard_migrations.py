@@ -7,6 +7,7 @@ row; so is one of that store's first release, before it added three columns at s
 
 from __future__ import annotations
 
+from contextlib import closing
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
@@ -45,30 +46,22 @@ def schema_diff(conn: Connection) -> list[Any]:
 def test_a_new_database_is_created_at_the_newest_revision(database_url: str) -> None:
     engine = make_engine(database_url)
     assert current_revision(engine) is None
-    store = open_store(database_url)
-    try:
+    with closing(open_store(database_url)) as store:
         assert current_revision(store.engine) == head_revision()
         assert set(inspect(store.engine).get_table_names()) == {
             *metadata.tables, "alembic_version"}
-    finally:
-        store.close()
-        engine.dispose()
+    engine.dispose()
 
 
 def test_the_migrations_build_exactly_the_schema_the_code_uses(database_url: str) -> None:
-    store = open_store(database_url)
-    try:
-        with store.engine.connect() as conn:
-            assert schema_diff(conn) == []
-    finally:
-        store.close()
+    with closing(open_store(database_url)) as store, store.engine.connect() as conn:
+        assert schema_diff(conn) == []
 
 
 def test_a_database_of_the_hand_written_store_upgrades_in_place_with_its_rows(
         database_url: str) -> None:
     make_legacy_database(database_url)
-    store = open_store(database_url)
-    try:
+    with closing(open_store(database_url)) as store:
         assert current_revision(store.engine) == head_revision()
         sighting = store.events.get(SIGHTING)
         assert sighting is not None and sighting["seq"] == 1
@@ -94,35 +87,27 @@ def test_a_database_of_the_hand_written_store_upgrades_in_place_with_its_rows(
                                 "devices", "logins", "audit", "login_failures")}
         inserted = {t: sum(1 for sql, _ in LEGACY_ROWS if f"INTO {t} " in sql) for t in tables}
         assert tables == inserted
-    finally:
-        store.close()
 
 
 def test_new_rows_continue_the_adopted_sequences(database_url: str) -> None:
     make_legacy_database(database_url)
-    store = open_store(database_url)
-    try:
+    with closing(open_store(database_url)) as store:
         record = store.events.add(desk_event())
         assert record is not None and record["seq"] == 3      # after the two old events
         store.audit.add("ada", "user_saved", "tom")
         assert [r["seq"] for r in store.audit.rows()] == [2, 1]
-    finally:
-        store.close()
 
 
 def test_a_first_release_database_gets_the_columns_added_since(database_url: str) -> None:
     """Before ``users.role``, ``users.agency`` and ``events.device_id``: the old store added
     them at start; revision 0001 does, and an existing user is a teller."""
     make_legacy_database(database_url, added=False)
-    store = open_store(database_url)
-    try:
+    with closing(open_store(database_url)) as store:
         user = store.users.get("ada")
         assert user is not None and user["role"] == "teller" and user["agency"] is None
         assert store.events.get(SIGHTING) is not None
         with store.engine.connect() as conn:
             assert schema_diff(conn) == []
-    finally:
-        store.close()
 
 
 def test_every_start_migrates_and_a_migrated_database_is_left_as_it_is(
@@ -138,13 +123,10 @@ def test_every_start_migrates_and_a_migrated_database_is_left_as_it_is(
 
 
 def test_the_schema_check_sees_a_database_that_drifted(database_url: str) -> None:
-    store = open_store(database_url)
-    try:
+    with closing(open_store(database_url)) as store:
         with store.engine.begin() as conn:
             conn.execute(text("ALTER TABLE devices DROP COLUMN health"))
         with store.engine.connect() as conn:
             diff = schema_diff(conn)
         assert [(op[0], op[2], op[3].name) for op in diff] == [
             ("add_column", "devices", "health")]
-    finally:
-        store.close()
