@@ -8,6 +8,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy import text
 
 from dashboard.store import Store, open_store
 from oneeye.events import HealthEvent, utc_now
@@ -162,3 +163,85 @@ def test_sqlite_database_is_private(tmp_path: Path) -> None:
             {p.name: "0o600" for p in files}
     finally:
         s.close()
+
+
+def test_the_latest_verdict_counts_and_rejections_are_counted_per_camera(store: Store) -> None:
+    event = desk_event(kind="missing_person_sighted", person_id="MP-1", name="Tom")
+    store.events.add(event)
+    store.verdicts.give(event.event_id, "confirmed", "alice")
+    given = store.verdicts.give(event.event_id, "rejected", "bob")      # replaces the first
+    record = store.events.get(event.event_id)
+    assert record is not None and record["feedback"] == {
+        "verdict": "rejected", "by": "bob", "at": given["at"]}
+    assert store.verdicts.rejection_counts(["branch-1"]) == [
+        {"site_id": "branch-1", "camera_id": "cam-door-1", "watchlist": "missing",
+         "confirmed": 0, "rejected": 1}]
+    assert store.verdicts.rejection_counts(["branch-2"]) == []
+
+
+def test_audit_rows_newest_first_by_site_and_user(store: Store) -> None:
+    store.audit.add("alice", "acknowledged", "e-1", site_id="branch-1", kind="x")
+    store.audit.add("ada", "user_saved", "tom", sites=["branch-1"])     # no site: everyone's
+    store.audit.add("bob", "acknowledged", "e-2", site_id="branch-2")
+    assert [r["target"] for r in store.audit.rows(sites=["branch-1"])] == ["tom", "e-1"]
+    [row] = store.audit.rows(user="alice")
+    assert row["detail"] == {"kind": "x"} and row["site_id"] == "branch-1"
+    assert [r["target"] for r in store.audit.rows(sites=[])] == ["tom"]
+    assert len(store.audit.rows(limit=2)) == 2
+
+
+def test_login_failures_slide_out_of_the_window_per_key(store: Store) -> None:
+    failures = store.login_failures
+    failures.add("user:alice", 1000.0, window_s=300)
+    failures.add("user:alice", 1100.0, window_s=300)
+    failures.add("ip:10.0.0.5", 1100.0, window_s=300)
+    assert failures.count("user:alice", since=900) == 2
+    assert failures.count("user:alice", since=1050) == 1
+    failures.add("user:alice", 1400.0, window_s=300)   # 1000 is out of this window: dropped
+    assert failures.count("user:alice", since=0) == 2
+    failures.clear("user:alice")
+    assert failures.count("user:alice", since=0) == 0
+    assert failures.count("ip:10.0.0.5", since=0) == 1  # another key is untouched
+
+
+def test_sites_name_every_site_of_a_user_or_a_device(store: Store) -> None:
+    store.users.put("alice", "hash", ["branch-1", "branch-2"])
+    store.users.put("bob", "hash", ["branch-2"])
+    health = HealthEvent(device_id="cam-9", site_id="branch-3", camera_id="cam-9",
+                         sent_at=utc_now(), uptime_s=5, fps=10.0)
+    store.devices.seen(desk_event(site_id="branch-3", kind="device_status", device_id="cam-9",
+                                  health=health))
+    assert store.sites() == [{"site_id": "branch-1", "devices": 0, "users": 1},
+                             {"site_id": "branch-2", "devices": 0, "users": 2},
+                             {"site_id": "branch-3", "devices": 1, "users": 0}]
+
+
+def test_purge_ends_old_logins_and_old_failures_too(store: Store, clock: ManualClock) -> None:
+    store.users.put("alice", "hash", ["branch-1"])
+    ended, still_open = store.logins.start("alice"), store.logins.start("alice")
+    store.logins.end(ended)
+    store.login_failures.add("user:alice", clock(), window_s=300)
+    clock.advance(31 * 86400)
+    store.purge(30)
+    assert store.logins.user(still_open) is not None      # an open login is never purged
+    assert store.login_failures.count("user:alice", since=0) == 0
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM logins")).scalar_one() == 1
+
+
+def test_a_group_acknowledgement_takes_only_open_alerts_up_to_what_was_seen(
+        store: Store, clock: ManualClock) -> None:
+    first, second, later = (desk_event(kind="missing_person_sighted", person_id="MP-2",
+                                       name="Tom") for _ in range(3))
+    records = [store.events.add(e) for e in (first, second, later)]
+    store.alerts.acknowledge(first.event_id, "bob")                 # already closed
+    clock.advance(60)
+    upto = records[1]["seq"] if records[1] else 0
+    acked = store.alerts.acknowledge_group(["branch-1"], "missing_person_sighted", "MP-2",
+                                           upto, "alice")
+    assert [a["event_id"] for a in acked] == [second.event_id]
+    assert [r["event_id"] for r in store.alerts.open(["branch-1"])] == [later.event_id]
+    assert store.alerts.last_acks(["branch-1"], ["MP-2"]) == {
+        "MP-2": {"by": "alice", "at": acked[0]["at"]}}                # the latest one
+    assert store.alerts.acknowledge_group(["branch-1"], "customer_arrived", "MP-2", upto,
+                                          "alice") == []            # not an alert kind

@@ -74,4 +74,4 @@ class Devices(Repository):
         """site id → how many devices report there."""
         query = select(devices.c.site_id, func.count()).group_by(devices.c.site_id)
         with self.engine.connect() as conn:
-            return {site: int(n) for site, n in conn.execute(query).tuples()}
+            return {site: int(n) for site, n in conn.execute(query)}
