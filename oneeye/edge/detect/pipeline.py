@@ -40,6 +40,7 @@ from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from oneeye import faces
+from oneeye.edge.camera.geometry import Geometry
 from oneeye.edge.camera.sources import Frame, Source
 from oneeye.edge.detect import snapshot
 from oneeye.edge.detect.metrics import Metrics
@@ -53,7 +54,7 @@ from oneeye.edge.detect.regions import (
 )
 from oneeye.edge.detect.tracker import Track, Tracker
 from oneeye.edge.gallery.holder import GalleryHolder
-from oneeye.edge.settings import EdgeSettings
+from oneeye.edge.settings import CameraConfig, EdgeSettings
 from oneeye.errors import OneEyeError
 from oneeye.events import MatchEvent
 from oneeye.gallery import Match, Matcher, fuse
@@ -98,16 +99,24 @@ def _switched(looks: list[_Look], look: _Look, max_distance: float) -> bool:
 
 
 class Pipeline:
-    def __init__(self, settings: EdgeSettings, holder: GalleryHolder, *,
+    """One camera's pipeline: ``settings`` are the device's (tracking, thresholds, cooldown,
+    snapshots, ids), ``camera`` the camera's resolved config (``settings.camera(id)``:
+    geometry, detection, recognition)."""
+
+    def __init__(self, settings: EdgeSettings, camera: CameraConfig, holder: GalleryHolder, *,
                  sinks: Iterable[Sink] = (), metrics: Metrics | None = None,
                  on_frame: FrameHook | None = None, pool: Executor | None = None) -> None:
         self.settings = settings
+        self.camera = camera
         self.holder = holder
         self.sinks = list(sinks)
         self.metrics = metrics or Metrics()
         self.on_frame = on_frame
-        t, d = settings.tracking, settings.detection
-        self.tracker = Tracker(iou_min=t.iou_min, max_missed_s=t.max_missed_s)
+        t, d = settings.tracking, camera.detection
+        self.geometry = Geometry(camera.rotate, camera.crop)
+        self._offset = (0, 0)    # of the region of interest in the upright frame (x, y)
+        self.tracker = Tracker(iou_min=t.iou_min, max_missed_s=t.max_missed_s,
+                               speed_max=t.speed_max)
         self.motion = MotionDetector(MotionParams(height=d.motion_height,
                                                   threshold=d.motion_threshold))
         self.sweep = Sweep(d.sweep_s, d.sweep_bands, overlap=d.region_min_px // 2)
@@ -177,11 +186,11 @@ class Pipeline:
 
     def process(self, frame: Frame) -> None:
         """One frame: collect finished encodings, detect (on cadence), track, submit encodes."""
-        d = self.settings.detection
+        d = self.camera.detection
         self._seq += 1
         now = self._clock(frame)
         self._last_frame, self._last_now = frame, now
-        image = frame.image
+        image, self._offset = self.geometry.apply(frame.image)
         factor = 1.0
         if image.shape[1] > d.max_width:
             import cv2
@@ -224,7 +233,7 @@ class Pipeline:
         """Face boxes in ``bgr`` (processing pixels): in the regions worth a look, at native
         resolution up to ``detection.region_max_pixels`` per region; or, with
         ``detection.regions`` off, in the whole frame resized by ``detection.scale``."""
-        d = self.settings.detection
+        d = self.camera.detection
         if not d.regions:
             return faces.detect(faces.bgr_to_rgb(bgr), model=d.model, upsample=d.upsample,
                                 scale=d.scale)
@@ -275,7 +284,7 @@ class Pipeline:
         return time.monotonic()
 
     def _maybe_encode(self, st: _TrackState, bgr: NDArray[np.uint8], now: float) -> None:
-        r = self.settings.recognition
+        r = self.camera.recognition
         if st.pending is not None:
             return
         if st.decided:
@@ -307,7 +316,7 @@ class Pipeline:
     def _encode(self, crop_rgb: NDArray[np.uint8], inner: BBox, box: BBox, size_px: int,
                 snap: NDArray[np.uint8] | None) -> _Look | None:
         """A look, or None for a crop turned too far (or failing) — the attempt still counts."""
-        r = self.settings.recognition
+        r = self.camera.recognition
         t0 = time.perf_counter()
         try:
             marks = faces.landmarks(crop_rgb, [inner])
@@ -346,7 +355,7 @@ class Pipeline:
     def _decide(self, st: _TrackState, look: _Look | None, matcher: Matcher) -> Match | None:
         """Add a look to the track and decide on the fusion of its looks: the accepted match
         not yet announced on this track, or None."""
-        r = self.settings.recognition
+        r = self.camera.recognition
         if look is not None and st.looks and _switched(st.looks, look, r.switch_distance):
             # Someone else stepped into the box this track was following (the tracker
             # knows only boxes): what was seen before is another person's, start over.
@@ -417,15 +426,17 @@ class Pipeline:
             best = max(crops, key=lambda lk: lk.size_px)
             assert best.crop is not None
             snap = snapshot.encode_jpeg_b64(best.crop, max_bytes=self.settings.snapshot_max_bytes)
-        bbox = tuple(round(v / factor) for v in latest.bbox)
+        dx, dy = self._offset   # boxes are reported in upright-frame pixels
+        top, right, bottom, left = (round(v / factor) for v in latest.bbox)
+        bbox = (top + dy, right + dx, bottom + dy, left + dx)
         src_frame = frame.index if frame is not None else st.track.last_frame
         media = frame.media_time_s if frame is not None else None
         s = self.settings
         return MatchEvent(
-            device_id=s.device_id, site_id=s.site_id, camera_id=s.camera_id,
+            device_id=s.device_id, site_id=s.site_id, camera_id=self.camera.camera_id,
             observed_at=utc_now(), person_id=match.person_id, watchlist=match.watchlist,
             distance=round(min(2.0, match.distance), 4), margin=round(min(2.0, match.margin), 4),
-            bbox=bbox,  # type: ignore[arg-type]
+            bbox=bbox,
             track_id=st.track.track_id,
             frames_seen=max(1, src_frame - st.track.first_frame + 1),
             gallery_version=matcher.versions().get(match.watchlist, 0),
