@@ -124,8 +124,8 @@ def test_a_bad_camera_names_its_key_path(data: dict[str, Any], path: str) -> Non
         validate(EdgeSettings, data, root="edge")
 
 
-def test_source_and_cameras_together_is_an_error() -> None:
-    with pytest.raises(ConfigError, match=r"either source .* or cameras"):
+def test_source_beside_cameras_is_the_old_form_too() -> None:
+    with pytest.raises(ConfigError, match=r"one-camera form .* was removed"):
         validate(EdgeSettings, {"source": "0", "cameras": {"a": {"source": "1"}}})
 
 

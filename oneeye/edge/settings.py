@@ -139,6 +139,14 @@ class PublishSettings(StrictModel):
     """MQTT reconnect backoff cap: the longest a recovered broker waits for us"""
     timeout_s: float = Field(10, gt=0, le=120)
     """wait this long for a PUBACK / IPC confirmation before retrying"""
+    max_publishes_per_s: float = Field(100, gt=0, le=10_000)
+    """pace publishes (events, replayed backlog and health) to at most this many in any second:
+    AWS IoT Core's "publish requests per second per connection" quota is 100
+    """
+    max_bytes_per_s: int = Field(524_288, ge=1024, le=1_073_741_824)
+    """and at most this many bytes (topic + payload) in any second: IoT Core's "throughput per
+    connection" quota is 512 KiB/s
+    """
     topic_prefix: str = "oneeye/devices"
     """topics are PREFIX/{device_id}/…"""
 
@@ -212,7 +220,9 @@ class CameraSettings(StrictModel):
     are turned back upright before anything else, since the face detector finds upright faces only
     """
     crop: CropSettings | None = None
-    """look only inside this region of the upright frame (event boxes stay in upright-frame pixels)"""
+    """look only inside this region of the upright frame (event boxes stay in upright-frame
+    pixels)
+    """
     detection: DetectionSettings | None = None
     """keys given here override the top-level detection for this camera"""
     recognition: RecognitionSettings | None = None

@@ -171,10 +171,9 @@ class LocalStack:
         """The device registry (IoT thing attributes on moto, as in AWS): handlers accept
         an edge event only from a registered thing, for its own site and cameras."""
         from oneeye.cloud.devices import register
-        from oneeye.edge.settings import EdgeSettings
-        if self.s.edge_source:
-            camera = str(EdgeSettings.model_fields["camera_id"].default)
-            register(self.s.edge_device_id, self.s.site_id, [camera])
+        from oneeye.edge.settings import DEFAULT_CAMERA_ID
+        if self.s.edge_source:   # `oneeye edge --source SRC`: the camera cam-1
+            register(self.s.edge_device_id, self.s.site_id, [DEFAULT_CAMERA_ID])
         for thing, device in self.s.devices.items():
             register(thing, device.site_id, device.cameras)
 
