@@ -145,7 +145,7 @@ def test_a_camera_on_its_side_sees_nobody_until_rotate_turns_it_back(
     whole = events[0].bbox
     # The same camera looking only at a region around the face reports the same box, in
     # pixels of the upright frame.
-    top, right, bottom, left = whole
+    top, left = whole[0], whole[3]
     crop = {"x": max(0, left - 150), "y": max(0, top - 150), "width": 400, "height": 400}
     events, _ = _run({"hall": {"source": str(sideways), "rotate": 90, "crop": crop}}, miranda)
     assert [e.person_id for e in events] == ["miranda"]
