@@ -45,10 +45,6 @@ BACKOFF_MAX_S = 30.0
 BACKLOG_MIN = 10
 
 
-class _Stopping(Exception):
-    """The uplink was closed while a publish waited for its pace."""
-
-
 @dataclass
 class _Backlog:
     started: float
@@ -167,18 +163,19 @@ class Uplink:
                 break
         return min(delay * 2, BACKOFF_MAX_S)
 
-    def _publish(self, topic: str, payload: bytes, timeout: float) -> None:
-        """Publish once the pace allows (raises :class:`_Stopping` if closed meanwhile)."""
+    def _publish(self, topic: str, payload: bytes, timeout: float) -> bool:
+        """Publish once the pace allows; False (nothing sent) if closed meanwhile."""
         size = len(topic.encode()) + len(payload)
         with self._pace_lock:    # one connection: events and health share one budget
             while (wait := self.pacer.delay(size)) > 0:
                 if self._stop.is_set():
-                    raise _Stopping
+                    return False
                 self._sleep(wait)
             try:
                 self.publisher.publish(topic, payload, qos=1, timeout=timeout)
             finally:   # a refused or unacknowledged publish reached the broker too
                 self.pacer.sent(size)
+        return True
 
     def _track_backlog(self, waiting: int) -> None:
         if self._backlog is None and waiting > BACKLOG_MIN:
@@ -201,12 +198,6 @@ class Uplink:
                                eta_s=round(waiting / self.pacer.publishes_per_s, 1))
 
     def _send_loop(self) -> None:
-        try:
-            self._send()
-        except _Stopping:
-            return
-
-    def _send(self) -> None:
         delay = BACKOFF_MIN_S
         timeout = self.settings.publish.timeout_s
         while not self._stop.is_set():
@@ -225,7 +216,8 @@ class Uplink:
                 if self._stop.is_set():
                     return
                 try:
-                    self._publish(item.topic, item.payload, timeout)
+                    if not self._publish(item.topic, item.payload, timeout):
+                        return   # closed while waiting for the pace; the event stays
                 except PublishRejected as exc:
                     self.outbox.reject(item.seq, str(exc))
                     continue
@@ -263,10 +255,10 @@ class Uplink:
             log.info("health not sent: not connected (%d events waiting)", self.outbox.depth())
             return False
         try:
-            self._publish(self.settings.topic("health"), self.health().to_json().encode(),
-                          self.settings.publish.timeout_s)
-        except _Stopping:
-            return False
+            if not self._publish(self.settings.topic("health"),
+                                 self.health().to_json().encode(),
+                                 self.settings.publish.timeout_s):
+                return False
         except PublishError as exc:
             self.health_failed += 1
             log.warning("health not sent: %s", exc)
