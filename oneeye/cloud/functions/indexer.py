@@ -21,6 +21,14 @@ shows. A rejected photo is an answer, not an error: the SQS message is done. Onl
 accepted photo changes its case: ``open``, the reference photo, and the details its
 grant's ``case_update`` carries (an existing case's new name, age, …).
 
+Grants are single-use, and a refusal never deletes what an accepted upload owns: the
+bytes of an accepted phone photo (exactly those encoded) are first copied to
+:func:`accepted_key` (``accepted/missing/{case_id}/{upload_id}.{ext}``), a prefix no
+grant's POST policy can write, and the case's ``photo_key`` names that copy. A second
+POST on the same grant (a reuse within its minutes, or a phone's retry racing the
+first) lands on the grant-writable ``uploads/`` key; it is refused (the grant is no
+longer pending) and that key deleted, while the reference photo stays.
+
 Errors that may pass (S3, DynamoDB, the MQTT/IoT publish) raise, so SQS
 redelivers the message and finally moves it to the dead-letter queue. Each
 object is processed once per ETag (idempotency table), so a redelivery never
@@ -161,6 +169,13 @@ def _index(key: str, m: re.Match[str], deps: IndexerDeps) -> Result:
         encoding = encode_photo(obj.data, deps)
     except EnrolmentRejected as exc:
         return status.reject(exc.reason, str(exc))
+    photo_key = key
+    if watchlist == "missing":
+        # Out of the grant-writable key before anything records the acceptance: a reuse
+        # of the grant may overwrite (and its refusal delete) ``key``, never this copy.
+        photo_key = accepted_key(key)
+        deps.bucket.put(photo_key, obj.data,
+                        content_type=str(head.get("ContentType") or "image/jpeg"))
     current, _ = gallery_store.read_latest(deps.bucket, watchlist)
     keep = [e for p, e in zip(current.person_ids, current.encodings, strict=True)
             if p == person_id]
@@ -174,8 +189,9 @@ def _index(key: str, m: re.Match[str], deps: IndexerDeps) -> Result:
             # an existing case's new details, sent with this photo: applied only now
             **grants.case_update(grant),
             "status": "open", "agency": meta.get("agency"), "last_upload_id": upload_id,
-            # the desk banner's reference photo: the newest accepted one (amber presigns it)
-            "photo_key": key,
+            # the desk banner's reference photo: the newest accepted one (amber presigns
+            # it), in the indexer's own copy that no grant can overwrite or have deleted
+            "photo_key": photo_key,
         })
     _announce(latest, updated, "added", person_id, deps)
     status.write("accepted", gallery_version=updated.version,
@@ -184,6 +200,12 @@ def _index(key: str, m: re.Match[str], deps: IndexerDeps) -> Result:
     log.info("gallery_indexer: %s enrolled into %s v%d", person_id, watchlist, updated.version)
     return {"status": "accepted", "upload_id": upload_id, "watchlist": watchlist,
             "person_id": person_id, "gallery_version": updated.version}
+
+
+def accepted_key(upload_key: str) -> str:
+    """Where the indexer keeps an accepted phone photo: ``uploads/missing/…`` →
+    ``accepted/missing/…`` (only the indexer writes there; no POST policy grants it)."""
+    return "accepted/" + upload_key.removeprefix("uploads/")
 
 
 def _refusal(key: str, watchlist: str, head: dict[str, Any], grant: Any,
