@@ -86,6 +86,8 @@ class IndexerDeps:
 def handle(event: dict[str, Any], deps: IndexerDeps) -> list[Result]:
     """Process an SQS batch (or a bare S3 event); raise on a failure worth retrying."""
     results: list[Result] = []
+    if isinstance(event, dict) and event.get("action") == "refresh_latest":
+        return [refresh_latest(deps)]  # the daily schedule (template: RefreshLatest)
     records = event.get("Records") if isinstance(event, dict) else None
     if not isinstance(records, list):
         return [rejected("gallery_indexer", "event has no Records")]
@@ -263,6 +265,16 @@ def image_error_reason(exc: ImageError) -> str:
     if exc.reason in {"empty", "not_an_image", "unsupported_format", "unsupported_mode"}:
         return "not_an_image"
     return "unreadable"
+
+
+def refresh_latest(deps: IndexerDeps) -> Result:
+    """Re-sign and re-date every watchlist's ``latest.json`` pointer that needs it, so edges
+    (which refuse one older than ``max_latest_age_s``) keep believing an unchanged gallery."""
+    if deps.signing_key is None:
+        return rejected("gallery_indexer", "refresh_latest: no signing key configured")
+    refreshed = [wl for wl in WATCHLISTS
+                 if gallery_store.ensure_signed(deps.bucket, wl, deps.signing_key)]
+    return {"status": "refreshed", "watchlists": refreshed}
 
 
 def remove_person(command: dict[str, Any], deps: IndexerDeps) -> Result:
