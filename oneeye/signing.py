@@ -147,3 +147,38 @@ def ensure_key_file(path: Path) -> Ed25519PrivateKey:
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
     return private
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m oneeye.signing``: the key steps of ``./deploy.sh``.
+
+    - ``ensure PATH``: the private key in PATH, created 0600 if absent; prints its public key;
+    - ``generate``: a new private key (PKCS#8 PEM) on stdout, for a secret store;
+    - ``public``: the public key (base64) of the PEM private key on stdin.
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m oneeye.signing")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("ensure").add_argument("path", type=Path)
+    sub.add_parser("generate")
+    sub.add_parser("public")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "ensure":
+            print(public_b64(ensure_key_file(args.path)))
+        elif args.command == "generate":
+            sys.stdout.write(Ed25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption()).decode())
+        else:
+            print(public_b64(load_private(sys.stdin.buffer.read())))
+    except (ConfigError, OSError) as exc:
+        print(f"oneeye.signing: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
