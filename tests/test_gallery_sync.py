@@ -374,6 +374,12 @@ def test_a_forged_relabelled_gallery_is_refused(s3: Any, tmp_path: Path) -> None
     assert holder.current().galleries["customers"].version == 1
     assert holder.current().galleries["customers"].identities() == {"C-1001": 1, "C-1002": 1}
     assert sync.failures == 3
+    # An edge installed without a key (the recipe's default) refuses it just the same.
+    bare = GallerySync(settings.model_copy(update={"gallery_sync": settings.gallery_sync.
+                                                   model_copy(update={"public_key": None})}),
+                       GalleryHolder(), s3_client=s3)
+    assert deliver(bare, event.model_copy(update={"signature": None})) is False
+    assert bare.holder.current().versions() == {}
 
 
 def test_a_fresh_edge_on_an_old_signed_manifest_goes_to_the_signed_latest(
@@ -426,8 +432,8 @@ def test_a_rollback_after_a_restart_is_refused(s3: Any, tmp_path: Path) -> None:
     (tmp_path / "cache" / "missing.npz").unlink()  # a wiped cache, or a swapped older one
     holder = GalleryHolder()
     again = GallerySync(edge_settings(tmp_path, public_key=PUBLIC), holder, s3_client=s3)
-    assert again.floor == {"missing": 9}
     assert deliver(again, v5) is False
+    assert again.floor == {"missing": 9}
     assert "older than v9" in (again.last_error or "")
     assert holder.current().versions() == {}
     # an older gallery planted in the cache is not loaded either
