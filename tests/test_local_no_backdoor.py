@@ -121,10 +121,16 @@ def test_the_proxy_forwards_nothing_but_a_multipart_post_to_the_upload_bucket(
     (FORM, "multipart/form-data; boundary=xyz"),                     # no policy, no file
     (b"--xyz\r\n\xff\xfe\x00\r\n--xyz--", "multipart/form-data; boundary=xyz"),  # binary junk
     (b"--" + b"a" * 200 + b"\r\n", "multipart/form-data; boundary=" + "a" * 200),
-], ids=["empty", "no-boundary", "torn", "no-policy", "binary", "long-boundary"])
+    (b"{}", "application/json"), (b"a=1&b=2", "application/x-www-form-urlencoded"),
+    (b"\x00\xff", ""),
+], ids=["empty", "no-boundary", "torn", "no-policy", "binary", "long-boundary", "json",
+        "urlencoded", "no-type"])
+@pytest.mark.parametrize("where", ["", "/uploads/missing/MP-1/x.jpg"], ids=["bucket", "key"])
 def test_a_malformed_upload_post_gets_a_4xx_never_a_500_or_a_traceback(
-        gated: Gated, body: bytes, ctype: str) -> None:
-    resp = requests.post(f"{gated.api}/s3-upload/{gated.bucket}", data=body,
+        gated: Gated, body: bytes, ctype: str, where: str) -> None:
+    """To the bucket (the POST-policy guard refuses it) or to a key path (moto itself used
+    to crash there with a 500 and its traceback)."""
+    resp = requests.post(f"{gated.api}/s3-upload/{gated.bucket}{where}", data=body,
                          headers={"Content-Type": ctype}, timeout=10)
     assert 400 <= resp.status_code < 500, (resp.status_code, resp.text[:500])
     assert "Traceback" not in resp.text and "File \"" not in resp.text
