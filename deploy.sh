@@ -26,8 +26,12 @@ Usage:
         1. python cloud/build.py           (Lambda zips with the oneeye package)
         2. sam build + sam deploy          (stack NAME; image repo for the indexer)
         3. python edge/build.py; gdk component build; gdk component publish
-        4. aws greengrassv2 create-deployment to thing group GROUP: com.oneeye.edge with the
-           stack's outputs (gallery bucket) merged into its configuration, and
+        4. the gallery signing key: the Secrets Manager secret oneeye/gallery-signing-key
+           (the template's GallerySigningKeySecretName) is created with a new Ed25519 key
+           if absent; its public half is put into the component configuration
+        5. aws greengrassv2 create-deployment to thing group GROUP: com.oneeye.edge with the
+           stack's outputs (gallery bucket) and gallery_sync.public_key merged into its
+           configuration, and
            aws.greengrass.ShadowManager syncing each device's shadow oneeye-config
       Nothing touches AWS unless --stack, --region and --thing-group are all given.
       --dry-run prints the commands instead of running them, and the deployment document
@@ -68,6 +72,9 @@ cmd_local() {
     esac
   done
   ensure_venv
+  # The gallery signing key pair: the private key stays in var/local (0600, never
+  # committed); `oneeye up` gives the edge its public half (gallery_sync.public_key).
+  step "gallery signing key var/local/gallery-signing.key (public: $("$VENV/bin/python" -m oneeye.signing ensure var/local/gallery-signing.key))"
   if [[ $fresh -eq 1 || ! -s "$DEMO_VIDEO" ]]; then
     step "making the demo video $DEMO_VIDEO (demo customers and strangers)"
     "$VENV/bin/python" -m oneeye.local.demo "$DEMO_VIDEO" --customers 6 --strangers 3 --force
@@ -85,6 +92,7 @@ need() {  # need CLI HOW [dry]: missing tools stop a real deployment, only warn 
 
 cmd_aws() {
   local stack="" region="" group="" bucket="" version="" profile="" api_url="" dry=0
+  local signing_secret="oneeye/gallery-signing-key" pem=""
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --stack) stack="${2:?--stack needs a value}"; shift 2 ;;
@@ -137,6 +145,27 @@ cmd_aws() {
         --query 'componentVersions[0].componentVersion' --output text)"
     fi
   fi
+  step "gallery signing key: secret $signing_secret (Secrets Manager; never in the repo)"
+  local public_key
+  if [[ $dry -eq 1 ]]; then
+    public_key="$("$py" -m oneeye.signing generate | "$py" -m oneeye.signing public)"
+    echo "+ (dry run) aws secretsmanager create-secret --name $signing_secret if absent" >&2
+  elif pem="$(aws secretsmanager get-secret-value --secret-id "$signing_secret" \
+                --query SecretString --output text 2>/dev/null)"; then
+    public_key="$(printf '%s' "$pem" | "$py" -m oneeye.signing public)"
+  else
+    # A new key pair: the private half goes straight into the secret (through a 0600
+    # temp file, removed at once); only the public half leaves this step.
+    local keyfile; keyfile="$(umask 077; mktemp)"
+    "$py" -m oneeye.signing generate >"$keyfile"
+    aws secretsmanager create-secret --name "$signing_secret" \
+      --description "OneEye gallery indexer Ed25519 signing key (PKCS#8 PEM)" \
+      --secret-string "file://$keyfile" >/dev/null
+    public_key="$("$py" -m oneeye.signing public <"$keyfile")"
+    rm -f "$keyfile"
+  fi
+  unset pem
+  step "edges verify galleries with public key $public_key"
   step "4/4 deploying $component $version to thing group $group"
   local account="ACCOUNT" outputs shadow_manager doc
   outputs="$(mktemp)"; doc="$(mktemp)"
@@ -155,7 +184,7 @@ cmd_aws() {
   "$py" -m oneeye.edge.device.fleet deployment --outputs "$outputs" \
     --target-arn "arn:aws:iot:$region:$account:thinggroup/$group" \
     --name "oneeye-$stack-$version" --component "$component" --version "$version" \
-    --shadow-manager-version "$shadow_manager" >"$doc"
+    --shadow-manager-version "$shadow_manager" --gallery-public-key "$public_key" >"$doc"
   if [[ $dry -eq 1 ]]; then cat "$doc"; fi
   run aws greengrassv2 create-deployment --region "$region" --cli-input-json "file://$doc"
   rm -f "$outputs" "$doc"

@@ -160,6 +160,8 @@ class HealthEvent(_Event):
     gallery_sync_applied: int = Field(0, ge=0)
     gallery_sync_failures: int = Field(0, ge=0)
     gallery_sync_last_error: str | None = Field(None, max_length=MAX_ERROR_CHARS)
+    gallery_unsigned: bool = Field(False, description="galleries are applied without a "
+                                   "signature check (gallery_sync.allow_unsigned, development)")
     snapshots_trimmed: int = Field(0, ge=0, description="events sent without their snapshot "
                                    "to stay under the size limit")
     health_failed: int = Field(0, ge=0, description="health messages that failed to send")

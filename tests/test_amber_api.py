@@ -23,7 +23,7 @@ from PIL import Image
 
 from oneeye import aws
 from oneeye.cloud.agencies import Agencies, Audit, RateLimiter, token_sha256
-from oneeye.cloud.dal import gallery_store, store
+from oneeye.cloud.dal import gallery_store, keys, store
 from oneeye.cloud.functions.upload_status import describe, status_from_env
 from oneeye.cloud.uploads import EXPIRY_GRACE_S
 from oneeye.errors import ApiError
@@ -456,7 +456,7 @@ def test_an_accepted_photo_applies_the_new_details_and_opens_the_case(
     assert (case["status"], case["agency"], case["created_at"]) == \
         ("open", "Thames Valley Police", before["created_at"])
     assert (case["photo_key"], case["last_upload_id"]) == \
-        (grant["fields"]["key"], grant["upload_id"])
+        (keys.accepted(grant["fields"]["key"]), grant["upload_id"])
 
 
 # --- closing a case ---------------------------------------------------------------------------
@@ -550,7 +550,7 @@ def test_template_wires_the_routes_and_settings_the_handlers_need() -> None:
                             "IDEMPOTENCY_TABLE"},
              "upload_status": {"ONEEYE_BUCKET", "AGENCIES_TABLE", "CASES_TABLE"},
              "cases": {"ONEEYE_BUCKET", "AGENCIES_TABLE", "CASES_TABLE", "INDEXER_QUEUE_URL"}}
-    for name, keys in needs.items():
-        assert keys <= set(by_dir[name].environment), name
+    for name, env_keys in needs.items():
+        assert env_keys <= set(by_dir[name].environment), name
     text = (REPO / "cloud" / "template.yaml").read_text()
     assert text.count('"${DataBucket.Arn}/audit/*"') >= 2  # upload_url and cases write audit

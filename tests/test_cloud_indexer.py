@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from oneeye import aws
-from oneeye.cloud.dal import gallery_store, store
+from oneeye.cloud.dal import gallery_store, keys, store
 from oneeye.cloud.dal.state import Idempotency
 from oneeye.cloud.functions import gallery_indexer
 from oneeye.errors import EnrolmentRejected
@@ -74,7 +74,8 @@ def test_accepted_upload_makes_version_publishes_and_reports(
     case = store.Cases(cloud_env["CASES_TABLE"]).get("MP-2026-0042")
     assert case and case["status"] == "open" and case["name"] == "Jane Doe"
     assert case["last_upload_id"] == upload_id
-    assert case["photo_key"] == key  # the reference photo amber_alert links on the banner
+    # the reference photo amber_alert links on the banner: the indexer's own copy
+    assert case["photo_key"] == f"accepted/missing/MP-2026-0042/{upload_id}.jpg"
 
 
 def test_accepted_upload_applies_only_the_case_details_its_grant_carries(
@@ -98,7 +99,8 @@ def test_accepted_upload_applies_only_the_case_details_its_grant_carries(
     case = cases.get("MP-2026-0500")
     assert case is not None
     assert (case["name"], case["age"], case["contact"]) == ("Janet Doe", 71, "999")
-    assert (case["status"], case["agency"], case["photo_key"]) == ("open", "met", key)
+    assert (case["status"], case["agency"], case["photo_key"]) == \
+        ("open", "met", keys.accepted(key))
 
 
 def test_redelivery_of_same_object_makes_no_second_version(

@@ -58,6 +58,16 @@ def test_the_stack_outputs_are_merged_into_a_valid_device_configuration(
     s = settings_from_config(deep_merge(DEFAULTS, merge), thing_name="branch-17")
     assert s.gallery_sync.enabled and s.gallery_sync.bucket == "STACK-OUTPUT-BucketName"
     assert "CHANGE-ME" not in json.dumps(merge)
+    # deploy.sh installs the signing key pair: the fleet verifies with its public half
+    assert s.gallery_sync.public_key and not s.gallery_sync.allow_unsigned
+    assert "PRIVATE KEY" not in json.dumps(merge)
+
+
+def test_the_recipe_alone_trusts_no_unsigned_gallery() -> None:
+    """No ``public_key: null`` that silently trusts: without deploy.sh's key, refuse."""
+    s = settings_from_config(DEFAULTS, thing_name="branch-17")
+    assert s.gallery_sync.public_key is None and s.gallery_sync.allow_unsigned is False
+    assert "public_key" not in DEFAULTS["gallery_sync"]
 
 
 def test_shadow_manager_syncs_exactly_the_device_config_shadow(

@@ -100,6 +100,7 @@ def cloud_api(moto_server: str) -> Iterator[dict[str, Any]]:
     template = tpl.load(REPO / "cloud" / "template.yaml")
     api = HttpApi(template.routes, Lambdas(template.functions),
                   static_dir=REPO / "mobile_upload", moto_url=guarded.url,
+                  upload_bucket=env["ONEEYE_BUCKET"],
                   confirm=lambda arn, token: None, unsubscribe=lambda arn: False)
     port = free_port()
     api.serve("127.0.0.1", port)

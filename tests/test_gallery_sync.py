@@ -62,6 +62,11 @@ def upload(s3: Any, g: G.Gallery, *, tamper: bool = False, latest: bool = False)
 
 
 def edge_settings(tmp: Path, url: str = "none", **sync: Any) -> EdgeSettings:
+    """An edge following ``BUCKET``. Without ``public_key`` it runs with ``allow_unsigned``
+    (development mode): the transport and integrity tests write unsigned galleries; the
+    trust tests below give a key, or ``allow_unsigned=False`` to see the default refuse."""
+    if "public_key" not in sync:
+        sync.setdefault("allow_unsigned", True)
     return EdgeSettings.model_validate({
         "device_id": "edge-test", "watchlists": ["missing"],
         "publish": {"url": url}, "outbox": {"path": str(tmp / "o.sqlite3")},
@@ -232,17 +237,20 @@ def test_signed_manifest_is_applied_from_message_and_from_latest_json(
         s3: Any, tmp_path: Path) -> None:
     holder = GalleryHolder()
     sync = GallerySync(edge_settings(tmp_path, public_key=PUBLIC), holder, s3_client=s3)
-    assert deliver(sync, publish(1)) is True
-    publish(2)
-    sync.poll_once()
+    publish(1)
+    sync.poll_once()  # a fresh edge learns the newest version from the signed pointer
     assert sync.apply_queued() == [True]
+    assert deliver(sync, publish(2)) is True
     assert holder.current().versions() == {"missing": 2} and sync.failures == 0
+    assert sync.floor == {"missing": 2}
 
 
 def test_bad_or_missing_signature_is_refused_by_the_edge(s3: Any, tmp_path: Path) -> None:
     holder = GalleryHolder()
-    holder.swap(make_gallery(1))
     sync = GallerySync(edge_settings(tmp_path, public_key=PUBLIC), holder, s3_client=s3)
+    publish(1)
+    sync.poll_once()
+    assert sync.apply_queued() == [True]
     forged = publish(2, key=Ed25519PrivateKey.generate())           # someone else's key
     unsigned = publish(3, key=None)
     genuine = publish(4)
@@ -257,7 +265,7 @@ def test_bad_or_missing_signature_is_refused_by_the_edge(s3: Any, tmp_path: Path
     # The latest.json of an unsigned writer is refused the same way.
     publish(6, key=None)
     sync.poll_once()
-    assert sync.apply_queued() == [False] and "not signed" in (sync.last_error or "")
+    assert sync.apply_queued() == [] and "undated pointer" in (sync.last_error or "")
     assert deliver(sync, genuine) is True and holder.current().versions() == {"missing": 4}
 
 
@@ -296,7 +304,7 @@ def test_a_gallery_from_before_signing_is_re_signed_and_then_accepted(s3: Any,
     holder = GalleryHolder()
     sync = GallerySync(edge_settings(tmp_path, public_key=PUBLIC), holder, s3_client=s3)
     sync.poll_once()
-    assert sync.apply_queued() == [False]
+    assert sync.apply_queued() == [] and sync.failures == 1
     assert gallery_store.ensure_signed(Bucket(BUCKET), "missing", KEY) is True
     assert gallery_store.ensure_signed(Bucket(BUCKET), "missing", KEY) is False  # idempotent
     sync.poll_once()
@@ -304,3 +312,131 @@ def test_a_gallery_from_before_signing_is_re_signed_and_then_accepted(s3: Any,
     manifest = Bucket(BUCKET).get_json("gallery/missing/3.json")
     assert manifest["signature"] == Bucket(BUCKET).get_json(
         "gallery/missing/latest.json")["signature"]
+
+
+# -- trusted only when signed, and "newest" bound too (issue 21) --------------------------
+
+def test_a_default_edge_refuses_an_unsigned_gallery_and_the_insecure_flag_is_reported(
+        s3: Any, tmp_path: Path) -> None:
+    """No public key and no allow_unsigned (the recipe's default without deploy.sh's key):
+    nothing is applied, from a message, latest.json or the cache."""
+    unsigned = publish(1, key=None)
+    holder = GalleryHolder()
+    default = edge_settings(tmp_path / "default", allow_unsigned=False)
+    sync = GallerySync(default, holder, s3_client=s3)
+    assert deliver(sync, unsigned) is False
+    sync.poll_once()
+    assert sync.apply_queued() == [False]
+    assert holder.current().versions() == {} and sync.failures == 2
+    assert "no gallery_sync.public_key" in (sync.last_error or "")
+    up = Uplink(default, lambda: vitals_of([], holder, sync), publisher=make_publisher(default))
+    assert up.health().gallery_unsigned is False
+    up.close()
+    # Explicitly insecure (development): applied, and every health message says so.
+    dev = edge_settings(tmp_path / "dev", allow_unsigned=True)
+    loose = GallerySync(dev, GalleryHolder(), s3_client=s3)
+    assert deliver(loose, unsigned) is True and loose.stats().unsigned
+    up = Uplink(dev, lambda: vitals_of([], loose.holder, loose), publisher=make_publisher(dev))
+    health = up.health()
+    assert health.gallery_unsigned is True and health.gallery_versions == {"missing": 1}
+    up.close()
+    # A cache written by the insecure edge is not trusted by a default one either.
+    (tmp_path / "default" / "cache").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "default" / "cache" / "missing.npz").write_bytes(
+        (tmp_path / "dev" / "cache" / "missing.npz").read_bytes())
+    sync.load_cache()
+    assert holder.current().versions() == {}
+
+
+def test_a_forged_relabelled_gallery_is_refused(s3: Any, tmp_path: Path) -> None:
+    """C-1001's encodings relabelled C-1002, re-hashed, announced under the next version."""
+    holder = GalleryHolder()
+    genuine = G.Gallery.from_entries("customers", [
+        ("C-1001", np.full(128, 0.01)), ("C-1002", np.full(128, -0.01))], version=1)
+    gallery_store.write_version(Bucket(BUCKET), genuine, signing_key=KEY)
+    settings = edge_settings(tmp_path, public_key=PUBLIC)
+    settings = settings.model_copy(update={"watchlists": ["customers"]})
+    sync = GallerySync(settings, holder, s3_client=s3)
+    sync.poll_once()
+    assert sync.apply_queued() == [True]
+    forged = G.Gallery.from_entries("customers", [("C-1002", np.full(128, 0.01))], version=2)
+    data = G.to_bytes(forged)
+    sha = G.manifest_for(forged, data, filename="2.npz")["sha256"]
+    s3.put_object(Bucket=BUCKET, Key="gallery/customers/2.npz", Body=data)
+    old_sig = Bucket(BUCKET).get_json("gallery/customers/latest.json")["signature"]
+    for signature in (None, old_sig, signing.sign_manifest(Ed25519PrivateKey.generate(),
+                                                           "customers", 2,
+                                                           "gallery/customers/2.npz", sha)):
+        event = GalleryEvent(watchlist="customers", version=2, bucket=BUCKET,
+                             key="gallery/customers/2.npz", sha256=sha,
+                             published_at=utc_now(), signature=signature)
+        assert deliver(sync, event) is False
+    assert holder.current().galleries["customers"].version == 1
+    assert holder.current().galleries["customers"].identities() == {"C-1001": 1, "C-1002": 1}
+    assert sync.failures == 3
+    # An edge installed without a key (the recipe's default) refuses it just the same.
+    bare = GallerySync(settings.model_copy(update={"gallery_sync": settings.gallery_sync.
+                                                   model_copy(update={"public_key": None})}),
+                       GalleryHolder(), s3_client=s3)
+    assert deliver(bare, event.model_copy(update={"signature": None})) is False
+    assert bare.holder.current().versions() == {}
+
+
+def test_a_fresh_edge_on_an_old_signed_manifest_goes_to_the_signed_latest(
+        s3: Any, tmp_path: Path) -> None:
+    """v1 is genuine and signed, but the signed latest says v11: a fresh edge told of v1
+    (a replayed message) asks latest.json first and runs v11, never v1."""
+    v1 = publish(1)
+    for version in range(2, 12):
+        publish(version)
+    holder = GalleryHolder()
+    sync = GallerySync(edge_settings(tmp_path, public_key=PUBLIC), holder, s3_client=s3)
+    assert deliver(sync, v1) is False and sync.poll_requested
+    sync.poll_once()
+    assert sync.apply_queued() == [True]
+    assert holder.current().versions() == {"missing": 11} and sync.floor == {"missing": 11}
+    assert deliver(sync, v1) is False  # ignored: older than in use
+
+
+def test_an_old_genuine_latest_pointer_is_refused_as_stale(s3: Any, tmp_path: Path) -> None:
+    """A latest.json pointing at genuine signed v1, its pointer signed 8 days ago (the bucket
+    rolled back, or the object replayed): a fresh edge does not believe it."""
+    gallery_store.write_version(Bucket(BUCKET), make_gallery(1), signing_key=KEY,
+                                now=time.time() - 8 * 86_400)
+    holder = GalleryHolder()
+    sync = GallerySync(edge_settings(tmp_path, public_key=PUBLIC), holder, s3_client=s3)
+    sync.poll_once()
+    assert sync.apply_queued() == [] and holder.current().versions() == {}
+    assert "max_latest_age_s" in (sync.last_error or "")
+    # An undated or re-dated-by-someone-else pointer is refused the same way.
+    latest = Bucket(BUCKET).get_json("gallery/missing/latest.json")
+    Bucket(BUCKET).put_json("gallery/missing/latest.json",
+                            {**latest, "issued_at": int(time.time())})
+    sync.poll_once()
+    assert sync.apply_queued() == [] and "does not verify" in (sync.last_error or "")
+    # The indexer's daily refresh re-dates it; then it is believed.
+    assert gallery_store.ensure_signed(Bucket(BUCKET), "missing", KEY) is True
+    sync.poll_once()
+    assert sync.apply_queued() == [True] and holder.current().versions() == {"missing": 1}
+
+
+def test_a_rollback_after_a_restart_is_refused(s3: Any, tmp_path: Path) -> None:
+    """The newest verified version survives a restart (verified.json in the data dir): an
+    older genuine signed version is refused even with the gallery cache gone."""
+    v5 = publish(5)
+    publish(9)
+    first = GallerySync(edge_settings(tmp_path, public_key=PUBLIC), GalleryHolder(),
+                        s3_client=s3)
+    first.poll_once()
+    assert first.apply_queued() == [True]
+    (tmp_path / "cache" / "missing.npz").unlink()  # a wiped cache, or a swapped older one
+    holder = GalleryHolder()
+    again = GallerySync(edge_settings(tmp_path, public_key=PUBLIC), holder, s3_client=s3)
+    assert deliver(again, v5) is False
+    assert again.floor == {"missing": 9}
+    assert "older than v9" in (again.last_error or "")
+    assert holder.current().versions() == {}
+    # an older gallery planted in the cache is not loaded either
+    G.save(make_gallery(5), tmp_path / "cache" / "missing.npz")
+    again.load_cache()
+    assert holder.current().versions() == {} and "older than v9" in (again.last_error or "")

@@ -62,7 +62,8 @@ def http_api(cloud_env: dict[str, str], moto_server: str) -> Iterator[str]:
         return f"{arn}:sub" if token == "good" else None
 
     api = HttpApi(template.routes, Lambdas(template.functions), static_dir=REPO / "mobile_upload",
-                  moto_url=moto_server, confirm=confirm, unsubscribe=lambda arn: arn == "known")
+                  moto_url=moto_server, upload_bucket=cloud_env["ONEEYE_BUCKET"],
+                  confirm=confirm, unsubscribe=lambda arn: arn == "known")
     port = free_port()
     api.serve("127.0.0.1", port)
     try:
@@ -98,7 +99,7 @@ def test_http_api_routes_proxy_and_edges(http_api: str, cloud_env: dict[str, str
     got = aws.client("s3").get_object(Bucket=cloud_env["ONEEYE_BUCKET"], Key=key)
     assert got["Body"].read() == photo
     # the proxy only forwards presigned POSTs
-    assert requests.get(f"{http_api}/s3-upload/x", timeout=5).status_code == 405
+    assert requests.get(f"{http_api}/s3-upload/x", timeout=5).status_code == 404
     # SNS SubscribeURL / UnsubscribeURL actions
     ok = requests.get(f"{http_api}/sns/confirm", timeout=5, params={
         "Action": "ConfirmSubscription", "TopicArn": "arn:t", "Token": "good"})

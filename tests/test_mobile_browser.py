@@ -50,6 +50,7 @@ def stack(cloud_env: dict[str, str], moto_server: str) -> Iterator[dict[str, Any
     s3_url = aws.endpoint_url("s3") or moto_server
     api = HttpApi(template.routes, Lambdas(template.functions),
                   static_dir=REPO / "mobile_upload", moto_url=s3_url,
+                  upload_bucket=cloud_env["ONEEYE_BUCKET"],
                   confirm=lambda arn, token: None, unsubscribe=lambda arn: False)
     port = free_port()
     api.serve("127.0.0.1", port)

@@ -113,6 +113,64 @@ def test_the_granted_upload_itself_is_enrolled(cloud_env: dict[str, str], exampl
     assert [r["status"] for r in run_queue(cloud_env)] == ["accepted"]
 
 
+def _reference_photo(env: dict[str, str], case_id: str) -> bytes:
+    """The bytes of the case's reference photo (what the desk banner and amber link)."""
+    case = store.Cases(env["CASES_TABLE"]).get(case_id)
+    assert case is not None and case.get("photo_key"), case
+    body = aws.client("s3").get_object(Bucket=env["ONEEYE_BUCKET"], Key=case["photo_key"])
+    return bytes(body["Body"].read())
+
+
+def test_reusing_an_accepted_grant_is_refused_and_keeps_the_reference_photo(
+        cloud_env: dict[str, str], examples: Path) -> None:
+    """A second POST on a grant within its minutes (a leaked link, a replayed form)."""
+    key = _granted_key("MP-2026-0200")
+    first = (examples / "obama_small.jpg").read_bytes()
+    put_upload(cloud_env, key, first)
+    assert [r["status"] for r in run_queue(cloud_env)] == ["accepted"]
+    upload_id = key.rsplit("/", 1)[1].removesuffix(".jpg")
+    second = (examples / "biden.jpg").read_bytes()
+    put_upload(cloud_env, key, second, grant=False, agency="met")  # same grant, again
+    results = run_queue(cloud_env)
+    assert [r["status"] for r in results] == ["rejected"], results
+    assert "already used (accepted)" in results[0]["reason"]
+    assert _reference_photo(cloud_env, "MP-2026-0200") == first
+    assert key not in _objects(cloud_env, "uploads/")  # the reused key: refused, removed
+    bucket = store.Bucket(cloud_env["ONEEYE_BUCKET"])
+    status = bucket.get_json(f"status/{upload_id}.json")
+    assert (status["state"], status["gallery_version"]) == ("accepted", 1)
+    assert bucket.get_json("gallery/missing/latest.json")["version"] == 1
+
+
+def test_two_racing_posts_on_one_grant_enrol_one_photo_and_keep_it(
+        cloud_env: dict[str, str], examples: Path) -> None:
+    """A phone that retries while its first POST is still on the way: both land before
+    the indexer runs. The indexer enrols the object as it finds it, once; the second
+    notification is refused, and the photo the case now shows stays."""
+    import threading
+
+    key = _granted_key("MP-2026-0201")
+    photos = [(examples / name).read_bytes() for name in ("obama_small.jpg", "obama2.jpg")]
+    add_grant(cloud_env, key, "met")
+    start = threading.Barrier(2)
+
+    def post(data: bytes) -> None:
+        start.wait()
+        put_upload(cloud_env, key, data, grant=False, agency="met")
+
+    threads = [threading.Thread(target=post, args=(p,)) for p in photos]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    results = run_queue(cloud_env)
+    assert sorted(r["status"] for r in results) == ["accepted", "rejected"], results
+    assert "already used" in next(r for r in results if r["status"] == "rejected")["reason"]
+    assert _reference_photo(cloud_env, "MP-2026-0201") in photos
+    bucket = store.Bucket(cloud_env["ONEEYE_BUCKET"])
+    assert bucket.get_json("gallery/missing/latest.json")["version"] == 1
+
+
 # -- the local stack's S3 POST-policy check (in front of moto, as real S3 does) ------------
 
 @pytest.fixture(scope="module")

@@ -176,8 +176,17 @@ class GallerySyncSettings(StrictModel):
     """verified galleries on disk"""
     update_topic: str = "oneeye/gallery/updated"
     public_key: str | None = Field(None, pattern=r"^[A-Za-z0-9+/]{43}=$")
-    """base64 Ed25519 public key of the indexer: when set, only galleries whose manifest signature
-    verifies are applied
+    """base64 Ed25519 public key of the indexer: only galleries whose manifest signature
+    verifies are applied, and only a latest.json whose dated pointer verifies is believed.
+    Without one every gallery is refused, unless allow_unsigned
+    """
+    allow_unsigned: bool = False
+    """development only: without public_key, apply galleries unchecked (logged at start and
+    reported in health as gallery_unsigned)
+    """
+    max_latest_age_s: float = Field(7 * 86_400, ge=60, le=365 * 86_400)
+    """a signed latest.json whose issued_at is older than this is refused (the indexer
+    re-dates it daily), so an old genuine pointer cannot hold a fresh edge on an old version
     """
     max_version_jump: int = Field(1000, ge=1)
     """an update message announcing more than this many versions ahead of the one in use is

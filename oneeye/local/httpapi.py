@@ -9,11 +9,15 @@ Routes come from the template's ``HttpApi`` events (``Path``/``Method``, with
   UnsubscribeURL of the local SNS delivery;
 - ``/s3-upload/{bucket}`` — a same-origin proxy that forwards the phone's
   presigned multipart POST unchanged to the moto server. Why a proxy and not
-  bucket CORS: a phone on the LAN cannot reach moto on 127.0.0.1, and the page
-  then needs no cross-origin request at all. The presigned POST's policy and
-  signature do not cover the URL, so forwarding keeps them valid; the only
-  change is that ``url`` in API responses pointing at moto is rewritten to this
-  route on the host the client used;
+  bucket CORS: a phone on the LAN cannot reach moto (it listens on 127.0.0.1
+  only), and the page then needs no cross-origin request at all. The presigned
+  POST's policy and signature do not cover the URL, so forwarding keeps them
+  valid; the only change is that ``url`` in API responses pointing at moto is
+  rewritten to this route on the host the client used. The proxy is no door
+  into moto: it forwards only a ``multipart/form-data`` POST to exactly the
+  upload bucket's path (no query string), and answers every other request
+  (moto's own ``/moto-api/`` recorder and reset, other buckets or keys, other
+  methods or content types) with a plain 404; a 5xx of moto's becomes a bare 502;
 - ``/healthz``.
 """
 
@@ -121,8 +125,13 @@ def apigw_response(result: Any) -> tuple[int, dict[str, str], bytes]:
 
 class HttpApi:
     def __init__(self, routes: list[HttpRoute], lambdas: Lambdas, *, static_dir: Path,
-                 moto_url: str, confirm: Confirm, unsubscribe: Unsubscribe) -> None:
+                 moto_url: str, upload_bucket: str, confirm: Confirm,
+                 unsubscribe: Unsubscribe) -> None:
+        """``upload_bucket``: the only bucket ``/s3-upload/`` forwards POSTs to (the
+        template's data bucket, where upload_url's presigned POSTs go)."""
         self.routes = [CompiledRoute(r) for r in routes]
+        self.upload_bucket = upload_bucket
+        self.upload_path = f"/s3-upload/{upload_bucket}"
         self._lambdas = lambdas
         self.static_dir = static_dir
         self.moto_url = moto_url.rstrip("/")
@@ -175,11 +184,23 @@ class HttpApi:
         return body
 
     def _s3_proxy(self, req: Request) -> Response:
-        if req.method != "POST":
-            return Response("only presigned POST uploads go through here", status=405)
-        target = self.moto_url + req.path[len("/s3-upload"):]
-        upstream = self._http.post(target, data=req.get_data(), timeout=30, headers={
-            "Content-Type": req.headers.get("content-type", "")})
+        """Forward a presigned upload POST to the upload bucket; a plain 404 for the rest."""
+        ctype = req.headers.get("content-type", "")
+        if (req.method != "POST" or req.path.rstrip("/") != self.upload_path
+                or req.mimetype != "multipart/form-data"):
+            log.info("S3 proxy: %s %s (%s) is not an upload POST: 404", req.method,
+                     req.path[:200], ctype[:80] or "no content type")
+            return Response("not found", status=404, mimetype="text/plain")
+        try:
+            upstream = self._http.post(f"{self.moto_url}/{self.upload_bucket}", data=req.get_data(),
+                                       timeout=30, headers={"Content-Type": ctype})
+        except requests.RequestException as exc:  # moto down or slow: the upload failed
+            log.warning("S3 proxy: moto did not answer: %s", exc)
+            return _upload_failed()
+        if upstream.status_code >= 500:  # never pass an emulator's traceback to a client
+            log.warning("S3 proxy: moto answered %d: %s", upstream.status_code,
+                        upstream.text[:500])
+            return _upload_failed()
         keep = {k: v for k, v in upstream.headers.items()
                 if k.lower() in ("content-type", "etag", "location")}
         return Response(upstream.content, status=upstream.status_code, headers=keep)
@@ -222,6 +243,11 @@ class HttpApi:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+
+def _upload_failed() -> Response:
+    return Response("the upload could not be stored; try again", status=502,
+                    mimetype="text/plain")
 
 
 def _xml_error(code: str, message: str, status: int) -> Response:

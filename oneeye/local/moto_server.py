@@ -21,6 +21,15 @@ SQS receipt handles do not survive a replay. Queues therefore restart empty (the
 replayed S3 notifications are purged too); what must not be lost between them is
 already held durably by its consumer (SNS delivery and the rules inbox, SQLite).
 
+No back door: moto listens on 127.0.0.1 only (``oneeye up`` never binds it to the
+LAN, whatever ``--host``), and :class:`MotoGate` stands in front of it: moto's own
+admin API (``/moto-api/``: the recorder's download/upload of the whole state,
+reset, seed, the dashboard) answers a plain 404 unless the request carries
+:data:`ADMIN_HEADER` with this server's random per-start secret (only the
+stack's own code holds it), and no response carries an ``Access-Control-*``
+header, so no web page the operator opens (any ``Origin``) may read moto's
+answers. The phone reaches S3 only through the HTTP API's ``/s3-upload/`` proxy.
+
 One patch, on purpose: with ``MessageStructure=json`` SNS gives each protocol its
 own text (``email``, ``sms``…), but moto hands an SQS subscriber only the ``sqs``
 or ``default`` text. The outbox needs the email *and* the SMS text that AWS would
@@ -30,11 +39,13 @@ the whole structure; the outbox then picks the per-protocol texts from it.
 
 from __future__ import annotations
 
+import hmac
 import io
 import json
 import logging
+import secrets as secrets_mod
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -106,6 +117,43 @@ def _recorder_class() -> type:
 
 #: The local stack's only credentials (``FAKE_CREDENTIALS``): access key → secret.
 LOCAL_SECRETS = {"testing": "testing"}
+#: The request header that opens moto's admin API (its value: :attr:`MotoServer.admin_secret`).
+ADMIN_HEADER = "X-OneEye-Moto-Admin"
+_ADMIN_ENVIRON = "HTTP_" + ADMIN_HEADER.upper().replace("-", "_")
+
+WsgiApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
+
+
+class MotoGate:
+    """WSGI middleware in front of moto: its admin API only with the secret, no CORS.
+
+    ``/moto-api/…`` (and the ``motoapi`` host moto also routes there) without
+    :data:`ADMIN_HEADER` = ``admin_secret`` answers ``404 not found``, the same
+    as a path that does not exist. ``Access-Control-*`` headers are dropped from
+    every answer (moto's flask-cors reflects any ``Origin``; bucket CORS rules
+    too): the stack's pages never read moto cross-origin.
+    """
+
+    def __init__(self, app: WsgiApp, admin_secret: str) -> None:
+        self.app = app
+        self.admin_secret = admin_secret
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        path = str(environ.get("PATH_INFO", "")).lower()
+        host = str(environ.get("HTTP_HOST", "")).lower()
+        if ("moto-api" in path or host.startswith("motoapi")) and not hmac.compare_digest(
+                str(environ.get(_ADMIN_ENVIRON, "")).encode(), self.admin_secret.encode()):
+            log.warning("moto admin API refused: %s %s", environ.get("REQUEST_METHOD"),
+                        path[:200])
+            start_response("404 NOT FOUND", [("Content-Type", "text/plain"),
+                                             ("Content-Length", "9")])
+            return [b"not found"]
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            kept = [(k, v) for k, v in headers if not k.lower().startswith("access-control-")]
+            return start_response(status, kept, exc_info)
+
+        return self.app(environ, start)
 
 
 class MotoServer:
@@ -121,7 +169,14 @@ class MotoServer:
         self.agencies_table = agencies_table
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
+        #: Opens moto's admin API (:class:`MotoGate`); random per start, never stored.
+        self.admin_secret = secrets_mod.token_urlsafe(32)
         self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        """The header that opens moto's ``/moto-api/`` on this server (the stack's own use)."""
+        return {ADMIN_HEADER: self.admin_secret}
 
     @property
     def url(self) -> str:
@@ -160,7 +215,7 @@ class MotoServer:
             log.info("moto state restored from %s", path)
 
     def _serve(self) -> None:
-        """ThreadedMotoServer's own entry, with the POST-policy check in front of the app."""
+        """ThreadedMotoServer's own entry, with the gate and the POST-policy check in front."""
         from moto.moto_server.werkzeug_app import (
             DomainDispatcherApplication,
             MotoRequestHandler,
@@ -170,8 +225,9 @@ class MotoServer:
 
 
         srv: Any = self._server
-        app = PostPolicyGuard(DomainDispatcherApplication(create_backend_app), self._secrets,
-                              clock=self._clock, grant_check=self.grant_refusal)
+        app = MotoGate(PostPolicyGuard(DomainDispatcherApplication(create_backend_app),
+                                       self._secrets, clock=self._clock,
+                                       grant_check=self.grant_refusal), self.admin_secret)
         srv._server = make_server(self.host, self.port, app, True,
                                   request_handler=MotoRequestHandler)
         srv._server_ready_event.set()

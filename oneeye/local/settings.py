@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 class PortSettings(StrictModel):
     mqtt: int = Field(18830, ge=1, le=65535, description="embedded MQTT broker (IoT Core)")
-    moto: int = Field(5055, ge=1, le=65535, description="moto server (S3, SQS, SNS, DynamoDB)")
+    moto: int = Field(5055, ge=1, le=65535, description="moto server (S3, SQS, SNS, "
+                      "DynamoDB), on 127.0.0.1 only whatever host is")
     http_api: int = Field(8080, ge=1, le=65535, description="HTTP API stand-in + mobile page")
     dashboard: int = Field(8000, ge=1, le=65535, description="teller dashboard")
     customer_api: int = Field(8081, ge=1, le=65535, description="demo customer API")

@@ -95,7 +95,8 @@ class LocalStack:
         template = tpl.load(s.template)
         self.var.mkdir(parents=True, exist_ok=True)
         host = "127.0.0.1" if s.host in ("0.0.0.0", "") else s.host
-        env = {"AWS_ENDPOINT_URL": f"http://{host}:{s.ports.moto}", "AWS_REGION": s.region,
+        # moto on loopback only, whatever --host: the LAN reaches S3 via the upload proxy alone.
+        env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{s.ports.moto}", "AWS_REGION": s.region,
                "AWS_DEFAULT_REGION": s.region, **FAKE_CREDENTIALS}
         # Never leak a real AWS profile into the stack: the fake credentials win.
         for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
@@ -103,7 +104,7 @@ class LocalStack:
         os.environ.update(env)
         aws.clear_cache()
 
-        moto = MotoServer(s.host, s.ports.moto, recording=self.var / "moto-recording.jsonl"
+        moto = MotoServer("127.0.0.1", s.ports.moto, recording=self.var / "moto-recording.jsonl"
                           if s.keep_state else None).start()
         self._on_stop("moto", moto.stop)
 
@@ -135,7 +136,7 @@ class LocalStack:
         customers = self._customer_api(api_key)
         self._sns(cloud_env["DESK_TOPIC_ARN"])
         self._alert_outbox(cloud_env["ALERTS_TOPIC_ARN"])
-        self._http_api(template, lambdas, moto.url)
+        self._http_api(template, lambdas, moto.url, cloud_env["ONEEYE_BUCKET"])
         self._http_subscribers(cloud_env["DESK_TOPIC_ARN"])  # SubscribeURL is served now
         self._indexer(template, lambdas, cloud_env["INDEXER_QUEUE_URL"])
         self._rules(template, mqtt_url)
@@ -250,10 +251,10 @@ class LocalStack:
                            name="alerts→alert outbox").start()
         self._on_stop("alerts poller", poller.stop)
 
-    def _http_api(self, template: tpl.Template, lambdas: Any, moto_url: str) -> None:
+    def _http_api(self, template: tpl.Template, lambdas: Any, moto_url: str, bucket: str) -> None:
         assert self.delivery is not None
         api = HttpApi(template.routes, lambdas, static_dir=REPO / "mobile_upload",
-                      moto_url=moto_url, confirm=self.delivery.confirm,
+                      moto_url=moto_url, upload_bucket=bucket, confirm=self.delivery.confirm,
                       unsubscribe=self.delivery.unsubscribe)
         api.serve(self.s.host, self.s.ports.http_api)
         self._on_stop("HTTP API", api.stop)

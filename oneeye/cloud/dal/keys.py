@@ -86,6 +86,13 @@ def status(upload_id: str) -> str:
     return f"{STATUS}{upload_id}.json"
 
 
+def accepted(upload_key: str) -> str:
+    """Where the indexer keeps an accepted phone photo: ``uploads/missing/…`` →
+    ``accepted/missing/…`` (only the indexer writes there; no POST policy grants it, so a
+    reused or racing grant can never delete a case's reference photo)."""
+    return "accepted/" + upload_key.removeprefix(UPLOADS)
+
+
 def gallery_prefix(watchlist: str) -> str:
     return f"{GALLERY}{watchlist}/"
 

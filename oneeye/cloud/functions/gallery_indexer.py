@@ -21,6 +21,14 @@ shows. A rejected photo is an answer, not an error: the SQS message is done. Onl
 accepted photo changes its case: ``open``, the reference photo, and the details its
 grant's ``case_update`` carries (an existing case's new name, age, …).
 
+Grants are single-use, and a refusal never deletes what an accepted upload owns: the
+bytes of an accepted phone photo (exactly those encoded) are first copied to
+:func:`oneeye.cloud.dal.keys.accepted` (``accepted/missing/{case_id}/{upload_id}.{ext}``), a
+prefix no grant's POST policy can write, and the case's ``photo_key`` names that copy. A second
+POST on the same grant (a reuse within its minutes, or a phone's retry racing the
+first) lands on the grant-writable ``uploads/`` key; it is refused (the grant is no
+longer pending) and that key deleted, while the reference photo stays.
+
 Errors that may pass (S3, DynamoDB, the MQTT/IoT publish) raise, so SQS
 redelivers the message and finally moves it to the dead-letter queue. Each
 object is processed once per ETag (the state table's ``event`` namespace), so a redelivery never
@@ -53,7 +61,7 @@ from oneeye.cloud.settings import IndexerSettings
 from oneeye.cloud.uploads import REASONS
 from oneeye.errors import EnrolmentRejected, EventError, GalleryError, ImageError
 from oneeye.events import GalleryEvent, loads
-from oneeye.types import utc_now
+from oneeye.types import WATCHLISTS, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +84,8 @@ class IndexerDeps:
 def handle(event: dict[str, Any], deps: IndexerDeps) -> list[Result]:
     """Process an SQS batch (or a bare S3 event); raise on a failure worth retrying."""
     results: list[Result] = []
+    if isinstance(event, dict) and event.get("action") == "refresh_latest":
+        return [refresh_latest(deps)]  # the daily schedule (template: RefreshLatest)
     records = event.get("Records") if isinstance(event, dict) else None
     if not isinstance(records, list):
         return [rejected("gallery_indexer", "event has no Records")]
@@ -163,6 +173,13 @@ def _index(key: str, parsed: keys.UploadKey, deps: IndexerDeps) -> Result:
         encoding = encode_photo(obj.data, deps)
     except EnrolmentRejected as exc:
         return status.reject(exc.reason, str(exc))
+    photo_key = key
+    if watchlist == "missing":
+        # Out of the grant-writable key before anything records the acceptance: a reuse
+        # of the grant may overwrite (and its refusal delete) ``key``, never this copy.
+        photo_key = keys.accepted(key)
+        deps.bucket.put(photo_key, obj.data,
+                        content_type=str(head.get("ContentType") or "image/jpeg"))
     current, _ = gallery_store.read_latest(deps.bucket, watchlist)
     keep = [e for p, e in zip(current.person_ids, current.encodings, strict=True)
             if p == person_id]
@@ -176,8 +193,9 @@ def _index(key: str, parsed: keys.UploadKey, deps: IndexerDeps) -> Result:
             # an existing case's new details, sent with this photo: applied only now
             **grants.case_update(grant),
             "status": "open", "agency": meta.get("agency"), "last_upload_id": upload_id,
-            # the desk banner's reference photo: the newest accepted one (amber presigns it)
-            "photo_key": key,
+            # the desk banner's reference photo: the newest accepted one (amber presigns
+            # it), in the indexer's own copy that no grant can overwrite or have deleted
+            "photo_key": photo_key,
         })
     _announce(latest, updated, "added", person_id, deps)
     status.write("accepted", gallery_version=updated.version,
@@ -242,6 +260,16 @@ def image_error_reason(exc: ImageError) -> str:
     if exc.reason in {"empty", "not_an_image", "unsupported_format", "unsupported_mode"}:
         return "not_an_image"
     return "unreadable"
+
+
+def refresh_latest(deps: IndexerDeps) -> Result:
+    """Re-sign and re-date every watchlist's ``latest.json`` pointer that needs it, so edges
+    (which refuse one older than ``max_latest_age_s``) keep believing an unchanged gallery."""
+    if deps.signing_key is None:
+        return rejected("gallery_indexer", "refresh_latest: no signing key configured")
+    refreshed = [wl for wl in WATCHLISTS
+                 if gallery_store.ensure_signed(deps.bucket, wl, deps.signing_key)]
+    return {"status": "refreshed", "watchlists": refreshed}
 
 
 def remove_person(command: RemoveCommand, deps: IndexerDeps) -> Result:

@@ -79,7 +79,8 @@ def build_health(settings: EdgeSettings, vitals: Vitals, *, uptime_s: float,
             outbox_rejected=outbox.get("rejected", 0),
             gallery_versions=vitals.gallery_versions,
             gallery_sync_applied=sync.applied, gallery_sync_failures=sync.failures,
-            gallery_sync_last_error=sync.last_error, health_failed=health_failed,
+            gallery_sync_last_error=sync.last_error, gallery_unsigned=sync.unsigned,
+            health_failed=health_failed,
             snapshots_trimmed=snapshots_trimmed, backlog=backlog)
     except ValidationError as exc:
         log.error("health: message did not validate (%s); sending the basics only", exc)

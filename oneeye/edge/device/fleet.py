@@ -45,12 +45,15 @@ def stack_outputs(described: Any) -> dict[str, str]:
             if isinstance(o, dict) and "OutputKey" in o and "OutputValue" in o}
 
 
-def component_merge(outputs: Mapping[str, str]) -> dict[str, Any]:
-    """The fleet-wide part of ``com.oneeye.edge``'s configuration that comes from the stack."""
+def component_merge(outputs: Mapping[str, str], public_key: str) -> dict[str, Any]:
+    """The fleet-wide part of ``com.oneeye.edge``'s configuration that comes from the stack:
+    the gallery bucket, and the indexer's public key that every gallery must verify with."""
     bucket = outputs.get(BUCKET_OUTPUT)
     if not bucket:
         raise ConfigError(f"stack outputs: no {BUCKET_OUTPUT} (is the stack deployed?)")
-    return {"gallery_sync": {"enabled": True, "bucket": bucket}}
+    from oneeye import signing
+    signing.public_key(public_key)  # ConfigError: not a base64 Ed25519 public key
+    return {"gallery_sync": {"enabled": True, "bucket": bucket, "public_key": public_key}}
 
 
 def shadow_manager_merge() -> dict[str, Any]:
@@ -60,15 +63,15 @@ def shadow_manager_merge() -> dict[str, Any]:
 
 
 def deployment_document(*, target_arn: str, name: str, component: str, version: str,
-                        shadow_manager_version: str, outputs: Mapping[str, str]
-                        ) -> dict[str, Any]:
+                        shadow_manager_version: str, outputs: Mapping[str, str],
+                        public_key: str) -> dict[str, Any]:
     """The ``greengrassv2 create-deployment`` request (``--cli-input-json``)."""
     return {
         "targetArn": target_arn,
         "deploymentName": name,
         "components": {
             component: {"componentVersion": version, "configurationUpdate": {
-                "merge": json.dumps(component_merge(outputs))}},
+                "merge": json.dumps(component_merge(outputs, public_key))}},
             SHADOW_MANAGER: {"componentVersion": shadow_manager_version,
                              "configurationUpdate": {"merge": json.dumps(shadow_manager_merge())}},
         },
@@ -122,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     d = sub.add_parser("deployment", help="print the create-deployment request")
     d.add_argument("--outputs", required=True, help="describe-stacks Outputs JSON file or -")
     for flag in ("--target-arn", "--name", "--component", "--version",
-                 "--shadow-manager-version"):
+                 "--shadow-manager-version", "--gallery-public-key"):
         d.add_argument(flag, required=True)
     v = sub.add_parser("device", help="write the shadow update and thing attributes")
     v.add_argument("--site", required=True)
@@ -136,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             doc = deployment_document(
                 target_arn=args.target_arn, name=args.name, component=args.component,
                 version=args.version, shadow_manager_version=args.shadow_manager_version,
-                outputs=stack_outputs(_read_json(args.outputs)))
+                outputs=stack_outputs(_read_json(args.outputs)),
+                public_key=args.gallery_public_key)
             print(json.dumps(doc, indent=2))
             return 0
         device = device_config(args.site, args.camera)

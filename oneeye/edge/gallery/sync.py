@@ -10,22 +10,35 @@ the :class:`GalleryHolder` atomically — frames in flight finish on the old
 matcher. A message can be missed (device offline, broker restart), so every
 ``poll_interval_s`` we also read ``gallery/{watchlist}/latest.json``.
 
+Trust: with ``public_key`` (what ``./deploy.sh`` configures) only a manifest
+whose Ed25519 signature (:mod:`oneeye.signing`) verifies is applied, and only a
+``latest.json`` whose dated pointer signature verifies and whose ``issued_at`` is
+younger than ``max_latest_age_s`` is believed. The edge never applies a version
+older than the newest it has verified (its *floor*, per watchlist, kept in
+``{cache_dir}/verified.json`` across restarts); a fresh edge with no floor yet
+learns it from the signed pointer first (an update message then only asks for
+``latest.json``). Without ``public_key`` every gallery is refused, unless
+``allow_unsigned`` (development) says otherwise, which the start log and every
+health message (``gallery_unsigned``) report.
+
 Refused (old gallery kept, error logged and counted in health): a sha256
 mismatch, a corrupt file, a watchlist/version other than announced, a bucket
-other than the configured one, a key outside ``gallery/{watchlist}/``; with
-``public_key`` set, a manifest whose Ed25519 signature (:mod:`oneeye.signing`)
-is missing or does not verify; a *message* announcing a version more than
-``max_version_jump`` ahead of the one in use (a forged v2^53 would otherwise
-hide every genuine version after it) — ``latest.json`` is then read at once. Ignored
-quietly (debug log): watchlists this device does not follow, versions not newer
-than the one in use. Messages arrive on the transport's thread; the work is
-done on our own thread so a slow download never blocks the MQTT client.
+other than the configured one, a key outside ``gallery/{watchlist}/``; a
+signature or pointer that is missing, does not verify or is too old; a version
+below the floor; any gallery without ``public_key`` or ``allow_unsigned``; a
+*message* announcing a version more than ``max_version_jump`` ahead of the one
+in use (a forged v2^53 would otherwise hide every genuine version after it) —
+``latest.json`` is then read at once. Ignored quietly (debug log): watchlists
+this device does not follow, versions not newer than the one in use. Messages
+arrive on the transport's thread; the work is done on our own thread so a slow
+download never blocks the MQTT client.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -61,6 +74,7 @@ class SyncStats:
     applied: int = 0
     failures: int = 0
     last_error: str | None = field(default=None)
+    unsigned: bool = False   # allow_unsigned in effect: nothing is verified
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,8 @@ class Update:
     source: str            # "message" | "poll"
     received: float        # time.monotonic() when we learnt of it
     signature: str | None = None   # base64 Ed25519 over watchlist, version, key, sha256
+    issued_at: object = None       # latest.json only: the pointer's Unix seconds
+    latest_signature: object = None  # latest.json only: over the pointer (oneeye.signing)
 
 
 class GallerySync:
@@ -85,11 +101,22 @@ class GallerySync:
         self._queue: queue.Queue[Update | None] = queue.Queue()
         self._stop = threading.Event()
         self._poll_now = threading.Event()
-        if self.cfg.public_key:
-            signing.public_key(self.cfg.public_key)  # a bad key stops the start, not each update
+        #: The public key galleries must be signed with; None: unsigned mode or refusing all.
+        self.public_key = self.cfg.public_key
+        #: allow_unsigned in effect (no public key): galleries are applied unchecked.
+        self.unsigned = self.public_key is None and self.cfg.allow_unsigned
+        if self.public_key:
+            signing.public_key(self.public_key)  # a bad key stops the start, not each update
+        elif self.unsigned:
+            log.warning("gallery sync: INSECURE: gallery_sync.allow_unsigned without a "
+                        "public_key: galleries are applied without any signature check "
+                        "(development only; health reports gallery_unsigned)")
         else:
-            log.warning("gallery sync: no gallery_sync.public_key; gallery signatures are "
-                        "not verified")
+            log.error("gallery sync: no gallery_sync.public_key: every gallery is refused "
+                      "(./deploy.sh configures the key; allow_unsigned is for development)")
+        self._floor_path = Path(self.cfg.cache_dir) / "verified.json"
+        #: Newest verified version per watchlist: nothing older is ever applied.
+        self.floor: dict[str, int] = self._load_floor() if self.public_key else {}
         self._thread: threading.Thread | None = None
         self.applied = 0
         self.failures = 0
@@ -140,7 +167,8 @@ class GallerySync:
                 latest = json.loads(obj["Body"].read())
                 update = Update(watchlist, int(latest["version"]), bucket, str(latest["key"]),
                                 str(latest["sha256"]), "poll", time.monotonic(),
-                                latest.get("signature"))
+                                latest.get("signature"), latest.get("issued_at"),
+                                latest.get("latest_signature"))
             except NotFound:
                 log.debug("no %s yet in s3://%s", key, bucket)
                 continue
@@ -148,6 +176,12 @@ class GallerySync:
                 # AWS said no or did not answer, or latest.json is junk: counted, polled again
                 self._fail(f"polling s3://{bucket}/{key} failed: {type(exc).__name__}: {exc}")
                 continue
+            if self.public_key:
+                refusal = self._pointer_refusal(update)
+                if refusal:
+                    self._fail(f"s3://{bucket}/{key} (v{update.version}) refused: {refusal}")
+                    continue
+                self._raise_floor(watchlist, update.version)
             if update.version > self._current_version(watchlist):
                 self._queue.put(update)
 
@@ -176,6 +210,12 @@ class GallerySync:
         current = self._current_version(wl)
         if update.version <= current:
             log.debug("gallery %s v%d ignored: v%d in use", wl, update.version, current)
+            return False
+        if self.public_key and wl not in self.floor and update.source == "message":
+            # A fresh edge learns the newest version from the signed pointer first.
+            log.info("gallery %s v%d: no verified latest.json yet; reading it first", wl,
+                     update.version)
+            self._poll_now.set()
             return False
         where = f"s3://{update.bucket}/{update.key}"
         if self.cfg.bucket and update.bucket != self.cfg.bucket:
@@ -209,6 +249,8 @@ class GallerySync:
             self._fail(f"{wl} v{update.version} download from {where} failed, keeping "
                        f"v{current}: {type(exc).__name__}: {exc}")
             return False
+        if self.public_key:
+            self._raise_floor(wl, new.version)
         self.applied += 1
         self.last_swap_latency_s = time.monotonic() - update.received
         log.info("gallery %s v%d from %s in use (%s, %.2f s after it was announced)", wl,
@@ -216,20 +258,70 @@ class GallerySync:
         return True
 
     def _untrusted(self, update: Update, current: int) -> str | None:
-        """Why an update may not be believed (signature, implausible jump), or None."""
-        if self.cfg.public_key:
+        """Why an update may not be believed (no key, signature, older than the newest
+        verified, implausible jump), or None."""
+        if self.public_key:
             try:
-                signing.verify_manifest(self.cfg.public_key, update.signature,
+                signing.verify_manifest(self.public_key, update.signature,
                                         update.watchlist, update.version, update.key,
                                         update.sha256)
             except SignatureError as exc:
                 return str(exc)
+            floor = self.floor.get(update.watchlist, 0)
+            if update.version < floor:
+                return (f"older than v{floor}, the newest verified (a rollback to an old "
+                        "signed version)")
+        elif not self.unsigned:
+            return ("no gallery_sync.public_key to verify it with (unsigned galleries are "
+                    "refused; allow_unsigned is for development)")
         jump = update.version - max(current, 0)
         if update.source == "message" and jump > self.cfg.max_version_jump:
             self._poll_now.set()  # a genuine big jump is confirmed by latest.json
             return (f"implausible version jump of {jump} (max_version_jump "
                     f"{self.cfg.max_version_jump}); reading latest.json instead")
         return None
+
+    def _pointer_refusal(self, update: Update) -> str | None:
+        """Why a polled ``latest.json`` is not a signed pointer fresh enough to believe."""
+        assert self.public_key is not None
+        try:
+            signing.verify_pointer(self.public_key, update.latest_signature, update.watchlist,
+                                   update.version, update.key, update.sha256, update.issued_at)
+        except SignatureError as exc:
+            return str(exc)
+        assert isinstance(update.issued_at, int)
+        age = time.time() - update.issued_at
+        if age > self.cfg.max_latest_age_s:
+            return (f"the pointer was issued {age / 3600:.1f} h ago, over max_latest_age_s "
+                    f"({self.cfg.max_latest_age_s / 3600:.1f} h): stale or replayed")
+        if age < -300:  # clocks differ by minutes at most (NTP); hours ahead is forged
+            return f"the pointer is dated {-age:.0f} s in the future"
+        return None
+
+    def _load_floor(self) -> dict[str, int]:
+        try:
+            data = json.loads(self._floor_path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:  # the signed pointer gives it back
+            self._fail(f"{self._floor_path} unreadable ({exc}); relearning from latest.json")
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {str(k): v for k, v in data.items() if isinstance(v, int)}
+
+    def _raise_floor(self, watchlist: str, version: int) -> None:
+        """Remember ``version`` as verified (written through, atomically, before use)."""
+        if version <= self.floor.get(watchlist, -1):
+            return
+        self.floor[watchlist] = version
+        tmp = self._floor_path.with_suffix(".tmp")
+        try:
+            self._floor_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(self.floor, sort_keys=True))
+            os.replace(tmp, self._floor_path)
+        except OSError as exc:  # held in memory; a restart relearns it from latest.json
+            log.warning("gallery sync: could not keep %s: %s", self._floor_path, exc)
 
     def _cache_path(self, watchlist: str) -> Path:
         return Path(self.cfg.cache_dir) / f"{watchlist}.npz"
@@ -251,6 +343,11 @@ class GallerySync:
                 g = gallery_mod.load(path)
                 if g.watchlist != wl:
                     raise GalleryError(f"holds watchlist {g.watchlist}")
+                if not self.public_key and not self.unsigned:
+                    raise GalleryError("no gallery_sync.public_key: not trusted")
+                if g.version < self.floor.get(wl, 0):
+                    raise GalleryError(f"v{g.version} is older than v{self.floor[wl]}, the "
+                                       "newest verified")
                 if g.version > self._current_version(wl):
                     self.holder.swap(g)
                     log.info("gallery %s v%d loaded from cache %s", wl, g.version, path)
@@ -297,4 +394,4 @@ class GallerySync:
             self._thread = None
 
     def stats(self) -> SyncStats:
-        return SyncStats(self.applied, self.failures, self.last_error)
+        return SyncStats(self.applied, self.failures, self.last_error, self.unsigned)
