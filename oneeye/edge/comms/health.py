@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from oneeye.edge.gallery.sync import SyncStats
-from oneeye.edge.settings import EdgeSettings
+from oneeye.edge.settings import DEFAULT_CAMERA_ID, EdgeSettings
 from oneeye.events import BacklogProgress, CameraHealth, HealthEvent, LatencyStats
 from oneeye.types import CameraState, utc_now
 
@@ -64,7 +64,10 @@ def build_health(settings: EdgeSettings, vitals: Vitals, *, uptime_s: float,
     one with the identity, uptime and camera states only, because a silent heartbeat
     makes the dashboard mark the device offline.
     """
-    cameras = vitals.cameras or Vitals.unknown(settings).cameras
+    # An edge refuses to start without cameras, but an uplink alone (gallery sync, tests)
+    # may still report: the message names the default camera as failed rather than raise.
+    cameras = (vitals.cameras or Vitals.unknown(settings).cameras
+               or {DEFAULT_CAMERA_ID: CameraHealth(state="failed")})
     camera_id, worst = min(cameras.items(), key=_attention)
     sync = vitals.sync or SyncStats()
     basics = {"device_id": settings.device_id, "site_id": settings.site_id,
