@@ -183,6 +183,51 @@ def test_invalid_form_is_400_naming_the_field(api: AmberHarness, token: str,
     assert field in resp.json()["details"]
 
 
+@pytest.mark.parametrize(("typed", "stored"), [
+    ("+44 20 7946 0958", "+442079460958"),                  # spaces dropped: E.164
+    ("0044 20 7946 0958", "+442079460958"),                 # 00 international prefix
+    ("+1 (202) 555-0143", "+12025550143"),                  # punctuation a phone keyboard adds
+    ("duty.officer@Thames.Police.UK", "duty.officer@thames.police.uk"),   # domain lower-cased
+    ("+33 1 23 45 67 89; desk@gendarmerie.example",         # one phone and one email
+     "+33123456789, desk@gendarmerie.example"),
+])
+def test_the_contact_is_normalised_at_upload_and_stored_on_the_case(
+        env: dict[str, str], api: AmberHarness, token: str, typed: str, stored: str) -> None:
+    resp = request_upload(api, token, contact=typed)
+    assert resp.status_code == 201, resp.text
+    case = store.Cases(env["CASES_TABLE"]).get(resp.json()["case_id"])
+    assert case is not None and case["contact"] == stored
+
+
+@pytest.mark.parametrize(("typed", "why"), [
+    ("101", "start a phone number with +"),                 # a national short code
+    ("07946 0958", "start a phone number with +"),          # national form, country unknown
+    ("+44 12", "not a valid phone number"),                 # too short for its country
+    ("+999 1234 5678", "not a phone number"),               # no such country code
+    ("+44 7700 900123", "not a valid phone number"),        # Ofcom's drama range: unassigned
+    ("duty@", "not an email address"),
+    ("duty officer@police.uk", "not an email address"),
+    ("+44 20 7946 0958\nBcc: all@example.com", "line break"),   # header injection
+    ("<script>alert(1)</script>@x.example", "not an email address"),
+    ("+442079460958, +12025550143", "not two of the same"),
+    ("a@b.example, c@d.example, +442079460958", "at most two entries"),
+    ("+" + "1" * 300, "at most 200 characters"),
+])
+def test_a_bad_contact_is_400_stating_the_rule(api: AmberHarness, token: str, typed: str,
+                                               why: str) -> None:
+    resp = request_upload(api, token, contact=typed)
+    assert resp.status_code == 400, resp.text
+    body = resp.json()
+    assert body["error"] == "invalid_form" and why in body["details"]["contact"]
+    assert "contact" in body["message"]
+
+
+def test_a_missing_contact_names_the_rule(api: AmberHarness, token: str) -> None:
+    resp = request_upload(api, token, contact=None)
+    assert resp.status_code == 400
+    assert "international form" in resp.json()["details"]["contact"]
+
+
 def test_bad_bodies_get_clear_errors(api: AmberHarness, token: str) -> None:
     url = f"{api.url}/api/uploads"
     for body in (b"", b"not json", b"[1,2]"):
@@ -199,7 +244,7 @@ def test_presigned_post_pins_key_type_size_metadata_and_expiry(env: dict[str, st
                                                                 token: str) -> None:
     before = time.time()
     resp = request_upload(api, token, content_type="image/png", age="71",
-                          description="grey coat", contact="101")
+                          description="grey coat", contact="+44 20 7946 0958")
     assert resp.status_code == 201, resp.text
     grant = resp.json()
     case_id, upload_id = grant["case_id"], grant["upload_id"]
@@ -522,7 +567,7 @@ def test_handlers_answer_malformed_events_and_missing_settings_cleanly(
     bad_b64.update(body="%%%", isBase64Encoded=True)
     assert upload_url(bad_b64, None)["statusCode"] == 400
     good = make_event("POST", "/api/uploads", headers=auth(token))
-    form = b'{"name": "A", "content_type": "image/png", "contact": "101"}'
+    form = b'{"name": "A", "content_type": "image/png", "contact": "+44 20 7946 0958"}'
     good.update(body=base64.b64encode(form).decode(), isBase64Encoded=True)
     out = upload_url(good, None)
     assert out["statusCode"] == 201 and out["headers"]["Cache-Control"] == "no-store"

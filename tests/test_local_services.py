@@ -88,7 +88,7 @@ def test_http_api_routes_proxy_and_edges(http_api: str, cloud_env: dict[str, str
     grant = requests.post(f"{http_api}/api/uploads", timeout=10,
                           headers={"Authorization": f"Bearer {token}"},
                           json={"name": "Test Person", "content_type": "image/jpeg",
-                                "contact": "101"}).json()
+                                "contact": "+44 20 7946 0958"}).json()
     assert grant["url"].startswith(f"{http_api}/s3-upload/"), grant
     photo = (examples / "obama_small.jpg").read_bytes()
     up = requests.post(grant["url"], data=grant["fields"], timeout=30,

@@ -84,8 +84,9 @@ def prepare_photo(path: Path, *, original: bool = False) -> tuple[bytes, str]:
 @click.option("--name", required=True, help="The missing person's name.")
 @click.option("--age", type=click.IntRange(0, 130), default=None)
 @click.option("--description", default=None)
-@click.option("--contact", default=None, help="The agency's phone for sightings (required "
-              "for a new case: the desk's banner says whom to call).")
+@click.option("--contact", default=None, help="Whom sightings are messaged to: a phone in "
+              "international form (+44 20 7946 0958) and/or an email, comma-separated (required "
+              "for a new case; the server normalises it to E.164).")
 @click.option("--reported-by", default=None, help="Reporting officer / unit.")
 @click.option("--original", is_flag=True, help="Send photos unchanged (no resize to 1600 px).")
 @click.option("--wait", "wait_s", type=click.FloatRange(0), default=180, show_default=True,
