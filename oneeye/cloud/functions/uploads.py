@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from oneeye import aws, contacts
+from oneeye import aws
 from oneeye.cloud import grants
 from oneeye.cloud.agencies import Agencies, Agency, Audit, RateLimiter
 from oneeye.cloud.api import Request, Response, respond
@@ -97,6 +97,9 @@ class CaseForm:
 
 def parse_form(body: dict[str, Any], max_bytes: int) -> CaseForm:
     """The validated form, or one 400 listing every bad field."""
+    # Imported here: upload_status and the indexer share this module but never parse a
+    # contact, so only upload_url's package needs phonenumbers and email-validator.
+    from oneeye import contacts
     problems: dict[str, str] = {}
 
     def text(key: str, required: bool = False) -> str | None:
@@ -170,9 +173,10 @@ def create_upload(req: Request, deps: UploadDeps) -> Response:
         if existing is not None and existing.get("agency") not in (None, agency.name):
             raise ApiError(403, "forbidden", f"case {case_id} belongs to another agency")
         if existing is None and not form.contact:  # a new case under the id the officer chose
+            from oneeye.contacts import RULE
             raise ApiError(400, "invalid_form", "please check the form — contact: a new case "
-                           f"needs the agency's contact for sightings: {contacts.RULE}",
-                           details={"contact": f"required — {contacts.RULE}"})
+                           f"needs the agency's contact for sightings: {RULE}",
+                           details={"contact": f"required — {RULE}"})
     else:
         case_id = _new_case_id(deps)
     details = {"name": form.name, "age": form.age, "description": form.description,
