@@ -336,3 +336,10 @@ def _deliver(kind: str, to: str, subject: str | None, body: str, message_id: str
             sink(kind, to, subject, body, message_id, event_id)
         except Exception:
             log.exception("alert outbox: could not record the %s to a direct recipient", kind)
+
+
+def untap_direct_messages(sink: DirectSink) -> None:
+    """Stop handing direct messages to ``sink`` (the patch stays; it is inert without sinks)."""
+    with _patch_lock:
+        if sink in _direct_sinks:
+            _direct_sinks.remove(sink)

@@ -44,7 +44,7 @@ from oneeye.types import utc_now
 log = logging.getLogger(__name__)
 
 SUBJECT_MAX = 99
-_CASE_FIELDS = ("name", "age", "description", "agency", "contact", "status")
+_CASE_FIELDS = ("name", "age", "description", "agency", "contact", "status", "time_zone")
 
 
 @dataclass(frozen=True, kw_only=True)
