@@ -132,6 +132,22 @@ def test_agency_names_must_be_plain_ascii(env: dict[str, str]) -> None:
             Agencies(env["AGENCIES_TABLE"]).add(bad)
 
 
+def test_an_agencys_time_zone_is_checked_and_copied_onto_its_new_cases(
+        env: dict[str, str], api: AmberHarness) -> None:
+    from oneeye.errors import OneEyeError
+
+    agencies = Agencies(env["AGENCIES_TABLE"])
+    for bad in ("CET+1", "Europe/Atlantis", "../../etc/passwd", ""):
+        with pytest.raises(OneEyeError, match="IANA name"):
+            agencies.add("Gendarmerie", time_zone=bad)
+    token, agency = agencies.add("Gendarmerie", time_zone="Europe/Paris")
+    assert agencies.lookup(token) == agency and agency.time_zone == "Europe/Paris"
+    resp = request_upload(api, token)
+    assert resp.status_code == 201, resp.text
+    case = store.Cases(env["CASES_TABLE"]).get(resp.json()["case_id"])
+    assert case is not None and case["time_zone"] == "Europe/Paris"
+
+
 # --- rate limit -------------------------------------------------------------------------------
 
 def test_rate_limit_429_after_n_per_minute_per_token(env: dict[str, str], api: AmberHarness,
@@ -448,8 +464,9 @@ def test_a_rejected_photo_changes_nothing_of_an_existing_case(
     cases = store.Cases(env["CASES_TABLE"])
     assert cases.get("MP-2026-0300") == before  # asking for a link writes nothing to the case
     record = store.Bucket(env["ONEEYE_BUCKET"]).get_json(f"status/{grant['upload_id']}.json")
+    # the contact as normalised at upload (E.164)
     assert record["case_update"] == {"name": "Janet Doe-Smith", "age": 72,
-                                     "contact": "+44 1865 999999", "reported_by": "DC Jones"}
+                                     "contact": "+441865999999", "reported_by": "DC Jones"}
     poller = token
     if how in ("late", "never_sent"):
         expire_grant(env, grant["upload_id"])
@@ -496,7 +513,7 @@ def test_an_accepted_photo_applies_the_new_details_and_opens_the_case(
     assert case is not None
     assert {k: case.get(k) for k in OLD_DETAILS} == {
         "name": "Janet Doe-Smith", "age": 72, "description": "grey coat",
-        "contact": "+44 1865 999999", "reported_by": "DC Jones"}
+        "contact": "+441865999999", "reported_by": "DC Jones"}
     assert (case["status"], case["agency"], case["created_at"]) == \
         ("open", "Thames Valley Police", before["created_at"])
     assert (case["photo_key"], case["last_upload_id"]) == \

@@ -3,7 +3,8 @@
 Tokens. ``oneeye agency add NAME`` makes a random bearer token
 (``oeat_`` + 256 random bits), prints it once, and stores only its SHA-256 in
 ``AGENCIES_TABLE`` (pk ``token_sha256``; ``agency``, ``created_at``,
-``revoked``). A stolen table therefore gives no usable token; a lost token is
+``revoked``, ``time_zone`` — the IANA zone its alerts' times are given in, copied onto each
+new case at upload). A stolen table therefore gives no usable token; a lost token is
 revoked and a new one added. The token is unguessable, so a plain hash (no
 salt or slow KDF) is enough: there is nothing to brute-force.
 
@@ -30,10 +31,11 @@ import logging
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from oneeye import aws
+from oneeye.alerting import check_time_zone
 from oneeye.cloud.api import Request
 from oneeye.cloud.dal.store import Bucket
 from oneeye.errors import ApiError, ConditionFailed, OneEyeError
@@ -71,6 +73,8 @@ class Agency:
     token_sha256: str
     created_at: str = ""
     revoked: bool = False
+    #: The agency's IANA time zone: the times in its alerts are given in it (UTC beside).
+    time_zone: str = "UTC"
 
     @property
     def token_id(self) -> str:
@@ -90,20 +94,26 @@ class Agencies:
     def _client(self) -> Any:
         return self._dynamodb if self._dynamodb is not None else aws.client("dynamodb")
 
-    def add(self, name: str) -> tuple[str, Agency]:
-        """Create a token for ``name``; returns (token, agency). The token is not stored."""
+    def add(self, name: str, *, time_zone: str = "UTC") -> tuple[str, Agency]:
+        """Create a token for ``name``; returns (token, agency). The token is not stored.
+        ``time_zone``: the agency's IANA zone (OneEyeError naming the rule otherwise)."""
         agency = check_agency_name(name)
+        try:
+            zone = check_time_zone(time_zone)
+        except ValueError as exc:
+            raise OneEyeError(str(exc)) from None
         token = new_token()
         digest = token_sha256(token)
         now = utc_now()
         self._client().put_item(
             TableName=self.table,
             Item={"token_sha256": {"S": digest}, "agency": {"S": agency},
-                  "created_at": {"S": now}, "revoked": {"BOOL": False}},
+                  "created_at": {"S": now}, "revoked": {"BOOL": False},
+                  "time_zone": {"S": zone}},
             ConditionExpression="attribute_not_exists(token_sha256)",
         )
-        log.info("agency token %s created for %s", digest[:12], agency)
-        return token, Agency(agency, digest, now)
+        log.info("agency token %s created for %s (%s)", digest[:12], agency, zone)
+        return token, Agency(agency, digest, now, time_zone=zone)
 
     def lookup(self, token: str) -> Agency | None:
         """The agency of a valid, unrevoked token, else None."""
@@ -160,13 +170,14 @@ class Agencies:
         self._client().update_item(
             TableName=self.table, Key={"token_sha256": {"S": found[0].token_sha256}},
             UpdateExpression="SET revoked = :t", ExpressionAttributeValues={":t": {"BOOL": True}})
-        return Agency(found[0].name, found[0].token_sha256, found[0].created_at, True)
+        return replace(found[0], revoked=True)
 
 
 def _agency(item: dict[str, Any]) -> Agency:
     return Agency(name=item["agency"]["S"], token_sha256=item["token_sha256"]["S"],
                   created_at=item.get("created_at", {}).get("S", ""),
-                  revoked=bool(item.get("revoked", {}).get("BOOL", False)))
+                  revoked=bool(item.get("revoked", {}).get("BOOL", False)),
+                  time_zone=item.get("time_zone", {}).get("S", "UTC"))
 
 
 class RateLimiter:

@@ -217,11 +217,15 @@ def _agencies(stack_file: Path | None) -> Any:
 
 @agency_group.command("add")
 @click.argument("name")
+@click.option("--time-zone", default="UTC", show_default=True,
+              help="The agency's IANA time zone (e.g. Europe/Paris): alert times are given "
+                   "in it, with UTC beside them.")
 @stack_option
-def agency_add(name: str, stack_file: Path | None) -> None:
+def agency_add(name: str, time_zone: str, stack_file: Path | None) -> None:
     """Create a token for agency NAME. It is printed once and stored only as a hash."""
-    token, agency = _agencies(stack_file).add(name)
-    click.echo(f"agency {agency.name}: token id {agency.token_id}", err=True)
+    token, agency = _agencies(stack_file).add(name, time_zone=time_zone)
+    click.echo(f"agency {agency.name} ({agency.time_zone}): token id {agency.token_id}",
+               err=True)
     click.echo("the token is shown only now — give it to the agency over a secure channel:",
                err=True)
     click.echo(token)

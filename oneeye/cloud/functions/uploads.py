@@ -186,6 +186,7 @@ def create_upload(req: Request, deps: UploadDeps) -> Response:
         # A new case is "pending" until the indexer accepts a photo (it sets "open"): a
         # rejected upload (no face, two faces) must not leave an open case no camera can match.
         case = deps.cases.upsert(case_id, {**details, "agency": agency.name,
+                                           "time_zone": agency.time_zone,
                                            "status": "pending"})
     else:
         # An existing case is not touched here: its new details ride in the grant and the
