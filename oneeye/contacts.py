@@ -18,6 +18,10 @@ from typing import Final, Literal
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from oneeye.errors import ContactError
+
+__all__ = ["RULE", "Contact", "ContactError", "mask", "normalised", "parse", "parse_one"]
+
 Channel = Literal["sms", "email"]
 
 #: The rule the phone page and the 400 answer state.
@@ -35,10 +39,6 @@ class Contact:
     channel: Channel
     #: E.164 (``+442079460958``) for ``sms``; the normalised address for ``email``.
     address: str
-
-
-class ContactError(ValueError):
-    """The contact text breaks :data:`RULE`; the message says which entry and why."""
 
 
 def parse_one(entry: str) -> Contact:

@@ -49,6 +49,10 @@ class GalleryError(OneEyeError):
     """A gallery file is missing, corrupt, tampered with or inconsistent."""
 
 
+class ContactError(OneEyeError, ValueError):
+    """A case contact breaks :data:`oneeye.contacts.RULE`; the message names the entry and why."""
+
+
 class EventError(OneEyeError):
     """A message does not validate against its OneEye schema (or names an unknown one)."""
 

@@ -210,8 +210,7 @@ class _Index:
 
 #: The order in which watchlists that all accept one face are announced: first wins. The
 #: missing-person alert is a safety alert, so it is never hidden behind a customer arrival.
-WATCHLIST_PRECEDENCE: tuple[str, ...] = ("missing", "customers")
-assert set(WATCHLIST_PRECEDENCE) == set(WATCHLISTS), "rank every watchlist"
+WATCHLIST_PRECEDENCE: tuple[str, ...] = tuple(sorted(WATCHLISTS, key=lambda w: w != "missing"))
 
 
 def _outranks(m: Match, other: Match) -> bool:

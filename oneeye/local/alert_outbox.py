@@ -106,6 +106,14 @@ class AlertOutbox:
                         "`oneeye subscribe --email …`)", event_id)
         return written
 
+    def take_direct_messages(self) -> None:
+        """Receive the in-process moto's direct SMS and SES emails (:meth:`handle_direct`)."""
+        from oneeye.local.moto_server import tap_direct_messages
+
+        tap_direct_messages(lambda kind, to, subject, body, message_id, event_id:
+                            self.handle_direct(kind, to, subject, body,
+                                               message_id=message_id, event_id=event_id))
+
     def handle_direct(self, kind: str, to: str, subject: str | None, body: str, *,
                       message_id: str, event_id: str | None = None) -> None:
         """One message sent straight to a recipient, not through the alerts topic: the

@@ -246,11 +246,7 @@ class LocalStack:
         host = "127.0.0.1" if self.s.host in ("0.0.0.0", "") else self.s.host
         outbox = AlertOutbox(self.var / ALERT_OUTBOX_FILE, topic_arn=alerts_arn, smtp_host=host,
                         smtp_port=self.s.ports.smtp)
-        # The case contact's SMS/email (SNS to a phone number, SES) land in the same outbox.
-        from oneeye.local.moto_server import tap_direct_messages
-        tap_direct_messages(lambda kind, to, subject, body, message_id, event_id:
-                            outbox.handle_direct(kind, to, subject, body,
-                                                 message_id=message_id, event_id=event_id))
+        outbox.take_direct_messages()  # the case contact's SMS (SNS to a number) and SES email
         poller = SqsPoller(url, lambda m: outbox.handle_envelope(json.loads(m["Body"])),
                            name="alerts→alert outbox").start()
         self._on_stop("alerts poller", poller.stop)
