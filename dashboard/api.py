@@ -20,6 +20,7 @@ from dashboard import alerts
 from dashboard.localtime import day_bound, viewer_zone
 from dashboard.roles import DESK_ROLES, roles_required
 from dashboard.services import services
+from oneeye.alerting import strength_text
 from oneeye.errors import EventError
 from oneeye.events import HEALTH, HealthEvent, parse
 from oneeye.types import ALERT_KINDS, DESK_KINDS, VERDICTS, format_time, normalize_time, parse_time
@@ -86,11 +87,13 @@ def int_arg(name: str, default: int, *, low: int, high: int) -> int:
 
 
 def present(record: dict[str, Any]) -> dict[str, Any]:
-    """A stored record as the page gets it: plus the match's plain-language ``strength``."""
+    """A stored record as the page gets it: plus the match's plain-language ``strength``
+    and its words ``strength_text`` (:mod:`oneeye.alerting`, what the SMS and email say)."""
     match = record.get("event", {}).get("match")
     if isinstance(match, dict) and "distance" in match and "margin" in match:
-        return {**record, "strength": alerts.strength(float(match["distance"]),
-                                                      float(match["margin"]))}
+        d, m = float(match["distance"]), float(match["margin"])
+        return {**record, "strength": alerts.strength(d, m),
+                "strength_text": strength_text(d, m)}
     return record
 
 

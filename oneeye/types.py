@@ -115,12 +115,6 @@ UtcTimestamp = Annotated[str, AfterValidator(normalize_time)]
 #: tests pass time by moving an injected clock instead of sleeping.
 Clock = Callable[[], float]
 
-# --- alerts ----------------------------------------------------------------------------
-
-#: An SMS alert's length limit in characters: one GSM-7 SMS segment (160) less room for
-#: the carrier's sender prefix. ``amber_alert`` writes texts within it; the local alert
-#: outbox cuts anything longer, as a carrier would.
-SMS_MAX: Final = 140
 
 # --- people at the desk -------------------------------------------------------------------
 

@@ -346,10 +346,11 @@ def test_email_says_the_strength_in_words_and_links_the_snapshot_on_its_own_line
     assert event.match is not None
     url = "https://bucket.s3.amazonaws.com/snapshots/x.jpg?X-Amz-Signature=abc"
     email = alert_texts(event.match, {"name": "Lin"}, url)["structure"]["email"]
-    assert "Match:   strong (distance 0.38, margin 0.20; lower distance is closer)" in email
+    assert "Match:   strong match — the camera's face and the case photo look very alike " \
+        "(distance 0.38, margin 0.20)" in email
     assert f"\n<{url}>\n" in email
     weak = event.match.model_copy(update={"distance": 0.5, "margin": 0.09})
-    assert "Match:   possible (" in alert_texts(weak, {}, None)["structure"]["email"]
+    assert "Match:   possible match — " in alert_texts(weak, {}, None)["structure"]["email"]
 
 
 def test_an_agency_officer_sees_and_closes_only_their_agencys_cases(

@@ -158,9 +158,13 @@ def _actions(res: dict[str, object], function_id: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for policy in props["Policies"]:
         for st in policy["Statement"]:
+            if getattr(st, "name", None) == "If":   # !If [condition, statement, NoValue]
+                st = st.value[1]
             actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
             for action in actions:
-                out[action] = out.get(action, "") + str(st["Resource"])
+                where = (str(st["Resource"]) if "Resource" in st
+                         else f"NOT {st['NotResource']}")
+                out[action] = out.get(action, "") + where + str(st.get("Condition", ""))
     return out
 
 
@@ -175,6 +179,13 @@ def test_trust_boundaries_in_the_template() -> None:
         acts = _actions(res, fn)
         assert "thing/*" in acts["iot:DescribeThing"]
         assert not any(a.startswith("iot:") and a != "iot:DescribeThing" for a in acts)
+    # Issue 20 §3: the case contact is messaged directly — SMS to phone numbers only (no
+    # other topic, no endpoint), email only from the one configured SES identity.
+    amber = _actions(res, "AmberAlertFunction")
+    assert "NOT Tag(name='Sub', value='arn:${AWS::Partition}:sns:*:*:*')" in amber["sns:Publish"]
+    assert "identity/${AlertEmailFrom}" in amber["ses:SendEmail"]
+    assert "ses:FromAddress" in amber["ses:SendEmail"]
+    assert "CasesTable" in amber["dynamodb:UpdateItem"]
     indexer = _actions(res, "GalleryIndexerFunction")
     assert "/uploads/*" in indexer["s3:DeleteObject"]
     assert "/status/*" in indexer["s3:GetObject"] and "/audit/*" in indexer["s3:PutObject"]

@@ -56,7 +56,7 @@
   function strengthTag(rec) {
     var m = (rec.event || {}).match;
     if (!m || !rec.strength) return null;
-    var s = el("span", "strength " + rec.strength, rec.strength === "strong" ? "strong match" : "possible match");
+    var s = el("span", "strength " + rec.strength, rec.strength_text);
     s.title = "distance " + Number(m.distance).toFixed(2) + " (lower is closer), margin " + Number(m.margin).toFixed(2);
     s.tabIndex = 0;
     return s;
@@ -124,7 +124,9 @@
         call.appendChild(tel);
       }
       text.appendChild(call);
-      text.appendChild(el("div", "sent", g.notified ? "Agency alerted by email/SMS" : "Agency already alerted (repeat within cooldown)"));
+      // who was told comes from amber_alert's record (case.told_text), never assumed
+      text.appendChild(el("div", "sent", g.told_text || (g.notified ? "Agency alerted by email/SMS" : "Agency already alerted (repeat within cooldown)")));
+      if (c.safety) text.appendChild(el("div", "safety", c.safety));
       var link = el("a", "more", "all sightings");
       link.href = "/people/" + encodeURIComponent(g.subject);
       text.appendChild(link);

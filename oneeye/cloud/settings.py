@@ -149,6 +149,10 @@ class AmberSettings(DeviceMessageSettings, BucketSettings, CasesTableSettings):
     snapshot_url_ttl_s: int = Field(86400, alias="SNAPSHOT_URL_TTL_S", ge=60, le=604800,
                                     description="validity of the snapshot link in alerts "
                                     "(S3 presigning allows at most 7 days)")
+    alert_email_from: str | None = Field(
+        None, alias="ALERT_EMAIL_FROM", min_length=3, max_length=254,
+        description="verified SES identity the case contact's email is sent from; unset: "
+        "email contacts are recorded as failed (SMS contacts still go out)")
 
 
 class IndexerSettings(IdempotencySettings, BucketSettings, UploadLimitSettings,

@@ -247,6 +247,7 @@ class LocalStack:
         host = "127.0.0.1" if self.s.host in ("0.0.0.0", "") else self.s.host
         outbox = AlertOutbox(self.var / ALERT_OUTBOX_FILE, topic_arn=alerts_arn, smtp_host=host,
                         smtp_port=self.s.ports.smtp)
+        outbox.take_direct_messages()  # the case contact's SMS (SNS to a number) and SES email
         poller = SqsPoller(url, lambda m: outbox.handle_envelope(json.loads(m["Body"])),
                            name="alerts→alert outbox").start()
         self._on_stop("alerts poller", poller.stop)

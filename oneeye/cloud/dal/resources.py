@@ -2,7 +2,7 @@
 
 For the local stack's moto server and the tests: the same bucket (encrypted,
 public access blocked, CORS for the upload page, ``uploads/`` → indexer queue
-notification), topics, tables (idempotency with TTL ``expires_at``, cases,
+notification), topics, the SES sender identity, tables (idempotency with TTL ``expires_at``, cases,
 agencies) and queues (indexer + its dead-letter queue) as the template, made
 through :func:`oneeye.aws.client`. Idempotent: running it twice changes nothing.
 
@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 #: Matches the template's RedrivePolicy and the indexer's VisibilityTimeout.
 INDEXER_MAX_RECEIVES = 5
 INDEXER_VISIBILITY_S = 360
+#: The SES sender identity of the local stack and the tests.
+LOCAL_EMAIL_FROM = "no-reply@oneeye.local"
 
 
 def ensure_resources(name: str = "oneeye-local", *, cors_origins: list[str] | None = None
@@ -43,6 +45,9 @@ def ensure_resources(name: str = "oneeye-local", *, cors_origins: list[str] | No
     idem = _table(f"{name}-idempotency", "event_id", ttl="expires_at")
     cases = _table(f"{name}-cases", "case_id")
     agencies = _table(f"{name}-agencies", "token_sha256")
+    # The case contact's email goes out through SES from this identity (in AWS: the
+    # template's AlertEmailFrom, verified by the operator; here verified at once).
+    aws.client("ses").verify_email_identity(EmailAddress=LOCAL_EMAIL_FROM)
     return {
         "ONEEYE_BUCKET": bucket,
         "DESK_TOPIC_ARN": str(desk),
@@ -55,6 +60,7 @@ def ensure_resources(name: str = "oneeye-local", *, cors_origins: list[str] | No
         "RULES_DLQ_URL": rules_dlq_url,
         "ALERT_COOLDOWN_S": "600",
         "SNAPSHOT_URL_TTL_S": "86400",
+        "ALERT_EMAIL_FROM": LOCAL_EMAIL_FROM,
     }
 
 
