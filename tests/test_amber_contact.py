@@ -9,6 +9,7 @@ uses, with a real SMTP sink behind it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +19,8 @@ import pytest
 
 from oneeye import sms
 from oneeye.cloud.dal import store
-from oneeye.cloud.functions import amber
+from oneeye.cloud.dal.state import Cooldowns
+from oneeye.cloud.functions import amber_alert as amber
 from oneeye.events import DeskEvent, MatchEvent
 from oneeye.local import alert_outbox
 from oneeye.local.moto_server import tap_direct_messages, untap_direct_messages
@@ -130,11 +132,13 @@ def test_a_refused_email_is_recorded_as_delivery_failed_and_the_sms_still_goes(
     is a failure too. Neither stops the SMS or the subscribers' alert."""
     open_case(cloud_env)
     deps = amber.amber_from_env()
-    for email_from, why in (("nobody@unverified.example", "MessageRejected"),
-                            (None, "no email sender configured")):
-        store.Idempotency(deps.idempotency.table).release("cooldown:MP-2026-0042:mall-3")
-        assert amber.amber_alert(sighting(), replace(deps, email_from=email_from))[
-            "status"] == "alerted"
+    for n, (email_from, why) in enumerate((("nobody@unverified.example", "MessageRejected"),
+                                           (None, "no email sender configured"))):
+        # each try a cooldown later, so both are alerts that email and text
+        later = Cooldowns(deps.cooldowns.table,
+                          clock=lambda n=n: time.time() + n * (deps.cooldown_s + 1))
+        assert amber.amber_alert(sighting(), replace(deps, email_from=email_from,
+                                                     cooldowns=later))["status"] == "alerted"
         email = told_of(cloud_env)[-1]
         assert (email["channel"], email["outcome"]) == ("email", "failed")
         assert why in email["detail"]
@@ -144,7 +148,7 @@ def test_a_refused_email_is_recorded_as_delivery_failed_and_the_sms_still_goes(
 def test_the_recipient_is_masked_in_logs(cloud_env: dict[str, str], outbox: Path,
                                          caplog: pytest.LogCaptureFixture) -> None:
     open_case(cloud_env)
-    with caplog.at_level(logging.INFO, logger="oneeye.cloud.functions.amber"):
+    with caplog.at_level(logging.INFO, logger="oneeye.cloud.functions.amber_alert"):
         amber.amber_alert(sighting(), amber.amber_from_env())
     text = caplog.text
     assert "sms sent to +44*******958" in text and "d***@agency.example" in text
