@@ -140,3 +140,21 @@ ALERT_KINDS: Final[tuple[DeskKind, ...]] = ("missing_person_sighted", "device_of
 #: Desk kinds a history review shows by default; device kinds have their own view.
 SIGHTING_KINDS: Final[tuple[DeskKind, ...]] = ("customer_arrived", "missing_person_sighted")
 DEVICE_KINDS: Final[tuple[DeskKind, ...]] = ("device_status", "device_offline", "device_online")
+
+# --- secrets in text -----------------------------------------------------------------------
+
+#: The user-info of a URL (``scheme://user:password@``): what every camera and broker URL
+#: may carry and no log line, health field or page may show.
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s?#]*)@")
+#: What stands for a URL's user-info wherever a URL is shown (``rtsp://***@host/…``).
+REDACTED: Final = "***"
+
+
+def redact_url(text: object) -> str:
+    """``text`` (a URL, a source spec or a whole log line) with every URL's user-info masked.
+
+    ``rtsp://admin:S3cretPass@10.0.0.5/stream1`` → ``rtsp://***@10.0.0.5/stream1``. The
+    user name goes too: it is half of the credential and often the camera's default. Text
+    without ``scheme://…@`` is returned unchanged (files, webcam numbers, ``ipc``).
+    """
+    return _USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", str(text))

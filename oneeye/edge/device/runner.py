@@ -40,6 +40,7 @@ from oneeye.edge.gallery.sync import GallerySync
 from oneeye.edge.settings import EdgeSettings
 from oneeye.events import CameraHealth, LatencyStats, MatchEvent
 from oneeye.gallery import load
+from oneeye.types import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -198,13 +199,14 @@ def run_edge(settings: EdgeSettings, holder: GalleryHolder, *, sinks: Iterable[S
             closers.append(preview.close)
             on_frame = preview.update   # the preview shows the first camera
         log.info("edge %s: %d camera(s), galleries %s, publish %s", settings.device_id,
-                 len(cameras), json.dumps(holder.current().versions()), settings.publish.url)
+                 len(cameras), json.dumps(holder.current().versions()),
+                 redact_url(settings.publish.url))
         for i, cam in enumerate(cameras):
             pipeline = Pipeline(cam.settings, holder, sinks=all_sinks, metrics=cam.metrics,
                                 on_frame=on_frame if i == 0 else None,
                                 pool=pool.lane(cam.camera_id))
             log.info("edge %s/%s/%s: source %s (%s)", settings.device_id, settings.site_id,
-                     cam.camera_id, cam.settings.source,
+                     cam.camera_id, cam.source.name,
                      "live" if cam.source.live else f"file {cam.source.fps:.2f} fps")
             t = threading.Thread(target=cam.run, args=(pipeline, stop, duration_s),
                                  name=f"oneeye-camera-{cam.camera_id}", daemon=True)
