@@ -44,6 +44,25 @@ def is_id(value: object) -> bool:
 CameraState = Literal["ok", "connecting", "reconnecting", "failed", "ended"]
 CAMERA_STATES: Final[tuple[CameraState, ...]] = get_args(CameraState)
 
+#: The state of a store the edge writes (the outbox, the gallery cache), as reported in
+#: ``oneeye.health/1`` ``storage``. ``ok``: writable. ``full``: no space left (ENOSPC,
+#: SQLITE_FULL). ``quota``: the user's disk quota is used up (EDQUOT). ``read_only``: the
+#: file system is mounted read-only (EROFS, SQLITE_READONLY). ``permission_denied``: the
+#: process may not write there (EACCES/EPERM). ``missing_dir``: the directory is gone and
+#: cannot be made (an unmounted data partition). ``corrupt``: the file is not a readable
+#: database (moved aside, a new one started). ``io_error``: any other I/O failure.
+StorageState = Literal["ok", "full", "quota", "read_only", "permission_denied", "missing_dir",
+                       "corrupt", "io_error"]
+STORAGE_STATES: Final[tuple[StorageState, ...]] = get_args(StorageState)
+
+#: A device clock's state, as reported in ``oneeye.health/1`` ``clock``. ``ok``: NTP says
+#: synchronised and no jump was seen. ``unsynced``: the kernel says NTP has not set the
+#: clock. ``unknown``: nothing tells (no adjtimex, a container). ``jumped``: the wall clock
+#: moved against the monotonic clock by more than the tolerance since the last look.
+#: ``skewed``: set by the cloud, which compared a device's timestamps with its receive time.
+ClockState = Literal["ok", "unsynced", "unknown", "jumped", "skewed"]
+CLOCK_STATES: Final[tuple[ClockState, ...]] = get_args(ClockState)
+
 #: A face box in source-frame pixels, face_recognition's order: (top, right, bottom, left).
 BBox = tuple[int, int, int, int]
 

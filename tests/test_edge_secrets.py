@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from oneeye import gallery as gal
 from oneeye.types import redact_url
 from tests.mqtt_support import Subscriber, make_broker, stop_broker
 from tests.net_support import free_port
@@ -37,19 +36,9 @@ def test_redact_url_masks_user_info_and_nothing_else(url: str, shown: str) -> No
     assert redact_url(url) == shown
 
 
-@pytest.fixture(scope="module")
-def gallery_file(examples: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("g") / "customers.npz"
-    g, report = gal.enrol([("lin-manuel-miranda", examples / "lin-manuel-miranda.png")],
-                          watchlist="customers")
-    assert not report.rejected
-    gal.save(g, out)
-    return out
-
-
 @pytest.mark.parametrize("log_json", [False, True], ids=["plain-log", "json-log"])
 def test_edge_with_a_password_in_its_source_url_never_logs_or_reports_it(
-        gallery_file: Path, tmp_path: Path, log_json: bool) -> None:
+        miranda_npz: Path, tmp_path: Path, log_json: bool) -> None:
     broker = make_broker("amqtt", tmp_path)
     broker.start()
     health = Subscriber(broker.port, "oneeye/devices/+/health")
@@ -60,7 +49,7 @@ def test_edge_with_a_password_in_its_source_url_never_logs_or_reports_it(
         proc = subprocess.run(
             [*ONEEYE, *(["--log-json"] if log_json else []), "edge",
              "--source", f"door=rtsp://admin:{SECRET}@127.0.0.1:{dead_port}/x",
-             "--gallery", str(gallery_file), "--duration", "6",
+             "--gallery", str(miranda_npz), "--duration", "6",
              "--publish", f"mqtt://127.0.0.1:{broker.port}"],
             capture_output=True, text=True, timeout=180, cwd=tmp_path, env=env)
         health.payloads(1, timeout=30)

@@ -46,7 +46,9 @@ class Uplink:
         self.settings = settings
         self.vitals = vitals
         self.publisher = publisher if publisher is not None else make_publisher(settings)
-        self.outbox = Outbox(settings.outbox.path, settings.outbox.max_events)
+        self.outbox = Outbox(settings.outbox.path, settings.outbox.max_events,
+                             max_memory=settings.outbox.max_memory,
+                             retry_s=settings.outbox.retry_s)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -74,7 +76,8 @@ class Uplink:
         if len(payload) > MAX_EVENT_BYTES:
             raise EventError(f"event {event.event_id} is {len(payload)} bytes, over "
                              f"{MAX_EVENT_BYTES}")
-        self.outbox.put(self.settings.topic("matches"), payload, event.event_id)
+        self.outbox.put(self.settings.topic("matches"), payload, event.event_id,
+                        keep=event.watchlist == "missing")
         self._wake.set()
 
     # -- lifecycle ------------------------------------------------------------------
@@ -183,7 +186,8 @@ class Uplink:
             log.exception("health: vitals() failed; reporting every camera as failed")
             vitals = Vitals.unknown(self.settings)
         return build_health(self.settings, vitals, uptime_s=time.monotonic() - self._started,
-                            outbox=self.outbox.stats(), health_failed=self.health_failed,
+                            outbox=self.outbox.stats(), outbox_storage=self.outbox.storage,
+                            health_failed=self.health_failed,
                             snapshots_trimmed=self.trimmed_snapshots)
 
     def send_health(self) -> bool:

@@ -138,7 +138,8 @@ def vitals_of(cameras: list[Camera], holder: GalleryHolder,
                                           p95=percentile_ms(latencies, 95)),
                   stage_ms=merged_stage_ms(c.metrics for c in cameras),
                   gallery_versions=holder.current().versions(),
-                  sync=sync.stats() if sync is not None else None)
+                  sync=sync.stats() if sync is not None else None,
+                  storage={"gallery_cache": sync.cache_storage} if sync is not None else {})
 
 
 def start_gallery_sync(settings: EdgeSettings, holder: GalleryHolder,
