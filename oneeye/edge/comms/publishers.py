@@ -53,6 +53,11 @@ class Publisher(ABC):
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
 
+    @property
+    def client_id_conflict(self) -> str | None:
+        """Why another device may be using this connection's client id (None: no sign)."""
+        return None
+
     @abstractmethod
     def connect(self, timeout: float = 10.0) -> None:
         """Connect (idempotent); raise :class:`PublishError` when that fails."""
@@ -186,8 +191,22 @@ def parse_url(url: str) -> BrokerAddress:
     return BrokerAddress(tls=tls, host=parts.hostname, port=port)
 
 
+#: A connection the broker closes within this many seconds of its start is a "quick drop".
+QUICK_DROP_S = 15.0
+#: This many quick drops in a row: another client is probably connecting with our client id
+#: (MQTT brokers, IoT Core included, close the older of two connections with one id).
+QUICK_DROPS_FOR_CONFLICT = 3
+
+
 class MqttPublisher(Publisher):
-    """awscrt MQTT 3.1.1 client, persistent session, awscrt's own reconnect with backoff."""
+    """awscrt MQTT 3.1.1 client, persistent session, awscrt's own reconnect with backoff.
+
+    Two devices with one client id knock each other off at every reconnect, and each only
+    sees "connection lost". So every drop within :data:`QUICK_DROP_S` of connecting is
+    counted; after :data:`QUICK_DROPS_FOR_CONFLICT` in a row :attr:`client_id_conflict`
+    says so (health reports it) and one warning names the client id; a connection that
+    then lasts clears it.
+    """
 
     name = "mqtt"
 
@@ -203,6 +222,41 @@ class MqttPublisher(Publisher):
         self._conn: Any = None
         self._closed = False
         self.connects = 0
+        self._up_since: float | None = None   # monotonic time of the current connection
+        #: Drops within QUICK_DROP_S of connecting, in a row, and in total.
+        self.quick_drops = 0
+        self.quick_drops_total = 0
+        self._conflict: str | None = None
+
+    @property
+    def client_id_conflict(self) -> str | None:
+        if (self._conflict is not None and self._up_since is not None
+                and time.monotonic() - self._up_since > QUICK_DROP_S):
+            log.warning("MQTT connection as %s has held for %.0f s: no sign of a second device "
+                        "with this client id any more", self.client_id, QUICK_DROP_S)
+            self._conflict = None
+            self.quick_drops = 0
+        return self._conflict
+
+    def _note_up(self) -> None:
+        self._up_since = time.monotonic()
+
+    def _note_down(self) -> None:
+        up, self._up_since = self._up_since, None
+        if up is None:
+            return
+        lasted = time.monotonic() - up
+        if lasted > QUICK_DROP_S:
+            self.quick_drops = 0
+            return
+        self.quick_drops += 1
+        self.quick_drops_total += 1
+        if self.quick_drops >= QUICK_DROPS_FOR_CONFLICT and self._conflict is None:
+            self._conflict = (
+                f"the broker closed the connection within {QUICK_DROP_S:.0f} s of connecting "
+                f"{self.quick_drops} times in a row: another device may be using client id "
+                f"{self.client_id!r} (in AWS IoT, the thing name)")
+            log.error("MQTT %s:%d: %s", self.address.host, self.address.port, self._conflict)
 
     def _tls(self) -> Any:
         from awscrt import io
@@ -240,6 +294,7 @@ class MqttPublisher(Publisher):
 
     def _on_interrupted(self, connection: Any, error: Exception, **kwargs: Any) -> None:
         self._connected.clear()
+        self._note_down()
         log.warning("MQTT connection to %s:%d lost: %s", self.address.host, self.address.port,
                     error)
 
@@ -249,6 +304,7 @@ class MqttPublisher(Publisher):
                  self.address.port, session_present)
         if not session_present:  # a restarted broker forgot our subscriptions
             self._resubscribe()
+        self._note_up()
         self._connected.set()
 
     def connect(self, timeout: float = 10.0) -> None:
@@ -275,6 +331,7 @@ class MqttPublisher(Publisher):
                 raise PublishError(f"MQTT connect to {self.address.host}:{self.address.port} "
                                    f"failed: {exc}") from exc
             self.connects += 1
+            self._note_up()
             self._connected.set()
         log.info("MQTT connected to %s:%d as %s", self.address.host, self.address.port,
                  self.client_id)

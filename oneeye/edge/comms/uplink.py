@@ -187,6 +187,7 @@ class Uplink:
             vitals = Vitals.unknown(self.settings)
         return build_health(self.settings, vitals, uptime_s=time.monotonic() - self._started,
                             outbox=self.outbox.stats(), outbox_storage=self.outbox.storage,
+                            client_id_conflict=self.publisher.client_id_conflict,
                             health_failed=self.health_failed,
                             snapshots_trimmed=self.trimmed_snapshots)
 
