@@ -84,6 +84,15 @@ class MatchEvent(_Event):
     snapshot_jpeg: str | None = Field(None, description="base64 JPEG face crop")
     source_frame: int | None = Field(None, ge=0)
     media_time_s: float | None = Field(None, ge=0)
+    sent_at: UtcTimestamp | None = Field(
+        None, description="the device's clock when it published this (set by the uplink at "
+        "each send), so the cloud can tell a wrong clock from a late delivery")
+    device_observed_at: UtcTimestamp | None = Field(
+        None, description="set by the cloud when the device clock is off: the device's own "
+        "observed_at, which observed_at then replaces with a trusted time (oneeye.cloud.clock)")
+    clock_skew_s: float | None = Field(
+        None, description="set by the cloud with device_observed_at: device clock minus "
+        "receive time, seconds (negative: slow)")
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 

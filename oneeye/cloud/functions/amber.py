@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from oneeye import events
-from oneeye.alerting import strength
+from oneeye.alerting import skew_note, strength
 from oneeye.cloud.common import DeviceMessageDeps, Result, clip, once_per_match
 from oneeye.cloud.dal import store
 from oneeye.cloud.devices import registry
@@ -123,6 +123,9 @@ def alert_texts(match: events.MatchEvent, case: dict[str, Any],
     """Subject, email/default text and an SMS of at most 140 characters."""
     name = str(case.get("name") or "unknown name")
     when = match.observed_at.replace("T", " ")[:16] + " UTC"
+    if match.clock_skew_s is not None and match.device_observed_at:
+        when += (f" (time of receipt; {skew_note(match.clock_skew_s)}: it said "
+                 f"{match.device_observed_at[11:16]} UTC)")
     lines = [
         f"Missing person sighted: {name} (case {match.person_id})",
         "",
@@ -152,6 +155,8 @@ def alert_texts(match: events.MatchEvent, case: dict[str, Any],
 def sms_text(match: events.MatchEvent, name: str) -> str:
     """``ALERT <case>: <name> seen <site>/<camera> <HH:MM>Z. Details by email.`` ≤ 140 chars."""
     hhmm = match.observed_at[11:16] + "Z"
+    if match.clock_skew_s is not None:
+        hhmm += f" ({skew_note(match.clock_skew_s)})"
     tail = f" seen {match.site_id}/{match.camera_id} {hhmm}. Details by email."
     head = f"ALERT {match.person_id}: "
     room = SMS_MAX - len(head) - len(tail)

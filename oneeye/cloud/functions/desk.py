@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from oneeye import events
+from oneeye.alerting import skew_note
+from oneeye.cloud.clock import trusted_health
 from oneeye.cloud.common import (
     DeviceMessageDeps,
     Result,
@@ -71,6 +73,8 @@ def _publish_arrival(match: events.MatchEvent, deps: DeskDeps) -> Result:
     except CustomerApiUnavailable:
         degraded = True
         message = f"customer {who} arrived, details unavailable"
+    if match.clock_skew_s is not None:   # the card's time is the receipt's: say why
+        message += f" (time of receipt: {skew_note(match.clock_skew_s)})"
     desk = events.DeskEvent(
         event_id=match.event_id, kind="customer_arrived", site_id=match.site_id,
         observed_at=match.observed_at, message=clip(message), degraded=degraded,
@@ -100,6 +104,7 @@ def device_health(message: Any, deps: DeskDeps) -> Result:
     except EventError as exc:
         return rejected("device_health", str(exc), event_id=event_id_of(message))
     assert isinstance(health, events.HealthEvent)
+    health = trusted_health(health)
     forged = sender_rejection(message, health, deps.registry, "device_health")
     if forged is not None:
         return forged
@@ -109,7 +114,9 @@ def device_health(message: Any, deps: DeskDeps) -> Result:
             event_id=health.event_id, kind="device_status", site_id=health.site_id,
             observed_at=health.sent_at, device_id=health.device_id, health=health,
             message=clip(f"{health.device_id}: camera {health.camera_state}, "
-                         f"{health.fps:.1f} fps"),
+                         f"{health.fps:.1f} fps" + (
+                             f", {skew_note(health.clock.skew_s)}"
+                             if health.clock and health.clock.skew_s is not None else "")),
         )
         message_id = store.publish(deps.desk_topic_arn, desk.to_json(), site_id=health.site_id)
         return {"status": "published", "event_id": health.event_id, "message_id": message_id}

@@ -16,23 +16,44 @@ only on acknowledgement; on failure it waits for the publisher to reconnect
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from oneeye.edge.clock import ClockWatch
 from oneeye.edge.comms.health import Vitals, build_health
 from oneeye.edge.comms.outbox import Outbox
 from oneeye.edge.comms.publishers import MessageCallback, Publisher, make_publisher
 from oneeye.edge.settings import EdgeSettings
 from oneeye.errors import EventError, PublishError, PublishRejected
 from oneeye.events import MAX_EVENT_BYTES, HealthEvent, MatchEvent
+from oneeye.types import utc_now
 
 log = logging.getLogger(__name__)
 
 BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 30.0
+
+
+def with_sent_at(payload: bytes) -> bytes:
+    """``payload`` (a match's JSON) with ``sent_at`` set to the device clock now.
+
+    The cloud compares it with its receive time: the difference is the device clock's
+    error whatever the event's age, so a backlog sent after an outage is not taken for a
+    slow clock (:mod:`oneeye.cloud.clock`). A payload that is not a JSON object is sent as
+    it is.
+    """
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return payload
+    if not isinstance(data, dict):
+        return payload
+    data["sent_at"] = utc_now()
+    return json.dumps(data, separators=(",", ":")).encode()
 
 
 class Uplink:
@@ -57,6 +78,8 @@ class Uplink:
         self.health_failed = 0
         self.trimmed_snapshots = 0
         self._closed = False
+        #: The device clock's state for health (NTP sync, jumps).
+        self.clock = ClockWatch()
 
     # -- pipeline side --------------------------------------------------------------
 
@@ -159,7 +182,8 @@ class Uplink:
                 if self._stop.is_set():
                     return
                 try:
-                    self.publisher.publish(item.topic, item.payload, qos=1, timeout=timeout)
+                    self.publisher.publish(item.topic, with_sent_at(item.payload), qos=1,
+                                           timeout=timeout)
                 except PublishRejected as exc:
                     self.outbox.reject(item.seq, str(exc))
                     continue
@@ -188,6 +212,7 @@ class Uplink:
         return build_health(self.settings, vitals, uptime_s=time.monotonic() - self._started,
                             outbox=self.outbox.stats(), outbox_storage=self.outbox.storage,
                             client_id_conflict=self.publisher.client_id_conflict,
+                            clock=self.clock.health(),
                             health_failed=self.health_failed,
                             snapshots_trimmed=self.trimmed_snapshots)
 
