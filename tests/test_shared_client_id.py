@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from oneeye.edge.comms.conflict import QUICK_DROP_S, QUICK_DROPS_FOR_CONFLICT, QuickDrops
 from oneeye.edge.comms.health import Vitals
 from oneeye.edge.comms.uplink import Uplink
 from oneeye.edge.settings import EdgeSettings
 from oneeye.events import CameraHealth
 from tests.mqtt_support import BROKERS, make_broker, stop_broker
-from tests.wait import wait_until
+from tests.wait import ManualClock, wait_until
 
 
 def _edge(port: int, outbox: Path) -> Uplink:
@@ -45,3 +46,23 @@ def test_two_edges_with_one_client_id_each_report_the_other(
         stop_broker(broker)
     assert "another device may be using client id 'branch-7-cam'" in caplog.text
     assert "(in AWS IoT, the thing name)" in caplog.text
+
+
+def test_one_drop_or_drops_of_lasting_connections_are_not_a_conflict() -> None:
+    clock = ManualClock()
+    drops = QuickDrops("cam-1", "broker:1883", clock=clock)
+    for _ in range(5):              # a broker restart now and then: each connection lasted
+        drops.up()
+        clock.advance(QUICK_DROP_S + 1)
+        drops.down()
+    assert drops.conflict() is None and drops.total == 0
+    for _ in range(QUICK_DROPS_FOR_CONFLICT - 1):   # quick drops, but one short of the rule
+        drops.up()
+        drops.down()
+    assert drops.conflict() is None
+    drops.up()
+    drops.down()
+    assert drops.conflict() is not None and "'cam-1'" in str(drops.conflict())
+    drops.up()                      # the other device went away: this connection holds
+    clock.advance(QUICK_DROP_S + 1)
+    assert drops.conflict() is None

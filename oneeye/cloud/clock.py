@@ -56,10 +56,6 @@ def tolerance_s() -> float:
     return value
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def trusted_match(match: events.MatchEvent, received_at: datetime | None = None,
                   tolerance: float | None = None) -> events.MatchEvent:
     """``match`` with ``observed_at`` from a trusted clock (see the module doc).
@@ -69,7 +65,7 @@ def trusted_match(match: events.MatchEvent, received_at: datetime | None = None,
     """
     if match.clock_skew_s is not None:
         return match
-    received = received_at or _now()
+    received = received_at or datetime.now(UTC)
     limit = tolerance_s() if tolerance is None else tolerance
     device_now = parse_time(match.sent_at or match.observed_at)
     skew = (device_now - received).total_seconds()
@@ -88,7 +84,7 @@ def trusted_health(health: events.HealthEvent, received_at: datetime | None = No
                    tolerance: float | None = None) -> events.HealthEvent:
     """``health`` with ``clock.skew_s`` set and ``clock.state`` ``skewed`` when its
     ``sent_at`` is beyond the tolerance of the receive time (unchanged otherwise)."""
-    received = received_at or _now()
+    received = received_at or datetime.now(UTC)
     limit = tolerance_s() if tolerance is None else tolerance
     skew = (parse_time(health.sent_at) - received).total_seconds()
     if abs(skew) <= limit:

@@ -1,3 +1,5 @@
+# Long module: one SQLite file's whole life (queue, counters, storage-fault fallback to
+# memory) shares one lock and one connection; split, each half would reach into the other.
 """The durable outbox: events on disk from the moment they exist until the broker acks them.
 
 An SQLite database in WAL mode with ``synchronous=FULL``: :meth:`Outbox.put` has

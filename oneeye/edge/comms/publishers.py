@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from oneeye.edge.comms.conflict import QuickDrops
 from oneeye.edge.device.greengrass import close_streams
 from oneeye.edge.settings import EdgeSettings, PublishSettings
 from oneeye.errors import ConfigError, PublishError, PublishRejected
@@ -191,21 +192,12 @@ def parse_url(url: str) -> BrokerAddress:
     return BrokerAddress(tls=tls, host=parts.hostname, port=port)
 
 
-#: A connection the broker closes within this many seconds of its start is a "quick drop".
-QUICK_DROP_S = 15.0
-#: This many quick drops in a row: another client is probably connecting with our client id
-#: (MQTT brokers, IoT Core included, close the older of two connections with one id).
-QUICK_DROPS_FOR_CONFLICT = 3
-
-
 class MqttPublisher(Publisher):
     """awscrt MQTT 3.1.1 client, persistent session, awscrt's own reconnect with backoff.
 
     Two devices with one client id knock each other off at every reconnect, and each only
-    sees "connection lost". So every drop within :data:`QUICK_DROP_S` of connecting is
-    counted; after :data:`QUICK_DROPS_FOR_CONFLICT` in a row :attr:`client_id_conflict`
-    says so (health reports it) and one warning names the client id; a connection that
-    then lasts clears it.
+    sees "connection lost": :class:`~oneeye.edge.comms.conflict.QuickDrops` watches the
+    connection's ups and downs and :attr:`client_id_conflict` says when that is the cause.
     """
 
     name = "mqtt"
@@ -222,41 +214,11 @@ class MqttPublisher(Publisher):
         self._conn: Any = None
         self._closed = False
         self.connects = 0
-        self._up_since: float | None = None   # monotonic time of the current connection
-        #: Drops within QUICK_DROP_S of connecting, in a row, and in total.
-        self.quick_drops = 0
-        self.quick_drops_total = 0
-        self._conflict: str | None = None
+        self.drops = QuickDrops(client_id, f"{self.address.host}:{self.address.port}")
 
     @property
     def client_id_conflict(self) -> str | None:
-        if (self._conflict is not None and self._up_since is not None
-                and time.monotonic() - self._up_since > QUICK_DROP_S):
-            log.warning("MQTT connection as %s has held for %.0f s: no sign of a second device "
-                        "with this client id any more", self.client_id, QUICK_DROP_S)
-            self._conflict = None
-            self.quick_drops = 0
-        return self._conflict
-
-    def _note_up(self) -> None:
-        self._up_since = time.monotonic()
-
-    def _note_down(self) -> None:
-        up, self._up_since = self._up_since, None
-        if up is None:
-            return
-        lasted = time.monotonic() - up
-        if lasted > QUICK_DROP_S:
-            self.quick_drops = 0
-            return
-        self.quick_drops += 1
-        self.quick_drops_total += 1
-        if self.quick_drops >= QUICK_DROPS_FOR_CONFLICT and self._conflict is None:
-            self._conflict = (
-                f"the broker closed the connection within {QUICK_DROP_S:.0f} s of connecting "
-                f"{self.quick_drops} times in a row: another device may be using client id "
-                f"{self.client_id!r} (in AWS IoT, the thing name)")
-            log.error("MQTT %s:%d: %s", self.address.host, self.address.port, self._conflict)
+        return self.drops.conflict()
 
     def _tls(self) -> Any:
         from awscrt import io
@@ -294,7 +256,7 @@ class MqttPublisher(Publisher):
 
     def _on_interrupted(self, connection: Any, error: Exception, **kwargs: Any) -> None:
         self._connected.clear()
-        self._note_down()
+        self.drops.down()
         log.warning("MQTT connection to %s:%d lost: %s", self.address.host, self.address.port,
                     error)
 
@@ -304,7 +266,7 @@ class MqttPublisher(Publisher):
                  self.address.port, session_present)
         if not session_present:  # a restarted broker forgot our subscriptions
             self._resubscribe()
-        self._note_up()
+        self.drops.up()
         self._connected.set()
 
     def connect(self, timeout: float = 10.0) -> None:
@@ -331,7 +293,7 @@ class MqttPublisher(Publisher):
                 raise PublishError(f"MQTT connect to {self.address.host}:{self.address.port} "
                                    f"failed: {exc}") from exc
             self.connects += 1
-            self._note_up()
+            self.drops.up()
             self._connected.set()
         log.info("MQTT connected to %s:%d as %s", self.address.host, self.address.port,
                  self.client_id)
