@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dashboard.store import Store
+from oneeye.cloud.backoffice import notify_it
 from oneeye.events import DeskEvent
 from oneeye.ids import new_id
 from oneeye.types import format_time
@@ -44,14 +45,12 @@ def it_email(topic_arn: str) -> Notify | None:
         return None
 
     def send(event: DeskEvent) -> None:
-        from oneeye.cloud.dal import store
-
         state = "OFFLINE" if event.kind == "device_offline" else "back online"
         try:
-            store.publish(topic_arn, f"Camera {event.device_id} at {event.site_id} is {state} "
-                          f"({event.observed_at}). {event.message}".strip(),
-                          site_id=event.site_id,
-                          subject=f"OneEye: camera {event.device_id} {state}"[:99])
+            notify_it(topic_arn, f"Camera {event.device_id} at {event.site_id} is {state} "
+                      f"({event.observed_at}). {event.message}".strip(),
+                      site_id=event.site_id,
+                      subject=f"OneEye: camera {event.device_id} {state}")
         except Exception:  # the banner and the stored event stay the record; see above
             log.exception("could not email branch IT about %s %s", event.device_id, event.kind)
 

@@ -5,16 +5,15 @@ Photos go the one way every enrolment goes: into ``uploads/customers/{id}/`` of 
 OneEye bucket, where the gallery indexer checks them (no face / two faces / too small /
 blurred / unreadable) and writes ``status/{upload_id}.json``; the page polls that and
 shows the indexer's own sentence, as the phone page does. Closing a case uses
-``oneeye.cloud.functions.cases.close`` (status closed + removal command to the indexer).
+``oneeye.cloud.backoffice`` (status closed + removal command to the indexer), the one
+way the dashboard reaches the cloud.
 
 Every change is an audit row (who, what, when) in the dashboard's store.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +23,7 @@ from flask import Blueprint, Response, abort, current_app, flash, g, request
 from dashboard.auth import hash_password
 from dashboard.roles import roles_required
 from dashboard.settings import CloudSettings, DashboardSettings
-from oneeye.ids import new_id
+from oneeye.cloud.backoffice import Backoffice
 from oneeye.types import ROLES, is_id
 
 log = logging.getLogger(__name__)
@@ -48,23 +47,9 @@ class Cloud:
         return bool(self.settings.bucket and self.settings.cases_table
                     and self.settings.indexer_queue_url)
 
-    def _bucket(self) -> Any:
-        from oneeye.cloud.dal import store
-
-        return store.Bucket(self.settings.bucket)
-
-    def _keys(self, prefix: str) -> list[str]:
-        from oneeye import aws
-
-        s3 = aws.client("s3")
-        kwargs: dict[str, Any] = {"Bucket": self.settings.bucket, "Prefix": prefix}
-        keys: list[str] = []
-        while True:
-            resp = s3.list_objects_v2(**kwargs)
-            keys += [o["Key"] for o in resp.get("Contents", [])]
-            if not resp.get("IsTruncated"):
-                return keys
-            kwargs["ContinuationToken"] = resp["NextContinuationToken"]
+    def _backoffice(self) -> Backoffice:
+        return Backoffice(bucket=self.settings.bucket, cases_table=self.settings.cases_table,
+                          indexer_queue_url=self.settings.indexer_queue_url)
 
     def add_customer_photo(self, customer_id: str, data: bytes) -> str:
         """Put one photo where the indexer enrols it; return its upload id (the key of its
@@ -78,53 +63,27 @@ class Cloud:
         ext = next((e for magic, e in _MAGIC.items() if data.startswith(magic)), None)
         if ext is None:
             raise ValueError("not a JPEG or PNG photo")
-        stem = new_id()
-        self._bucket().put(f"uploads/customers/{customer_id}/{stem}.{ext}", data,
-                           content_type=f"image/{'jpeg' if ext == 'jpg' else ext}")
-        return f"{customer_id}-{stem}"  # the indexer's upload id for a key without metadata
+        return self._backoffice().add_customer_photo(customer_id, data, ext)
 
     def photo_status(self, upload_id: str) -> dict[str, Any]:
-        status = self._bucket().get_json(f"status/{upload_id}.json")
-        return status if isinstance(status, dict) else {"state": "pending"}
+        return self._backoffice().photo_status(upload_id)
 
     def customers(self) -> list[dict[str, Any]]:
         """Customers with photos in the bucket: ``{customer_id, photos}``."""
-        counts = Counter(k.split("/")[2] for k in self._keys("uploads/customers/")
-                         if k.count("/") == 3)
+        counts = self._backoffice().customer_photos()
         return [{"customer_id": c, "photos": n} for c, n in sorted(counts.items())]
 
     def remove_customer(self, customer_id: str) -> str:
         """Delete the customer's photos and queue their removal from the gallery."""
-        from oneeye import aws
-
-        for key in self._keys(f"uploads/customers/{customer_id}/"):
-            aws.client("s3").delete_object(Bucket=self.settings.bucket, Key=key)
-        command = {"action": "remove", "watchlist": "customers", "person_id": customer_id}
-        return str(aws.client("sqs").send_message(
-            QueueUrl=self.settings.indexer_queue_url,
-            MessageBody=json.dumps(command))["MessageId"])
+        return self._backoffice().remove_customer(customer_id)
 
     def cases(self, agency: str) -> list[dict[str, Any]]:
         """The agency's cases, newest first, each with its ``photos`` count."""
-        from oneeye.cloud.functions.cases import scan_cases
-
-        photos = Counter(k.split("/")[2] for k in self._keys("uploads/missing/")
-                         if k.count("/") == 3)
-        items = scan_cases(self.settings.cases_table, agency=agency)
-        items.sort(key=lambda c: str(c.get("created_at", "")), reverse=True)
-        return [{**c, "photos": photos.get(str(c["case_id"]), 0)} for c in items]
+        return self._backoffice().agency_cases(agency)
 
     def close_case(self, case_id: str, agency: str, user: str) -> bool:
         """Close a case of ``agency``; False when it has no such case (ids do not leak)."""
-        from oneeye.cloud.dal import store
-        from oneeye.cloud.functions.cases import close
-
-        cases = store.Cases(self.settings.cases_table)
-        case = cases.get(case_id)
-        if case is None or case.get("agency") != agency:
-            return False
-        close(cases, self.settings.indexer_queue_url, case_id, closed_by=f"{agency}/{user}")
-        return True
+        return self._backoffice().close_case(case_id, agency, closed_by=f"{agency}/{user}")
 
 
 def _cloud() -> Cloud:

@@ -1,8 +1,10 @@
 """The ``oneeye`` command: a click group whose subcommands live in ``oneeye/commands/``.
 
 Logging is configured here and only here (entry points own logging). Each
-command module exposes ``register(group)``; a command imports heavy modules
-(dlib, boto3, Flask) inside its function so ``oneeye --help`` stays fast.
+command module exposes ``register(group)``. Command modules import OneEye at their
+top; the heavy native libraries (cv2, dlib, awscrt) load only inside the functions
+that use them, so ``oneeye --help`` (which imports every command module) stays well
+under a second.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 import click
 
 from oneeye.errors import OneEyeError
+from oneeye.logs import configure
 
 #: One module per command family; each defines ``register(cli)``.
 COMMAND_MODULES = [
@@ -44,7 +47,6 @@ def cli(log_level: str, log_json: bool) -> None:
 
 
 def setup_logging(level: str = "INFO", *, json_lines: bool = False) -> None:
-    from oneeye.logs import configure
 
     configure(level, json_lines=json_lines)
 

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 # The one decoder lives in oneeye.images; ``faces.load_image`` stays the name callers use.
-from oneeye.images import Image as Image
+from oneeye.images import Image
 from oneeye.images import load_image as load_image
 from oneeye.types import BBox
 
@@ -38,7 +38,7 @@ def _face_recognition() -> Any:
     """Import face_recognition lazily: it loads ~100 MB of models on import."""
     global _fr
     if _fr is None:
-        import face_recognition
+        import face_recognition  # lazy: dlib and ~100 MB of models
         from PIL import ImageFile
 
         # face_recognition sets this process-wide on import, which makes PIL decode a
@@ -96,7 +96,7 @@ def detect(
         raise ValueError(f"scale must be in [0.05, 4], got {scale}")
     work = image
     if scale != 1.0:
-        import cv2
+        import cv2  # lazy: native OpenCV, loaded only where frames are
 
         h, w = image.shape[:2]
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -128,7 +128,7 @@ def _hog_detector() -> Any:
     detector = getattr(_thread, "hog", None)
     if detector is None:
         _face_recognition()   # the same dlib, imported the same way
-        import dlib
+        import dlib  # lazy: native dlib, loaded only to detect or encode
 
         detector = _thread.hog = dlib.get_frontal_face_detector()
     return detector
@@ -180,8 +180,8 @@ def encode(
     # gallery would depend on what its process enrolled first. A fresh model per call
     # (~0.05 s, against ~0.7 s for 10 jitters) starts the generator at dlib's fixed seed,
     # so a photo always enrols to the same encoding.
-    import dlib
-    import face_recognition_models
+    import dlib  # lazy: native dlib, loaded only to detect or encode
+    import face_recognition_models  # lazy: dlib and ~100 MB of models
 
     encoder = dlib.face_recognition_model_v1(
         face_recognition_models.face_recognition_model_location())
@@ -192,7 +192,7 @@ def encode(
 
 def quality(image: Image, box: BBox) -> FaceQuality:
     """Size and sharpness of a face crop (the box's shorter side; Laplacian variance)."""
-    import cv2
+    import cv2  # lazy: native OpenCV, loaded only where frames are
 
     top, right, bottom, left = _clip(box, image.shape[0], image.shape[1])
     size = max(0, min(bottom - top, right - left))

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from oneeye import faces
 from oneeye.errors import ImageError
 from oneeye.images import is_still_image, load_image
 
@@ -34,7 +35,7 @@ def expected_frames(path: str | Path, *, fps_max: float | None = None) -> int | 
     p = Path(path)
     if is_still_image(p):
         return 1
-    import cv2
+    import cv2  # lazy: native OpenCV, loaded only where frames are
 
     cap = cv2.VideoCapture(str(p))
     try:
@@ -62,13 +63,12 @@ def iter_media(path: str | Path, *, fps_max: float | None = None) -> Iterator[Me
     else; only videos are opened with OpenCV. Raises :class:`ImageError` for either kind
     that cannot be read.
     """
-    from oneeye import faces
 
     p = Path(path)
     if is_still_image(p):
         yield MediaFrame(0, 0.0, load_image(p))
         return
-    import cv2
+    import cv2  # lazy: native OpenCV, loaded only where frames are
 
     cap = cv2.VideoCapture(str(p))
     if not cap.isOpened():

@@ -183,7 +183,7 @@ def test_history_shows_sightings_in_the_viewers_zone_with_iso_day_filters(
     page = alice.get("/history?tz=Asia/Kolkata&since=2026-01-31").get_data(as_text=True)
     assert "2026-01-31 00:30:00 IST" in page and "1 result " in page
     assert "C-6" not in page
-    alice.set_cookie("tz", "America/New_York")                     # what common.js sets
+    alice.set_cookie("tz", "America%2FNew_York")   # what common.js sets: encodeURIComponent
     page = alice.get("/history?person=C-5").get_data(as_text=True)
     assert "2026-01-30 14:00:00 EST" in page and "times in America/New_York" in page
     api = alice.get("/api/events?person=C-5").get_json()["events"]
@@ -339,7 +339,7 @@ def test_a_teller_cannot_reach_management_and_an_officer_has_no_desk(app: Flask)
 
 
 def test_email_says_the_strength_in_words_and_links_the_snapshot_on_its_own_line() -> None:
-    from oneeye.cloud.functions.amber import alert_texts
+    from oneeye.cloud.functions.amber_alert import alert_texts
 
     event = sighting("cam-1")
     assert event.match is not None

@@ -20,7 +20,7 @@ from dashboard import alerts
 from oneeye.cloud import devices
 from oneeye.cloud.clock import CLOCK_TOLERANCE_S, trusted_health, trusted_match
 from oneeye.cloud.dal import store
-from oneeye.cloud.functions import amber, desk
+from oneeye.cloud.functions import amber_alert, device_health, enrich_match
 from oneeye.edge.clock import ClockWatch
 from oneeye.edge.comms.health import Vitals
 from oneeye.edge.comms.publishers import NullPublisher
@@ -59,7 +59,7 @@ def test_a_skewed_clock_is_replaced_by_the_receipt_time_and_kept(offset_min: flo
     m = trusted_match(MatchEvent.model_validate(match(observed_at=said)), received)
     assert m.observed_at == format_time(received) and m.device_observed_at == said
     assert m.clock_skew_s == pytest.approx(offset_min * 60, abs=1)
-    assert amber.sms_text(m, "Skew Test").endswith(f"{m.observed_at[11:16]}Z ({note}). "
+    assert amber_alert.sms_text(m, "Skew Test").endswith(f"{m.observed_at[11:16]}Z ({note}). "
                                                    "Details by email.")
 
 
@@ -90,7 +90,8 @@ def test_missing_person_email_and_banner_use_the_receipt_time_and_say_so(
     alerts_q, desk_q = observe(cloud_env["ALERTS_TOPIC_ARN"]), observe(cloud_env["DESK_TOPIC_ARN"])
     said = ago(20)
     now_hhmm = format_time(datetime.now(UTC))[11:16]
-    assert amber.amber_alert(sighting(observed_at=said), amber.amber_from_env())["status"] \
+    assert amber_alert.amber_alert(sighting(observed_at=said),
+                                   amber_alert.amber_from_env())["status"] \
         == "alerted"
     [sent] = alerts_q.drain(wait_s=2)
     email = sent["Message"]
@@ -107,9 +108,9 @@ def test_one_visit_past_a_right_and_a_slow_camera_stays_one_card(
     devices.register("field-cam-4", "branch-12", ["door"])
     devices.register("field-cam-5", "branch-12", ["lobby"])
     desk_q = observe(cloud_env["DESK_TOPIC_ARN"])
-    deps = desk.enrich_from_env()
-    desk.enrich_match(match(device_id="field-cam-4", iot_thing="field-cam-4"), deps)
-    desk.enrich_match(match(device_id="field-cam-5", iot_thing="field-cam-5",
+    deps = enrich_match.enrich_from_env()
+    enrich_match.enrich_match(match(device_id="field-cam-4", iot_thing="field-cam-4"), deps)
+    enrich_match.enrich_match(match(device_id="field-cam-5", iot_thing="field-cam-5",
                             camera_id="lobby", observed_at=ago(19)), deps)
     cards = [DeskEvent.model_validate(m) for m in desk_q.messages()]
     assert len(cards) == 2
@@ -127,7 +128,7 @@ def test_a_device_whose_health_is_hours_ahead_is_flagged_skewed(
         cloud_env: dict[str, str]) -> None:
     desk_q = observe(cloud_env["DESK_TOPIC_ARN"])
     ahead = format_time(datetime.now(UTC) + timedelta(hours=3))
-    desk.device_health(health(sent_at=ahead), desk.health_from_env())
+    device_health.device_health(health(sent_at=ahead), device_health.health_from_env())
     card = DeskEvent.model_validate(desk_q.messages()[0])
     assert card.health and card.health.clock and card.health.clock.state == "skewed"
     assert card.health.clock.skew_s == pytest.approx(3 * 3600, abs=5)

@@ -8,14 +8,20 @@ line with ``"error"``, not a failed command: non-zero exit is for usage errors.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
 
+from oneeye import faces, images
+from oneeye import gallery as gal
 from oneeye.commands import ui
+from oneeye.config import load_settings
+from oneeye.edge.settings import EdgeSettings, ThresholdOverride
 from oneeye.errors import ImageError, OneEyeError
+from oneeye.media import expected_frames, iter_media
 from oneeye.types import IMAGE_SUFFIXES, WATCHLISTS
 
 
@@ -51,11 +57,7 @@ def gallery_build(src_dir: Path, watchlist: str, out: Path, version: int,
     Photos: JPEG/JFIF, PNG, WebP, GIF, BMP, TIFF (HEIC is refused by name). Every rejected
     photo, every skipped file and every person left without a usable photo is listed.
     """
-    from dataclasses import replace
 
-    from oneeye import gallery as gal
-    from oneeye import images
-    from oneeye.edge.settings import ThresholdOverride
 
     rule = gal.effective_rule(gal.DEFAULT_RULES[watchlist], ThresholdOverride(
         max_distance=max_distance, min_margin=min_margin))
@@ -95,7 +97,6 @@ def gallery_build(src_dir: Path, watchlist: str, out: Path, version: int,
 @click.option("--json", "as_json", is_flag=True)
 def gallery_show(file: Path, as_json: bool) -> None:
     """Identities, photos per person, version and thresholds of a gallery file."""
-    from oneeye import gallery as gal
 
     g = gal.load(file)
     ids = g.identities()
@@ -114,7 +115,6 @@ def gallery_show(file: Path, as_json: bool) -> None:
 
 
 def _load_matcher(galleries: tuple[Path, ...]) -> Any:
-    from oneeye import gallery as gal
 
     return gal.Matcher([gal.load(p) for p in galleries])
 
@@ -125,8 +125,6 @@ def _device(config: Path | None, galleries: tuple[Path, ...], upsample: int | No
     settings file, as ``oneeye edge --config``) has them; flags win over the file."""
     if config is None:
         return galleries, {}, 1 if upsample is None else upsample
-    from oneeye.config import load_settings
-    from oneeye.edge.settings import EdgeSettings
 
     s = load_settings(EdgeSettings, path=config)
     return (galleries or tuple(s.galleries), {str(k): v for k, v in s.thresholds.items()},
@@ -163,7 +161,6 @@ def identify(galleries: tuple[Path, ...], config: Path | None, upsample: int | N
     An image that cannot be used is a line with ``error`` and ``reason`` (see
     ``oneeye.images.load_image``); a summary of skipped images goes to stderr.
     """
-    from oneeye import faces
 
     galleries, overrides, upsample_n = _device(config, galleries, upsample)
     if not galleries:
@@ -210,7 +207,6 @@ def analyze(source: Path, galleries: tuple[Path, ...], config: Path | None,
     Still images (any format the decoder reads, EXIF orientation applied) are one frame;
     videos are read with OpenCV. A progress bar runs on stderr when it is a terminal.
     """
-    from oneeye.media import expected_frames, iter_media
 
     galleries, overrides, upsample_n = _device(config, galleries, upsample)
     matcher = _load_matcher(galleries) if galleries else None
@@ -226,7 +222,6 @@ def analyze(source: Path, galleries: tuple[Path, ...], config: Path | None,
 
 def _analyze_frame(image: Any, matcher: Any, overrides: dict[str, Any], max_width: int | None,
                    upsample: int, with_encodings: bool) -> list[dict[str, Any]]:
-    from oneeye import faces
 
     scale = 1.0
     if max_width and image.shape[1] > max_width:

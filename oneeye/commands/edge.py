@@ -19,6 +19,11 @@ from typing import Any
 
 import click
 
+from oneeye.config import load_settings, validate
+from oneeye.edge.device.runner import load_holder, run_edge
+from oneeye.edge.settings import EdgeSettings
+from oneeye.types import is_id
+
 
 def register(cli: click.Group) -> None:
     cli.add_command(edge)
@@ -52,9 +57,6 @@ def edge(sources: tuple[str, ...], galleries: tuple[Path, ...], events_out: Path
          device_id: str | None, site_id: str | None, camera_id: str | None,
          preview_port: int | None, duration_s: float | None) -> None:
     """Recognise enrolled faces on a video source and emit oneeye.match/1 events."""
-    from oneeye.config import load_settings, validate
-    from oneeye.edge.device.runner import load_holder, run_edge
-    from oneeye.edge.settings import EdgeSettings
 
     overrides: dict[str, Any] = {
         "events_out": str(events_out) if events_out else None,
@@ -105,7 +107,6 @@ def cameras_from_flags(sources: tuple[str, ...], settings: Any) -> dict[str, Any
     a plain ``SOURCE`` is the one camera ``settings.camera_id``. A camera named here
     keeps its settings from ``cameras`` with its source replaced; others are not run.
     """
-    from oneeye.types import is_id
 
     out: dict[str, Any] = {}
     for value in sources:

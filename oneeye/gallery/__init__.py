@@ -9,44 +9,23 @@
 The edge's swappable holder lives in :mod:`oneeye.edge.gallery.holder`.
 """
 
-from oneeye.gallery.enrol import (
-    EnrolmentPolicy,
-    EnrolmentReport,
-    Rejection,
-    encode_enrolment_photo,
-    enrol,
-    iter_photo_dir,
-)
-from oneeye.gallery.files import (
-    MANIFEST_SCHEMA,
-    from_bytes,
-    load,
-    manifest_for,
-    manifest_path,
-    read_manifest,
-    save,
-    to_bytes,
-)
+from oneeye.gallery.enrol import EnrolmentPolicy, encode_enrolment_photo, enrol
+from oneeye.gallery.files import MANIFEST_SCHEMA, from_bytes, load, manifest_for, save, to_bytes
 from oneeye.gallery.index import Gallery, Matcher, check_person_id, check_watchlist
 from oneeye.gallery.rule import (
     DEFAULT_RULES,
-    ENCODING_DIM,
-    MAX_MARGIN,
-    Candidate,
     DecisionRule,
     Match,
-    Override,
-    Overrides,
-    decide,
     effective_rule,
     fuse,
 )
 
+# What the rest of OneEye uses (edge, cloud, commands, bench). Everything else is
+# imported from its own module (oneeye.gallery.rule, .files, .enrol, .index), tests too:
+# a name is re-exported here for a caller, never for a test alone.
 __all__ = [
-    "DEFAULT_RULES", "ENCODING_DIM", "MANIFEST_SCHEMA", "MAX_MARGIN", "Candidate",
-    "DecisionRule", "EnrolmentPolicy", "EnrolmentReport", "Gallery", "Match", "Matcher",
-    "Override", "Overrides", "Rejection", "check_person_id", "check_watchlist", "decide",
-    "effective_rule", "encode_enrolment_photo", "enrol", "from_bytes", "fuse",
-    "iter_photo_dir", "load", "manifest_for", "manifest_path", "read_manifest", "save",
+    "DEFAULT_RULES", "MANIFEST_SCHEMA", "DecisionRule", "EnrolmentPolicy", "Gallery", "Match",
+    "Matcher", "check_person_id", "check_watchlist", "effective_rule",
+    "encode_enrolment_photo", "enrol", "from_bytes", "fuse", "load", "manifest_for", "save",
     "to_bytes",
 ]

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from oneeye import faces
 from oneeye.errors import EnrolmentRejected, GalleryError, ImageError, OneEyeError
 from oneeye.gallery.index import Gallery, check_person_id, check_watchlist
 from oneeye.gallery.rule import DecisionRule
@@ -72,7 +73,6 @@ def encode_enrolment_photo(
     the background does not make a portrait a group photo); if only tiny faces
     are found the reason is ``face_too_small``.
     """
-    from oneeye import faces
 
     policy = policy or EnrolmentPolicy()
     try:

@@ -28,7 +28,7 @@ from oneeye.edge.comms.health import Vitals, build_health
 from oneeye.edge.comms.outbox import Outbox
 from oneeye.edge.comms.publishers import MessageCallback, Publisher, make_publisher
 from oneeye.edge.settings import EdgeSettings
-from oneeye.errors import EventError, PublishError, PublishRejected
+from oneeye.errors import EventError, PublishError, Refused, Unavailable
 from oneeye.events import MAX_EVENT_BYTES, HealthEvent, MatchEvent
 from oneeye.types import utc_now
 
@@ -184,10 +184,10 @@ class Uplink:
                 try:
                     self.publisher.publish(item.topic, with_sent_at(item.payload), qos=1,
                                            timeout=timeout)
-                except PublishRejected as exc:
+                except Refused as exc:  # for good (PublishRejected): set aside, counted
                     self.outbox.reject(item.seq, str(exc))
                     continue
-                except PublishError as exc:
+                except Unavailable as exc:  # not acknowledged (PublishError): back off
                     self.outbox.attempt(item.seq)
                     log.warning("uplink: event %s not acknowledged (%s); %d waiting, retrying",
                                 item.event_id, exc, self.outbox.depth())

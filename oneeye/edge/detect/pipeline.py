@@ -184,7 +184,7 @@ class Pipeline:
         image = frame.image
         factor = 1.0
         if image.shape[1] > d.max_width:
-            import cv2
+            import cv2  # lazy: native OpenCV, loaded only where frames are
 
             factor = d.max_width / image.shape[1]
             image = np.asarray(cv2.resize(image, (d.max_width, round(image.shape[0] * factor)),

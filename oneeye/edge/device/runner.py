@@ -32,9 +32,11 @@ from oneeye.edge.camera.open import open_source
 from oneeye.edge.camera.sources import Source
 from oneeye.edge.comms.health import Vitals
 from oneeye.edge.comms.publishers import MessageCallback
+from oneeye.edge.comms.uplink import Uplink
 from oneeye.edge.detect.metrics import Metrics, merged_stage_ms, percentile_ms
 from oneeye.edge.detect.pipeline import FrameHook, Pipeline, Sink
 from oneeye.edge.detect.pool import FairPool
+from oneeye.edge.device.preview import Preview
 from oneeye.edge.gallery.holder import GalleryHolder
 from oneeye.edge.gallery.sync import GallerySync
 from oneeye.edge.settings import EdgeSettings
@@ -156,7 +158,6 @@ def start_gallery_sync(settings: EdgeSettings, holder: GalleryHolder,
 
 
 def _default_uplink(settings: EdgeSettings, vitals: Callable[[], Vitals]) -> UplinkLike:
-    from oneeye.edge.comms.uplink import Uplink
 
     uplink: UplinkLike = Uplink(settings, vitals)
     return uplink
@@ -194,7 +195,6 @@ def run_edge(settings: EdgeSettings, holder: GalleryHolder, *, sinks: Iterable[S
             closers.append(sync.stop)
         on_frame: FrameHook | None = None
         if settings.preview_port is not None:
-            from oneeye.edge.device.preview import Preview
 
             preview = Preview(settings.preview_port).start()
             closers.append(preview.close)

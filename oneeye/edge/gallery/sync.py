@@ -40,7 +40,7 @@ from oneeye import gallery as gallery_mod
 from oneeye.edge.gallery.holder import GalleryHolder
 from oneeye.edge.settings import EdgeSettings
 from oneeye.edge.storage import classify
-from oneeye.errors import EventError, GalleryError, NotFound, OneEyeError, SignatureError
+from oneeye.errors import EventError, GalleryError, NotFound, Refused, SignatureError
 from oneeye.events import GalleryEvent, StorageHealth, clip, parse
 from oneeye.gallery import Gallery
 from oneeye.types import utc_now
@@ -206,7 +206,7 @@ class GallerySync:
                                    f"announced {wl} v{update.version}")
             self._cache(new)
             self.holder.swap(new)
-        except (OneEyeError, OSError) as exc:
+        except (Refused, OSError) as exc:  # a bad file, or its body cut off mid-read
             self._fail(f"{wl} v{update.version} from {where} refused, keeping v{current}: {exc}")
             return False
         except aws.failures() as exc:  # AWS said no (access denied) or did not answer
