@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import flask
-from flask import Blueprint, Response, abort, current_app, flash, g, request
+from flask import Blueprint, Response, abort, flash, g, request
 
 from dashboard.auth import hash_password
 from dashboard.roles import roles_required
+from dashboard.services import services
 from dashboard.settings import CloudSettings, DashboardSettings
 from oneeye.cloud.backoffice import Backoffice
 from oneeye.types import ROLES, is_id
@@ -87,22 +88,18 @@ class Cloud:
 
 
 def _cloud() -> Cloud:
-    cloud: Cloud = current_app.extensions["oneeye.cloud"]
+    cloud = services().cloud
     if not cloud.connected:
         abort(503, description="the dashboard is not connected to the cloud (settings: "
                                "cloud.bucket, cloud.cases_table, cloud.indexer_queue_url)")
     return cloud
 
 
-def _store() -> Any:
-    return current_app.extensions["oneeye.store"]
-
-
 # --- customers (branch admin) ---------------------------------------------------------
 @bp.get("/customers")
 @roles_required("branch_admin")
 def customers() -> str:
-    cloud = current_app.extensions["oneeye.cloud"]
+    cloud = services().cloud
     listing = cloud.customers() if cloud.connected else []
     return flask.render_template("manage/customers.html", customers=listing,
                            connected=cloud.connected)
@@ -121,7 +118,8 @@ def add_photo() -> tuple[Response, int]:
         upload_id = _cloud().add_customer_photo(customer_id, photo.read() if photo else b"")
     except ValueError as exc:
         return flask.jsonify({"state": "rejected", "reason": "invalid", "message": str(exc)}), 400
-    _store().audit(g.user["name"], "customer_photo_added", customer_id, upload_id=upload_id)
+    services().store.audit.add(g.user["name"], "customer_photo_added", customer_id,
+                               upload_id=upload_id)
     return flask.jsonify({"upload_id": upload_id, "state": "pending"}), 202
 
 
@@ -137,7 +135,8 @@ def photo_status(upload_id: str) -> Response:
 @roles_required("branch_admin")
 def remove_customer(customer_id: str) -> Any:
     message_id = _cloud().remove_customer(customer_id)
-    _store().audit(g.user["name"], "customer_removed", customer_id, removal=message_id)
+    services().store.audit.add(g.user["name"], "customer_removed", customer_id,
+                               removal=message_id)
     flash(f"{customer_id}: photos deleted; cameras stop recognising them within a minute")
     return flask.redirect(flask.url_for("manage.customers"))
 
@@ -156,7 +155,7 @@ def close_case(case_id: str) -> Any:
     agency = str(g.user["agency"])
     if not _cloud().close_case(case_id, agency, g.user["name"]):
         abort(404, description=f"no case {case_id[:64]} for {agency}")
-    _store().audit(g.user["name"], "case_closed", case_id, agency=agency)
+    services().store.audit.add(g.user["name"], "case_closed", case_id, agency=agency)
     flash(f"case {case_id} closed; cameras stop looking within a minute")
     return flask.redirect(flask.url_for("manage.cases"))
 
@@ -165,6 +164,7 @@ def close_case(case_id: str) -> Any:
 @bp.route("/users", methods=["GET", "POST"])
 @roles_required("branch_admin")
 def users() -> Any:
+    store = services().store
     if request.method == "POST":
         name = (request.form.get("name") or "").strip()
         sites = [s.strip() for s in (request.form.get("sites") or "").split(",") if s.strip()]
@@ -175,16 +175,16 @@ def users() -> Any:
                 raise ValueError("names and sites: letters, digits and _.:@-")
             if role not in ROLES:
                 raise ValueError(f"role must be one of {', '.join(ROLES)}")
-            _store().put_user(name, hash_password(request.form.get("password") or ""), sites,
-                              role=role, agency=agency)
+            store.users.put(name, hash_password(request.form.get("password") or ""), sites,
+                            role=role, agency=agency)
         except ValueError as exc:
             flash(f"user not saved: {exc}")
         else:
-            _store().audit(g.user["name"], "user_saved", name, role=role, sites=sites,
-                           agency=agency)
+            store.audit.add(g.user["name"], "user_saved", name, role=role, sites=sites,
+                            agency=agency)
             flash(f"user {name} saved ({role.replace('_', ' ')})")
         return flask.redirect(flask.url_for("manage.users"))
-    return flask.render_template("manage/users.html", users=_store().users(), roles=ROLES)
+    return flask.render_template("manage/users.html", users=store.users.all(), roles=ROLES)
 
 
 @bp.post("/users/<id:name>/delete")
@@ -192,8 +192,8 @@ def users() -> Any:
 def delete_user(name: str) -> Any:
     if name == g.user["name"]:
         flash("you cannot remove yourself")
-    elif _store().remove_user(name):
-        _store().audit(g.user["name"], "user_removed", name)
+    elif services().store.users.remove(name):
+        services().store.audit.add(g.user["name"], "user_removed", name)
         flash(f"user {name} removed; their logins ended")
     return flask.redirect(flask.url_for("manage.users"))
 
@@ -201,7 +201,7 @@ def delete_user(name: str) -> Any:
 @bp.get("/sites")
 @roles_required("branch_admin")
 def sites() -> str:
-    return flask.render_template("manage/sites.html", sites=_store().sites())
+    return flask.render_template("manage/sites.html", sites=services().store.sites())
 
 
 @bp.get("/audit")
@@ -209,5 +209,6 @@ def sites() -> str:
 def audit() -> str:
     """The audit trail of the admin's sites and the false-match counts to tune on."""
     return flask.render_template("manage/audit.html",
-                           rows=_store().audit_rows(sites=g.user["sites"]),
-                           rejections=_store().rejection_counts(g.user["sites"]))
+                           rows=services().store.audit.rows(sites=g.user["sites"]),
+                           rejections=services().store.verdicts.rejection_counts(
+                               g.user["sites"]))

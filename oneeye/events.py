@@ -165,6 +165,18 @@ class ClockHealth(BaseModel):
     skew_s: float | None = None
 
 
+class BacklogProgress(BaseModel):
+    """An outbox backlog being replayed (after an outage), in ``oneeye.health/1``
+    ``backlog`` (added within version 1): paced to the broker's per-connection limits, so
+    a long backlog takes minutes and this says how far it got."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    sent: int = Field(ge=0, description="events of this backlog sent so far")
+    waiting: int = Field(ge=0, description="events still in the outbox")
+    publishes_per_s: float = Field(ge=0, description="messages sent in the last second")
+    eta_s: float | None = Field(None, ge=0, description="at the configured pace")
+
+
 class HealthEvent(_Event):
     """``oneeye.health/1``: a device's vital signs, every 30 s (edge → cloud).
 
@@ -203,6 +215,8 @@ class HealthEvent(_Event):
     client_id_conflict: str | None = Field(
         None, max_length=MAX_ERROR_CHARS, description="set while the broker keeps dropping "
         "this device right after it connects: another device may be using its client id")
+    backlog: BacklogProgress | None = Field(None, description="an outbox backlog being "
+                                            "replayed; absent when none")
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 

@@ -27,7 +27,7 @@ from oneeye.cloud.dal.gallery_store import ensure_signed
 from oneeye.cloud.dal.resources import ensure_resources
 from oneeye.cloud.dal.store import Bucket
 from oneeye.cloud.devices import register
-from oneeye.edge.settings import EdgeSettings
+from oneeye.edge.settings import DEFAULT_CAMERA_ID
 from oneeye.errors import ConfigError
 from oneeye.local import template as tpl
 from oneeye.local.alert_outbox import ALERT_OUTBOX_FILE, AlertOutbox, SmtpSink
@@ -178,9 +178,8 @@ class LocalStack:
     def _register_devices(self) -> None:
         """The device registry (IoT thing attributes on moto, as in AWS): handlers accept
         an edge event only from a registered thing, for its own site and cameras."""
-        if self.s.edge_source:
-            camera = str(EdgeSettings.model_fields["camera_id"].default)
-            register(self.s.edge_device_id, self.s.site_id, [camera])
+        if self.s.edge_source:   # `oneeye edge --source SRC`: the camera cam-1
+            register(self.s.edge_device_id, self.s.site_id, [DEFAULT_CAMERA_ID])
         for thing, device in self.s.devices.items():
             register(thing, device.site_id, device.cameras)
 

@@ -24,7 +24,14 @@ from pydantic import ValidationError
 
 from oneeye.edge.gallery.sync import SyncStats
 from oneeye.edge.settings import EdgeSettings
-from oneeye.events import CameraHealth, ClockHealth, HealthEvent, LatencyStats, StorageHealth
+from oneeye.events import (
+    BacklogProgress,
+    CameraHealth,
+    ClockHealth,
+    HealthEvent,
+    LatencyStats,
+    StorageHealth,
+)
 from oneeye.types import CameraState, utc_now
 
 log = logging.getLogger(__name__)
@@ -61,7 +68,8 @@ def build_health(settings: EdgeSettings, vitals: Vitals, *, uptime_s: float,
                  outbox: Mapping[str, int], outbox_storage: StorageHealth | None = None,
                  clock: ClockHealth | None = None, client_id_conflict: str | None = None,
                  health_failed: int = 0,
-                 snapshots_trimmed: int = 0) -> HealthEvent:
+                 snapshots_trimmed: int = 0,
+                 backlog: BacklogProgress | None = None) -> HealthEvent:
     """The device's health message, validated as a whole.
 
     Raises nothing: a message that does not validate (a bug) is logged and replaced by
@@ -84,7 +92,7 @@ def build_health(settings: EdgeSettings, vitals: Vitals, *, uptime_s: float,
             gallery_versions=vitals.gallery_versions,
             gallery_sync_applied=sync.applied, gallery_sync_failures=sync.failures,
             gallery_sync_last_error=sync.last_error, health_failed=health_failed,
-            snapshots_trimmed=snapshots_trimmed,
+            snapshots_trimmed=snapshots_trimmed, backlog=backlog,
             storage={**vitals.storage,
                      **({"outbox": outbox_storage} if outbox_storage is not None else {})},
             clock=clock, client_id_conflict=client_id_conflict)

@@ -39,7 +39,8 @@ from oneeye.edge.detect.pool import FairPool
 from oneeye.edge.device.preview import Preview
 from oneeye.edge.gallery.holder import GalleryHolder
 from oneeye.edge.gallery.sync import GallerySync
-from oneeye.edge.settings import EdgeSettings
+from oneeye.edge.settings import CameraConfig, EdgeSettings
+from oneeye.errors import ConfigError
 from oneeye.events import CameraHealth, LatencyStats, MatchEvent
 from oneeye.gallery import load
 from oneeye.types import redact_url
@@ -90,10 +91,10 @@ class JsonlSink:
 
 @dataclass
 class Camera:
-    """One camera of the process: its settings, source, metrics and pipeline."""
+    """One camera of the process: its resolved config, source, metrics and pipeline."""
 
     camera_id: str
-    settings: EdgeSettings
+    config: CameraConfig
     source: Source
     metrics: Metrics = field(default_factory=Metrics)
     error: BaseException | None = None
@@ -118,12 +119,16 @@ class Camera:
 
 def open_cameras(settings: EdgeSettings) -> list[Camera]:
     """One :class:`Camera` per ``settings.per_camera()``; a bad file or folder raises
-    :class:`~oneeye.errors.SourceError` naming it (live sources never raise)."""
+    :class:`~oneeye.errors.SourceError` naming it (live sources never raise), no camera at
+    all :class:`~oneeye.errors.ConfigError`."""
+    if not settings.cameras:
+        raise ConfigError("no camera: declare cameras (cameras: {cam-1: {source: \"0\"}}) or "
+                          "give --source [CAMERA_ID=]SOURCE")
     cameras: list[Camera] = []
     try:
-        for camera_id, s in settings.per_camera().items():
-            source = open_source(s.source, realtime=s.realtime, loop=s.loop, stall_s=s.stall_s)
-            cameras.append(Camera(camera_id, s, source, Metrics(silent_after_s=s.stall_s)))
+        for camera_id, c in settings.per_camera().items():
+            source = open_source(c.source, realtime=c.realtime, loop=c.loop, stall_s=c.stall_s)
+            cameras.append(Camera(camera_id, c, source, Metrics(silent_after_s=c.stall_s)))
     except BaseException:
         for cam in cameras:
             cam.source.close()
@@ -203,7 +208,7 @@ def run_edge(settings: EdgeSettings, holder: GalleryHolder, *, sinks: Iterable[S
                  len(cameras), json.dumps(holder.current().versions()),
                  redact_url(settings.publish.url))
         for i, cam in enumerate(cameras):
-            pipeline = Pipeline(cam.settings, holder, sinks=all_sinks, metrics=cam.metrics,
+            pipeline = Pipeline(settings, cam.config, holder, sinks=all_sinks, metrics=cam.metrics,
                                 on_frame=on_frame if i == 0 else None,
                                 pool=pool.lane(cam.camera_id))
             log.info("edge %s/%s/%s: source %s (%s)", settings.device_id, settings.site_id,
