@@ -20,7 +20,7 @@ from dashboard import alerts
 from dashboard.localtime import day_bound, viewer_zone
 from dashboard.roles import DESK_ROLES, roles_required
 from dashboard.services import services
-from oneeye.alerting import strength_text
+from oneeye.alerting import skew_note, strength_text
 from oneeye.errors import EventError
 from oneeye.events import HEALTH, HealthEvent, parse
 from oneeye.types import ALERT_KINDS, DESK_KINDS, VERDICTS, format_time, normalize_time, parse_time
@@ -180,9 +180,33 @@ def devices() -> Response:
         online = row["state"] == "online" and age <= offline_after
         out.append({**row, "online": online, "age_s": round(age, 1),
                     "fps": row["fps"] if online else None,
-                    "cameras": _cameras(health, online)})
+                    "cameras": _cameras(health, online), "notes": _device_notes(health)})
     return jsonify({"devices": out, "offline_after_s": offline_after,
                     "server_time": format_time(now)})
+
+
+def _device_notes(health: str | None) -> list[str]:
+    """What needs a person's eye in a device's last health, in words for the camera panel:
+    a clock the cloud found off (``clock.state`` skewed) or that jumped, a store that
+    cannot be written (``storage``), a client id that seems shared."""
+    if not health:
+        return []
+    try:
+        event = parse(health, expect=HEALTH)
+    except EventError:
+        return []
+    assert isinstance(event, HealthEvent)
+    notes: list[str] = []
+    if event.clock is not None and event.clock.state == "skewed" and event.clock.skew_s:
+        notes.append(skew_note(event.clock.skew_s))
+    elif event.clock is not None and event.clock.state in ("jumped", "unsynced"):
+        notes.append(f"device clock {event.clock.state}")
+    for name, store in sorted((event.storage or {}).items()):
+        if store.state != "ok":
+            notes.append(f"{name.replace('_', ' ')} storage {store.state.replace('_', ' ')}")
+    if event.client_id_conflict:
+        notes.append("client id may be shared with another device")
+    return notes
 
 
 def _cameras(health: str | None, online: bool) -> list[dict[str, Any]]:

@@ -1,4 +1,7 @@
-"""How strong a match looks to a person: one wording for the desk, the email and the SMS.
+"""How a sighting reads to a person: one wording for the desk, the email and the SMS.
+
+How strong a match is (:func:`strength`), and how far off a device clock is
+(:func:`skew_note`, when the cloud showed its own time instead of the device's).
 
 ``strong``: clearly inside the edge's decision rule (``oneeye.gallery.DecisionRule``:
 distance ≤ 0.525, margin ≥ 0.085, chosen on lfw_dev for FMR ≤ 0.5 %). A match at distance
@@ -120,3 +123,11 @@ def told_text(told: list[dict[str, Any]], time_zone: str | None = None) -> str:
             part += f" {seen_at(str(t['at']), time_zone).local_hhmm}"
         parts.append(part)
     return "; ".join(parts) if parts else "Nobody was messaged"
+
+
+def skew_note(skew_s: float) -> str:
+    """``device clock 20 min slow`` / ``device clock 3 h fast`` for an offset in seconds."""
+    size = abs(skew_s)
+    amount = (f"{size:.0f} s" if size < 120 else f"{size / 60:.0f} min" if size < 7200
+              else f"{size / 3600:.0f} h" if size < 172_800 else f"{size / 86_400:.0f} days")
+    return f"device clock {amount} {'slow' if skew_s < 0 else 'fast'}"

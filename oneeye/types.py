@@ -44,6 +44,25 @@ def is_id(value: object) -> bool:
 CameraState = Literal["ok", "connecting", "reconnecting", "failed", "ended"]
 CAMERA_STATES: Final[tuple[CameraState, ...]] = get_args(CameraState)
 
+#: The state of a store the edge writes (the outbox, the gallery cache), as reported in
+#: ``oneeye.health/1`` ``storage``. ``ok``: writable. ``full``: no space left (ENOSPC,
+#: SQLITE_FULL). ``quota``: the user's disk quota is used up (EDQUOT). ``read_only``: the
+#: file system is mounted read-only (EROFS, SQLITE_READONLY). ``permission_denied``: the
+#: process may not write there (EACCES/EPERM). ``missing_dir``: the directory is gone and
+#: cannot be made (an unmounted data partition). ``corrupt``: the file is not a readable
+#: database (moved aside, a new one started). ``io_error``: any other I/O failure.
+StorageState = Literal["ok", "full", "quota", "read_only", "permission_denied", "missing_dir",
+                       "corrupt", "io_error"]
+STORAGE_STATES: Final[tuple[StorageState, ...]] = get_args(StorageState)
+
+#: A device clock's state, as reported in ``oneeye.health/1`` ``clock``. ``ok``: NTP says
+#: synchronised and no jump was seen. ``unsynced``: the kernel says NTP has not set the
+#: clock. ``unknown``: nothing tells (no adjtimex, a container). ``jumped``: the wall clock
+#: moved against the monotonic clock by more than the tolerance since the last look.
+#: ``skewed``: set by the cloud, which compared a device's timestamps with its receive time.
+ClockState = Literal["ok", "unsynced", "unknown", "jumped", "skewed"]
+CLOCK_STATES: Final[tuple[ClockState, ...]] = get_args(ClockState)
+
 #: A face box in source-frame pixels, face_recognition's order: (top, right, bottom, left).
 BBox = tuple[int, int, int, int]
 
@@ -134,3 +153,21 @@ ALERT_KINDS: Final[tuple[DeskKind, ...]] = ("missing_person_sighted", "device_of
 #: Desk kinds a history review shows by default; device kinds have their own view.
 SIGHTING_KINDS: Final[tuple[DeskKind, ...]] = ("customer_arrived", "missing_person_sighted")
 DEVICE_KINDS: Final[tuple[DeskKind, ...]] = ("device_status", "device_offline", "device_online")
+
+# --- secrets in text -----------------------------------------------------------------------
+
+#: The user-info of a URL (``scheme://user:password@``): what every camera and broker URL
+#: may carry and no log line, health field or page may show.
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s?#]*)@")
+#: What stands for a URL's user-info wherever a URL is shown (``rtsp://***@host/…``).
+REDACTED: Final = "***"
+
+
+def redact_url(text: object) -> str:
+    """``text`` (a URL, a source spec or a whole log line) with every URL's user-info masked.
+
+    ``rtsp://admin:S3cretPass@10.0.0.5/stream1`` → ``rtsp://***@10.0.0.5/stream1``. The
+    user name goes too: it is half of the credential and often the camera's default. Text
+    without ``scheme://…@`` is returned unchanged (files, webcam numbers, ``ipc``).
+    """
+    return _USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", str(text))

@@ -61,6 +61,19 @@ def lfw(data_dir: Path) -> Path:
     return data_dir / "lfw_dev"
 
 
+@pytest.fixture(scope="session")
+def miranda_npz(examples: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A customers gallery of one person (Lin-Manuel Miranda), for runs of the edge CLI."""
+    from oneeye import gallery as gal
+
+    out = tmp_path_factory.mktemp("miranda") / "customers.npz"
+    g, report = gal.enrol([("lin-manuel-miranda", examples / "lin-manuel-miranda.png")],
+                          watchlist="customers")
+    assert not report.rejected
+    gal.save(g, out)
+    return out
+
+
 @pytest.fixture
 def port() -> int:
     return free_port()

@@ -232,6 +232,8 @@
         var state = c ? c.state : d.camera_state, fps = c ? c.fps : d.fps;
         var st = el("td"); st.appendChild(el("span", "dot")); st.appendChild(document.createTextNode(d.online ? " online" : " OFFLINE"));
         if (state && state !== "ok" && d.online) st.appendChild(el("small", null, " (" + state + ")"));
+        // Device-wide warnings from its health (clock off, storage full, shared client id).
+        (d.notes || []).forEach(function (n) { st.appendChild(el("small", "note", " · " + n)); });
         tr.appendChild(st);
         tr.appendChild(el("td", "fps", fps === null || fps === undefined ? "—" : Number(fps).toFixed(1)));
         tr.appendChild(el("td", null, d.age_s < 60 ? Math.round(d.age_s) + " s ago" : OT.clock(d.last_seen)));

@@ -163,6 +163,10 @@ class OutboxSettings(StrictModel):
     """SQLite (WAL) outbox file"""
     max_events: int = Field(10_000, ge=10, le=10_000_000)
     """oldest dropped beyond this, each drop counted"""
+    max_memory: int = Field(1000, ge=1, le=1_000_000)
+    """events held in memory while the file cannot be written (disk full, read-only …)"""
+    retry_s: float = Field(5.0, ge=0.1, le=3600)
+    """how often a file that cannot be written is tried again"""
 
 
 class GallerySyncSettings(StrictModel):

@@ -209,12 +209,16 @@ def alert_texts(match: events.MatchEvent, case: dict[str, Any],
     name = str(case.get("name") or "unknown name")
     seen = alerting.seen_at(match.observed_at, case.get("time_zone"))
     words = alerting.strength_text(match.distance, match.margin)
+    skew = ""
+    if match.clock_skew_s is not None and match.device_observed_at:
+        skew = (f" (time of receipt; {alerting.skew_note(match.clock_skew_s)}: it said "
+                f"{match.device_observed_at[11:16]} UTC)")
     lines = [
         f"Missing person sighted: {name} (case {match.person_id})",
         "",
         f"Site:    {match.site_id}",
         f"Camera:  {match.camera_id} (device {match.device_id})",
-        f"Time:    {seen.text}",
+        f"Time:    {seen.text}{skew}",
         f"Match:   {words} — the camera's face and the case photo look "
         + ("very alike" if words.startswith("strong") else "alike; check the snapshot")
         + f" (distance {match.distance:.2f}, margin {match.margin:.2f})",
@@ -250,6 +254,8 @@ def sms_text(match: events.MatchEvent, name: str, seen: alerting.Seen | None = N
     words = words or alerting.strength_text(match.distance, match.margin)
     where = f" seen {match.site_id}/{match.camera_id}"
     when = seen.utc_hhmm if seen.time_zone == "UTC" else f"{seen.local_hhmm} ({seen.utc_hhmm})"
+    if match.clock_skew_s is not None:
+        when += f" ({alerting.skew_note(match.clock_skew_s)})"
     head = f"ALERT {match.person_id}: "
     safety = alerting.SAFETY_LINE
     return sms.one_segment([

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from oneeye import events
+from oneeye.alerting import skew_note
+from oneeye.cloud.clock import trusted_health
 from oneeye.cloud.common import (
     DeviceMessageDeps,
     Result,
@@ -34,6 +36,7 @@ def device_health(message: Any, deps: DeviceMessageDeps) -> Result:
     except EventError as exc:
         return rejected("device_health", str(exc), event_id=event_id_of(message))
     assert isinstance(health, events.HealthEvent)
+    health = trusted_health(health)   # a device clock off by more than the tolerance: flagged
     forged = sender_rejection(message, health, deps.registry, "device_health")
     if forged is not None:
         return forged
@@ -43,7 +46,9 @@ def device_health(message: Any, deps: DeviceMessageDeps) -> Result:
             event_id=health.event_id, kind="device_status", site_id=health.site_id,
             observed_at=health.sent_at, device_id=health.device_id, health=health,
             message=clip(f"{health.device_id}: camera {health.camera_state}, "
-                         f"{health.fps:.1f} fps"),
+                         f"{health.fps:.1f} fps" + (
+                             f", {skew_note(health.clock.skew_s)}"
+                             if health.clock and health.clock.skew_s is not None else "")),
         )
         message_id = store.publish(deps.desk_topic_arn, desk.to_json(), site_id=health.site_id)
         return {"status": "published", "event_id": health.event_id, "message_id": message_id}

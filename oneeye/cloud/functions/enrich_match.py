@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from oneeye import events
+from oneeye.alerting import skew_note
 from oneeye.cloud.common import DeviceMessageDeps, Result, clip, once_per_match
 from oneeye.cloud.customers import CustomerCard, customer_api
 from oneeye.cloud.dal import store
@@ -61,6 +62,8 @@ def _publish_arrival(match: events.MatchEvent, deps: EnrichDeps) -> Result:
     except CustomerApiUnavailable:
         degraded = True
         message = f"customer {who} arrived, details unavailable"
+    if match.clock_skew_s is not None:   # the card's time is the receipt's: say why
+        message += f" (time of receipt: {skew_note(match.clock_skew_s)})"
     desk = events.DeskEvent(
         event_id=match.event_id, kind="customer_arrived", site_id=match.site_id,
         observed_at=match.observed_at, message=clip(message), degraded=degraded,

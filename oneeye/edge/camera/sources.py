@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from oneeye.errors import ImageError, SourceError
 from oneeye.images import load_image
-from oneeye.types import IMAGE_SUFFIXES, CameraState
+from oneeye.types import IMAGE_SUFFIXES, CameraState, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,8 @@ class Source:
     fps: float = VIDEO_FPS_FALLBACK
 
     def __init__(self, name: str) -> None:
-        self.name = name
+        #: How logs, thread names and health show this source: never with its password.
+        self.name = redact_url(name)
         self._state: CameraState = "connecting"
         self._stop = threading.Event()
         self.corrupt_frames = 0
