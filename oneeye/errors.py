@@ -41,7 +41,7 @@ class EnrolmentRejected(Refusal):
     """A photo was readable but is not fit to enrol (no face, several faces, too small, blurred).
 
     ``reason``: ``no_face``, ``several_faces``, ``face_too_small``, ``too_blurred``,
-    ``unreadable``.
+    ``too_dark`` (dim and no detail left after normalising its contrast), ``unreadable``.
     """
 
 

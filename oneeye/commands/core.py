@@ -240,7 +240,9 @@ def _analyze_frame(image: Any, matcher: Any, overrides: dict[str, Any], max_widt
         face: dict[str, Any] = {"bbox": list(f.bbox),
                                 "landmarks": [list(p) for p in f.landmarks],
                                 "quality": {"size_px": f.quality.size_px,
-                                            "blur": f.quality.blur}}
+                                            "blur": f.quality.blur,
+                                            "brightness": f.quality.brightness,
+                                            "low_light": f.quality.low_light}}
         if matcher is not None:
             face["match"] = _face_result(*results[i]) if results else None
         if with_encodings and f.encoding is not None:

@@ -23,7 +23,9 @@ from oneeye.types import IMAGE_SUFFIXES
 @dataclass(frozen=True)
 class EnrolmentPolicy:
     """What makes a photo fit to enrol. ``min_face_px`` is the box's shorter side;
-    ``min_blur`` the Laplacian variance of the face resized to 96x96.
+    ``min_blur`` the Laplacian variance of the face resized to 96x96, its contrast
+    stretched first when it is dim (:func:`oneeye.faces.quality`), so a dark but sharp photo
+    is not refused as blurred; one still under ``min_blur`` in low light is ``too_dark``.
 
     Calibrated on lfw_dev (``bench/accuracy.py`` prints the figures): HOG boxes the
     subjects' faces at 43–90 px and cannot find faces under ~40 px at upsample 1,
@@ -93,7 +95,13 @@ def encode_enrolment_photo(
         raise EnrolmentRejected("several_faces", f"{len(usable)} faces found — crop the photo "
                                                  "to one person")
     box, qual = usable[0]
-    if qual.blur < policy.min_blur:
+    problem = qual.problem(min_face_px=policy.min_face_px, min_blur=policy.min_blur)
+    if problem == "too_dark":
+        raise EnrolmentRejected("too_dark", f"face too dark to see its detail (brightest "
+                                            f"{qual.brightness:.0f}/255, sharpness "
+                                            f"{qual.blur:.0f} < {policy.min_blur:.0f}) — use "
+                                            "a brighter photo")
+    if problem == "too_blurred":
         raise EnrolmentRejected("too_blurred", f"face too blurred (sharpness {qual.blur:.0f} < "
                                                f"{policy.min_blur:.0f}) — use a sharper photo")
     return faces.encode(image, [box], jitters=policy.jitters, model=policy.landmark_model)[0]

@@ -9,7 +9,8 @@ Why it is shaped this way (2-core CPU; ``bench/edge.py`` prints the figures; the
   (:mod:`oneeye.edge.detect.regions`): moving areas, where open tracks are predicted, and one
   band of a slow sweep. An empty scene then costs about what decoding costs. The IoU
   tracker carries faces between detections: each person in view is one track.
-* Decide on the track, not on one look. Small, blurred or turned crops are not encoded;
+* Decide on the track, not on one look. Small, blurred, too dark or turned crops are not
+  encoded (sharpness is measured contrast-normalised: darkness is not blur);
   a track's looks are fused and decided once by :meth:`Matcher.identify_track` (the
   gallery rule with the device's override — what ``oneeye identify``/``analyze`` use).
 * Encodings run in a thread pool on padded crops while the main thread detects on; each
@@ -295,7 +296,15 @@ class Pipeline:
         crop_rgb = faces.bgr_to_rgb(bgr[y0:y1, x0:x1])
         inner = (top - y0, right - x0, bottom - y0, left - x0)
         q = faces.quality(crop_rgb, inner)
-        if q.size_px < r.min_face_px or q.blur < r.min_blur:
+        problem = q.problem(min_face_px=r.min_face_px, min_blur=r.min_blur)
+        if problem is not None:
+            n = self.metrics.skipped(problem)
+            if problem == "too_dark" and (n in (1, 100) or n % 1000 == 0):
+                # Say it once early, then rarely: a dark scene would skip every look.
+                log.warning("camera %s: face too dark to recognise (brightest %.0f/255, "
+                            "sharpness %.1f < min_blur %.0f; %d such looks skipped) — more "
+                            "light or the camera's night (IR) mode", self.settings.camera_id,
+                            q.brightness, q.blur, r.min_blur, n)
             return
         wanted = any(self.settings.snapshot.values())
         snap = snapshot.crop(bgr, box).copy() if wanted else None
