@@ -82,9 +82,9 @@ class FaceQuality:
     grey crop resized to 96x96, after its luma range (1st–99th percentile) has been
     stretched to at least :data:`CONTRAST_REF` levels (at most ×:data:`MAX_STRETCH`, with
     :data:`DENOISE_PER_DOUBLING` smoothing against the noise that brings), so darkness does
-    not read as blur; low = blurred. Crops of ordinary contrast score as they always did. ``contrast`` is that luma range before
-    stretching and ``brightness`` the crop's 99th-percentile luma (0–255); ``low_light`` is
-    ``brightness < LOW_LIGHT_P99``.
+    not read as blur; low = blurred. Crops of ordinary contrast score as they always did.
+    ``contrast`` is that luma range before stretching and ``brightness`` the crop's
+    99th-percentile luma (0–255); ``low_light`` is ``brightness < LOW_LIGHT_P99``.
     """
 
     size_px: int
