@@ -258,7 +258,7 @@ def quality(image: Image, box: BBox) -> FaceQuality:
     # Normalise the contrast too (a dim face is as sharp as a bright one): stretch a flat
     # crop's luma range to CONTRAST_REF; crops already that contrasted are left as they are.
     stretch = min(MAX_STRETCH, max(1.0, CONTRAST_REF / max(contrast, 1e-6)))
-    work = grey.astype(np.float32)
+    work: NDArray[Any] = grey.astype(np.float32)
     if stretch > 1.0:
         sigma = DENOISE_PER_DOUBLING * math.log2(stretch)
         work = cv2.GaussianBlur(work, (0, 0), sigma)
