@@ -100,18 +100,28 @@ def edge(sources: tuple[str, ...], galleries: tuple[Path, ...], events_out: Path
 def cameras_from_flags(sources: tuple[str, ...], settings: Any) -> dict[str, Any]:
     """``--source`` values → the ``cameras`` map (as data, validated by the caller).
 
-    ``ID=SOURCE`` when the part before the first ``=`` is an id and the whole value is
-    not an existing path (``rtsp://h/s?a=b`` and ``my=clip.mp4`` stay plain sources);
-    a plain ``SOURCE`` is the one camera ``settings.camera_id``. A camera named here
-    keeps its settings from ``cameras`` with its source replaced; others are not run.
+    ``NAME=SOURCE`` when the part before the first ``=`` has no ``/`` (URLs and paths
+    do; a camera name never does) and the whole value is not an existing path
+    (``rtsp://h/s?a=b`` and an existing ``my=clip.mp4`` stay plain sources); a plain
+    ``SOURCE`` is the one camera ``settings.camera_id``. A NAME outside the id grammar
+    (``Eingang-Süd``, ``cam 1``, an empty one) is refused with the rule it breaks, never
+    taken for part of a file name. A camera named here keeps its settings from
+    ``cameras`` with its source replaced; others are not run.
     """
-    from oneeye.types import is_id
+    from oneeye.types import id_refusal
 
     out: dict[str, Any] = {}
     for value in sources:
         camera, sep, spec = value.partition("=")
-        if not sep or not is_id(camera) or not spec or Path(value).exists():
+        if not sep or "/" in camera or "\\" in camera or Path(value).exists():
             camera, spec = settings.camera_id, value
+        else:
+            refusal = id_refusal("camera name", camera)
+            if refusal is not None:
+                raise click.BadParameter(f"{value!r}: {refusal}", param_hint="--source")
+            if not spec:
+                raise click.BadParameter(f"{value!r}: camera {camera!r} has no source after "
+                                         "'='", param_hint="--source")
         if camera in out:
             raise click.BadParameter(f"camera {camera!r} is given twice", param_hint="--source")
         known = settings.cameras.get(camera)

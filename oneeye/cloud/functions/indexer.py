@@ -149,8 +149,8 @@ def _index(key: str, m: re.Match[str], deps: IndexerDeps) -> Result:
     status = _Status(deps.bucket, upload_id, watchlist, person_id)
     try:
         gal.check_person_id(person_id)
-    except GalleryError:
-        return status.reject("invalid_id", REASONS["invalid_id"])
+    except GalleryError as exc:   # the phone shows which id and which rule
+        return status.reject("invalid_id", str(exc))
     size = int(head.get("ContentLength") or 0)
     if size > deps.max_bytes:
         return status.reject("too_large", REASONS["too_large"].format(mb=deps.max_bytes >> 20))

@@ -43,7 +43,7 @@ from oneeye.cloud.dal import store
 from oneeye.cloud.settings import UploadStatusSettings, UploadUrlSettings
 from oneeye.errors import ApiError
 from oneeye.ids import is_uuid7, new_id
-from oneeye.types import is_id, utc_now
+from oneeye.types import id_refusal, is_id, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,8 @@ def parse_form(body: dict[str, Any], max_bytes: int) -> CaseForm:
     if case_id in (None, ""):
         case_id = None
     elif not isinstance(case_id, str) or not is_id(case_id.strip()):
-        problems["case_id"] = "1–128 letters, digits and _.:@- (e.g. MP-2026-0042)"
+        problems["case_id"] = (id_refusal("case id", case_id.strip() if isinstance(case_id, str)
+                                          else case_id) or "") + " (e.g. MP-2026-0042)"
     else:
         case_id = case_id.strip()
     age: int | None = None
