@@ -84,6 +84,8 @@ def gallery_build(src_dir: Path, watchlist: str, out: Path, version: int,
     click.echo(f"rule: max_distance {g.rule.max_distance}, min_margin {g.rule.min_margin}")
     for r in report.rejected:
         click.echo(f"  rejected {r.source}: {r.reason}: {r.message}")
+    for w in report.warnings:
+        click.echo(f"  warning {w.source}: {w.reason}: {w.message}")
     for s in listing.skipped:
         click.echo(f"  skipped {s.path}: {s.reason}: {s.message}")
     if missing:

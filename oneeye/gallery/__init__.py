@@ -10,12 +10,16 @@ The edge's swappable holder lives in :mod:`oneeye.edge.gallery.holder`.
 """
 
 from oneeye.gallery.enrol import (
+    LOW_RESOLUTION,
+    EnrolledPhoto,
     EnrolmentPolicy,
     EnrolmentReport,
     Rejection,
     encode_enrolment_photo,
     enrol,
+    enrol_photo,
     iter_photo_dir,
+    policy_for,
 )
 from oneeye.gallery.files import (
     MANIFEST_SCHEMA,
@@ -43,10 +47,12 @@ from oneeye.gallery.rule import (
 )
 
 __all__ = [
-    "DEFAULT_RULES", "ENCODING_DIM", "MANIFEST_SCHEMA", "MAX_MARGIN", "Candidate",
-    "DecisionRule", "EnrolmentPolicy", "EnrolmentReport", "Gallery", "Match", "Matcher",
+    "DEFAULT_RULES", "ENCODING_DIM", "LOW_RESOLUTION", "MANIFEST_SCHEMA", "MAX_MARGIN",
+    "Candidate", "DecisionRule", "EnrolledPhoto", "EnrolmentPolicy", "EnrolmentReport",
+    "Gallery", "Match", "Matcher",
     "Override", "Overrides", "Rejection", "check_person_id", "check_watchlist", "decide",
-    "effective_rule", "encode_enrolment_photo", "enrol", "from_bytes", "fuse",
-    "iter_photo_dir", "load", "manifest_for", "manifest_path", "read_manifest", "save",
+    "effective_rule", "encode_enrolment_photo", "enrol", "enrol_photo", "from_bytes", "fuse",
+    "iter_photo_dir", "load", "manifest_for", "manifest_path", "policy_for", "read_manifest",
+    "save",
     "to_bytes",
 ]
