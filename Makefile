@@ -24,6 +24,7 @@ test-fast: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy oneeye dashboard
+	$(VENV)/bin/lint-imports --no-logo  # the layer contracts in .importlinter
 
 diagrams: install
 	@bash scripts/ensure-apt.sh graphviz dot

@@ -109,8 +109,9 @@ def padded(watchlist: str, entries: list[tuple[str, np.ndarray]], seed: int = 7)
 def run_pipeline(video: Path, gallery: Gallery
                  ) -> tuple[list[MatchEvent], float, int, Any, float]:
     events: list[MatchEvent] = []
-    settings = EdgeSettings(source=str(video))
-    pipe = Pipeline(settings, GalleryHolder(Matcher([gallery])), sinks=[events.append])
+    settings = EdgeSettings.model_validate({"cameras": {"cam-1": {"source": str(video)}}})
+    pipe = Pipeline(settings, settings.camera("cam-1"), GalleryHolder(Matcher([gallery])),
+                    sinks=[events.append])
     src = FileSource(video)
     t0, c0 = time.perf_counter(), time.process_time()
     metrics = pipe.run(src)
@@ -283,7 +284,8 @@ def _near(a: dict[str, Any], frame: int, box: BBox) -> bool:
 def run_range(video: Path, truth: list[dict[str, Any]], matcher: Matcher,
               overrides: dict[str, Any]) -> dict[str, Any]:
     """Detection/recognition recall per size and wrong-person events of one pipeline path."""
-    settings = EdgeSettings.model_validate({"source": str(video), "cooldown_s": 0, **overrides})
+    settings = EdgeSettings.model_validate({"cameras": {"cam-1": {"source": str(video)}},
+                                            "cooldown_s": 0, **overrides})
     events: list[MatchEvent] = []
     detected: set[int] = set()
     frame_no = [0]
@@ -299,7 +301,8 @@ def run_range(video: Path, truth: list[dict[str, Any]], matcher: Matcher,
             for box, _label, _known in ann:
                 if _near(a, f, tuple(round(v * scale[0]) for v in box)):  # type: ignore[arg-type]
                     detected.add(i)
-    pipe = Pipeline(settings, GalleryHolder(matcher), sinks=[events.append], on_frame=on_frame)
+    pipe = Pipeline(settings, settings.camera("cam-1"), GalleryHolder(matcher),
+                    sinks=[events.append], on_frame=on_frame)
     c0, t0 = time.process_time(), time.perf_counter()
     metrics = pipe.run(FileSource(video))
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
@@ -365,8 +368,9 @@ def idle_section(work: Path, seconds: float, gallery: Gallery) -> dict[str, Any]
     decode = 1000 * (time.process_time() - c0) / n
     out: dict[str, Any] = {"frames": n, "decode_ms": round(decode, 2)}
     for name, extra in (("pipeline", {}), ("full_frame", FULL_FRAME_PATH)):
-        settings = EdgeSettings.model_validate({"source": str(video), **extra})
-        pipe = Pipeline(settings, GalleryHolder(Matcher([gallery])))
+        settings = EdgeSettings.model_validate({"cameras": {"cam-1": {"source": str(video)}},
+                                                **extra})
+        pipe = Pipeline(settings, settings.camera("cam-1"), GalleryHolder(Matcher([gallery])))
         c0 = time.process_time()
         metrics = pipe.run(FileSource(video))
         ms = 1000 * (time.process_time() - c0) / metrics.frames

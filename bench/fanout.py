@@ -48,7 +48,7 @@ def start_server(state: Path, port: int, signer: Signer, users: int,
                  message_queue: str | None, async_mode: str) -> subprocess.Popen[bytes]:
     from dashboard.auth import hash_password
     from dashboard.settings import DashboardSettings
-    from dashboard.store import Store
+    from dashboard.store import open_store
 
     settings = DashboardSettings(
         var_dir=state, allowed_topics=[signer.topic], session_cookie_secure=False,
@@ -56,10 +56,10 @@ def start_server(state: Path, port: int, signer: Signer, users: int,
         message_queue=message_queue)
     config = state / "dashboard.json"
     config.write_text(settings.model_dump_json())
-    store = Store(settings.resolved_database_url())
+    store = open_store(settings.resolved_database_url())
     digest = hash_password(PASSWORD)
     for i in range(users):
-        store.put_user(f"teller{i}", digest, ["branch-1"])
+        store.users.put(f"teller{i}", digest, ["branch-1"])
     store.close()
     log = (state / "server.log").open("wb")
     env = {**os.environ, "PYTHONPATH": str(REPO)}

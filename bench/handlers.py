@@ -91,7 +91,8 @@ def main() -> int:
     from oneeye.cloud import devices
     from oneeye.cloud.dal import store
     from oneeye.cloud.dal.resources import ensure_resources
-    from oneeye.cloud.functions import amber, desk, indexer
+    from oneeye.cloud.dal.state import Cooldowns, Idempotency
+    from oneeye.cloud.functions import amber_alert, device_health, enrich_match, gallery_indexer
     from oneeye.ids import new_id
     from oneeye.types import utc_now
 
@@ -119,11 +120,10 @@ def main() -> int:
     # DescribeThing answers are cached per container, so steady state is the same).
     registry = devices.Registry(describe=lambda thing: {"site_id": thing[2:], "cameras": "c1"})
     ddb, sns = aws.client("dynamodb"), aws.client("sns")
-    enrich_deps = desk.DeskDeps(idempotency=store.Idempotency(env["IDEMPOTENCY_TABLE"]),
-                                desk_topic_arn=env["DESK_TOPIC_ARN"],
-                                lookup=lambda cid: {"id": cid, "name": "Ada", "segment": "x"},
-                                registry=registry)
-    amber_deps = dataclasses.replace(amber.amber_from_env(), registry=registry)
+    enrich_deps = enrich_match.EnrichDeps(
+        idempotency=Idempotency(env["IDEMPOTENCY_TABLE"]), desk_topic_arn=env["DESK_TOPIC_ARN"],
+        lookup=lambda cid: {"id": cid, "name": "Ada", "segment": "x"}, registry=registry)
+    amber_deps = dataclasses.replace(amber_alert.amber_from_env(), registry=registry)
     n = args.events
 
     def floor(i: int) -> None:
@@ -138,40 +138,43 @@ def main() -> int:
 
     dup = match("customers", "C-1")
     # Measure the work, not a rejection: every timed event must really be handled.
-    checks = [desk.enrich_match(dup, enrich_deps), desk.device_health(health(), enrich_deps),
-              amber.amber_alert(match("missing", "MP-1", site="s0"), amber_deps)]
+    checks = [enrich_match.enrich_match(dup, enrich_deps),
+              device_health.device_health(health(), enrich_deps),
+              amber_alert.amber_alert(match("missing", "MP-1", site="s0"), amber_deps)]
     handled = [c["status"] for c in checks]
     if handled != ["published", "published", "alerted"]:
         sys.exit(f"bench: handlers did not process the sample events: {checks}")
     rows = [
         ("baseline: put+update+publish (boto3 only)", rate(n, floor)),
-        ("enrich_match", rate(n, lambda i: desk.enrich_match(match("customers", "C-1"),
-                                                             enrich_deps))),
-        ("enrich_match duplicate", rate(n, lambda i: desk.enrich_match(dup, enrich_deps))),
-        ("device_health", rate(n, lambda i: desk.device_health(health(), enrich_deps))),
+        ("enrich_match", rate(n, lambda i: enrich_match.enrich_match(
+            match("customers", "C-1"), enrich_deps))),
+        ("enrich_match duplicate", rate(n, lambda i: enrich_match.enrich_match(
+            dup, enrich_deps))),
+        ("device_health", rate(n, lambda i: device_health.device_health(health(), enrich_deps))),
         # Each sighting at a new site: the worst case, an alert + banner every time.
-        ("amber_alert (alert + banner)", rate(n, lambda i: amber.amber_alert(
+        ("amber_alert (alert + banner)", rate(n, lambda i: amber_alert.amber_alert(
             match("missing", "MP-1", site=f"s{i + 2}"), amber_deps))),
-        ("amber_alert (cooldown, banner)", rate(n, lambda i: amber.amber_alert(
+        ("amber_alert (cooldown, banner)", rate(n, lambda i: amber_alert.amber_alert(
             match("missing", "MP-1", site="s1"), amber_deps))),
-        ("amber_alert (+ 6 KB snapshot)", rate(n, lambda i: amber.amber_alert(
+        ("amber_alert (+ 6 KB snapshot)", rate(n, lambda i: amber_alert.amber_alert(
             match("missing", "MP-1", site="s1", snap=snapshot), amber_deps))),
-        ("enrich_match rejected (bad)", rate(n, lambda i: desk.enrich_match(
+        ("enrich_match rejected (bad)", rate(n, lambda i: enrich_match.enrich_match(
             {"schema": "oneeye.match/1"}, enrich_deps))),
     ]
     print_rows("1. against moto, serial", rows, rows[0][1])
 
     threaded = [
         ("baseline: put+update+publish (boto3 only)", rate_threads(n, floor)),
-        ("enrich_match", rate_threads(n, lambda i: desk.enrich_match(
+        ("enrich_match", rate_threads(n, lambda i: enrich_match.enrich_match(
             match("customers", "C-1"), enrich_deps))),
-        ("device_health", rate_threads(n, lambda i: desk.device_health(health(), enrich_deps))),
-        ("amber_alert (alert + banner)", rate_threads(n, lambda i: amber.amber_alert(
+        ("device_health", rate_threads(n, lambda i: device_health.device_health(
+            health(), enrich_deps))),
+        ("amber_alert (alert + banner)", rate_threads(n, lambda i: amber_alert.amber_alert(
             match("missing", "MP-1", site=f"t{i + 2}"), amber_deps))),
     ]
     print_rows("2. against moto, 8 threads", threaded, threaded[0][1])
 
-    class MemIdempotency(store.Idempotency):
+    class MemIdempotency(Idempotency):
         def __init__(self) -> None:
             super().__init__("mem")
             self.keys: dict[str, float] = {}
@@ -190,6 +193,21 @@ def main() -> int:
         def release(self, key: str) -> None:
             self.keys.pop(key, None)
 
+    class MemCooldowns(Cooldowns):
+        def __init__(self) -> None:
+            super().__init__("mem")
+            self.until: dict[tuple[str, ...], float] = {}
+
+        def start(self, *parts: str, seconds: int) -> bool:
+            t = time.time()
+            if self.until.get(parts, 0) > t:
+                return False
+            self.until[parts] = t + seconds
+            return True
+
+        def cancel(self, *parts: str) -> None:
+            self.until.pop(parts, None)
+
     class MemCases(store.Cases):
         def get(self, case_id: str) -> dict[str, Any] | None:
             return {"case_id": case_id, "name": "Jane Doe", "status": "open"}
@@ -203,18 +221,19 @@ def main() -> int:
 
     real_publish = store.publish
     store.publish = lambda *a, **k: new_id()  # type: ignore[assignment]
-    mem_desk = desk.DeskDeps(idempotency=MemIdempotency(), desk_topic_arn="arn:desk",
-                             lookup=enrich_deps.lookup, registry=registry)
-    mem_amber = amber.AmberDeps(idempotency=MemIdempotency(), cases=MemCases("mem"),
-                                bucket=MemBucket("mem"), alerts_topic_arn="arn:alerts",
-                                desk_topic_arn="arn:desk", registry=registry)
+    mem_desk = enrich_match.EnrichDeps(idempotency=MemIdempotency(), desk_topic_arn="arn:desk",
+                                       lookup=enrich_deps.lookup, registry=registry)
+    mem_amber = amber_alert.AmberDeps(idempotency=MemIdempotency(), cooldowns=MemCooldowns(),
+                                      cases=MemCases("mem"), bucket=MemBucket("mem"),
+                                      alerts_topic_arn="arn:alerts", desk_topic_arn="arn:desk",
+                                      registry=registry)
     own = [
-        ("enrich_match", rate(n * 5, lambda i: desk.enrich_match(
+        ("enrich_match", rate(n * 5, lambda i: enrich_match.enrich_match(
             match("customers", "C-1"), mem_desk))),
-        ("device_health", rate(n * 5, lambda i: desk.device_health(health(), mem_desk))),
-        ("amber_alert (alert + banner)", rate(n * 5, lambda i: amber.amber_alert(
+        ("device_health", rate(n * 5, lambda i: device_health.device_health(health(), mem_desk))),
+        ("amber_alert (alert + banner)", rate(n * 5, lambda i: amber_alert.amber_alert(
             match("missing", "MP-1", site=f"m{i + 2}"), mem_amber))),
-        ("amber_alert (+ 6 KB snapshot)", rate(n * 5, lambda i: amber.amber_alert(
+        ("amber_alert (+ 6 KB snapshot)", rate(n * 5, lambda i: amber_alert.amber_alert(
             match("missing", "MP-1", site=f"n{i + 2}", snap=snapshot), mem_amber))),
     ]
     store.publish = real_publish  # type: ignore[assignment]
@@ -225,13 +244,13 @@ def main() -> int:
         photo = (REPO.parent / "shared" / "data" / "ageitgey_face_recognition" / "examples"
                  / "obama_small.jpg").read_bytes()
         s3 = aws.client("s3")
-        deps = indexer.indexer_from_env()
+        deps = gallery_indexer.indexer_from_env()
 
         def index(i: int) -> None:
             key = f"uploads/customers/C-{i + 10}/1.jpg"
             s3.put_object(Bucket=env["ONEEYE_BUCKET"], Key=key, Body=photo)
             etag = s3.head_object(Bucket=env["ONEEYE_BUCKET"], Key=key)["ETag"].strip('"')
-            assert indexer.index_upload(key, etag, deps)["status"] == "accepted"
+            assert gallery_indexer.index_upload(key, etag, deps)["status"] == "accepted"
 
         r = rate(args.indexer_photos, index)
         print(f"{'gallery_indexer (320x240 photo, dlib)':42s} {r:9.1f}   photos/s "

@@ -18,7 +18,7 @@ through:
   a float64 array; one call per query, as apps built on the library do);
 * OneEye's exact matcher (``Gallery.nearest``: float32, one matrix product per
   batch, per-identity minimum and margin);
-* the ANN index (``oneeye.ann.AnnGallery``: faiss IVF with 8-bit codes, top-32
+* the ANN index (``bench.ann.AnnGallery``: faiss IVF with 8-bit codes, top-32
   entries re-ranked exactly), with its recall@1 — the share of 1000 queries whose
   nearest identity equals the exact matcher's — and decision agreement.
 
@@ -53,8 +53,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import synthetic_gallery, synthetic_queries
+from bench.ann import AnnGallery
 from oneeye import faces
-from oneeye.ann import AnnGallery
 from oneeye.gallery import DEFAULT_RULES, Gallery
 
 MB = 1024 * 1024

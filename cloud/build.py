@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Assemble each zip Lambda into build/lambdas/<name>/ (the template's CodeUri).
 
-Every function gets its thin ``app.py``, one copy of the ``oneeye`` package (the
-repository keeps exactly one, at the top) and a ``requirements.txt`` that
-``sam build`` installs for the Lambda platform. Then run, from cloud/:
+Every function gets its thin ``app.py``, the ``oneeye`` modules that handler imports
+(directly or through other modules, read from the source by ``scripts/closure.py``,
+as the edge artifact is: never the local stack, the CLI or another function's
+module) and a ``requirements.txt`` that ``sam build`` installs for the Lambda
+platform. Then run, from cloud/:
 ``sam build && sam deploy --guided`` (``./deploy.sh aws`` does both).
 
 gallery_indexer is not assembled here: it is a container image built by
@@ -21,11 +23,13 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+from closure import modules  # noqa: E402  (scripts/ is not a package on the path)
+
 LAMBDAS = REPO / "cloud" / "lambdas"
 IMAGE_FUNCTIONS = {"gallery_indexer"}
 #: boto3 is in the Lambda runtime; pydantic (and its compiled core) is not.
 BASE_REQUIREMENTS = ["pydantic>=2.6,<3", "PyYAML>=6"]
-_SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".mypy_cache")
 
 
 def zip_functions() -> list[str]:
@@ -42,7 +46,10 @@ def build(name: str, out: Path) -> Path:
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     shutil.copy2(src / "app.py", dest / "app.py")
-    shutil.copytree(REPO / "oneeye", dest / "oneeye", ignore=_SKIP)
+    for path in modules(src / "app.py"):
+        target = dest / path.relative_to(REPO)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
     reqs = list(BASE_REQUIREMENTS)
     extra = src / "requirements.txt"
     if extra.is_file():

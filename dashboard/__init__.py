@@ -1,7 +1,9 @@
 """OneEye teller dashboard: ``create_app(settings)`` wires the parts.
 
 - ``dashboard.sns_endpoint`` — ``POST /sns`` (verified SNS deliveries)
-- ``dashboard.store``        — events, acknowledgements, devices, users (SQLite/PostgreSQL)
+- ``dashboard.store``        — events, acknowledgements, devices, users (SQLite/PostgreSQL,
+  SQLAlchemy Core; migrations in ``dashboard/migrations``)
+- ``dashboard.services``     — the typed parts of the app (``services()``)
 - ``dashboard.auth``         — login, sessions, CSRF, safe ``next``
 - ``dashboard.throttle``     — failed-login counters per account/address (Redis or database)
 - ``dashboard.proxies``      — forwarded headers believed from ``trusted_proxies`` only
@@ -10,7 +12,7 @@
 
 Async mode ``gevent`` (the default) is the production server: gevent's WSGI
 server with websockets, many sockets per process (one greenlet instead of two OS
-threads per client); ``oneeye dashboard run`` starts it through
+threads per client); ``oneeye dashboard run`` (``dashboard.cli``) starts it through
 ``oneeye.commands.serve_gevent``, which monkey-patches before anything else is imported.
 ``threading`` (Werkzeug's development server) needs no monkey-patching and is what
 the tests' in-process apps use. bench/fanout.py compares both.
@@ -19,16 +21,26 @@ the tests' in-process apps use. bench/fanout.py compares both.
 from __future__ import annotations
 
 import logging
+import socket
 import time
+from datetime import UTC, datetime
 from typing import Any
 
+import simple_websocket.ws
 from flask import Flask, Response, jsonify, request
 from flask_socketio import SocketIO
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException
+from wsproto.extensions import PerMessageDeflate
 
+from dashboard import api, auth, desk, manage, sns_endpoint
+from dashboard.devices import it_email, sweep
+from dashboard.live import Live
 from dashboard.proxies import TrustedProxies
+from dashboard.services import Services, install, services_of
 from dashboard.settings import DashboardSettings
+from dashboard.store import Store, open_store
+from dashboard.throttle import LoginThrottle, counters_for
 from dashboard.urls import IdConverter
 from oneeye.sns import Verifier
 from oneeye.types import Clock
@@ -43,12 +55,10 @@ __all__ = ["DashboardSettings", "create_app"]
 
 
 def create_app(settings: DashboardSettings | None = None, *, clock: Clock = time.time) -> Flask:
-    """The dashboard app; ``clock`` (seconds since the epoch) times events, devices, retention."""
-    from dashboard import api, auth, desk, manage, sns_endpoint
-    from dashboard.live import Live
-    from dashboard.store import Store
-    from dashboard.throttle import LoginThrottle, counters_for
+    """The dashboard app; ``clock`` (seconds since the epoch) times events, devices, retention.
 
+    Opening the store migrates its database to the newest revision (``dashboard/migrations``).
+    """
     settings = settings or DashboardSettings()
     app = Flask(__name__)
     app.config.update(
@@ -58,32 +68,27 @@ def create_app(settings: DashboardSettings | None = None, *, clock: Clock = time
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_NAME="oneeye_session",
         MAX_CONTENT_LENGTH=512 * 1024,
-        ONEEYE_CONFIRM_HOSTS=set(settings.confirm_hosts),
-        ONEEYE_OFFLINE_AFTER_S=settings.offline_after_s,
-        ONEEYE_ALERT_OUTBOX_PATH=settings.alert_outbox_path,
-        ONEEYE_HISTORY_LIMIT=settings.history_limit,
-        ONEEYE_VISIT_WINDOW_S=settings.visit_window_s,
     )
-    store = Store(settings.resolved_database_url(), clock=clock)
+    store = open_store(settings.resolved_database_url(), clock=clock)
     if not settings.websocket_compression:
         _decline_websocket_compression()
     socketio = SocketIO(app, async_mode=settings.async_mode, message_queue=settings.message_queue,
                         channel=settings.message_queue_channel,
                         manage_session=True, logger=False, engineio_logger=False)
-    app.extensions["oneeye.settings"] = settings
-    app.extensions["oneeye.store"] = store
-    app.extensions["oneeye.verifier"] = Verifier(settings.allowed_topics,
-                                                 pinned_certs=settings.pinned_cert_bytes(),
-                                                 max_age_s=settings.sns_max_age_s)
-    app.extensions["oneeye.login_throttle"] = LoginThrottle(
-        counters_for(settings.resolved_login_store(), store),
-        account_attempts=settings.login_attempts, address_attempts=settings.login_ip_attempts,
-        window_s=settings.login_window_s)
+    parts = Services(
+        settings=settings, store=store, socketio=socketio, live=Live(socketio),
+        verifier=Verifier(settings.allowed_topics, pinned_certs=settings.pinned_cert_bytes(),
+                          max_age_s=settings.sns_max_age_s),
+        login_throttle=LoginThrottle(
+            counters_for(settings.resolved_login_store(), store.login_failures),
+            account_attempts=settings.login_attempts,
+            address_attempts=settings.login_ip_attempts, window_s=settings.login_window_s),
+        cloud=manage.Cloud.from_settings(settings),
+        it_email=it_email(settings.it_alert_topic_arn))
+    install(app, parts)
     if settings.trusted_proxies:
         app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]
             app.wsgi_app, settings.trusted_proxies, settings.proxy_hops)
-    app.extensions["oneeye.live"] = Live(socketio)
-    app.extensions["oneeye.cloud"] = manage.Cloud.from_settings(settings)
     app.url_map.converters["id"] = IdConverter
     for blueprint in (auth.bp, sns_endpoint.bp, api.bp, desk.bp, manage.bp):
         app.register_blueprint(blueprint)
@@ -96,17 +101,12 @@ def create_app(settings: DashboardSettings | None = None, *, clock: Clock = time
         log.warning("no allowed SNS topics configured: /sns will reject every message")
     store.purge(settings.retention_days, ids_older_than_days=settings.event_ids_retention_days)
     socketio.start_background_task(_purge_loop, socketio, store, settings)
-    from dashboard.devices import it_email
-
-    app.extensions["oneeye.it_email"] = it_email(settings.it_alert_topic_arn)
-    socketio.start_background_task(_offline_loop, socketio, store, app.extensions["oneeye.live"],
-                                   settings.offline_after_s, app.extensions["oneeye.it_email"])
+    socketio.start_background_task(_offline_loop, parts)
     return app
 
 
 def socketio_of(app: Flask) -> SocketIO:
-    sio: SocketIO = app.extensions["socketio"]
-    return sio
+    return services_of(app).socketio
 
 
 def run_server(app: Flask, host: str, port: int) -> None:
@@ -116,7 +116,7 @@ def run_server(app: Flask, host: str, port: int) -> None:
     TLS is terminated in front of it (see README "Security model").
     """
     sio = socketio_of(app)
-    settings: DashboardSettings = app.extensions["oneeye.settings"]
+    settings = services_of(app).settings
     tls = (str(settings.tls_cert), str(settings.tls_key)) if settings.tls_cert else None
     if sio.async_mode != "gevent":
         log.warning("async_mode threading: Werkzeug's development server (tests, debugging); "
@@ -124,9 +124,7 @@ def run_server(app: Flask, host: str, port: int) -> None:
         sio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, log_output=False,
                 use_reloader=False, ssl_context=tls)
         return
-    import socket
-
-    from gevent import pywsgi
+    from gevent import pywsgi  # gevent stays lazy: importing it in threading mode is not free
 
     family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     listener = socket.socket(family, kind, proto)
@@ -147,9 +145,6 @@ def _decline_websocket_compression() -> None:
     and has no option for it; an extension that declines every offer is the one
     seam. Process-wide, which is what a server process wants.
     """
-    import simple_websocket.ws
-    from wsproto.extensions import PerMessageDeflate
-
     class _Declined(PerMessageDeflate):
         def accept(self, offer: str) -> None:  # type: ignore[override]
             return None
@@ -157,7 +152,7 @@ def _decline_websocket_compression() -> None:
     simple_websocket.ws.PerMessageDeflate = _Declined  # type: ignore[misc]
 
 
-def _purge_loop(socketio: SocketIO, store: Any, settings: DashboardSettings) -> None:
+def _purge_loop(socketio: SocketIO, store: Store, settings: DashboardSettings) -> None:
     while True:
         socketio.sleep(PURGE_EVERY_S)
         try:
@@ -167,18 +162,14 @@ def _purge_loop(socketio: SocketIO, store: Any, settings: DashboardSettings) -> 
             log.exception("retention purge failed")
 
 
-def _offline_loop(socketio: SocketIO, store: Any, live: Any, offline_after_s: float,
-                  notify: Any) -> None:
+def _offline_loop(parts: Services) -> None:
     """Notice silent cameras within a third of ``offline_after_s`` (at most every 10 s)."""
-    from datetime import UTC, datetime
-
-    from dashboard.devices import sweep
-
+    offline_after_s = parts.settings.offline_after_s
     while True:
-        socketio.sleep(min(max(offline_after_s / 3, 0.2), 10.0))
+        parts.socketio.sleep(min(max(offline_after_s / 3, 0.2), 10.0))
         try:
-            sweep(store, live.emit, offline_after_s, datetime.fromtimestamp(store.clock(), UTC),
-                  notify)
+            sweep(parts.store, parts.live.emit, offline_after_s,
+                  datetime.fromtimestamp(parts.store.clock(), UTC), parts.it_email)
         except Exception:  # the next sweep tries again; nothing is lost by waiting
             log.exception("offline sweep failed")
 

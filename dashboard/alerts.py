@@ -1,7 +1,7 @@
 """The desk's grouping policy: one banner per case or device, one card per customer visit.
 
-Pure functions over stored event records (``Store.events`` / ``Store.open_alerts``), so
-the API, the page's first load and the tests agree on one policy:
+Pure functions over stored event records (``Events.find`` / ``Alerts.open`` of
+:mod:`dashboard.store`), so the API, the page's first load and the tests agree on one policy:
 
 - **Alerts** (``missing_person_sighted``, ``device_offline``): every open (unacknowledged)
   alert about one subject — a case id, or a device id — is one group: "seen 3× on cam-1

@@ -14,11 +14,12 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, g, jsonify, request
+from flask import Blueprint, Response, abort, g, jsonify, request
 
 from dashboard import alerts
 from dashboard.localtime import day_bound, viewer_zone
 from dashboard.roles import DESK_ROLES, roles_required
+from dashboard.services import services
 from oneeye.errors import EventError
 from oneeye.events import HEALTH, HealthEvent, parse
 from oneeye.types import ALERT_KINDS, DESK_KINDS, VERDICTS, format_time, normalize_time, parse_time
@@ -93,18 +94,14 @@ def present(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def _store() -> Any:
-    return current_app.extensions["oneeye.store"]
-
-
 @bp.get("/events")
 @roles_required(*DESK_ROLES)
 def events() -> Response:
     """Newest first (``offset`` pages), or after an event id in arrival order (catch-up:
     page with the last id until fewer than ``limit`` come back)."""
-    limit_max = current_app.config["ONEEYE_HISTORY_LIMIT"]
+    limit_max = services().settings.history_limit
     limit = int_arg("limit", limit_max, low=1, high=limit_max)
-    rows = _store().events(g.user["sites"], after=request.args.get("after") or None,
+    rows = services().store.events.find(g.user["sites"], after=request.args.get("after") or None,
                            person=(request.args.get("person") or "").strip()[:64] or None,
                            person_id=request.args.get("person_id") or None,
                            since=time_arg("since"), until=time_arg("until"), kinds=kinds_arg(),
@@ -117,9 +114,9 @@ def events() -> Response:
 @roles_required(*DESK_ROLES)
 def open_alerts() -> Response:
     """Every open alert, one group per case or device (``dashboard.alerts``)."""
-    store = _store()
-    records = store.open_alerts(g.user["sites"])
-    groups = alerts.group_alerts([present(r) for r in records], store.last_acks(
+    store = services().store
+    records = store.alerts.open(g.user["sites"])
+    groups = alerts.group_alerts([present(r) for r in records], store.alerts.last_acks(
         g.user["sites"], sorted({alerts.subject_of(r) for r in records})))
     return jsonify({"alerts": groups})
 
@@ -133,17 +130,17 @@ def acknowledge_alert() -> Response:
             or not isinstance(body.get("subject"), str) \
             or not isinstance(body.get("upto_seq"), int):
         abort(400, description="send {kind, subject, upto_seq} of the banner")
-    store = _store()
+    parts = services()
     user = g.user["name"]
-    acked = store.acknowledge_group(g.user["sites"], body["kind"], body["subject"],
+    acked = parts.store.alerts.acknowledge_group(g.user["sites"], body["kind"], body["subject"],
                                     body["upto_seq"], user)
     if not acked:
         abort(404, description="no open alert like that")
     at, event_ids = acked[0]["at"], [a["event_id"] for a in acked]
     for site in sorted({a["site_id"] for a in acked}):
-        store.audit(user, "acknowledged", body["subject"], site_id=site, kind=body["kind"],
-                    events=len(acked), upto_seq=body["upto_seq"])
-        current_app.extensions["oneeye.live"].emit("alert_ack", {
+        parts.store.audit.add(user, "acknowledged", body["subject"], site_id=site,
+                              kind=body["kind"], events=len(acked), upto_seq=body["upto_seq"])
+        parts.live.emit("alert_ack", {
             "kind": body["kind"], "subject": body["subject"], "site_id": site,
             "upto_seq": body["upto_seq"], "by": user, "at": at, "event_ids": event_ids})
     log.info("%s acknowledged %d %s alert(s) about %s", user, len(acked), body["kind"],
@@ -156,9 +153,10 @@ def acknowledge_alert() -> Response:
 @roles_required(*DESK_ROLES)
 def arrivals() -> Response:
     """Recent customer visits, one per customer within the visit window, newest first."""
-    window = current_app.config["ONEEYE_VISIT_WINDOW_S"]
+    window = services().settings.visit_window_s
     limit = int_arg("limit", 24, low=1, high=200)
-    rows = _store().events(g.user["sites"], kinds=("customer_arrived",), limit=limit * 4)
+    rows = services().store.events.find(g.user["sites"], kinds=("customer_arrived",),
+                                        limit=limit * 4)
     visits = alerts.group_visits([present(r) for r in rows], window)[:limit]
     return jsonify({"visits": visits, "window_s": window})
 
@@ -169,10 +167,11 @@ def devices() -> Response:
     """Devices of the user's sites, each with its ``cameras`` (``oneeye.health/1``'s
     per-camera entries: state, fps, frame age). Every fps is null when the device is not
     online: a frozen figure would look healthy."""
-    offline_after = current_app.config["ONEEYE_OFFLINE_AFTER_S"]
-    now = datetime.fromtimestamp(_store().clock(), UTC)
+    parts = services()
+    offline_after = parts.settings.offline_after_s
+    now = datetime.fromtimestamp(parts.store.clock(), UTC)
     out: list[dict[str, Any]] = []
-    for row in _store().devices(g.user["sites"]):
+    for row in parts.store.devices.of_sites(g.user["sites"]):
         health = row.pop("health", None)
         age = (now - parse_time(row["last_seen"])).total_seconds()
         online = row["state"] == "online" and age <= offline_after
@@ -202,7 +201,7 @@ def _cameras(health: str | None, online: bool) -> list[dict[str, Any]]:
 
 
 def _own_event(event_id: str) -> dict[str, Any]:
-    record: dict[str, Any] | None = _store().get_event(event_id)
+    record = services().store.events.get(event_id)
     if record is None or record["site_id"] not in g.user["sites"]:
         abort(404)
     return record
@@ -212,11 +211,12 @@ def _own_event(event_id: str) -> dict[str, Any]:
 @roles_required(*DESK_ROLES)
 def acknowledge(event_id: str) -> Response:
     record = _own_event(event_id)
-    ack = _store().acknowledge(event_id, g.user["name"])
-    _store().audit(g.user["name"], "acknowledged", event_id, site_id=record["site_id"],
-                   kind=record["kind"])
+    parts = services()
+    ack = parts.store.alerts.acknowledge(event_id, g.user["name"])
+    parts.store.audit.add(g.user["name"], "acknowledged", event_id, site_id=record["site_id"],
+                          kind=record["kind"])
     log.info("event %s acknowledged by %s", event_id, ack["by"])
-    current_app.extensions["oneeye.live"].emit("ack", {**ack, "site_id": record["site_id"]})
+    parts.live.emit("ack", {**ack, "site_id": record["site_id"]})
     return jsonify(ack)
 
 
@@ -231,13 +231,12 @@ def feedback(event_id: str) -> Response:
         abort(400, description=f"verdict must be one of {', '.join(VERDICTS)}")
     if not record["event"].get("match"):
         abort(400, description="only a sighting (with a match) takes a verdict")
-    store = _store()
-    given = store.give_verdict(event_id, verdict, g.user["name"])
+    parts = services()
+    given = parts.store.verdicts.give(event_id, verdict, g.user["name"])
     match = record["event"]["match"]
-    store.audit(g.user["name"], verdict, event_id, site_id=record["site_id"],
-                person_id=match.get("person_id"), camera_id=match.get("camera_id"),
-                watchlist=match.get("watchlist"))
+    parts.store.audit.add(g.user["name"], verdict, event_id, site_id=record["site_id"],
+                          person_id=match.get("person_id"), camera_id=match.get("camera_id"),
+                          watchlist=match.get("watchlist"))
     log.info("event %s %s by %s", event_id, verdict, g.user["name"])
-    current_app.extensions["oneeye.live"].emit("feedback", {**given,
-                                                            "site_id": record["site_id"]})
+    parts.live.emit("feedback", {**given, "site_id": record["site_id"]})
     return jsonify(given)

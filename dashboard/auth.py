@@ -3,8 +3,8 @@
 Passwords are argon2id hashes (argon2-cffi). The session cookie holds only a
 ``login_id`` and a CSRF token, signed with the secret key; it is HttpOnly,
 SameSite=Lax and Secure unless the settings turn that off for local http. The
-``login_id`` names a row of the store's ``logins`` table, the session's only user
-record: logout ends that row, so a copied cookie stops working too.
+``login_id`` names a row of the store's ``logins`` table (``dashboard.store.users.Logins``),
+the session's only user record: logout ends that row, so a copied cookie stops working too.
 
 Login throttling: failed attempts are counted per (client address, user name) and
 per client address in a sliding window (``login_attempts`` per ``login_window_s``,
@@ -28,9 +28,9 @@ from urllib.parse import unquote, urlsplit
 import flask
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import Blueprint, current_app, g, request, session
+from flask import Blueprint, g, request, session
 
-from dashboard.throttle import LoginThrottle
+from dashboard.services import services
 
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
@@ -106,9 +106,7 @@ def session_user() -> dict[str, Any] | None:
     login_id = session.get("login_id")
     if not login_id:
         return None
-    user: dict[str, Any] | None = current_app.extensions["oneeye.store"].login_user(
-        str(login_id))
-    return user
+    return services().store.logins.user(str(login_id))
 
 
 def load_user() -> None:
@@ -133,19 +131,19 @@ def login() -> Any:
     if request.method == "POST":
         name = request.form.get("username", "").strip()[:64]
         password = request.form.get("password", "")[:1024]
-        throttle: LoginThrottle = current_app.extensions["oneeye.login_throttle"]
+        parts = services()
+        throttle = parts.login_throttle
         address = request.remote_addr
         if throttle.blocked(name, address):
             log.warning("login throttled for %r from %s", name, address)
             error, status = "Too many failed attempts. Wait a few minutes and try again.", 429
         else:
-            user = current_app.extensions["oneeye.store"].get_user(name) if name else None
+            user = parts.store.users.get(name) if name else None
             ok = check_password(user["password_hash"] if user else _DUMMY_HASH, password)
             if user and ok:
                 throttle.succeeded(name)
                 session.clear()
-                session["login_id"] = current_app.extensions["oneeye.store"].start_login(
-                    user["name"])
+                session["login_id"] = parts.store.logins.start(user["name"])
                 csrf_token()
                 log.info("user %s logged in from %s", name, address)
                 # only paths on this site: an open redirect would let a link phish the login
@@ -160,8 +158,8 @@ def login() -> Any:
 def logout() -> Any:
     login_id = session.get("login_id")
     if login_id:
-        current_app.extensions["oneeye.store"].end_login(str(login_id))
-        current_app.extensions["oneeye.live"].end_login(str(login_id))
+        services().store.logins.end(str(login_id))
+        services().live.end_login(str(login_id))
         log.info("user %s logged out", (g.get("user") or {}).get("name"))
     session.clear()
     return flask.redirect(flask.url_for("auth.login"))

@@ -13,13 +13,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 import flask
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, g, request
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from dashboard.api import day_or_time_arg, int_arg, kinds_arg, present
 from dashboard.auth import login_required
 from dashboard.localtime import local, viewer_zone
 from dashboard.roles import DESK_ROLES, roles_required
+from dashboard.services import services
 from oneeye.types import DEVICE_KINDS, SIGHTING_KINDS
 
 log = logging.getLogger(__name__)
@@ -37,30 +38,31 @@ def _local(value: str | None) -> str:
 @bp.get("/")
 @roles_required(*DESK_ROLES)
 def index() -> str:
-    return flask.render_template("desk.html", offline_after_s=current_app.config[
-        "ONEEYE_OFFLINE_AFTER_S"], page_size=current_app.config["ONEEYE_HISTORY_LIMIT"])
+    settings = services().settings
+    return flask.render_template("desk.html", offline_after_s=settings.offline_after_s,
+                                 page_size=settings.history_limit)
 
 
 def _review(view: str, *, person_id: str | None = None) -> dict[str, Any]:
     """The filtered, paged events of a review page (history, camera events, one person)."""
-    store = current_app.extensions["oneeye.store"]
+    parts = services()
     kinds = kinds_arg() or (SIGHTING_KINDS if view == "sightings" else DEVICE_KINDS)
     if view == "sightings" and not set(kinds) <= set(SIGHTING_KINDS):
         kinds = SIGHTING_KINDS
-    limit = int_arg("limit", PAGE, low=1, high=current_app.config["ONEEYE_HISTORY_LIMIT"])
+    limit = int_arg("limit", PAGE, low=1, high=parts.settings.history_limit)
     offset = int_arg("offset", 0, low=0, high=10**9)
     filters: dict[str, Any] = {
         "person": (request.args.get("person") or "").strip()[:64] or None,
         "since": day_or_time_arg("since"), "until": day_or_time_arg("until"), "kinds": kinds,
         "person_id": person_id}
-    rows = store.events(g.user["sites"], offset=offset, limit=limit, **filters)
+    rows = parts.store.events.find(g.user["sites"], offset=offset, limit=limit, **filters)
     args = {k: v for k, v in request.args.items() if k != "offset"}
 
     def page_url(at: int) -> str:
         return f"{request.path}?{urlencode({**args, 'offset': max(at, 0)})}"
 
     return {"events": [present(r) for r in rows], "offset": offset, "limit": limit,
-            "total": store.count_events(g.user["sites"], **filters), "view": view,
+            "total": parts.store.events.count(g.user["sites"], **filters), "view": view,
             "zone": viewer_zone().key, "page_url": page_url,
             "kinds": SIGHTING_KINDS if view == "sightings" else DEVICE_KINDS,
             "csv_url": flask.url_for("desk.export") + "?" + urlencode(
@@ -97,7 +99,7 @@ def export() -> Response:
     """The review's filters as CSV (up to ``CSV_MAX`` rows): UTC and the viewer's time."""
     view = request.args.get("view", "sightings")
     kinds = kinds_arg() or (DEVICE_KINDS if view == "devices" else SIGHTING_KINDS)
-    rows = current_app.extensions["oneeye.store"].events(
+    rows = services().store.events.find(
         g.user["sites"], person=(request.args.get("person") or "").strip()[:64] or None,
         person_id=request.args.get("person_id") or None, since=day_or_time_arg("since"),
         until=day_or_time_arg("until"), kinds=kinds, limit=CSV_MAX)
@@ -132,7 +134,7 @@ def _cell(value: Any) -> Any:
 @bp.get("/alerts")
 @login_required
 def alerts() -> str:
-    path: Path | None = current_app.config["ONEEYE_ALERT_OUTBOX_PATH"]
+    path = services().settings.alert_outbox_path
     return flask.render_template("alerts.html", path=path,
                            messages=read_alert_outbox(path, g.user["sites"]))
 
@@ -146,12 +148,12 @@ def outbox() -> WerkzeugResponse:
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
     try:
-        ok = current_app.extensions["oneeye.store"].ping()
+        ok = services().store.ping()
     except Exception as exc:  # the point of /healthz is to report, not to raise
         log.warning("healthz: database check failed: %s", exc)
         ok = False
     return flask.jsonify({"status": "ok" if ok else "degraded", "database": ok,
-                    "async_mode": current_app.extensions["socketio"].async_mode,
+                    "async_mode": services().socketio.async_mode,
                     "user": g.user["name"] if g.get("user") else None}), 200 if ok else 503
 
 

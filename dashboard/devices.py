@@ -2,8 +2,8 @@
 
 A fleet sends a health report every 30 s per device; storing each one as a desk event
 would be ~29 M rows a day at 10,000 devices (cloud/README.md). So a ``device_status``
-report only updates the device's row (:meth:`Store.device_seen`) and is pushed to open
-desks as ``device`` (the camera panel); a *change* is recorded as an event:
+report only updates the device's row (:meth:`dashboard.store.devices.Devices.seen`) and
+is pushed to open desks as ``device`` (the camera panel); a *change* is recorded as an event:
 
 - ``device_offline``: no report for ``offline_after_s`` (the sweep notices, whichever
   process gets there first records it once), or the cloud says so (AWS IoT lifecycle
@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dashboard.store import Store
+from oneeye.cloud.backoffice import notify_it
 from oneeye.events import DeskEvent
 from oneeye.ids import new_id
 from oneeye.types import format_time
@@ -44,14 +45,12 @@ def it_email(topic_arn: str) -> Notify | None:
         return None
 
     def send(event: DeskEvent) -> None:
-        from oneeye.cloud.dal import store
-
         state = "OFFLINE" if event.kind == "device_offline" else "back online"
         try:
-            store.publish(topic_arn, f"Camera {event.device_id} at {event.site_id} is {state} "
-                          f"({event.observed_at}). {event.message}".strip(),
-                          site_id=event.site_id,
-                          subject=f"OneEye: camera {event.device_id} {state}"[:99])
+            notify_it(topic_arn, f"Camera {event.device_id} at {event.site_id} is {state} "
+                      f"({event.observed_at}). {event.message}".strip(),
+                      site_id=event.site_id,
+                      subject=f"OneEye: camera {event.device_id} {state}")
         except Exception:  # the banner and the stored event stay the record; see above
             log.exception("could not email branch IT about %s %s", event.device_id, event.kind)
 
@@ -62,7 +61,7 @@ def health(store: Store, publish: Publish, event: DeskEvent,
            notify: Notify | None = None) -> dict[str, Any] | None:
     """A ``device_status`` event: update the device; record ``device_online`` if it was
     offline. Returns the stored ``device_online`` record, if any."""
-    before = store.device_seen(event)
+    before = store.devices.seen(event)
     publish("device", {"device_id": event.device_id, "site_id": event.site_id})
     if before != "offline":
         return None
@@ -76,15 +75,15 @@ def transition(store: Store, publish: Publish, event: DeskEvent,
     """Store and push a ``device_offline`` / ``device_online`` event (once per event id),
     and ``notify`` branch IT of it."""
     if event.kind == "device_offline" and event.device_id:
-        store.mark_offline(event.device_id)
-    record = store.add_event(event)
+        store.devices.mark_offline(event.device_id)
+    record = store.events.add(event)
     if record is None:
         return None
     publish("desk_event", record)
     if notify is not None:
         notify(event)
     if event.kind == "device_online" and event.device_id:
-        acked = store.acknowledge_group([event.site_id], "device_offline", event.device_id,
+        acked = store.alerts.acknowledge_group([event.site_id], "device_offline", event.device_id,
                                         int(record["seq"]), BACK_ONLINE)
         if acked:
             publish("alert_ack", {"kind": "device_offline", "subject": event.device_id,
@@ -101,15 +100,15 @@ def sweep(store: Store, publish: Publish, offline_after_s: float, now: datetime,
     ``now`` (an aware datetime; injected so tests need not wait). Returns how many."""
     cutoff = format_time(now - timedelta(seconds=offline_after_s))
     count = 0
-    for row in store.stale_devices(cutoff):
-        if not store.mark_offline(row["device_id"], stale_before=cutoff):
+    for row in store.devices.stale(cutoff):
+        if not store.devices.mark_offline(row["device_id"], stale_before=cutoff):
             continue  # another process (or a fresh report) got there first
         silent = (f"{offline_after_s / 60:.0f} min" if offline_after_s >= 120
                   else f"{offline_after_s:.0f} s")
         event = DeskEvent(kind="device_offline", site_id=row["site_id"],
                           observed_at=format_time(now), device_id=row["device_id"],
                           message=f"no health report for over {silent}")
-        record = store.add_event(event)
+        record = store.events.add(event)
         if record is not None:
             publish("desk_event", record)
             if notify is not None:

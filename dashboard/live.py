@@ -23,6 +23,9 @@ from typing import Any
 from flask import request, session
 from flask_socketio import SocketIO, join_room
 
+from dashboard.api import present
+from dashboard.auth import session_user
+
 log = logging.getLogger(__name__)
 
 
@@ -46,13 +49,8 @@ class Live:
     def emit(self, name: str, payload: dict[str, Any]) -> None:
         """Send ``payload`` (which names its ``site_id``) to the desks of that site."""
         if name == "desk_event":
-            from dashboard.api import present
-
             payload = present(payload)
         self.socketio.emit(name, payload, to=room(str(payload["site_id"])))
-
-    def publish_ack(self, site_id: str, ack: dict[str, Any]) -> None:
-        self.socketio.emit("ack", ack, to=room(site_id))
 
     def end_login(self, login_id: str) -> None:
         """Logout: tell every socket of this login (in any process, through the message
@@ -67,8 +65,6 @@ class Live:
             log.info("socket: closed %d connection(s) of an ended login", len(sids))
 
     def _on_connect(self, auth: Any = None) -> bool:
-        from dashboard.auth import session_user
-
         user = session_user()
         if user is None:
             log.warning("socket: refused connection without a valid session from %s",

@@ -9,6 +9,7 @@ One display format everywhere: ``2026-01-31 14:05:09`` plus the zone's abbreviat
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import request
@@ -19,8 +20,12 @@ DISPLAY = "%Y-%m-%d %H:%M:%S"
 
 
 def viewer_zone() -> ZoneInfo:
-    """The zone of this request's viewer (``tz`` argument, then cookie), else UTC."""
-    name = request.args.get("tz") or request.cookies.get("tz") or "UTC"
+    """The zone of this request's viewer (``tz`` argument, then cookie), else UTC.
+
+    common.js writes the cookie percent-encoded (``Europe%2FParis``: ``/`` is not a cookie
+    character) and Werkzeug hands cookies over undecoded, so the cookie is unquoted here.
+    """
+    name = request.args.get("tz") or unquote(request.cookies.get("tz") or "") or "UTC"
     try:
         return ZoneInfo(name[:64])
     except (ZoneInfoNotFoundError, ValueError):

@@ -5,26 +5,26 @@ Photos go the one way every enrolment goes: into ``uploads/customers/{id}/`` of 
 OneEye bucket, where the gallery indexer checks them (no face / two faces / too small /
 blurred / unreadable) and writes ``status/{upload_id}.json``; the page polls that and
 shows the indexer's own sentence, as the phone page does. Closing a case uses
-``oneeye.cloud.functions.cases.close`` (status closed + removal command to the indexer).
+``oneeye.cloud.backoffice`` (status closed + removal command to the indexer), the one
+way the dashboard reaches the cloud.
 
 Every change is an audit row (who, what, when) in the dashboard's store.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 import flask
-from flask import Blueprint, Response, abort, current_app, flash, g, request
+from flask import Blueprint, Response, abort, flash, g, request
 
 from dashboard.auth import hash_password
 from dashboard.roles import roles_required
+from dashboard.services import services
 from dashboard.settings import CloudSettings, DashboardSettings
-from oneeye.ids import new_id
+from oneeye.cloud.backoffice import Backoffice
 from oneeye.types import ROLES, id_refusal
 
 log = logging.getLogger(__name__)
@@ -48,23 +48,9 @@ class Cloud:
         return bool(self.settings.bucket and self.settings.cases_table
                     and self.settings.indexer_queue_url)
 
-    def _bucket(self) -> Any:
-        from oneeye.cloud.dal import store
-
-        return store.Bucket(self.settings.bucket)
-
-    def _keys(self, prefix: str) -> list[str]:
-        from oneeye import aws
-
-        s3 = aws.client("s3")
-        kwargs: dict[str, Any] = {"Bucket": self.settings.bucket, "Prefix": prefix}
-        keys: list[str] = []
-        while True:
-            resp = s3.list_objects_v2(**kwargs)
-            keys += [o["Key"] for o in resp.get("Contents", [])]
-            if not resp.get("IsTruncated"):
-                return keys
-            kwargs["ContinuationToken"] = resp["NextContinuationToken"]
+    def _backoffice(self) -> Backoffice:
+        return Backoffice(bucket=self.settings.bucket, cases_table=self.settings.cases_table,
+                          indexer_queue_url=self.settings.indexer_queue_url)
 
     def add_customer_photo(self, customer_id: str, data: bytes) -> str:
         """Put one photo where the indexer enrols it; return its upload id (the key of its
@@ -79,72 +65,42 @@ class Cloud:
         ext = next((e for magic, e in _MAGIC.items() if data.startswith(magic)), None)
         if ext is None:
             raise ValueError("not a JPEG or PNG photo")
-        stem = new_id()
-        self._bucket().put(f"uploads/customers/{customer_id}/{stem}.{ext}", data,
-                           content_type=f"image/{'jpeg' if ext == 'jpg' else ext}")
-        return f"{customer_id}-{stem}"  # the indexer's upload id for a key without metadata
+        return self._backoffice().add_customer_photo(customer_id, data, ext)
 
     def photo_status(self, upload_id: str) -> dict[str, Any]:
-        status = self._bucket().get_json(f"status/{upload_id}.json")
-        return status if isinstance(status, dict) else {"state": "pending"}
+        return self._backoffice().photo_status(upload_id)
 
     def customers(self) -> list[dict[str, Any]]:
         """Customers with photos in the bucket: ``{customer_id, photos}``."""
-        counts = Counter(k.split("/")[2] for k in self._keys("uploads/customers/")
-                         if k.count("/") == 3)
+        counts = self._backoffice().customer_photos()
         return [{"customer_id": c, "photos": n} for c, n in sorted(counts.items())]
 
     def remove_customer(self, customer_id: str) -> str:
         """Delete the customer's photos and queue their removal from the gallery."""
-        from oneeye import aws
-
-        for key in self._keys(f"uploads/customers/{customer_id}/"):
-            aws.client("s3").delete_object(Bucket=self.settings.bucket, Key=key)
-        command = {"action": "remove", "watchlist": "customers", "person_id": customer_id}
-        return str(aws.client("sqs").send_message(
-            QueueUrl=self.settings.indexer_queue_url,
-            MessageBody=json.dumps(command))["MessageId"])
+        return self._backoffice().remove_customer(customer_id)
 
     def cases(self, agency: str) -> list[dict[str, Any]]:
         """The agency's cases, newest first, each with its ``photos`` count."""
-        from oneeye.cloud.functions.cases import scan_cases
-
-        photos = Counter(k.split("/")[2] for k in self._keys("uploads/missing/")
-                         if k.count("/") == 3)
-        items = scan_cases(self.settings.cases_table, agency=agency)
-        items.sort(key=lambda c: str(c.get("created_at", "")), reverse=True)
-        return [{**c, "photos": photos.get(str(c["case_id"]), 0)} for c in items]
+        return self._backoffice().agency_cases(agency)
 
     def close_case(self, case_id: str, agency: str, user: str) -> bool:
         """Close a case of ``agency``; False when it has no such case (ids do not leak)."""
-        from oneeye.cloud.dal import store
-        from oneeye.cloud.functions.cases import close
-
-        cases = store.Cases(self.settings.cases_table)
-        case = cases.get(case_id)
-        if case is None or case.get("agency") != agency:
-            return False
-        close(cases, self.settings.indexer_queue_url, case_id, closed_by=f"{agency}/{user}")
-        return True
+        return self._backoffice().close_case(case_id, agency, closed_by=f"{agency}/{user}")
 
 
 def _cloud() -> Cloud:
-    cloud: Cloud = current_app.extensions["oneeye.cloud"]
+    cloud = services().cloud
     if not cloud.connected:
         abort(503, description="the dashboard is not connected to the cloud (settings: "
                                "cloud.bucket, cloud.cases_table, cloud.indexer_queue_url)")
     return cloud
 
 
-def _store() -> Any:
-    return current_app.extensions["oneeye.store"]
-
-
 # --- customers (branch admin) ---------------------------------------------------------
 @bp.get("/customers")
 @roles_required("branch_admin")
 def customers() -> str:
-    cloud = current_app.extensions["oneeye.cloud"]
+    cloud = services().cloud
     listing = cloud.customers() if cloud.connected else []
     return flask.render_template("manage/customers.html", customers=listing,
                            connected=cloud.connected)
@@ -163,7 +119,8 @@ def add_photo() -> tuple[Response, int]:
         upload_id = _cloud().add_customer_photo(customer_id, photo.read() if photo else b"")
     except ValueError as exc:
         return flask.jsonify({"state": "rejected", "reason": "invalid", "message": str(exc)}), 400
-    _store().audit(g.user["name"], "customer_photo_added", customer_id, upload_id=upload_id)
+    services().store.audit.add(g.user["name"], "customer_photo_added", customer_id,
+                               upload_id=upload_id)
     return flask.jsonify({"upload_id": upload_id, "state": "pending"}), 202
 
 
@@ -179,7 +136,8 @@ def photo_status(upload_id: str) -> Response:
 @roles_required("branch_admin")
 def remove_customer(customer_id: str) -> Any:
     message_id = _cloud().remove_customer(customer_id)
-    _store().audit(g.user["name"], "customer_removed", customer_id, removal=message_id)
+    services().store.audit.add(g.user["name"], "customer_removed", customer_id,
+                               removal=message_id)
     flash(f"{customer_id}: photos deleted; cameras stop recognising them within a minute")
     return flask.redirect(flask.url_for("manage.customers"))
 
@@ -198,7 +156,7 @@ def close_case(case_id: str) -> Any:
     agency = str(g.user["agency"])
     if not _cloud().close_case(case_id, agency, g.user["name"]):
         abort(404, description=f"no case {case_id[:64]} for {agency}")
-    _store().audit(g.user["name"], "case_closed", case_id, agency=agency)
+    services().store.audit.add(g.user["name"], "case_closed", case_id, agency=agency)
     flash(f"case {case_id} closed; cameras stop looking within a minute")
     return flask.redirect(flask.url_for("manage.cases"))
 
@@ -207,6 +165,7 @@ def close_case(case_id: str) -> Any:
 @bp.route("/users", methods=["GET", "POST"])
 @roles_required("branch_admin")
 def users() -> Any:
+    store = services().store
     if request.method == "POST":
         name = (request.form.get("name") or "").strip()
         sites = [s.strip() for s in (request.form.get("sites") or "").split(",") if s.strip()]
@@ -219,16 +178,16 @@ def users() -> Any:
                     raise ValueError(refusal)
             if role not in ROLES:
                 raise ValueError(f"role must be one of {', '.join(ROLES)}")
-            _store().put_user(name, hash_password(request.form.get("password") or ""), sites,
-                              role=role, agency=agency)
+            store.users.put(name, hash_password(request.form.get("password") or ""), sites,
+                            role=role, agency=agency)
         except ValueError as exc:
             flash(f"user not saved: {exc}")
         else:
-            _store().audit(g.user["name"], "user_saved", name, role=role, sites=sites,
-                           agency=agency)
+            store.audit.add(g.user["name"], "user_saved", name, role=role, sites=sites,
+                            agency=agency)
             flash(f"user {name} saved ({role.replace('_', ' ')})")
         return flask.redirect(flask.url_for("manage.users"))
-    return flask.render_template("manage/users.html", users=_store().users(), roles=ROLES)
+    return flask.render_template("manage/users.html", users=store.users.all(), roles=ROLES)
 
 
 @bp.post("/users/<id:name>/delete")
@@ -236,8 +195,8 @@ def users() -> Any:
 def delete_user(name: str) -> Any:
     if name == g.user["name"]:
         flash("you cannot remove yourself")
-    elif _store().remove_user(name):
-        _store().audit(g.user["name"], "user_removed", name)
+    elif services().store.users.remove(name):
+        services().store.audit.add(g.user["name"], "user_removed", name)
         flash(f"user {name} removed; their logins ended")
     return flask.redirect(flask.url_for("manage.users"))
 
@@ -245,7 +204,7 @@ def delete_user(name: str) -> Any:
 @bp.get("/sites")
 @roles_required("branch_admin")
 def sites() -> str:
-    return flask.render_template("manage/sites.html", sites=_store().sites())
+    return flask.render_template("manage/sites.html", sites=services().store.sites())
 
 
 @bp.get("/audit")
@@ -253,5 +212,6 @@ def sites() -> str:
 def audit() -> str:
     """The audit trail of the admin's sites and the false-match counts to tune on."""
     return flask.render_template("manage/audit.html",
-                           rows=_store().audit_rows(sites=g.user["sites"]),
-                           rejections=_store().rejection_counts(g.user["sites"]))
+                           rows=services().store.audit.rows(sites=g.user["sites"]),
+                           rejections=services().store.verdicts.rejection_counts(
+                               g.user["sites"]))

@@ -40,8 +40,8 @@ class CloudSettings(StrictModel):
 
 class DashboardSettings(StrictModel):
     var_dir: Path = Field(Path("var/dashboard"), description="State directory (db, secret key)")
-    database_url: str = Field("", description="sqlite:///path or postgresql://…; empty: "
-                              "sqlite under var_dir")
+    database_url: str = Field("", description="sqlite:///path or postgresql://… (psycopg 3, "
+                              "as postgresql+psycopg://…); empty: sqlite under var_dir")
     secret_key: SecretStr | None = Field(None, description="Flask session key (else file)")
     secret_key_file: Path | None = Field(None, description="File holding the session key")
     allowed_topics: list[str] = Field(default_factory=list,

@@ -17,9 +17,11 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, current_app, jsonify, request
+import requests
+from flask import Blueprint, Response, jsonify, request
 
 from dashboard import devices
+from dashboard.services import services
 from oneeye import sns
 from oneeye.errors import EventError, SignatureError
 from oneeye.events import DESK, DeskEvent, loads, parse
@@ -45,9 +47,8 @@ def receive() -> tuple[Response, int]:
     if header_type is not None and header_type != msg.get("Type"):
         log.warning("sns: header type %r does not match body %r", header_type, msg.get("Type"))
         return _reply(400, "message type header does not match body")
-    verifier: sns.Verifier = current_app.extensions["oneeye.verifier"]
     try:
-        verifier.verify(msg)
+        services().verifier.verify(msg)
     except SignatureError as exc:
         log.warning("sns: rejected %s %s: %s", msg.get("Type"), msg.get("MessageId"), exc)
         return _reply(403, "rejected", reason=str(exc))
@@ -62,12 +63,10 @@ def receive() -> tuple[Response, int]:
 def _confirm(msg: dict[str, Any]) -> tuple[Response, int]:
     url = msg.get("SubscribeURL", "")
     parts = urlsplit(url)
-    local_ok = parts.netloc in current_app.config["ONEEYE_CONFIRM_HOSTS"]
+    local_ok = parts.netloc in services().settings.confirm_hosts
     if not (sns.is_sns_url(url) or local_ok):
         log.warning("sns: SubscribeURL %r is not an SNS URL; not confirming", url)
         return _reply(400, "SubscribeURL is not an SNS URL")
-    import requests
-
     try:
         resp = requests.get(url, timeout=10, allow_redirects=False)
         resp.raise_for_status()
@@ -91,17 +90,16 @@ def _notification(msg: dict[str, Any]) -> tuple[Response, int]:
         log.warning("sns: event %s site %s differs from attribute %r", event.event_id,
                     event.site_id, attr.get("Value"))
         return _reply(400, "site_id attribute does not match the event")
-    store, live = current_app.extensions["oneeye.store"], current_app.extensions["oneeye.live"]
-    notify = current_app.extensions["oneeye.it_email"]
+    parts = services()
     if event.kind == "device_status":  # state, not an event: only transitions are stored
-        devices.health(store, live.emit, event, notify)
+        devices.health(parts.store, parts.live.emit, event, parts.it_email)
         return _reply(200, "device updated", event_id=event.event_id)
     if event.kind in ("device_offline", "device_online"):
-        record = devices.transition(store, live.emit, event, notify)
+        record = devices.transition(parts.store, parts.live.emit, event, parts.it_email)
     else:
-        record = store.add_event(event)
+        record = parts.store.events.add(event)
         if record is not None:
-            live.publish(record)
+            parts.live.publish(record)
     if record is None:
         log.info("sns: duplicate event %s ignored", event.event_id)
         return _reply(200, "duplicate", event_id=event.event_id)

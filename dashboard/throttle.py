@@ -8,7 +8,8 @@ count.
 
 Counters live where every process sees them: Redis (a sorted set of failure times
 per key, so the window slides) when ``login_store`` or ``message_queue`` is a
-``redis://`` URL, else the dashboard database (:class:`dashboard.store.Store`).
+``redis://`` URL, else the dashboard database
+(:class:`dashboard.store.users.LoginFailures`, which is a :class:`Counters`).
 The clock is injectable so tests pass time without sleeping.
 """
 
@@ -18,7 +19,9 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
+
+import redis
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
@@ -32,30 +35,12 @@ class Counters(Protocol):
     def clear(self, key: str) -> None: ...
 
 
-class StoreCounters:
-    """Counters in the dashboard database (SQLite or PostgreSQL), via the Store."""
-
-    def __init__(self, store: Any) -> None:
-        self._store = store
-
-    def add(self, key: str, at: float, window_s: float) -> None:
-        self._store.add_login_failure(key, at, forget_before=at - window_s)
-
-    def count(self, key: str, since: float) -> int:
-        return int(self._store.count_login_failures(key, since))
-
-    def clear(self, key: str) -> None:
-        self._store.clear_login_failures(key)
-
-
 class RedisCounters:
     """Counters in Redis: one sorted set per key, scored by failure time, expiring."""
 
     PREFIX = "oneeye:login-failures:"
 
     def __init__(self, url: str) -> None:
-        import redis
-
         self._redis = redis.Redis.from_url(url)
 
     def add(self, key: str, at: float, window_s: float) -> None:
@@ -106,8 +91,9 @@ class LoginThrottle:
         self.counters.clear(self.account_key(name))
 
 
-def counters_for(url: str | None, store: Any) -> Counters:
-    """Redis counters for a ``redis://``/``rediss://`` URL, else the database's."""
+def counters_for(url: str | None, database: Counters) -> Counters:
+    """Redis counters for a ``redis://``/``rediss://``/``unix://`` URL, else ``database``
+    (the store's ``login_failures``)."""
     if url and url.startswith(("redis://", "rediss://", "unix://")):
         return RedisCounters(url)
-    return StoreCounters(store)
+    return database

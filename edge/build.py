@@ -10,13 +10,12 @@ The artifact holds what the device runs and nothing else:
 
 - the modules: every ``oneeye`` module that ``main.py`` imports, directly or through
   other modules (read from the source, so a new import is bundled without a list to
-  keep; the cloud, the local stack, the CLI, ANN and the video synthesiser stay out);
+  keep; the cloud, the local stack, the CLI and the video synthesiser stay out);
 - the requirements: the ``edge`` extra of ``pyproject.toml``.
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import shutil
 import sys
@@ -26,6 +25,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(REPO / "scripts"))
+from closure import modules  # noqa: E402  (scripts/ is not a package on the path)
+
 ARTIFACT = "oneeye-edge.zip"
 ENTRY = HERE / "main.py"
 
@@ -42,42 +44,6 @@ def requirements() -> list[str]:
     return list(project["optional-dependencies"]["edge"])
 
 
-def _module_file(name: str) -> Path | None:
-    base = REPO.joinpath(*name.split("."))
-    for candidate in (base / "__init__.py", base.with_suffix(".py")):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def modules(entry: Path = ENTRY) -> list[Path]:
-    """Every ``oneeye`` source file ``entry`` imports, transitively (function-level
-    imports included), with the ``__init__.py`` of each package on the way."""
-    seen: set[Path] = set()
-    todo = [entry]
-    while todo:
-        path = todo.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
-            else:
-                continue
-            for name in names:
-                parts = name.split(".")
-                if parts[0] != "oneeye":
-                    continue
-                for i in range(1, len(parts) + 1):
-                    found = _module_file(".".join(parts[:i]))
-                    if found is not None:
-                        todo.append(found)
-    return sorted(p for p in seen if p != entry)
-
-
 def build(out: Path = HERE / "greengrass-build") -> Path:
     name, version = component()
     artifacts = out / "artifacts" / name / version
@@ -88,7 +54,7 @@ def build(out: Path = HERE / "greengrass-build") -> Path:
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.write(ENTRY, "main.py")
         zf.writestr("requirements.txt", "\n".join(requirements()) + "\n")
-        for path in modules():
+        for path in modules(ENTRY):
             zf.write(path, path.relative_to(REPO).as_posix())
     shutil.copy(HERE / "recipe.yaml", recipes / "recipe.yaml")
     return target

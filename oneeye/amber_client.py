@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from oneeye import aws
 from oneeye.errors import OneEyeError
 
 DEFAULT_STACK_FILE = Path("var/local/stack.json")
@@ -51,7 +52,6 @@ def load_stack(stack_file: Path | None) -> dict[str, Any]:
         if "AWS_ENDPOINT_URL" in env:
             os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")  # moto takes any; no profile
             os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-        from oneeye import aws
 
         aws.clear_cache()
     return info if isinstance(info, dict) else {}

@@ -1,9 +1,51 @@
-"""One exception tree for OneEye.
+"""One exception tree for OneEye, grouped by what the caller does with the error.
 
-Every error a user can cause (a bad photo, a malformed event, a wrong setting)
-derives from :class:`OneEyeError`, so entry points can catch one type, print its
-message and carry on or exit cleanly. Programming errors stay ordinary Python
-exceptions and are allowed to crash tests.
+Every error OneEye raises on purpose derives from :class:`OneEyeError`, so an entry
+point can catch one type, print its message and exit cleanly. Below it, three groups
+say what a handler should do (httpx groups its exceptions the same way, by reaction
+rather than by module); a handler names a group, not a list of concrete classes:
+
+* :class:`Refused` — permanent: this input (a photo, a message, a request, a file)
+  will never be accepted as it is. Reject it, log it, count it, and never retry.
+* :class:`Unavailable` — transient: something we depend on did not answer or is
+  busy. Raise it so the platform retries (Lambda's async retries, the SQS
+  redelivery, the outbox's backoff, the local rules router); nothing is dropped.
+* :class:`Misconfigured` — the settings or the command line are wrong. Stop and
+  name the key; a message in flight is neither rejected nor lost (in a Lambda it
+  is retried and finally dead-lettered until the settings are fixed).
+
+::
+
+    OneEyeError
+    ├── Refused                     permanent: reject, log, never retry
+    │   ├── ImageError              unreadable / corrupt / too large image (.reason)
+    │   ├── EnrolmentRejected       readable photo not fit to enrol (.reason)
+    │   ├── PhotoRejected           photo cannot be uploaded as it is (.reason)
+    │   ├── EventError              message fails its schema
+    │   ├── SignatureError          SNS message or gallery manifest not authentic
+    │   ├── GalleryError            gallery file / id / rule invalid, corrupt or tampered
+    │   ├── PublishRejected         broker or Greengrass refused a message for good
+    │   ├── PolicyError             browser POST upload outside its signed policy
+    │   ├── ApiError                the API answers this request with .status, .code
+    │   ├── CustomerNotFound        the customer API answered 404
+    │   └── AwsError                AWS's definite answer (.code); same call, same answer
+    │       ├── NotFound
+    │       ├── ConditionFailed
+    │       └── AlreadyExists
+    ├── Unavailable                 transient: raise so the platform retries
+    │   ├── PublishError            message not acknowledged (no connection, timeout)
+    │   ├── NotifyError             the gallery update could not be published
+    │   ├── CustomerApiUnavailable  customer API unreachable after retries
+    │   ├── InProgress              another invocation holds the idempotency claim
+    │   └── Abandoned               local rule given up at shutdown; stays in the inbox
+    └── Misconfigured               settings or usage wrong: stop and name the key
+        ├── ConfigError             invalid settings; the message names the key path
+        ├── BrokerError             embedded MQTT broker cannot start (port taken …)
+        └── SourceError             a video source (file, folder) cannot be opened
+
+Programming errors stay ordinary Python exceptions and are allowed to crash tests.
+``PublishRejected`` is deliberately not a ``PublishError``: an ``except PublishError``
+written to retry must never retry a message the broker refused for good.
 """
 
 from __future__ import annotations
@@ -15,16 +57,37 @@ class OneEyeError(Exception):
     """Base class of every error OneEye raises on purpose."""
 
 
-class Refusal(OneEyeError):
-    """Input refused for a stated ``reason``: a short machine-readable code (what status
-    documents and tests compare) beside the message for people."""
+# --- the three groups ------------------------------------------------------------------
 
-    def __init__(self, reason: str, message: str) -> None:
+
+class Refused(OneEyeError):
+    """Permanent: this input is refused as it is; reject, log and never retry.
+
+    ``reason`` is a short machine-readable code (what status documents and tests
+    compare) beside the message for people; classes without finer codes use
+    ``"refused"``.
+    """
+
+    reason: str = "refused"
+
+    def __init__(self, message: str = "", *, reason: str | None = None) -> None:
         super().__init__(message)
-        self.reason = reason
+        if reason is not None:
+            self.reason = reason
 
 
-class ImageError(OneEyeError):
+class Unavailable(OneEyeError):
+    """Transient: a dependency did not answer or is busy; raise so the platform retries."""
+
+
+class Misconfigured(OneEyeError):
+    """The settings or the command line are wrong: stop and name what to fix."""
+
+
+# --- Refused ---------------------------------------------------------------------------
+
+
+class ImageError(Refused):
     """An image could not be used: unreadable, corrupt, truncated, unsupported or too large.
 
     ``reason`` is a short machine-readable code (``unreadable``, ``empty``, ``too_large``,
@@ -32,96 +95,80 @@ class ImageError(OneEyeError):
     :func:`oneeye.images.load_image`); the message is for people and names the file.
     """
 
-    def __init__(self, message: str, *, reason: str = "unreadable") -> None:
-        super().__init__(message)
-        self.reason = reason
+    reason = "unreadable"
 
 
-class EnrolmentRejected(Refusal):
+class EnrolmentRejected(Refused):
     """A photo was readable but is not fit to enrol (no face, several faces, too small, blurred).
 
+    Raised as ``EnrolmentRejected(reason, message)``, the status documents' order.
     ``reason``: ``no_face``, ``several_faces``, ``face_too_small``, ``too_blurred``,
-    ``too_dark`` (dim and no detail left after normalising its contrast), ``unreadable``.
+    ``too_dark`` (dim and no detail left after normalising its contrast), ``unreadable``,
+    ``too_large``.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message, reason=reason)
+
+
+class PhotoRejected(EnrolmentRejected):
+    """A photo cannot be uploaded as it is (unreadable, not an image, too large).
+
+    Raised as ``PhotoRejected(reason, message)``; ``reason`` is the same code the
+    upload status uses. A kind of enrolment rejection: it is found before the upload
+    rather than by the indexer after it.
     """
 
 
-class GalleryError(OneEyeError):
-    """A gallery file is missing, corrupt, tampered with or inconsistent."""
-
-
-class EventError(OneEyeError):
+class EventError(Refused):
     """A message does not validate against its OneEye schema (or names an unknown one)."""
 
 
-class ConfigError(OneEyeError):
-    """Settings are invalid; the message names the key path."""
+class SignatureError(Refused):
+    """An SNS message or a gallery manifest failed signature or origin verification."""
 
 
-class SignatureError(OneEyeError):
-    """An SNS message failed signature or origin verification."""
+class GalleryError(Refused):
+    """A gallery file is missing, corrupt, tampered with or inconsistent, or a person id,
+    watchlist or decision rule given for one is invalid."""
 
 
-class PublishError(OneEyeError):
-    """A message was not acknowledged (no connection, timeout, broker error); retry later."""
-
-
-class PublishRejected(PublishError):
+class PublishRejected(Refused):
     """The broker or Greengrass refused a message for good (not authorised, too large):
     retrying cannot help, so the outbox sets it aside and counts it."""
 
 
-class BrokerError(OneEyeError):
-    """The embedded MQTT broker could not start (port taken, bad address) or stop."""
+class PolicyError(Refused):
+    """A browser POST upload is not allowed by its signed policy (the local stack's S3 check;
+    the message is S3's kind of reason)."""
 
 
-class SourceError(OneEyeError):
-    """A video source (camera, stream, file, folder) cannot be opened or read."""
-
-
-class AnnUnavailable(GalleryError):
-    """faiss is not installed, so no ANN index can be built."""
-
-
-class PhotoRejected(Refusal):
-    """A photo cannot be uploaded as it is (unreadable, not an image, too large).
-
-    ``reason`` is the same code the upload status uses.
-    """
-
-
-# --- the cloud -------------------------------------------------------------------------
-
-
-class ApiError(OneEyeError):
-    """A request the API refuses: ``status`` (4xx), ``code`` for machines, message for people."""
+class ApiError(Refused):
+    """A request the API answers with an error and does not retry: ``status`` (4xx; 429
+    when throttled; 500/503 for what the caller cannot fix), ``code`` for machines,
+    message for people."""
 
     def __init__(self, status: int, code: str, message: str, *,
                  headers: dict[str, str] | None = None, details: Any = None) -> None:
-        super().__init__(message)
+        super().__init__(message, reason=code)
         self.status = status
         self.code = code
         self.headers = headers or {}
         self.details = details
 
 
-class NotifyError(OneEyeError):
-    """The gallery update could not be published."""
-
-
-class CustomerNotFound(OneEyeError):
+class CustomerNotFound(Refused):
     """The customer API answered 404 for this id."""
 
 
-class CustomerApiUnavailable(OneEyeError):
-    """The customer API could not be reached or gave no usable answer after retries."""
-
-
-class AwsError(OneEyeError):
+class AwsError(Refused):
     """An AWS answer that callers act on, mapped from botocore's ``ClientError`` at the
-    boundary (:func:`oneeye.aws.errors`). ``code`` is AWS's error code."""
+    boundary (:func:`oneeye.aws.errors`). ``code`` is AWS's error code. Only definite
+    answers are mapped (the same call gets the same answer); throttling and the like stay
+    botocore's and are retried by the platform."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(message, reason=code)
         self.code = code
 
 
@@ -137,7 +184,22 @@ class AlreadyExists(AwsError):
     """A create found the resource already there (``BucketAlreadyOwnedByYou`` …)."""
 
 
-class InProgress(OneEyeError):
+# --- Unavailable -----------------------------------------------------------------------
+
+
+class PublishError(Unavailable):
+    """A message was not acknowledged (no connection, timeout, broker error); retry later."""
+
+
+class NotifyError(Unavailable):
+    """The gallery update could not be published (broker unreachable, no PUBACK)."""
+
+
+class CustomerApiUnavailable(Unavailable):
+    """The customer API could not be reached or gave no usable answer after retries."""
+
+
+class InProgress(Unavailable):
     """Another invocation holds this event's idempotency claim and has not finished.
 
     Not a duplicate to drop: that invocation may have died mid-way. Raised so the
@@ -146,11 +208,22 @@ class InProgress(OneEyeError):
     """
 
 
-class Abandoned(OneEyeError):
+class Abandoned(Unavailable):
     """A local rule invocation given up because its router is closing: its message is not
     done, so it stays in the rules inbox for the next start."""
 
 
-class PolicyError(OneEyeError):
-    """A browser POST upload is not allowed by its signed policy (the local stack's S3 check;
-    the message is S3's kind of reason)."""
+# --- Misconfigured ---------------------------------------------------------------------
+
+
+class ConfigError(Misconfigured):
+    """Settings are invalid; the message names the key path."""
+
+
+class BrokerError(Misconfigured):
+    """The embedded MQTT broker could not start (port taken, bad address, no mosquitto)
+    or stop."""
+
+
+class SourceError(Misconfigured):
+    """A video source (camera, stream, file, folder) cannot be opened or read."""

@@ -120,6 +120,18 @@ class CameraHealth(BaseModel):
     reconnects: int = Field(0, ge=0)
 
 
+class BacklogProgress(BaseModel):
+    """An outbox backlog being replayed (after an outage), in ``oneeye.health/1``
+    ``backlog`` (added within version 1): paced to the broker's per-connection limits, so
+    a long backlog takes minutes and this says how far it got."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    sent: int = Field(ge=0, description="events of this backlog sent so far")
+    waiting: int = Field(ge=0, description="events still in the outbox")
+    publishes_per_s: float = Field(ge=0, description="messages sent in the last second")
+    eta_s: float | None = Field(None, ge=0, description="at the configured pace")
+
+
 class HealthEvent(_Event):
     """``oneeye.health/1``: a device's vital signs, every 30 s (edge → cloud).
 
@@ -152,6 +164,8 @@ class HealthEvent(_Event):
                                    "to stay under the size limit")
     health_failed: int = Field(0, ge=0, description="health messages that failed to send")
     cameras: dict[Id, CameraHealth] | None = Field(None, description="every camera, by id")
+    backlog: BacklogProgress | None = Field(None, description="an outbox backlog being "
+                                            "replayed; absent when none")
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 

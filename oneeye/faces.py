@@ -1,8 +1,21 @@
 """Face detection, landmarks, encoding and quality — numpy in, plain data out.
 
-This is the only module that imports ``dlib`` / ``face_recognition``; every other
-part of OneEye works with the plain types defined here, so the recogniser can
-be swapped or stubbed by generated data without touching the rest.
+This is the only module that imports ``dlib``; every other part of OneEye works with
+the plain types defined here, so the recogniser can be swapped or stubbed by generated
+data without touching the rest.
+
+Only the models that run are loaded, each the first time it is needed, from the files
+of the ``face_recognition_models`` package (the README's "Model files" lists each with
+its licence). ``import face_recognition`` would load all four at once: its 68-point
+landmark model alone is ~100 MB resident, and the iBUG 300-W data it was trained on
+excludes commercial use; the device and the Lambdas never use it. This module therefore
+calls dlib the way ``face_recognition`` 1.3 does (same models, same box and landmark
+order, same distance), without importing it:
+
+- ``shape_predictor_5_face_landmarks.dat`` (5-point landmarks: alignment and yaw);
+- ``dlib_face_recognition_resnet_model_v1.dat`` (the 128-d encoder);
+- ``shape_predictor_68_face_landmarks.dat`` only for ``landmark_model="large"``;
+- ``mmod_human_face_detector.dat`` only for the ``cnn`` detector.
 
 Images are RGB ``uint8`` arrays of shape ``(height, width, 3)``. Boxes are
 ``(top, right, bottom, left)`` in pixels of the image passed in, the order
@@ -21,7 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 # The one decoder lives in oneeye.images; ``faces.load_image`` stays the name callers use.
-from oneeye.images import Image as Image
+from oneeye.images import Image
 from oneeye.images import load_image as load_image
 from oneeye.types import BBox
 
@@ -32,21 +45,48 @@ Encoding = NDArray[np.float32]
 DetectorModel = Literal["hog", "cnn"]
 LandmarkModel = Literal["small", "large"]
 
-_fr: Any = None
+_models: dict[str, Any] = {}
+_models_lock = threading.Lock()
 
 
-def _face_recognition() -> Any:
-    """Import face_recognition lazily: it loads ~100 MB of models on import."""
-    global _fr
-    if _fr is None:
-        import face_recognition
-        from PIL import ImageFile
+def _model(name: Literal["small", "large", "encoder", "cnn"]) -> Any:
+    """The dlib model ``name``, loaded once per process from ``face_recognition_models``."""
+    found = _models.get(name)
+    if found is not None:
+        return found
+    with _models_lock:
+        if name not in _models:
+            import dlib
+            import face_recognition_models as files
 
-        # face_recognition sets this process-wide on import, which makes PIL decode a
-        # truncated upload as a half-grey picture instead of failing; we want the error.
-        ImageFile.LOAD_TRUNCATED_IMAGES = False
-        _fr = face_recognition
-    return _fr
+            if name == "small":
+                model = dlib.shape_predictor(files.pose_predictor_five_point_model_location())
+            elif name == "large":
+                model = dlib.shape_predictor(files.pose_predictor_model_location())
+            elif name == "encoder":
+                model = dlib.face_recognition_model_v1(files.face_recognition_model_location())
+            else:
+                model = dlib.cnn_face_detection_model_v1(
+                    files.cnn_face_detector_model_location())
+            _models[name] = model
+        return _models[name]
+
+
+def loaded_models() -> list[str]:
+    """Names of the models this process has loaded so far (see :func:`_model`)."""
+    return sorted(_models)
+
+
+def _rect(box: BBox) -> Any:
+    import dlib
+
+    top, right, bottom, left = box
+    return dlib.rectangle(left, top, right, bottom)
+
+
+def _shapes(image: Image, boxes: list[BBox], model: LandmarkModel) -> list[Any]:
+    predictor = _model(model)
+    return [predictor(image, _rect(b)) for b in boxes]
 
 
 #: Why a face crop is not encoded: smaller than the size floor, too dark to tell (its
@@ -147,19 +187,17 @@ def detect(
         raise ValueError(f"scale must be in [0.05, 4], got {scale}")
     work = image
     if scale != 1.0:
-        import cv2
+        import cv2  # lazy: native OpenCV, loaded only where frames are
 
         h, w = image.shape[:2]
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         work = np.ascontiguousarray(cv2.resize(image, size, interpolation=interp))
     if model == "hog":
-        boxes = [(r.top(), r.right(), r.bottom(), r.left())
-                 for r in _hog_detector()(work, upsample)]
+        rects = list(_hog_detector()(work, upsample))
     else:
-        boxes = _face_recognition().face_locations(
-            work, number_of_times_to_upsample=upsample, model=model
-        )
+        rects = [d.rect for d in _model("cnn")(work, upsample)]
+    boxes = [(r.top(), r.right(), r.bottom(), r.left()) for r in rects]
     h, w = image.shape[:2]
     out: list[BBox] = []
     for top, right, bottom, left in boxes:
@@ -178,8 +216,7 @@ def _hog_detector() -> Any:
     sharing face_recognition's module-level detector crashed the process (SIGSEGV)."""
     detector = getattr(_thread, "hog", None)
     if detector is None:
-        _face_recognition()   # the same dlib, imported the same way
-        import dlib
+        import dlib  # lazy: native dlib, loaded only to detect or encode
 
         detector = _thread.hog = dlib.get_frontal_face_detector()
     return detector
@@ -197,11 +234,12 @@ def landmarks(image: Image, boxes: list[BBox]) -> list[tuple[tuple[int, int], ..
     """5-point landmarks (eye corners and nose) per box, as ``(x, y)`` pixels."""
     if not boxes:
         return []
-    raw = _face_recognition().face_landmarks(image, boxes, model="small")
     out = []
-    for parts in raw:
-        pts = [*parts.get("left_eye", []), *parts.get("right_eye", []), *parts.get("nose_tip", [])]
-        out.append(tuple((int(x), int(y)) for x, y in pts))
+    for shape in _shapes(image, boxes, "small"):
+        # dlib's 5-point order is right eye (2 points), left eye (2), nose: reordered as
+        # face_recognition's "small" landmarks (left eye, right eye, nose tip).
+        pts = [shape.part(i) for i in (2, 3, 0, 1, 4)]
+        out.append(tuple((int(p.x), int(p.y)) for p in pts))
     return out
 
 
@@ -222,28 +260,28 @@ def encode(
         return []
     if jitters < 1:
         raise ValueError("jitters must be >= 1")
-    fr = _face_recognition()
+    marks = _shapes(image, boxes, model)
     if jitters == 1:
-        encs = fr.face_encodings(image, known_face_locations=boxes, num_jitters=1, model=model)
-        return [np.asarray(e, dtype=np.float32) for e in encs]
+        encoder = _model("encoder")
+        return [np.asarray(encoder.compute_face_descriptor(image, m, 1), dtype=np.float32)
+                for m in marks]
     # dlib draws the jitters from a generator held by the model object, so a model that has
     # jittered before gives the same photo another encoding (0.04 apart, measured): a
     # gallery would depend on what its process enrolled first. A fresh model per call
     # (~0.05 s, against ~0.7 s for 10 jitters) starts the generator at dlib's fixed seed,
     # so a photo always enrols to the same encoding.
-    import dlib
-    import face_recognition_models
+    import dlib  # lazy: native dlib, loaded only to detect or encode
+    import face_recognition_models  # lazy: dlib and ~100 MB of models
 
     encoder = dlib.face_recognition_model_v1(
         face_recognition_models.face_recognition_model_location())
-    marks = fr.api._raw_face_landmarks(image, boxes, model)
     return [np.asarray(encoder.compute_face_descriptor(image, m, jitters), dtype=np.float32)
             for m in marks]
 
 
 def quality(image: Image, box: BBox) -> FaceQuality:
     """Size, contrast-normalised sharpness and light of a face crop (see :class:`FaceQuality`)."""
-    import cv2
+    import cv2  # lazy: native OpenCV, loaded only where frames are
 
     top, right, bottom, left = _clip(box, image.shape[0], image.shape[1])
     size = max(0, min(bottom - top, right - left))
@@ -293,8 +331,12 @@ def analyze(
 
 
 def face_distance(known: NDArray[Any], query: NDArray[Any]) -> NDArray[np.float64]:
-    """face_recognition's reference distance (float64 Euclidean), for comparisons in benches."""
-    return np.asarray(_face_recognition().face_distance(known, query), dtype=np.float64)
+    """face_recognition's reference distance (float64 Euclidean norm per row of ``known``;
+    an empty ``known`` gives an empty array), for comparisons in benches."""
+    if len(known) == 0:
+        return np.empty(0, dtype=np.float64)
+    diff = np.asarray(known, dtype=np.float64) - np.asarray(query, dtype=np.float64)
+    return np.asarray(np.linalg.norm(diff, axis=1), dtype=np.float64)
 
 
 def yaw(landmarks: tuple[tuple[int, int], ...]) -> float:

@@ -33,7 +33,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -111,7 +111,6 @@ def sign(msg: Mapping[str, Any], key_pem: bytes, cert_url: str,
 def generate_signing_cert(common_name: str = "sns.amazonaws.com", *, days: int = 365,
                           not_before: datetime | None = None) -> tuple[bytes, bytes]:
     """A fresh RSA key and self-signed certificate (PEM) for the local stack and tests."""
-    from datetime import timedelta
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])

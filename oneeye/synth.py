@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from oneeye import faces
 from oneeye.types import BBox
 
 #: Region of a 250x250 LFW photo holding the head (the face is centred in LFW).
@@ -68,7 +69,7 @@ class GroundTruth:
 
 
 def _head(photo: str | Path, crop: BBox | None) -> NDArray[np.uint8]:
-    import cv2
+    import cv2  # lazy: native OpenCV, loaded only where frames are
 
     img = cv2.imread(str(photo), cv2.IMREAD_COLOR)
     if img is None:
@@ -82,7 +83,7 @@ def _head(photo: str | Path, crop: BBox | None) -> NDArray[np.uint8]:
 
 
 def _background(width: int, height: int, rng: np.random.Generator) -> NDArray[np.uint8]:
-    import cv2
+    import cv2  # lazy: native OpenCV, loaded only where frames are
 
     ys = np.linspace(0, 1, height, dtype=np.float32)[:, None]
     wall = np.empty((height, width, 3), np.float32)
@@ -102,7 +103,7 @@ def _background(width: int, height: int, rng: np.random.Generator) -> NDArray[np
 
 def _paste(frame: NDArray[np.uint8], head: NDArray[np.uint8], cx: int, cy: int,
            width: int, body_colour: tuple[int, int, int]) -> None:
-    import cv2
+    import cv2  # lazy: native OpenCV, loaded only where frames are
 
     h = round(width * head.shape[0] / head.shape[1])
     img = cv2.resize(head, (width, h), interpolation=cv2.INTER_AREA if width < head.shape[1]
@@ -143,7 +144,7 @@ def make_entrance_video(
     head_crop: BBox | None = None,
 ) -> GroundTruth:
     """Write the video and return who is visible when (frames are 0-based, inclusive)."""
-    import cv2
+    import cv2  # lazy: native OpenCV, loaded only where frames are
 
     width, height = size
     out = Path(out_path)
@@ -235,7 +236,6 @@ def lfw_visits(lfw_dir: str | Path, *, enrolled: int, strangers: int, seed: int 
 
 def face_box_width(photo: str | Path) -> int:
     """Width of the HOG face box (upsample 1) in ``photo``; LFW's typical 90 if none."""
-    from oneeye import faces
 
     rgb = faces.load_image(photo)
     boxes = faces.detect(rgb, upsample=1)

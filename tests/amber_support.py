@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from oneeye import aws
-from oneeye.cloud.functions import indexer
+from oneeye.cloud.functions import gallery_indexer
 from oneeye.local.alert_outbox import ALERT_OUTBOX_FILE
 from tests.cloud_support import load_handler
 from tests.http_support import LoopbackServer, QuietHandler, SnsSink
@@ -116,7 +116,7 @@ class IndexerPump:
         self.queue_url = queue_url
         self.results: list[dict[str, Any]] = []
         self.errors: list[str] = []
-        self.deps = indexer.indexer_from_env()
+        self.deps = gallery_indexer.indexer_from_env()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="indexer-pump")
         self._thread.start()
@@ -137,7 +137,7 @@ class IndexerPump:
                 event = {"Records": [{"eventSource": "aws:sqs", "body": msg["Body"],
                                       "messageId": msg["MessageId"]}]}
                 try:
-                    self.results.extend(indexer.handle(event, self.deps))
+                    self.results.extend(gallery_indexer.handle(event, self.deps))
                 except Exception as exc:
                     self.errors.append(repr(exc))
                     continue

@@ -24,8 +24,9 @@ import pytest
 
 from oneeye import aws
 from oneeye.cloud import grants
-from oneeye.cloud.agencies import Agencies, Agency
+from oneeye.cloud.agencies import Agencies
 from oneeye.cloud.dal import store
+from oneeye.cloud.dal.agency_tokens import Agency
 from oneeye.cloud.dal.resources import ensure_resources
 from oneeye.events import utc_now
 from oneeye.ids import new_id

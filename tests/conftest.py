@@ -5,7 +5,9 @@ Where each fixture lives (every one reaches every test by name; nothing by ``imp
 - here: test data (``data_dir``, ``examples``, ``lfw``, ``miranda_gallery``: the
   customers gallery of the Hamilton clip's Lin-Manuel Miranda), a free ``port``, the bank's
   ``photos`` server, the dashboard's ``signer``, ``app``, ``client`` and the app's ``clock``
-  (a module tunes its app by overriding ``app_options`` and ``desk_users``), and the devices
+  (a module tunes its app by overriding ``app_options`` and ``desk_users``), the dashboard
+  database on both backends (``database_url`` and ``store``, each test once on SQLite and
+  once on PostgreSQL; ``pg_database``: this run's PostgreSQL database), and the devices
   the cloud tests' messages speak for in the moto server's registry (``desk_device``:
   ``cam-dev-1``; ``mall_devices``: ``mall3-cam``, ``mall4-cam``), which a module that sends
   their messages asks for by name or with ``pytest.mark.usefixtures``;
@@ -30,12 +32,14 @@ from oneeye.cloud import devices
 from tests.http_support import FileServer
 from tests.net_support import free_port
 from tests.paths import DATA
+from tests.store_support import PG_ABSENT, new_pg_database, pg_available, pg_schema
 from tests.wait import ManualClock
 
 if TYPE_CHECKING:
     from flask import Flask
     from flask.testing import FlaskClient
 
+    from dashboard.store import Store
     from tests.dashboard_helpers import Signer
 
 pytest_plugins = ["tests.cloud_support"]
@@ -125,6 +129,37 @@ def desk_users() -> dict[str, list[str]]:
 def clock() -> ManualClock:
     """The clock ``app`` runs on: real time until the test calls ``clock.advance(s)``."""
     return ManualClock()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """This run's own PostgreSQL database (libpq URL), dropped at the end; skips the test
+    when no server runs on 127.0.0.1:5432."""
+    if not pg_available():
+        pytest.skip(PG_ABSENT)
+    with new_pg_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty dashboard database: a SQLite file in ``tmp_path``, then a fresh schema of
+    :func:`pg_database` (the URL's ``search_path``; ``application_name`` is its name)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'dashboard.sqlite3'}"
+        return
+    with pg_schema(request.getfixturevalue("pg_database")) as url:
+        yield url
+
+
+@pytest.fixture
+def store(database_url: str, clock: ManualClock) -> Iterator[Store]:
+    """:func:`dashboard.store.open_store` on ``database_url`` (migrated), on ``clock``."""
+    from dashboard.store import open_store
+
+    opened = open_store(database_url, clock=clock)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture

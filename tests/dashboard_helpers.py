@@ -18,7 +18,8 @@ from flask.testing import FlaskClient
 
 from dashboard import DashboardSettings, create_app
 from dashboard.auth import hash_password
-from dashboard.store import Store
+from dashboard.services import services_of
+from dashboard.store import open_store
 from oneeye import sns
 from oneeye.events import DeskEvent, MatchEvent, utc_now
 from oneeye.ids import new_id
@@ -101,7 +102,7 @@ def make_settings(tmp_path: Path, signer: Signer, **extra: Any) -> DashboardSett
 
 
 def add_user(app: Flask, name: str, sites: list[str], password: str = PASSWORD) -> None:
-    app.extensions["oneeye.store"].put_user(name, hash_password(password), sites)
+    services_of(app).store.users.put(name, hash_password(password), sites)
 
 
 def login(client: FlaskClient, name: str, password: str = PASSWORD) -> Any:
@@ -148,11 +149,11 @@ def serve_dashboard(tmp_path: Path, port: int, **extra: Any) -> Iterator[tuple[s
     settings = make_settings(tmp_path, signer, **extra)
     config = tmp_path / "dashboard.json"
     config.write_text(settings.model_dump_json())
-    store = Store(settings.resolved_database_url())
+    store = open_store(settings.resolved_database_url())
     digest = hash_password(PASSWORD)
-    store.put_user("alice", digest, ["branch-1"])
-    store.put_user("ada", digest, ["branch-1"], role="branch_admin")
-    store.put_user("olga", digest, [], role="agency_officer", agency="County Police")
+    store.users.put("alice", digest, ["branch-1"])
+    store.users.put("ada", digest, ["branch-1"], role="branch_admin")
+    store.users.put("olga", digest, [], role="agency_officer", agency="County Police")
     store.close()
     log = tmp_path / "dashboard.log"
     proc = start_dashboard(config, port, log)

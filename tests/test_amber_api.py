@@ -24,7 +24,8 @@ from PIL import Image
 from oneeye import aws
 from oneeye.cloud.agencies import Agencies, Audit, RateLimiter, token_sha256
 from oneeye.cloud.dal import gallery_store, store
-from oneeye.cloud.functions.uploads import EXPIRY_GRACE_S, describe, uploads_from_env
+from oneeye.cloud.functions.upload_status import describe, status_from_env
+from oneeye.cloud.uploads import EXPIRY_GRACE_S
 from oneeye.errors import ApiError
 from tests.amber_support import AmberHarness, IndexerPump, auth
 from tests.wait import wait_until
@@ -291,7 +292,7 @@ def test_unknown_and_malformed_upload_ids_are_404(api: AmberHarness, token: str)
 
 
 def test_pending_upload_whose_link_expired_is_reported(env: dict[str, str]) -> None:
-    deps = uploads_from_env()
+    deps = status_from_env()
     status = {"upload_id": "u", "case_id": "MP-1", "state": "pending",
               "key": "uploads/missing/MP-1/u.jpg", "expires_at": int(time.time()) - 400}
     out = describe(status, {"name": "Jane"}, deps)

@@ -7,9 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from oneeye.ann import AnnGallery, faiss_available
-from oneeye.errors import AnnUnavailable, GalleryError
-from oneeye.gallery import MAX_MARGIN, DecisionRule, Gallery, Matcher
+from bench.ann import AnnGallery, AnnUnavailable, faiss_available
+from oneeye.errors import GalleryError
+from oneeye.gallery import DecisionRule, Gallery, Matcher
+from oneeye.gallery.rule import MAX_MARGIN
 
 
 def make_gallery(n_ids: int, per_id: int, seed: int = 0) -> tuple[Gallery, np.ndarray]:

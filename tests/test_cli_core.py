@@ -88,6 +88,7 @@ def test_analyze_video_samples_frames(examples: Path) -> None:
     proc = run("analyze", str(examples / "short_hamilton_clip.mp4"), "--fps-max", "1",
                "--encodings")
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert all("frame" in ln for ln in lines)   # no gallery: no tracks decided
     assert 8 <= len(lines) <= 11  # 275 frames at 29.97 fps, one per second
     assert [ln["frame"] for ln in lines] == sorted(ln["frame"] for ln in lines)
     faces = [f for ln in lines for f in ln["faces"]]
@@ -117,3 +118,76 @@ def test_identify_and_analyze_decide_like_the_device_with_its_config(
     assert named("identify", "--config", str(strict), str(probe)) == [None]
     assert probe_dir.name in named("analyze", str(probe), "--config", str(device))
     assert named("analyze", str(probe), "--config", str(strict)) == [None]
+
+
+@pytest.fixture(scope="module")
+def replay_galleries(examples: Path, tmp_path_factory: pytest.TempPathFactory
+                     ) -> dict[str, Path]:
+    """miranda (in the Hamilton clip) and strangers to it (obama, biden)."""
+    out = tmp_path_factory.mktemp("replay")
+    for name, people in (("miranda", {"miranda": "lin-manuel-miranda.png"}),
+                         ("strangers", {"obama": "obama.jpg", "biden": "biden.jpg"})):
+        for person, photo in people.items():
+            (out / name / person).mkdir(parents=True)
+            (out / name / person / photo).write_bytes((examples / photo).read_bytes())
+        run("gallery", "build", str(out / name), "--watchlist", "missing", "--out",
+            str(out / f"{name}.npz"))
+    return {name: out / f"{name}.npz" for name in ("miranda", "strangers")}
+
+
+def _replay(*args: str) -> tuple[list[dict], list[dict]]:
+    """(frame lines, track lines) of ``oneeye analyze``."""
+    lines = [json.loads(line) for line in run("analyze", *args).stdout.splitlines()]
+    return [ln for ln in lines if "frame" in ln], [ln for ln in lines if "track" in ln]
+
+
+def test_analyze_decides_a_video_per_track_like_the_device(
+        examples: Path, replay_galleries: dict[str, Path]) -> None:
+    clip = str(examples / "short_hamilton_clip.mp4")
+    frames, tracks = _replay(clip, "--fps-max", "5", "--gallery",
+                             str(replay_galleries["miranda"]))
+    accepted = [t for t in tracks if t["decision"] == "accepted"]
+    # (Miranda leaves and returns within the clip: the device opens a track per stay, and
+    # its per-person cooldown announces only the first.)
+    assert accepted and {t["person_id"] for t in accepted} == {"miranda"}
+    looks = [f for ln in frames for f in ln["faces"]]
+    assert looks and all(isinstance(f["track"], int) for f in looks)
+    # Every look keeps its own distance; the name appears only once the track is accepted
+    # (the device needs min_looks looks first), and only on that track.
+    assert all(f["match"]["distance"] is not None for f in looks)
+    named = [f for f in looks if f["match"]["person_id"] is not None]
+    assert named and {f["track"] for f in named} == {t["track"] for t in accepted}
+    first = next(f for f in looks if f["track"] == accepted[0]["track"])
+    assert first["match"]["person_id"] is None
+
+
+def test_analyze_names_nobody_in_a_clip_of_strangers(
+        examples: Path, replay_galleries: dict[str, Path]) -> None:
+    frames, tracks = _replay(str(examples / "short_hamilton_clip.mp4"), "--fps-max", "5",
+                             "--gallery", str(replay_galleries["strangers"]))
+    assert tracks and all(t["decision"] != "accepted" and "person_id" not in t for t in tracks)
+    looks = [f for ln in frames for f in ln["faces"]]
+    assert looks and all(f["match"]["person_id"] is None for f in looks)
+    assert all(f["match"]["distance"] is not None for f in looks)
+
+
+def test_analyze_reads_every_frame_of_an_animated_gif(
+        examples: Path, replay_galleries: dict[str, Path], tmp_path: Path) -> None:
+    """An animated GIF is a video (not "a still", read as its first frame): every frame is
+    analysed, at the times its frame durations give, and decided per track."""
+    import cv2
+    from PIL import Image
+
+    cap = cv2.VideoCapture(str(examples / "short_hamilton_clip.mp4"))
+    pictures = []
+    for _ in range(24):
+        ok, bgr = cap.read()
+        assert ok
+        pictures.append(Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+    cap.release()
+    gif = tmp_path / "clip.gif"
+    pictures[0].save(gif, save_all=True, append_images=pictures[1:], duration=80, loop=0)
+    frames, tracks = _replay(str(gif), "--gallery", str(replay_galleries["miranda"]))
+    assert [ln["frame"] for ln in frames] == list(range(24))
+    assert frames[5]["media_time_s"] == pytest.approx(0.4)
+    assert {t["person_id"] for t in tracks if t["decision"] == "accepted"} == {"miranda"}

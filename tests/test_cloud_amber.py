@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from oneeye.cloud.dal import store
-from oneeye.cloud.functions import amber
+from oneeye.cloud.dal.state import Cooldowns
+from oneeye.cloud.functions import amber_alert
 from oneeye.events import DeskEvent, MatchEvent
 from tests.cloud_support import JPEG, observe, sighting
 
@@ -28,10 +29,10 @@ def case(cloud_env: dict[str, str]) -> dict[str, Any]:
 def test_sighting_alerts_once_per_cooldown_and_banners_every_time(
         cloud_env: dict[str, str], case: dict[str, Any]) -> None:
     alerts, deskq = observe(cloud_env["ALERTS_TOPIC_ARN"]), observe(cloud_env["DESK_TOPIC_ARN"])
-    deps = amber.amber_from_env()
-    first = amber.amber_alert(sighting(), deps)
-    again = amber.amber_alert(sighting(camera_id="food-court"), deps)
-    other_site = amber.amber_alert(sighting(site_id="mall-4", device_id="mall4-cam",
+    deps = amber_alert.amber_from_env()
+    first = amber_alert.amber_alert(sighting(), deps)
+    again = amber_alert.amber_alert(sighting(camera_id="food-court"), deps)
+    other_site = amber_alert.amber_alert(sighting(site_id="mall-4", device_id="mall4-cam",
                                                   iot_thing="mall4-cam"), deps)
     assert [first["status"], again["status"], other_site["status"]] == \
         ["alerted", "cooldown", "alerted"]
@@ -50,20 +51,20 @@ def test_cooldown_expires(cloud_env: dict[str, str], case: dict[str, Any],
                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALERT_COOLDOWN_S", "60")
     now = [1_800_000_000.0]
-    deps = amber.amber_from_env()
-    # the lease is compared with the clock, not left to TTL deletion: move the clock
-    clocked = store.Idempotency(deps.idempotency.table, clock=lambda: now[0])
-    deps = replace(deps, idempotency=clocked)
-    assert amber.amber_alert(sighting(), deps)["status"] == "alerted"
+    deps = amber_alert.amber_from_env()
+    # the window is compared with the clock, not left to TTL deletion: move the clock
+    clocked = Cooldowns(deps.cooldowns.table, clock=lambda: now[0])
+    deps = replace(deps, cooldowns=clocked)
+    assert amber_alert.amber_alert(sighting(), deps)["status"] == "alerted"
     now[0] += 59
-    assert amber.amber_alert(sighting(), deps)["status"] == "cooldown"
+    assert amber_alert.amber_alert(sighting(), deps)["status"] == "cooldown"
     now[0] += 2
-    assert amber.amber_alert(sighting(), deps)["status"] == "alerted"
+    assert amber_alert.amber_alert(sighting(), deps)["status"] == "alerted"
 
 
 def test_snapshot_is_stored_and_linked(cloud_env: dict[str, str], case: dict[str, Any]) -> None:
     event = sighting()
-    out = amber.amber_alert(event, amber.amber_from_env())
+    out = amber_alert.amber_alert(event, amber_alert.amber_from_env())
     url = out["snapshot_url"]
     assert url and f"snapshots/{event['event_id']}.jpg" in url and "Expires=" in url
     with urllib.request.urlopen(url, timeout=5) as resp:
@@ -76,7 +77,7 @@ def test_banner_links_the_cases_accepted_photo(cloud_env: dict[str, str],
     store.Bucket(cloud_env["ONEEYE_BUCKET"]).put(key, JPEG, content_type="image/jpeg")
     store.Cases(cloud_env["CASES_TABLE"]).upsert("MP-2026-0042", {"photo_key": key})
     deskq = observe(cloud_env["DESK_TOPIC_ARN"])
-    amber.amber_alert(sighting(), amber.amber_from_env())
+    amber_alert.amber_alert(sighting(), amber_alert.amber_from_env())
     banner = DeskEvent.model_validate(deskq.messages()[0])
     url = (banner.case or {}).get("photo_url")
     assert url and key in url and "Expires=" in url
@@ -87,7 +88,8 @@ def test_banner_links_the_cases_accepted_photo(cloud_env: dict[str, str],
 def test_bad_snapshot_still_alerts_without_link(cloud_env: dict[str, str],
                                                 case: dict[str, Any]) -> None:
     alerts = observe(cloud_env["ALERTS_TOPIC_ARN"])
-    out = amber.amber_alert(sighting(snapshot_jpeg="!!notbase64"), amber.amber_from_env())
+    out = amber_alert.amber_alert(sighting(snapshot_jpeg="!!notbase64"),
+                                  amber_alert.amber_from_env())
     assert out["status"] == "alerted" and out["snapshot_url"] is None
     assert "No snapshot" in alerts.drain(wait_s=2)[0]["Message"]
 
@@ -96,13 +98,13 @@ def test_structured_message_and_sms_limit(case: dict[str, Any]) -> None:
     long = "Maria-Fernanda Gutiérrez de la Concepción y Villaseñor-Montenegro " * 3
     ev = MatchEvent.model_validate(sighting(site_id="site-" + "x" * 40,
                                             camera_id="camera-" + "y" * 40))
-    texts = amber.alert_texts(ev, {**case, "name": long}, "https://example.invalid/s.jpg")
+    texts = amber_alert.alert_texts(ev, {**case, "name": long}, "https://example.invalid/s.jpg")
     sms = texts["structure"]["sms"]
     assert len(sms) <= 140 and sms.startswith("ALERT MP-2026-0042: ")
     assert set(texts["structure"]) == {"default", "email", "sms"}
     assert "https://example.invalid/s.jpg" in texts["structure"]["email"]
     assert texts["subject"].isascii() and len(texts["subject"]) < 100
-    normal = amber.alert_texts(MatchEvent.model_validate(sighting()), case, None)
+    normal = amber_alert.alert_texts(MatchEvent.model_validate(sighting()), case, None)
     sms = normal["structure"]["sms"]
     assert len(sms) <= 140
     assert "Jane Doe" in sms and "mall-3/entrance-north" in sms
@@ -119,7 +121,7 @@ def test_published_message_structure_is_json_with_sms(cloud_env: dict[str, str],
         return real(topic, message, **kw)
 
     monkeypatch.setattr(store, "publish", spy)
-    amber.amber_alert(sighting(), amber.amber_from_env())
+    amber_alert.amber_alert(sighting(), amber_alert.amber_from_env())
     alert = next(s for s in seen if s["topic"] == cloud_env["ALERTS_TOPIC_ARN"])
     assert alert["structured"] is True
     body = json.loads(alert["message"])
@@ -133,7 +135,7 @@ def test_closed_or_unknown_case_sends_nothing(cloud_env: dict[str, str], status:
         store.Cases(cloud_env["CASES_TABLE"]).upsert("MP-2026-0042", {"name": "J",
                                                                       "status": status})
     alerts, deskq = observe(cloud_env["ALERTS_TOPIC_ARN"]), observe(cloud_env["DESK_TOPIC_ARN"])
-    out = amber.amber_alert(sighting(), amber.amber_from_env())
+    out = amber_alert.amber_alert(sighting(), amber_alert.amber_from_env())
     assert out["status"] == "no_alert"
     assert out["reason"] == ("case is closed" if status else "unknown case")
     assert "no alert for MP-2026-0042" in caplog.text
@@ -141,10 +143,10 @@ def test_closed_or_unknown_case_sends_nothing(cloud_env: dict[str, str], status:
 
 
 def test_duplicate_and_malformed(cloud_env: dict[str, str], case: dict[str, Any]) -> None:
-    deps = amber.amber_from_env()
+    deps = amber_alert.amber_from_env()
     ev = sighting()
-    assert amber.amber_alert(ev, deps)["status"] == "alerted"
-    assert amber.amber_alert(ev, deps)["status"] == "duplicate"
-    assert amber.amber_alert(sighting(watchlist="customers"), deps)["status"] == "rejected"
-    assert amber.amber_alert({"schema": "oneeye.match/9"}, deps)["status"] == "rejected"
-    assert amber.amber_alert(b"\x00\xff", deps)["status"] == "rejected"
+    assert amber_alert.amber_alert(ev, deps)["status"] == "alerted"
+    assert amber_alert.amber_alert(ev, deps)["status"] == "duplicate"
+    assert amber_alert.amber_alert(sighting(watchlist="customers"), deps)["status"] == "rejected"
+    assert amber_alert.amber_alert({"schema": "oneeye.match/9"}, deps)["status"] == "rejected"
+    assert amber_alert.amber_alert(b"\x00\xff", deps)["status"] == "rejected"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from oneeye.cloud.customers import CustomerApi
-from oneeye.cloud.functions import desk
+from oneeye.cloud.functions import enrich_match
 from oneeye.errors import CustomerApiUnavailable, CustomerNotFound
 from oneeye.events import DeskEvent
 from tests.cloud_support import CustomerApiStub, health, load_handler, match, observe
@@ -44,7 +44,7 @@ def test_customer_api_down_gives_degraded_event_after_retries(
     customer_api.mode = "down"
     monkeypatch.setenv("CUSTOMER_API_ATTEMPTS", "3")
     obs = observe(cloud_env["DESK_TOPIC_ARN"])
-    out = desk.enrich_match(match(), desk.enrich_from_env())
+    out = enrich_match.enrich_match(match(), enrich_match.enrich_from_env())
     assert out["status"] == "published" and out["degraded"] is True
     assert len(customer_api.requests) == 3  # retried with backoff, then gave up
     card = DeskEvent.model_validate(obs.messages()[0])
@@ -59,14 +59,14 @@ def test_customer_api_unreachable_gives_degraded_event(cloud_env: dict[str, str]
     monkeypatch.setenv("CUSTOMER_API_URL", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("CUSTOMER_API_ATTEMPTS", "2")
     obs = observe(cloud_env["DESK_TOPIC_ARN"])
-    assert desk.enrich_match(match(), desk.enrich_from_env())["degraded"] is True
+    assert enrich_match.enrich_match(match(), enrich_match.enrich_from_env())["degraded"] is True
     assert "details unavailable" in obs.messages()[0]["message"]
 
 
 def test_customer_api_404_is_reported_not_retried(cloud_env: dict[str, str],
                                                    customer_api: CustomerApiStub) -> None:
     obs = observe(cloud_env["DESK_TOPIC_ARN"])
-    out = desk.enrich_match(match(person_id="C-9999"), desk.enrich_from_env())
+    out = enrich_match.enrich_match(match(person_id="C-9999"), enrich_match.enrich_from_env())
     assert out["degraded"] is True
     assert len(customer_api.requests) == 1
     assert "not found" in obs.messages()[0]["message"]
@@ -113,13 +113,13 @@ def test_failed_publish_releases_claim_so_retry_delivers(
         cloud_env: dict[str, str], customer_api: CustomerApiStub) -> None:
     customer_api.customers["C-1042"] = {"name": "Ada"}
     obs = observe(cloud_env["DESK_TOPIC_ARN"])
-    deps = desk.enrich_from_env()
+    deps = enrich_match.enrich_from_env()
     event = match()
-    broken = desk.DeskDeps(idempotency=deps.idempotency,
+    broken = enrich_match.EnrichDeps(idempotency=deps.idempotency,
                            desk_topic_arn=cloud_env["DESK_TOPIC_ARN"] + "-gone")
     with pytest.raises(Exception, match=r"(?i)not.?found|does not exist"):
-        desk.enrich_match(event, broken)
-    assert desk.enrich_match(event, deps)["status"] == "published"
+        enrich_match.enrich_match(event, broken)
+    assert enrich_match.enrich_match(event, deps)["status"] == "published"
     assert len(obs.drain(wait_s=2)) == 1
 
 
@@ -143,7 +143,7 @@ def test_oversized_customer_record_still_makes_a_card(cloud_env: dict[str, str],
     customer_api.customers["C-1042"] = {"name": "N" * 2000, "notes": "x" * 300_000,
                                         "segment": "gold"}
     obs = observe(cloud_env["DESK_TOPIC_ARN"])
-    out = desk.enrich_match(match(), desk.enrich_from_env())
+    out = enrich_match.enrich_match(match(), enrich_match.enrich_from_env())
     assert out["status"] == "published"
     card = DeskEvent.model_validate(obs.messages()[0])
     assert card.message == "N" * 199 + "… arrived" and card.customer is not None
@@ -166,12 +166,12 @@ def test_customer_record_reaches_the_desk_only_in_the_typed_shape(
     """Issue 13: one odd record must not reach (and break) every teller's desk script."""
     customer_api.customers["C-1042"] = record
     obs = observe(cloud_env["DESK_TOPIC_ARN"])
-    assert desk.enrich_match(match(), desk.enrich_from_env())["degraded"] is False
+    assert enrich_match.enrich_match(match(), enrich_match.enrich_from_env())["degraded"] is False
     assert DeskEvent.model_validate(obs.messages()[0]).customer == card
 
 
 def test_idempotency_lease_lets_a_retry_take_over_after_a_crash(cloud_env: dict[str, str]) -> None:
-    from oneeye.cloud.dal.store import Idempotency
+    from oneeye.cloud.dal.state import Idempotency
 
     idem = Idempotency(cloud_env["IDEMPOTENCY_TABLE"])
     t0 = 1_900_000_000.0
@@ -187,7 +187,7 @@ def test_a_delivery_during_another_claim_is_retried_not_dropped(
         cloud_env: dict[str, str]) -> None:
     """An invocation that died holding the claim must not turn the event into a duplicate."""
     from oneeye.cloud.common import run_once
-    from oneeye.cloud.dal.store import Idempotency
+    from oneeye.cloud.dal.state import Idempotency
     from oneeye.errors import InProgress
 
     idem = Idempotency(cloud_env["IDEMPOTENCY_TABLE"])

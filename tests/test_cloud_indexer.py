@@ -19,7 +19,8 @@ from PIL import Image
 
 from oneeye import aws
 from oneeye.cloud.dal import gallery_store, store
-from oneeye.cloud.functions import indexer
+from oneeye.cloud.dal.state import Idempotency
+from oneeye.cloud.functions import gallery_indexer
 from oneeye.errors import EnrolmentRejected
 from oneeye.events import GalleryEvent, utc_now
 from oneeye.ids import new_id
@@ -114,9 +115,9 @@ def test_redelivery_of_same_object_makes_no_second_version(
             sqs.delete_message(QueueUrl=cloud_env["INDEXER_QUEUE_URL"],
                                ReceiptHandle=m["ReceiptHandle"])
     s3_event = next(b for b in bodies if "Records" in b)
-    deps = indexer.indexer_from_env()
-    first = indexer.handle_message(s3_event, deps)
-    second = indexer.handle_message(s3_event, deps)
+    deps = gallery_indexer.indexer_from_env()
+    first = gallery_indexer.handle_message(s3_event, deps)
+    second = gallery_indexer.handle_message(s3_event, deps)
     assert [first[0]["status"], second[0]["status"]] == ["accepted", "duplicate"]
     _, latest = gallery_store.read_latest(store.Bucket(cloud_env["ONEEYE_BUCKET"]), "missing")
     assert latest and latest["version"] == 1
@@ -146,11 +147,11 @@ def test_customers_and_second_photo_and_remove_command(
     assert [(e.version, e.change) for e in events] == \
         [(1, "added"), (2, "added"), (3, "added"), (4, "removed")]
     # Removing someone absent is a no-op, not a new version; a bad command is rejected.
-    out = indexer.handle_message({"action": "remove", "watchlist": "customers",
-                                  "person_id": "C-1042"}, indexer.indexer_from_env())
+    out = gallery_indexer.handle_message({"action": "remove", "watchlist": "customers",
+                                  "person_id": "C-1042"}, gallery_indexer.indexer_from_env())
     assert out[0]["status"] == "absent" and out[0]["gallery_version"] == 4
-    bad = indexer.handle_message({"action": "remove", "watchlist": "vip", "person_id": "x"},
-                                 indexer.indexer_from_env())
+    bad = gallery_indexer.handle_message({"action": "remove", "watchlist": "vip", "person_id": "x"},
+                                 gallery_indexer.indexer_from_env())
     assert bad[0]["status"] == "rejected" and "watchlist" in bad[0]["reason"]
 
 
@@ -208,27 +209,27 @@ def test_oversize_upload_rejected_before_download(cloud_env: dict[str, str],
 
 
 def test_pixel_bomb_is_too_large(cloud_env: dict[str, str]) -> None:
-    deps = indexer.IndexerDeps(bucket=store.Bucket(cloud_env["ONEEYE_BUCKET"]),
-                               idempotency=store.Idempotency(cloud_env["IDEMPOTENCY_TABLE"]),
+    deps = gallery_indexer.IndexerDeps(bucket=store.Bucket(cloud_env["ONEEYE_BUCKET"]),
+                               idempotency=Idempotency(cloud_env["IDEMPOTENCY_TABLE"]),
                                max_pixels=1_000_000)
     buf = io.BytesIO()
     Image.new("L", (2000, 1000)).save(buf, format="PNG")  # tiny file, 2 MP
     with pytest.raises(EnrolmentRejected) as info:
-        indexer.encode_photo(buf.getvalue(), deps)
+        gallery_indexer.encode_photo(buf.getvalue(), deps)
     assert info.value.reason == "too_large"
 
 
 def test_unknown_keys_and_bodies_are_rejected_not_raised(cloud_env: dict[str, str]) -> None:
-    deps = indexer.indexer_from_env()
-    assert indexer.handle({"nothing": 1}, deps)[0]["status"] == "rejected"
+    deps = gallery_indexer.indexer_from_env()
+    assert gallery_indexer.handle({"nothing": 1}, deps)[0]["status"] == "rejected"
     sqs_bad = {"Records": [{"eventSource": "aws:sqs", "body": "{nope"}]}
-    assert indexer.handle(sqs_bad, deps)[0]["status"] == "rejected"
+    assert gallery_indexer.handle(sqs_bad, deps)[0]["status"] == "rejected"
     other = {"Records": [{"eventName": "ObjectCreated:Put",
                           "s3": {"object": {"key": "uploads/elsewhere/x.jpg", "eTag": "e"}}}]}
-    assert indexer.handle_message(other, deps)[0]["status"] == "rejected"
+    assert gallery_indexer.handle_message(other, deps)[0]["status"] == "rejected"
     removed = {"Records": [{"eventName": "ObjectRemoved:Delete", "s3": {"object": {"key": "k"}}}]}
-    assert indexer.handle_message(removed, deps)[0]["status"] == "ignored"
-    assert indexer.handle_message({"Event": "s3:TestEvent"}, deps)[0]["status"] == "ignored"
+    assert gallery_indexer.handle_message(removed, deps)[0]["status"] == "ignored"
+    assert gallery_indexer.handle_message({"Event": "s3:TestEvent"}, deps)[0]["status"] == "ignored"
 
 
 def test_mqtt_broker_down_raises_for_retry(cloud_env: dict[str, str], examples: Path,
@@ -241,12 +242,12 @@ def test_mqtt_broker_down_raises_for_retry(cloud_env: dict[str, str], examples: 
     key = f"uploads/missing/MP-9/{upload_id}.jpg"
     put_upload(cloud_env, key, (examples / "obama_small.jpg").read_bytes())
     etag = aws.client("s3").head_object(Bucket=cloud_env["ONEEYE_BUCKET"], Key=key)["ETag"]
-    deps = indexer.indexer_from_env()
+    deps = gallery_indexer.indexer_from_env()
     with pytest.raises(NotifyError):
-        indexer.index_upload(key, etag.strip('"'), deps)
+        gallery_indexer.index_upload(key, etag.strip('"'), deps)
     # The claim was released: the retry (broker back) completes the work.
     retry = dataclasses.replace(deps, notify="none")
-    assert indexer.index_upload(key, etag.strip('"'), retry)["status"] == "accepted"
+    assert gallery_indexer.index_upload(key, etag.strip('"'), retry)["status"] == "accepted"
 
 
 def test_gallery_notify_transports(cloud_env: dict[str, str]) -> None:

@@ -33,12 +33,12 @@ def test_out_of_bounds_value_names_key_and_bound(tmp_path: Path) -> None:
 
 def test_layering_file_env_overrides(tmp_path: Path) -> None:
     cfg = tmp_path / "edge.yaml"
-    cfg.write_text("site_id: from-file\ncamera_id: from-file\ndevice_id: from-file\n")
-    env = {"ONEEYE_EDGE__CAMERA_ID": "from-env", "ONEEYE_EDGE__DETECTION__UPSAMPLE": "0",
+    cfg.write_text("site_id: from-file\ncooldown_s: 1\ndevice_id: from-file\n")
+    env = {"ONEEYE_EDGE__COOLDOWN_S": "2", "ONEEYE_EDGE__DETECTION__UPSAMPLE": "0",
            "ONEEYE_EDGE__DEVICE_ID": "from-env"}
     s = load_settings(EdgeSettings, path=cfg, env_prefix="ONEEYE_EDGE", environ=env,
                       overrides={"device_id": "from-flag", "site_id": None})
-    assert (s.site_id, s.camera_id, s.device_id) == ("from-file", "from-env", "from-flag")
+    assert (s.site_id, s.cooldown_s, s.device_id) == ("from-file", 2, "from-flag")
     assert s.detection.upsample == 0
 
 

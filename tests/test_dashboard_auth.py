@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from flask import Flask
 
 from dashboard import socketio_of
-from dashboard.store import Store
+from dashboard.services import services_of
+from dashboard.store import open_store
 from oneeye.cli import cli
 from tests.dashboard_helpers import (
     PASSWORD,
@@ -165,7 +166,7 @@ def test_unauthenticated_socket_refused(app: Flask) -> None:
 def test_socket_of_deleted_user_refused(app: Flask) -> None:
     client = app.test_client()
     login(client, "alice")
-    app.extensions["oneeye.store"]._exec("DELETE FROM users WHERE name = ?", ("alice",))
+    assert services_of(app).store.users.remove("alice")
     assert not socketio_of(app).test_client(app, flask_test_client=client).is_connected()
 
 
@@ -223,7 +224,7 @@ def test_add_user_command(tmp_path: Path) -> None:
                                  "--site", "branch-10", "--password-stdin",
                                  "--database-url", db], input="s3cret-passw0rd\n")
     assert result.exit_code == 0, result.output
-    user = Store(db).get_user("dave")
+    user = open_store(db).users.get("dave")
     assert user is not None and user["sites"] == ["branch-9", "branch-10"]
     assert user["password_hash"].startswith("$argon2id$")
     short = runner.invoke(cli, ["dashboard", "add-user", "eve", "--site", "b", "--password-stdin",

@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 
 from dashboard import devices
 from dashboard.devices import sweep
+from dashboard.services import services_of
 from oneeye.events import CameraHealth, DeskEvent, HealthEvent, utc_now
 from oneeye.types import format_time
 from tests import dashboard_helpers as dh
@@ -40,8 +41,8 @@ def staff(app: Flask) -> None:
     from dashboard.auth import hash_password
 
     digest = hash_password(dh.PASSWORD)
-    app.extensions["oneeye.store"].put_user("ada", digest, ["branch-1"], role="branch_admin")
-    app.extensions["oneeye.store"].put_user("olga", digest, [], role="agency_officer",
+    services_of(app).store.users.put("ada", digest, ["branch-1"], role="branch_admin")
+    services_of(app).store.users.put("olga", digest, [], role="agency_officer",
                                             agency="County Police")
 
 
@@ -98,7 +99,7 @@ def test_three_sightings_of_one_case_are_one_banner_and_one_acknowledge_clears_i
     push(app, signer, sighting("cam-3"))                           # seen after the ack
     [raised] = alice.get("/api/alerts").get_json()["alerts"]
     assert raised["count"] == 1 and raised["reraised"]["by"] == "alice"
-    audit = app.extensions["oneeye.store"].audit_rows(user="alice")
+    audit = services_of(app).store.audit.rows(user="alice")
     assert audit[0]["action"] == "acknowledged" and audit[0]["detail"]["events"] == 3
 
 
@@ -163,14 +164,14 @@ def test_confirm_and_reject_are_recorded_with_who_and_when_and_counted(
                     headers={"X-CSRF-Token": bob_token}).status_code == 404
     [rec] = alice.get(f"/api/events?person_id={second.match.person_id}").get_json()["events"]
     assert rec["feedback"]["verdict"] == "rejected" and rec["feedback"]["by"] == "alice"
-    audit = app.extensions["oneeye.store"].audit_rows(user="alice")
+    audit = services_of(app).store.audit.rows(user="alice")
     assert [(a["action"], a["target"]) for a in audit] == [
         ("rejected", second.event_id), ("confirmed", first.event_id)]
     assert audit[0]["detail"]["camera_id"] == "cam-1" and audit[0]["at"].endswith("Z")
     admin, _ = client_of(app, "ada")
     page = admin.get("/manage/audit").get_data(as_text=True)
     assert "False matches to tune on" in page and second.event_id in page
-    assert app.extensions["oneeye.store"].rejection_counts(["branch-1"])[0] == {
+    assert services_of(app).store.verdicts.rejection_counts(["branch-1"])[0] == {
         "site_id": "branch-1", "camera_id": "cam-1", "watchlist": "customers",
         "confirmed": 0, "rejected": 1}
 
@@ -184,7 +185,7 @@ def test_history_shows_sightings_in_the_viewers_zone_with_iso_day_filters(
     page = alice.get("/history?tz=Asia/Kolkata&since=2026-01-31").get_data(as_text=True)
     assert "2026-01-31 00:30:00 IST" in page and "1 result " in page
     assert "C-6" not in page
-    alice.set_cookie("tz", "America/New_York")                     # what common.js sets
+    alice.set_cookie("tz", "America%2FNew_York")   # what common.js sets: encodeURIComponent
     page = alice.get("/history?person=C-5").get_data(as_text=True)
     assert "2026-01-30 14:00:00 EST" in page and "times in America/New_York" in page
     api = alice.get("/api/events?person=C-5").get_json()["events"]
@@ -271,7 +272,7 @@ def test_a_silent_camera_goes_offline_once_and_comes_back(app: Flask, signer: Si
                          sent_at=utc_now(), uptime_s=5, fps=12.0)
     status = desk_event(kind="device_status", device_id="cam-7", health=health)
     push(app, signer, status)
-    store, pushed = app.extensions["oneeye.store"], []
+    store, pushed = services_of(app).store, []
 
     def publish(name: str, payload: dict[str, Any]) -> None:
         pushed.append((name, payload))
@@ -336,7 +337,7 @@ def test_a_teller_cannot_reach_management_and_an_officer_has_no_desk(app: Flask)
                                               "role": "teller", "sites": "branch-1",
                                               "csrf_token": token})
     assert saved.status_code == 302
-    assert app.extensions["oneeye.store"].get_user("tom")["role"] == "teller"
+    assert services_of(app).store.users.get("tom")["role"] == "teller"
 
 
 @pytest.mark.parametrize(("field", "value", "said"), [
@@ -357,7 +358,7 @@ def test_an_odd_site_or_user_name_is_refused_naming_it_and_the_rule(
 
 
 def test_email_says_the_strength_in_words_and_links_the_snapshot_on_its_own_line() -> None:
-    from oneeye.cloud.functions.amber import alert_texts
+    from oneeye.cloud.functions.amber_alert import alert_texts
 
     event = sighting("cam-1")
     assert event.match is not None
@@ -381,7 +382,7 @@ def test_an_agency_officer_sees_and_closes_only_their_agencys_cases(
     app = dh.app_for(tmp_path / "cloud", signer, cloud={
         "bucket": cloud_env["ONEEYE_BUCKET"], "cases_table": cloud_env["CASES_TABLE"],
         "indexer_queue_url": cloud_env["INDEXER_QUEUE_URL"]})
-    app.extensions["oneeye.store"].put_user("olga", hash_password(dh.PASSWORD), [],
+    services_of(app).store.users.put("olga", hash_password(dh.PASSWORD), [],
                                             role="agency_officer", agency="County Police")
     olga, token = client_of(app, "olga")
     page = olga.get("/manage/cases").get_data(as_text=True)
@@ -393,7 +394,7 @@ def test_an_agency_officer_sees_and_closes_only_their_agencys_cases(
     assert closed.status_code == 302
     assert cases.get("MP-2026-0101")["status"] == "closed"
     assert cases.get("MP-2026-0101")["closed_by"] == "County Police/olga"
-    [row] = app.extensions["oneeye.store"].audit_rows(user="olga")
+    [row] = services_of(app).store.audit.rows(user="olga")
     assert (row["action"], row["target"]) == ("case_closed", "MP-2026-0101")
 
 
@@ -405,7 +406,7 @@ def test_branch_it_is_emailed_about_an_outage_and_the_return(
     inbox = observe(cloud_env["ALERTS_TOPIC_ARN"])       # any topic: branch IT's in real life
     notify = it_email(cloud_env["ALERTS_TOPIC_ARN"])
     assert notify is not None and it_email("") is None
-    store = app.extensions["oneeye.store"]
+    store = services_of(app).store
     health = HealthEvent(device_id="cam-8", site_id="branch-1", camera_id="cam-8",
                          sent_at=utc_now(), uptime_s=5, fps=12.0)
     status = desk_event(kind="device_status", device_id="cam-8", health=health)
@@ -432,7 +433,7 @@ def test_a_branch_admin_sends_a_phone_sized_photo_and_gets_a_verdict_key(
     app = dh.app_for(tmp_path / "cloud", signer, cloud={
         "bucket": cloud_env["ONEEYE_BUCKET"], "cases_table": cloud_env["CASES_TABLE"],
         "indexer_queue_url": cloud_env["INDEXER_QUEUE_URL"]})
-    app.extensions["oneeye.store"].put_user("ada", hash_password(dh.PASSWORD), ["branch-1"],
+    services_of(app).store.users.put("ada", hash_password(dh.PASSWORD), ["branch-1"],
                                             role="branch_admin")
     ada, token = client_of(app, "ada")
     noise = np.random.default_rng(1).integers(0, 255, (1500, 1500, 3), dtype=np.uint8)
@@ -451,5 +452,5 @@ def test_a_branch_admin_sends_a_phone_sized_photo_and_gets_a_verdict_key(
     bad = ada.post("/manage/customers/photos", headers={"X-CSRF-Token": token},
                    data={"customer_id": "C-1042", "photo": (io.BytesIO(b"GIF89a..."), "x.gif")})
     assert bad.status_code == 400 and bad.get_json()["message"] == "not a JPEG or PNG photo"
-    [added] = app.extensions["oneeye.store"].audit_rows(user="ada")
+    [added] = services_of(app).store.audit.rows(user="ada")
     assert (added["action"], added["target"]) == ("customer_photo_added", "C-1042")

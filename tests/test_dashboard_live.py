@@ -17,7 +17,8 @@ from flask import Flask
 from websockets.sync.client import connect as ws_connect
 
 from dashboard import socketio_of
-from dashboard.store import Store
+from dashboard.services import services_of
+from dashboard.store import open_store
 from oneeye.events import HealthEvent, utc_now
 from tests.dashboard_helpers import (
     Signer,
@@ -63,7 +64,7 @@ def test_device_goes_offline_without_health(app: Flask, signer: Signer,
     login(client, "alice")
     [dev] = client.get("/api/devices").get_json()["devices"]
     assert dev["online"] and dev["fps"] == 12.0
-    clock.advance(app.extensions["oneeye.settings"].offline_after_s + 1)
+    clock.advance(services_of(app).settings.offline_after_s + 1)
     [dev] = client.get("/api/devices").get_json()["devices"]
     assert not dev["online"] and dev["state"] == "online"  # silent, not reported offline
 
@@ -77,9 +78,9 @@ def two_dashboards(tmp_path: Path, signer: Signer) -> Iterator[tuple[str, str]]:
                              message_queue_channel=channel)
     config = tmp_path / "dashboard.yaml"
     config.write_text(yaml.safe_dump(json.loads(settings.model_dump_json())))
-    store = Store(settings.resolved_database_url())
+    store = open_store(settings.resolved_database_url())
     from dashboard.auth import hash_password
-    store.put_user("alice", hash_password("correct horse battery"), ["branch-1"])
+    store.users.put("alice", hash_password("correct horse battery"), ["branch-1"])
     store.close()
     settings.resolved_secret_key()  # both processes share one session key, like a fleet
     procs, urls = [], []

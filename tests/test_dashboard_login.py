@@ -16,6 +16,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from dashboard.proxies import TrustedProxies
+from dashboard.services import services_of
 from tests.dashboard_helpers import PASSWORD, Signer, add_user, app_for, csrf_from
 from tests.paths import REPO
 from tests.wait import ManualClock
@@ -55,7 +56,7 @@ def test_failures_lock_only_the_guessed_account(app: Flask) -> None:
 
 def test_account_lock_holds_across_addresses_and_ends_with_the_window(app: Flask) -> None:
     clock = ManualClock()
-    app.extensions["oneeye.login_throttle"].clock = clock
+    services_of(app).login_throttle.clock = clock
     for i in range(3):
         login_from(app.test_client(), "alice", f"guess-{i}", addr=f"198.51.100.{i + 1}")
     assert login_from(app.test_client(), "alice", addr="192.0.2.77").status_code == 429
@@ -115,7 +116,7 @@ def test_two_dashboards_share_the_counts_in_redis(tmp_path: Path, signer: Signer
     assert login_from(first.test_client(), name, "guess-1").status_code == 401
     assert login_from(second.test_client(), name, "guess-2").status_code == 401
     assert login_from(first.test_client(), name).status_code == 429
-    second.extensions["oneeye.login_throttle"].succeeded(name)
+    services_of(second).login_throttle.succeeded(name)
     assert login_from(first.test_client(), name).status_code == 302
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from flask import Flask
 
 from dashboard import socketio_of
+from dashboard.services import install, services_of
 from oneeye import sns
 from oneeye.types import utc_now
 from tests.dashboard_helpers import (
@@ -28,7 +30,7 @@ AWS_CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-te
 
 
 def stored(app: Flask) -> list[dict[str, Any]]:
-    return app.extensions["oneeye.store"].events(["branch-1", "branch-2"])
+    return services_of(app).store.events.find(["branch-1", "branch-2"])
 
 
 def aws_signed(app: Flask, version: str) -> tuple[dict[str, Any], list[str]]:
@@ -39,7 +41,7 @@ def aws_signed(app: Flask, version: str) -> tuple[dict[str, Any], list[str]]:
     def fetch(url: str) -> bytes:
         fetched.append(url)
         return cert
-    app.extensions["oneeye.verifier"] = sns.Verifier([TOPIC], fetch=fetch)
+    install(app, replace(services_of(app), verifier=sns.Verifier([TOPIC], fetch=fetch)))
     msg = {"Type": "Notification", "MessageId": "x", "TopicArn": TOPIC,
            "Message": desk_event().to_json(), "Timestamp": utc_now()}
     return sns.sign(msg, key, AWS_CERT_URL, version), fetched
@@ -262,7 +264,7 @@ def test_replay_after_the_retention_purge_is_still_a_duplicate(app: Flask,
     event = desk_event()
     msg = signer.notification(event.to_json())
     assert post_sns(app.test_client(), msg).get_json()["result"] == "stored"
-    store = app.extensions["oneeye.store"]
+    store = services_of(app).store
     assert store.purge(0, ids_older_than_days=400) == 1 and stored(app) == []
     again = post_sns(app.test_client(), msg)
     assert again.status_code == 200 and again.get_json()["result"] == "duplicate"

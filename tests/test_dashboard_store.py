@@ -1,108 +1,79 @@
-"""The event store on both backends: SQLite (default) and PostgreSQL (127.0.0.1:5432/test)."""
+"""The dashboard's store on both backends: every test runs on SQLite (the default) and on
+PostgreSQL (127.0.0.1:5432; skipped where absent), through the ``store`` fixture."""
 
 from __future__ import annotations
 
-import secrets
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+import stat
 from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy import text
 
-from dashboard.store import Store
+from dashboard.store import Store, open_store
 from oneeye.events import HealthEvent, utc_now
-from oneeye.types import Clock
 from tests.dashboard_helpers import desk_event
+from tests.store_support import pg_schema
 from tests.wait import ManualClock
-
-PG = "postgresql://127.0.0.1:5432/test"
-
-
-@contextmanager
-def pg_store(clock: Clock = time.time) -> Iterator[Store]:
-    # a private schema per test: the shared `test` database is used by other suites too
-    schema = "dash_" + secrets.token_hex(6)
-    with psycopg.connect(PG, autocommit=True) as admin:
-        admin.execute(f"CREATE SCHEMA {schema}")
-        s = Store(f"{PG}?options=-csearch_path%3D{schema}&application_name={schema}",
-                  clock=clock)
-        try:
-            yield s
-        finally:
-            s.close()
-            admin.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path, clock: ManualClock) -> Iterator[Store]:
-    if request.param == "sqlite":
-        s = Store(f"sqlite:///{tmp_path / 'events.sqlite3'}", clock=clock)
-        yield s
-        s.close()
-        return
-    with pg_store(clock) as s:
-        yield s
 
 
 def test_duplicates_ignored(store: Store) -> None:
     event = desk_event()
-    first = store.add_event(event)
+    first = store.events.add(event)
     assert first is not None and first["event"]["customer"]["name"] == "Ada Lovelace"
-    assert store.add_event(event) is None
-    assert len(store.events(["branch-1"])) == 1
+    assert store.events.add(event) is None
+    assert len(store.events.find(["branch-1"])) == 1
 
 
 def test_catch_up_follows_arrival_order_even_for_late_older_ids(store: Store) -> None:
     older = desk_event(name="Late")      # created first: smaller event_id
     a = desk_event(name="A")
     b = desk_event(name="B")
-    store.add_event(a)
-    store.add_event(b)
-    store.add_event(older)               # arrives last (an edge replaying its outbox)
-    after_a = store.events(["branch-1"], after=a.event_id)
+    store.events.add(a)
+    store.events.add(b)
+    store.events.add(older)               # arrives last (an edge replaying its outbox)
+    after_a = store.events.find(["branch-1"], after=a.event_id)
     assert [r["event_id"] for r in after_a] == [b.event_id, older.event_id]
-    assert store.events(["branch-1"], after=older.event_id) == []
+    assert store.events.find(["branch-1"], after=older.event_id) == []
     # an id this store never saw: fall back to id order instead of failing
-    unknown = store.events(["branch-1"], after="00000000-0000-7000-8000-000000000000")
+    unknown = store.events.find(["branch-1"], after="00000000-0000-7000-8000-000000000000")
     assert len(unknown) == 3
-    newest_first = store.events(["branch-1"])
+    newest_first = store.events.find(["branch-1"])
     assert newest_first[0]["event_id"] == older.event_id
 
 
 def test_sites_filter_and_person_search(store: Store) -> None:
-    store.add_event(desk_event(site_id="branch-1", name="Ada Lovelace", person_id="C-1"))
-    store.add_event(desk_event(site_id="branch-2", name="Grace Hopper", person_id="C-2"))
-    assert [r["site_id"] for r in store.events(["branch-2"])] == ["branch-2"]
-    assert store.events([]) == []
-    found = store.events(["branch-1", "branch-2"], person="HOPPER")
+    store.events.add(desk_event(site_id="branch-1", name="Ada Lovelace", person_id="C-1"))
+    store.events.add(desk_event(site_id="branch-2", name="Grace Hopper", person_id="C-2"))
+    assert [r["site_id"] for r in store.events.find(["branch-2"])] == ["branch-2"]
+    assert store.events.find([]) == []
+    found = store.events.find(["branch-1", "branch-2"], person="HOPPER")
     assert [r["event"]["customer"]["name"] for r in found] == ["Grace Hopper"]
-    assert store.events(["branch-1", "branch-2"], person="100%") == []
+    assert store.events.find(["branch-1", "branch-2"], person="100%") == []
 
 
 def test_acknowledgement_audit(store: Store) -> None:
     event = desk_event(kind="missing_person_sighted", person_id="MP-1", name="Tom")
-    store.add_event(event)
-    ack = store.acknowledge(event.event_id, "alice")
-    assert store.acknowledge(event.event_id, "bob") == ack
-    record = store.get_event(event.event_id)
+    store.events.add(event)
+    ack = store.alerts.acknowledge(event.event_id, "alice")
+    assert store.alerts.acknowledge(event.event_id, "bob") == ack
+    record = store.events.get(event.event_id)
     assert record is not None and record["ack"]["by"] == "alice"
-    assert store.events(["branch-1"], unacked=True) == []
+    assert store.events.find(["branch-1"], unacked=True) == []
 
 
 def test_retention_purge(store: Store, clock: ManualClock) -> None:
     old = desk_event(kind="missing_person_sighted", person_id="MP-9", name="Old")
-    store.add_event(old)
-    store.acknowledge(old.event_id, "alice")
+    store.events.add(old)
+    store.alerts.acknowledge(old.event_id, "alice")
     clock.advance(31 * 86400)
     fresh = desk_event()
-    store.add_event(fresh)
+    store.events.add(fresh)
     assert store.purge(30) == 1
-    assert [r["event_id"] for r in store.events(["branch-1"])] == [fresh.event_id]
+    assert [r["event_id"] for r in store.events.find(["branch-1"])] == [fresh.event_id]
     # its acknowledgement went with it: the same event arriving again is open
-    store.add_event(old)
-    record = store.get_event(old.event_id)
+    store.events.add(old)
+    record = store.events.get(old.event_id)
     assert record is not None and record["ack"] is None
 
 
@@ -110,82 +81,167 @@ def test_device_health_is_state_and_only_transitions_are_events(store: Store) ->
     health = HealthEvent(device_id="cam-1", site_id="branch-1", camera_id="cam-1",
                          sent_at=utc_now(), uptime_s=5, fps=14.5)
     status = desk_event(kind="device_status", device_id="cam-1", health=health)
-    assert store.device_seen(status) == "new"
-    assert store.device_seen(status) == "online"          # a repeat report is an upsert
-    [dev] = store.devices(["branch-1"])
+    assert store.devices.seen(status) == "new"
+    assert store.devices.seen(status) == "online"          # a repeat report is an upsert
+    [dev] = store.devices.of_sites(["branch-1"])
     assert dev["state"] == "online" and dev["fps"] == 14.5 and dev["camera_state"] == "ok"
-    assert store.events(["branch-1"]) == []               # no event row per report
-    with pytest.raises(ValueError, match="device_seen"):
-        store.add_event(status)
-    assert store.mark_offline("cam-1") is True
-    assert store.mark_offline("cam-1") is False           # recorded once, by one caller
-    [dev] = store.devices(["branch-1"])
+    assert store.events.find(["branch-1"]) == []               # no event row per report
+    with pytest.raises(ValueError, match="device_status updates a device"):
+        store.events.add(status)
+    assert store.devices.mark_offline("cam-1") is True
+    assert store.devices.mark_offline("cam-1") is False           # recorded once, by one caller
+    [dev] = store.devices.of_sites(["branch-1"])
     assert dev["state"] == "offline" and dev["fps"] == 14.5
-    assert store.device_seen(status) == "offline"         # the caller records device_online
-    assert store.devices(["branch-2"]) == []
+    assert store.devices.seen(status) == "offline"         # the caller records device_online
+    assert store.devices.of_sites(["branch-2"]) == []
 
 
 def test_users(store: Store) -> None:
-    store.put_user("alice", "hash1", ["b1"])
-    store.put_user("alice", "hash2", ["b1", "b2"])
-    assert store.get_user("alice") == {"name": "alice", "password_hash": "hash2",
+    store.users.put("alice", "hash1", ["b1"])
+    store.users.put("alice", "hash2", ["b1", "b2"])
+    assert store.users.get("alice") == {"name": "alice", "password_hash": "hash2",
                                        "sites": ["b1", "b2"], "role": "teller",
                                        "agency": None}
-    store.put_user("olga", "hash3", [], role="agency_officer", agency="County Police")
-    assert store.get_user("olga")["role"] == "agency_officer"
+    store.users.put("olga", "hash3", [], role="agency_officer", agency="County Police")
+    assert store.users.get("olga")["role"] == "agency_officer"
     with pytest.raises(ValueError, match="needs an agency"):
-        store.put_user("olga", "hash3", [], role="agency_officer")
+        store.users.put("olga", "hash3", [], role="agency_officer")
     with pytest.raises(ValueError, match="role must be"):
-        store.put_user("mallory", "hash3", [], role="root")
-    assert store.get_user("nobody") is None
+        store.users.put("mallory", "hash3", [], role="root")
+    assert store.users.get("nobody") is None
 
 
-def test_unsupported_url() -> None:
+@pytest.mark.parametrize("url", ["mysql://x", "postgresql+asyncpg://x/y", "not a url"])
+def test_unsupported_url(url: str) -> None:
     with pytest.raises(ValueError, match="unsupported database URL"):
-        Store("mysql://x")
+        open_store(url)
 
 
-def test_postgresql_reconnects_after_losing_its_connection() -> None:
-    with pg_store() as store, psycopg.connect(PG, autocommit=True) as admin:
-        store.add_event(desk_event())
-        # the server drops the store's session (as a restart or failover does)
-        name = store.url.rsplit("application_name=", 1)[1]
-        killed = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                               "WHERE application_name = %s", (name,)).fetchall()
-        assert killed == [(True,)]
-        assert len(store.events(["branch-1"])) == 1   # reconnected, nothing lost
-        store.add_event(desk_event())
-        assert len(store.events(["branch-1"])) == 2
+def test_postgresql_reconnects_after_losing_its_connection(pg_database: str) -> None:
+    with pg_schema(pg_database) as url, psycopg.connect(pg_database, autocommit=True) as admin:
+        store = open_store(url)
+        try:
+            store.events.add(desk_event())
+            # the server drops the store's sessions (as a restart or failover does)
+            name = url.rsplit("application_name=", 1)[1]
+            killed = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                   "WHERE application_name = %s", (name,)).fetchall()
+            assert killed and all(ok for (ok,) in killed)
+            assert len(store.events.find(["branch-1"])) == 1   # reconnected, nothing lost
+            store.events.add(desk_event())
+            assert len(store.events.find(["branch-1"])) == 2
+        finally:
+            store.close()
 
 
 def test_a_login_is_open_until_it_ends(store: Store) -> None:
-    store.put_user("alice", "hash", ["branch-1"])
-    first = store.start_login("alice")
-    second = store.start_login("alice")
+    store.users.put("alice", "hash", ["branch-1"])
+    first = store.logins.start("alice")
+    second = store.logins.start("alice")
     assert first != second
-    assert store.login_user(first) == {"name": "alice", "sites": ["branch-1"],
+    assert store.logins.user(first) == {"name": "alice", "sites": ["branch-1"],
                                        "role": "teller", "agency": None}
-    store.end_login(first)
-    store.end_login(first)                  # ending twice is harmless
-    assert store.login_user(first) is None
-    assert store.login_user(second) == {"name": "alice", "sites": ["branch-1"],
+    store.logins.end(first)
+    store.logins.end(first)                  # ending twice is harmless
+    assert store.logins.user(first) is None
+    assert store.logins.user(second) == {"name": "alice", "sites": ["branch-1"],
                                        "role": "teller", "agency": None}
-    assert store.login_user("never-issued") is None
-    assert store.remove_user("alice") and not store.remove_user("alice")
-    assert store.login_user(second) is None   # a removed user's logins end with them
+    assert store.logins.user("never-issued") is None
+    assert store.users.remove("alice") and not store.users.remove("alice")
+    assert store.logins.user(second) is None   # a removed user's logins end with them
 
 
 def test_sqlite_database_is_private(tmp_path: Path) -> None:
     """The dashboard's database holds names, contacts and logins: owner-only (0600)."""
-    import stat
-
     path = tmp_path / "var" / "dashboard.sqlite3"
-    s = Store(f"sqlite:///{path}")
+    s = open_store(f"sqlite:///{path}")
     try:
-        s.add_event(desk_event())
+        s.events.add(desk_event())
         files = [p for p in path.parent.iterdir() if p.name.startswith(path.name)]
         assert path in files
         assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == \
             {p.name: "0o600" for p in files}
     finally:
         s.close()
+
+
+def test_the_latest_verdict_counts_and_rejections_are_counted_per_camera(store: Store) -> None:
+    event = desk_event(kind="missing_person_sighted", person_id="MP-1", name="Tom")
+    store.events.add(event)
+    store.verdicts.give(event.event_id, "confirmed", "alice")
+    given = store.verdicts.give(event.event_id, "rejected", "bob")      # replaces the first
+    record = store.events.get(event.event_id)
+    assert record is not None and record["feedback"] == {
+        "verdict": "rejected", "by": "bob", "at": given["at"]}
+    assert store.verdicts.rejection_counts(["branch-1"]) == [
+        {"site_id": "branch-1", "camera_id": "cam-door-1", "watchlist": "missing",
+         "confirmed": 0, "rejected": 1}]
+    assert store.verdicts.rejection_counts(["branch-2"]) == []
+
+
+def test_audit_rows_newest_first_by_site_and_user(store: Store) -> None:
+    store.audit.add("alice", "acknowledged", "e-1", site_id="branch-1", kind="x")
+    store.audit.add("ada", "user_saved", "tom", sites=["branch-1"])     # no site: everyone's
+    store.audit.add("bob", "acknowledged", "e-2", site_id="branch-2")
+    assert [r["target"] for r in store.audit.rows(sites=["branch-1"])] == ["tom", "e-1"]
+    [row] = store.audit.rows(user="alice")
+    assert row["detail"] == {"kind": "x"} and row["site_id"] == "branch-1"
+    assert [r["target"] for r in store.audit.rows(sites=[])] == ["tom"]
+    assert len(store.audit.rows(limit=2)) == 2
+
+
+def test_login_failures_slide_out_of_the_window_per_key(store: Store) -> None:
+    failures = store.login_failures
+    failures.add("user:alice", 1000.0, window_s=300)
+    failures.add("user:alice", 1100.0, window_s=300)
+    failures.add("ip:10.0.0.5", 1100.0, window_s=300)
+    assert failures.count("user:alice", since=900) == 2
+    assert failures.count("user:alice", since=1050) == 1
+    failures.add("user:alice", 1400.0, window_s=300)   # 1000 is out of this window: dropped
+    assert failures.count("user:alice", since=0) == 2
+    failures.clear("user:alice")
+    assert failures.count("user:alice", since=0) == 0
+    assert failures.count("ip:10.0.0.5", since=0) == 1  # another key is untouched
+
+
+def test_sites_name_every_site_of_a_user_or_a_device(store: Store) -> None:
+    store.users.put("alice", "hash", ["branch-1", "branch-2"])
+    store.users.put("bob", "hash", ["branch-2"])
+    health = HealthEvent(device_id="cam-9", site_id="branch-3", camera_id="cam-9",
+                         sent_at=utc_now(), uptime_s=5, fps=10.0)
+    store.devices.seen(desk_event(site_id="branch-3", kind="device_status", device_id="cam-9",
+                                  health=health))
+    assert store.sites() == [{"site_id": "branch-1", "devices": 0, "users": 1},
+                             {"site_id": "branch-2", "devices": 0, "users": 2},
+                             {"site_id": "branch-3", "devices": 1, "users": 0}]
+
+
+def test_purge_ends_old_logins_and_old_failures_too(store: Store, clock: ManualClock) -> None:
+    store.users.put("alice", "hash", ["branch-1"])
+    ended, still_open = store.logins.start("alice"), store.logins.start("alice")
+    store.logins.end(ended)
+    store.login_failures.add("user:alice", clock(), window_s=300)
+    clock.advance(31 * 86400)
+    store.purge(30)
+    assert store.logins.user(still_open) is not None      # an open login is never purged
+    assert store.login_failures.count("user:alice", since=0) == 0
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM logins")).scalar_one() == 1
+
+
+def test_a_group_acknowledgement_takes_only_open_alerts_up_to_what_was_seen(
+        store: Store, clock: ManualClock) -> None:
+    first, second, later = (desk_event(kind="missing_person_sighted", person_id="MP-2",
+                                       name="Tom") for _ in range(3))
+    records = [store.events.add(e) for e in (first, second, later)]
+    store.alerts.acknowledge(first.event_id, "bob")                 # already closed
+    clock.advance(60)
+    upto = records[1]["seq"] if records[1] else 0
+    acked = store.alerts.acknowledge_group(["branch-1"], "missing_person_sighted", "MP-2",
+                                           upto, "alice")
+    assert [a["event_id"] for a in acked] == [second.event_id]
+    assert [r["event_id"] for r in store.alerts.open(["branch-1"])] == [later.event_id]
+    assert store.alerts.last_acks(["branch-1"], ["MP-2"]) == {
+        "MP-2": {"by": "alice", "at": acked[0]["at"]}}                # the latest one
+    assert store.alerts.acknowledge_group(["branch-1"], "customer_arrived", "MP-2", upto,
+                                          "alice") == []            # not an alert kind

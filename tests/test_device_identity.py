@@ -16,7 +16,7 @@ import pytest
 
 from oneeye.cloud import devices
 from oneeye.cloud.dal import store
-from oneeye.cloud.functions import amber, desk
+from oneeye.cloud.functions import amber_alert, device_health, enrich_match
 from oneeye.events import DeskEvent, utc_now
 from oneeye.ids import new_id
 from oneeye.local import template as tpl
@@ -70,10 +70,10 @@ def test_forged_or_unregistered_sender_is_rejected_by_every_handler(
     over = {"iot_thing": "rogue-cam", **over}
     with caplog.at_level(logging.WARNING, logger="oneeye.cloud"):
         outs = [
-            desk.enrich_match(match(**over), desk.enrich_from_env()),
-            amber.amber_alert(match(**over, watchlist="missing", person_id="MP-2026-0001"),
-                              amber.amber_from_env()),
-            desk.device_health(health(**over), desk.health_from_env()),
+            enrich_match.enrich_match(match(**over), enrich_match.enrich_from_env()),
+            amber_alert.amber_alert(match(**over, watchlist="missing", person_id="MP-2026-0001"),
+                              amber_alert.amber_from_env()),
+            device_health.device_health(health(**over), device_health.health_from_env()),
         ]
     for out in outs:
         assert out["status"] == "rejected" and reason in out["reason"], out

@@ -21,6 +21,8 @@ from oneeye.events import MatchEvent
 
 ALICE, BOB = "Ana_Guevara", "Bill_Gates"
 FPS = 15.0
+#: The frames are fed by hand; the camera only names them.
+ONE_CAMERA = {"cam-1": {"source": "frames fed by the test"}}
 
 
 def _photos(lfw: Path, person: str, split: str = "probes") -> list[Path]:
@@ -43,7 +45,8 @@ def _frames(images: Iterator[NDArray[np.uint8]] | list[NDArray[np.uint8]]) -> It
 def _run(settings: EdgeSettings, matcher: gal.Matcher, images: list[NDArray[np.uint8]]
          ) -> tuple[list[MatchEvent], Pipeline]:
     events: list[MatchEvent] = []
-    pipe = Pipeline(settings, GalleryHolder(matcher), sinks=[events.append])
+    pipe = Pipeline(settings, settings.camera("cam-1"), GalleryHolder(matcher),
+                    sinks=[events.append])
     for frame in _frames(images):
         pipe.process(frame)
     pipe.drain()
@@ -57,9 +60,10 @@ def test_a_36px_face_in_a_1080p_frame_is_detected_and_then_matched(
     rng = np.random.default_rng(0)
     # Far from the camera, walking slowly across the frame.
     images = [synth.scene(bg, [(head, 1400 + 3 * i, 700, width)], rng=rng) for i in range(10)]
-    settings = EdgeSettings(detection={"every_n_frames": 1})  # type: ignore[arg-type]
+    settings = EdgeSettings(cameras=ONE_CAMERA,  # type: ignore[arg-type]
+                            detection={"every_n_frames": 1})  # type: ignore[arg-type]
 
-    seen = Pipeline(settings, GalleryHolder())
+    seen = Pipeline(settings, settings.camera("cam-1"), GalleryHolder())
     boxes = [b for i, img in enumerate(images[:4]) for b in seen.detect(img, i / FPS)]
     assert boxes, "the 36 px face is not detected"
     assert all(30 <= b[1] - b[3] <= 48 and 1380 <= b[3] <= 1460 for b in boxes)
@@ -76,11 +80,12 @@ def test_detection_regions_make_an_empty_scene_cheap_and_still_faces_found(
     bg = synth.background(1280, 720)
     rng = np.random.default_rng(1)
     still = synth.scene(bg, [(head, 300, 500, width)], rng=rng, noise=0)
-    settings = EdgeSettings(detection={"sweep_s": 60, "sweep_bands": 3})  # type: ignore[arg-type]
-    pipe = Pipeline(settings, GalleryHolder())
+    settings = EdgeSettings(cameras=ONE_CAMERA,  # type: ignore[arg-type]
+                            detection={"sweep_s": 60, "sweep_bands": 3})  # type: ignore[arg-type]
+    pipe = Pipeline(settings, settings.camera("cam-1"), GalleryHolder())
     found = [pipe.detect(still, t / FPS) for t in range(3)]
     assert any(found), "a face standing still is never found by the sweep"
-    empty = Pipeline(settings, GalleryHolder())
+    empty = Pipeline(settings, settings.camera("cam-1"), GalleryHolder())
     passes = [empty.detect(bg, t / FPS) for t in range(8)]
     assert passes == [[]] * 8
     assert empty.last_regions() == []   # the sweep is over and nothing moved
@@ -119,7 +124,8 @@ def test_a_track_is_announced_on_its_fused_looks_and_a_stranger_is_not(
     single = g.distances(singles)[:, list(g.person_ids).index(ALICE)]
     assert single.min() > rule.max_distance, "precondition: every single look is rejected"
 
-    events, pipe = _run(EdgeSettings(cooldown_s=0, detection={"every_n_frames": 1}),  # type: ignore[arg-type]
+    events, pipe = _run(EdgeSettings(cameras=ONE_CAMERA,  # type: ignore[arg-type]
+                            cooldown_s=0, detection={"every_n_frames": 1}),  # type: ignore[arg-type]
                         gal.Matcher([g]), images)
     assert [e.person_id for e in events] == [ALICE]
     assert events[0].distance <= rule.max_distance < single.min()
@@ -141,7 +147,8 @@ def test_someone_stepping_into_a_track_is_not_fused_with_who_was_there(
               *[synth.scene(bg, [(stranger, 300 + i, 220, ws)], rng=rng, noise=1)
                 for i in range(12)]]
     # Whole-frame detection: the visitor's single frame is searched (no motion warm-up).
-    settings = EdgeSettings(cooldown_s=0,
+    settings = EdgeSettings(cameras=ONE_CAMERA,  # type: ignore[arg-type]
+                            cooldown_s=0,
                             detection={"every_n_frames": 1, "regions": False})  # type: ignore[arg-type]
     events, pipe = _run(settings, gal.Matcher([enrolled]), images)
     assert pipe.metrics.tracks_total == 1, "precondition: the tracker kept one track"
@@ -166,7 +173,8 @@ def test_an_event_that_cannot_be_built_marks_nothing_and_is_retried(
     bg = synth.background(640, 480)
     rng = np.random.default_rng(4)
     images = [synth.scene(bg, [(head, 300 + i, 220, w)], rng=rng) for i in range(16)]
-    settings = EdgeSettings(detection={"every_n_frames": 1},  # type: ignore[arg-type]
+    settings = EdgeSettings(cameras=ONE_CAMERA,  # type: ignore[arg-type]
+                            detection={"every_n_frames": 1},  # type: ignore[arg-type]
                             recognition={"reverify_s": 0.1})  # type: ignore[arg-type]
     events, pipe = _run(settings, gal.Matcher([bad]), images)
     assert events == []

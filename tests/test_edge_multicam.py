@@ -24,6 +24,7 @@ from oneeye.config import validate
 from oneeye.edge.detect.metrics import Metrics
 from oneeye.edge.detect.pool import FairPool
 from oneeye.edge.device.runner import load_holder, run_edge
+from oneeye.edge.gallery.holder import GalleryHolder
 from oneeye.edge.settings import EdgeSettings
 from oneeye.errors import ConfigError
 from oneeye.events import MatchEvent
@@ -93,12 +94,22 @@ def test_cameras_map_overlays_only_the_keys_a_camera_gives() -> None:
     assert (door.camera_id, door.source, door.realtime) == ("door", "rtsp://cam/door", True)
     assert door.detection.upsample == 2 and door.detection.every_n_frames == 2
     assert lobby.detection.upsample == 0 and lobby.realtime is False and lobby.stall_s == 2
-    assert door.recognition == s.recognition and not door.cameras
+    assert door.recognition == s.recognition and (door.rotate, door.crop) == (0, None)
 
 
-def test_without_cameras_the_source_is_the_one_camera() -> None:
-    s = EdgeSettings(source="clip.mp4", camera_id="till-2")
-    assert {k: v.source for k, v in s.per_camera().items()} == {"till-2": "clip.mp4"}
+@pytest.mark.parametrize("old", [{"source": "clip.mp4"}, {"camera_id": "till-2"},
+                                 {"source": "clip.mp4", "camera_id": "till-2"}])
+def test_the_old_one_camera_form_is_refused_with_the_way_to_write_it(old: dict[str, str]
+                                                                       ) -> None:
+    with pytest.raises(ConfigError, match=r"top-level one-camera form .* was removed: declare "
+                                          r"every camera under cameras, e\.g\. cameras: \{"
+                                          + old.get("camera_id", "cam-1")):
+        validate(EdgeSettings, old, root="edge")
+
+
+def test_an_edge_without_cameras_refuses_to_start_and_says_how_to_name_one() -> None:
+    with pytest.raises(ConfigError, match=r"no camera: declare cameras"):
+        run_edge(EdgeSettings(), GalleryHolder())
 
 
 @pytest.mark.parametrize("data, path", [
@@ -113,8 +124,8 @@ def test_a_bad_camera_names_its_key_path(data: dict[str, Any], path: str) -> Non
         validate(EdgeSettings, data, root="edge")
 
 
-def test_source_and_cameras_together_is_an_error() -> None:
-    with pytest.raises(ConfigError, match=r"either source .* or cameras"):
+def test_source_beside_cameras_is_the_old_form_too() -> None:
+    with pytest.raises(ConfigError, match=r"one-camera form .* was removed"):
         validate(EdgeSettings, {"source": "0", "cameras": {"a": {"source": "1"}}})
 
 
@@ -261,15 +272,19 @@ def test_cli_runs_two_named_cameras(alice_gallery: Path, lfw: Path, tmp_path: Pa
     assert re.search(r"^b: frames \d+", proc.stderr, re.M)
 
 
-@pytest.mark.parametrize("flags, cameras", [
-    (["rtsp://cam/live?user=x"], {"cam-1": "rtsp://cam/live?user=x"}),
-    (["door=rtsp://cam/1", "lobby=2"], {"door": "rtsp://cam/1", "lobby": "2"}),
+@pytest.mark.parametrize("flags, camera_id, cameras", [
+    # A plain source replaces the settings' only camera's source (its settings stay) …
+    (["rtsp://cam/live?user=x"], None, {"door": "rtsp://cam/live?user=x"}),
+    # … or is the camera --camera-id names.
+    (["rtsp://cam/live?user=x"], "till-2", {"till-2": "rtsp://cam/live?user=x"}),
+    (["door=rtsp://cam/1", "lobby=2"], None, {"door": "rtsp://cam/1", "lobby": "2"}),
 ])
-def test_source_flags_name_the_cameras(flags: list[str], cameras: dict[str, str]) -> None:
+def test_source_flags_name_the_cameras(flags: list[str], camera_id: str | None,
+                                       cameras: dict[str, str]) -> None:
     from oneeye.commands.edge import cameras_from_flags
 
     s = EdgeSettings.model_validate({"cameras": {"door": {"source": "0", "stall_s": 2}}})
-    got = cameras_from_flags(tuple(flags), s)
+    got = cameras_from_flags(tuple(flags), s, camera_id)
     assert {k: v["source"] for k, v in got.items()} == cameras
     if "door" in got:
         assert got["door"]["stall_s"] == 2      # the settings' overrides for that camera stay

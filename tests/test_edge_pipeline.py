@@ -7,6 +7,7 @@ import base64
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -60,12 +61,19 @@ def visits_video(lfw: Path, tmp_path_factory: pytest.TempPathFactory
     return path, truth
 
 
-def _run(video: Path, gallery: Path, **settings: object) -> tuple[list[MatchEvent], Metrics]:
-    s = EdgeSettings(source=str(video), galleries=[gallery], **settings)  # type: ignore[arg-type]
+def _camera(video: Path) -> dict[str, Any]:
+    """The one camera ``cam-1`` playing ``video``."""
+    return {"cam-1": {"source": str(video)}}
+
+
+def _run(video: Path, gallery: Path, camera_id: str = "cam-1",
+         **settings: object) -> tuple[list[MatchEvent], Metrics]:
+    s = EdgeSettings(cameras={camera_id: {"source": str(video)}},  # type: ignore[dict-item]
+                     galleries=[gallery], **settings)  # type: ignore[arg-type]
     events: list[MatchEvent] = []
     cameras = run_edge(s, load_holder(s), sinks=[events.append])
-    assert list(cameras) == [s.camera_id] and cameras[s.camera_id].source.state == "ended"
-    return events, cameras[s.camera_id].metrics
+    assert list(cameras) == [camera_id] and cameras[camera_id].source.state == "ended"
+    return events, cameras[camera_id].metrics
 
 
 @pytest.fixture(scope="module")
@@ -177,11 +185,11 @@ def test_stop_drains_pending_encodings_nothing_lost(
         tmp_path: Path) -> None:
     video, truth = visits_video
     mid = (truth.visits[0].first_frame + truth.visits[0].last_frame) // 2
-    s = EdgeSettings(source=str(video), galleries=[galleries["customers"]],
+    s = EdgeSettings(cameras=_camera(video), galleries=[galleries["customers"]],
                      recognition={"min_looks": 1},  # type: ignore[arg-type]
                      detection={"every_n_frames": 1})  # type: ignore[arg-type]
     events: list[MatchEvent] = []
-    pipe = Pipeline(s, load_holder(s), sinks=[events.append])
+    pipe = Pipeline(s, s.camera("cam-1"), load_holder(s), sinks=[events.append])
     # Feed frames by hand from mid-visit (a clear face) until its encoding is in flight.
     src = FileSource(video)
     for f in src.frames():
@@ -201,10 +209,10 @@ def test_stop_event_during_a_run_still_delivers_the_decision(
         tmp_path: Path) -> None:
     video, truth = visits_video
     stop = threading.Event()
-    s = EdgeSettings(source=str(video), galleries=[galleries["customers"]],
+    s = EdgeSettings(cameras=_camera(video), galleries=[galleries["customers"]],
                      recognition={"min_looks": 1})  # type: ignore[arg-type]
     events: list[MatchEvent] = []
-    pipe = Pipeline(s, load_holder(s), sinks=[events.append])
+    pipe = Pipeline(s, s.camera("cam-1"), load_holder(s), sinks=[events.append])
     # The detection pass at the visit's first frames submits an encode; stop right there.
     at = truth.visits[0].first_frame + 4
     pipe.run(_StopAfter(video, at, stop), stop_event=stop)
@@ -215,11 +223,11 @@ def test_stop_event_during_a_run_still_delivers_the_decision(
 def test_gallery_swap_takes_effect_for_the_next_frames(
         visits_video: tuple[Path, synth.GroundTruth], galleries: dict[str, Path]) -> None:
     video, truth = visits_video
-    s = EdgeSettings(source=str(video), galleries=[galleries["customers"]])
+    s = EdgeSettings(cameras=_camera(video), galleries=[galleries["customers"]])
     holder = load_holder(s)
     g = holder.current().galleries["customers"]
     events: list[MatchEvent] = []
-    pipe = Pipeline(s, holder, sinks=[events.append])
+    pipe = Pipeline(s, s.camera("cam-1"), holder, sinks=[events.append])
     src = FileSource(video)
     swapped = False
     for f in src.frames():
@@ -237,10 +245,11 @@ def test_stop_while_the_camera_is_down_returns_promptly(galleries: dict[str, Pat
     def dead(spec: str | int) -> object:
         raise OSError("camera unplugged")
 
-    s = EdgeSettings(galleries=[galleries["customers"]])
+    s = EdgeSettings(cameras={"cam-1": {"source": "rtsp://camera.invalid/live"}},  # type: ignore[dict-item]
+                     galleries=[galleries["customers"]])
     src = LiveSource("rtsp://camera.invalid/live", opener=dead, backoff_s=0.05)  # type: ignore[arg-type]
     stop = threading.Event()
-    pipe = Pipeline(s, load_holder(s), metrics=Metrics())
+    pipe = Pipeline(s, s.camera("cam-1"), load_holder(s), metrics=Metrics())
     threading.Timer(0.3, stop.set).start()
     done = threading.Event()
     t = threading.Thread(target=lambda: (pipe.run(src, stop_event=stop), done.set()))
@@ -264,8 +273,8 @@ def test_preview_serves_annotated_frames_on_loopback_only(
     video, _ = visits_video
     preview = Preview(port).start()
     try:
-        s = EdgeSettings(source=str(video), galleries=[galleries["customers"]])
-        pipe = Pipeline(s, load_holder(s), on_frame=preview.update)
+        s = EdgeSettings(cameras=_camera(video), galleries=[galleries["customers"]])
+        pipe = Pipeline(s, s.camera("cam-1"), load_holder(s), on_frame=preview.update)
         src = FileSource(video)
         for f in src.frames():
             pipe.process(f)
@@ -308,7 +317,7 @@ def test_run_edge_wires_the_uplink_and_closes_it_after_the_drain(
             calls.append(f"close with camera {health.cameras['cam-1'].state}")
 
     video, _ = visits_video
-    s = EdgeSettings(source=str(video), galleries=[galleries["customers"]],
+    s = EdgeSettings(cameras=_camera(video), galleries=[galleries["customers"]],
                      publish={"url": "mqtt://127.0.0.1:1883"},  # type: ignore[arg-type]
                      events_out=tmp_path / "e.jsonl")
     run_edge(s, load_holder(s), uplink_factory=FakeUplink)  # type: ignore[arg-type]

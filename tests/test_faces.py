@@ -105,3 +105,69 @@ def test_analyze_returns_landmarks_and_encodings(examples: Path) -> None:
 def test_detect_rejects_non_rgb() -> None:
     with pytest.raises(ValueError, match="RGB uint8"):
         faces.detect(np.zeros((10, 10), np.uint8))
+
+
+# The device path, in a fresh process: enrol, then run one camera through run_edge. Every
+# dlib.shape_predictor load is recorded, and what was imported is listed at the end.
+_DEVICE_PATH = r"""
+import json, sys
+import dlib
+loads = []
+_real = dlib.shape_predictor
+def _recording(path):
+    loads.append(path)
+    return _real(path)
+dlib.shape_predictor = _recording
+from oneeye import faces, gallery as gal
+from oneeye.edge.device.runner import run_edge
+from oneeye.edge.gallery.holder import GalleryHolder
+from oneeye.edge.settings import EdgeSettings
+examples = sys.argv[1]
+g, _ = gal.enrol([("miranda", examples + "/lin-manuel-miranda.png")], watchlist="missing")
+s = EdgeSettings.model_validate(
+    {"cameras": {"door": {"source": examples + "/short_hamilton_clip.mp4"}}})
+events = []
+run_edge(s, GalleryHolder(gal.Matcher([g])), sinks=[events.append])
+print(json.dumps({"events": [e.person_id for e in events], "shape_predictors": loads,
+                  "models": faces.loaded_models(),
+                  "face_recognition": "face_recognition" in sys.modules}))
+"""
+
+
+def test_the_device_path_never_loads_the_68_point_model(examples: Path) -> None:
+    """~100 MB resident and a non-commercial licence, for landmarks the device never uses:
+    enrolment and recognition load the 5-point model and the encoder only."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.paths import REPO
+
+    proc = subprocess.run([sys.executable, "-c", _DEVICE_PATH, str(examples)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["events"] == ["miranda"]                       # the path really ran
+    assert [Path(p).name for p in got["shape_predictors"]] == [
+        "shape_predictor_5_face_landmarks.dat"]
+    assert got["models"] == ["encoder", "small"]
+    assert got["face_recognition"] is False
+
+
+def test_landmarks_and_distance_are_face_recognitions(examples: Path) -> None:
+    """Loaded without face_recognition, the results are still its results (same models,
+    same order of the 5 points, same distance)."""
+    import face_recognition
+
+    image = faces.load_image(examples / "obama.jpg")
+    boxes = faces.detect(image)
+    ours = faces.landmarks(image, boxes)
+    theirs = face_recognition.face_landmarks(image, boxes, model="small")[0]
+    assert list(ours[0]) == [*theirs["left_eye"], *theirs["right_eye"], *theirs["nose_tip"]]
+    mine = faces.encode(image, boxes)[0]
+    ref = face_recognition.face_encodings(image, boxes, model="small")[0]
+    assert np.allclose(mine, ref, atol=1e-6)
+    known = np.stack([ref, ref + 0.1])
+    assert np.allclose(faces.face_distance(known, mine),
+                       face_recognition.face_distance(known, mine), atol=1e-5)
+    assert faces.face_distance(np.empty((0, 128)), mine).shape == (0,)

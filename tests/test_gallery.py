@@ -14,6 +14,9 @@ from PIL import Image
 from oneeye import gallery as gal
 from oneeye.edge.gallery.holder import GalleryHolder
 from oneeye.errors import EnrolmentRejected, GalleryError
+from oneeye.gallery.enrol import iter_photo_dir
+from oneeye.gallery.files import manifest_path
+from oneeye.gallery.rule import MAX_MARGIN
 
 
 def random_gallery(n_people: int = 50, per: int = 3, seed: int = 0,
@@ -77,7 +80,7 @@ def test_enrol_reports_bad_photos_and_keeps_going(bad_photos: Path, examples: Pa
 
 def test_multi_photo_enrolment_and_identification(examples: Path) -> None:
     train = examples / "knn_examples" / "train"
-    g, report = gal.enrol(gal.iter_photo_dir(train), watchlist="customers",
+    g, report = gal.enrol(iter_photo_dir(train), watchlist="customers",
                           policy=gal.EnrolmentPolicy(jitters=1))
     assert not report.rejected
     assert g.identities() == {"alex_lacamoire": 1, "biden": 2, "kit_harington": 2,
@@ -139,7 +142,7 @@ def test_empty_gallery_matches_nothing() -> None:
 
 def test_single_identity_reports_capped_margin() -> None:
     g = gal.Gallery.from_entries("missing", [("MP-1", np.zeros(128))])
-    assert g.nearest(np.zeros(128))[0].margin == gal.MAX_MARGIN
+    assert g.nearest(np.zeros(128))[0].margin == MAX_MARGIN
 
 
 def test_batch_equals_single_queries() -> None:
@@ -214,13 +217,13 @@ def test_tampered_gallery_fails_loudly(tmp_path: Path) -> None:
 def test_swapped_gallery_with_fresh_hash_still_needs_matching_manifest(tmp_path: Path) -> None:
     path = tmp_path / "g.npz"
     gal.save(random_gallery(), path)
-    manifest = json.loads(gal.manifest_path(path).read_text())
+    manifest = json.loads(manifest_path(path).read_text())
     other = random_gallery(seed=5).with_person("EVIL", [np.zeros(128)])
     path.write_bytes(gal.to_bytes(other))
     with pytest.raises(GalleryError, match="sha256 mismatch"):
         gal.load(path)
     manifest["sha256"] = __import__("hashlib").sha256(path.read_bytes()).hexdigest()
-    gal.manifest_path(path).write_text(json.dumps(manifest))
+    manifest_path(path).write_text(json.dumps(manifest))
     with pytest.raises(GalleryError, match="manifest does not describe"):
         gal.load(path)
 
@@ -228,7 +231,7 @@ def test_swapped_gallery_with_fresh_hash_still_needs_matching_manifest(tmp_path:
 def test_missing_manifest_and_corrupt_npz(tmp_path: Path) -> None:
     path = tmp_path / "g.npz"
     gal.save(random_gallery(), path)
-    gal.manifest_path(path).unlink()
+    manifest_path(path).unlink()
     with pytest.raises(GalleryError, match=r"manifest .* is missing"):
         gal.load(path)
     with pytest.raises(GalleryError, match="corrupt gallery"):

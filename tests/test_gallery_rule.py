@@ -6,14 +6,8 @@ import numpy as np
 import pytest
 
 from oneeye.errors import GalleryError
-from oneeye.gallery import (
-    DEFAULT_RULES,
-    MAX_MARGIN,
-    DecisionRule,
-    EnrolmentPolicy,
-    Gallery,
-    Matcher,
-)
+from oneeye.gallery import DEFAULT_RULES, DecisionRule, EnrolmentPolicy, Gallery, Matcher
+from oneeye.gallery.rule import MAX_MARGIN
 from oneeye.types import WATCHLISTS
 
 RULE = DecisionRule(max_distance=0.5, min_margin=0.05)

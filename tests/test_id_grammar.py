@@ -136,7 +136,8 @@ def test_an_event_that_fails_to_build_does_not_consume_the_cooldown(
         return MatchEvent(**fields)  # type: ignore[arg-type]
 
     monkeypatch.setattr(pipeline_module, "MatchEvent", fails_once)
-    settings = EdgeSettings(source=str(examples / "short_hamilton_clip.mp4"),
+    clip = str(examples / "short_hamilton_clip.mp4")
+    settings = EdgeSettings(cameras={"cam-1": {"source": clip}},  # type: ignore[dict-item]
                             galleries=[gallery])
     events: list[MatchEvent] = []
     run_edge(settings, load_holder(settings), sinks=[events.append])

@@ -28,6 +28,7 @@ from oneeye.config import validate
 from oneeye.edge.device import fleet
 from oneeye.edge.settings import EdgeSettings
 from oneeye.errors import ConfigError
+from oneeye.gallery.enrol import iter_photo_dir
 
 ONEEYE = [sys.executable, "-m", "oneeye.cli"]
 
@@ -134,7 +135,7 @@ def test_gallery_build_names_each_refused_person_folder(tmp_path: Path,
     for person in ("Zoë Müller", "ok-person", "x" * 129):
         (tmp_path / "src" / person).mkdir(parents=True)
         shutil.copy(examples / "obama.jpg", tmp_path / "src" / person / "1.jpg")
-    g, report = gal.enrol(gal.iter_photo_dir(tmp_path / "src"), watchlist="customers")
+    g, report = gal.enrol(iter_photo_dir(tmp_path / "src"), watchlist="customers")
     assert [p for p, _ in report.accepted] == ["ok-person"] and list(g.person_ids) == [
         "ok-person"]
     by_person = {r.person_id: r for r in report.rejected}

@@ -265,7 +265,7 @@ def test_build_bundles_oneeye_into_the_artifact(tmp_path: Path) -> None:
     # what the device does not run stays out of it
     assert not any(n.startswith(("oneeye/cloud/", "oneeye/local/", "oneeye/commands/"))
                    for n in names)
-    assert not names & {"oneeye/ann.py", "oneeye/synth.py", "oneeye/cli.py"}
+    assert not names & {"oneeye/synth.py", "oneeye/cli.py"}
 
 
 def test_the_artifact_runs_its_entry_point_from_the_zip_alone(tmp_path: Path) -> None:

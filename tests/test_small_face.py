@@ -24,6 +24,7 @@ from oneeye import faces
 from oneeye import gallery as gal
 from oneeye.cloud.dal import gallery_store, store
 from oneeye.errors import EnrolmentRejected
+from oneeye.gallery.enrol import LOW_RESOLUTION
 from oneeye.ids import new_id
 from tests.cloud_support import put_upload, run_queue
 
@@ -55,7 +56,7 @@ def photos(lfw: Path) -> list[Path]:
 def test_a_38px_face_enrols_on_missing_with_the_warning(photos: list[Path], lfw: Path) -> None:
     small = _shrunk(photos[0], 38)
     done = gal.enrol_photo(small, gal.policy_for("missing"))
-    assert done.warning == gal.LOW_RESOLUTION and 30 <= done.face_px < 40
+    assert done.warning == LOW_RESOLUTION and 30 <= done.face_px < 40
     assert "low-resolution photo" in done.message and f"{done.face_px} px" in done.message
     # it is the person: nearer their other photo than anyone else's
     other = gal.encode_enrolment_photo(photos[1])

@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 
 from oneeye.cloud.dal import store
-from oneeye.cloud.functions import amber
+from oneeye.cloud.functions import amber_alert
 from oneeye.events import DeskEvent, MatchEvent
 from tests.cloud_support import CustomerApiStub, health, load_handler, match, observe, sighting
 from tests.dashboard_helpers import Signer, desk_event, login, post_sns
@@ -87,11 +87,11 @@ def test_email_sms_and_desk_banner_agree_on_the_utc_time(cloud_env: dict[str, st
     store.Cases(cloud_env["CASES_TABLE"]).upsert("MP-2026-0042", {
         "name": "Jane Doe", "agency": "Met Police", "status": "open"})
     alerts, deskq = observe(cloud_env["ALERTS_TOPIC_ARN"]), observe(cloud_env["DESK_TOPIC_ARN"])
-    out = amber.amber_alert(sighting(observed_at=LOCAL), amber.amber_from_env())
+    out = amber_alert.amber_alert(sighting(observed_at=LOCAL), amber_alert.amber_from_env())
     assert out["status"] == "alerted"
     (sent,) = alerts.drain(wait_s=2)
     assert "Time:    2026-03-01 04:37 UTC" in sent["Message"]
-    texts: dict[str, Any] = amber.alert_texts(
+    texts: dict[str, Any] = amber_alert.alert_texts(
         MatchEvent.model_validate(sighting(observed_at=LOCAL)), {"name": "J"}, None)
     assert "04:37Z" in texts["sms"]
     (banner,) = [DeskEvent.model_validate(m) for m in deskq.messages()]

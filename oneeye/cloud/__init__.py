@@ -1,6 +1,16 @@
-"""Lambda logic of the cloud side (docs/architecture.md §1): one module per concern.
+"""The cloud side (docs/architecture.md §1), in two rooms and a few shared modules.
 
-Handlers in ``cloud/lambdas/<name>/app.py`` only parse the invocation and call
-one function here; every AWS call goes through :mod:`oneeye.cloud.dal.store`, so the
-same code runs against AWS, the local stack's moto server and the tests.
+- ``functions/``: one module per Lambda, named after it (``amber_alert``,
+  ``enrich_match``, ``device_health``, ``gallery_indexer``, ``upload_url``,
+  ``upload_status``, ``cases``). Handlers in ``cloud/lambdas/<name>/app.py`` only
+  build the deps at cold start and call one function there.
+- ``dal/``: every AWS call (the state table's four namespaces, the cases and
+  agencies tables, the bucket and its one key grammar, SNS, SQS, IoT, Secrets
+  Manager), so the same code runs against AWS, the local stack's moto server and
+  the tests.
+- Shared: ``common`` (results, run-once), ``api`` (HTTP API events), ``settings``,
+  ``devices`` (the sender rule), ``agencies`` (tokens, rate limit, audit), ``grants``,
+  ``customers`` (the bank's API), ``uploads`` (reason codes), ``removals`` (the
+  gallery removal command), and ``backoffice``: the one way the dashboard reaches
+  the cloud.
 """

@@ -2,18 +2,20 @@
 
 Tokens. ``oneeye agency add NAME`` makes a random bearer token
 (``oeat_`` + 256 random bits), prints it once, and stores only its SHA-256 in
-``AGENCIES_TABLE`` (pk ``token_sha256``; ``agency``, ``created_at``,
-``revoked``). A stolen table therefore gives no usable token; a lost token is
-revoked and a new one added. The token is unguessable, so a plain hash (no
-salt or slow KDF) is enough: there is nothing to brute-force.
+``AGENCIES_TABLE`` (:mod:`oneeye.cloud.dal.agency_tokens`). A stolen table
+therefore gives no usable token; a lost token is revoked and a new one added. The
+token is unguessable, so a plain hash (no salt or slow KDF) is enough: there is
+nothing to brute-force.
 
 Rate limit. A fixed one-minute window per token: an atomic ``ADD`` on the item
-``rate:{token_sha256[:16]}:{minute}`` in ``IDEMPOTENCY_TABLE`` under the
-condition ``n < limit``, with ``expires_at`` (that table's TTL attribute) a few
-minutes later, so counters clean themselves up. No extra table, and it works
-on moto. ``UPLOAD_RATE_PER_MIN`` (default 30) sets the limit.
+``rate:{token_sha256[:16]}:{minute}`` of the state table (``IDEMPOTENCY_TABLE``, its
+``rate`` namespace: :class:`oneeye.cloud.dal.state.RateWindows`) under the condition
+``n < limit``, with ``expires_at`` (that table's TTL attribute) a few minutes later, so
+counters clean themselves up. No extra table, and it works on moto.
+``UPLOAD_RATE_PER_MIN`` (default 30) sets the limit.
 
 Audit. One JSON object per action under ``audit/{YYYY-MM-DD}/{audit_id}.json``
+(:func:`oneeye.cloud.dal.keys.audit`)
 in ``ONEEYE_BUCKET`` (outside ``uploads/``, so the indexer never sees it):
 who (agency and the first 12 hex digits of the token hash — enough to tell
 tokens apart, useless to an attacker), what (``upload_requested``,
@@ -30,13 +32,14 @@ import logging
 import re
 import secrets
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from oneeye import aws
 from oneeye.cloud.api import Request
+from oneeye.cloud.dal import keys
+from oneeye.cloud.dal.agency_tokens import Agency, TokenTable
+from oneeye.cloud.dal.state import RateWindows
 from oneeye.cloud.dal.store import Bucket
-from oneeye.errors import ApiError, ConditionFailed, OneEyeError
+from oneeye.errors import ApiError, OneEyeError
 from oneeye.ids import new_id
 from oneeye.types import utc_now
 
@@ -65,30 +68,13 @@ def check_agency_name(name: str) -> str:
     return name
 
 
-@dataclass(frozen=True)
-class Agency:
-    name: str
-    token_sha256: str
-    created_at: str = ""
-    revoked: bool = False
-
-    @property
-    def token_id(self) -> str:
-        """A short, non-secret label of the token for logs and audit records."""
-        return self.token_sha256[:12]
-
-
 class Agencies:
     """The agencies table: token hash → agency."""
 
     def __init__(self, table: str, *, dynamodb: Any = None) -> None:
         self.table = table
-        #: A DynamoDB client of its own (the local S3 stand-in asks its own server), else
-        #: :func:`oneeye.aws.client`'s.
-        self._dynamodb = dynamodb
-
-    def _client(self) -> Any:
-        return self._dynamodb if self._dynamodb is not None else aws.client("dynamodb")
+        #: ``dynamodb``: a client of its own (the local S3 stand-in asks its own server).
+        self._tokens = TokenTable(table, dynamodb=dynamodb)
 
     def add(self, name: str) -> tuple[str, Agency]:
         """Create a token for ``name``; returns (token, agency). The token is not stored."""
@@ -96,32 +82,22 @@ class Agencies:
         token = new_token()
         digest = token_sha256(token)
         now = utc_now()
-        self._client().put_item(
-            TableName=self.table,
-            Item={"token_sha256": {"S": digest}, "agency": {"S": agency},
-                  "created_at": {"S": now}, "revoked": {"BOOL": False}},
-            ConditionExpression="attribute_not_exists(token_sha256)",
-        )
+        record = Agency(name=agency, token_sha256=digest, created_at=now)
+        self._tokens.put_new(record)
         log.info("agency token %s created for %s", digest[:12], agency)
-        return token, Agency(agency, digest, now)
+        return token, record
 
     def lookup(self, token: str) -> Agency | None:
         """The agency of a valid, unrevoked token, else None."""
         if not _TOKEN.match(token):
             return None
-        item = self._client().get_item(
-            TableName=self.table, Key={"token_sha256": {"S": token_sha256(token)}},
-            ConsistentRead=True).get("Item")
-        if not item or item.get("revoked", {}).get("BOOL"):
-            return None
-        return _agency(item)
+        record = self._tokens.get(token_sha256(token))
+        return None if record is None or record.revoked else record
 
     def revoked(self, token_sha256: str) -> bool:
         """True unless ``token_sha256`` names a known, unrevoked token (read consistently)."""
-        item = self._client().get_item(
-            TableName=self.table, Key={"token_sha256": {"S": token_sha256}},
-            ConsistentRead=True).get("Item")
-        return not item or bool(item.get("revoked", {}).get("BOOL"))
+        record = self._tokens.get(token_sha256)
+        return record is None or record.revoked
 
     def authenticate(self, req: Request) -> Agency:
         """The caller's agency, or 401 (missing, malformed, unknown or revoked token)."""
@@ -140,15 +116,7 @@ class Agencies:
         return agency
 
     def list(self) -> list[Agency]:
-        out: list[Agency] = []
-        kwargs: dict[str, Any] = {"TableName": self.table}
-        while True:
-            resp = self._client().scan(**kwargs)
-            out.extend(_agency(item) for item in resp.get("Items", []))
-            if "LastEvaluatedKey" not in resp:
-                break
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-        return sorted(out, key=lambda a: (a.name, a.created_at))
+        return sorted(self._tokens.scan(), key=lambda a: (a.name, a.created_at))
 
     def revoke(self, token_id: str) -> Agency:
         """Revoke the one token whose hash starts with ``token_id`` (≥ 8 hex digits)."""
@@ -157,16 +125,8 @@ class Agencies:
         found = [a for a in self.list() if a.token_sha256.startswith(token_id)]
         if len(found) != 1:
             raise OneEyeError(f"{len(found)} tokens match {token_id!r}; need exactly one")
-        self._client().update_item(
-            TableName=self.table, Key={"token_sha256": {"S": found[0].token_sha256}},
-            UpdateExpression="SET revoked = :t", ExpressionAttributeValues={":t": {"BOOL": True}})
+        self._tokens.set_revoked(found[0].token_sha256)
         return Agency(found[0].name, found[0].token_sha256, found[0].created_at, True)
-
-
-def _agency(item: dict[str, Any]) -> Agency:
-    return Agency(name=item["agency"]["S"], token_sha256=item["token_sha256"]["S"],
-                  created_at=item.get("created_at", {}).get("S", ""),
-                  revoked=bool(item.get("revoked", {}).get("BOOL", False)))
 
 
 class RateLimiter:
@@ -180,25 +140,14 @@ class RateLimiter:
         """Count one hit; returns the count, or raises 429 with Retry-After."""
         now_s = time.time() if now is None else now
         window = int(now_s // 60)
-        try:
-            with aws.errors():
-                resp = aws.client("dynamodb").update_item(
-                    TableName=self.table, Key={"event_id": {"S": f"rate:{key[:16]}:{window}"}},
-                    UpdateExpression="ADD #n :one SET expires_at = :exp, kind = :kind",
-                    ConditionExpression="attribute_not_exists(#n) OR #n < :limit",
-                    ExpressionAttributeNames={"#n": "n"},
-                    ExpressionAttributeValues={":one": {"N": "1"},
-                                               ":limit": {"N": str(self.per_minute)},
-                                               ":exp": {"N": str((window + 5) * 60)},
-                                               ":kind": {"S": "rate"}},
-                    ReturnValues="UPDATED_NEW",
-                )
-        except ConditionFailed as exc:
+        count = RateWindows(self.table).hit(key[:16], window=window, limit=self.per_minute,
+                                            expires_at=(window + 5) * 60)
+        if count is None:
             retry = max(1, int((window + 1) * 60 - now_s) + 1)
             raise ApiError(429, "rate_limited",
                            f"too many uploads: at most {self.per_minute} per minute per token; "
-                           f"try again in {retry} s", headers={"Retry-After": str(retry)}) from exc
-        return int(resp["Attributes"]["n"]["N"])
+                           f"try again in {retry} s", headers={"Retry-After": str(retry)})
+        return count
 
 
 class Audit:
@@ -218,21 +167,12 @@ class Audit:
                  "user_agent": req.user_agent if req else None,
                  "request_id": req.request_id if req else None,
                  **fields}
-        self.bucket.put_json(f"audit/{at[:10]}/{entry['audit_id']}.json", entry)
+        self.bucket.put_json(keys.audit(at[:10], entry["audit_id"]), entry)
         log.info("audit: %s by %s (%s) %s", action, entry["agency"], entry["token_id"],
                  {k: v for k, v in fields.items() if k in ("case_id", "upload_id")})
         return entry
 
     def entries(self, day: str) -> list[dict[str, Any]]:
         """Every record of one UTC day (``YYYY-MM-DD``), oldest first."""
-        s3 = aws.client("s3")
-        keys: list[str] = []
-        kwargs: dict[str, Any] = {"Bucket": self.bucket.name, "Prefix": f"audit/{day}/"}
-        while True:
-            resp = s3.list_objects_v2(**kwargs)
-            keys.extend(o["Key"] for o in resp.get("Contents", []))
-            if not resp.get("IsTruncated"):
-                break
-            kwargs["ContinuationToken"] = resp["NextContinuationToken"]
-        out = [self.bucket.get_json(k) for k in sorted(keys)]
+        out = [self.bucket.get_json(k) for k in sorted(self.bucket.keys(keys.audit_day(day)))]
         return [e for e in out if isinstance(e, dict)]

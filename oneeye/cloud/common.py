@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from oneeye import events
-from oneeye.cloud.dal.store import Idempotency
+from oneeye.cloud.dal.state import Idempotency
 from oneeye.cloud.devices import THING_FIELD, Registry, Sender, check_sender
 from oneeye.errors import ConfigError, EventError, InProgress
 from oneeye.events import clip as clip  # desk messages are capped like health errors

@@ -28,7 +28,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from oneeye import aws
+from oneeye.cloud.dal import store
 from oneeye.cloud.settings import EnrichSettings
 from oneeye.errors import CustomerApiUnavailable, CustomerNotFound, EventError
 from oneeye.events import loads
@@ -151,7 +151,7 @@ def api_key(settings: EnrichSettings) -> str | None:
     if not secret:
         return None
     if secret not in _secret_cache:
-        value = aws.client("secretsmanager").get_secret_value(SecretId=secret)["SecretString"]
+        value = store.secret(secret)
         # A JSON secret {"api_key": "..."} or the bare key, as people store either.
         try:
             parsed = json.loads(value)

@@ -29,9 +29,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from oneeye import aws
+from oneeye.cloud.dal.things import describe_thing, put_thing
 from oneeye.cloud.settings import DeviceMessageSettings
-from oneeye.errors import AlreadyExists, NotFound
 from oneeye.types import is_id
 
 log = logging.getLogger(__name__)
@@ -63,16 +62,6 @@ class Sender(Protocol):
 
 
 Describe = Callable[[str], "dict[str, Any] | None"]
-
-
-def describe_thing(thing: str) -> dict[str, Any] | None:
-    """The thing's attributes from the IoT registry, or None when it does not exist."""
-    try:
-        with aws.errors():
-            resp = aws.client("iot").describe_thing(thingName=thing)
-    except NotFound:
-        return None
-    return dict(resp.get("attributes") or {})
 
 
 class Registry:
@@ -130,13 +119,7 @@ def register(thing: str, site_id: str, cameras: Iterable[str]) -> None:
     create-thing --attribute-payload``); see cloud/README.md.
     """
     attrs = {"site_id": site_id, "cameras": ",".join(sorted(set(cameras)))}
-    iot = aws.client("iot")
-    try:
-        with aws.errors():
-            iot.create_thing(thingName=thing, attributePayload={"attributes": attrs})
-    except AlreadyExists:
-        iot.update_thing(thingName=thing, attributePayload={"attributes": attrs,
-                                                              "merge": False})
+    put_thing(thing, attrs)
     log.info("device registry: %s → site %s, cameras %s", thing, site_id, attrs["cameras"])
 
 

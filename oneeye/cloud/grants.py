@@ -31,15 +31,15 @@ came through a phone's POST and is refused the same way.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any, Protocol
+
+from oneeye.cloud.dal import keys
 
 #: Object metadata that only phone uploads carry (``x-amz-meta-…`` fields of the POST).
 PHONE_METADATA = ("upload-id", "agency", "case-id")
 #: The case fields an upload's form sets (``case_update`` holds only these).
 CASE_DETAILS = ("name", "age", "description", "contact", "reported_by")
-_MISSING_KEY = re.compile(r"^uploads/missing/(?P<case>[^/]+)/(?P<upload>[^/.]+)\.[a-z]+$")
 
 
 class AgencyLookup(Protocol):
@@ -70,22 +70,23 @@ def case_update(grant: Any) -> dict[str, Any]:
 
 def upload_id_of(key: str) -> str | None:
     """The upload id a phone upload's key names (``uploads/missing/{case}/{id}.{ext}``)."""
-    m = _MISSING_KEY.match(key)
-    return m["upload"] if m else None
+    parts = keys.phone_upload(key)
+    return parts[1] if parts else None
 
 
 def check(key: str, head: dict[str, Any], grant: Any, agencies: AgencyLookup) -> str | None:
     """Why the object at ``key`` (its HeadObject answer) is not covered by ``grant``, or None."""
-    m = _MISSING_KEY.match(key)
-    if m is None:
+    parts = keys.phone_upload(key)
+    if parts is None:
         return f"{key} is not an upload key"
+    case_id, upload_id = parts
     if not isinstance(grant, dict):
-        return f"no grant for upload {m['upload']}"
+        return f"no grant for upload {upload_id}"
     if grant.get("state") != "pending":
-        return f"the grant of upload {m['upload']} was already used ({grant.get('state')})"
+        return f"the grant of upload {upload_id} was already used ({grant.get('state')})"
     meta = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
     expected = {"key": (key, grant.get("key")),
-                "case": (m["case"], grant.get("case_id")),
+                "case": (case_id, grant.get("case_id")),
                 "agency": (meta.get("agency"), grant.get("agency")),
                 "content type": (_base_type(head.get("ContentType")),
                                  grant.get("content_type"))}

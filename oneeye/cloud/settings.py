@@ -53,8 +53,8 @@ class LambdaSettings(BaseModel):
 class IdempotencySettings(LambdaSettings):
     idempotency_table: str = Field(
         alias="IDEMPOTENCY_TABLE", min_length=3,
-        description="DynamoDB table of processed event ids, cooldowns, rate counters and "
-        "case-id counters (pk event_id, TTL expires_at)")
+        description="DynamoDB state table (pk event_id, TTL expires_at), one key namespace "
+        "per concept: event: (idempotency), cooldown:, rate:, counter:")
 
 
 class BucketSettings(LambdaSettings):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from oneeye.local.alert_outbox import ALERT_OUTBOX_FILE
+from oneeye.local.alert_outbox import ALERT_OUTBOX_FILE, read
 
 DEFAULT_PATH = Path("var/local") / ALERT_OUTBOX_FILE
 
@@ -50,7 +50,6 @@ def outbox_alias(path: Path, as_json: bool, follow: bool, last: int | None) -> N
 
 
 def show_alerts(path: Path, *, as_json: bool, follow: bool, last: int | None) -> None:
-    from oneeye.local.alert_outbox import read
 
     entries = read(path)
     if not entries and not follow:

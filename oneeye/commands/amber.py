@@ -24,9 +24,12 @@ from typing import Any
 
 import click
 
+from oneeye import aws
 from oneeye.amber_client import AmberApi, agency_token, api_url, load_stack, need_env
+from oneeye.cloud.agencies import Agencies
 from oneeye.commands import ui
-from oneeye.errors import OneEyeError, PhotoRejected
+from oneeye.errors import ImageError, OneEyeError, PhotoRejected
+from oneeye.images import upload_copy
 
 MAX_SIDE = 1600
 MAX_BYTES = 10 * 1024 * 1024
@@ -67,8 +70,6 @@ _REJECTED = {"empty": "not_an_image", "not_an_image": "not_an_image",
 def prepare_photo(path: Path, *, original: bool = False) -> tuple[bytes, str]:
     """(bytes, content type) to upload (see :func:`oneeye.images.upload_copy`), or
     :class:`PhotoRejected` with the decoder's reason."""
-    from oneeye.errors import ImageError
-    from oneeye.images import upload_copy
 
     try:
         return upload_copy(path, max_side=MAX_SIDE, max_bytes=MAX_BYTES, original=original)
@@ -208,7 +209,6 @@ def agency_group() -> None:
 
 
 def _agencies(stack_file: Path | None) -> Any:
-    from oneeye.cloud.agencies import Agencies
 
     load_stack(stack_file)
     return Agencies(need_env("AGENCIES_TABLE"))
@@ -257,7 +257,6 @@ def agency_revoke(token_id: str, stack_file: Path | None) -> None:
 def subscribe(email: str | None, sms: str | None, sites: tuple[str, ...], list_only: bool,
               remove_arn: str | None, stack_file: Path | None) -> None:
     """Subscribe an email address or phone to amber alerts (SNS alerts topic)."""
-    from oneeye import aws
 
     load_stack(stack_file)
     topic = need_env("ALERTS_TOPIC_ARN")

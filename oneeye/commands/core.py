@@ -8,14 +8,21 @@ line with ``"error"``, not a failed command: non-zero exit is for usage errors.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
 
+from oneeye import faces, images
+from oneeye import gallery as gal
 from oneeye.commands import ui
+from oneeye.config import load_settings
+from oneeye.edge.detect.replay import TrackReplay
+from oneeye.edge.settings import EdgeSettings, ThresholdOverride
 from oneeye.errors import ImageError, OneEyeError
+from oneeye.media import expected_frames, is_video, iter_media
 from oneeye.types import IMAGE_SUFFIXES, WATCHLISTS
 
 
@@ -51,11 +58,7 @@ def gallery_build(src_dir: Path, watchlist: str, out: Path, version: int,
     Photos: JPEG/JFIF, PNG, WebP, GIF, BMP, TIFF (HEIC is refused by name). Every rejected
     photo, every skipped file and every person left without a usable photo is listed.
     """
-    from dataclasses import replace
 
-    from oneeye import gallery as gal
-    from oneeye import images
-    from oneeye.edge.settings import ThresholdOverride
 
     rule = gal.effective_rule(gal.DEFAULT_RULES[watchlist], ThresholdOverride(
         max_distance=max_distance, min_margin=min_margin))
@@ -97,7 +100,6 @@ def gallery_build(src_dir: Path, watchlist: str, out: Path, version: int,
 @click.option("--json", "as_json", is_flag=True)
 def gallery_show(file: Path, as_json: bool) -> None:
     """Identities, photos per person, version and thresholds of a gallery file."""
-    from oneeye import gallery as gal
 
     g = gal.load(file)
     ids = g.identities()
@@ -116,7 +118,6 @@ def gallery_show(file: Path, as_json: bool) -> None:
 
 
 def _load_matcher(galleries: tuple[Path, ...]) -> Any:
-    from oneeye import gallery as gal
 
     return gal.Matcher([gal.load(p) for p in galleries])
 
@@ -127,8 +128,6 @@ def _device(config: Path | None, galleries: tuple[Path, ...], upsample: int | No
     settings file, as ``oneeye edge --config``) has them; flags win over the file."""
     if config is None:
         return galleries, {}, 1 if upsample is None else upsample
-    from oneeye.config import load_settings
-    from oneeye.edge.settings import EdgeSettings
 
     s = load_settings(EdgeSettings, path=config)
     return (galleries or tuple(s.galleries), {str(k): v for k, v in s.thresholds.items()},
@@ -165,7 +164,6 @@ def identify(galleries: tuple[Path, ...], config: Path | None, upsample: int | N
     An image that cannot be used is a line with ``error`` and ``reason`` (see
     ``oneeye.images.load_image``); a summary of skipped images goes to stderr.
     """
-    from oneeye import faces
 
     galleries, overrides, upsample_n = _device(config, galleries, upsample)
     if not galleries:
@@ -209,27 +207,48 @@ def analyze(source: Path, galleries: tuple[Path, ...], config: Path | None,
             with_encodings: bool) -> None:
     """Offline analysis of a video or image: JSON lines per sampled frame.
 
-    Still images (any format the decoder reads, EXIF orientation applied) are one frame;
-    videos are read with OpenCV. A progress bar runs on stderr when it is a terminal.
+    Still images (any format the decoder reads, EXIF orientation applied) are one frame,
+    decided on their own. Videos (read with OpenCV) and animated GIF/WebP/APNG (every
+    frame) are decided like the device: looks are grouped into tracks by the device's
+    tracker and each track decided on its fused looks by the device's rule. A face then
+    carries its ``track`` and its own ``distance``/``margin``; ``person_id`` appears only
+    once its track is accepted; one ``{"track": …, "decision": …}`` line per track ends
+    the output. A progress bar runs on stderr when it is a terminal.
     """
-    from oneeye.media import expected_frames, iter_media
 
     galleries, overrides, upsample_n = _device(config, galleries, upsample)
     matcher = _load_matcher(galleries) if galleries else None
+    replay = _replay(config, matcher, overrides) if is_video(source) else None
     with ui.progress("analysing", expected_frames(source, fps_max=fps_max)) as advance:
         for frame in iter_media(source, fps_max=fps_max):
             click.echo(json.dumps({"source": str(source), "frame": frame.index,
                                    "media_time_s": round(frame.media_time_s, 3),
-                                   "faces": _analyze_frame(frame.rgb, matcher, overrides,
+                                   "faces": _analyze_frame(frame, matcher, overrides,
                                                            max_width, upsample_n,
-                                                           with_encodings)}))
+                                                           with_encodings, replay)}))
             advance(f"{frame.media_time_s:.1f} s")
+    if replay is not None:
+        for v in replay.finish():
+            line: dict[str, Any] = {"source": str(source), "track": v.track_id,
+                                    "first_frame": v.first_frame, "last_frame": v.last_frame,
+                                    "looks": v.looks, "decision": v.decision}
+            if v.match is not None:
+                line.update(_face_result(v.match, None))
+            click.echo(json.dumps(line))
 
 
-def _analyze_frame(image: Any, matcher: Any, overrides: dict[str, Any], max_width: int | None,
-                   upsample: int, with_encodings: bool) -> list[dict[str, Any]]:
-    from oneeye import faces
+def _replay(config: Path | None, matcher: Any, overrides: dict[str, Any]) -> Any:
+    """The device's track decision for a video (None without a gallery)."""
+    if matcher is None:
+        return None
+    s = load_settings(EdgeSettings, path=config) if config is not None else EdgeSettings()
+    return TrackReplay(matcher, s.recognition, s.tracking, overrides)
 
+
+def _analyze_frame(frame: Any, matcher: Any, overrides: dict[str, Any], max_width: int | None,
+                   upsample: int, with_encodings: bool, replay: Any) -> list[dict[str, Any]]:
+
+    image = frame.rgb
     scale = 1.0
     if max_width and image.shape[1] > max_width:
         scale = max_width / image.shape[1]
@@ -237,6 +256,7 @@ def _analyze_frame(image: Any, matcher: Any, overrides: dict[str, Any], max_widt
     encs = [f.encoding for f in found if f.encoding is not None]
     results = (matcher.identify(np.stack(encs), overrides)
                if matcher is not None and encs else [])
+    tracks = replay.frame(frame.index, frame.media_time_s, found) if replay is not None else []
     out = []
     for i, f in enumerate(found):
         face: dict[str, Any] = {"bbox": list(f.bbox),
@@ -247,6 +267,14 @@ def _analyze_frame(image: Any, matcher: Any, overrides: dict[str, Any], max_widt
                                             "low_light": f.quality.low_light}}
         if matcher is not None:
             face["match"] = _face_result(*results[i]) if results else None
+        if tracks:
+            # A look's own distance stays; the name is the track's, once accepted.
+            track_id, accepted = tracks[i]
+            face["track"] = track_id
+            look = face["match"] or {}
+            face["match"] = {"person_id": accepted.person_id if accepted else None,
+                             "watchlist": accepted.watchlist if accepted else None,
+                             "distance": look.get("distance"), "margin": look.get("margin")}
         if with_encodings and f.encoding is not None:
             face["encoding"] = [round(float(v), 6) for v in f.encoding]
         out.append(face)

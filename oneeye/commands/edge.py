@@ -1,8 +1,9 @@
 """``oneeye edge``: run the realtime pipeline on cameras, streams, files or folders.
 
-``--source URL`` is one camera (``camera_id`` from the settings); ``--source
-CAMERA_ID=URL``, repeatable, runs exactly those cameras in this one process (each
-keeps the per-camera overrides the settings give it under ``cameras``).
+``--source URL`` is one camera (``--camera-id``, else the settings' only camera, else
+``cam-1``); ``--source CAMERA_ID=URL``, repeatable, runs exactly those cameras in this one
+process (each keeps the per-camera settings given under ``cameras``). Without
+``--source`` the settings' ``cameras`` run.
 
 Events go to ``--events-out`` (JSONL, one ``oneeye.match/1`` per line) and/or the
 uplink chosen by ``--publish``. Ctrl-C or SIGTERM stops cleanly: pending
@@ -18,6 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+from oneeye.config import load_settings, validate
+from oneeye.edge.device.runner import load_holder, run_edge
+from oneeye.edge.settings import DEFAULT_CAMERA_ID, EdgeSettings
+from oneeye.types import id_refusal
 
 
 def register(cli: click.Group) -> None:
@@ -42,7 +48,7 @@ def register(cli: click.Group) -> None:
               help="Settings file (YAML or JSON); env ONEEYE_EDGE__… and flags override it.")
 @click.option("--device-id")
 @click.option("--site-id")
-@click.option("--camera-id")
+@click.option("--camera-id", help="The camera of a plain --source SOURCE.")
 @click.option("--preview-port", type=click.IntRange(1, 65535),
               help="Serve an annotated MJPEG preview on 127.0.0.1:PORT.")
 @click.option("--duration", "duration_s", type=click.FloatRange(0, min_open=True),
@@ -52,14 +58,11 @@ def edge(sources: tuple[str, ...], galleries: tuple[Path, ...], events_out: Path
          device_id: str | None, site_id: str | None, camera_id: str | None,
          preview_port: int | None, duration_s: float | None) -> None:
     """Recognise enrolled faces on a video source and emit oneeye.match/1 events."""
-    from oneeye.config import load_settings, validate
-    from oneeye.edge.device.runner import load_holder, run_edge
-    from oneeye.edge.settings import EdgeSettings
 
     overrides: dict[str, Any] = {
         "events_out": str(events_out) if events_out else None,
         "realtime": realtime, "loop": loop, "device_id": device_id, "site_id": site_id,
-        "camera_id": camera_id, "preview_port": preview_port,
+        "preview_port": preview_port,
         "galleries": [str(g) for g in galleries] or None,
     }
     if publish is not None:
@@ -68,8 +71,7 @@ def edge(sources: tuple[str, ...], galleries: tuple[Path, ...], events_out: Path
                              overrides=overrides, root="edge")
     if sources:
         data = settings.model_dump(exclude_unset=True)
-        data.pop("source", None)
-        data["cameras"] = cameras_from_flags(sources, settings)
+        data["cameras"] = cameras_from_flags(sources, settings, camera_id)
         settings = validate(EdgeSettings, data, root="edge")
     if not settings.galleries and not settings.gallery_sync.enabled:
         raise click.UsageError("give at least one --gallery (or enable gallery_sync)")
@@ -97,24 +99,26 @@ def edge(sources: tuple[str, ...], galleries: tuple[Path, ...], events_out: Path
                    f"dropped frames {cam.source.dropped_frames}", err=True)
 
 
-def cameras_from_flags(sources: tuple[str, ...], settings: Any) -> dict[str, Any]:
+def cameras_from_flags(sources: tuple[str, ...], settings: Any,
+                       camera_id: str | None = None) -> dict[str, Any]:
     """``--source`` values → the ``cameras`` map (as data, validated by the caller).
 
     ``NAME=SOURCE`` when the part before the first ``=`` has no ``/`` (URLs and paths
     do; a camera name never does) and the whole value is not an existing path
     (``rtsp://h/s?a=b`` and an existing ``my=clip.mp4`` stay plain sources); a plain
-    ``SOURCE`` is the one camera ``settings.camera_id``. A NAME outside the id grammar
-    (``Eingang-Süd``, ``cam 1``, an empty one) is refused with the rule it breaks, never
-    taken for part of a file name. A camera named here keeps its settings from
-    ``cameras`` with its source replaced; others are not run.
+    ``SOURCE`` is the camera ``camera_id`` (``--camera-id``), else the settings' only
+    camera, else ``cam-1``. A NAME outside the id grammar (``Eingang-Süd``, ``cam 1``, an
+    empty one) is refused with the rule it breaks, never taken for part of a file name.
+    A camera named here keeps its settings from ``cameras`` with its source replaced;
+    others are not run.
     """
-    from oneeye.types import id_refusal
-
+    plain = camera_id or (next(iter(settings.cameras)) if len(settings.cameras) == 1
+                          else DEFAULT_CAMERA_ID)
     out: dict[str, Any] = {}
     for value in sources:
         camera, sep, spec = value.partition("=")
         if not sep or "/" in camera or "\\" in camera or Path(value).exists():
-            camera, spec = settings.camera_id, value
+            camera, spec = plain, value
         else:
             refusal = id_refusal("camera name", camera)
             if refusal is not None:

@@ -18,6 +18,10 @@ from typing import Any, TypeVar
 
 import click
 
+from oneeye.config import load_settings
+from oneeye.local.settings import LocalSettings
+from oneeye.local.stack import LocalStack
+
 
 def register(cli: click.Group) -> None:
     cli.add_command(up)
@@ -61,9 +65,6 @@ def up(config: Path | None, mqtt_url: str | None, edge_source: str | None,
        dashboard_port: int | None, customer_api_port: int | None,
        smtp_port: int | None) -> None:
     """Start the local stack: broker, moto, rules, HTTP API, SNS delivery, outbox, demo data."""
-    from oneeye.config import load_settings
-    from oneeye.local.settings import LocalSettings
-    from oneeye.local.stack import LocalStack
 
     # aiosmtpd logs every SMTP session at INFO on "mail.log"; the outbox logs what matters.
     logging.getLogger("mail.log").setLevel(logging.WARNING)

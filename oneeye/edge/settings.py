@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from oneeye.config import StrictModel
 from oneeye.types import WATCHLISTS, Id, Watchlist
@@ -71,7 +71,12 @@ class DetectionSettings(StrictModel):
 
 class TrackingSettings(StrictModel):
     iou_min: float = Field(0.3, gt=0, lt=1)
-    """overlap needed to continue a track"""
+    """overlap with a track's predicted box needed to continue it"""
+    speed_max: float = Field(6.0, gt=0, le=50)
+    """fastest a face is followed between detection passes, in face widths per second (6: a brisk
+    walk close to the camera); the gate around a track's predicted position grows with the time
+    since it was seen (oneeye.edge.detect.tracker)
+    """
     max_missed_s: float = Field(1.0, gt=0, le=30)
     """a track unseen this long closes"""
 
@@ -138,6 +143,14 @@ class PublishSettings(StrictModel):
     """MQTT reconnect backoff cap: the longest a recovered broker waits for us"""
     timeout_s: float = Field(10, gt=0, le=120)
     """wait this long for a PUBACK / IPC confirmation before retrying"""
+    max_publishes_per_s: float = Field(100, gt=0, le=10_000)
+    """pace publishes (events, replayed backlog and health) to at most this many in any second:
+    AWS IoT Core's "publish requests per second per connection" quota is 100
+    """
+    max_bytes_per_s: int = Field(524_288, ge=1024, le=1_073_741_824)
+    """and at most this many bytes (topic + payload) in any second: IoT Core's "throughput per
+    connection" quota is 512 KiB/s
+    """
     topic_prefix: str = "oneeye/devices"
     """topics are PREFIX/{device_id}/…"""
 
@@ -176,6 +189,24 @@ class GallerySyncSettings(StrictModel):
     """
 
 
+#: Quarter turns a camera's picture may be turned by (how it is mounted).
+Rotation = Literal[0, 90, 180, 270]
+
+#: The camera id of a plain ``--source SRC`` (no ``CAMERA_ID=``).
+DEFAULT_CAMERA_ID = "cam-1"
+
+
+class CropSettings(StrictModel):
+    """A region of interest: pixels of the upright frame (after ``rotate``)."""
+
+    x: int = Field(0, ge=0, le=16_384)
+    """left edge"""
+    y: int = Field(0, ge=0, le=16_384)
+    """top edge"""
+    width: int = Field(ge=32, le=16_384)
+    height: int = Field(ge=32, le=16_384)
+
+
 class CameraSettings(StrictModel):
     """One camera of ``cameras``. Keys left out take the top-level value; a camera's
     ``detection`` / ``recognition`` overlay only the keys they give on the top-level blocks."""
@@ -188,10 +219,36 @@ class CameraSettings(StrictModel):
     """default: the top-level loop"""
     stall_s: float | None = Field(None, gt=0, le=600)
     """default: the top-level stall_s"""
+    rotate: Rotation = 0
+    """degrees the camera's picture is turned clockwise (a camera on its side: 90 or 270); frames
+    are turned back upright before anything else, since the face detector finds upright faces only
+    """
+    crop: CropSettings | None = None
+    """look only inside this region of the upright frame (event boxes stay in upright-frame
+    pixels)
+    """
     detection: DetectionSettings | None = None
     """keys given here override the top-level detection for this camera"""
     recognition: RecognitionSettings | None = None
     """keys given here override the top-level recognition"""
+
+
+class CameraConfig(BaseModel):
+    """One camera resolved (what its source and pipeline run with): the camera's own keys,
+    the top-level value for each key it left out, and its overlaid ``detection`` /
+    ``recognition``. Made only by :meth:`EdgeSettings.per_camera`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    camera_id: Id
+    source: str
+    realtime: bool
+    loop: bool
+    stall_s: float
+    rotate: Rotation
+    crop: CropSettings | None
+    detection: DetectionSettings
+    recognition: RecognitionSettings
 
 
 def _overlay(base: BaseModel, over: BaseModel | None) -> BaseModel:
@@ -218,7 +275,7 @@ class DeviceConfig(StrictModel):
 
     def apply_to(self, config: dict[str, object]) -> dict[str, object]:
         """Component configuration data with this device's site and cameras in it."""
-        out = {k: v for k, v in config.items() if k not in ("source", "cameras")}
+        out = {k: v for k, v in config.items() if k not in ("source", "camera_id", "cameras")}
         out["site_id"] = self.site_id
         out["cameras"] = {k: v.model_dump(exclude_unset=True) for k, v in self.cameras.items()}
         return out
@@ -233,17 +290,20 @@ class HealthSettings(StrictModel):
     """oneeye.health/1 period"""
 
 
+def _migration_hint(data: dict[str, object]) -> str:
+    camera = data.get("camera_id", DEFAULT_CAMERA_ID)
+    source = data.get("source", "0")
+    return (f"the top-level one-camera form (source / camera_id) was removed: declare every "
+            f"camera under cameras, e.g. cameras: {{{camera}: {{source: {source!r}}}}} "
+            f"(or --source {camera}=SOURCE)")
+
+
 class EdgeSettings(StrictModel):
     device_id: Id = Field("edge-local", description="IoT thing name")
     site_id: Id = Field("site-1", description="branch / site")
-    camera_id: Id = Field("cam-1", description="the camera of `source` when `cameras` is empty")
-    source: str = "0"
-    """webcam index, rtsp/http URL, video file or image folder: the one camera when `cameras` is
-    empty
-    """
     cameras: dict[Id, CameraSettings] = Field(default_factory=dict, max_length=32)
-    """camera_id → camera; every camera runs in this one process (one gallery, outbox and encoding
-    pool)
+    """camera_id → camera, the only way to declare cameras (`--source [CAMERA_ID=]SRC` fills it);
+    every camera runs in this one process (one gallery, outbox and encoding pool)
     """
     realtime: bool = False
     """pace file sources at their fps like a camera, skipping frames when processing falls behind"""
@@ -276,31 +336,32 @@ class EdgeSettings(StrictModel):
     gallery_sync: GallerySyncSettings = Field(default_factory=GallerySyncSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
 
-    @model_validator(mode="after")
-    def _one_way_to_name_cameras(self) -> EdgeSettings:
-        if self.cameras and "source" in self.model_fields_set:
-            raise ValueError("give either source (one camera) or cameras, not both")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _one_way_to_name_cameras(cls, data: object) -> object:
+        # Configurations written before cameras became the only form get told how to move.
+        if isinstance(data, dict) and ("source" in data or "camera_id" in data):
+            raise ValueError(_migration_hint(data))
+        return data
 
     def topic(self, kind: Literal["matches", "health"]) -> str:
         return f"{self.publish.topic_prefix}/{self.device_id}/{kind}"
 
-    def per_camera(self) -> dict[str, EdgeSettings]:
-        """camera_id → the settings that camera's pipeline runs with (``cameras`` resolved).
+    def per_camera(self) -> dict[str, CameraConfig]:
+        """camera_id → that camera resolved (in ``cameras`` order; empty when none is
+        declared)."""
+        return {camera_id: self.camera(camera_id) for camera_id in self.cameras}
 
-        Each value has that camera's ``camera_id``, ``source``, ``realtime``, ``loop``,
-        ``stall_s`` and its overlaid ``detection``/``recognition``, and no ``cameras``; an
-        empty ``cameras`` gives the one camera ``{camera_id: source}``.
-        """
-        if not self.cameras:
-            return {self.camera_id: self}
-        out: dict[str, EdgeSettings] = {}
-        for camera_id, cam in self.cameras.items():
-            out[camera_id] = self.model_copy(update={
-                "camera_id": camera_id, "source": cam.source, "cameras": {},
-                "realtime": self.realtime if cam.realtime is None else cam.realtime,
-                "loop": self.loop if cam.loop is None else cam.loop,
-                "stall_s": self.stall_s if cam.stall_s is None else cam.stall_s,
-                "detection": _overlay(self.detection, cam.detection),
-                "recognition": _overlay(self.recognition, cam.recognition)})
-        return out
+    def camera(self, camera_id: str) -> CameraConfig:
+        """The resolved :class:`CameraConfig` of ``cameras[camera_id]`` (KeyError if absent)."""
+        cam = self.cameras[camera_id]
+        detection = _overlay(self.detection, cam.detection)
+        recognition = _overlay(self.recognition, cam.recognition)
+        assert isinstance(detection, DetectionSettings)
+        assert isinstance(recognition, RecognitionSettings)
+        return CameraConfig(
+            camera_id=camera_id, source=cam.source,
+            realtime=self.realtime if cam.realtime is None else cam.realtime,
+            loop=self.loop if cam.loop is None else cam.loop,
+            stall_s=self.stall_s if cam.stall_s is None else cam.stall_s,
+            rotate=cam.rotate, crop=cam.crop, detection=detection, recognition=recognition)

@@ -10,49 +10,30 @@ The edge's swappable holder lives in :mod:`oneeye.edge.gallery.holder`.
 """
 
 from oneeye.gallery.enrol import (
-    LOW_RESOLUTION,
     EnrolledPhoto,
     EnrolmentPolicy,
-    EnrolmentReport,
-    Rejection,
     encode_enrolment_photo,
     enrol,
     enrol_photo,
-    iter_photo_dir,
     policy_for,
 )
-from oneeye.gallery.files import (
-    MANIFEST_SCHEMA,
-    from_bytes,
-    load,
-    manifest_for,
-    manifest_path,
-    read_manifest,
-    save,
-    to_bytes,
-)
+from oneeye.gallery.files import MANIFEST_SCHEMA, from_bytes, load, manifest_for, save, to_bytes
 from oneeye.gallery.index import Gallery, Matcher, check_person_id, check_watchlist
 from oneeye.gallery.rule import (
     DEFAULT_RULES,
-    ENCODING_DIM,
-    MAX_MARGIN,
-    Candidate,
     DecisionRule,
     Match,
-    Override,
-    Overrides,
-    decide,
     effective_rule,
     fuse,
 )
 
+# What the rest of OneEye uses (edge, cloud, commands, bench). Everything else is
+# imported from its own module (oneeye.gallery.rule, .files, .enrol, .index), tests too:
+# a name is re-exported here for a caller, never for a test alone.
 __all__ = [
-    "DEFAULT_RULES", "ENCODING_DIM", "LOW_RESOLUTION", "MANIFEST_SCHEMA", "MAX_MARGIN",
-    "Candidate", "DecisionRule", "EnrolledPhoto", "EnrolmentPolicy", "EnrolmentReport",
-    "Gallery", "Match", "Matcher",
-    "Override", "Overrides", "Rejection", "check_person_id", "check_watchlist", "decide",
-    "effective_rule", "encode_enrolment_photo", "enrol", "enrol_photo", "from_bytes", "fuse",
-    "iter_photo_dir", "load", "manifest_for", "manifest_path", "policy_for", "read_manifest",
-    "save",
+    "DEFAULT_RULES", "MANIFEST_SCHEMA", "DecisionRule", "EnrolledPhoto", "EnrolmentPolicy",
+    "Gallery", "Match", "Matcher", "check_person_id", "check_watchlist", "effective_rule",
+    "encode_enrolment_photo", "enrol", "enrol_photo", "from_bytes", "fuse", "load",
+    "manifest_for", "policy_for", "save",
     "to_bytes",
 ]

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from oneeye import faces
 from oneeye.errors import EnrolmentRejected, GalleryError, ImageError, OneEyeError
 from oneeye.gallery.index import Gallery, check_person_id, check_watchlist
 from oneeye.gallery.rule import DecisionRule
@@ -131,7 +132,6 @@ def enrol_photo(source: bytes | str | Path,
     allows them: then the photo is enlarged 2× (cubic), looked at again, and a face of
     ``min_face_px`` there is encoded with the ``low_resolution`` warning.
     """
-    from oneeye import faces
 
     policy = policy or EnrolmentPolicy()
     try:

@@ -29,6 +29,8 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
+from oneeye.cloud.dal import keys
+
 log = logging.getLogger(__name__)
 
 SEGMENTS = ("Premier", "Private", "Business", "Everyday")
@@ -78,7 +80,8 @@ def demo_customers(data_dir: Path, count: int) -> list[DemoCustomer]:
 
 def enrol_photos(customers: list[DemoCustomer]) -> list[tuple[str, Path]]:
     """(S3 key, local photo) for the customers gallery: uploads/customers/{id}/{n}.jpg."""
-    return [(f"uploads/customers/{c.id}/{n}{p.suffix.lower().replace('.jpeg', '.jpg')}", p)
+    return [(keys.upload("customers", c.id, str(n),
+                         p.suffix.lower().lstrip(".").replace("jpeg", "jpg")), p)
             for c in customers for n, p in enumerate(c.photos, start=1)]
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from oneeye.config import load_settings
 from oneeye.local.customer_api import DemoCustomer, demo_customers
 from oneeye.local.settings import LocalSettings
+from oneeye.synth import lfw_visits, make_entrance_video
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,6 @@ def lfw_customers(data_dir: Path, count: int) -> dict[str, DemoCustomer]:
 def make_demo_video(out: Path, *, data_dir: Path, customers: int, strangers: int,
                     demo_customer_count: int = 12, seed: int = 7,
                     duration_s: float = 3.0) -> Path:
-    from oneeye.synth import lfw_visits, make_entrance_video
 
     eligible = lfw_customers(data_dir, demo_customer_count)
     if customers > len(eligible):

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from oneeye.local.mqtt import Subscriber
+
 log = logging.getLogger(__name__)
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -73,7 +75,6 @@ class Inbox:
 
 def intake(inbox: Inbox, mqtt_url: str, filters: list[str]) -> Any:
     """Subscribe to ``filters`` and commit every message to ``inbox`` before its PUBACK."""
-    from oneeye.local.mqtt import Subscriber
 
     def keep(topic: str, payload: bytes) -> None:
         inbox.put(topic, payload)  # paho acknowledges only after this returns

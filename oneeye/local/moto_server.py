@@ -40,7 +40,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from oneeye.errors import ConfigError
+from oneeye import aws
+from oneeye.cloud import grants
+from oneeye.cloud.agencies import Agencies
+from oneeye.cloud.dal import keys
+from oneeye.errors import ConfigError, NotFound, OneEyeError
+from oneeye.local.post_policy import PostPolicyGuard
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +168,6 @@ class MotoServer:
         )
         from werkzeug.serving import make_server
 
-        from oneeye.local.post_policy import PostPolicyGuard
 
         srv: Any = self._server
         app = PostPolicyGuard(DomainDispatcherApplication(create_backend_app), self._secrets,
@@ -180,10 +184,6 @@ class MotoServer:
         record: nothing to add (the policy guards the POST, the indexer refuses an
         ungranted object). A lookup that fails answers why, so the POST is refused.
         """
-        from oneeye import aws
-        from oneeye.cloud import grants
-        from oneeye.cloud.agencies import Agencies
-        from oneeye.errors import NotFound, OneEyeError
 
         upload_id = grants.upload_id_of(key)
         table = self.agencies_table
@@ -195,7 +195,7 @@ class MotoServer:
             try:
                 with aws.errors():
                     body = self._client("s3").get_object(
-                        Bucket=bucket, Key=f"status/{upload_id}.json")["Body"].read()
+                        Bucket=bucket, Key=keys.status(upload_id))["Body"].read()
             except NotFound:
                 return None
             grant = json.loads(body)
@@ -210,7 +210,6 @@ class MotoServer:
         import boto3
         from botocore.config import Config
 
-        from oneeye import aws
 
         with self._clients_lock:
             if service not in self._clients:
@@ -252,7 +251,6 @@ def _drop_torn_lines(path: Path) -> int:
 
 def _purge_queues() -> None:
     """Empty every queue after a replay: replayed S3 puts re-sent their notifications."""
-    from oneeye import aws
 
     sqs = aws.client("sqs")
     for url in sqs.list_queues().get("QueueUrls", []):

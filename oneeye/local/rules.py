@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oneeye.cloud.dal.store import DEFAULT_LEASE_S
+from oneeye.cloud.dal.state import DEFAULT_LEASE_S
 from oneeye.errors import Abandoned, ConfigError, EventError, InProgress
 from oneeye.events import loads
 from oneeye.local.lambdas import Lambdas

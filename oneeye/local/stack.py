@@ -21,14 +21,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oneeye import aws
+from oneeye import aws, signing
+from oneeye.cloud.agencies import Agencies
+from oneeye.cloud.dal.gallery_store import ensure_signed
+from oneeye.cloud.dal.resources import ensure_resources
+from oneeye.cloud.dal.store import Bucket
+from oneeye.cloud.devices import register
+from oneeye.edge.settings import DEFAULT_CAMERA_ID
 from oneeye.errors import ConfigError
 from oneeye.local import template as tpl
-from oneeye.local.alert_outbox import ALERT_OUTBOX_FILE
+from oneeye.local.alert_outbox import ALERT_OUTBOX_FILE, AlertOutbox, SmtpSink
+from oneeye.local.broker import EmbeddedBroker
 from oneeye.local.children import Child, run_once
+from oneeye.local.customer_api import CustomerApi, demo_customers, enrol_photos
+from oneeye.local.httpapi import HttpApi
+from oneeye.local.inbox import Inbox, intake
+from oneeye.local.lambdas import Lambdas
+from oneeye.local.moto_server import MotoServer, tap_structured_messages
+from oneeye.local.probe import wait_http
+from oneeye.local.rules import compile_rules
 from oneeye.local.settings import REPO, LocalSettings, check_ports
+from oneeye.local.sns_delivery import Signer, SnsDelivery
+from oneeye.local.sqs_poller import SqsPoller
 from oneeye.local.state import drop_stale_gallery_cache, secret_file, write_private
-from oneeye.local.workers import INBOX_FILE, SNS_DB_FILE, SNS_DIR
+from oneeye.local.workers import INBOX_FILE, SNS_DB_FILE, SNS_DIR, WorkerConfig
+from oneeye.types import WATCHLISTS
 
 log = logging.getLogger(__name__)
 
@@ -86,30 +103,23 @@ class LocalStack:
         os.environ.update(env)
         aws.clear_cache()
 
-        from oneeye.local.moto_server import MotoServer
         moto = MotoServer(s.host, s.ports.moto, recording=self.var / "moto-recording.jsonl"
                           if s.keep_state else None).start()
         self._on_stop("moto", moto.stop)
 
         mqtt_url = s.mqtt_url
         if not mqtt_url:
-            from oneeye.local.broker import EmbeddedBroker
             broker = EmbeddedBroker(s.ports.mqtt, s.host).start()
             self._on_stop("mqtt broker", broker.stop)
             mqtt_url = f"mqtt://{host}:{s.ports.mqtt}"
 
-        from oneeye.cloud.dal.resources import ensure_resources
         cloud_env = ensure_resources("oneeye-local", cors_origins=[s.url("http_api")])
         moto.agencies_table = cloud_env["AGENCIES_TABLE"]  # POSTs of revoked tokens: 403
         api_key = secret_file(self.var / "customer_api_key")
         # The indexer signs gallery manifests with this key (0600); the edge gets its public half.
-        from oneeye import signing
         signing_key = self.var / "gallery-signing.key"
         private = signing.ensure_key_file(signing_key)
         self.gallery_public_key = signing.public_b64(private)
-        from oneeye.cloud.dal.gallery_store import ensure_signed
-        from oneeye.cloud.dal.store import Bucket
-        from oneeye.types import WATCHLISTS
         for watchlist in WATCHLISTS:  # galleries kept from before signing (or another key)
             ensure_signed(Bucket(cloud_env["ONEEYE_BUCKET"]), watchlist, private)
         env.update(cloud_env)
@@ -121,7 +131,6 @@ class LocalStack:
 
         self._register_devices()
 
-        from oneeye.local.lambdas import Lambdas
         lambdas = Lambdas(template.functions)  # the HTTP API's and the indexer's handlers
         customers = self._customer_api(api_key)
         self._sns(cloud_env["DESK_TOPIC_ARN"])
@@ -156,7 +165,6 @@ class LocalStack:
     def _demo_agency(self, table: str, token_file: Path) -> str | None:
         """The phone page's demo agency token: last run's if the restored state still
         accepts it (not revoked), else a new one."""
-        from oneeye.cloud.agencies import Agencies
         try:
             agencies = Agencies(table)
             previous = token_file.read_text().strip() if token_file.is_file() else ""
@@ -170,11 +178,8 @@ class LocalStack:
     def _register_devices(self) -> None:
         """The device registry (IoT thing attributes on moto, as in AWS): handlers accept
         an edge event only from a registered thing, for its own site and cameras."""
-        from oneeye.cloud.devices import register
-        from oneeye.edge.settings import EdgeSettings
-        if self.s.edge_source:
-            camera = str(EdgeSettings.model_fields["camera_id"].default)
-            register(self.s.edge_device_id, self.s.site_id, [camera])
+        if self.s.edge_source:   # `oneeye edge --source SRC`: the camera cam-1
+            register(self.s.edge_device_id, self.s.site_id, [DEFAULT_CAMERA_ID])
         for thing, device in self.s.devices.items():
             register(thing, device.site_id, device.cameras)
 
@@ -182,7 +187,6 @@ class LocalStack:
         self._stops.append((name, fn))
 
     def _customer_api(self, api_key: str) -> list[Any]:
-        from oneeye.local.customer_api import CustomerApi, demo_customers
         customers = demo_customers(self.s.data_dir, self.s.demo_customers)
         api = CustomerApi(self.var / "customers.sqlite3", api_key=api_key,
                           public_url=self.s.url("customer_api"))
@@ -206,7 +210,6 @@ class LocalStack:
         The ``sns-delivery`` child (:meth:`_workers`) polls the tap and delivers; this
         process only subscribes, confirms and unsubscribes in the same SQLite file.
         """
-        from oneeye.local.sns_delivery import Signer, SnsDelivery
         signer = Signer(self.var / SNS_DIR, self.s.region, self.s.sns.signature_version)
         self.info.signing_cert = str(signer.cert_file)
         self.delivery = SnsDelivery(self.var / SNS_DB_FILE, signer,
@@ -231,9 +234,6 @@ class LocalStack:
             self.delivery.subscribe(desk_arn, endpoint, filter_policy)
 
     def _alert_outbox(self, alerts_arn: str) -> None:
-        from oneeye.local.alert_outbox import AlertOutbox, SmtpSink
-        from oneeye.local.moto_server import tap_structured_messages
-        from oneeye.local.sqs_poller import SqsPoller
         sink = SmtpSink(self.s.host, self.s.ports.smtp, self.var / "mail").start()
         self._on_stop("SMTP sink", sink.stop)
         url, arn = self._subscribe_queue(alerts_arn, "oneeye-local-alerts-outbox")
@@ -251,7 +251,6 @@ class LocalStack:
         self._on_stop("alerts poller", poller.stop)
 
     def _http_api(self, template: tpl.Template, lambdas: Any, moto_url: str) -> None:
-        from oneeye.local.httpapi import HttpApi
         assert self.delivery is not None
         api = HttpApi(template.routes, lambdas, static_dir=REPO / "mobile_upload",
                       moto_url=moto_url, confirm=self.delivery.confirm,
@@ -260,7 +259,6 @@ class LocalStack:
         self._on_stop("HTTP API", api.stop)
 
     def _indexer(self, template: tpl.Template, lambdas: Any, queue_url: str) -> None:
-        from oneeye.local.sqs_poller import SqsPoller
         ids = [f.logical_id for f in template.functions.values()
                if f.code_dir.name == "gallery_indexer"]
         if not ids:
@@ -273,8 +271,6 @@ class LocalStack:
 
     def _rules(self, template: tpl.Template, mqtt_url: str) -> None:
         """Broker → durable inbox here; the ``rules`` child handles what is in it."""
-        from oneeye.local.inbox import Inbox, intake
-        from oneeye.local.rules import compile_rules
         rules = compile_rules(template.rules)
         inbox = Inbox(self.var / INBOX_FILE)
         self._on_stop("rules inbox", inbox.close)
@@ -285,7 +281,6 @@ class LocalStack:
 
     def _workers(self) -> None:
         """The rules router and SNS delivery, as restartable children (oneeye.local.workers)."""
-        from oneeye.local.workers import WorkerConfig
         cfg = WorkerConfig(var_dir=self.var, template=self.s.template.resolve(),
                            region=self.s.region, desk_queue_url=self._desk_queue_url,
                            confirm_base_url=self.s.url("http_api"), sns=self.s.sns)
@@ -303,7 +298,6 @@ class LocalStack:
         return child
 
     def _enrol(self, customers: list[Any], bucket: str) -> None:
-        from oneeye.local.customer_api import enrol_photos
         uploads = enrol_photos(customers)
 
         def work() -> None:
@@ -322,7 +316,6 @@ class LocalStack:
         threading.Thread(target=work, daemon=True, name="enrol").start()
 
     def _dashboard(self, cloud_env: dict[str, str]) -> None:
-        from oneeye.local.sns_delivery import Signer
         desk_arn = cloud_env["DESK_TOPIC_ARN"]
         signer = Signer(self.var / SNS_DIR, self.s.region)
         cfg = self.var / "dashboard.json"
@@ -358,7 +351,6 @@ class LocalStack:
             proc = child.proc
 
             def wait() -> None:
-                from oneeye.local.probe import wait_http
                 if wait_http(f"{base}/healthz", 300,
                              alive=lambda: proc is not None and proc.poll() is None):
                     log.info("dashboard is up on %s", base)

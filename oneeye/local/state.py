@@ -8,6 +8,10 @@ import os
 import secrets
 from pathlib import Path
 
+from oneeye.cloud.dal.gallery_store import latest_key
+from oneeye.cloud.dal.store import Bucket
+from oneeye.types import WATCHLISTS
+
 log = logging.getLogger(__name__)
 
 
@@ -36,9 +40,6 @@ def drop_stale_gallery_cache(cache_dir: Path, bucket: str) -> list[str]:
     people) and no sighting of a new case could match. The edge polls ``latest.json`` at
     start, so a dropped cache costs one download.
     """
-    from oneeye.cloud.dal.gallery_store import latest_key
-    from oneeye.cloud.dal.store import Bucket
-    from oneeye.types import WATCHLISTS
     dropped: list[str] = []
     for watchlist in WATCHLISTS:
         cached, npz = cache_dir / f"{watchlist}.json", cache_dir / f"{watchlist}.npz"

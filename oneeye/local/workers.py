@@ -42,7 +42,14 @@ from pydantic import Field
 
 from oneeye.config import StrictModel
 from oneeye.local import lifeline
+from oneeye.local import template as tpl
+from oneeye.local.inbox import Inbox
+from oneeye.local.lambdas import Lambdas
+from oneeye.local.rules import RulesRouter, compile_rules
 from oneeye.local.settings import SnsDeliverySettings
+from oneeye.local.sns_delivery import Signer, SnsDelivery
+from oneeye.local.sqs_poller import SqsPoller
+from oneeye.logs import configure
 
 log = logging.getLogger(__name__)
 #: State files under ``var_dir``, shared by the workers and ``oneeye up``.
@@ -69,10 +76,6 @@ class WorkerConfig(StrictModel):
 
 
 def run_rules(cfg: WorkerConfig, stop: threading.Event) -> None:
-    from oneeye.local import template as tpl
-    from oneeye.local.inbox import Inbox
-    from oneeye.local.lambdas import Lambdas
-    from oneeye.local.rules import RulesRouter, compile_rules
 
     template = tpl.load(cfg.template)
     router = RulesRouter(compile_rules(template.rules), Lambdas(template.functions),
@@ -108,8 +111,6 @@ def run_rules(cfg: WorkerConfig, stop: threading.Event) -> None:
 
 
 def run_sns_delivery(cfg: WorkerConfig, stop: threading.Event) -> None:
-    from oneeye.local.sns_delivery import Signer, SnsDelivery
-    from oneeye.local.sqs_poller import SqsPoller
 
     signer = Signer(cfg.var_dir / SNS_DIR, cfg.region, cfg.sns.signature_version)
     delivery = SnsDelivery(cfg.var_dir / SNS_DB_FILE, signer, confirm_base_url=cfg.confirm_base_url,
@@ -165,7 +166,6 @@ def _exit_after(seconds: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from oneeye.logs import configure
 
     parser = argparse.ArgumentParser(prog="python -m oneeye.local.workers")
     parser.add_argument("worker", choices=sorted(WORKERS))

@@ -16,6 +16,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from oneeye import gallery as gal
+from oneeye.cloud.dal import keys
 from oneeye.cloud.dal.store import Bucket
 from oneeye.errors import GalleryError, SignatureError
 from oneeye.signing import public_b64, sign_manifest, verify_manifest
@@ -23,12 +24,9 @@ from oneeye.signing import public_b64, sign_manifest, verify_manifest
 log = logging.getLogger(__name__)
 
 
-def prefix(watchlist: str) -> str:
-    return f"gallery/{gal.check_watchlist(watchlist)}/"
-
-
 def latest_key(watchlist: str) -> str:
-    return prefix(watchlist) + "latest.json"
+    """``gallery/{watchlist}/latest.json`` of a known watchlist (GalleryError otherwise)."""
+    return keys.gallery_latest(gal.check_watchlist(watchlist))
 
 
 def read_latest(bucket: Bucket, watchlist: str) -> tuple[gal.Gallery, dict[str, Any] | None]:
@@ -83,15 +81,15 @@ def write_version(bucket: Bucket, g: gal.Gallery, *,
     With ``signing_key`` the manifest carries ``signature`` (:mod:`oneeye.signing`) over
     watchlist, version, key and sha256, which edges with a public key require.
     """
-    base = f"{prefix(g.watchlist)}{g.version}"
+    npz = keys.gallery_version(gal.check_watchlist(g.watchlist), g.version, "npz")
     data = gal.to_bytes(g)
     manifest = gal.manifest_for(g, data, filename=f"{g.version}.npz")
     if signing_key is not None:
         manifest["signature"] = sign_manifest(signing_key, g.watchlist, g.version,
-                                              f"{base}.npz", manifest["sha256"])
-    bucket.put(f"{base}.npz", data, content_type="application/octet-stream")
-    bucket.put_json(f"{base}.json", manifest)
-    latest = {**manifest, "key": f"{base}.npz"}
+                                              npz, manifest["sha256"])
+    bucket.put(npz, data, content_type="application/octet-stream")
+    bucket.put_json(keys.gallery_version(g.watchlist, g.version, "json"), manifest)
+    latest = {**manifest, "key": npz}
     # latest.json changes with every version: tell caches (and CloudFront) not to keep it.
     bucket.put_json(latest_key(g.watchlist), latest, cache_control="no-cache")
     return latest

@@ -19,6 +19,9 @@ import os
 import threading
 import urllib.parse
 
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
 from oneeye import aws
 from oneeye.errors import ConfigError, NotifyError
 from oneeye.events import GalleryEvent
@@ -64,9 +67,6 @@ def _ensure_iot_data_endpoint() -> None:
 
 
 def _mqtt_publish(url: str, payload: bytes, timeout_s: float) -> None:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
     parsed = urllib.parse.urlparse(url)
     host, port = parsed.hostname or "127.0.0.1", parsed.port or 1883
     connected = threading.Event()

@@ -1,88 +1,23 @@
-"""Data access of the Lambdas: DynamoDB (idempotency, cases), S3, SNS.
+"""Data access of the Lambdas: the cases table, the bucket, SNS and SQS.
 
-Logic modules never touch boto3 directly; they get these small objects, built
-from each function's settings (:mod:`oneeye.cloud.settings`) once per container.
-Clients come from the one factory, :func:`oneeye.aws.client`.
-
-Idempotency is a lease, not a flag: :meth:`Idempotency.claim` writes the key
-with a short ``expires_at`` (the work's lease) under a condition, and
-:meth:`Idempotency.complete` extends it to the retention TTL once the work is
-done. A crash between the two (a Lambda timeout, a killed container) therefore
-does not turn the retry into a silent no-op: the retry claims again once the
-lease has run out. ``expires_at`` is also the table's TTL attribute, and the
-condition compares it with *now* because DynamoDB deletes expired items only
-eventually (up to days later).
+Logic modules never touch boto3 directly; they get these small objects (and those
+of :mod:`~oneeye.cloud.dal.state`, :mod:`~oneeye.cloud.dal.agency_tokens`,
+:mod:`~oneeye.cloud.dal.things`), built from each function's settings
+(:mod:`oneeye.cloud.settings`) once per container. Clients come from the one
+factory, :func:`oneeye.aws.client`, so the same calls answer from AWS, the local
+stack's moto server and the tests. Keys of the bucket come from
+:mod:`oneeye.cloud.dal.keys`.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from oneeye import aws
-from oneeye.errors import ConditionFailed, NotFound
-from oneeye.types import Clock, utc_now
-
-log = logging.getLogger(__name__)
-
-#: How long a finished event id is remembered (IoT/SQS redeliveries come within minutes).
-DEFAULT_RETENTION_S = 7 * 24 * 3600
-#: How long a claim protects work in progress before a retry may take over: 4× the longest
-#: timeout of a handler that claims (15 s in cloud/template.yaml), so a live invocation is
-#: never overtaken and a crashed one's event is retried within a minute.
-DEFAULT_LEASE_S = 60
-
-
-class Idempotency:
-    """Conditional puts on the idempotency table (pk ``event_id``, TTL ``expires_at``)."""
-
-    def __init__(self, table: str, *, clock: Clock = time.time) -> None:
-        self.table = table
-        self.clock = clock  # compared with leases' expires_at (tests move it, never sleep)
-
-    def claim(self, key: str, *, lease_s: int = DEFAULT_LEASE_S, now: float | None = None,
-              kind: str = "event") -> bool:
-        """True if the caller now owns ``key``; False if it is done or being worked on."""
-        now_s = int(now if now is not None else self.clock())
-        try:
-            with aws.errors():
-                aws.client("dynamodb").put_item(
-                    TableName=self.table,
-                    Item={"event_id": {"S": key}, "expires_at": {"N": str(now_s + lease_s)},
-                          "state": {"S": "claimed"}, "kind": {"S": kind}},
-                    ConditionExpression="attribute_not_exists(event_id) OR expires_at < :now",
-                    ExpressionAttributeValues={":now": {"N": str(now_s)}},
-                )
-        except ConditionFailed:
-            return False
-        return True
-
-    def complete(self, key: str, *, retention_s: int = DEFAULT_RETENTION_S,
-                 now: float | None = None) -> None:
-        now_s = int(now if now is not None else self.clock())
-        aws.client("dynamodb").update_item(
-            TableName=self.table, Key={"event_id": {"S": key}},
-            UpdateExpression="SET expires_at = :exp, #s = :done",
-            ExpressionAttributeNames={"#s": "state"},
-            ExpressionAttributeValues={":exp": {"N": str(now_s + retention_s)},
-                                       ":done": {"S": "done"}},
-        )
-
-    def is_done(self, key: str) -> bool:
-        """Whether ``key``'s work completed (not merely claimed)."""
-        item = aws.client("dynamodb").get_item(
-            TableName=self.table, Key={"event_id": {"S": key}}, ConsistentRead=True).get("Item")
-        return bool(item) and item.get("state", {}).get("S") == "done"
-
-    def release(self, key: str) -> None:
-        """Give a claim back after a failure so the platform's retry can do the work."""
-        try:
-            aws.client("dynamodb").delete_item(TableName=self.table, Key={"event_id": {"S": key}})
-        except Exception:  # the lease expires anyway; the original error matters more
-            log.exception("could not release idempotency key %s", key)
+from oneeye.errors import NotFound
+from oneeye.types import utc_now
 
 
 class Cases:
@@ -115,6 +50,20 @@ class Cases:
             ReturnValues="ALL_NEW",
         )
         return _plain(resp["Attributes"])
+
+    def scan(self, *, agency: str | None = None) -> list[dict[str, Any]]:
+        """Every case (of ``agency``, if given), in no particular order."""
+        kwargs: dict[str, Any] = {"TableName": self.table}
+        if agency is not None:
+            kwargs.update(FilterExpression="agency = :a",
+                          ExpressionAttributeValues={":a": {"S": agency}})
+        out: list[dict[str, Any]] = []
+        while True:
+            resp = aws.client("dynamodb").scan(**kwargs)
+            out.extend(_plain(item) for item in resp.get("Items", []))
+            if "LastEvaluatedKey" not in resp:
+                return out
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
 
 def _attr(value: Any) -> dict[str, str]:
@@ -194,6 +143,30 @@ class Bucket:
         return str(aws.client("s3").generate_presigned_url(
             "get_object", Params={"Bucket": self.name, "Key": key}, ExpiresIn=expires_s))
 
+    def presign_post(self, key: str, *, content_type: str, max_bytes: int,
+                     metadata: dict[str, str], expires_s: int) -> dict[str, Any]:
+        """A presigned POST (``{"url", "fields"}``) whose policy pins ``key``, exactly
+        ``content_type``, 1 … ``max_bytes`` bytes and each ``x-amz-meta-*`` field."""
+        fields = {"Content-Type": content_type, **metadata}
+        conditions: list[Any] = [{"Content-Type": content_type},
+                                 ["content-length-range", 1, max_bytes]]
+        conditions.extend({k: v} for k, v in metadata.items())
+        return dict(aws.client("s3").generate_presigned_post(
+            Bucket=self.name, Key=key, Fields=fields, Conditions=conditions,
+            ExpiresIn=expires_s))
+
+    def keys(self, prefix: str) -> list[str]:
+        """Every key under ``prefix``, in S3's (lexicographic) order."""
+        s3 = aws.client("s3")
+        kwargs: dict[str, Any] = {"Bucket": self.name, "Prefix": prefix}
+        out: list[str] = []
+        while True:
+            resp = s3.list_objects_v2(**kwargs)
+            out.extend(o["Key"] for o in resp.get("Contents", []))
+            if not resp.get("IsTruncated"):
+                return out
+            kwargs["ContinuationToken"] = resp["NextContinuationToken"]
+
 
 def publish(topic_arn: str, message: str, *, site_id: str | None = None,
             subject: str | None = None, structured: bool = False) -> str:
@@ -206,3 +179,13 @@ def publish(topic_arn: str, message: str, *, site_id: str | None = None,
     if structured:
         kwargs["MessageStructure"] = "json"
     return str(aws.client("sns").publish(**kwargs)["MessageId"])
+
+
+def send(queue_url: str, body: str) -> str:
+    """Send one SQS message; returns its message id."""
+    return str(aws.client("sqs").send_message(QueueUrl=queue_url, MessageBody=body)["MessageId"])
+
+
+def secret(secret_id: str) -> str:
+    """The string value of a Secrets Manager secret."""
+    return str(aws.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"])

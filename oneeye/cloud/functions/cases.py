@@ -3,7 +3,7 @@
 An agency sees and closes only its own cases (another agency's case is a 404
 on close: ids do not leak). Closing sets ``status = closed`` (with
 ``closed_at`` and ``closed_by``) and sends the removal command
-``{"action": "remove", "watchlist": "missing", "person_id": case_id}`` to the
+(:class:`~oneeye.cloud.removals.RemoveCommand` for watchlist ``missing``) to the
 indexer queue; the gallery_indexer builds a gallery version without the person
 and announces it, so every device stops looking. Closing twice is not an
 error: the command is sent again (the indexer answers "absent"), which also
@@ -14,15 +14,14 @@ devices swap galleries send no alerts.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
-from oneeye import aws
 from oneeye.cloud.agencies import Agencies, Audit
 from oneeye.cloud.api import Request, Response, respond
 from oneeye.cloud.dal import store
+from oneeye.cloud.removals import RemoveCommand
 from oneeye.cloud.settings import CasesSettings
 from oneeye.errors import ApiError
 from oneeye.types import is_id, utc_now
@@ -55,26 +54,12 @@ def list_cases(req: Request, deps: CasesDeps) -> Response:
     wanted = req.query.get("status")
     if wanted not in (None, "", "open", "closed"):
         raise ApiError(400, "invalid_query", "status must be open or closed")
-    items = scan_cases(deps.cases.table, agency=agency.name)
+    items = deps.cases.scan(agency=agency.name)
     if wanted:
         items = [c for c in items if c.get("status") == wanted]
     items.sort(key=lambda c: str(c.get("created_at", "")), reverse=True)
     return respond(200, {"agency": agency.name,
                          "cases": [{k: c[k] for k in _PUBLIC if k in c} for c in items]})
-
-
-def scan_cases(table: str, *, agency: str | None = None) -> list[dict[str, Any]]:
-    kwargs: dict[str, Any] = {"TableName": table}
-    if agency is not None:
-        kwargs.update(FilterExpression="agency = :a",
-                      ExpressionAttributeValues={":a": {"S": agency}})
-    out: list[dict[str, Any]] = []
-    while True:
-        resp = aws.client("dynamodb").scan(**kwargs)
-        out.extend(store._plain(item) for item in resp.get("Items", []))
-        if "LastEvaluatedKey" not in resp:
-            return out
-        kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
 
 def close_case(req: Request, deps: CasesDeps) -> Response:
@@ -108,9 +93,8 @@ def close(cases: store.Cases, indexer_queue_url: str, case_id: str, *,
     if was != "closed":
         case = cases.upsert(case_id, {"status": "closed", "closed_at": utc_now(),
                                       "closed_by": closed_by})
-    command = {"action": "remove", "watchlist": "missing", "person_id": case_id}
-    message_id = str(aws.client("sqs").send_message(
-        QueueUrl=indexer_queue_url, MessageBody=json.dumps(command))["MessageId"])
+    command = RemoveCommand(watchlist="missing", person_id=case_id)
+    message_id = store.send(indexer_queue_url, command.to_json())
     return case, was, message_id
 
 

@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from oneeye.errors import ImageError, SourceError
+from oneeye.images import load_image
 from oneeye.types import IMAGE_SUFFIXES, CameraState
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ CaptureFactory = Callable[[str | int], Capture]
 
 def cv2_capture(spec: str | int, timeout_s: float | None = None) -> Capture:
     """``cv2.VideoCapture(spec)``; streams get FFmpeg open/read timeouts of ``timeout_s``."""
-    import cv2
+    import cv2  # lazy: native OpenCV, loaded only where frames are
 
     if timeout_s is None or not isinstance(spec, str) or "://" not in spec:
         cap: Capture = cv2.VideoCapture(spec)
@@ -131,7 +132,7 @@ class FileSource(Source):
             if not cap.isOpened():
                 self._set_state("failed", "cannot open")
                 raise SourceError(f"{self.path}: cannot open as a video")
-            import cv2
+            import cv2  # lazy: native OpenCV, loaded only where frames are
 
             fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         finally:
@@ -248,7 +249,6 @@ class FolderSource(Source):
                               "in folder")
 
     def frames(self) -> Iterator[Frame]:
-        from oneeye.images import load_image
 
         index = 0
         t0 = time.monotonic()

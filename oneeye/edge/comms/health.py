@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from oneeye.edge.gallery.sync import SyncStats
 from oneeye.edge.settings import EdgeSettings
-from oneeye.events import CameraHealth, HealthEvent, LatencyStats
+from oneeye.events import BacklogProgress, CameraHealth, HealthEvent, LatencyStats
 from oneeye.types import CameraState, utc_now
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,8 @@ def _attention(item: tuple[str, CameraHealth]) -> tuple[int, float]:
 
 def build_health(settings: EdgeSettings, vitals: Vitals, *, uptime_s: float,
                  outbox: Mapping[str, int], health_failed: int = 0,
-                 snapshots_trimmed: int = 0) -> HealthEvent:
+                 snapshots_trimmed: int = 0,
+                 backlog: BacklogProgress | None = None) -> HealthEvent:
     """The device's health message, validated as a whole.
 
     Raises nothing: a message that does not validate (a bug) is logged and replaced by
@@ -79,7 +80,7 @@ def build_health(settings: EdgeSettings, vitals: Vitals, *, uptime_s: float,
             gallery_versions=vitals.gallery_versions,
             gallery_sync_applied=sync.applied, gallery_sync_failures=sync.failures,
             gallery_sync_last_error=sync.last_error, health_failed=health_failed,
-            snapshots_trimmed=snapshots_trimmed)
+            snapshots_trimmed=snapshots_trimmed, backlog=backlog)
     except ValidationError as exc:
         log.error("health: message did not validate (%s); sending the basics only", exc)
         return HealthEvent(**basics, cameras={k: CameraHealth(state=v.state)

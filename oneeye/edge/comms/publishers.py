@@ -119,7 +119,7 @@ class IpcPublisher(Publisher):
         self._connected.set()
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, timeout: float = 10.0) -> None:
-        from awsiot.greengrasscoreipc.model import QOS
+        from awsiot.greengrasscoreipc.model import QOS  # lazy: native library
 
         try:
             future = self.client.publish_to_iot_core_async(
@@ -136,7 +136,7 @@ class IpcPublisher(Publisher):
             raise PublishError(f"IPC publish to {topic} failed: {kind}: {exc}") from exc
 
     def subscribe(self, topic: str, callback: MessageCallback) -> None:
-        from awsiot.greengrasscoreipc.model import QOS
+        from awsiot.greengrasscoreipc.model import QOS  # lazy: native library
 
         def on_event(event: Any) -> None:
             msg = getattr(event, "message", None)
@@ -205,7 +205,7 @@ class MqttPublisher(Publisher):
         self.connects = 0
 
     def _tls(self) -> Any:
-        from awscrt import io
+        from awscrt import io  # lazy: native AWS CRT, device transport only
 
         s = self.settings
         if not (s.cert_file and s.key_file):
@@ -223,7 +223,7 @@ class MqttPublisher(Publisher):
         return io.ClientTlsContext(opts)
 
     def _make_connection(self) -> Any:
-        from awscrt import io, mqtt
+        from awscrt import io, mqtt  # lazy: native AWS CRT, device transport only
 
         tls = self._tls() if self.address.tls else None
         client = mqtt.Client(io.ClientBootstrap.get_or_create_static_default(), tls)
@@ -288,7 +288,7 @@ class MqttPublisher(Publisher):
                 log.warning("%s", exc)
 
     def _subscribe_now(self, topic: str, callback: MessageCallback) -> None:
-        from awscrt import mqtt
+        from awscrt import mqtt  # lazy: native AWS CRT, device transport only
 
         def on_message(topic: str, payload: bytes, **kwargs: Any) -> None:
             callback(topic, bytes(payload))
@@ -308,7 +308,7 @@ class MqttPublisher(Publisher):
             self._subscribe_now(topic, callback)
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, timeout: float = 10.0) -> None:
-        from awscrt import mqtt
+        from awscrt import mqtt  # lazy: native AWS CRT, device transport only
 
         if not self._connected.is_set() or self._conn is None:
             raise PublishError("not connected")
@@ -353,6 +353,7 @@ def make_publisher(settings: EdgeSettings, *, ipc_client: Any = None) -> Publish
         return NullPublisher()
     if url == "ipc":
         if ipc_client is None:
+            # lazy: awscrt-based Greengrass IPC, device only
             from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
 
             try:

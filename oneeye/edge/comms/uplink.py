@@ -6,6 +6,11 @@ is lost to a network cut, a broker restart or ``kill -9``. One sender thread
 publishes the outbox strictly in order, one message at a time, deleting each
 only on acknowledgement; on failure it waits for the publisher to reconnect
 (exponential backoff 0.5 s → 30 s, cut short the moment the connection is back).
+Every publish (events and health: one connection, one budget) is paced by a
+:class:`~oneeye.edge.comms.pacing.Pacer` to ``publish.max_publishes_per_s`` and
+``publish.max_bytes_per_s`` (AWS IoT Core's per-connection quotas by default), so the
+replay of an outage's backlog is not throttled or cut off by the broker; while a backlog
+of more than :data:`BACKLOG_MIN` events drains, health reports its progress.
 
     uplink = Uplink(settings, vitals, publisher=make_publisher(settings))
     uplink.start()
@@ -20,19 +25,30 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from oneeye.edge.comms.health import Vitals, build_health
 from oneeye.edge.comms.outbox import Outbox
+from oneeye.edge.comms.pacing import Pacer
 from oneeye.edge.comms.publishers import MessageCallback, Publisher, make_publisher
 from oneeye.edge.settings import EdgeSettings
-from oneeye.errors import EventError, PublishError, PublishRejected
-from oneeye.events import MAX_EVENT_BYTES, HealthEvent, MatchEvent
+from oneeye.errors import EventError, PublishError, Refused, Unavailable
+from oneeye.events import MAX_EVENT_BYTES, BacklogProgress, HealthEvent, MatchEvent
+from oneeye.types import Clock
 
 log = logging.getLogger(__name__)
 
 BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 30.0
+#: Events waiting that make a backlog worth reporting (more than a tenth of a second's quota).
+BACKLOG_MIN = 10
+
+
+@dataclass
+class _Backlog:
+    started: float
+    sent: int = 0
 
 
 class Uplink:
@@ -42,7 +58,11 @@ class Uplink:
         vitals: Callable[[], Vitals],
         *,
         publisher: Publisher | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
+        """``clock`` and ``sleep`` pace the publishes (a test passes a clock it moves and a
+        ``sleep`` that moves it); ``sleep`` defaults to waiting on the uplink's stop."""
         self.settings = settings
         self.vitals = vitals
         self.publisher = publisher if publisher is not None else make_publisher(settings)
@@ -55,6 +75,11 @@ class Uplink:
         self.health_failed = 0
         self.trimmed_snapshots = 0
         self._closed = False
+        p = settings.publish
+        self.pacer = Pacer(p.max_publishes_per_s, p.max_bytes_per_s, clock=clock)
+        self._sleep = sleep if sleep is not None else self._stop.wait
+        self._pace_lock = threading.Lock()
+        self._backlog: _Backlog | None = None
 
     # -- pipeline side --------------------------------------------------------------
 
@@ -138,6 +163,40 @@ class Uplink:
                 break
         return min(delay * 2, BACKOFF_MAX_S)
 
+    def _publish(self, topic: str, payload: bytes, timeout: float) -> bool:
+        """Publish once the pace allows; False (nothing sent) if closed meanwhile."""
+        size = len(topic.encode()) + len(payload)
+        with self._pace_lock:    # one connection: events and health share one budget
+            while (wait := self.pacer.delay(size)) > 0:
+                if self._stop.is_set():
+                    return False
+                self._sleep(wait)
+            try:
+                self.publisher.publish(topic, payload, qos=1, timeout=timeout)
+            finally:   # a refused or unacknowledged publish reached the broker too
+                self.pacer.sent(size)
+        return True
+
+    def _track_backlog(self, waiting: int) -> None:
+        if self._backlog is None and waiting > BACKLOG_MIN:
+            self._backlog = _Backlog(self.pacer.clock())
+            log.info("uplink: replaying a backlog of %d event(s), at most %g/s and %d B/s",
+                     waiting, self.pacer.publishes_per_s, self.pacer.bytes_per_s)
+        elif self._backlog is not None and waiting == 0:
+            took = self.pacer.clock() - self._backlog.started
+            log.info("uplink: backlog of %d event(s) sent in %.1f s", self._backlog.sent, took)
+            self._backlog = None
+
+    def backlog(self) -> BacklogProgress | None:
+        """Progress of the backlog being replayed, or None when there is none."""
+        b = self._backlog
+        if b is None:
+            return None
+        waiting = self.outbox.depth()
+        return BacklogProgress(sent=b.sent, waiting=waiting,
+                               publishes_per_s=self.pacer.rate(),
+                               eta_s=round(waiting / self.pacer.publishes_per_s, 1))
+
     def _send_loop(self) -> None:
         delay = BACKOFF_MIN_S
         timeout = self.settings.publish.timeout_s
@@ -147,6 +206,7 @@ class Uplink:
             if not self._connect():
                 delay = self._backoff(delay)
                 continue
+            self._track_backlog(self.outbox.depth())
             batch = self.outbox.peek(100)
             if not batch:
                 self._wake.wait(1.0)
@@ -156,11 +216,12 @@ class Uplink:
                 if self._stop.is_set():
                     return
                 try:
-                    self.publisher.publish(item.topic, item.payload, qos=1, timeout=timeout)
-                except PublishRejected as exc:
+                    if not self._publish(item.topic, item.payload, timeout):
+                        return   # closed while waiting for the pace; the event stays
+                except Refused as exc:  # for good (PublishRejected): set aside, counted
                     self.outbox.reject(item.seq, str(exc))
                     continue
-                except PublishError as exc:
+                except Unavailable as exc:  # not acknowledged (PublishError): back off
                     self.outbox.attempt(item.seq)
                     log.warning("uplink: event %s not acknowledged (%s); %d waiting, retrying",
                                 item.event_id, exc, self.outbox.depth())
@@ -171,6 +232,8 @@ class Uplink:
                     delay = self._backoff(delay)
                     break
                 self.outbox.ack(item.seq)
+                if self._backlog is not None:
+                    self._backlog.sent += 1
                 delay = BACKOFF_MIN_S
 
     # -- health ---------------------------------------------------------------------
@@ -184,7 +247,7 @@ class Uplink:
             vitals = Vitals.unknown(self.settings)
         return build_health(self.settings, vitals, uptime_s=time.monotonic() - self._started,
                             outbox=self.outbox.stats(), health_failed=self.health_failed,
-                            snapshots_trimmed=self.trimmed_snapshots)
+                            snapshots_trimmed=self.trimmed_snapshots, backlog=self.backlog())
 
     def send_health(self) -> bool:
         if not self.publisher.connected:
@@ -192,9 +255,10 @@ class Uplink:
             log.info("health not sent: not connected (%d events waiting)", self.outbox.depth())
             return False
         try:
-            self.publisher.publish(self.settings.topic("health"),
-                                   self.health().to_json().encode(), qos=1,
-                                   timeout=self.settings.publish.timeout_s)
+            if not self._publish(self.settings.topic("health"),
+                                 self.health().to_json().encode(),
+                                 self.settings.publish.timeout_s):
+                return False
         except PublishError as exc:
             self.health_failed += 1
             log.warning("health not sent: %s", exc)

@@ -41,6 +41,7 @@ from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from oneeye import faces
+from oneeye.edge.camera.geometry import Geometry
 from oneeye.edge.camera.sources import Frame, Source
 from oneeye.edge.detect import snapshot
 from oneeye.edge.detect.metrics import Metrics
@@ -54,7 +55,12 @@ from oneeye.edge.detect.regions import (
 )
 from oneeye.edge.detect.tracker import Track, Tracker
 from oneeye.edge.gallery.holder import GalleryHolder
-from oneeye.edge.settings import EdgeSettings
+from oneeye.edge.settings import (
+    CameraConfig,
+    EdgeSettings,
+    RecognitionSettings,
+    ThresholdOverride,
+)
 from oneeye.errors import OneEyeError
 from oneeye.events import MatchEvent
 from oneeye.gallery import Match, Matcher, fuse
@@ -69,7 +75,7 @@ FrameHook = Callable[[NDArray[np.uint8], list[Annotation]], None]
 
 
 @dataclass
-class _Look:
+class Look:
     """One encoded crop of a track."""
 
     encoding: NDArray[np.float32]
@@ -79,36 +85,99 @@ class _Look:
 
 
 @dataclass
-class _TrackState:
-    track: Track
-    looks: list[_Look] = field(default_factory=list)
+class TrackLooks:
+    """What a track's decision rests on: its looks, how many were tried, and the verdict
+    (``label`` is the accepted person, or "unknown"). Used by :func:`decide_track` on
+    the device and by ``oneeye analyze`` alike."""
+
+    looks: list[Look] = field(default_factory=list)
     encodes: int = 0
-    pending: Future[_Look | None] | None = None
-    pending_seq: int = 0
-    last_encode_at: float = 0.0
     label: str = "unknown"
     decided: bool = False
+
+
+@dataclass
+class _TrackState(TrackLooks):
+    track: Track = field(default=None)  # type: ignore[assignment]  # always given
+    pending: Future[Look | None] | None = None
+    pending_seq: int = 0
+    last_encode_at: float = 0.0
     closed: bool = False
     announced: set[str] = field(default_factory=set)
 
 
-def _switched(looks: list[_Look], look: _Look, max_distance: float) -> bool:
+def _switched(looks: list[Look], look: Look, max_distance: float) -> bool:
     """True when ``look`` is further than ``max_distance`` from the mean of ``looks``."""
     mean = fuse(np.stack([lk.encoding for lk in looks]))
     return float(np.linalg.norm(look.encoding - mean)) > max_distance
 
 
+def look_problem(q: faces.FaceQuality, r: RecognitionSettings) -> faces.QualityProblem | None:
+    """Why the device would not encode a crop of this quality (too small, too dark, too
+    blurred: :meth:`oneeye.faces.FaceQuality.problem` at ``r``'s floors), or None."""
+    return q.problem(min_face_px=r.min_face_px, min_blur=r.min_blur)
+
+
+def usable_look(q: faces.FaceQuality, r: RecognitionSettings) -> bool:
+    """Whether the device would encode a crop of this quality."""
+    return look_problem(q, r) is None
+
+
+def decide_track(st: TrackLooks, look: Look | None, matcher: Matcher, r: RecognitionSettings,
+                 overrides: dict[str, ThresholdOverride]) -> tuple[Match | None, bool]:
+    """Add ``look`` (None: an attempt that gave no usable encoding) to the track and decide
+    on the fusion of its looks. Returns (the accepted match — also when already accepted
+    before —, or None; whether the look was another person's, so the looks started over).
+
+    The one decision of a track, on the device and in ``oneeye analyze``: a look further
+    than ``switch_distance`` from the track's mean starts the looks over; after
+    ``min_looks`` looks the fused encoding goes through the gallery rule
+    (:meth:`Matcher.identify_track` with the device's ``thresholds``); an undecided track
+    that used up ``max_encodes_per_track`` is decided unknown."""
+    switched = False
+    if look is not None and st.looks and _switched(st.looks, look, r.switch_distance):
+        switched = True
+        st.looks.clear()
+        st.decided, st.label, st.encodes = False, "unknown", 1
+    if look is not None:
+        st.looks.append(look)
+        # A decided track is re-verified on its recent looks only (a swapped track must
+        # not average two people); an undecided one fuses all it has.
+        keep = 2 * r.min_looks if st.decided else r.max_encodes_per_track
+        del st.looks[:-keep]
+    match: Match | None = None
+    if len(st.looks) >= r.min_looks:
+        match, _ = matcher.identify_track(np.stack([lk.encoding for lk in st.looks]),
+                                          overrides)
+    if match is not None:
+        st.decided, st.label = True, match.person_id
+        return match, switched
+    if not st.decided and st.encodes >= r.max_encodes_per_track:
+        st.decided, st.label = True, "unknown"
+        for lk in st.looks:   # a stranger's crops go no further
+            lk.crop = None
+    return None, switched
+
+
 class Pipeline:
-    def __init__(self, settings: EdgeSettings, holder: GalleryHolder, *,
+    """One camera's pipeline: ``settings`` are the device's (tracking, thresholds, cooldown,
+    snapshots, ids), ``camera`` the camera's resolved config (``settings.camera(id)``:
+    geometry, detection, recognition)."""
+
+    def __init__(self, settings: EdgeSettings, camera: CameraConfig, holder: GalleryHolder, *,
                  sinks: Iterable[Sink] = (), metrics: Metrics | None = None,
                  on_frame: FrameHook | None = None, pool: Executor | None = None) -> None:
         self.settings = settings
+        self.camera = camera
         self.holder = holder
         self.sinks = list(sinks)
         self.metrics = metrics or Metrics()
         self.on_frame = on_frame
-        t, d = settings.tracking, settings.detection
-        self.tracker = Tracker(iou_min=t.iou_min, max_missed_s=t.max_missed_s)
+        t, d = settings.tracking, camera.detection
+        self.geometry = Geometry(camera.rotate, camera.crop)
+        self._offset = (0, 0)    # of the region of interest in the upright frame (x, y)
+        self.tracker = Tracker(iou_min=t.iou_min, max_missed_s=t.max_missed_s,
+                               speed_max=t.speed_max)
         self.motion = MotionDetector(MotionParams(height=d.motion_height,
                                                   threshold=d.motion_threshold))
         self.sweep = Sweep(d.sweep_s, d.sweep_bands, overlap=d.region_min_px // 2)
@@ -123,7 +192,8 @@ class Pipeline:
         self._last_frame: Frame | None = None
         self._last_now: float | None = None
         self._factor = 1.0
-        self._overrides = {str(k): v for k, v in settings.thresholds.items()}
+        self._overrides: dict[str, ThresholdOverride] = {
+            str(k): v for k, v in settings.thresholds.items()}
         self._regions: list[BBox] = []      # searched at the last detection pass
 
     # ------------------------------------------------------------------ main loop
@@ -178,14 +248,14 @@ class Pipeline:
 
     def process(self, frame: Frame) -> None:
         """One frame: collect finished encodings, detect (on cadence), track, submit encodes."""
-        d = self.settings.detection
+        d = self.camera.detection
         self._seq += 1
         now = self._clock(frame)
         self._last_frame, self._last_now = frame, now
-        image = frame.image
+        image, self._offset = self.geometry.apply(frame.image)
         factor = 1.0
         if image.shape[1] > d.max_width:
-            import cv2
+            import cv2  # lazy: native OpenCV, loaded only where frames are
 
             factor = d.max_width / image.shape[1]
             image = np.asarray(cv2.resize(image, (d.max_width, round(image.shape[0] * factor)),
@@ -203,7 +273,7 @@ class Pipeline:
             self.metrics.detections += 1
             tracks, new = self.tracker.update(boxes, now, frame.index)
             for tr in new:
-                self._states[tr.track_id] = _TrackState(tr)
+                self._states[tr.track_id] = _TrackState(track=tr)
                 self.metrics.tracks_total += 1
             if len(matcher):   # nobody to look for (yet): encoding would be wasted work
                 for tr in tracks:
@@ -225,7 +295,7 @@ class Pipeline:
         """Face boxes in ``bgr`` (processing pixels): in the regions worth a look, at native
         resolution up to ``detection.region_max_pixels`` per region; or, with
         ``detection.regions`` off, in the whole frame resized by ``detection.scale``."""
-        d = self.settings.detection
+        d = self.camera.detection
         if not d.regions:
             return faces.detect(faces.bgr_to_rgb(bgr), model=d.model, upsample=d.upsample,
                                 scale=d.scale)
@@ -276,7 +346,7 @@ class Pipeline:
         return time.monotonic()
 
     def _maybe_encode(self, st: _TrackState, bgr: NDArray[np.uint8], now: float) -> None:
-        r = self.settings.recognition
+        r = self.camera.recognition
         if st.pending is not None:
             return
         if st.decided:
@@ -296,14 +366,14 @@ class Pipeline:
         crop_rgb = faces.bgr_to_rgb(bgr[y0:y1, x0:x1])
         inner = (top - y0, right - x0, bottom - y0, left - x0)
         q = faces.quality(crop_rgb, inner)
-        problem = q.problem(min_face_px=r.min_face_px, min_blur=r.min_blur)
+        problem = look_problem(q, r)
         if problem is not None:
             n = self.metrics.skipped(problem)
             if problem == "too_dark" and (n in (1, 100) or n % 1000 == 0):
                 # Say it once early, then rarely: a dark scene would skip every look.
                 log.warning("camera %s: face too dark to recognise (brightest %.0f/255, "
                             "sharpness %.1f < min_blur %.0f; %d such looks skipped) — more "
-                            "light or the camera's night (IR) mode", self.settings.camera_id,
+                            "light or the camera's night (IR) mode", self.camera.camera_id,
                             q.brightness, q.blur, r.min_blur, n)
             return
         wanted = any(self.settings.snapshot.values())
@@ -314,9 +384,9 @@ class Pipeline:
         st.pending = self._pool.submit(self._encode, crop_rgb, inner, box, q.size_px, snap)
 
     def _encode(self, crop_rgb: NDArray[np.uint8], inner: BBox, box: BBox, size_px: int,
-                snap: NDArray[np.uint8] | None) -> _Look | None:
+                snap: NDArray[np.uint8] | None) -> Look | None:
         """A look, or None for a crop turned too far (or failing) — the attempt still counts."""
-        r = self.settings.recognition
+        r = self.camera.recognition
         t0 = time.perf_counter()
         try:
             marks = faces.landmarks(crop_rgb, [inner])
@@ -328,7 +398,7 @@ class Pipeline:
             return None
         finally:
             self.metrics.encoded(time.perf_counter() - t0)
-        return _Look(encs[0], box, size_px, snap) if encs else None
+        return Look(encs[0], box, size_px, snap) if encs else None
 
     # ------------------------------------------------------------------ decisions
 
@@ -352,36 +422,20 @@ class Pipeline:
             if st.closed and st.pending is None:
                 self._states.pop(st.track.track_id, None)
 
-    def _decide(self, st: _TrackState, look: _Look | None, matcher: Matcher) -> Match | None:
+    def _decide(self, st: _TrackState, look: Look | None, matcher: Matcher) -> Match | None:
         """Add a look to the track and decide on the fusion of its looks: the accepted match
         not yet announced on this track, or None."""
-        r = self.settings.recognition
-        if look is not None and st.looks and _switched(st.looks, look, r.switch_distance):
+        match, switched = decide_track(st, look, matcher, self.camera.recognition,
+                                       self._overrides)
+        if switched:
             # Someone else stepped into the box this track was following (the tracker
             # knows only boxes): what was seen before is another person's, start over.
             log.info("track %d: the face changed person; its looks start over",
                      st.track.track_id)
             self.metrics.identity_switches += 1
-            st.looks.clear()
-            st.decided, st.label, st.encodes = False, "unknown", 1
-        if look is not None:
-            st.looks.append(look)
-            # A decided track is re-verified on its recent looks only (a swapped track must
-            # not average two people); an undecided one fuses all it has.
-            keep = 2 * r.min_looks if st.decided else r.max_encodes_per_track
-            del st.looks[:-keep]
-        match: Match | None = None
-        if len(st.looks) >= r.min_looks:
-            match, _ = matcher.identify_track(np.stack([lk.encoding for lk in st.looks]),
-                                              self._overrides)
-        if match is not None:
-            st.decided, st.label = True, match.person_id
-            return None if match.person_id in st.announced else match
-        if not st.decided and st.encodes >= r.max_encodes_per_track:
-            st.decided, st.label = True, "unknown"
-            for lk in st.looks:   # a stranger's crops go no further
-                lk.crop = None
-        return None
+        if match is None or match.person_id in st.announced:
+            return None
+        return match
 
     def _announce(self, st: _TrackState, match: Match, frame: Frame | None, now: float | None,
                   matcher: Matcher, factor: float) -> None:
@@ -426,15 +480,17 @@ class Pipeline:
             best = max(crops, key=lambda lk: lk.size_px)
             assert best.crop is not None
             snap = snapshot.encode_jpeg_b64(best.crop, max_bytes=self.settings.snapshot_max_bytes)
-        bbox = tuple(round(v / factor) for v in latest.bbox)
+        dx, dy = self._offset   # boxes are reported in upright-frame pixels
+        top, right, bottom, left = (round(v / factor) for v in latest.bbox)
+        bbox = (top + dy, right + dx, bottom + dy, left + dx)
         src_frame = frame.index if frame is not None else st.track.last_frame
         media = frame.media_time_s if frame is not None else None
         s = self.settings
         return MatchEvent(
-            device_id=s.device_id, site_id=s.site_id, camera_id=s.camera_id,
+            device_id=s.device_id, site_id=s.site_id, camera_id=self.camera.camera_id,
             observed_at=utc_now(), person_id=match.person_id, watchlist=match.watchlist,
             distance=round(min(2.0, match.distance), 4), margin=round(min(2.0, match.margin), 4),
-            bbox=bbox,  # type: ignore[arg-type]
+            bbox=bbox,
             track_id=st.track.track_id,
             frames_seen=max(1, src_frame - st.track.first_frame + 1),
             gallery_version=matcher.versions().get(match.watchlist, 0),

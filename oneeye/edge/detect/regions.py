@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from oneeye.edge.detect.tracker import iou
 from oneeye.types import BBox
 
 
@@ -45,7 +46,7 @@ class MotionDetector:
 
     def detect(self, bgr: NDArray[np.uint8]) -> list[BBox]:
         """Boxes of what moved since the background average, in ``bgr``'s pixels."""
-        import cv2
+        import cv2  # lazy: native OpenCV, loaded only where frames are
 
         p = self.params
         h, w = bgr.shape[:2]
@@ -114,7 +115,6 @@ def search_scale(region: BBox, max_pixels: int) -> float:
 
 def dedupe(boxes: list[BBox], iou_max: float = 0.4) -> list[BBox]:
     """``boxes`` without those overlapping an earlier one by more than ``iou_max`` IoU."""
-    from oneeye.edge.detect.tracker import iou
 
     out: list[BBox] = []
     for b in boxes:

@@ -31,7 +31,7 @@ def crop(image: NDArray[np.uint8], box: BBox, margin: float = 0.4) -> NDArray[np
 def encode_jpeg_b64(bgr: NDArray[np.uint8], *, max_bytes: int = 60_000,
                     max_side: int = 320) -> str | None:
     """Base64 JPEG of a BGR crop, at most ``max_bytes`` characters; None if it cannot fit."""
-    import cv2
+    import cv2  # lazy: native OpenCV, loaded only where frames are
 
     if bgr.size == 0:
         return None

@@ -1,15 +1,26 @@
-"""Greedy IoU tracker with a centroid fallback: one track per face in view.
+"""Greedy tracker on predicted boxes with a displacement gate: one track per face in view.
 
-Detections arrive only every few frames, so a track keeps its last box in
-between. A detection continues the track it overlaps most (IoU ≥ ``iou_min``);
-when a face moved further than its box between two detections (fast walk,
-sparse cadence), the fallback continues the nearest track whose centre is
-within half a box and whose size is similar. A track not seen for
-``max_missed_s`` (media or wall time, whichever clock the caller uses) closes.
+Detections arrive only every few frames, so a track keeps its last box and the velocity
+of its centre between its last two detections; :meth:`Track.predicted` moves the box by
+that velocity to the time of the next pass. A detection continues the track whose
+*predicted* box it overlaps most (IoU ≥ ``iou_min``). What overlap cannot pair falls back
+to the nearest track of similar size whose predicted centre is within the gate::
 
-Each track keeps the velocity of its box centre between its last two detections,
-so :meth:`Track.predicted` says where to look for it next (the pipeline runs the
-detector there). The tracker knows nothing about identities: the pipeline keeps its
+    gate (face widths) = centroid_max + speed_max × dt                (no velocity yet)
+    gate (face widths) = centroid_max + speed_max × dt × uncertainty  (moving track)
+
+``dt`` is the time since the track was last seen, so the gate grows with the gap between
+passes (a busy CPU, a sparse cadence). A face crossing at 250 px/s in 25 fps video, seen
+every 3 frames, moves 30 px between passes — 0.67 of a 45 px face, beyond a fixed
+half-width gate: without prediction every pass opened a new track, no track gathered the
+two looks a decision needs, and the walker was never announced
+(``../shared/cases/fast-walker-tracking``). ``speed_max`` 6 face widths/s is a brisk walk
+close to the camera (a 16 cm face: ~1 m/s). Two people are never fused by a wrong link:
+the pipeline starts a track's looks over when a look is another person's encoding
+(``recognition.switch_distance``).
+
+A track not seen for ``max_missed_s`` (media or wall time, whichever clock the caller
+uses) closes. The tracker knows nothing about identities: the pipeline keeps its
 recognition state in its own map keyed by :attr:`Track.track_id`.
 """
 
@@ -60,11 +71,17 @@ class Track:
 
 class Tracker:
     def __init__(self, *, iou_min: float = 0.3, max_missed_s: float = 1.0,
-                 centroid_max: float = 0.5, size_ratio_max: float = 1.6) -> None:
+                 centroid_max: float = 0.5, size_ratio_max: float = 1.6,
+                 speed_max: float = 6.0, uncertainty: float = 0.5) -> None:
+        """``centroid_max`` and the gate are in face widths (the larger box's shorter side);
+        ``speed_max`` in face widths per clock second; ``uncertainty`` is the share of
+        ``speed_max`` still allowed around the prediction of a track that has a velocity."""
         self.iou_min = iou_min
         self.max_missed_s = max_missed_s
         self.centroid_max = centroid_max
         self.size_ratio_max = size_ratio_max
+        self.speed_max = speed_max
+        self.uncertainty = uncertainty
         self.tracks: dict[int, Track] = {}
         self._next_id = 1
 
@@ -73,25 +90,26 @@ class Tracker:
         order, newly created tracks)."""
         assigned: list[Track | None] = [None] * len(boxes)
         free = dict(self.tracks)
-        pairs = sorted(((iou(t.bbox, b), tid, i) for tid, t in free.items()
+        expected = {tid: t.predicted(now) for tid, t in free.items()}
+        pairs = sorted(((iou(expected[tid], b), tid, i) for tid in free
                         for i, b in enumerate(boxes)), reverse=True)
         for score, tid, i in pairs:
             if score < self.iou_min:
                 break
             if assigned[i] is None and tid in free:
                 assigned[i] = free.pop(tid)
-        # Centroid fallback for what IoU could not pair.
+        # Displacement gate around the prediction for what overlap could not pair.
         cands = []
         for i, b in enumerate(boxes):
             if assigned[i] is not None:
                 continue
             cx, cy = _centre(b)
             for tid, t in free.items():
-                tx, ty = _centre(t.bbox)
+                tx, ty = _centre(expected[tid])
                 s_b, s_t = _size(b), _size(t.bbox)
                 ratio = max(s_b, s_t) / min(s_b, s_t)
                 dist = ((cx - tx) ** 2 + (cy - ty) ** 2) ** 0.5 / max(s_b, s_t)
-                if dist <= self.centroid_max and ratio <= self.size_ratio_max:
+                if dist <= self.gate(t, now) and ratio <= self.size_ratio_max:
                     cands.append((dist, tid, i))
         for _dist, tid, i in sorted(cands):
             if assigned[i] is None and tid in free:
@@ -114,6 +132,13 @@ class Tracker:
                 t.bbox, t.last_seen, t.last_frame = b, now, frame
             out.append(t)
         return out, new
+
+    def gate(self, track: Track, now: float) -> float:
+        """How far (face widths) from its predicted centre a detection may continue
+        ``track`` at ``now``: wider the longer it was unseen, narrower once it moves."""
+        dt = max(0.0, now - track.last_seen)
+        moving = track.velocity != (0.0, 0.0)
+        return self.centroid_max + self.speed_max * dt * (self.uncertainty if moving else 1.0)
 
     def expire(self, now: float) -> list[Track]:
         """Close and return tracks unseen for longer than ``max_missed_s``."""

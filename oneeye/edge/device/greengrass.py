@@ -81,7 +81,7 @@ def read_device_config(ipc: Any, thing: str) -> DeviceConfig | None:
     """The ``desired`` state of ``thing``'s ``oneeye-config`` shadow, validated; None when
     the shadow or its ``desired`` state does not exist. Raises :class:`ConfigError` when
     it cannot be read or does not validate (the key path starts ``shadow.desired``)."""
-    from awsiot.greengrasscoreipc.model import ResourceNotFoundError
+    from awsiot.greengrasscoreipc.model import ResourceNotFoundError  # lazy: native library
 
     try:
         response = ipc.get_thing_shadow(thing_name=thing, shadow_name=DEVICE_SHADOW)

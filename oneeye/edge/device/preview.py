@@ -83,7 +83,7 @@ class Preview:
         except for the first frame so /frame.jpg has something to show)."""
         if self._viewers == 0 and self._jpeg is not None:
             return
-        import cv2
+        import cv2  # lazy: native OpenCV, loaded only where frames are
 
         img = bgr.copy()
         for (top, right, bottom, left), label, matched in annotations:

@@ -32,12 +32,15 @@ from oneeye.edge.camera.open import open_source
 from oneeye.edge.camera.sources import Source
 from oneeye.edge.comms.health import Vitals
 from oneeye.edge.comms.publishers import MessageCallback
+from oneeye.edge.comms.uplink import Uplink
 from oneeye.edge.detect.metrics import Metrics, merged_stage_ms, percentile_ms
 from oneeye.edge.detect.pipeline import FrameHook, Pipeline, Sink
 from oneeye.edge.detect.pool import FairPool
+from oneeye.edge.device.preview import Preview
 from oneeye.edge.gallery.holder import GalleryHolder
 from oneeye.edge.gallery.sync import GallerySync
-from oneeye.edge.settings import EdgeSettings
+from oneeye.edge.settings import CameraConfig, EdgeSettings
+from oneeye.errors import ConfigError
 from oneeye.events import CameraHealth, LatencyStats, MatchEvent
 from oneeye.gallery import load
 
@@ -87,10 +90,10 @@ class JsonlSink:
 
 @dataclass
 class Camera:
-    """One camera of the process: its settings, source, metrics and pipeline."""
+    """One camera of the process: its resolved config, source, metrics and pipeline."""
 
     camera_id: str
-    settings: EdgeSettings
+    config: CameraConfig
     source: Source
     metrics: Metrics = field(default_factory=Metrics)
     error: BaseException | None = None
@@ -115,12 +118,16 @@ class Camera:
 
 def open_cameras(settings: EdgeSettings) -> list[Camera]:
     """One :class:`Camera` per ``settings.per_camera()``; a bad file or folder raises
-    :class:`~oneeye.errors.SourceError` naming it (live sources never raise)."""
+    :class:`~oneeye.errors.SourceError` naming it (live sources never raise), no camera at
+    all :class:`~oneeye.errors.ConfigError`."""
+    if not settings.cameras:
+        raise ConfigError("no camera: declare cameras (cameras: {cam-1: {source: \"0\"}}) or "
+                          "give --source [CAMERA_ID=]SOURCE")
     cameras: list[Camera] = []
     try:
-        for camera_id, s in settings.per_camera().items():
-            source = open_source(s.source, realtime=s.realtime, loop=s.loop, stall_s=s.stall_s)
-            cameras.append(Camera(camera_id, s, source, Metrics(silent_after_s=s.stall_s)))
+        for camera_id, c in settings.per_camera().items():
+            source = open_source(c.source, realtime=c.realtime, loop=c.loop, stall_s=c.stall_s)
+            cameras.append(Camera(camera_id, c, source, Metrics(silent_after_s=c.stall_s)))
     except BaseException:
         for cam in cameras:
             cam.source.close()
@@ -154,7 +161,6 @@ def start_gallery_sync(settings: EdgeSettings, holder: GalleryHolder,
 
 
 def _default_uplink(settings: EdgeSettings, vitals: Callable[[], Vitals]) -> UplinkLike:
-    from oneeye.edge.comms.uplink import Uplink
 
     uplink: UplinkLike = Uplink(settings, vitals)
     return uplink
@@ -192,7 +198,6 @@ def run_edge(settings: EdgeSettings, holder: GalleryHolder, *, sinks: Iterable[S
             closers.append(sync.stop)
         on_frame: FrameHook | None = None
         if settings.preview_port is not None:
-            from oneeye.edge.device.preview import Preview
 
             preview = Preview(settings.preview_port).start()
             closers.append(preview.close)
@@ -200,11 +205,11 @@ def run_edge(settings: EdgeSettings, holder: GalleryHolder, *, sinks: Iterable[S
         log.info("edge %s: %d camera(s), galleries %s, publish %s", settings.device_id,
                  len(cameras), json.dumps(holder.current().versions()), settings.publish.url)
         for i, cam in enumerate(cameras):
-            pipeline = Pipeline(cam.settings, holder, sinks=all_sinks, metrics=cam.metrics,
+            pipeline = Pipeline(settings, cam.config, holder, sinks=all_sinks, metrics=cam.metrics,
                                 on_frame=on_frame if i == 0 else None,
                                 pool=pool.lane(cam.camera_id))
             log.info("edge %s/%s/%s: source %s (%s)", settings.device_id, settings.site_id,
-                     cam.camera_id, cam.settings.source,
+                     cam.camera_id, cam.config.source,
                      "live" if cam.source.live else f"file {cam.source.fps:.2f} fps")
             t = threading.Thread(target=cam.run, args=(pipeline, stop, duration_s),
                                  name=f"oneeye-camera-{cam.camera_id}", daemon=True)

@@ -39,7 +39,7 @@ from oneeye import aws, signing
 from oneeye import gallery as gallery_mod
 from oneeye.edge.gallery.holder import GalleryHolder
 from oneeye.edge.settings import EdgeSettings
-from oneeye.errors import EventError, GalleryError, NotFound, OneEyeError, SignatureError
+from oneeye.errors import EventError, GalleryError, NotFound, Refused, SignatureError
 from oneeye.events import GalleryEvent, clip, parse
 from oneeye.gallery import Gallery
 
@@ -202,7 +202,7 @@ class GallerySync:
                                    f"announced {wl} v{update.version}")
             self._cache(new)
             self.holder.swap(new)
-        except (OneEyeError, OSError) as exc:
+        except (Refused, OSError) as exc:  # a bad file, or its body cut off mid-read
             self._fail(f"{wl} v{update.version} from {where} refused, keeping v{current}: {exc}")
             return False
         except aws.failures() as exc:  # AWS said no (access denied) or did not answer

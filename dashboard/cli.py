@@ -1,5 +1,8 @@
 """``oneeye dashboard run`` and ``oneeye dashboard add-user``.
 
+The ``oneeye`` CLI finds this group through the ``oneeye.commands`` entry point (see
+``oneeye.cli``), so the shared ``oneeye`` package never imports the dashboard.
+
 Settings come from ``--config`` (YAML/JSON), then ``ONEEYE_DASHBOARD__KEY=value``
 environment variables, then flags. ``run`` serves HTTP and Socket.IO with gevent's
 WSGI server (``async_mode``), over HTTPS itself with ``tls_cert``/``tls_key`` or
@@ -13,26 +16,27 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from dashboard import create_app, run_server
+from dashboard.auth import hash_password
+from dashboard.settings import DashboardSettings
+from dashboard.store import open_store
+from oneeye.config import load_settings
 from oneeye.errors import ConfigError
 from oneeye.types import ROLES, is_id
 
 log = logging.getLogger(__name__)
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(dashboard_group)
-
-
-def load(config: Path | None, **overrides: Any) -> Any:
-    from dashboard.settings import DashboardSettings
-    from oneeye.config import load_settings
-
+def load(config: Path | None, **overrides: Any) -> DashboardSettings:
+    """Settings from ``config``, then ``ONEEYE_DASHBOARD__…`` variables, then ``overrides``
+    (None values are ignored)."""
     return load_settings(DashboardSettings, path=config, env_prefix="ONEEYE_DASHBOARD",
                          overrides=overrides, root="dashboard")
 
@@ -76,8 +80,6 @@ def run(host: str, port: int, config: Path | None, database_url: str | None,
         if "--async-mode" not in args:
             args += ["--async-mode", "gevent"]
         os.execv(sys.executable, [sys.executable, "-m", "oneeye.commands.serve_gevent", *args])
-    from dashboard import create_app, run_server
-
     if allow_topics:
         settings.allowed_topics = [*settings.allowed_topics, *allow_topics]
     try:
@@ -95,8 +97,6 @@ def run(host: str, port: int, config: Path | None, database_url: str | None,
 
 def _check_port(host: str, port: int) -> None:
     """Fail with one clear line (the same in both async modes) when the port is taken."""
-    import socket
-
     try:
         family, kind, proto, _, addr = socket.getaddrinfo(host, port,
                                                           type=socket.SOCK_STREAM)[0]
@@ -109,7 +109,7 @@ def _check_port(host: str, port: int) -> None:
 
 def _gevent_patched() -> bool:
     try:
-        from gevent import monkey
+        from gevent import monkey  # lazy: gevent is optional, and only this mode needs it
     except ImportError as exc:
         raise ConfigError("async_mode gevent needs the gevent package "
                           "(pip install 'oneeye[gevent]')") from exc
@@ -130,8 +130,6 @@ def _gevent_patched() -> bool:
 def add_user(name: str, sites: tuple[str, ...], role: str, agency: str | None,
              password_stdin: bool, config: Path | None, database_url: str | None) -> None:
     """Create a dashboard user, or reset their password, role and sites."""
-    from dashboard.auth import hash_password
-    from dashboard.store import Store
     if not sites and role != "agency_officer":
         raise click.BadParameter("give at least one --site", param_hint="--site")
     for site in sites:
@@ -151,9 +149,9 @@ def add_user(name: str, sites: tuple[str, ...], role: str, agency: str | None,
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     settings = load(config, database_url=database_url)
-    store = Store(settings.resolved_database_url())
+    store = open_store(settings.resolved_database_url())
     try:
-        store.put_user(name, password_hash, list(sites), role=role, agency=agency)
+        store.users.put(name, password_hash, list(sites), role=role, agency=agency)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     finally:

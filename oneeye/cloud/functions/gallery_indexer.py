@@ -2,11 +2,11 @@
 
 Input is an SQS message (the queue of ``INDEXER_QUEUE_URL``) whose body is
 either an S3 ``ObjectCreated`` notification for ``uploads/`` or a removal
-command ``{"action": "remove", "watchlist": ..., "person_id": ...}`` sent when
-a case closes or a customer is deleted. Direct S3 events are accepted too.
+command (:class:`~oneeye.cloud.removals.RemoveCommand`) sent when a case closes or a
+customer is deleted. Direct S3 events are accepted too.
 
-Keys: ``uploads/missing/{case_id}/{upload_id}.jpg`` (phone uploads; object
-metadata ``case-id``, ``upload-id``, ``agency``, optionally ``name``) and
+Keys (:mod:`oneeye.cloud.dal.keys`): ``uploads/missing/{case_id}/{upload_id}.jpg``
+(phone uploads; object metadata ``case-id``, ``upload-id``, ``agency``, optionally ``name``) and
 ``uploads/customers/{customer_id}/{n}.jpg`` (bank import).
 
 A phone photo is enrolled only if its grant (``status/{upload_id}.json``, see
@@ -23,7 +23,7 @@ grant's ``case_update`` carries (an existing case's new name, age, …).
 
 Errors that may pass (S3, DynamoDB, the MQTT/IoT publish) raise, so SQS
 redelivers the message and finally moves it to the dead-letter queue. Each
-object is processed once per ETag (idempotency table), so a redelivery never
+object is processed once per ETag (the state table's ``event`` namespace), so a redelivery never
 makes a second version. The function runs with reserved concurrency 1, so
 versions are built one after another and never race.
 """
@@ -32,37 +32,35 @@ from __future__ import annotations
 
 import io
 import logging
-import re
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from PIL import Image
 
-from oneeye import aws, faces, signing
+from oneeye import faces, signing
 from oneeye import gallery as gal
 from oneeye.cloud import grants
 from oneeye.cloud.agencies import Agencies, Audit
 from oneeye.cloud.common import Result, rejected
-from oneeye.cloud.dal import gallery_store, store
+from oneeye.cloud.dal import gallery_store, keys, store
 from oneeye.cloud.dal.notify import publish_gallery_event
-from oneeye.cloud.functions.uploads import REASONS
+from oneeye.cloud.dal.state import Idempotency
+from oneeye.cloud.removals import RemoveCommand
 from oneeye.cloud.settings import IndexerSettings
+from oneeye.cloud.uploads import REASONS
 from oneeye.errors import EnrolmentRejected, EventError, GalleryError, ImageError
 from oneeye.events import GalleryEvent, loads
-from oneeye.types import WATCHLISTS, utc_now
+from oneeye.types import utc_now
 
 log = logging.getLogger(__name__)
-
-_UPLOAD_KEY = re.compile(
-    r"^uploads/(?P<watchlist>" + "|".join(WATCHLISTS) + r")/(?P<person>[^/]+)/(?P<stem>[^/]+)"
-    r"\.(?P<ext>jpg|jpeg|png)$", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class IndexerDeps:
     bucket: store.Bucket
-    idempotency: store.Idempotency
+    idempotency: Idempotency
     cases: store.Cases | None = None
     #: The agencies table: a phone upload's token must still be valid when it is indexed.
     agencies: grants.AgencyLookup | None = None
@@ -97,8 +95,12 @@ def handle(event: dict[str, Any], deps: IndexerDeps) -> list[Result]:
 def handle_message(body: Any, deps: IndexerDeps) -> list[Result]:
     if not isinstance(body, dict):
         return [rejected("gallery_indexer", "message is not a JSON object")]
-    if body.get("action") == "remove":
-        return [remove_person(body, deps)]
+    if RemoveCommand.is_one(body):
+        try:
+            command = RemoveCommand.parse(body)
+        except EventError as exc:
+            return [rejected("gallery_indexer", str(exc))]
+        return [remove_person(command, deps)]
     if body.get("Event") == "s3:TestEvent":
         return [{"status": "ignored", "reason": "s3:TestEvent"}]
     out: list[Result] = []
@@ -117,15 +119,15 @@ def handle_message(body: Any, deps: IndexerDeps) -> list[Result]:
 
 
 def index_upload(key: str, etag: str, deps: IndexerDeps) -> Result:
-    m = _UPLOAD_KEY.match(key)
-    if not m:
+    parsed = keys.parse_upload(key)
+    if parsed is None:
         return rejected("gallery_indexer", f"not an upload key: {key}")
     claim = f"s3:{deps.bucket.name}/{key}#{etag}"
     if not deps.idempotency.claim(claim, kind="gallery_indexer"):
         log.info("gallery_indexer: %s (etag %s) already indexed", key, etag)
         return {"status": "duplicate", "key": key}
     try:
-        result = _index(key, m, deps)
+        result = _index(key, parsed, deps)
     except BaseException:
         deps.idempotency.release(claim)
         raise
@@ -133,19 +135,19 @@ def index_upload(key: str, etag: str, deps: IndexerDeps) -> Result:
     return result
 
 
-def _index(key: str, m: re.Match[str], deps: IndexerDeps) -> Result:
-    watchlist, person_id = m["watchlist"].lower(), m["person"]
+def _index(key: str, parsed: keys.UploadKey, deps: IndexerDeps) -> Result:
+    watchlist, person_id = parsed.watchlist, parsed.person_id
     head = deps.bucket.head(key)
     if head is None:
         return rejected("gallery_indexer", f"{key} no longer exists")
     meta = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
     upload = grants.upload_id_of(key) if watchlist == "missing" else None
-    grant = deps.bucket.get_json(f"status/{upload}.json") if upload else None
+    grant = deps.bucket.get_json(keys.status(upload)) if upload else None
     refused = _refusal(key, watchlist, head, grant, deps)
     if refused is not None:
         return refused
     # The upload id is the key's (checked against its grant), never the poster's metadata.
-    upload_id = m["stem"] if watchlist == "missing" else f"{person_id}-{m['stem']}"
+    upload_id = parsed.stem if watchlist == "missing" else f"{person_id}-{parsed.stem}"
     status = _Status(deps.bucket, upload_id, watchlist, person_id)
     try:
         gal.check_person_id(person_id)
@@ -230,8 +232,7 @@ def encode_photo(data: bytes, deps: IndexerDeps,
     if max(h, w) > deps.max_side:
         # Phone photos are 12–48 MP; HOG at upsample 1 on those takes seconds and
         # finds nothing a 1600 px copy would miss at enrolment distance.
-        import cv2
-        from PIL import Image
+        import cv2  # native and heavy: loaded only for the photos that need scaling
 
         s = deps.max_side / max(h, w)
         small = cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
@@ -250,23 +251,18 @@ def image_error_reason(exc: ImageError) -> str:
     return "unreadable"
 
 
-def remove_person(command: dict[str, Any], deps: IndexerDeps) -> Result:
-    watchlist, person_id = command.get("watchlist"), command.get("person_id")
-    try:
-        gal.check_watchlist(str(watchlist))
-        gal.check_person_id(str(person_id))
-    except GalleryError as exc:
-        return rejected("gallery_indexer", f"remove command: {exc}")
-    current, _ = gallery_store.read_latest(deps.bucket, str(watchlist))
+def remove_person(command: RemoveCommand, deps: IndexerDeps) -> Result:
+    watchlist, person_id = command.watchlist, command.person_id
+    current, _ = gallery_store.read_latest(deps.bucket, watchlist)
     if person_id not in current:
         log.info("gallery_indexer: %s not in %s v%d; nothing to remove", person_id, watchlist,
                  current.version)
         return {"status": "absent", "watchlist": watchlist, "person_id": person_id,
                 "gallery_version": current.version}
-    updated = current.without_person(str(person_id))
+    updated = current.without_person(person_id)
     latest = gallery_store.write_version(deps.bucket, updated,
                                           signing_key=deps.signing_key)
-    _announce(latest, updated, "removed", str(person_id), deps)
+    _announce(latest, updated, "removed", person_id, deps)
     log.info("gallery_indexer: %s removed from %s (v%d)", person_id, watchlist, updated.version)
     return {"status": "removed", "watchlist": watchlist, "person_id": person_id,
             "gallery_version": updated.version}
@@ -291,7 +287,7 @@ class _Status:
 
     def write(self, state: str, *, reason: str | None = None, message: str = "",
               gallery_version: int | None = None, warning: str | None = None) -> None:
-        key = f"status/{self.upload_id}.json"
+        key = keys.status(self.upload_id)
         # Keep what upload_url wrote with "pending" (agency, key, expiry): upload_status
         # reads it to check ownership.
         previous = self.bucket.get_json(key)
@@ -315,7 +311,7 @@ class _Status:
 def indexer_deps(settings: IndexerSettings) -> IndexerDeps:
     return IndexerDeps(
         bucket=store.Bucket(settings.oneeye_bucket),
-        idempotency=store.Idempotency(settings.idempotency_table),
+        idempotency=Idempotency(settings.idempotency_table),
         cases=store.Cases(settings.cases_table) if settings.cases_table else None,
         agencies=Agencies(settings.agencies_table),
         notify=settings.gallery_notify,
@@ -333,9 +329,7 @@ def signing_key(settings: IndexerSettings) -> Ed25519PrivateKey | None:
     """The manifest signing key: a Secrets Manager secret holding the PEM (AWS) or the
     local stack's 0600 file; None (logged) when neither is configured."""
     if settings.gallery_signing_key_secret:
-        pem = aws.client("secretsmanager").get_secret_value(
-            SecretId=settings.gallery_signing_key_secret)["SecretString"]
-        return signing.load_private(pem)
+        return signing.load_private(store.secret(settings.gallery_signing_key_secret))
     if settings.gallery_signing_key_file:
         return signing.load_private(Path(settings.gallery_signing_key_file).read_bytes())
     log.warning("gallery_indexer: no GALLERY_SIGNING_KEY_SECRET/_FILE; manifests are unsigned "

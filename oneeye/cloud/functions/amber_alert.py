@@ -6,8 +6,9 @@ for a few seconds after a case closes); then the per-case-per-site cooldown.
 
 One grouping policy for desk and email/SMS (README "What you will see"): at most one
 *alert* (email/SMS) per case per site per ``ALERT_COOLDOWN_S``, taken as a
-conditional write of ``cooldown:{case}:{site}`` in the idempotency table whose
-``expires_at`` is the end of the cooldown. Every sighting still goes to the desk (the
+conditional write of ``cooldown:{case}:{site}`` in the state table
+(:class:`~oneeye.cloud.dal.state.Cooldowns`) whose ``expires_at`` is the end of the
+cooldown. Every sighting still goes to the desk (the
 guard on site wants the latest camera and time) with ``case.notified`` saying whether
 it sent the email/SMS; the dashboard groups a case's open sightings under one banner
 (``dashboard.alerts``) that says whether the agency was told.
@@ -31,7 +32,8 @@ from typing import Any
 from oneeye import events
 from oneeye.alerting import strength
 from oneeye.cloud.common import DeviceMessageDeps, Result, clip, once_per_match
-from oneeye.cloud.dal import store
+from oneeye.cloud.dal import keys, store
+from oneeye.cloud.dal.state import Cooldowns, Idempotency
 from oneeye.cloud.devices import registry
 from oneeye.cloud.settings import AmberSettings
 from oneeye.types import SMS_MAX
@@ -46,6 +48,8 @@ _CASE_FIELDS = ("name", "age", "description", "agency", "contact", "status")
 class AmberDeps(DeviceMessageDeps):
     cases: store.Cases
     bucket: store.Bucket
+    #: One email/SMS per case per site per ``cooldown_s`` (the state table's cooldowns).
+    cooldowns: Cooldowns
     alerts_topic_arn: str
     #: At most one email/SMS per case per site in this many seconds.
     cooldown_s: int = 600
@@ -69,8 +73,7 @@ def _sighting(match: events.MatchEvent, deps: AmberDeps) -> Result:
         card["photo_url"] = deps.bucket.presign_get(str(case["photo_key"]),
                                                     expires_s=deps.snapshot_url_ttl_s)
     snapshot_url = _store_snapshot(match, deps)
-    cooldown_key = f"cooldown:{match.person_id}:{match.site_id}"
-    alerted = deps.idempotency.claim(cooldown_key, lease_s=deps.cooldown_s, kind="cooldown")
+    alerted = deps.cooldowns.start(match.person_id, match.site_id, seconds=deps.cooldown_s)
     try:
         alert_id = None
         if alerted:
@@ -93,7 +96,7 @@ def _sighting(match: events.MatchEvent, deps: AmberDeps) -> Result:
         desk_id = store.publish(deps.desk_topic_arn, desk.to_json(), site_id=match.site_id)
     except BaseException:
         if alerted:
-            deps.idempotency.release(cooldown_key)
+            deps.cooldowns.cancel(match.person_id, match.site_id)
         raise
     return {"status": "alerted" if alerted else "cooldown", "event_id": match.event_id,
             "alert_message_id": alert_id, "desk_message_id": desk_id,
@@ -113,7 +116,7 @@ def _store_snapshot(match: events.MatchEvent, deps: AmberDeps) -> str | None:
         log.warning("amber_alert: %s snapshot is not a JPEG; alerting without it",
                     match.event_id)
         return None
-    key = f"snapshots/{match.event_id}.jpg"
+    key = keys.snapshot(match.event_id)
     deps.bucket.put(key, data, content_type="image/jpeg")
     return deps.bucket.presign_get(key, expires_s=deps.snapshot_url_ttl_s)
 
@@ -171,7 +174,8 @@ def _subject(text: str) -> str:
 
 def amber_deps(settings: AmberSettings) -> AmberDeps:
     return AmberDeps(
-        idempotency=store.Idempotency(settings.idempotency_table),
+        idempotency=Idempotency(settings.idempotency_table),
+        cooldowns=Cooldowns(settings.idempotency_table),
         cases=store.Cases(settings.cases_table),
         bucket=store.Bucket(settings.oneeye_bucket),
         alerts_topic_arn=settings.alerts_topic_arn,

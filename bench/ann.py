@@ -1,4 +1,12 @@
-"""Approximate nearest-neighbour search for large galleries (optional; needs ``faiss-cpu``).
+"""Approximate nearest-neighbour search for large galleries (bench only; needs ``faiss-cpu``).
+
+Why this lives in bench/ and not in ``oneeye``: no runtime path needs it. A device's
+gallery is one branch's customers plus the open missing-person cases (thousands, not
+millions); the exact float32 matcher answers that in well under a millisecond, and still
+in ~45 ms at 1M (``bench/matcher.py``). faiss is not in the edge's requirements, and an
+index that misses the true runner-up reports a larger margin than the exact rule would,
+so a device would decide differently from the reference. ``bench/matcher.py`` keeps it
+as the measured option for a gallery that one day outgrows exact search.
 
 The exact matcher in :mod:`oneeye.gallery` is the reference and the right choice
 up to a few hundred thousand encodings. Beyond that an inverted-file index
@@ -17,8 +25,9 @@ proposed, the furthest proposed entry's distance stands in for the runner-up's.
 If the index misses the true runner-up the margin can come out larger than the
 exact one; ``bench/matcher.py`` and ``tests/test_ann.py`` measure how rarely.
 
-faiss is imported lazily: importing this module never fails; building an index
-without faiss raises :class:`AnnUnavailable` saying how to install it.
+faiss is imported lazily (a large native library, and optional): importing this module
+never fails; building an index without faiss raises
+:class:`AnnUnavailable` saying how to install it.
 """
 
 from __future__ import annotations
@@ -30,13 +39,18 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from oneeye.errors import AnnUnavailable, GalleryError
-from oneeye.gallery import ENCODING_DIM, MAX_MARGIN, Candidate, DecisionRule, Gallery, Match
+from oneeye.errors import GalleryError, Misconfigured
+from oneeye.gallery import DecisionRule, Gallery
+from oneeye.gallery.rule import ENCODING_DIM, MAX_MARGIN, Candidate, Match
 
 log = logging.getLogger(__name__)
 
 IndexKind = Literal["ivf", "hnsw"]
 INSTALL_HINT = "pip install 'oneeye[ann]' (or: pip install faiss-cpu)"
+
+
+class AnnUnavailable(Misconfigured):
+    """faiss is not installed, so no ANN index can be built (fix the install, not the input)."""
 
 
 def _faiss() -> Any:

@@ -1,0 +1,77 @@
+"""Devices as state: one row per device (last health, online/offline), upserted by each
+health report. Only transitions become events (``dashboard.devices``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+
+from dashboard.store.engine import Repository
+from dashboard.store.schema import devices
+from oneeye.events import DeskEvent
+
+#: The columns of a device row as :meth:`Devices.of_sites` returns it.
+_ROW = (devices.c.device_id, devices.c.site_id, devices.c.last_seen, devices.c.fps,
+        devices.c.camera_state, devices.c.state, devices.c.health)
+
+
+class Devices(Repository):
+    def seen(self, event: DeskEvent) -> str:
+        """A ``device_status`` report: upsert the device's row (online, last seen now);
+        return its state before — ``new``, ``online`` or ``offline`` — so the caller
+        records only transitions. Raises ValueError without a ``device_id``."""
+        if not event.device_id:
+            raise ValueError("a device_status event needs a device_id")
+        health = event.health
+        statement = self.insert(devices).values(
+            device_id=event.device_id, site_id=event.site_id, last_seen=self.now(),
+            fps=health.fps if health else None,
+            camera_state=health.camera_state if health else None, state="online",
+            health=health.to_json() if health else None)
+        new = statement.excluded
+        statement = statement.on_conflict_do_update(index_elements=["device_id"], set_={
+            "site_id": new.site_id, "last_seen": new.last_seen, "fps": new.fps,
+            # a report without health keeps the last known camera state
+            "camera_state": func.coalesce(new.camera_state, devices.c.camera_state),
+            "state": "online", "health": func.coalesce(new.health, devices.c.health)})
+        with self.engine.begin() as conn:
+            before = conn.execute(select(devices.c.state)
+                                  .where(devices.c.device_id == event.device_id)).scalar()
+            conn.execute(statement)
+        return str(before) if before is not None else "new"
+
+    def mark_offline(self, device_id: str, *, stale_before: str | None = None) -> bool:
+        """Set a device offline; True only for the one call that changed it (so one process
+        records the outage). ``stale_before``: only if not seen since (the sweep's check)."""
+        statement = (devices.update().values(state="offline")
+                     .where(devices.c.device_id == device_id, devices.c.state == "online"))
+        if stale_before is not None:
+            statement = statement.where(devices.c.last_seen < stale_before)
+        with self.engine.begin() as conn:
+            return int(conn.execute(statement).rowcount) == 1
+
+    def stale(self, stale_before: str) -> list[dict[str, Any]]:
+        """``{device_id, site_id, last_seen}`` of devices still marked online whose last
+        health is older than ``stale_before``."""
+        query = (select(devices.c.device_id, devices.c.site_id, devices.c.last_seen)
+                 .where(devices.c.state == "online", devices.c.last_seen < stale_before))
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def of_sites(self, sites: Sequence[str]) -> list[dict[str, Any]]:
+        """Rows ``{device_id, site_id, last_seen, fps, camera_state, state, health}`` of
+        ``sites``, by device id (``health``: the last ``oneeye.health/1`` JSON)."""
+        if not sites:
+            return []
+        query = (select(*_ROW).where(devices.c.site_id.in_(list(sites)))
+                 .order_by(devices.c.device_id))
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def count_by_site(self) -> dict[str, int]:
+        """site id → how many devices report there."""
+        query = select(devices.c.site_id, func.count()).group_by(devices.c.site_id)
+        with self.engine.connect() as conn:
+            return {site: int(n) for site, n in conn.execute(query)}

@@ -1,0 +1,128 @@
+"""The dashboard database's tables: one :data:`metadata`, the same on SQLite and PostgreSQL.
+
+This is the schema the code reads and writes; ``dashboard/migrations/versions`` is how a
+database gets there (tests/test_dashboard_migrations.py checks that the two agree). Times
+are stored as text in the one format (``oneeye.types.format_time``, UTC ``…Z``), so
+comparing strings compares instants; login failures are epoch seconds (the throttle's
+window arithmetic).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    DOUBLE_PRECISION,
+    REAL,
+    BigInteger,
+    Column,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+#: ``seq``: arrival order (BIGINT identity on PostgreSQL, SQLite's rowid alias there).
+Serial = BigInteger().with_variant(Integer(), "sqlite")
+
+#: One row per stored desk event; ``body`` is its ``oneeye.desk/1`` JSON.
+events = Table(
+    "events", metadata,
+    Column("seq", Serial, Identity(always=True), primary_key=True),
+    Column("event_id", Text, nullable=False, unique=True),
+    Column("site_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("observed_at", Text, nullable=False),
+    Column("received_at", Text, nullable=False),
+    Column("person_id", Text),
+    Column("person_name", Text),
+    Column("body", Text, nullable=False),
+    Column("device_id", Text),
+    Index("events_site_seq", "site_id", "seq"),
+    Index("events_received", "received_at"),
+    sqlite_autoincrement=True,
+)
+
+#: Who did what, when: acknowledgements, verdicts, closed cases, photo changes, users.
+audit = Table(
+    "audit", metadata,
+    Column("seq", Serial, Identity(always=True), primary_key=True),
+    Column("at", Text, nullable=False),
+    Column("user_name", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("site_id", Text),
+    Column("detail", Text, nullable=False),
+    Index("audit_at", "at"),
+    sqlite_autoincrement=True,
+)
+
+#: The first acknowledgement of an event (later ones are ignored).
+acks = Table(
+    "acks", metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("user_name", Text, nullable=False),
+    Column("acked_at", Text, nullable=False),
+)
+
+#: One row per device: its last health report and online/offline state.
+devices = Table(
+    "devices", metadata,
+    Column("device_id", Text, primary_key=True),
+    Column("site_id", Text, nullable=False),
+    Column("last_seen", Text, nullable=False),
+    Column("fps", REAL),
+    Column("camera_state", Text),
+    Column("state", Text, nullable=False),
+    Column("health", Text),
+)
+
+#: ``sites`` is a JSON list of site ids.
+users = Table(
+    "users", metadata,
+    Column("name", Text, primary_key=True),
+    Column("password_hash", Text, nullable=False),
+    Column("sites", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("role", Text, nullable=False, server_default="teller"),
+    Column("agency", Text),
+)
+
+#: One row per login: the signed session cookie names its login_id, so logout can
+#: revoke a cookie that was copied before (cookie sessions alone cannot).
+logins = Table(
+    "logins", metadata,
+    Column("login_id", Text, primary_key=True),
+    Column("user_name", Text, nullable=False),
+    Column("started_at", Text, nullable=False),
+    Column("ended_at", Text),
+)
+
+#: Failed logins per throttle key ("user:alice", "ip:10.0.0.5"), shared by every
+#: dashboard process on this database (dashboard.throttle).
+login_failures = Table(
+    "login_failures", metadata,
+    Column("throttle_key", Text, nullable=False),
+    Column("failed_at", DOUBLE_PRECISION, nullable=False),
+    Index("login_failures_key", "throttle_key", "failed_at"),
+)
+
+#: Every event id ever stored, kept much longer than the events themselves: a replay
+#: of a purged event must still be a duplicate, not a new unacknowledged banner.
+seen_events = Table(
+    "seen_events", metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("received_at", Text, nullable=False),
+    Index("seen_events_received", "received_at"),
+)
+
+#: The latest verdict per event; every verdict given is also an audit row.
+feedback = Table(
+    "feedback", metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("verdict", Text, nullable=False),
+    Column("user_name", Text, nullable=False),
+    Column("given_at", Text, nullable=False),
+)

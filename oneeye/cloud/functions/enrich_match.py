@@ -1,0 +1,95 @@
+"""enrich_match: a customers-watchlist match in, a ``customer_arrived`` desk card out.
+
+It joins the match with the bank's customer record (the device holds no personal
+data) and publishes a ``customer_arrived`` card on the desk topic. When the customer
+API is down the card still goes out, ``degraded`` with "customer C-1042 arrived,
+details unavailable": a teller seeing a bare id beats a teller seeing nothing. An id
+the API does not know (404) also goes out degraded, saying so.
+
+The function takes its collaborators as arguments (the lookup, the idempotency
+table, the topic) so tests and the bench can drive it directly; the handler builds
+them once per container from :class:`~oneeye.cloud.settings.EnrichSettings` with
+:func:`enrich_deps`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from oneeye import events
+from oneeye.cloud.common import DeviceMessageDeps, Result, clip, once_per_match
+from oneeye.cloud.customers import CustomerCard, customer_api
+from oneeye.cloud.dal import store
+from oneeye.cloud.dal.state import Idempotency
+from oneeye.cloud.devices import registry
+from oneeye.cloud.settings import EnrichSettings
+from oneeye.errors import CustomerApiUnavailable, CustomerNotFound
+
+log = logging.getLogger(__name__)
+
+Lookup = Callable[[str], dict[str, Any]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnrichDeps(DeviceMessageDeps):
+    #: The customer record lookup (the customer API's ``get``); None: not configured.
+    lookup: Lookup | None = None
+
+
+def enrich_match(message: Any, deps: EnrichDeps) -> Result:
+    """Validate one ``oneeye.match/1`` and publish its ``customer_arrived`` card once."""
+    return once_per_match(message, deps, watchlist="customers", handler="enrich_match",
+                          work=lambda match: _publish_arrival(match, deps))
+
+
+def _publish_arrival(match: events.MatchEvent, deps: EnrichDeps) -> Result:
+    customer: dict[str, Any] | None = None
+    degraded = False
+    who = match.person_id
+    try:
+        if deps.lookup is None:  # said once at cold start, not per event
+            raise CustomerApiUnavailable("no customer API configured")
+        customer = _customer_card(deps.lookup(match.person_id), match.person_id)
+        message = f"{customer.get('name') or who} arrived"
+    except CustomerNotFound:
+        degraded = True
+        message = f"customer {who} arrived, not found in the customer directory"
+        log.warning("enrich_match: customer %s unknown to the customer API", who)
+    except CustomerApiUnavailable:
+        degraded = True
+        message = f"customer {who} arrived, details unavailable"
+    desk = events.DeskEvent(
+        event_id=match.event_id, kind="customer_arrived", site_id=match.site_id,
+        observed_at=match.observed_at, message=clip(message), degraded=degraded,
+        device_id=match.device_id, match=_without_snapshot(match), customer=customer,
+    )
+    message_id = store.publish(deps.desk_topic_arn, desk.to_json(), site_id=match.site_id)
+    log.info("enrich_match: %s at %s → desk (%s)%s", who, match.site_id, message_id,
+             " degraded" if degraded else "")
+    return {"status": "published", "event_id": match.event_id, "degraded": degraded,
+            "message_id": message_id}
+
+
+def _customer_card(record: dict[str, Any], customer_id: str) -> dict[str, Any]:
+    """The customer record in the typed shape the desk renders (:class:`CustomerCard`)."""
+    return CustomerCard.from_record(record, customer_id).model_dump(exclude_none=True)
+
+
+def _without_snapshot(match: events.MatchEvent) -> events.MatchEvent:
+    # SNS messages are capped at 256 KB and the desk needs no face crop for customers.
+    return match.model_copy(update={"snapshot_jpeg": None}) if match.snapshot_jpeg else match
+
+
+def enrich_deps(settings: EnrichSettings) -> EnrichDeps:
+    api = customer_api(settings)
+    return EnrichDeps(idempotency=Idempotency(settings.idempotency_table),
+                      desk_topic_arn=settings.desk_topic_arn,
+                      lookup=api.get if api is not None else None, registry=registry(settings))
+
+
+def enrich_from_env() -> EnrichDeps:
+    """Deps from this process's environment (raises ConfigError naming the variable)."""
+    return enrich_deps(EnrichSettings.from_env(root="enrich_match"))
