@@ -26,7 +26,7 @@ from oneeye import types
 from oneeye.commands.edge import cameras_from_flags
 from oneeye.config import validate
 from oneeye.edge.device import fleet
-from oneeye.edge.settings import EdgeSettings
+from oneeye.edge.settings import DEFAULT_CAMERA_ID, EdgeSettings
 from oneeye.errors import ConfigError
 from oneeye.gallery.enrol import iter_photo_dir
 
@@ -84,11 +84,11 @@ def test_source_flag_takes_a_valid_name_and_leaves_urls_alone(name: str,
     settings = EdgeSettings()
     assert cameras_from_flags((f"{name}=clip.mp4",), settings) == {name: {"source": "clip.mp4"}}
     url = "rtsp://cam.local/stream?user=a"
-    assert cameras_from_flags((url,), settings) == {settings.camera_id: {"source": url}}
+    assert cameras_from_flags((url,), settings) == {DEFAULT_CAMERA_ID: {"source": url}}
     odd_file = tmp_path / "Süd=clip.mp4"          # an existing path is a path, '=' or not
     odd_file.write_bytes(b"x")
     assert cameras_from_flags((str(odd_file),), settings) == {
-        settings.camera_id: {"source": str(odd_file)}}
+        DEFAULT_CAMERA_ID: {"source": str(odd_file)}}
 
 
 def test_the_cli_says_it_is_the_camera_name_not_the_file(miranda_gallery: Path,

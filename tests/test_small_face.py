@@ -48,42 +48,44 @@ def _shrunk(photo: Path, face_px: int) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def photos(lfw: Path) -> list[Path]:
+def person_photos(lfw: Path) -> list[Path]:
     return sorted((lfw / "gallery" / PERSON).iterdir()) + sorted(
         (lfw / "probes" / PERSON).iterdir())
 
 
-def test_a_38px_face_enrols_on_missing_with_the_warning(photos: list[Path], lfw: Path) -> None:
-    small = _shrunk(photos[0], 38)
+def test_a_38px_face_enrols_on_missing_with_the_warning(person_photos: list[Path],
+                                                        lfw: Path) -> None:
+    small = _shrunk(person_photos[0], 38)
     done = gal.enrol_photo(small, gal.policy_for("missing"))
     assert done.warning == LOW_RESOLUTION and 30 <= done.face_px < 40
     assert "low-resolution photo" in done.message and f"{done.face_px} px" in done.message
     # it is the person: nearer their other photo than anyone else's
-    other = gal.encode_enrolment_photo(photos[1])
+    other = gal.encode_enrolment_photo(person_photos[1])
     stranger = gal.encode_enrolment_photo(sorted((lfw / "impostors").iterdir())[0])
     assert np.linalg.norm(done.encoding - other) < 0.5 < np.linalg.norm(done.encoding - stranger)
 
 
-def test_the_same_photo_is_still_refused_for_customers(photos: list[Path]) -> None:
+def test_the_same_photo_is_still_refused_for_customers(person_photos: list[Path]) -> None:
     with pytest.raises(EnrolmentRejected) as err:
-        gal.enrol_photo(_shrunk(photos[0], 38), gal.policy_for("customers"))
+        gal.enrol_photo(_shrunk(person_photos[0], 38), gal.policy_for("customers"))
     assert err.value.reason == "face_too_small" and "need at least 40 px" in str(err.value)
 
 
-def test_a_face_that_cannot_be_encoded_is_refused_even_for_missing(photos: list[Path]) -> None:
+def test_a_face_that_cannot_be_encoded_is_refused_even_for_missing(
+        person_photos: list[Path]) -> None:
     with pytest.raises(EnrolmentRejected) as err:
-        gal.enrol_photo(_shrunk(photos[0], 12), gal.policy_for("missing"))
+        gal.enrol_photo(_shrunk(person_photos[0], 12), gal.policy_for("missing"))
     assert err.value.reason in {"no_face", "face_too_small"}
 
 
-def test_a_full_size_photo_has_no_warning(photos: list[Path]) -> None:
-    done = gal.enrol_photo(photos[0], gal.policy_for("missing"))
+def test_a_full_size_photo_has_no_warning(person_photos: list[Path]) -> None:
+    done = gal.enrol_photo(person_photos[0], gal.policy_for("missing"))
     assert done.warning is None and done.message == "" and done.face_px >= 40
 
 
-def test_gallery_build_reports_the_warning(photos: list[Path], tmp_path: Path) -> None:
+def test_gallery_build_reports_the_warning(person_photos: list[Path], tmp_path: Path) -> None:
     (tmp_path / "src" / "MP-2026-0038").mkdir(parents=True)
-    (tmp_path / "src" / "MP-2026-0038" / "only.jpg").write_bytes(_shrunk(photos[0], 38))
+    (tmp_path / "src" / "MP-2026-0038" / "only.jpg").write_bytes(_shrunk(person_photos[0], 38))
     for watchlist, enrolled in (("missing", 1), ("customers", 0)):
         proc = subprocess.run(
             [*ONEEYE, "gallery", "build", str(tmp_path / "src"), "--watchlist", watchlist,
@@ -98,10 +100,10 @@ def test_gallery_build_reports_the_warning(photos: list[Path], tmp_path: Path) -
 
 
 def test_the_phone_and_the_case_see_the_warning(cloud_env: dict[str, str],
-                                                photos: list[Path]) -> None:
+                                                person_photos: list[Path]) -> None:
     upload_id = new_id()
     key = f"uploads/missing/MP-2026-0038/{upload_id}.jpg"
-    put_upload(cloud_env, key, _shrunk(photos[0], 38),
+    put_upload(cloud_env, key, _shrunk(person_photos[0], 38),
                **{"case-id": "MP-2026-0038", "upload-id": upload_id, "agency": "met"})
     assert [r["status"] for r in run_queue(cloud_env)] == ["accepted"]
     bucket = store.Bucket(cloud_env["ONEEYE_BUCKET"])
@@ -113,5 +115,5 @@ def test_the_phone_and_the_case_see_the_warning(cloud_env: dict[str, str],
     g, _ = gallery_store.read_latest(bucket, "missing")
     assert g.identities() == {"MP-2026-0038": 1}
     # a customer's photo of the same size is refused, and says why
-    put_upload(cloud_env, "uploads/customers/C-38/1.jpg", _shrunk(photos[0], 38))
+    put_upload(cloud_env, "uploads/customers/C-38/1.jpg", _shrunk(person_photos[0], 38))
     assert [r["reason"] for r in run_queue(cloud_env)] == ["face_too_small"]
