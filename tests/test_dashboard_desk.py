@@ -354,7 +354,7 @@ def test_an_odd_site_or_user_name_is_refused_naming_it_and_the_rule(
     resp = admin.post("/manage/users", data=form, follow_redirects=True)
     page = html.unescape(resp.get_data(as_text=True))
     assert said in page and "1–128 ASCII letters" in page
-    assert app.extensions["oneeye.store"].get_user(form["name"] or "tom") is None
+    assert services_of(app).store.users.get(form["name"] or "tom") is None
 
 
 def test_email_says_the_strength_in_words_and_links_the_snapshot_on_its_own_line() -> None:
