@@ -25,7 +25,7 @@ from dashboard.roles import roles_required
 from dashboard.services import services
 from dashboard.settings import CloudSettings, DashboardSettings
 from oneeye.cloud.backoffice import Backoffice
-from oneeye.types import ROLES, is_id
+from oneeye.types import ROLES, id_refusal
 
 log = logging.getLogger(__name__)
 bp = Blueprint("manage", __name__, url_prefix="/manage")
@@ -55,8 +55,9 @@ class Cloud:
     def add_customer_photo(self, customer_id: str, data: bytes) -> str:
         """Put one photo where the indexer enrols it; return its upload id (the key of its
         verdict). Raises ValueError for what is not a JPEG/PNG photo of a valid id."""
-        if not is_id(customer_id):
-            raise ValueError("customer id: letters, digits and _.:@- (at most 128)")
+        refusal = id_refusal("customer id", customer_id)
+        if refusal is not None:
+            raise ValueError(refusal)
         if not data:
             raise ValueError("the file is empty")
         if len(data) > MAX_PHOTO_BYTES:
@@ -171,8 +172,10 @@ def users() -> Any:
         role = request.form.get("role") or "teller"
         agency = (request.form.get("agency") or "").strip() or None
         try:
-            if not is_id(name) or not all(is_id(s) for s in sites):
-                raise ValueError("names and sites: letters, digits and _.:@-")
+            for what, value in [("user name", name), *(("site", s) for s in sites)]:
+                refusal = id_refusal(what, value)
+                if refusal is not None:
+                    raise ValueError(refusal)
             if role not in ROLES:
                 raise ValueError(f"role must be one of {', '.join(ROLES)}")
             store.users.put(name, hash_password(request.form.get("password") or ""), sites,

@@ -104,7 +104,8 @@ class EnrolmentRejected(Refused):
 
     Raised as ``EnrolmentRejected(reason, message)``, the status documents' order.
     ``reason``: ``no_face``, ``several_faces``, ``face_too_small``, ``too_blurred``,
-    ``unreadable``, ``too_large``.
+    ``too_dark`` (dim and no detail left after normalising its contrast), ``unreadable``,
+    ``too_large``.
     """
 
     def __init__(self, reason: str, message: str) -> None:

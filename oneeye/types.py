@@ -28,14 +28,86 @@ WATCHLISTS: Final[tuple[Watchlist, ...]] = get_args(Watchlist)
 #: characters, letters, digits and ``_ . : @ -``, starting with a letter or digit. ``@``
 #: is allowed because banks key customers by e-mail-like ids; ``/``, ``#``, ``+`` and
 #: spaces are not, since ids appear in MQTT topics and S3 keys.
+#:
+#: Names people type (a camera "Eingang-Süd", a site "Zürich HB") are refused, never
+#: guessed at: ids are keys in MQTT topics, S3 keys, IoT thing attributes and URLs, and
+#: AWS IoT thing names are narrower still (``[a-zA-Z0-9:_-]``). Every refusal names the
+#: value and the rule it breaks (:func:`id_problem`, :func:`id_refusal`) and, where one
+#: exists, an ASCII spelling that passes.
 ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
 ID_RE: Final = re.compile(ID_PATTERN)
-Id = Annotated[str, Field(pattern=ID_PATTERN, description="id: letters, digits and _.:@-")]
+ID_MAX: Final = 128
+#: The grammar in words, for messages.
+ID_RULE: Final = ("an id is 1–128 ASCII letters, digits and _ . : @ -, starting with a "
+                  "letter or digit")
+_ID_CHAR = re.compile(ID_PATTERN[ID_PATTERN.index("]") + 1:ID_PATTERN.index("{")])
+_TRANSLIT = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue",
+                           "ß": "ss", "æ": "ae", "Æ": "Ae", "ø": "o", "Ø": "O", "å": "a",
+                           "Å": "A", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "þ": "th"})
 
 
 def is_id(value: object) -> bool:
     """True when ``value`` is a string in the one id grammar (:data:`ID_PATTERN`)."""
     return isinstance(value, str) and ID_RE.fullmatch(value) is not None
+
+
+def id_problem(value: object) -> str | None:
+    """Which rule of the id grammar ``value`` breaks, in words, or None for a valid id."""
+    if not isinstance(value, str):
+        return f"it is {type(value).__name__}, not text"
+    if ID_RE.fullmatch(value):
+        return None
+    if not value:
+        return "it is empty"
+    if len(value) > ID_MAX:
+        return f"it is {len(value)} characters long (at most {ID_MAX})"
+    bad = sorted({c for c in value if not _ID_CHAR.fullmatch(c)}, key=value.index)
+    if bad:
+        shown = ", ".join("space" if c == " " else repr(c) for c in bad[:5])
+        return f"{shown} {'is' if len(bad) == 1 else 'are'} not allowed"
+    if not _ID_CHAR.fullmatch(value[0]) or not value[0].isalnum():
+        return f"it starts with {value[0]!r}"
+    return None
+
+
+def id_suggestion(value: str) -> str | None:
+    """An ASCII id close to ``value`` (umlauts spelled out, accents dropped, anything
+    else outside the grammar turned into ``-``), or None when nothing sensible is left."""
+    import unicodedata
+
+    text = unicodedata.normalize("NFKD", value.translate(_TRANSLIT))
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = re.sub(r"-{2,}", "-", "".join(c if _ID_CHAR.fullmatch(c) else "-" for c in text))
+    text = text.strip("-_.:@")[:ID_MAX]
+    return text if is_id(text) and text != value else None
+
+
+def id_refusal(what: str, value: object) -> str | None:
+    """The message refusing ``value`` as a ``what`` ("camera name", "case id" …): which
+    value, which rule, and an ASCII spelling that would pass; None for a valid id."""
+    problem = id_problem(value)
+    if problem is None:
+        return None
+    shown = repr(value) if not isinstance(value, str) or len(value) <= 60 \
+        else repr(value[:60] + "…")
+    hint = id_suggestion(value) if isinstance(value, str) and len(value) <= ID_MAX else None
+    return (f"{what} {shown} is not a valid id: {problem}; {ID_RULE}"
+            + (f" (e.g. {hint!r})" if hint else ""))
+
+
+def _check_id(value: str) -> str:
+    """an id: 1–128 ASCII letters, digits and _.:@-, starting with a letter or digit"""
+    if ID_RE.fullmatch(value):      # the common case, at the cost of one regex
+        return value
+    message = id_refusal("value", value)
+    if message is not None:
+        raise ValueError(message)
+    return value
+
+
+Id = Annotated[str, AfterValidator(_check_id),
+               Field(json_schema_extra={"pattern": ID_PATTERN},
+                     description="id: letters, digits and _.:@-")]
 
 
 # --- cameras and faces ----------------------------------------------------------------

@@ -245,6 +245,19 @@ def test_a_missing_contact_names_the_rule(api: AmberHarness, token: str) -> None
     assert "international form" in resp.json()["details"]["contact"]
 
 
+@pytest.mark.parametrize(("case_id", "rule"), [
+    ("MP-2026-Süd", "'ü' is not allowed"), ("MP 1", "space is not allowed"),
+    ("../etc", "'/' is not allowed"), ("x" * 129, "129 characters long"),
+    ("-MP-1", "it starts with '-'")])
+def test_an_odd_case_id_is_refused_naming_it_and_the_rule(api: AmberHarness, token: str,
+                                                          case_id: str, rule: str) -> None:
+    resp = request_upload(api, token, case_id=case_id)
+    assert resp.status_code == 400, resp.text
+    said = resp.json()["details"]["case_id"]
+    assert said.startswith(f"case id {case_id[:60]!r}"[:30]) and rule in said
+    assert "1–128 ASCII letters" in said
+
+
 def test_bad_bodies_get_clear_errors(api: AmberHarness, token: str) -> None:
     url = f"{api.url}/api/uploads"
     for body in (b"", b"not json", b"[1,2]"):

@@ -4,6 +4,7 @@ pages (paging, CSV, the viewer's time zone), camera outages, and who may open wh
 from __future__ import annotations
 
 import csv
+import html
 import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -337,6 +338,23 @@ def test_a_teller_cannot_reach_management_and_an_officer_has_no_desk(app: Flask)
                                               "csrf_token": token})
     assert saved.status_code == 302
     assert services_of(app).store.users.get("tom")["role"] == "teller"
+
+
+@pytest.mark.parametrize(("field", "value", "said"), [
+    ("sites", "branch-1, Zürich HB", "site 'Zürich HB' is not a valid id: 'ü', space are not"),
+    ("sites", "Filiale Süd", "site 'Filiale Süd' is not a valid id"),
+    ("name", "Jörg", "user name 'Jörg' is not a valid id: 'ö' is not allowed"),
+    ("name", "", "user name '' is not a valid id: it is empty"),
+])
+def test_an_odd_site_or_user_name_is_refused_naming_it_and_the_rule(
+        app: Flask, field: str, value: str, said: str) -> None:
+    admin, token = client_of(app, "ada")
+    form = {"name": "tom", "password": "long enough pw", "role": "teller",
+            "sites": "branch-1", "csrf_token": token, field: value}
+    resp = admin.post("/manage/users", data=form, follow_redirects=True)
+    page = html.unescape(resp.get_data(as_text=True))
+    assert said in page and "1–128 ASCII letters" in page
+    assert services_of(app).store.users.get(form["name"] or "tom") is None
 
 
 def test_email_says_the_strength_in_words_and_links_the_snapshot_on_its_own_line() -> None:

@@ -15,12 +15,12 @@ REPO = Path(__file__).resolve().parents[1]
 ONEEYE = [sys.executable, "-m", "oneeye.cli"]
 
 
-def test_hamilton_clip_announces_miranda_exactly_once(examples: Path, miranda_npz: Path,
+def test_hamilton_clip_announces_miranda_exactly_once(examples: Path, miranda_gallery: Path,
                                                       tmp_path: Path) -> None:
     out = tmp_path / "events.jsonl"
     proc = subprocess.run(
         [*ONEEYE, "edge", "--source", str(examples / "short_hamilton_clip.mp4"),
-         "--gallery", str(miranda_npz), "--events-out", str(out), "--publish", "none",
+         "--gallery", str(miranda_gallery), "--events-out", str(out), "--publish", "none",
          "--device-id", "branch-cam-1"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -34,31 +34,31 @@ def test_hamilton_clip_announces_miranda_exactly_once(examples: Path, miranda_np
     assert "frames 275" in proc.stderr and "events 1" in proc.stderr   # the exit summary
 
 
-def test_missing_source_is_a_clear_error(miranda_npz: Path, tmp_path: Path) -> None:
+def test_missing_source_is_a_clear_error(miranda_gallery: Path, tmp_path: Path) -> None:
     proc = subprocess.run(
         [*ONEEYE, "edge", "--source", str(tmp_path / "nope.mp4"), "--gallery",
-         str(miranda_npz)], capture_output=True, text=True, timeout=120)
+         str(miranda_gallery)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "nope.mp4: no such video file" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
-def test_invalid_setting_names_the_key(miranda_npz: Path, tmp_path: Path) -> None:
+def test_invalid_setting_names_the_key(miranda_gallery: Path, tmp_path: Path) -> None:
     cfg = tmp_path / "edge.yaml"
     cfg.write_text("detection:\n  every_n_frames: 0\n")
     proc = subprocess.run(
-        [*ONEEYE, "edge", "--source", "x.mp4", "--gallery", str(miranda_npz),
+        [*ONEEYE, "edge", "--source", "x.mp4", "--gallery", str(miranda_gallery),
          "--config", str(cfg)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "detection.every_n_frames" in proc.stderr
 
 
-def test_sigterm_stops_cleanly_and_keeps_the_event(examples: Path, miranda_npz: Path,
+def test_sigterm_stops_cleanly_and_keeps_the_event(examples: Path, miranda_gallery: Path,
                                                    tmp_path: Path) -> None:
     out = tmp_path / "events.jsonl"
     proc = subprocess.Popen(
         [*ONEEYE, "edge", "--source", str(examples / "short_hamilton_clip.mp4"),
-         "--gallery", str(miranda_npz), "--events-out", str(out), "--realtime", "--loop"],
+         "--gallery", str(miranda_gallery), "--events-out", str(out), "--realtime", "--loop"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
         # Wait for the announcement, then ask the process to stop.

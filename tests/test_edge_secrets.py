@@ -38,7 +38,7 @@ def test_redact_url_masks_user_info_and_nothing_else(url: str, shown: str) -> No
 
 @pytest.mark.parametrize("log_json", [False, True], ids=["plain-log", "json-log"])
 def test_edge_with_a_password_in_its_source_url_never_logs_or_reports_it(
-        miranda_npz: Path, tmp_path: Path, log_json: bool) -> None:
+        miranda_gallery: Path, tmp_path: Path, log_json: bool) -> None:
     broker = make_broker("amqtt", tmp_path)
     broker.start()
     health = Subscriber(broker.port, "oneeye/devices/+/health")
@@ -49,7 +49,7 @@ def test_edge_with_a_password_in_its_source_url_never_logs_or_reports_it(
         proc = subprocess.run(
             [*ONEEYE, *(["--log-json"] if log_json else []), "edge",
              "--source", f"door=rtsp://admin:{SECRET}@127.0.0.1:{dead_port}/x",
-             "--gallery", str(miranda_npz), "--duration", "6",
+             "--gallery", str(miranda_gallery), "--duration", "6",
              "--publish", f"mqtt://127.0.0.1:{broker.port}"],
             capture_output=True, text=True, timeout=180, cwd=tmp_path, env=env)
         health.payloads(1, timeout=30)

@@ -95,14 +95,14 @@ def test_read_only_data_partition_is_reported_and_events_are_written_once_it_is_
 
 
 def test_edge_on_a_read_only_data_partition_runs_to_its_end_and_reports_it(
-        partition: TinyPartition, tmp_path: Path, miranda_npz: Path, examples: Path) -> None:
+        partition: TinyPartition, tmp_path: Path, miranda_gallery: Path, examples: Path) -> None:
     broker = make_broker("amqtt", tmp_path).start()
     health = Subscriber(broker.port, "oneeye/devices/+/health")
     partition.read_only()
     try:
         proc = partition.run(
             [sys.executable, "-m", "oneeye.cli", "edge", "--source",
-             str(examples / "short_hamilton_clip.mp4"), "--gallery", str(miranda_npz),
+             str(examples / "short_hamilton_clip.mp4"), "--gallery", str(miranda_gallery),
              "--publish", f"mqtt://127.0.0.1:{broker.port}", "--realtime", "--duration", "4"],
             env={**os.environ, "ONEEYE_EDGE__HEALTH__INTERVAL_S": "1",
                  "ONEEYE_EDGE__OUTBOX__PATH": str(partition.mount / "outbox.sqlite3")},

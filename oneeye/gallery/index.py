@@ -23,13 +23,15 @@ from numpy.typing import NDArray
 from oneeye.errors import GalleryError
 from oneeye.gallery import rule as decision
 from oneeye.gallery.rule import ENCODING_DIM, Candidate, DecisionRule, Match, Overrides
-from oneeye.types import ID_RE, WATCHLISTS, utc_now
+from oneeye.types import WATCHLISTS, id_refusal, utc_now
 
 
 def check_person_id(person_id: str) -> str:
-    """Person ids follow the one id grammar (:data:`oneeye.types.ID_PATTERN`)."""
-    if not isinstance(person_id, str) or not ID_RE.fullmatch(person_id):
-        raise GalleryError(f"invalid person_id {person_id!r}: use letters, digits and _.@:-")
+    """Person ids follow the one id grammar (:data:`oneeye.types.ID_PATTERN`); a refusal
+    (:class:`GalleryError`) names the id and the rule it breaks."""
+    refusal = id_refusal("person id", person_id)
+    if refusal is not None:
+        raise GalleryError(refusal)
     return person_id
 
 

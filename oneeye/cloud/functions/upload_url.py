@@ -34,7 +34,7 @@ from oneeye.cloud.settings import UploadUrlSettings
 from oneeye.cloud.uploads import CONTENT_TYPES, REASONS
 from oneeye.errors import ApiError
 from oneeye.ids import new_id
-from oneeye.types import is_id, utc_now
+from oneeye.types import id_refusal, is_id, utc_now
 
 _LIMITS = {"name": 100, "description": 1000, "contact": 200, "agency": 120, "filename": 200}
 
@@ -91,7 +91,8 @@ def parse_form(body: dict[str, Any], max_bytes: int) -> CaseForm:
     if case_id in (None, ""):
         case_id = None
     elif not isinstance(case_id, str) or not is_id(case_id.strip()):
-        problems["case_id"] = "1–128 letters, digits and _.:@- (e.g. MP-2026-0042)"
+        problems["case_id"] = (id_refusal("case id", case_id.strip() if isinstance(case_id, str)
+                                          else case_id) or "") + " (e.g. MP-2026-0042)"
     else:
         case_id = case_id.strip()
     age: int | None = None
