@@ -11,6 +11,7 @@ before, a blurred face is still refused, and a look refused in low light is repo
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -147,3 +148,8 @@ def test_the_dark_clip_is_encoded_on_the_edge(dark12_clip: Path, miranda_gallery
     summary = proc.stderr.strip().splitlines()[-1]
     encodes = int(summary.split("encodes ")[1].split(",")[0])
     assert encodes >= 3, summary
+    # evened out before detection and encoding, the dim face is recognised (the case's
+    # "12 % clip with the luma equalised per frame → event")
+    assert "dark frames evened" in summary
+    events = [json.loads(line) for line in (tmp_path / "e.jsonl").read_text().splitlines()]
+    assert [e["person_id"] for e in events] == ["lin-manuel-miranda"], summary

@@ -64,6 +64,7 @@ from oneeye.edge.settings import (
 from oneeye.errors import OneEyeError
 from oneeye.events import MatchEvent
 from oneeye.gallery import Match, Matcher, fuse
+from oneeye.images import even_light
 from oneeye.types import BBox, utc_now
 
 log = logging.getLogger(__name__)
@@ -261,6 +262,8 @@ class Pipeline:
             image = np.asarray(cv2.resize(image, (d.max_width, round(image.shape[0] * factor)),
                                           interpolation=cv2.INTER_AREA), dtype=np.uint8)
         self._factor = factor
+        image, evened = even_light(image, dark_below=d.dark_luma)
+        self.metrics.dark_frames += evened
         matcher = self.holder.current()
         # File sources: everything started at the previous detection pass is collected now.
         self._collect(frame, now, matcher, factor,
