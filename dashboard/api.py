@@ -88,9 +88,17 @@ def int_arg(name: str, default: int, *, low: int, high: int) -> int:
 
 def present(record: dict[str, Any]) -> dict[str, Any]:
     """A stored record as the page gets it: plus the match's plain-language ``strength``
-    and its words ``strength_text`` (:mod:`oneeye.alerting`, what the SMS and email say)."""
-    match = record.get("event", {}).get("match")
+    and its words ``strength_text``, as the cloud function that made the card decided
+    them (``oneeye.desk/1`` ``strength``; the same words as the SMS and email)."""
+    event = record.get("event", {})
+    if event.get("strength"):
+        return {**record, "strength": event["strength"],
+                "strength_text": event.get("strength_text") or ""}
+    match = event.get("match")
     if isinstance(match, dict) and "distance" in match and "margin" in match:
+        # Fallback for events stored before the cloud carried the strength (older rows
+        # of the history); new events never reach this line. Remove once those rows have
+        # aged out (retention_days).
         d, m = float(match["distance"]), float(match["margin"])
         return {**record, "strength": alerts.strength(d, m),
                 "strength_text": strength_text(d, m)}

@@ -1,0 +1,161 @@
+"""device_presence: whether a device is online, decided in the cloud and announced once.
+
+Three things change a device's state (its ``device:{thing}`` item,
+:mod:`oneeye.cloud.dal.device_state`), and only a *change* is announced:
+
+- AWS IoT lifecycle events, through the ``DevicePresenceRule`` topic rule
+  (``SELECT * FROM '$aws/events/presence/+/+'``)::
+
+      $aws/events/presence/connected/{clientId}
+      $aws/events/presence/disconnected/{clientId}
+      {"clientId": "cam-7", "timestamp": 1573002230757, "eventType": "disconnected",
+       "clientInitiatedDisconnect": false, "disconnectReason": "CONNECTION_LOST",
+       "sessionIdentifier": "…", "principalIdentifier": "…", "versionNumber": 0}
+
+  The IoT policy lets a device connect only with its thing name as client id, so
+  ``clientId`` names the thing; a client that is no registered thing (a dashboard, a
+  test tool) is ignored. AWS may deliver lifecycle events late, twice or out of order:
+  each item keeps the ``timestamp`` (ms) of the last one applied and older ones change
+  nothing.
+- the scheduled sweep (``{"action": "sweep"}`` from an EventBridge schedule, every
+  minute; the local stack runs it on a timer): every device still online whose last
+  health report is older than ``OFFLINE_AFTER_S`` goes offline. This catches a device
+  whose connection stays half-open, which no lifecycle event reports in time.
+- a health report from a device marked offline (:mod:`oneeye.cloud.functions.device_health`).
+
+Each transition is one conditional write; the invocation that made it publishes exactly
+one ``device_offline`` / ``device_online`` desk event and one message to branch IT's
+topic (``IT_ALERT_TOPIC_ARN``, subject "OneEye: camera cam-7 OFFLINE"). Their event id
+is derived from the transition (:func:`transition_id`), so a retried announcement is
+deduplicated downstream; if publishing fails the state is put back and the error
+raised, and the platform's retry announces it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from oneeye import events
+from oneeye.cloud.common import DeviceMessageDeps, Result, clip, rejected
+from oneeye.cloud.dal import store
+from oneeye.cloud.dal.device_state import DeviceRecord, DeviceStates
+from oneeye.cloud.dal.state import Idempotency
+from oneeye.cloud.devices import registry
+from oneeye.cloud.settings import DeviceStateSettings, PresenceSettings
+from oneeye.types import format_time, is_id
+
+log = logging.getLogger(__name__)
+
+Change = Literal["device_offline", "device_online"]
+#: The lifecycle topics' root (AWS IoT Core; the local broker publishes the same).
+PRESENCE_TOPIC = "$aws/events/presence"
+_IDS = uuid.UUID("6f1d3c52-5a0e-4f4b-9a59-0ddca11ed0e1")  # uuid5 namespace of transition ids
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceStateDeps(DeviceMessageDeps):
+    """What the device-state functions hold (built once per container)."""
+
+    devices: DeviceStates
+    offline_after_s: float = 90.0
+    status_every_s: float = 300.0
+    #: Branch IT's topic; None: transitions reach the desk only.
+    it_topic_arn: str | None = None
+
+
+def transition_id(thing: str, change: Change, before: DeviceRecord) -> str:
+    """The desk event id of one transition: the same on a retry, new for the next one."""
+    return str(uuid.uuid5(_IDS, f"{thing}|{change}|{before.last_seen}|{before.presence_at}"))
+
+
+def announce(deps: DeviceStateDeps, thing: str, change: Change, before: DeviceRecord, *,
+             site_id: str, why: str) -> Result:
+    """Publish one transition (desk event + branch IT); on failure put ``before`` back and
+    raise, so the platform's retry finds the change still to do."""
+    now = format_time(datetime.fromtimestamp(deps.devices.clock(), UTC))
+    word = "OFFLINE" if change == "device_offline" else "back online"
+    desk = events.DeskEvent(event_id=transition_id(thing, change, before), kind=change,
+                            site_id=site_id, observed_at=now, device_id=thing,
+                            message=clip(why))
+    try:
+        desk_id = store.publish(deps.desk_topic_arn, desk.to_json(), site_id=site_id)
+        it_id = None
+        if deps.it_topic_arn:
+            it_id = store.publish(
+                deps.it_topic_arn, f"Camera {thing} at {site_id} is {word} ({now}). {why}",
+                site_id=site_id, subject=f"OneEye: camera {thing} {word}"[:99])
+    except BaseException:
+        deps.devices.undo(thing, before)
+        raise
+    log.warning("device %s at %s: %s (%s)", thing, site_id, change, why)
+    return {"status": change, "device_id": thing, "event_id": desk.event_id,
+            "message_id": desk_id, "it_message_id": it_id}
+
+
+def device_presence(message: Any, deps: DeviceStateDeps) -> Result:
+    """One IoT lifecycle event, or ``{"action": "sweep"}`` from the schedule."""
+    if isinstance(message, dict) and message.get("action") == "sweep":
+        return sweep(deps)
+    if not isinstance(message, dict):
+        return rejected("device_presence", "not a JSON object")
+    thing, kind, stamp = message.get("clientId"), message.get("eventType"), \
+        message.get("timestamp")
+    if kind not in ("connected", "disconnected") or not isinstance(stamp, int):
+        return rejected("device_presence", f"not a connect/disconnect lifecycle event: "
+                        f"eventType {str(kind)[:40]!r}, timestamp {str(stamp)[:40]!r}")
+    device = deps.registry.lookup(thing) if isinstance(thing, str) and is_id(thing) else None
+    if device is None or not device.site_id:
+        log.info("device_presence: %s of %r, no registered device: ignored", kind,
+                 str(thing)[:64])
+        return {"status": "ignored", "client_id": str(thing)[:64]}
+    assert isinstance(thing, str)
+    if kind == "connected":
+        before = deps.devices.transition(thing, "online", site_id=device.site_id,
+                                         presence_at=stamp, create=True)
+        if before is None:   # already online, first connection, or an older event
+            return {"status": "unchanged", "device_id": thing}
+        return announce(deps, thing, "device_online", before, site_id=device.site_id,
+                        why="connected again")
+    before = deps.devices.transition(thing, "offline", site_id=device.site_id,
+                                     presence_at=stamp)
+    if before is None:
+        return {"status": "unchanged", "device_id": thing}
+    reason = str(message.get("disconnectReason") or "disconnected")[:60]
+    return announce(deps, thing, "device_offline", before, site_id=device.site_id,
+                    why=f"disconnected from the cloud ({reason})")
+
+
+def sweep(deps: DeviceStateDeps) -> Result:
+    """Mark offline every device silent for ``offline_after_s`` (cloud time); one
+    announcement per device that this sweep changed."""
+    cutoff = deps.devices.clock() - deps.offline_after_s
+    silent = (f"{deps.offline_after_s / 60:.0f} min" if deps.offline_after_s >= 120
+              else f"{deps.offline_after_s:.0f} s")
+    changed: list[str] = []
+    for record in deps.devices.stale(cutoff):
+        before = deps.devices.transition(record.thing, "offline", site_id=record.site_id,
+                                         stale_before=cutoff)
+        if before is None:   # a report (or another sweep) got there first
+            continue
+        announce(deps, record.thing, "device_offline", before, site_id=record.site_id,
+                 why=f"no health report for over {silent}")
+        changed.append(record.thing)
+    return {"status": "swept", "offline": changed}
+
+
+def state_deps(settings: DeviceStateSettings) -> DeviceStateDeps:
+    return DeviceStateDeps(idempotency=Idempotency(settings.idempotency_table),
+                           desk_topic_arn=settings.desk_topic_arn, registry=registry(settings),
+                           devices=DeviceStates(settings.idempotency_table),
+                           offline_after_s=settings.offline_after_s,
+                           status_every_s=settings.device_status_every_s,
+                           it_topic_arn=settings.it_alert_topic_arn)
+
+
+def presence_from_env() -> DeviceStateDeps:
+    """Deps from this process's environment (raises ConfigError naming the variable)."""
+    return state_deps(PresenceSettings.from_env(root="device_presence"))
