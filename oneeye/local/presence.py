@@ -45,7 +45,7 @@ def lifecycle_event(client_id: str, event_type: str, *, version: int, session: s
     return f"{PRESENCE_TOPIC}/{event_type}/{client_id}", json.dumps(body).encode()
 
 
-class PresencePlugin(BasePlugin[BrokerContext]):
+class PresencePlugin(BasePlugin[BrokerContext]):  # type: ignore[misc]  # amqtt: untyped
     """Publishes ``$aws/events/presence/…`` on every client connect and disconnect."""
 
     def __init__(self, context: BrokerContext) -> None:

@@ -12,8 +12,9 @@ Three things change a device's state (its ``device:{thing}`` item,
        "clientInitiatedDisconnect": false, "disconnectReason": "CONNECTION_LOST",
        "sessionIdentifier": "…", "principalIdentifier": "…", "versionNumber": 0}
 
-  The IoT policy lets a device connect only with its thing name as client id, so
-  ``clientId`` names the thing; a client that is no registered thing (a dashboard, a
+  The IoT policy lets a device connect only with its thing name as client id, so the
+  topic's client id (``topic(5) AS iot_thing``; the body's ``clientId`` must agree) names
+  the thing; a client that is no registered thing (a dashboard, a
   test tool) is ignored. AWS may deliver lifecycle events late, twice or out of order:
   each item keeps the ``timestamp`` (ms) of the last one applied and older ones change
   nothing.
@@ -44,7 +45,7 @@ from oneeye.cloud.common import DeviceMessageDeps, Result, clip, rejected
 from oneeye.cloud.dal import store
 from oneeye.cloud.dal.device_state import DeviceRecord, DeviceStates
 from oneeye.cloud.dal.state import Idempotency
-from oneeye.cloud.devices import registry
+from oneeye.cloud.devices import THING_FIELD, registry
 from oneeye.cloud.settings import DeviceStateSettings, PresenceSettings
 from oneeye.types import format_time, is_id
 
@@ -102,11 +103,15 @@ def device_presence(message: Any, deps: DeviceStateDeps) -> Result:
         return sweep(deps)
     if not isinstance(message, dict):
         return rejected("device_presence", "not a JSON object")
-    thing, kind, stamp = message.get("clientId"), message.get("eventType"), \
+    # The client id from the topic (``topic(5) AS iot_thing``, set by AWS IoT), not the body.
+    thing, kind, stamp = message.get(THING_FIELD), message.get("eventType"), \
         message.get("timestamp")
     if kind not in ("connected", "disconnected") or not isinstance(stamp, int):
         return rejected("device_presence", f"not a connect/disconnect lifecycle event: "
                         f"eventType {str(kind)[:40]!r}, timestamp {str(stamp)[:40]!r}")
+    if message.get("clientId") != thing:
+        return rejected("device_presence", f"clientId {str(message.get('clientId'))[:64]!r} "
+                        f"is not the topic's {str(thing)[:64]!r}")
     device = deps.registry.lookup(thing) if isinstance(thing, str) and is_id(thing) else None
     if device is None or not device.site_id:
         log.info("device_presence: %s of %r, no registered device: ignored", kind,
