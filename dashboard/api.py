@@ -176,8 +176,9 @@ def arrivals() -> Response:
 @roles_required(*DESK_ROLES)
 def devices() -> Response:
     """Devices of the user's sites, each with its ``cameras`` (``oneeye.health/1``'s
-    per-camera entries: state, fps, frame age). Every fps is null when the device is not
-    online: a frozen figure would look healthy."""
+    per-camera entries: state, fps, frame age). ``online`` is the cloud's word (the last
+    ``device_offline`` / ``device_online`` applied), not a timer here. Every fps is null
+    when the device is not online: a frozen figure would look healthy."""
     parts = services()
     offline_after = parts.settings.offline_after_s
     now = datetime.fromtimestamp(parts.store.clock(), UTC)
@@ -185,7 +186,7 @@ def devices() -> Response:
     for row in parts.store.devices.of_sites(g.user["sites"]):
         health = row.pop("health", None)
         age = (now - parse_time(row["last_seen"])).total_seconds()
-        online = row["state"] == "online" and age <= offline_after
+        online = row["state"] == "online"
         out.append({**row, "online": online, "age_s": round(age, 1),
                     "fps": row["fps"] if online else None,
                     "cameras": _cameras(health, online), "notes": _device_notes(health)})
