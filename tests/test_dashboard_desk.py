@@ -305,7 +305,8 @@ def test_each_camera_of_a_device_is_listed_with_its_own_state(app: Flask, signer
          "dropped_frames": 0},
         {"camera_id": "lobby", "state": "reconnecting", "fps": None, "frame_age_ms": 9000.0,
          "dropped_frames": 3}]
-    clock.advance(91)                          # the device falls silent: no frozen figures
+    # the cloud marks the device offline: no frozen figures
+    push(app, signer, desk_event(kind="device_offline", device_id="edge-7"))
     [dev] = alice.get("/api/devices").get_json()["devices"]
     assert [(c["state"], c["fps"], c["frame_age_ms"]) for c in dev["cameras"]] == [
         ("ok", None, None), ("reconnecting", None, None)]

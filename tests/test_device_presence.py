@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from oneeye.cloud.dal.device_state import DeviceStates
 from oneeye.cloud.functions import device_health, device_presence
-from oneeye.cloud.functions.device_presence import DeviceStateDeps
+from oneeye.cloud.transitions import DeviceStateDeps
 from oneeye.events import DeskEvent
 from oneeye.local.broker import EmbeddedBroker
 from oneeye.local.rules import compile_rules

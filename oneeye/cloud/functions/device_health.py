@@ -6,7 +6,7 @@ it (:func:`oneeye.cloud.common.sender_rejection`). Then, per report:
 - the device's ``device:{thing}`` item records it (online, last seen now in cloud time,
   fps, camera state; :class:`oneeye.cloud.dal.device_state.DeviceStates`);
 - a device that was *offline* is announced back online, once
-  (:func:`oneeye.cloud.functions.device_presence.announce`: a ``device_online`` desk event
+  (:func:`oneeye.cloud.transitions.announce`: a ``device_online`` desk event
   and one message to branch IT);
 - a ``device_status`` desk event (fps and camera figures for the camera panel) goes out
   at most once per device per ``DEVICE_STATUS_EVERY_S`` (300 s by default): a report
@@ -27,8 +27,8 @@ from oneeye.alerting import skew_note
 from oneeye.cloud.clock import trusted_health
 from oneeye.cloud.common import Result, clip, event_id_of, rejected, sender_rejection
 from oneeye.cloud.dal import store
-from oneeye.cloud.functions.device_presence import DeviceStateDeps, announce, state_deps
 from oneeye.cloud.settings import HealthSettings
+from oneeye.cloud.transitions import DeviceStateDeps, announce, state_deps
 from oneeye.errors import EventError
 
 
