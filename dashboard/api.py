@@ -88,9 +88,17 @@ def int_arg(name: str, default: int, *, low: int, high: int) -> int:
 
 def present(record: dict[str, Any]) -> dict[str, Any]:
     """A stored record as the page gets it: plus the match's plain-language ``strength``
-    and its words ``strength_text`` (:mod:`oneeye.alerting`, what the SMS and email say)."""
-    match = record.get("event", {}).get("match")
+    and its words ``strength_text``, as the cloud function that made the card decided
+    them (``oneeye.desk/1`` ``strength``; the same words as the SMS and email)."""
+    event = record.get("event", {})
+    if event.get("strength"):
+        return {**record, "strength": event["strength"],
+                "strength_text": event.get("strength_text") or ""}
+    match = event.get("match")
     if isinstance(match, dict) and "distance" in match and "margin" in match:
+        # Fallback for events stored before the cloud carried the strength (older rows
+        # of the history); new events never reach this line. Remove once those rows have
+        # aged out (retention_days).
         d, m = float(match["distance"]), float(match["margin"])
         return {**record, "strength": alerts.strength(d, m),
                 "strength_text": strength_text(d, m)}
@@ -168,8 +176,9 @@ def arrivals() -> Response:
 @roles_required(*DESK_ROLES)
 def devices() -> Response:
     """Devices of the user's sites, each with its ``cameras`` (``oneeye.health/1``'s
-    per-camera entries: state, fps, frame age). Every fps is null when the device is not
-    online: a frozen figure would look healthy."""
+    per-camera entries: state, fps, frame age). ``online`` is the cloud's word (the last
+    ``device_offline`` / ``device_online`` applied), not a timer here. Every fps is null
+    when the device is not online: a frozen figure would look healthy."""
     parts = services()
     offline_after = parts.settings.offline_after_s
     now = datetime.fromtimestamp(parts.store.clock(), UTC)
@@ -177,7 +186,7 @@ def devices() -> Response:
     for row in parts.store.devices.of_sites(g.user["sites"]):
         health = row.pop("health", None)
         age = (now - parse_time(row["last_seen"])).total_seconds()
-        online = row["state"] == "online" and age <= offline_after
+        online = row["state"] == "online"
         out.append({**row, "online": online, "age_s": round(age, 1),
                     "fps": row["fps"] if online else None,
                     "cameras": _cameras(health, online), "notes": _device_notes(health)})

@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-Strength = Literal["strong", "possible"]
+from oneeye.types import Strength
+
 STRONG_DISTANCE: Final = 0.45
 STRONG_MARGIN: Final = 0.15
 

@@ -27,6 +27,7 @@ from oneeye.types import (
     DeskKind,
     Id,
     StorageState,
+    Strength,
     UtcTimestamp,
     Watchlist,
 )
@@ -249,7 +250,11 @@ class DeskEvent(_Event):
     customer API was down: ``degraded`` is then true and ``message`` says so);
     ``case`` carries the missing-person case for ``missing_person_sighted``;
     ``health`` carries a device's latest ``oneeye.health/1`` for ``device_status``
-    (the dashboard marks a device offline after 90 s without one).
+    (at most one per device per ``DEVICE_STATUS_EVERY_S``; whether a device is online is
+    the cloud's ``device_offline`` / ``device_online`` transitions, never a silence the
+    dashboard times). ``strength`` / ``strength_text`` are the match's plain-language
+    strength (:func:`oneeye.alerting.strength`), decided once in the cloud function that
+    made the card (``customer_arrived``, ``missing_person_sighted``); absent otherwise.
     """
 
     schema_: Literal["oneeye.desk/1"] = Field(DESK, alias="schema")
@@ -264,6 +269,8 @@ class DeskEvent(_Event):
     case: dict[str, Any] | None = None
     snapshot_url: str | None = None
     health: HealthEvent | None = None
+    strength: Strength | None = None
+    strength_text: str | None = Field(None, max_length=40)
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 

@@ -153,6 +153,9 @@ DeskKind = Literal[
     "device_online",
 ]
 DESK_KINDS: Final[tuple[DeskKind, ...]] = get_args(DeskKind)
+#: How strong a match reads to a person (:func:`oneeye.alerting.strength` decides it, once,
+#: where the match is enriched; the desk event carries it).
+Strength = Literal["strong", "possible"]
 
 # --- time ------------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ from oneeye.local.lambdas import Lambdas
 from oneeye.local.moto_server import MotoServer, tap_structured_messages
 from oneeye.local.probe import wait_http
 from oneeye.local.rules import compile_rules
+from oneeye.local.schedules import Schedules
 from oneeye.local.settings import REPO, LocalSettings, check_ports
 from oneeye.local.sns_delivery import Signer, SnsDelivery
 from oneeye.local.sqs_poller import SqsPoller
@@ -139,6 +140,8 @@ class LocalStack:
         self._http_api(template, lambdas, moto.url, cloud_env["ONEEYE_BUCKET"])
         self._http_subscribers(cloud_env["DESK_TOPIC_ARN"])  # SubscribeURL is served now
         self._indexer(template, lambdas, cloud_env["INDEXER_QUEUE_URL"])
+        timers = Schedules(template.schedules, lambdas).start()   # the device sweep, …
+        self._on_stop("schedules", timers.stop)
         self._rules(template, mqtt_url)
         self._workers()
         if s.enrol_customers:

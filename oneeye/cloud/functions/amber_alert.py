@@ -104,14 +104,16 @@ def _sighting(match: events.MatchEvent, deps: AmberDeps) -> Result:
         # emails read it from there); a failure to record it retries the whole sighting.
         deps.cases.append_told(match.person_id, told)
         name = card.get("name") or match.person_id
+        strength = alerting.strength(match.distance, match.margin)
+        words = alerting.STRENGTH_TEXT[strength]
         desk = events.DeskEvent(
             event_id=match.event_id, kind="missing_person_sighted", site_id=match.site_id,
             observed_at=match.observed_at, device_id=match.device_id,
+            strength=strength, strength_text=words,
             match=match.model_copy(update={"snapshot_jpeg": None}),
             case={**card, "notified": any(t["outcome"] == "sent" for t in told),
                   "told": told, "told_text": alerting.told_text(told, zone),
-                  "strength": alerting.strength(match.distance, match.margin),
-                  "strength_text": alerting.strength_text(match.distance, match.margin),
+                  "strength": strength, "strength_text": words,
                   "seen_local": seen.text, "time_zone": seen.time_zone,
                   "safety": alerting.SAFETY_LINE},
             snapshot_url=snapshot_url,
