@@ -55,10 +55,10 @@ def to_bytes(gallery: Gallery) -> bytes:
         "learning": gallery.learning.to_dict(),
     }
     buf = io.BytesIO()
-    np.savez(buf, encodings=gallery.encodings, person_ids=gallery.person_ids,
-             sources=gallery.sources, neg_person_ids=gallery.neg_person_ids,
-             neg_encodings=gallery.neg_encodings, neg_sources=gallery.neg_sources,
-             meta=np.array(json.dumps(meta)))
+    arrays: dict[str, Any] = {"encodings": gallery.encodings,
+                              "person_ids": gallery.person_ids,
+                              "meta": np.array(json.dumps(meta)), **gallery.template_arrays()}
+    np.savez(buf, **arrays)
     return buf.getvalue()
 
 

@@ -273,6 +273,11 @@ class Gallery:
         assert self.neg_sources is not None
         return self.neg_sources
 
+    def template_arrays(self) -> dict[str, NDArray[Any]]:
+        """The template metadata and negatives as the file stores them (format 2)."""
+        return {"sources": self._sources(), "neg_person_ids": self._neg_ids(),
+                "neg_encodings": self._neg_enc(), "neg_sources": self._neg_src()}
+
     # -- inspection -----------------------------------------------------------------
 
     def __len__(self) -> int:
