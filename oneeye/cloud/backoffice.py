@@ -24,9 +24,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
-
-from typing import Literal
+from typing import Any, Literal
 
 from oneeye.cloud.dal import gallery_store, keys, store
 from oneeye.cloud.functions.cases import close

@@ -336,7 +336,7 @@ class Gallery:
         The margin is to the nearest identity of another identity group (so a face
         enrolled under two ids does not cancel itself out); ``vetoed`` is set when the
         query is within ``learning.negative_distance`` of a negative template of the
-        nearest identity."""
+        nearest identity and nearer to it than to that identity's own templates."""
         q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, ENCODING_DIM)
         groups = self.groups() if len(self._index.ids) > 1 else None
         best_i, best_d, margin = self._index.nearest(q, groups)
@@ -347,7 +347,10 @@ class Gallery:
             nd = np.sqrt(np.maximum(_Index.build(self._neg_ids(), self._neg_enc())
                                     .sq_distances(q), 0.0))
             own = self._neg_ids()[None, :] == best_ids[:, None]
-            vetoed = np.any(own & (nd <= self.learning.negative_distance), axis=1)
+            # Vetoed: within the distance of a negative *and* nearer to it than to any of
+            # the person's templates, so a negative never hides their own photos' looks.
+            near = (nd <= self.learning.negative_distance) & (nd < best_d[:, None])
+            vetoed = np.any(own & near, axis=1)
         return [
             Candidate(
                 person_id=str(ids[i]) if i >= 0 else None,

@@ -42,8 +42,9 @@ class LearningRule:
     :class:`~oneeye.gallery.rule.DecisionRule`'s. Values from ``bench/learning.py`` on
     lfw_dev (see its docstring for the procedure):
 
-    * ``negative_distance`` 0.40: a look this close to a "Not this person" template is not
-      announced as that person. The largest value that vetoes none of the genuine probes
+    * ``negative_distance`` 0.40: a look this close to a "Not this person" template, and
+      nearer to it than to any of the person's own templates, is not announced as that
+      person. The largest value that vetoes none of the genuine probes
       of the person the veto is on (the genuine looks of the real person are further from
       the impostor's look than this), while the replayed impostor look (distance 0) and
       the impostor's other photos near it are vetoed.
