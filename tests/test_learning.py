@@ -91,7 +91,8 @@ def test_the_cap_drops_the_oldest_sighting_template_never_a_photo(
     g = enrolled.with_learning(LearningRule(max_sighting_templates=2))
     for i in range(4):
         g = g.with_template(person, enrolled.encodings[0] + 0.01 * (i + 1),
-                            TemplateSource("sighting", f"ev-{i}", "t", f"2026-01-0{i + 1}T00:00:00Z"))
+                            TemplateSource("sighting", f"ev-{i}", "t",
+                                           f"2026-01-0{i + 1}T00:00:00Z"))
     kept = g.templates(person)
     assert [t.kind for t in kept].count("photo") == 1
     assert sorted(t.source for t in kept if t.kind == "sighting") == ["ev-2", "ev-3"]
