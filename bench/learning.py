@@ -37,11 +37,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import DEFAULT_DATASET, read_dataset  # noqa: E402
-from accuracy import oneeye_gallery, query_encodings, split  # noqa: E402
+from _common import DEFAULT_DATASET, read_dataset
+from accuracy import oneeye_gallery, query_encodings, split
 
-from oneeye.gallery import DEFAULT_RULES, EnrolmentPolicy, Gallery  # noqa: E402
-from oneeye.gallery.templates import LearningRule, TemplateSource  # noqa: E402
+from oneeye.gallery import DEFAULT_RULES, EnrolmentPolicy, Gallery
+from oneeye.gallery.templates import LearningRule, TemplateSource
 
 
 def visits(probes: list[tuple[str, np.ndarray | None]]) -> dict[str, list[np.ndarray]]:
@@ -144,8 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         hr = sum(base.distance_to(who, q) > ft for q, who in right)
         print(f"  {ft:.3f}: wrong held {hw}/{len(wrong)}, right held {hr}/{len(right)}")
     # extra impostors as "wrong confirmations": impostor looks accepted as someone
+    far = sorted(round(base.distance_to(w, q), 3) for w, q in fm0)
     print(f"  (impostor looks accepted as someone, a mistaken Confirm would send them: "
-          f"{len(fm0)}; their distances {sorted(round(base.distance_to(w, q), 3) for w, q in fm0)})")
+          f"{len(fm0)}; their distances {far})")
     print(f"\nLearningRule defaults: {LearningRule()}")
     return 0
 
