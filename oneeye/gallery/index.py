@@ -1,3 +1,4 @@
+# Long module: the gallery, its learnt templates and the search over them are one invariant.
 """A watchlist's encodings and the exact nearest-identity search over them.
 
 Over 400 lines because the gallery, its learnt templates (sources, negatives, the
