@@ -21,7 +21,7 @@ from dashboard.localtime import day_bound, viewer_zone
 from dashboard.roles import DESK_ROLES, roles_required
 from dashboard.services import services
 from oneeye.alerting import skew_note, strength_text
-from oneeye.errors import EventError
+from oneeye.errors import EventError, OneEyeError
 from oneeye.events import HEALTH, HealthEvent, parse
 from oneeye.types import ALERT_KINDS, DESK_KINDS, VERDICTS, format_time, normalize_time, parse_time
 
@@ -274,5 +274,10 @@ def feedback(event_id: str) -> Response:
                           person_id=match.get("person_id"), camera_id=match.get("camera_id"),
                           watchlist=match.get("watchlist"))
     log.info("event %s %s by %s", event_id, verdict, g.user["name"])
+    try:   # the verdict stands whatever the cloud says; learning is a consequence of it
+        learning = parts.cloud.learn_from_verdict(match, verdict, g.user["name"])
+    except OneEyeError as exc:
+        log.warning("event %s: the verdict's template was not queued: %s", event_id, exc)
+        learning = "failed"
     parts.live.emit("feedback", {**given, "site_id": record["site_id"]})
-    return jsonify(given)
+    return jsonify({**given, "learning": learning})

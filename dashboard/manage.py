@@ -70,6 +70,22 @@ class Cloud:
     def photo_status(self, upload_id: str) -> dict[str, Any]:
         return self._backoffice().photo_status(upload_id)
 
+    def learn_from_verdict(self, match: dict[str, Any], verdict: str, by: str) -> str:
+        """Queue what a verdict teaches the gallery: ``confirmed`` → a template of the
+        matched person, ``rejected`` → a negative one, from the sighting's ``encoding``
+        (present only when its watchlist learns). Returns ``queued`` or why nothing was
+        sent (``no_encoding``, ``no_cloud``); never raises for a missing part, so a verdict
+        is recorded whatever the cloud does."""
+        encoding = match.get("encoding")
+        if not isinstance(encoding, list):
+            return "no_encoding"
+        if not self.connected:
+            return "no_cloud"
+        self._backoffice().learn(
+            match["watchlist"], str(match["person_id"]), str(match["event_id"]), encoding,
+            "positive" if verdict == "confirmed" else "negative", by)
+        return "queued"
+
     def customers(self) -> list[dict[str, Any]]:
         """Customers with photos in the bucket: ``{customer_id, photos}``."""
         counts = self._backoffice().customer_photos()

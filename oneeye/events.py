@@ -14,7 +14,7 @@ new schema string and old consumers reject it.
 from __future__ import annotations
 
 import json
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -83,6 +83,11 @@ class MatchEvent(_Event):
     frames_seen: int = Field(ge=1)
     gallery_version: int = Field(ge=0)
     snapshot_jpeg: str | None = Field(None, description="base64 JPEG face crop")
+    encoding: list[Annotated[float, Field(ge=-10, le=10, allow_inf_nan=False)]] | None = Field(
+        None, min_length=128, max_length=128, description="the track's fused encoding (128 "
+        "floats, 5 decimals, ~1.2 KB) — only for an accepted match on a watchlist that learns "
+        "from verdicts (the gallery's learning.enabled), never for a stranger: what Confirm "
+        "or Not this person teaches the gallery (README 'Learning from verdicts')")
     source_frame: int | None = Field(None, ge=0)
     media_time_s: float | None = Field(None, ge=0)
     sent_at: UtcTimestamp | None = Field(

@@ -10,7 +10,11 @@ the dashboard's code. It offers:
 - an agency's cases with their photo counts, and closing one
   (:func:`oneeye.cloud.functions.cases.close`);
 - :func:`notify_it`: a plain message on an SNS topic (branch IT's email), filterable
-  by ``site_id``.
+  by ``site_id``;
+- learning (:mod:`oneeye.cloud.learning`): :meth:`Backoffice.learn` queues a verdict's
+  template, :meth:`Backoffice.templates` lists a person's templates and those held for
+  review, :meth:`Backoffice.remove_template` and :meth:`Backoffice.review_template` queue
+  one template's removal or a held one's acceptance / dismissal.
 
 Validation of what a person typed (ids, file types) stays in the dashboard; this
 module takes checked values.
@@ -20,13 +24,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from oneeye.cloud.dal import keys, store
+from oneeye.cloud.dal import gallery_store, keys, store
 from oneeye.cloud.functions.cases import close
+from oneeye.cloud.learning import LearnCommand, RemoveTemplateCommand, ReviewCommand
 from oneeye.cloud.removals import RemoveCommand
 from oneeye.ids import new_id
-from oneeye.types import Watchlist
+from oneeye.types import Watchlist, utc_now
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,54 @@ class Backoffice:
             return False
         close(cases, self.indexer_queue_url, case_id, closed_by=closed_by)
         return True
+
+    def learn(self, watchlist: Watchlist, person_id: str, event_id: str,
+              encoding: list[float], kind: Literal["positive", "negative"], by: str) -> str:
+        """Queue a verdict to learn from (``positive``: Confirm; ``negative``: Not this
+        person) with the sighting's 128-float ``encoding``; returns the SQS message id.
+        The indexer refuses it for a watchlist that does not learn (LEARN_WATCHLISTS).
+        Raises :class:`~oneeye.errors.EventError` for an invalid value."""
+        command = LearnCommand.parse({"watchlist": watchlist, "person_id": person_id,
+                                      "event_id": event_id, "encoding": encoding,
+                                      "kind": kind, "by": by, "at": utc_now()})
+        return store.send(self.indexer_queue_url, command.to_json())
+
+    def templates(self, watchlist: Watchlist, person_id: str) -> list[dict[str, Any]]:
+        """``person_id``'s templates in the newest gallery, then those held for review.
+
+        Each: ``{template_id, person_id, kind: photo | sighting | negative, source (photo
+        key or event id), by, at, state: "active"}``; held ones also ``reason``
+        (``far_template`` | ``unlike_person``), ``distance``, ``message``, ``held_at`` and
+        ``state: "needs_review"`` (their ``template_id`` is the review id)."""
+        bucket = self._bucket()
+        g, _ = gallery_store.read_latest(bucket, watchlist)
+        out: list[dict[str, Any]] = [{**t.to_dict(), "state": "active"}
+                                     for t in g.templates(person_id)]
+        for key in sorted(bucket.keys(keys.reviews_of(watchlist, person_id))):
+            held = bucket.get_json(key)
+            if isinstance(held, dict):
+                out.append({"template_id": held.get("review_id"), "person_id": person_id,
+                            **{k: held.get(k) for k in ("kind", "source", "by", "at",
+                                                         "reason", "distance", "message",
+                                                         "held_at")},
+                            "state": "needs_review"})
+        return out
+
+    def remove_template(self, watchlist: Watchlist, person_id: str, template_id: str,
+                        by: str) -> str:
+        """Queue the removal of one active template (a photo's, a sighting's or a
+        negative); returns the SQS message id."""
+        command = RemoveTemplateCommand.parse({"watchlist": watchlist, "person_id": person_id,
+                                               "template_id": template_id, "by": by})
+        return store.send(self.indexer_queue_url, command.to_json())
+
+    def review_template(self, watchlist: Watchlist, person_id: str, review_id: str,
+                        decision: Literal["accept", "dismiss"], by: str) -> str:
+        """Queue the decision on a template held for review; returns the SQS message id."""
+        command = ReviewCommand.parse({"watchlist": watchlist, "person_id": person_id,
+                                       "review_id": review_id, "decision": decision,
+                                       "by": by})
+        return store.send(self.indexer_queue_url, command.to_json())
 
     def _photo_counts(self, watchlist: Watchlist) -> dict[str, int]:
         people = (keys.person_of(k) for k in self._bucket().keys(keys.uploads_of(watchlist)))

@@ -185,6 +185,11 @@ class IndexerSettings(IdempotencySettings, BucketSettings, UploadLimitSettings,
         "iot-data", alias="GALLERY_NOTIFY", pattern=r"^(iot-data|none|(mqtt|tcp)://.+)$",
         description="how new versions are announced: iot-data (AWS IoT Core), "
         "mqtt://host:port (local stack) or none")
+    learn_watchlists: str = Field(
+        "", alias="LEARN_WATCHLISTS", pattern=r"^((customers|missing)(,(customers|missing))*)?$",
+        description="comma-separated watchlists that learn from desk verdicts (opt-in; "
+        "README 'Learning from verdicts'): edges then send a track's encoding with each "
+        "accepted match, and Confirm / Not this person add templates; empty: none")
 
 
 class UploadUrlSettings(IdempotencySettings, UploadGrantSettings):

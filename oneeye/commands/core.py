@@ -76,10 +76,14 @@ def gallery_build(src_dir: Path, watchlist: str, out: Path, version: int,
     manifest = gal.save(g, out)
     missing = sorted(set(listing.people) - set(g.identities()))
     skipped = [s.__dict__ for s in listing.skipped]
+    # One face under two ids: reported, and treated as one identity group by the margin.
+    duplicates = g.duplicates()
     if as_json:
         click.echo(json.dumps({"gallery": str(out), "manifest": manifest,
                                "photos": len(listing.photos), "skipped": skipped,
-                               "not_enrolled": missing, **report.as_dict()}))
+                               "not_enrolled": missing,
+                               "duplicates": [d.__dict__ for d in duplicates],
+                               **report.as_dict()}))
         return
     click.echo(f"gallery {out}: watchlist {watchlist} v{version}, {len(g.identities())} "
                f"identities, {len(g)} encodings from {len(listing.photos)} photos "
@@ -93,6 +97,8 @@ def gallery_build(src_dir: Path, watchlist: str, out: Path, version: int,
         click.echo(f"  skipped {s.path}: {s.reason}: {s.message}")
     if missing:
         click.echo(f"  not enrolled (no usable photo): {', '.join(missing)}")
+    for d in duplicates:
+        click.echo(f"  duplicate {d.person_a} {d.person_b}: {d.message()}")
 
 
 @gallery_group.command("show")

@@ -127,7 +127,11 @@ class LocalStack:
         env.update(cloud_env)
         env.update({"CUSTOMER_API_URL": f"http://{host}:{s.ports.customer_api}",
                     "CUSTOMER_API_KEY": api_key, "GALLERY_NOTIFY": mqtt_url,
-                    "GALLERY_SIGNING_KEY_FILE": str(signing_key)})
+                    "GALLERY_SIGNING_KEY_FILE": str(signing_key),
+                    # the local demo learns from the desk's verdicts on customers (opt-in
+                    # in AWS: cloud/template.yaml); ONEEYE_LEARN_WATCHLISTS="" turns it off
+                    "LEARN_WATCHLISTS": os.environ.get("ONEEYE_LEARN_WATCHLISTS",
+                                                       "customers")})
         os.environ.update(env)
         self.info.env = env
 

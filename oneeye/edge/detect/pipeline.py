@@ -486,6 +486,13 @@ class Pipeline:
         dx, dy = self._offset   # boxes are reported in upright-frame pixels
         top, right, bottom, left = (round(v / factor) for v in latest.bbox)
         bbox = (top + dy, right + dx, bottom + dy, left + dx)
+        # Only for a watchlist that learns (the indexer's LEARN_WATCHLISTS, carried by the
+        # signed gallery); a stranger never reaches here (no accepted match, no event).
+        learns = matcher.galleries.get(match.watchlist)
+        encoding = None
+        if learns is not None and learns.learning.enabled:
+            fused = fuse(np.stack([lk.encoding for lk in st.looks]))
+            encoding = [round(float(v), 5) for v in fused]
         src_frame = frame.index if frame is not None else st.track.last_frame
         media = frame.media_time_s if frame is not None else None
         s = self.settings
@@ -498,6 +505,7 @@ class Pipeline:
             frames_seen=max(1, src_frame - st.track.first_frame + 1),
             gallery_version=matcher.versions().get(match.watchlist, 0),
             snapshot_jpeg=snap,
+            encoding=encoding,
             source_frame=src_frame if not self._live else None,
             media_time_s=round(media, 3) if media is not None and not self._live else None,
         )
