@@ -118,7 +118,8 @@ def test_three_sightings_one_banner_one_acknowledge_and_verdicts(
     push(url, signer, sighting("cam-3", photos))      # seen again after the ack
     expect(desktop.locator(CASE + ".reraised")).to_contain_text(
         "Seen again after alice acknowledged")
-    expect(desktop.locator(CASE)).to_contain_text("seen 1× on cam-3")
+    # the case's running count stays: 4 in all, 1 since the acknowledgement
+    expect(desktop.locator(CASE)).to_contain_text("seen 4× in all (1 new) on cam-3")
     shot(desktop, "desk-reraised-desktop.png")
 
     admin = open_desk(browser, url, "ada", "desktop", path="/manage/audit")
@@ -243,12 +244,14 @@ def test_management_adds_customer_photos_with_verdicts_and_closes_a_case(
             expect(admin.locator("table.history")).to_contain_text("C-1042")
 
             officer = open_desk(browser, url, "olga", "phone", path="/manage/cases")
-            table = officer.locator("table.cases")
-            expect(table).to_contain_text("MP-2026-0007")
-            expect(table).not_to_contain_text("MP-2026-0008")      # another agency's case
-            officer.locator("tr[data-case='MP-2026-0007'] button").click()
+            listing = officer.locator("ul.case-list")           # the old address redirects
+            expect(listing).to_contain_text("MP-2026-0007")
+            expect(listing).not_to_contain_text("MP-2026-0008")    # another agency's case
+            officer.locator("li[data-case='MP-2026-0007'] a.case-link").click()
+            officer.locator("details.confirm summary").click()     # asks first
+            officer.locator("#confirm-close").click()
             expect(officer.locator(".flash")).to_contain_text("case MP-2026-0007 closed")
-            expect(officer.locator("tr[data-case='MP-2026-0007']")).to_contain_text("closed")
+            expect(officer.locator("#story .badge")).to_have_text("closed")
             shot(officer, "manage-cases-phone.png")
             assert cases.get("MP-2026-0007")["status"] == "closed"
             assert cases.get("MP-2026-0008")["status"] == "open"

@@ -12,6 +12,8 @@ dashboard process. Screenshots go to tests/artifacts/officer-*.png.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Any
 
 import pytest
 import requests
+from PIL import Image
 
 from oneeye.cloud import devices
 from oneeye.cloud.agencies import Agencies
@@ -105,11 +108,12 @@ def fits(page: Any) -> None:
     assert width[0] <= width[1], f"{page.url} is {width[0]} px wide in {width[1]} px"
 
 
-def sighted(world: dict[str, Any], case_id: str) -> None:
-    """The edge saw the case at branch-1: the real amber_alert, then its desk event to the
-    dashboard as SNS delivers it (signed)."""
+def sighted(world: dict[str, Any], case_id: str, crop: bytes) -> None:
+    """The edge saw the case at branch-1 (``crop``: its JPEG): the real amber_alert, then its
+    desk event to the dashboard as SNS delivers it (signed)."""
     match = sighting(device_id="branch1-cam", iot_thing="branch1-cam", site_id="branch-1",
-                     camera_id="door", person_id=case_id)
+                     camera_id="door", person_id=case_id,
+                     snapshot_jpeg=base64.b64encode(crop).decode())
     assert amber.amber_alert(match, amber.amber_from_env())["status"] in ("alerted", "cooldown")
     [desk] = [m for m in world["desk_topic"].drain(wait_s=10)
               if json.loads(m["Message"])["event_id"] == match["event_id"]]
@@ -164,14 +168,15 @@ def test_the_officer_follows_a_case_from_the_phone_to_every_desk(
     for desk in (alice, ada):
         expect(desk.locator("body[data-caught-up='1']")).to_have_count(1)
 
-    sighted(world, case_id)
+    crop_jpeg = (examples / "obama_small.jpg").read_bytes()
+    crop_width = Image.open(io.BytesIO(crop_jpeg)).width
+    sighted(world, case_id, crop_jpeg)
     sighting_card = officer.locator(".sighting").first               # live, no reload
     expect(sighting_card).to_contain_text("site branch-1 · camera door")
     crop = sighting_card.locator("a.crop")
     assert "/snapshots/" in (crop.get_attribute("href") or "")
     assert crop.get_attribute("target") == "_blank"                 # opens full size
-    expect(crop.locator("img")).to_have_js_property("complete", True)
-    assert crop.locator("img").evaluate("i => i.naturalWidth") > 0   # the crop loaded
+    expect(crop.locator("img")).to_have_js_property("naturalWidth", crop_width)  # it loads
     expect(sighting_card).to_contain_text(f"SMS to {CONTACT_E164} sent")
     expect(sighting_card.locator(".when")).to_contain_text("CET")   # the viewer's zone
     lines = wait_until(lambda: [e for e in alert_outbox.read(world["outbox"])
@@ -186,7 +191,7 @@ def test_the_officer_follows_a_case_from_the_phone_to_every_desk(
     shot(alice, "desk-colleague-acknowledged-1440")
     expect(officer.locator(".sighting .acked").first).to_contain_text("Acknowledged by ada")
 
-    sighted(world, case_id)                                       # seen again
+    sighted(world, case_id, crop_jpeg)                            # seen again
     expect(alice.locator(banner + ".reraised")).to_contain_text("seen 2× in all (1 new)")
     expect(officer.locator("#story")).to_have_attribute("data-sightings", "2")
     for width in WIDTHS:
