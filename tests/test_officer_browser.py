@@ -31,7 +31,7 @@ from oneeye.local.moto_server import tap_direct_messages, untap_direct_messages
 from tests.amber_support import PhoneApi
 from tests.browser_support import ARTIFACTS, PHONE, launch
 from tests.cloud_support import observe, sighting
-from tests.dashboard_helpers import PASSWORD, Signer, serve_dashboard
+from tests.dashboard_helpers import PASSWORD, serve_dashboard
 from tests.wait import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
