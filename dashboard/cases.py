@@ -103,22 +103,24 @@ def status_history(case: dict[str, Any], recorded: list[dict[str, Any]]) -> list
     return sorted(steps, key=lambda s: str(s.get("at") or ""))
 
 
-@bp.get("/cases/<id:case_id>")
-@roles_required("agency_officer")
-def page(case_id: str) -> str:
+def _story_or_404(case_id: str) -> dict[str, Any]:
     found = story(case_id, _agency())
     if found is None:
         abort(404, description=f"no case {case_id} for your agency")
-    return flask.render_template("case.html", zone=viewer_zone().key, **found)
+    return found
+
+
+@bp.get("/cases/<id:case_id>")
+@roles_required("agency_officer")
+def page(case_id: str) -> str:
+    return flask.render_template("case.html", zone=viewer_zone().key,
+                                 **_story_or_404(case_id))
 
 
 @bp.get("/api/cases/<id:case_id>")
 @roles_required("agency_officer")
 def api_case(case_id: str) -> Response:
-    found = story(case_id, _agency())
-    if found is None:
-        abort(404, description=f"no case {case_id} for your agency")
-    return flask.jsonify(found)
+    return flask.jsonify(_story_or_404(case_id))
 
 
 @bp.post("/cases/<id:case_id>/close")

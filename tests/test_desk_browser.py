@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from oneeye.events import CameraHealth, DeskEvent, HealthEvent, utc_now
-from tests.browser_support import ARTIFACTS, launch
+from tests.browser_support import ARTIFACTS
 from tests.dashboard_helpers import PASSWORD, Signer, desk_event, serve_dashboard
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -29,19 +29,6 @@ WIDTHS = {"phone": (390, 844), "tablet": (820, 1180), "desktop": (1440, 900)}
 @pytest.fixture
 def desk(tmp_path: Path, port: int) -> Iterator[tuple[str, Signer]]:
     yield from serve_dashboard(tmp_path, port, history_limit=5, offline_after_s=1.5)
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        b = launch(pw)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def push(url: str, signer: Signer, event: DeskEvent) -> None:

@@ -29,7 +29,7 @@ from oneeye.cloud.functions import amber_alert as amber
 from oneeye.local import alert_outbox
 from oneeye.local.moto_server import tap_direct_messages, untap_direct_messages
 from tests.amber_support import PhoneApi
-from tests.browser_support import ARTIFACTS, PHONE, launch
+from tests.browser_support import ARTIFACTS, PHONE
 from tests.cloud_support import observe, sighting
 from tests.dashboard_helpers import PASSWORD, serve_dashboard
 from tests.wait import wait_until
@@ -69,19 +69,6 @@ def world(tmp_path: Path, port: int, cloud_env: dict[str, str],
     finally:
         phone.close()
         untap_direct_messages(direct)
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        b = launch(pw)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def open_page(browser: Any, url: str, user: str, width: str, *, path: str = "") -> Any:
