@@ -9,6 +9,7 @@
 - ``dashboard.proxies``      — forwarded headers believed from ``trusted_proxies`` only
 - ``dashboard.live``         — Socket.IO rooms per site
 - ``dashboard.api`` / ``dashboard.desk`` — JSON API and pages
+- ``dashboard.cases``        — the agency officer's Cases and case pages
 
 Async mode ``gevent`` (the default) is the production server: gevent's WSGI
 server with websockets, many sockets per process (one greenlet instead of two OS
@@ -26,15 +27,16 @@ import time
 from typing import Any
 
 import simple_websocket.ws
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, render_template, request
 from flask_socketio import SocketIO
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 from wsproto.extensions import PerMessageDeflate
 
-from dashboard import api, auth, desk, manage, sns_endpoint
+from dashboard import api, auth, cases, desk, manage, sns_endpoint
 from dashboard.live import Live
 from dashboard.proxies import TrustedProxies
+from dashboard.roles import home_of, pages_of
 from dashboard.services import Services, install, services_of
 from dashboard.settings import DashboardSettings
 from dashboard.store import Store, open_store
@@ -87,7 +89,7 @@ def create_app(settings: DashboardSettings | None = None, *, clock: Clock = time
         app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]
             app.wsgi_app, settings.trusted_proxies, settings.proxy_hops)
     app.url_map.converters["id"] = IdConverter
-    for blueprint in (auth.bp, sns_endpoint.bp, api.bp, desk.bp, manage.bp):
+    for blueprint in (auth.bp, sns_endpoint.bp, api.bp, desk.bp, manage.bp, cases.bp):
         app.register_blueprint(blueprint)
     app.before_request(auth.load_user)
     app.before_request(auth.check_csrf)
@@ -170,9 +172,18 @@ def _security_headers(resp: Response) -> Response:
 
 
 def _http_error(exc: HTTPException) -> Any:
+    """JSON for the API; for pages, the navigation and what the user can open instead."""
     code = exc.code or 500
     if request.path.startswith(("/api/", "/sns")) or request.is_json:
         return jsonify({"error": exc.name, "reason": exc.description}), code
-    return Response(f"<!doctype html><title>{code}</title><h1>{code} {escape(exc.name)}</h1>"
-                    f"<p>{escape(exc.description or '')}</p>", status=code,
-                    mimetype="text/html")
+    user = g.get("user")
+    try:
+        return Response(render_template("error.html", code=code, name=exc.name,
+                                        description=exc.description or "",
+                                        pages=pages_of(user), home=home_of(user)),
+                        status=code, mimetype="text/html")
+    except Exception:  # the store or a template is what failed: a page without them
+        log.exception("error page for %s could not be rendered", code)
+        return Response(f"<!doctype html><title>{code}</title><h1>{code} "
+                        f"{escape(exc.name)}</h1><p>{escape(exc.description or '')}</p>",
+                        status=code, mimetype="text/html")

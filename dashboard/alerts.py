@@ -24,7 +24,8 @@ from typing import Any
 from oneeye.alerting import strength
 from oneeye.types import parse_time
 
-__all__ = ["camera_of", "group_alerts", "group_visits", "strength", "subject_of"]
+__all__ = ["agency_of_record", "camera_of", "group_alerts", "group_visits", "strength",
+           "subject_of"]
 
 #: Default visit window (s): a customer seen again within 15 minutes is the same visit.
 VISIT_WINDOW_S = 900.0
@@ -37,6 +38,15 @@ def subject_of(record: Mapping[str, Any]) -> str:
         return str((event.get("match") or {}).get("person_id")
                    or (event.get("case") or {}).get("id") or "?")
     return str(event.get("device_id") or "?")
+
+
+def agency_of_record(record: Mapping[str, Any]) -> str | None:
+    """The agency of a stored sighting (its ``case.agency``: the officer's scope), None for
+    anything else."""
+    if record.get("kind") != "missing_person_sighted":
+        return None
+    agency = (record.get("event", {}).get("case") or {}).get("agency")
+    return str(agency) if agency else None
 
 
 def camera_of(record: Mapping[str, Any]) -> str:

@@ -17,10 +17,11 @@ from typing import Any
 from flask import Blueprint, Response, abort, g, jsonify, request
 
 from dashboard import alerts
+from dashboard.alerts import agency_of_record
 from dashboard.localtime import day_bound, viewer_zone
 from dashboard.roles import DESK_ROLES, roles_required
 from dashboard.services import services
-from oneeye.alerting import skew_note, strength_text
+from oneeye.alerting import SAFETY_LINE, skew_note, strength_text
 from oneeye.errors import EventError, OneEyeError
 from oneeye.events import HEALTH, HealthEvent, parse
 from oneeye.types import ALERT_KINDS, DESK_KINDS, VERDICTS, format_time, normalize_time, parse_time
@@ -126,9 +127,20 @@ def events() -> Response:
 def open_alerts() -> Response:
     """Every open alert, one group per case or device (``dashboard.alerts``)."""
     store = services().store
-    records = store.alerts.open(g.user["sites"])
+    sites = g.user["sites"]
+    records = store.alerts.open(sites)
     groups = alerts.group_alerts([present(r) for r in records], store.alerts.last_acks(
-        g.user["sites"], sorted({alerts.subject_of(r) for r in records})))
+        sites, sorted({alerts.subject_of(r) for r in records})))
+    cases = [gr["subject"] for gr in groups if gr["kind"] == "missing_person_sighted"]
+    closed = store.cases.closed(cases)
+    for group in groups:
+        if group["kind"] == "missing_person_sighted":
+            # one case, one story: the case's count at these sites (not only the open
+            # sightings of a re-raised banner), whether it was closed, the safety line
+            group["total"] = store.events.count(sites, kinds=("missing_person_sighted",),
+                                                person_id=group["subject"])
+            group["closed"] = closed.get(group["subject"])
+            group["safety"] = SAFETY_LINE
     return jsonify({"alerts": groups})
 
 
@@ -153,7 +165,8 @@ def acknowledge_alert() -> Response:
                               kind=body["kind"], events=len(acked), upto_seq=body["upto_seq"])
         parts.live.emit("alert_ack", {
             "kind": body["kind"], "subject": body["subject"], "site_id": site,
-            "upto_seq": body["upto_seq"], "by": user, "at": at, "event_ids": event_ids})
+            "upto_seq": body["upto_seq"], "by": user, "at": at, "event_ids": event_ids},
+            agency=_agency_of_event(event_ids[0]))
     log.info("%s acknowledged %d %s alert(s) about %s", user, len(acked), body["kind"],
              body["subject"])
     return jsonify({"kind": body["kind"], "subject": body["subject"], "by": user, "at": at,
@@ -236,6 +249,11 @@ def _cameras(health: str | None, online: bool) -> list[dict[str, Any]]:
             for camera_id, cam in sorted((event.cameras or {}).items())]
 
 
+def _agency_of_event(event_id: str) -> str | None:
+    record = services().store.events.get(event_id)
+    return agency_of_record(record) if record else None
+
+
 def _own_event(event_id: str) -> dict[str, Any]:
     record = services().store.events.get(event_id)
     if record is None or record["site_id"] not in g.user["sites"]:
@@ -252,7 +270,8 @@ def acknowledge(event_id: str) -> Response:
     parts.store.audit.add(g.user["name"], "acknowledged", event_id, site_id=record["site_id"],
                           kind=record["kind"])
     log.info("event %s acknowledged by %s", event_id, ack["by"])
-    parts.live.emit("ack", {**ack, "site_id": record["site_id"]})
+    parts.live.emit("ack", {**ack, "site_id": record["site_id"]},
+                    agency=agency_of_record(record))
     return jsonify(ack)
 
 
@@ -279,5 +298,6 @@ def feedback(event_id: str) -> Response:
     except OneEyeError as exc:
         log.warning("event %s: the verdict's template was not queued: %s", event_id, exc)
         learning = "failed"
-    parts.live.emit("feedback", {**given, "site_id": record["site_id"]})
+    parts.live.emit("feedback", {**given, "site_id": record["site_id"]},
+                    agency=agency_of_record(record))
     return jsonify({**given, "learning": learning})

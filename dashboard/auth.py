@@ -53,6 +53,11 @@ def check_password(password_hash: str, password: str) -> bool:
         return False
 
 
+def home_of(user: dict[str, Any] | None) -> str:
+    """The page a role lands on after login: Cases for an agency officer, else the desk."""
+    return "/cases" if (user or {}).get("role") == "agency_officer" else "/"
+
+
 def safe_next(target: str | None) -> str:
     """``target`` if it is a path on this site, else ``/`` (never an error).
 
@@ -146,8 +151,10 @@ def login() -> Any:
                 session["login_id"] = parts.store.logins.start(user["name"])
                 csrf_token()
                 log.info("user %s logged in from %s", name, address)
-                # only paths on this site: an open redirect would let a link phish the login
-                return flask.redirect(safe_next(request.args.get("next")))
+                # only paths on this site: an open redirect would let a link phish the login;
+                # without one, each role lands on its own home (the desk, or Cases)
+                target = request.args.get("next")
+                return flask.redirect(safe_next(target) if target else home_of(user))
             throttle.failed(name, address)
             log.warning("failed login for %r from %s", name, address)
             error, status = "Wrong user name or password.", 401

@@ -1,12 +1,11 @@
 """Management screens, by role: customers' photos and the audit (branch admin), users
-and sites (branch admin), cases (agency officer, own agency only).
+and sites (branch admin); the agency officer's cases are :mod:`dashboard.cases`.
 
 Photos go the one way every enrolment goes: into ``uploads/customers/{id}/`` of the
 OneEye bucket, where the gallery indexer checks them (no face / two faces / too small /
 blurred / unreadable) and writes ``status/{upload_id}.json``; the page polls that and
-shows the indexer's own sentence, as the phone page does. Closing a case uses
-``oneeye.cloud.backoffice`` (status closed + removal command to the indexer), the one
-way the dashboard reaches the cloud.
+shows the indexer's own sentence, as the phone page does. :class:`Cloud` reaches the cloud
+only through ``oneeye.cloud.backoffice`` (cases: list, read, close).
 
 Every change is an audit row (who, what, when) in the dashboard's store.
 """
@@ -99,12 +98,16 @@ class Cloud:
         """The agency's cases, newest first, each with its ``photos`` count."""
         return self._backoffice().agency_cases(agency)
 
+    def case(self, case_id: str, agency: str) -> dict[str, Any] | None:
+        """One case of ``agency``, or None (another agency's case looks absent)."""
+        return self._backoffice().agency_case(case_id, agency)
+
     def close_case(self, case_id: str, agency: str, user: str) -> bool:
         """Close a case of ``agency``; False when it has no such case (ids do not leak)."""
         return self._backoffice().close_case(case_id, agency, closed_by=f"{agency}/{user}")
 
 
-def _cloud() -> Cloud:
+def cloud_or_503() -> Cloud:
     cloud = services().cloud
     if not cloud.connected:
         abort(503, description="the dashboard is not connected to the cloud (settings: "
@@ -132,7 +135,7 @@ def add_photo() -> tuple[Response, int]:
     customer_id = (request.form.get("customer_id") or "").strip()
     photo = request.files.get("photo")
     try:
-        upload_id = _cloud().add_customer_photo(customer_id, photo.read() if photo else b"")
+        upload_id = cloud_or_503().add_customer_photo(customer_id, photo.read() if photo else b"")
     except ValueError as exc:
         return flask.jsonify({"state": "rejected", "reason": "invalid", "message": str(exc)}), 400
     services().store.audit.add(g.user["name"], "customer_photo_added", customer_id,
@@ -143,7 +146,7 @@ def add_photo() -> tuple[Response, int]:
 @bp.get("/customers/photos/<id:upload_id>")
 @roles_required("branch_admin")
 def photo_status(upload_id: str) -> Response:
-    status = _cloud().photo_status(upload_id)
+    status = cloud_or_503().photo_status(upload_id)
     return flask.jsonify({k: status.get(k) for k in ("state", "reason", "message", "person_id",
                                                "gallery_version")})
 
@@ -151,30 +154,18 @@ def photo_status(upload_id: str) -> Response:
 @bp.post("/customers/<id:customer_id>/remove")
 @roles_required("branch_admin")
 def remove_customer(customer_id: str) -> Any:
-    message_id = _cloud().remove_customer(customer_id)
+    message_id = cloud_or_503().remove_customer(customer_id)
     services().store.audit.add(g.user["name"], "customer_removed", customer_id,
                                removal=message_id)
     flash(f"{customer_id}: photos deleted; cameras stop recognising them within a minute")
     return flask.redirect(flask.url_for("manage.customers"))
 
 
-# --- cases (agency officer) ---------------------------------------------------------------
+# --- cases (agency officer): dashboard.cases ------------------------------------------------
 @bp.get("/cases")
-@roles_required("agency_officer")
-def cases() -> str:
-    agency = str(g.user["agency"])
-    return flask.render_template("manage/cases.html", cases=_cloud().cases(agency), agency=agency)
-
-
-@bp.post("/cases/<id:case_id>/close")
-@roles_required("agency_officer")
-def close_case(case_id: str) -> Any:
-    agency = str(g.user["agency"])
-    if not _cloud().close_case(case_id, agency, g.user["name"]):
-        abort(404, description=f"no case {case_id[:64]} for {agency}")
-    services().store.audit.add(g.user["name"], "case_closed", case_id, agency=agency)
-    flash(f"case {case_id} closed; cameras stop looking within a minute")
-    return flask.redirect(flask.url_for("manage.cases"))
+def cases() -> Any:
+    """The case list's old address (kept for one release)."""
+    return flask.redirect(flask.url_for("cases.index"), code=308)
 
 
 # --- users, sites, audit (branch admin) -----------------------------------------------------

@@ -315,16 +315,16 @@ def test_each_camera_of_a_device_is_listed_with_its_own_state(app: Flask, signer
 def test_a_teller_cannot_reach_management_and_an_officer_has_no_desk(app: Flask) -> None:
     alice, _ = client_of(app, "alice")
     for path in ("/manage/customers", "/manage/users", "/manage/sites", "/manage/audit",
-                 "/manage/cases"):
+                 "/cases", "/cases/MP-2026-0042"):
         assert alice.get(path).status_code == 403, path
     assert "Customers" not in alice.get("/").get_data(as_text=True)
     olga, _ = client_of(app, "olga")
-    assert olga.get("/").status_code == 403
+    assert olga.get("/").headers["Location"] == "/cases"      # their home, not a 403
     assert olga.get("/api/events").status_code == 403
     assert olga.get("/manage/users").status_code == 403
     admin, token = client_of(app, "ada")
     assert admin.get("/manage/users").status_code == 200
-    assert admin.get("/manage/cases").status_code == 403
+    assert admin.get("/cases").status_code == 403
     saved = admin.post("/manage/users", data={"name": "tom", "password": "long enough pw",
                                               "role": "teller", "sites": "branch-1",
                                               "csrf_token": token})
@@ -378,12 +378,13 @@ def test_an_agency_officer_sees_and_closes_only_their_agencys_cases(
     services_of(app).store.users.put("olga", hash_password(dh.PASSWORD), [],
                                             role="agency_officer", agency="County Police")
     olga, token = client_of(app, "olga")
-    page = olga.get("/manage/cases").get_data(as_text=True)
+    assert olga.get("/manage/cases").headers["Location"] == "/cases"   # the old address
+    page = olga.get("/cases").get_data(as_text=True)
     assert "MP-2026-0101" in page and "Ann" in page and "MP-2026-0102" not in page
-    other = olga.post("/manage/cases/MP-2026-0102/close", data={"csrf_token": token})
+    other = olga.post("/cases/MP-2026-0102/close", data={"csrf_token": token})
     assert other.status_code == 404                       # another agency's: as if absent
     assert cases.get("MP-2026-0102")["status"] == "open"
-    closed = olga.post("/manage/cases/MP-2026-0101/close", data={"csrf_token": token})
+    closed = olga.post("/cases/MP-2026-0101/close", data={"csrf_token": token})
     assert closed.status_code == 302
     assert cases.get("MP-2026-0101")["status"] == "closed"
     assert cases.get("MP-2026-0101")["closed_by"] == "County Police/olga"

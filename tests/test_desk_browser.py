@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from oneeye.events import CameraHealth, DeskEvent, HealthEvent, utc_now
-from tests.browser_support import ARTIFACTS, launch
+from tests.browser_support import ARTIFACTS
 from tests.dashboard_helpers import PASSWORD, Signer, desk_event, serve_dashboard
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -29,19 +29,6 @@ WIDTHS = {"phone": (390, 844), "tablet": (820, 1180), "desktop": (1440, 900)}
 @pytest.fixture
 def desk(tmp_path: Path, port: int) -> Iterator[tuple[str, Signer]]:
     yield from serve_dashboard(tmp_path, port, history_limit=5, offline_after_s=1.5)
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        b = launch(pw)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def push(url: str, signer: Signer, event: DeskEvent) -> None:
@@ -118,7 +105,8 @@ def test_three_sightings_one_banner_one_acknowledge_and_verdicts(
     push(url, signer, sighting("cam-3", photos))      # seen again after the ack
     expect(desktop.locator(CASE + ".reraised")).to_contain_text(
         "Seen again after alice acknowledged")
-    expect(desktop.locator(CASE)).to_contain_text("seen 1× on cam-3")
+    # the case's running count stays: 4 in all, 1 since the acknowledgement
+    expect(desktop.locator(CASE)).to_contain_text("seen 4× in all (1 new) on cam-3")
     shot(desktop, "desk-reraised-desktop.png")
 
     admin = open_desk(browser, url, "ada", "desktop", path="/manage/audit")
@@ -246,12 +234,14 @@ def test_management_adds_customer_photos_with_verdicts_and_closes_a_case(
             expect(admin.locator("table.history")).to_contain_text("C-1042")
 
             officer = open_desk(browser, url, "olga", "phone", path="/manage/cases")
-            table = officer.locator("table.cases")
-            expect(table).to_contain_text("MP-2026-0007")
-            expect(table).not_to_contain_text("MP-2026-0008")      # another agency's case
-            officer.locator("tr[data-case='MP-2026-0007'] button").click()
+            listing = officer.locator("ul.case-list")           # the old address redirects
+            expect(listing).to_contain_text("MP-2026-0007")
+            expect(listing).not_to_contain_text("MP-2026-0008")    # another agency's case
+            officer.locator("li[data-case='MP-2026-0007'] a.case-link").click()
+            officer.locator("details.confirm summary").click()     # asks first
+            officer.locator("#confirm-close").click()
             expect(officer.locator(".flash")).to_contain_text("case MP-2026-0007 closed")
-            expect(officer.locator("tr[data-case='MP-2026-0007']")).to_contain_text("closed")
+            expect(officer.locator("#story .badge")).to_have_text("closed")
             shot(officer, "manage-cases-phone.png")
             assert cases.get("MP-2026-0007")["status"] == "closed"
             assert cases.get("MP-2026-0008")["status"] == "open"

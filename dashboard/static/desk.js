@@ -93,7 +93,8 @@
   function banner(g) {
     var rec = g.latest, ev = rec.event, m = ev.match || {}, c = ev.case || {};
     var sighting = g.kind === "missing_person_sighted";
-    var b = el("article", "banner " + (sighting ? "missing" : "outage") + (g.reraised ? " reraised" : ""));
+    var b = el("article", "banner " + (sighting ? "missing" : "outage") + (g.reraised ? " reraised" : "") +
+      (g.closed ? " closed" : ""));
     // id: the newest sighting's event (what a link or a check for one event finds);
     // data-subject: the case or device the banner groups
     b.id = "alert-" + rec.event_id;
@@ -111,10 +112,17 @@
     } else {
       text.appendChild(el("strong", "title", "CAMERA OFFLINE: " + g.subject));
     }
-    var seen = sighting ? "seen " + g.count + "× on " + cameraList(g.cameras) + ", last " + OT.clock(g.last_at)
+    // the case's total at this desk's sites: a re-raised banner does not restart at 1×
+    var total = Math.max(g.total || 0, g.count);
+    var seen = sighting ? "seen " + total + "×" + (total > g.count ? " in all (" + g.count + " new)" : "") +
+      " on " + cameraList(g.cameras) + ", last " + OT.clock(g.last_at)
       : "offline since " + OT.clock(g.first_at);
     text.appendChild(el("div", "seen", seen));
-    if (sighting) {
+    if (sighting && g.closed) {
+      // one case, one story: the officer closed it; nobody at any desk needs to act
+      text.appendChild(el("div", "closed-note", "case closed by " + g.closed.by + " at " +
+        OT.clock(g.closed.at) + " — no action needed"));
+    } else if (sighting) {
       text.appendChild(el("div", "case", [g.subject, c.age ? "age " + c.age : null, c.description]
         .filter(Boolean).join(" · ")));
       var call = el("div", "call", "Call " + (c.agency || "the agency") + " ");
@@ -126,7 +134,7 @@
       text.appendChild(call);
       // who was told comes from amber_alert's record (case.told_text), never assumed
       text.appendChild(el("div", "sent", g.told_text || (g.notified ? "Agency alerted by email/SMS" : "Agency already alerted (repeat within cooldown)")));
-      if (c.safety) text.appendChild(el("div", "safety", c.safety));
+      if (g.safety || c.safety) text.appendChild(el("div", "safety", g.safety || c.safety));
       var link = el("a", "more", "all sightings");
       link.href = "/people/" + encodeURIComponent(g.subject);
       text.appendChild(link);
@@ -139,7 +147,7 @@
     b.appendChild(text);
     var actions = el("div", "actions");
     if (sighting) actions.appendChild(verdictBox(rec));
-    var btn = el("button", "ack", "Acknowledge");
+    var btn = el("button", "ack", g.closed ? "Dismiss" : "Acknowledge");
     btn.type = "button";
     btn.onclick = function () {
       btn.disabled = true;
@@ -170,7 +178,7 @@
       open[keyOf(g)] = true;
       alertsBox.appendChild(banner(g));
       g.event_ids.forEach(function (id) {
-        if (!known[id]) { known[id] = true; attention(g); }
+        if (!known[id]) { known[id] = true; if (!g.closed) attention(g); }
       });
     });
     Object.keys(recentAcks).forEach(function (k) {
@@ -343,7 +351,13 @@
   });
   socket.on("connect_error", function () { conn.hidden = false; });
   socket.on("desk_event", function (rec) { track(rec); refreshAll(); });
-  ["ack", "alert_ack", "feedback", "device"].forEach(function (name) { socket.on(name, refreshAll); });
+  // a colleague's acknowledgement: this desk too says who and when (not only theirs)
+  socket.on("alert_ack", function (a) {
+    var g = groups.filter(function (x) { return x.kind === a.kind && x.subject === a.subject; })[0];
+    if (g && !recentAcks[keyOf(g)]) recentAcks[keyOf(g)] = {group: g, by: a.by, at: a.at, until: Date.now() + 60000};
+    refreshAll();
+  });
+  ["ack", "feedback", "device", "case_closed"].forEach(function (name) { socket.on(name, refreshAll); });
   setInterval(refreshDevices, 10000);
   setInterval(function () { if (Object.keys(recentAcks).length) refreshAlerts(); }, 15000);
   window.oneeyeDesk = {socket: socket, lastSeq: function () { return lastSeq; }};

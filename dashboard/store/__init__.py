@@ -10,6 +10,8 @@ concern, each in its own module —
 - ``devices``        :class:`~dashboard.store.devices.Devices` (health as state)
 - ``users``, ``logins``, ``login_failures`` (:mod:`dashboard.store.users`)
 - ``audit``          :class:`~dashboard.store.audit.Audit` (who did what, when)
+- ``cases``          :class:`~dashboard.store.cases.Cases` (an agency's
+  sightings, case status history)
 
 Tables are in :mod:`dashboard.store.schema`; how a database reaches them is
 ``dashboard/migrations`` (:func:`upgrade`). The engine's pool replaces the one locked
@@ -34,6 +36,7 @@ from sqlalchemy.engine import Engine
 
 from dashboard.store.alerts import Alerts
 from dashboard.store.audit import Audit
+from dashboard.store.cases import Cases
 from dashboard.store.devices import Devices
 from dashboard.store.engine import make_engine, normalize_url
 from dashboard.store.events import Events
@@ -97,6 +100,7 @@ class Store:
     logins: Logins
     login_failures: LoginFailures
     audit: Audit
+    cases: Cases
 
     def now(self) -> str:
         """The store's clock as a timestamp in the one format (UTC ``…Z``)."""
@@ -142,4 +146,4 @@ def open_store(url: str, *, clock: Clock = time.time, migrate: bool = True) -> S
                  alerts=Alerts(engine, clock), verdicts=Verdicts(engine, clock),
                  devices=Devices(engine, clock), users=Users(engine, clock),
                  logins=Logins(engine, clock), login_failures=LoginFailures(engine, clock),
-                 audit=Audit(engine, clock))
+                 audit=Audit(engine, clock), cases=Cases(engine, clock))

@@ -40,7 +40,10 @@ events = Table(
     Column("person_name", Text),
     Column("body", Text, nullable=False),
     Column("device_id", Text),
+    #: The agency of a missing-person sighting (``case.agency``): an officer's scope.
+    Column("agency", Text),
     Index("events_site_seq", "site_id", "seq"),
+    Index("events_agency_person", "agency", "person_id"),
     Index("events_received", "received_at"),
     sqlite_autoincrement=True,
 )
@@ -125,4 +128,19 @@ feedback = Table(
     Column("verdict", Text, nullable=False),
     Column("user_name", Text, nullable=False),
     Column("given_at", Text, nullable=False),
+)
+
+#: A case's status changes as the dashboard saw them (pending → open → closed): who and
+#: when. The cloud case record keeps only the latest (``status``, ``closed_at``,
+#: ``closed_by``); the desks read a case's closed state from here.
+case_history = Table(
+    "case_history", metadata,
+    Column("seq", Serial, Identity(always=True), primary_key=True),
+    Column("case_id", Text, nullable=False),
+    Column("agency", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("by_name", Text, nullable=False),
+    Column("at", Text, nullable=False),
+    Index("case_history_case", "case_id", "seq"),
+    sqlite_autoincrement=True,
 )

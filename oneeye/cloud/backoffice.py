@@ -7,7 +7,7 @@ the dashboard's code. It offers:
 - customers' enrolment photos: put one where the gallery indexer enrols it, read the
   indexer's verdict, count photos per customer, remove a customer (photos deleted and
   a :class:`~oneeye.cloud.removals.RemoveCommand` queued);
-- an agency's cases with their photo counts, and closing one
+- an agency's cases with their photo counts, one case, and closing one
   (:func:`oneeye.cloud.functions.cases.close`);
 - :func:`notify_it`: a plain message on an SNS topic (branch IT's email), filterable
   by ``site_id``;
@@ -77,6 +77,12 @@ class Backoffice:
         items = store.Cases(self.cases_table).scan(agency=agency)
         items.sort(key=lambda c: str(c.get("created_at", "")), reverse=True)
         return [{**c, "photos": photos.get(str(c["case_id"]), 0)} for c in items]
+
+    def agency_case(self, case_id: str, agency: str) -> dict[str, Any] | None:
+        """One case of ``agency`` (with its ``told`` list), or None — also for another
+        agency's case, so ids do not leak."""
+        case = store.Cases(self.cases_table).get(case_id)
+        return case if case is not None and case.get("agency") == agency else None
 
     def close_case(self, case_id: str, agency: str, closed_by: str) -> bool:
         """Close a case of ``agency`` and queue its removal; False when it has no such

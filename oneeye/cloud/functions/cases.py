@@ -29,7 +29,8 @@ from oneeye.types import is_id, utc_now
 log = logging.getLogger(__name__)
 
 _PUBLIC = ("case_id", "name", "age", "description", "contact", "reported_by", "agency",
-           "status", "created_at", "updated_at", "closed_at", "closed_by", "last_upload_id")
+           "status", "created_at", "opened_at", "updated_at", "closed_at",
+           "closed_by", "last_upload_id")
 
 
 @dataclass(frozen=True)

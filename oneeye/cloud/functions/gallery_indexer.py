@@ -213,7 +213,11 @@ def _index(key: str, parsed: keys.UploadKey, deps: IndexerDeps) -> Result:
     duplicates = learning.duplicates_of(updated, person_id)
     if watchlist == "missing" and deps.cases is not None:
         name = meta.get("name")
+        before = deps.cases.get(person_id) or {}
         deps.cases.upsert(person_id, {
+            # when cameras started looking (the case page's status history): the first
+            # accepted photo, or the one that re-opened a closed case
+            "opened_at": utc_now() if before.get("status") != "open" else None,
             "name": urllib.parse.unquote(name) if name else None,
             # an existing case's new details, sent with this photo: applied only now
             **grants.case_update(grant),
