@@ -102,6 +102,12 @@ class DashboardSettings(StrictModel):
                                     "attribute to filter on); empty: the desk banner only")
     visit_window_s: float = Field(900, gt=0, description="Arrivals of one customer less "
                                   "than this apart are one visit (one card)")
+    card_ttl_s: float = Field(1800, gt=0, le=86_400, description="A visit's card leaves the "
+                              "desk (for History) this long after its last sighting, or "
+                              "when marked served")
+    known_sites: list[str] = Field(default_factory=list, description="Sites a user may be "
+                                   "given before any camera reports from them (besides the "
+                                   "sites of cameras and users)")
     cloud: CloudSettings = Field(default_factory=CloudSettings, description=
                                  "Where the management screens find the cloud (empty: "
                                  "screens say they are not connected)")
