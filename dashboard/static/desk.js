@@ -547,7 +547,7 @@
   ["ack", "alert_ack", "feedback"].forEach(function (name) { socket.on(name, function () { later(refreshAlerts); }); });
   socket.on("device", function () { later(refreshDevices); });
   setInterval(refreshDevices, 10000);
-  setInterval(tick, 15000);
+  setInterval(tick, Math.max(1000, Math.min(15000, CARD_TTL_S * 250)));  // a short TTL ages cards promptly
   setInterval(function () { if (Object.keys(recentAcks).length) refreshAlerts(); }, 15000);
   window.oneeyeDesk = {socket: socket, lastSeq: function () { return lastSeq; }};
 })();
