@@ -36,6 +36,11 @@ class CloudSettings(StrictModel):
     cases_table: str = Field("", description="CASES_TABLE: case list and close")
     indexer_queue_url: str = Field("", description="INDEXER_QUEUE_URL: removal commands "
                                    "(closed case, removed customer)")
+    customer_api_url: str = Field("", description="CUSTOMER_API_URL: the bank's customer "
+                                  "directory; a customer id added on the Customers page must "
+                                  "be in it (empty: ids are not checked, no names shown)")
+    customer_api_key_file: Path | None = Field(None, description="File holding the customer "
+                                               "API key (sent as x-api-key)")
 
 
 class DashboardSettings(StrictModel):
