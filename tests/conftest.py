@@ -178,3 +178,19 @@ def app(tmp_path: Path, signer: Signer, app_options: dict[str, Any],
 def client(app: Flask) -> FlaskClient:
     """A test client of ``app`` (logged out)."""
     return app.test_client()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Headless Debian chromium (Playwright), closed after the test."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser_support import ARTIFACTS, launch
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        b = launch(pw)
+        try:
+            yield b
+        finally:
+            b.close()

@@ -24,8 +24,9 @@ def deliver(url: str, signer: Signer, event: DeskEvent) -> None:
 
 
 def desk_page(browser: Any, url: str, user: str, width: str, *, password: str = PASSWORD,
-              timezone: str = "Europe/Paris", path: str = "/") -> Any:
-    """A page of a new browser context in ``timezone``, logged in as ``user`` and at
+              timezone: str | None = None, path: str = "/") -> Any:
+    """A page of a new browser context (in ``timezone``, an IANA name; None: the
+    machine's), logged in as ``user`` and at
     ``path`` (the desk: caught up); ``page.errors`` collects the page's script errors."""
     from playwright.sync_api import expect
 

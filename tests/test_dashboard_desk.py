@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 
 from dashboard import devices
 from dashboard.devices import sweep
@@ -23,6 +22,7 @@ from tests import dashboard_helpers as dh
 from tests.wait import ManualClock, wait_until
 
 Signer, desk_event = dh.Signer, dh.desk_event
+client_of, push = dh.client_of, dh.push
 
 
 @pytest.fixture
@@ -44,17 +44,6 @@ def staff(app: Flask) -> None:
     services_of(app).store.users.put("ada", digest, ["branch-1"], role="branch_admin")
     services_of(app).store.users.put("olga", digest, [], role="agency_officer",
                                             agency="County Police")
-
-
-def client_of(app: Flask, name: str) -> tuple[FlaskClient, str]:
-    client = app.test_client()
-    assert dh.login(client, name).status_code == 302
-    return client, dh.csrf_from(client.get("/login").get_data(as_text=True))
-
-
-def push(app: Flask, signer: Signer, event: DeskEvent) -> None:
-    resp = dh.post_sns(app.test_client(), signer.notification(event.to_json()))
-    assert resp.status_code == 200, resp.get_json()
 
 
 def sighting(camera: str, *, at: str | None = None, case: str = "MP-2026-0042",

@@ -24,6 +24,7 @@ from tests.cloud_support import CustomerApiStub
 from tests.paths import REPO
 
 Signer = dh.Signer
+client_of, push = dh.client_of, dh.push
 
 
 @pytest.fixture
@@ -40,12 +41,6 @@ def admin_app(tmp_path: Path, signer: Signer, cloud_env: dict[str, str],
     services_of(app).store.users.put("ada", hash_password(dh.PASSWORD), ["branch-1"],
                                      role="branch_admin")
     return app
-
-
-def client_of(app: Flask, name: str) -> tuple[FlaskClient, str]:
-    client = app.test_client()
-    assert dh.login(client, name).status_code == 302
-    return client, dh.csrf_from(client.get("/login").get_data(as_text=True))
 
 
 def send_photo(client: FlaskClient, token: str, customer_id: str, photo: Path) -> Any:

@@ -19,6 +19,7 @@ from tests import dashboard_helpers as dh
 from tests.wait import ManualClock
 
 Signer = dh.Signer
+client_of, push = dh.client_of, dh.push
 
 
 @pytest.fixture
@@ -29,17 +30,6 @@ def app_options() -> dict[str, Any]:
 @pytest.fixture
 def desk_users() -> dict[str, list[str]]:
     return {"alice": ["branch-1"], "bob": ["branch-2"]}
-
-
-def client_of(app: Flask, name: str) -> tuple[FlaskClient, str]:
-    client = app.test_client()
-    assert dh.login(client, name).status_code == 302
-    return client, dh.csrf_from(client.get("/login").get_data(as_text=True))
-
-
-def push(app: Flask, signer: Signer, event: DeskEvent) -> None:
-    resp = dh.post_sns(app.test_client(), signer.notification(event.to_json()))
-    assert resp.status_code == 200, resp.get_json()
 
 
 def arrival(person: str, minutes_ago: float, camera: str = "cam-1") -> DeskEvent:

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 
 from oneeye.events import DeskEvent
-from tests.browser_support import ARTIFACTS, launch
 from tests.dashboard_helpers import Signer, desk_event, serve_dashboard
 from tests.desk_support import WIDTHS, deliver, desk_page, screenshot
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
+PARIS = "Europe/Paris"
 #: Short enough to watch a card age out; the tick that ages cards runs every TTL/4.
 CARD_TTL_S = 12
 
@@ -35,19 +35,6 @@ def desk(tmp_path: Path, port: int) -> Iterator[tuple[str, Signer]]:
 def shift_desk(tmp_path: Path, port: int) -> Iterator[tuple[str, Signer]]:
     """The default card_ttl_s (30 min): cards stay for the whole test."""
     yield from serve_dashboard(tmp_path, port, visit_window_s=600)
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        b = launch(pw)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def arrival(person: str, name: str, photos: str, photo: str, *,
@@ -67,7 +54,7 @@ def test_a_verdict_survives_the_next_sighting_and_a_reload(
     from playwright.sync_api import expect
 
     url, signer = shift_desk
-    pages = {w: desk_page(browser, url, "alice", w) for w in WIDTHS}
+    pages = {w: desk_page(browser, url, "alice", w, timezone=PARIS) for w in WIDTHS}
     deliver(url, signer, arrival("C-1012", "Bill Gates", photos, "biden.jpg"))
     desktop = pages["desktop"]
     card = card_of(desktop, "C-1012")
@@ -104,7 +91,7 @@ def test_cards_keep_their_place_and_age_out_into_history(
     from playwright.sync_api import expect
 
     url, signer = desk
-    pages = {w: desk_page(browser, url, "alice", w) for w in WIDTHS}
+    pages = {w: desk_page(browser, url, "alice", w, timezone=PARIS) for w in WIDTHS}
     desktop = pages["desktop"]
     deliver(url, signer, arrival("C-1", "Barack Obama", photos, "obama.jpg"))
     deliver(url, signer, arrival("C-2", "Joe Biden", photos, "biden.jpg"))
@@ -143,7 +130,7 @@ def test_history_and_csv_times_match_the_desk_in_the_viewers_zone(
     from playwright.sync_api import expect
 
     url, signer = desk
-    page = desk_page(browser, url, "alice", "tablet")
+    page = desk_page(browser, url, "alice", "tablet", timezone=PARIS)
     event = arrival("C-7", "Ada Lovelace", photos, "obama.jpg")
     deliver(url, signer, event)
     shown = card_of(page, "C-7").locator("time.ago")

@@ -35,7 +35,7 @@ from typing import Any
 
 from oneeye import alerting, contacts, events, sms
 from oneeye.cloud.common import DeviceMessageDeps, Result, clip, once_per_match, store_snapshot
-from oneeye.cloud.dal import keys, store
+from oneeye.cloud.dal import store
 from oneeye.cloud.dal.state import Cooldowns, Idempotency
 from oneeye.cloud.devices import registry
 from oneeye.cloud.settings import AmberSettings
