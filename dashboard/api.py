@@ -176,13 +176,88 @@ def acknowledge_alert() -> Response:
 @bp.get("/arrivals")
 @roles_required(*DESK_ROLES)
 def arrivals() -> Response:
-    """Recent customer visits, one per customer within the visit window, newest first."""
-    window = services().settings.visit_window_s
+    """Customer visits on the desk (not served, last sighting less than ``card_ttl_s``
+    ago), newest first arrival first, each with its ``visit_id``, ``verdict`` and
+    ``served``; ``all=1`` also gives the visits that left the desk."""
+    parts = services()
+    settings = parts.settings
     limit = int_arg("limit", 24, low=1, high=200)
-    rows = services().store.events.find(g.user["sites"], kinds=("customer_arrived",),
-                                        limit=limit * 4)
-    visits = alerts.group_visits([present(r) for r in rows], window)[:limit]
-    return jsonify({"visits": visits, "window_s": window})
+    rows = parts.store.events.find(g.user["sites"], kinds=("customer_arrived",),
+                                   limit=limit * 4)
+    grouped = alerts.group_visits([present(r) for r in rows], settings.visit_window_s)
+    since = min((v["first_at"] for v in grouped), default=format_time(datetime.now(UTC)))
+    visits = alerts.with_marks(grouped, parts.store.visits.overlapping(g.user["sites"], since))
+    now = datetime.fromtimestamp(parts.store.clock(), UTC)
+    if request.args.get("all") != "1":
+        visits = [v for v in visits if alerts.on_desk(v, now, settings.card_ttl_s)]
+    return jsonify({"visits": visits[:limit], "window_s": settings.visit_window_s,
+                    "card_ttl_s": settings.card_ttl_s, "server_time": format_time(now)})
+
+
+def _own_visit(visit_id: str) -> dict[str, Any]:
+    """The visit that begins with event ``visit_id`` (a sighting of the user's sites), as
+    :func:`dashboard.alerts.group_visits` makes it from the sightings since; 404 else."""
+    record = _own_event(visit_id)
+    match = record["event"].get("match")
+    if not match:
+        abort(400, description="only a sighting (with a match) begins a visit")
+    parts = services()
+    rows = parts.store.events.find([record["site_id"]], person_id=str(match["person_id"]),
+                                   kinds=(record["kind"],), since=record["observed_at"],
+                                   limit=parts.settings.history_limit)
+    grouped = alerts.group_visits([r for r in rows if r["event_id"] == visit_id or
+                                   r["observed_at"] > record["observed_at"]],
+                                  parts.settings.visit_window_s)
+    visit = next(v for v in grouped if v["visit_id"] == visit_id)
+    stored = parts.store.visits.get(visit_id)
+    return {**visit, "verdict": (stored or {}).get("verdict"),
+            "served": (stored or {}).get("served")}
+
+
+def _tell(mark: dict[str, Any], visit: dict[str, Any]) -> None:
+    """Push a visit's new mark to its site's desks (event ``visit``)."""
+    services().live.emit("visit", {**mark, "kind": visit["kind"],
+                                   "event_ids": visit["event_ids"]})
+
+
+@bp.post("/visits/<visit_id>/verdict")
+@roles_required(*DESK_ROLES)
+def visit_verdict(visit_id: str) -> Response:
+    """``{verdict: confirmed | rejected | null}`` on a whole visit (a card or a banner):
+    every sighting in it, and every later one that joins it, carries the verdict; null
+    undoes it. Audited with who and when; pushed to the site's desks as ``visit``."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or "verdict" not in body \
+            or body["verdict"] not in (*VERDICTS, None):
+        abort(400, description=f"verdict must be one of {', '.join(VERDICTS)}, or null "
+                               "to undo")
+    visit = _own_visit(visit_id)
+    parts = services()
+    user = g.user["name"]
+    mark = parts.store.visits.decide(visit, body["verdict"], user)
+    latest = visit["latest"]["event"].get("match") or {}
+    parts.store.audit.add(user, body["verdict"] or "verdict_undone", visit_id,
+                          site_id=visit["site_id"], person_id=visit["person_id"],
+                          camera_id=latest.get("camera_id"), watchlist=latest.get("watchlist"),
+                          events=len(visit["event_ids"]))
+    log.info("visit %s (%d sightings) %s by %s", visit_id, len(visit["event_ids"]),
+             body["verdict"] or "verdict undone", user)
+    _tell(mark, visit)
+    return jsonify(mark)
+
+
+@bp.post("/visits/<visit_id>/served")
+@roles_required(*DESK_ROLES)
+def visit_served(visit_id: str) -> Response:
+    """The teller served this customer: the card leaves every desk of the site for
+    History (the first "served" counts). Audited; pushed as ``visit``."""
+    visit = _own_visit(visit_id)
+    parts = services()
+    mark = parts.store.visits.serve(visit, g.user["name"])
+    parts.store.audit.add(g.user["name"], "served", visit_id, site_id=visit["site_id"],
+                          person_id=visit["person_id"])
+    _tell(mark, visit)
+    return jsonify(mark)
 
 
 @bp.get("/devices")

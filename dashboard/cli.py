@@ -27,8 +27,9 @@ from dashboard import create_app, run_server
 from dashboard.auth import hash_password
 from dashboard.settings import DashboardSettings
 from dashboard.store import open_store
+from oneeye.amber_client import load_stack
 from oneeye.config import load_settings
-from oneeye.errors import ConfigError
+from oneeye.errors import ConfigError, OneEyeError
 from oneeye.types import ROLES, is_id
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,25 @@ def _gevent_patched() -> bool:
     return bool(monkey.is_module_patched("socket"))
 
 
+def _stack_config(config: Path | None, database_url: str | None,
+                  stack_file: Path | None) -> Path | None:
+    """The running local stack's dashboard settings file, when nothing else names a
+    database (no ``--config``, ``--database-url`` or ``ONEEYE_DASHBOARD__DATABASE_URL``);
+    None otherwise or when no stack is found."""
+    if config or database_url or os.environ.get("ONEEYE_DASHBOARD__DATABASE_URL") \
+            or os.environ.get("ONEEYE_DASHBOARD__VAR_DIR"):
+        return None
+    try:
+        info = load_stack(stack_file)
+    except OneEyeError as exc:
+        raise click.UsageError(str(exc)) from exc
+    found = info.get("dashboard_config")
+    if not isinstance(found, str) or not Path(found).is_file():
+        return None
+    click.echo(f"using the local stack's dashboard ({found})", err=True)
+    return Path(found)
+
+
 @dashboard_group.command("add-user")
 @click.argument("name")
 @click.option("--site", "sites", multiple=True,
@@ -127,9 +147,17 @@ def _gevent_patched() -> bool:
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
 @_config
 @_db
+@click.option("--stack-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Local stack info (default var/local/stack.json): without --config or "
+                   "--database-url, the running local stack's dashboard database is used.")
 def add_user(name: str, sites: tuple[str, ...], role: str, agency: str | None,
-             password_stdin: bool, config: Path | None, database_url: str | None) -> None:
-    """Create a dashboard user, or reset their password, role and sites."""
+             password_stdin: bool, config: Path | None, database_url: str | None,
+             stack_file: Path | None) -> None:
+    """Create a dashboard user, or reset their password, role and sites.
+
+    The database is the one of ``--config``/``--database-url``/``ONEEYE_DASHBOARD__…``;
+    without any of them, the running local stack's (found as ``oneeye case list`` finds
+    the stack), else SQLite under ``var/dashboard``."""
     if not sites and role != "agency_officer":
         raise click.BadParameter("give at least one --site", param_hint="--site")
     for site in sites:
@@ -148,7 +176,8 @@ def add_user(name: str, sites: tuple[str, ...], role: str, agency: str | None,
         password_hash = hash_password(password)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    settings = load(config, database_url=database_url)
+    settings = load(config or _stack_config(config, database_url, stack_file),
+                    database_url=database_url)
     store = open_store(settings.resolved_database_url())
     try:
         store.users.put(name, password_hash, list(sites), role=role, agency=agency)

@@ -43,7 +43,9 @@ def index() -> Any:
         return flask.redirect(home_of(g.user))
     settings = services().settings
     return flask.render_template("desk.html", offline_after_s=settings.offline_after_s,
-                                 page_size=settings.history_limit)
+                                 page_size=settings.history_limit,
+                                 card_ttl_s=settings.card_ttl_s,
+                                 visit_window_s=settings.visit_window_s)
 
 
 def _review(view: str, *, person_id: str | None = None) -> dict[str, Any]:

@@ -7,6 +7,13 @@ blurred / unreadable) and writes ``status/{upload_id}.json``; the page polls tha
 shows the indexer's own sentence, as the phone page does. :class:`Cloud` reaches the cloud
 only through ``oneeye.cloud.backoffice`` (cases: list, read, close).
 
+A customer id must be in the bank's customer directory (``cloud.customer_api_url``) before
+a photo is sent for it; the Customers page lists each customer's name and photos. Removing
+photos or a user asks first: the form posts to a confirmation page (:func:`_confirm`), and
+only the confirmation's own POST (``confirmed=1``) acts, so no inline script is needed.
+Sites are picked from the known ones (:func:`known_sites`); a name that is not one is
+refused, so a typo cannot make a phantom site.
+
 Every change is an audit row (who, what, when) in the dashboard's store.
 """
 
@@ -24,6 +31,7 @@ from dashboard.roles import roles_required
 from dashboard.services import services
 from dashboard.settings import CloudSettings, DashboardSettings
 from oneeye.cloud.backoffice import Backoffice
+from oneeye.errors import CustomerApiUnavailable, CustomerNotFound
 from oneeye.types import ROLES, id_refusal
 
 log = logging.getLogger(__name__)
@@ -48,15 +56,25 @@ class Cloud:
                     and self.settings.indexer_queue_url)
 
     def _backoffice(self) -> Backoffice:
+        key_file = self.settings.customer_api_key_file
         return Backoffice(bucket=self.settings.bucket, cases_table=self.settings.cases_table,
-                          indexer_queue_url=self.settings.indexer_queue_url)
+                          indexer_queue_url=self.settings.indexer_queue_url,
+                          customer_api_url=self.settings.customer_api_url,
+                          customer_api_key=key_file.read_text().strip() if key_file else None)
 
     def add_customer_photo(self, customer_id: str, data: bytes) -> str:
         """Put one photo where the indexer enrols it; return its upload id (the key of its
-        verdict). Raises ValueError for what is not a JPEG/PNG photo of a valid id."""
+        verdict). Raises ValueError for what is not a JPEG/PNG photo of a valid id, or for
+        an id the customer directory does not know; CustomerApiUnavailable when it cannot
+        be asked (nothing is stored either way)."""
         refusal = id_refusal("customer id", customer_id)
         if refusal is not None:
             raise ValueError(refusal)
+        try:
+            self._backoffice().customer(customer_id)
+        except CustomerNotFound:
+            raise ValueError(f"{customer_id} is not in the customer directory — check the "
+                             "id (nothing was saved)") from None
         if not data:
             raise ValueError("the file is empty")
         if len(data) > MAX_PHOTO_BYTES:
@@ -86,9 +104,35 @@ class Cloud:
         return "queued"
 
     def customers(self) -> list[dict[str, Any]]:
-        """Customers with photos in the bucket: ``{customer_id, photos}``."""
-        counts = self._backoffice().customer_photos()
-        return [{"customer_id": c, "photos": n} for c, n in sorted(counts.items())]
+        """Customers with photos in the bucket: ``{customer_id, photos, name, keys}``
+        (``name`` from the directory, None when it is not configured or not answering:
+        one failed lookup stops the others, so a down directory costs one timeout)."""
+        office = self._backoffice()
+        counts = office.customer_photos()
+        out: list[dict[str, Any]] = []
+        ask = True
+        for customer_id, count in sorted(counts.items()):
+            name = None
+            if ask:
+                try:
+                    name = (office.customer(customer_id) or {}).get("name")
+                except CustomerNotFound:
+                    name = None
+                except CustomerApiUnavailable:
+                    ask = False
+            out.append({"customer_id": customer_id, "photos": count, "name": name,
+                        "keys": office.photos_of(customer_id)})
+        return out
+
+    def photo(self, key: str) -> bytes | None:
+        """One customer enrolment photo (a key under ``uploads/customers/``), None else."""
+        if not key.startswith("uploads/customers/") or ".." in key:
+            return None
+        return self._backoffice().photo(key)
+
+    def remove_customer_photo(self, customer_id: str, key: str) -> str | None:
+        """Delete one photo; the gallery removal's message id when it was the last one."""
+        return self._backoffice().remove_customer_photo(customer_id, key)
 
     def remove_customer(self, customer_id: str) -> str:
         """Delete the customer's photos and queue their removal from the gallery."""
@@ -138,6 +182,10 @@ def add_photo() -> tuple[Response, int]:
         upload_id = cloud_or_503().add_customer_photo(customer_id, photo.read() if photo else b"")
     except ValueError as exc:
         return flask.jsonify({"state": "rejected", "reason": "invalid", "message": str(exc)}), 400
+    except CustomerApiUnavailable:
+        return flask.jsonify({"state": "rejected", "reason": "unavailable", "message":
+                              "the customer directory is not answering, so the id cannot be "
+                              "checked — nothing was saved; try again in a minute"}), 503
     services().store.audit.add(g.user["name"], "customer_photo_added", customer_id,
                                upload_id=upload_id)
     return flask.jsonify({"upload_id": upload_id, "state": "pending"}), 202
@@ -151,9 +199,44 @@ def photo_status(upload_id: str) -> Response:
                                                "gallery_version")})
 
 
+@bp.get("/customers/photo")
+@roles_required("branch_admin")
+def customer_photo() -> Response:
+    """One enrolment photo (``key``), for the page's thumbnails and to open full size."""
+    data = cloud_or_503().photo(request.args.get("key") or "")
+    if data is None:
+        abort(404)
+    kind = "png" if data.startswith(b"\x89PNG") else "jpeg"
+    return Response(data, mimetype=f"image/{kind}",
+                    headers={"Cache-Control": "private, max-age=300"})
+
+
+@bp.post("/customers/<id:customer_id>/photos/delete")
+@roles_required("branch_admin")
+def remove_customer_photo(customer_id: str) -> Any:
+    key = request.form.get("key") or ""
+    asked = _confirm(f"Delete this photo of {customer_id}?", "Delete photo",
+                     "manage.customers", hidden={"key": key}, photo=key)
+    if asked is not None:
+        return asked
+    try:
+        removal = cloud_or_503().remove_customer_photo(customer_id, key)
+    except ValueError as exc:
+        abort(404, description=str(exc))
+    services().store.audit.add(g.user["name"], "customer_photo_removed", customer_id, key=key,
+                               removal=removal)
+    flash(f"{customer_id}: photo deleted" + ("; it was the last one, so cameras stop "
+                                             "recognising them within a minute" if removal else ""))
+    return flask.redirect(flask.url_for("manage.customers"))
+
+
 @bp.post("/customers/<id:customer_id>/remove")
 @roles_required("branch_admin")
 def remove_customer(customer_id: str) -> Any:
+    asked = _confirm(f"Remove every photo of {customer_id}? Cameras stop recognising them.",
+                     "Remove all photos", "manage.customers")
+    if asked is not None:
+        return asked
     message_id = cloud_or_503().remove_customer(customer_id)
     services().store.audit.add(g.user["name"], "customer_removed", customer_id,
                                removal=message_id)
@@ -169,13 +252,23 @@ def cases() -> Any:
 
 
 # --- users, sites, audit (branch admin) -----------------------------------------------------
+def known_sites() -> list[str]:
+    """Sites a user may be given: those cameras report from or users already have
+    (:meth:`dashboard.store.Store.sites`), and ``known_sites`` of the settings."""
+    stored = {str(s["site_id"]) for s in services().store.sites()}
+    return sorted(stored | set(services().settings.known_sites))
+
+
 @bp.route("/users", methods=["GET", "POST"])
 @roles_required("branch_admin")
 def users() -> Any:
     store = services().store
+    sites_known = known_sites()
     if request.method == "POST":
         name = (request.form.get("name") or "").strip()
-        sites = [s.strip() for s in (request.form.get("sites") or "").split(",") if s.strip()]
+        # the page's multi-select sends one value per site; a script may send "a, b"
+        sites = [s.strip() for value in request.form.getlist("sites")
+                 for s in value.split(",") if s.strip()]
         role = request.form.get("role") or "teller"
         agency = (request.form.get("agency") or "").strip() or None
         try:
@@ -183,18 +276,24 @@ def users() -> Any:
                 refusal = id_refusal(what, value)
                 if refusal is not None:
                     raise ValueError(refusal)
+            unknown = [s for s in sites if s not in sites_known]
+            if unknown:
+                raise ValueError(f"unknown site {', '.join(unknown)} — pick one of "
+                                 f"{', '.join(sites_known) or '(none yet)'}")
             if role not in ROLES:
                 raise ValueError(f"role must be one of {', '.join(ROLES)}")
             store.users.put(name, hash_password(request.form.get("password") or ""), sites,
                             role=role, agency=agency)
         except ValueError as exc:
             flash(f"user not saved: {exc}")
-        else:
-            store.audit.add(g.user["name"], "user_saved", name, role=role, sites=sites,
-                            agency=agency)
-            flash(f"user {name} saved ({role.replace('_', ' ')})")
+            return flask.render_template("manage/users.html", users=store.users.all(),
+                                         roles=ROLES, sites=sites_known), 400
+        store.audit.add(g.user["name"], "user_saved", name, role=role, sites=sites,
+                        agency=agency)
+        flash(f"user {name} saved ({role.replace('_', ' ')})")
         return flask.redirect(flask.url_for("manage.users"))
-    return flask.render_template("manage/users.html", users=store.users.all(), roles=ROLES)
+    return flask.render_template("manage/users.html", users=store.users.all(), roles=ROLES,
+                                 sites=sites_known)
 
 
 @bp.post("/users/<id:name>/delete")
@@ -202,10 +301,26 @@ def users() -> Any:
 def delete_user(name: str) -> Any:
     if name == g.user["name"]:
         flash("you cannot remove yourself")
-    elif services().store.users.remove(name):
+        return flask.redirect(flask.url_for("manage.users"))
+    asked = _confirm(f"Remove user {name}? Their logins end now.", "Remove user",
+                     "manage.users")
+    if asked is not None:
+        return asked
+    if services().store.users.remove(name):
         services().store.audit.add(g.user["name"], "user_removed", name)
         flash(f"user {name} removed; their logins ended")
     return flask.redirect(flask.url_for("manage.users"))
+
+
+def _confirm(question: str, action: str, back: str, *,
+             hidden: dict[str, str] | None = None, photo: str | None = None) -> str | None:
+    """None when this POST is the confirmation (``confirmed=1``); else the confirmation
+    page, whose form posts the same fields again with ``confirmed=1``."""
+    if request.form.get("confirmed") == "1":
+        return None
+    return flask.render_template("manage/confirm.html", question=question, action=action,
+                                 target=request.path, hidden=hidden or {}, photo=photo,
+                                 back=flask.url_for(back))
 
 
 @bp.get("/sites")

@@ -36,6 +36,11 @@ class CloudSettings(StrictModel):
     cases_table: str = Field("", description="CASES_TABLE: case list and close")
     indexer_queue_url: str = Field("", description="INDEXER_QUEUE_URL: removal commands "
                                    "(closed case, removed customer)")
+    customer_api_url: str = Field("", description="CUSTOMER_API_URL: the bank's customer "
+                                  "directory; a customer id added on the Customers page must "
+                                  "be in it (empty: ids are not checked, no names shown)")
+    customer_api_key_file: Path | None = Field(None, description="File holding the customer "
+                                               "API key (sent as x-api-key)")
 
 
 class DashboardSettings(StrictModel):
@@ -105,6 +110,12 @@ class DashboardSettings(StrictModel):
                                     "configurations load (a warning at start)")
     visit_window_s: float = Field(900, gt=0, description="Arrivals of one customer less "
                                   "than this apart are one visit (one card)")
+    card_ttl_s: float = Field(1800, gt=0, le=86_400, description="A visit's card leaves the "
+                              "desk (for History) this long after its last sighting, or "
+                              "when marked served")
+    known_sites: list[str] = Field(default_factory=list, description="Sites a user may be "
+                                   "given before any camera reports from them (besides the "
+                                   "sites of cameras and users)")
     cloud: CloudSettings = Field(default_factory=CloudSettings, description=
                                  "Where the management screens find the cloud (empty: "
                                  "screens say they are not connected)")

@@ -99,9 +99,22 @@ def _notification(msg: dict[str, Any]) -> tuple[Response, int]:
     else:
         record = parts.store.events.add(event)
         if record is not None:
-            parts.live.publish(record)
+            parts.live.publish(_in_its_visit(record))
     if record is None:
         log.info("sns: duplicate event %s ignored", event.event_id)
         return _reply(200, "duplicate", event_id=event.event_id)
     log.info("sns: %s %s for site %s", event.kind, event.event_id, event.site_id)
     return _reply(200, "stored", event_id=event.event_id)
+
+
+def _in_its_visit(record: dict[str, Any]) -> dict[str, Any]:
+    """A new sighting that continues a decided visit takes the visit's verdict (stored as
+    its own feedback too) and carries the visit's mark as ``visit``, so every desk shows it
+    on the same card, greyed and silent after "Not this person"."""
+    if not record["event"].get("match"):
+        return record
+    store = services().store
+    mark = store.visits.join(record, services().settings.visit_window_s)
+    if mark is None:
+        return record
+    return {**(store.events.get(record["event_id"]) or record), "visit": mark}

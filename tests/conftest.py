@@ -194,3 +194,5 @@ def app(tmp_path: Path, signer: Signer, app_options: dict[str, Any],
 def client(app: Flask) -> FlaskClient:
     """A test client of ``app`` (logged out)."""
     return app.test_client()
+
+

@@ -89,6 +89,19 @@ def post_sns(client: FlaskClient, msg: dict[str, Any]) -> Any:
                                 "x-amz-sns-topic-arn": str(msg.get("TopicArn"))})
 
 
+def client_of(app: Flask, name: str) -> tuple[FlaskClient, str]:
+    """A test client of ``app`` logged in as ``name`` and its CSRF token."""
+    client = app.test_client()
+    assert login(client, name).status_code == 302
+    return client, csrf_from(client.get("/login").get_data(as_text=True))
+
+
+def push(app: Flask, signer: Signer, event: DeskEvent) -> None:
+    """``event`` delivered to ``app``'s /sns as SNS would (signed by ``signer``), stored."""
+    resp = post_sns(app.test_client(), signer.notification(event.to_json()))
+    assert resp.status_code == 200, resp.get_json()
+
+
 def make_settings(tmp_path: Path, signer: Signer, **extra: Any) -> DashboardSettings:
     values: dict[str, Any] = {
         "var_dir": tmp_path / "var", "allowed_topics": [signer.topic],

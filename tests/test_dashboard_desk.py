@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 
 from dashboard.services import services_of
 from oneeye.events import CameraHealth, DeskEvent, HealthEvent, utc_now
@@ -21,6 +20,7 @@ from tests import dashboard_helpers as dh
 from tests.wait import ManualClock
 
 Signer, desk_event = dh.Signer, dh.desk_event
+client_of, push = dh.client_of, dh.push
 
 
 @pytest.fixture
@@ -42,17 +42,6 @@ def staff(app: Flask) -> None:
     services_of(app).store.users.put("ada", digest, ["branch-1"], role="branch_admin")
     services_of(app).store.users.put("olga", digest, [], role="agency_officer",
                                             agency="County Police")
-
-
-def client_of(app: Flask, name: str) -> tuple[FlaskClient, str]:
-    client = app.test_client()
-    assert dh.login(client, name).status_code == 302
-    return client, dh.csrf_from(client.get("/login").get_data(as_text=True))
-
-
-def push(app: Flask, signer: Signer, event: DeskEvent) -> None:
-    resp = dh.post_sns(app.test_client(), signer.notification(event.to_json()))
-    assert resp.status_code == 200, resp.get_json()
 
 
 def sighting(camera: str, *, at: str | None = None, case: str = "MP-2026-0042",
@@ -137,10 +126,13 @@ def test_arrivals_of_one_customer_within_the_visit_window_are_one_card(
     push(app, signer, arrival("C-1", at(8)))                       # 4 min after the last
     push(app, signer, arrival("C-1", at(30)))                      # window 10 min: new visit
     alice, _ = client_of(app, "alice")
-    visits = alice.get("/api/arrivals").get_json()["visits"]
-    assert [(v["person_id"], v["count"]) for v in visits] == [("C-1", 1), ("C-1", 3), ("C-2", 1)]
-    assert visits[1]["cameras"] == ["cam-1", "cam-2"]
-    assert visits[1]["first_at"] == at(0) and visits[1]["last_at"] == at(8)
+    # all=1: these visits are months old, long past card_ttl_s (off the desk, in History)
+    visits = alice.get("/api/arrivals?all=1").get_json()["visits"]
+    # stable order: by when each visit began, newest first (a repeat never moves a card)
+    assert [(v["person_id"], v["count"]) for v in visits] == [("C-1", 1), ("C-2", 1), ("C-1", 3)]
+    assert visits[2]["cameras"] == ["cam-1", "cam-2"]
+    assert visits[2]["first_at"] == at(0) and visits[2]["last_at"] == at(8)
+    assert alice.get("/api/arrivals").get_json()["visits"] == []
 
 
 def test_confirm_and_reject_are_recorded_with_who_and_when_and_counted(

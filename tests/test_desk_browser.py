@@ -8,22 +8,21 @@ Screenshots go to tests/artifacts/ (gitignored) for a person to look at.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from oneeye.events import CameraHealth, DeskEvent, HealthEvent, utc_now
-from tests.browser_support import ARTIFACTS
-from tests.dashboard_helpers import PASSWORD, Signer, desk_event, serve_dashboard
+from tests.dashboard_helpers import Signer, desk_event, serve_dashboard
+from tests.desk_support import WIDTHS, desk_page
+from tests.desk_support import deliver as push
+from tests.desk_support import screenshot as shot
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 #: The banner of case MP-2026-0042 (its id names the newest sighting's event).
 CASE = ".banner[data-subject='MP-2026-0042']"
-WIDTHS = {"phone": (390, 844), "tablet": (820, 1180), "desktop": (1440, 900)}
 
 
 @pytest.fixture
@@ -31,30 +30,8 @@ def desk(tmp_path: Path, port: int) -> Iterator[tuple[str, Signer]]:
     yield from serve_dashboard(tmp_path, port, history_limit=5, offline_after_s=1.5)
 
 
-def push(url: str, signer: Signer, event: DeskEvent) -> None:
-    resp = requests.post(url + "/sns", data=json.dumps(signer.notification(event.to_json())),
-                         headers={"x-amz-sns-message-type": "Notification"}, timeout=10)
-    assert resp.status_code == 200, resp.text
-
-
 def open_desk(browser: Any, url: str, user: str, width: str, *, path: str = "/") -> Any:
-    from playwright.sync_api import expect
-
-    w, h = WIDTHS[width]
-    page = browser.new_page(viewport={"width": w, "height": h})
-    page.errors = []
-    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
-    page.goto(url + "/login?next=" + path)
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("form.login button")
-    if path == "/":
-        expect(page.locator("body[data-caught-up='1']")).to_have_count(1)
-    return page
-
-
-def shot(page: Any, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True, animations="disabled")
+    return desk_page(browser, url, user, width, path=path)
 
 
 def sighting(camera: str, base: str) -> DeskEvent:

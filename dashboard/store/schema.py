@@ -144,3 +144,24 @@ case_history = Table(
     Index("case_history_case", "case_id", "seq"),
     sqlite_autoincrement=True,
 )
+
+#: One row per visit someone decided on (a verdict) or closed (served): a card or banner
+#: groups sightings of one person at one site (``dashboard.alerts.group_visits``), and
+#: the decision belongs to that group, not to one event. ``visit_id`` is the visit's
+#: first event id; ``last_at`` follows the visit as later sightings join it, so a
+#: sighting that arrives after the verdict inherits it (``Visits.join``).
+visits = Table(
+    "visits", metadata,
+    Column("visit_id", Text, primary_key=True),
+    Column("site_id", Text, nullable=False),
+    Column("person_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("first_at", Text, nullable=False),
+    Column("last_at", Text, nullable=False),
+    Column("verdict", Text),
+    Column("verdict_by", Text),
+    Column("verdict_at", Text),
+    Column("served_by", Text),
+    Column("served_at", Text),
+    Index("visits_person", "site_id", "person_id", "last_at"),
+)

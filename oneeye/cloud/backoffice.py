@@ -5,8 +5,10 @@ allow nothing else), so a change behind it (a table, a key, a queue) never reach
 the dashboard's code. It offers:
 
 - customers' enrolment photos: put one where the gallery indexer enrols it, read the
-  indexer's verdict, count photos per customer, remove a customer (photos deleted and
-  a :class:`~oneeye.cloud.removals.RemoveCommand` queued);
+  indexer's verdict, count and list photos per customer, read one, remove a customer
+  (photos deleted and a :class:`~oneeye.cloud.removals.RemoveCommand` queued);
+- the customer directory (:class:`~oneeye.cloud.customers.CustomerApi`, when configured):
+  whether an id is a customer, and their name for the management screens;
 - an agency's cases with their photo counts, one case, and closing one
   (:func:`oneeye.cloud.functions.cases.close`);
 - :func:`notify_it`: a plain message on an SNS topic (branch IT's email), filterable
@@ -26,6 +28,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from oneeye.cloud.customers import CustomerApi, CustomerCard
 from oneeye.cloud.dal import gallery_store, keys, store
 from oneeye.cloud.functions.cases import close
 from oneeye.cloud.learning import LearnCommand, RemoveTemplateCommand, ReviewCommand
@@ -41,6 +44,10 @@ class Backoffice:
     bucket: str
     cases_table: str
     indexer_queue_url: str
+    #: The bank's customer directory; empty: ids are not checked and no names are shown.
+    customer_api_url: str = ""
+    #: Its key (``x-api-key``), if it asks for one.
+    customer_api_key: str | None = None
 
     def _bucket(self) -> store.Bucket:
         return store.Bucket(self.bucket)
@@ -61,6 +68,37 @@ class Backoffice:
     def customer_photos(self) -> dict[str, int]:
         """Customer id → number of enrolment photos in the bucket."""
         return self._photo_counts("customers")
+
+    def customer(self, customer_id: str) -> dict[str, Any] | None:
+        """The directory's card of ``customer_id`` (``{id, name, photo_url, …}``), or None
+        when no directory is configured. Raises :class:`~oneeye.errors.CustomerNotFound`
+        (not a customer) or :class:`~oneeye.errors.CustomerApiUnavailable`."""
+        if not self.customer_api_url:
+            return None
+        record = CustomerApi(self.customer_api_url, self.customer_api_key).get(customer_id)
+        return CustomerCard.from_record(record, customer_id).model_dump(exclude_none=True)
+
+    def photos_of(self, customer_id: str) -> list[str]:
+        """The keys of ``customer_id``'s enrolment photos, oldest name first."""
+        return sorted(self._bucket().keys(keys.uploads_of("customers", customer_id)))
+
+    def photo(self, key: str) -> bytes | None:
+        """One enrolment photo's bytes (a key of :meth:`photos_of`), None if gone."""
+        found = self._bucket().get(key)
+        return None if found is None else found.data
+
+    def remove_customer_photo(self, customer_id: str, key: str) -> str | None:
+        """Delete one of ``customer_id``'s enrolment photos (a key of :meth:`photos_of`;
+        ValueError for another key). The gallery keeps one entry per person built from
+        the accepted photos, so removing the last photo removes the person (the command's
+        SQS message id is returned); otherwise None."""
+        if key not in self.photos_of(customer_id):
+            raise ValueError(f"{customer_id} has no photo {key}")
+        self._bucket().delete(key)
+        if self.photos_of(customer_id):
+            return None
+        command = RemoveCommand(watchlist="customers", person_id=customer_id)
+        return store.send(self.indexer_queue_url, command.to_json())
 
     def remove_customer(self, customer_id: str) -> str:
         """Delete the customer's photos and queue their removal from the gallery; returns

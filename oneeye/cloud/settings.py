@@ -132,6 +132,12 @@ class EnrichSettings(DeviceMessageSettings):
     customer_api_attempts: int = Field(3, alias="CUSTOMER_API_ATTEMPTS", ge=1, le=10,
                                        description="attempts on timeouts, 429 and 5xx, with "
                                        "exponential backoff from 0.2 s")
+    oneeye_bucket: str | None = Field(
+        None, alias="ONEEYE_BUCKET", min_length=3, max_length=63, description="the data "
+        "bucket: customers' face crops (from devices with snapshot.customers) go to "
+        "snapshots/ and the card carries a presigned snapshot_url; unset: crops dropped")
+    snapshot_url_ttl_s: int = Field(86400, alias="SNAPSHOT_URL_TTL_S", ge=60, le=604800,
+                                    description="lifetime of a card's presigned crop URL")
 
 
 class DeviceStateSettings(DeviceMessageSettings):

@@ -167,7 +167,9 @@ class LocalStack:
         (self.var / "stack.json").write_text(json.dumps(
             {"pid": os.getpid(), "urls": self.info.urls,
              "env": {k: v for k, v in env.items() if "KEY" not in k and "TOKEN" not in k},
-             "agency_token_file": str(token_file) if self.info.agency_token else None},
+             "agency_token_file": str(token_file) if self.info.agency_token else None,
+             # `oneeye dashboard add-user` finds the desk's database through this
+             "dashboard_config": str(self.var / "dashboard.json") if s.dashboard else None},
             indent=2))
 
     def _demo_agency(self, table: str, token_file: Path) -> str | None:
@@ -343,7 +345,11 @@ class LocalStack:
             # the management screens (customers' photos, cases) use the same resources
             "cloud": {"bucket": cloud_env["ONEEYE_BUCKET"],
                       "cases_table": cloud_env["CASES_TABLE"],
-                      "indexer_queue_url": cloud_env["INDEXER_QUEUE_URL"]}}, indent=2))
+                      "indexer_queue_url": cloud_env["INDEXER_QUEUE_URL"],
+                      # a customer id added on the Customers page must be a customer
+                      "customer_api_url": self.info.env["CUSTOMER_API_URL"],
+                      "customer_api_key_file": str(self.var / "customer_api_key")}},
+            indent=2))
         password = (self.s.demo_password.get_secret_value() if self.s.demo_password
                     else secrets.token_urlsafe(9))
         oneeye = [sys.executable, "-m", "oneeye.cli"]
