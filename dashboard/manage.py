@@ -1,5 +1,6 @@
-"""Management screens, by role: customers' photos and the audit (branch admin), users
-and sites (branch admin), cases (agency officer, own agency only).
+"""Management screens, by role: customers' photos and sites (branch admin), the audit
+(branch and agency admins, each their own tenancy's), cases (agency officer, own agency
+only). The users page is ``dashboard.accounts``.
 
 Photos go the one way every enrolment goes: into ``uploads/customers/{id}/`` of the
 OneEye bucket, where the gallery indexer checks them (no face / two faces / too small /
@@ -20,12 +21,12 @@ from typing import Any
 import flask
 from flask import Blueprint, Response, abort, flash, g, request
 
-from dashboard.auth import hash_password
+from dashboard import tenancy
 from dashboard.roles import roles_required
 from dashboard.services import services
 from dashboard.settings import CloudSettings, DashboardSettings
 from oneeye.cloud.backoffice import Backoffice
-from oneeye.types import ROLES, is_id
+from oneeye.types import is_id
 
 log = logging.getLogger(__name__)
 bp = Blueprint("manage", __name__, url_prefix="/manage")
@@ -50,7 +51,13 @@ class Cloud:
 
     def _backoffice(self) -> Backoffice:
         return Backoffice(bucket=self.settings.bucket, cases_table=self.settings.cases_table,
-                          indexer_queue_url=self.settings.indexer_queue_url)
+                          indexer_queue_url=self.settings.indexer_queue_url,
+                          agencies_table=self.settings.agencies_table)
+
+    def agencies(self) -> list[str]:
+        """The ids of the cloud's agencies (``Backoffice.agencies``); ValueError without
+        ``cloud.agencies_table``."""
+        return self._backoffice().agencies()
 
     def add_customer_photo(self, customer_id: str, data: bytes) -> str:
         """Put one photo where the indexer enrols it; return its upload id (the key of its
@@ -160,55 +167,21 @@ def close_case(case_id: str) -> Any:
     return flask.redirect(flask.url_for("manage.cases"))
 
 
-# --- users, sites, audit (branch admin) -----------------------------------------------------
-@bp.route("/users", methods=["GET", "POST"])
-@roles_required("branch_admin")
-def users() -> Any:
-    store = services().store
-    if request.method == "POST":
-        name = (request.form.get("name") or "").strip()
-        sites = [s.strip() for s in (request.form.get("sites") or "").split(",") if s.strip()]
-        role = request.form.get("role") or "teller"
-        agency = (request.form.get("agency") or "").strip() or None
-        try:
-            if not is_id(name) or not all(is_id(s) for s in sites):
-                raise ValueError("names and sites: letters, digits and _.:@-")
-            if role not in ROLES:
-                raise ValueError(f"role must be one of {', '.join(ROLES)}")
-            store.users.put(name, hash_password(request.form.get("password") or ""), sites,
-                            role=role, agency=agency)
-        except ValueError as exc:
-            flash(f"user not saved: {exc}")
-        else:
-            store.audit.add(g.user["name"], "user_saved", name, role=role, sites=sites,
-                            agency=agency)
-            flash(f"user {name} saved ({role.replace('_', ' ')})")
-        return flask.redirect(flask.url_for("manage.users"))
-    return flask.render_template("manage/users.html", users=store.users.all(), roles=ROLES)
-
-
-@bp.post("/users/<id:name>/delete")
-@roles_required("branch_admin")
-def delete_user(name: str) -> Any:
-    if name == g.user["name"]:
-        flash("you cannot remove yourself")
-    elif services().store.users.remove(name):
-        services().store.audit.add(g.user["name"], "user_removed", name)
-        flash(f"user {name} removed; their logins ended")
-    return flask.redirect(flask.url_for("manage.users"))
-
-
+# --- sites, audit (admins; users: dashboard.accounts) --------------------------------------
 @bp.get("/sites")
 @roles_required("branch_admin")
 def sites() -> str:
-    return flask.render_template("manage/sites.html", sites=services().store.sites())
+    mine = set(g.user["sites"])
+    return flask.render_template("manage/sites.html", sites=[
+        s for s in services().store.sites() if s["site_id"] in mine])
 
 
 @bp.get("/audit")
-@roles_required("branch_admin")
+@roles_required("branch_admin", "agency_admin")
 def audit() -> str:
-    """The audit trail of the admin's sites and the false-match counts to tune on."""
+    """The audit trail of the admin's tenancy (``dashboard.tenancy.audit_scope``: a bank
+    admin's sites, an agency admin's agency) and the false-match counts to tune on."""
     return flask.render_template("manage/audit.html",
-                           rows=services().store.audit.rows(sites=g.user["sites"]),
+                           rows=services().store.audit.rows(**tenancy.audit_scope(g.user)),
                            rejections=services().store.verdicts.rejection_counts(
                                g.user["sites"]))

@@ -2,7 +2,11 @@
 
 - ``teller``: the desk, history and person pages of their sites;
 - ``branch_admin``: also customers' photos, users, sites and the false-match counts;
+- ``agency_admin``: their agency's officers and audit — no bank pages;
 - ``agency_officer``: the cases of their own agency (list, close) — no bank pages.
+
+What each may see and change *within* a page (sites, agencies, users) is
+``dashboard.tenancy``'s.
 
 A page a role may not open is a 403 with a sentence saying who may; the management
 links are only shown to roles that can use them.
@@ -17,16 +21,13 @@ from typing import Any, TypeVar, cast
 from flask import abort, g
 
 from dashboard.auth import login_required
-from oneeye.types import Role
+from dashboard.tenancy import role_of
+from oneeye.types import BANK_ROLES, Role
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Roles that see the bank's desk (events of their sites).
-DESK_ROLES: tuple[Role, ...] = ("teller", "branch_admin")
-
-
-def role_of(user: dict[str, Any] | None) -> str:
-    return str((user or {}).get("role") or "teller")
+DESK_ROLES: tuple[Role, ...] = BANK_ROLES
 
 
 def roles_required(*roles: Role) -> Callable[[F], F]:

@@ -36,6 +36,8 @@ class CloudSettings(StrictModel):
     cases_table: str = Field("", description="CASES_TABLE: case list and close")
     indexer_queue_url: str = Field("", description="INDEXER_QUEUE_URL: removal commands "
                                    "(closed case, removed customer)")
+    agencies_table: str = Field("", description="AGENCIES_TABLE: the agencies an agency "
+                                "user may belong to (checked by `oneeye dashboard add-user`)")
 
 
 class DashboardSettings(StrictModel):

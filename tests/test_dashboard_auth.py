@@ -166,7 +166,8 @@ def test_unauthenticated_socket_refused(app: Flask) -> None:
 def test_socket_of_deleted_user_refused(app: Flask) -> None:
     client = app.test_client()
     login(client, "alice")
-    assert services_of(app).store.users.remove("alice")
+    users = services_of(app).store.users
+    assert users.remove(users.get("alice")["user_id"]) is not None
     assert not socketio_of(app).test_client(app, flask_test_client=client).is_connected()
 
 

@@ -9,6 +9,8 @@ the dashboard's code. It offers:
   a :class:`~oneeye.cloud.removals.RemoveCommand` queued);
 - an agency's cases with their photo counts, and closing one
   (:func:`oneeye.cloud.functions.cases.close`);
+- the agencies (:meth:`Backoffice.agencies`): the ids an agency user of the dashboard
+  may belong to, from the agencies table (``oneeye agency add``);
 - :func:`notify_it`: a plain message on an SNS topic (branch IT's email), filterable
   by ``site_id``.
 
@@ -22,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from oneeye.cloud.agencies import Agencies
 from oneeye.cloud.dal import keys, store
 from oneeye.cloud.functions.cases import close
 from oneeye.cloud.removals import RemoveCommand
@@ -36,6 +39,7 @@ class Backoffice:
     bucket: str
     cases_table: str
     indexer_queue_url: str
+    agencies_table: str = ""
 
     def _bucket(self) -> store.Bucket:
         return store.Bucket(self.bucket)
@@ -82,6 +86,14 @@ class Backoffice:
             return False
         close(cases, self.indexer_queue_url, case_id, closed_by=closed_by)
         return True
+
+    def agencies(self) -> list[str]:
+        """The ids of the agencies with at least one unrevoked token, sorted. An agency's
+        id is the name its records carry (``oneeye agency add NAME``; its cases'
+        ``agency``). Raises ValueError when no agencies table is configured."""
+        if not self.agencies_table:
+            raise ValueError("no agencies table configured (cloud.agencies_table)")
+        return sorted({a.name for a in Agencies(self.agencies_table).list() if not a.revoked})
 
     def _photo_counts(self, watchlist: Watchlist) -> dict[str, int]:
         people = (keys.person_of(k) for k in self._bucket().keys(keys.uploads_of(watchlist)))

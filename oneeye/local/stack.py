@@ -335,12 +335,14 @@ class LocalStack:
             # the management screens (customers' photos, cases) use the same resources
             "cloud": {"bucket": cloud_env["ONEEYE_BUCKET"],
                       "cases_table": cloud_env["CASES_TABLE"],
-                      "indexer_queue_url": cloud_env["INDEXER_QUEUE_URL"]}}, indent=2))
+                      "indexer_queue_url": cloud_env["INDEXER_QUEUE_URL"],
+                      "agencies_table": cloud_env["AGENCIES_TABLE"]}}, indent=2))
         password = (self.s.demo_password.get_secret_value() if self.s.demo_password
                     else secrets.token_urlsafe(9))
         oneeye = [sys.executable, "-m", "oneeye.cli"]
         run_once([*oneeye, "dashboard", "add-user", DEMO_USER, "--site", self.s.site_id,
-                  "--role", "branch_admin", "--password-stdin", "--config", str(cfg)],
+                  "--role", "branch_admin", "--reset-existing", "--password-stdin",
+                  "--config", str(cfg)],
                  self.info.env, stdin=password + "\n")
         self.info.demo_password = password
         self.info.urls["dashboard"] = self.s.url("dashboard", "/")
