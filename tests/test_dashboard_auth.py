@@ -240,6 +240,8 @@ def test_security_headers(app: Flask) -> None:
     resp = app.test_client().get("/login")
     assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
     assert resp.headers["X-Frame-Options"] == "DENY"
+    # plain http here (or TLS ended by a proxy, which sends its own HSTS): none from us
+    assert "Strict-Transport-Security" not in resp.headers
 
 
 def test_alerts_page_shows_only_the_users_sites(tmp_path: Path, signer: Signer) -> None:
