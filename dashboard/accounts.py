@@ -28,7 +28,7 @@ from dashboard import tenancy
 from dashboard.auth import hash_password
 from dashboard.roles import roles_required
 from dashboard.services import services
-from dashboard.store.users import NameTaken
+from oneeye.errors import NameTaken, NotAllowed
 from oneeye.types import Role, is_id
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def create() -> Any:
         user_id = services().store.users.create(
             name, hash_password(request.form.get("password") or ""), sites, role=role,
             agency=agency)
-    except tenancy.NotAllowed as exc:
+    except NotAllowed as exc:
         abort(403, description=str(exc))
     except (ValueError, NameTaken) as exc:
         flash(f"user not created: {exc}")
@@ -116,7 +116,7 @@ def edit(user_id: str) -> Any:
         sites = _sites_field()
         agency = tenancy.grant(_actor(), role, sites)
         ended = services().store.users.edit(user_id, sites=sites, role=role, agency=agency)
-    except tenancy.NotAllowed as exc:
+    except NotAllowed as exc:
         abort(403, description=str(exc))
     except ValueError as exc:
         flash(f"user not changed: {exc}")

@@ -30,16 +30,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from oneeye.errors import Refused
+from oneeye.errors import NotAllowed
 from oneeye.types import AGENCY_ROLES, BANK_ROLES, Role
 
 User = dict[str, Any]
-
-
-class NotAllowed(Refused):
-    """The acting user may not do this (outside their tenancy, or not their role's)."""
-
-    reason = "not_allowed"
 
 
 def role_of(user: User | None) -> str:

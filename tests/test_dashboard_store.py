@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from dashboard.store import Store, open_store
-from dashboard.store.users import NameTaken
+from oneeye.errors import NameTaken
 from oneeye.events import HealthEvent, utc_now
 from tests.dashboard_helpers import desk_event
 from tests.store_support import pg_schema

@@ -26,13 +26,9 @@ from sqlalchemy.exc import IntegrityError
 
 from dashboard.store.engine import Repository
 from dashboard.store.schema import login_failures, logins, users
-from oneeye.errors import Refused
+from oneeye.errors import NameTaken
 from oneeye.ids import new_id
 from oneeye.types import AGENCY_ROLES, ROLES
-
-
-class NameTaken(Refused):
-    """A user with this name already exists (create never replaces one)."""
 
 
 def _user(row: RowMapping) -> dict[str, Any]:
