@@ -277,16 +277,22 @@ class Desk:
         self.client.disconnect()
 
 
+def closed_and_deaf(bank: Flask, signer: Signer, victim: Desk, witness: Desk, site: str) -> None:
+    """``victim``'s socket is closed, and a new event of ``site`` reaches ``witness`` (a
+    desk still valid there) but not ``victim``."""
+    wait_until(lambda: not victim.client.connected, 10, "the socket closed")
+    event = desk_event(site_id=site)
+    post_sns(bank.test_client(), signer.notification(event.to_json()))
+    wait_until(lambda: event.event_id in witness.seen, 10, "the event at a valid desk")
+    assert event.event_id not in victim.seen
+
+
 def test_a_removed_users_socket_is_closed_and_gets_no_more_events(
         bank: Flask, served: str, signer: Signer) -> None:
     alice, ada = Desk(served, "alice1"), Desk(served, "ada1")
     try:
         assert act(bank, "ada1", "alice1", "Remove").status_code == 302
-        wait_until(lambda: not alice.client.connected, 10, "alice's socket closed")
-        event = desk_event(site_id="site-1")
-        post_sns(bank.test_client(), signer.notification(event.to_json()))
-        wait_until(lambda: event.event_id in ada.seen, 10, "the event at a valid desk")
-        assert event.event_id not in alice.seen
+        closed_and_deaf(bank, signer, alice, ada, "site-1")
     finally:
         alice.close()
         ada.close()
@@ -300,11 +306,7 @@ def test_a_socket_leaves_the_site_taken_from_its_user(
         post_sns(bank.test_client(), signer.notification(before.to_json()))
         wait_until(lambda: before.event_id in carol.seen, 10, "carol sees site-2 at first")
         assert act(bank, "ada12", "carol12", "Change sites", sites="site-1").status_code == 302
-        wait_until(lambda: not carol.client.connected, 10, "carol's socket closed")
-        after = desk_event(site_id="site-2")
-        post_sns(bank.test_client(), signer.notification(after.to_json()))
-        wait_until(lambda: after.event_id in ada.seen, 10, "the event at a valid desk")
-        assert after.event_id not in carol.seen
+        closed_and_deaf(bank, signer, carol, ada, "site-2")
     finally:
         carol.close()
         ada.close()
