@@ -59,6 +59,15 @@ def bank(app: Flask) -> Flask:
     return app
 
 
+def operator_config(app: Flask, cloud_env: dict[str, str], tmp_path: Path) -> Path:
+    """The app's settings with the cloud's agencies table: what add-user checks against."""
+    config = tmp_path / "operator.json"
+    settings = services_of(app).settings
+    config.write_text(settings.model_copy(update={"cloud": settings.cloud.model_copy(
+        update={"agencies_table": cloud_env["AGENCIES_TABLE"]})}).model_dump_json())
+    return config
+
+
 def logged_in(app: Flask, name: str, password: str = PASSWORD) -> tuple[FlaskClient, str]:
     client = app.test_client()
     assert login(client, name, password).status_code == 302, name
@@ -168,10 +177,7 @@ def test_the_users_page_lists_only_users_within_the_admins_sites(bank: Flask) ->
 def test_agency_actions_are_not_in_a_banks_audit_and_bank_actions_not_in_an_agencys(
         bank: Flask, cloud_env: dict[str, str], tmp_path: Path) -> None:
     Agencies(cloud_env["AGENCIES_TABLE"]).add("County Police")
-    config = tmp_path / "operator.json"
-    settings = services_of(bank).settings
-    config.write_text(settings.model_copy(update={"cloud": settings.cloud.model_copy(
-        update={"agencies_table": cloud_env["AGENCIES_TABLE"]})}).model_dump_json())
+    config = operator_config(bank, cloud_env, tmp_path)
     operator_adds(bank, "chief", "--role", "agency_admin", "--agency", "County Police",
                   config=config)
     audit = services_of(bank).store.audit
@@ -190,10 +196,7 @@ def test_an_agency_admin_manages_only_their_agencys_officers(
     agencies = Agencies(cloud_env["AGENCIES_TABLE"])
     agencies.add("County Police")
     agencies.add("City Police")
-    config = tmp_path / "operator.json"
-    settings = services_of(bank).settings
-    config.write_text(settings.model_copy(update={"cloud": settings.cloud.model_copy(
-        update={"agencies_table": cloud_env["AGENCIES_TABLE"]})}).model_dump_json())
+    config = operator_config(bank, cloud_env, tmp_path)
     operator_adds(bank, "chief", "--role", "agency_admin", "--agency", "County Police",
                   config=config)
     operator_adds(bank, "cop", "--role", "agency_officer", "--agency", "City Police",
