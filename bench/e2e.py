@@ -132,6 +132,7 @@ def main() -> int:
             src = int(match["source_frame"])
             appear = src - src % frames + first_frame[person]
             observed = ts(match["observed_at"])
+            # make_demo_video writes a constant-rate file: index / fps is its media time
             appeared = observed - (src - appear) / fps
             video_lat.append(received - appeared)
             cloud_lat.append(received - observed)

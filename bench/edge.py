@@ -64,7 +64,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench._common import enrol_photos, read_dataset  # noqa: E402
-from oneeye import faces, synth  # noqa: E402
+from oneeye import faces, media, synth  # noqa: E402
 from oneeye.edge.camera.sources import FileSource  # noqa: E402
 from oneeye.edge.detect.pipeline import Pipeline  # noqa: E402
 from oneeye.edge.device.runner import run_edge  # noqa: E402
@@ -204,6 +204,7 @@ def score(events: list[tuple[int, str]], truth: synth.GroundTruth, upto: int | N
             continue
         i = hit[0]
         if per_visit[i] == 0:
+            # synth writes its videos at the constant truth.fps: index / fps is exact there
             latencies.append((frame - visits[i].first_frame) / truth.fps)
         per_visit[i] += 1
     enrolled = [i for i, v in enumerate(visits) if v.enrolled]
@@ -429,10 +430,13 @@ def classic(args: argparse.Namespace, work: Path, miranda: list[tuple[str, np.nd
     usable = recognisable(video, truth, g_ent)
 
     first_naive = min((f for f, p in nv_h if p == "lin-manuel-miranda"), default=None)
-    ham_lat = [(e.source_frame - first_naive) / 29.97 for e in ev_h
-               if first_naive is not None and e.source_frame is not None]
-    ham_lat_rule = [(e.source_frame - rule_first) / 29.97 for e in ev_h
-                    if rule_first is not None and e.source_frame is not None]
+    # Latency in media time: the event's own time against the first naive match's
+    # presentation time, both from the container (not frame index / fps).
+    ham_times = media.frame_times(HAMILTON)
+    ham_lat = [e.media_time_s - ham_times[first_naive] for e in ev_h
+               if first_naive is not None and e.media_time_s is not None]
+    ham_lat_rule = [e.media_time_s - ham_times[rule_first] for e in ev_h
+                    if rule_first is not None and e.media_time_s is not None]
     out["hamilton"] = {
         "oneeye": {"fps": round(fps_h, 1), "cpu_ms_per_frame": round(cpu_h, 1),
                    "frames": n_h, "events": len(ev_h),

@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import simple_websocket.ws
@@ -36,7 +35,6 @@ from werkzeug.exceptions import HTTPException
 from wsproto.extensions import PerMessageDeflate
 
 from dashboard import accounts, api, auth, desk, manage, sns_endpoint
-from dashboard.devices import it_email, sweep
 from dashboard.live import SOCKET_CHECK_S, Live
 from dashboard.proxies import TrustedProxies
 from dashboard.services import Services, install, services_of
@@ -88,8 +86,7 @@ def create_app(settings: DashboardSettings | None = None, *, clock: Clock = time
             counters_for(settings.resolved_login_store(), store.login_failures),
             account_attempts=settings.login_attempts,
             address_attempts=settings.login_ip_attempts, window_s=settings.login_window_s),
-        cloud=manage.Cloud.from_settings(settings),
-        it_email=it_email(settings.it_alert_topic_arn))
+        cloud=manage.Cloud.from_settings(settings))
     install(app, parts)
     if settings.trusted_proxies:
         app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]
@@ -106,8 +103,10 @@ def create_app(settings: DashboardSettings | None = None, *, clock: Clock = time
         log.warning("no allowed SNS topics configured: /sns will reject every message")
     store.purge(settings.retention_days, ids_older_than_days=settings.event_ids_retention_days)
     socketio.start_background_task(_purge_loop, socketio, store, settings)
-    socketio.start_background_task(_offline_loop, parts)
     socketio.start_background_task(_socket_check_loop, parts)
+    if settings.it_alert_topic_arn:
+        log.warning("it_alert_topic_arn is no longer used by the dashboard: the cloud emails "
+                    "branch IT about camera transitions (template ItAlertTopic)")
     return app
 
 
@@ -166,18 +165,6 @@ def _purge_loop(socketio: SocketIO, store: Store, settings: DashboardSettings) -
                         ids_older_than_days=settings.event_ids_retention_days)
         except Exception:  # keep purging later; a failed purge loses nothing
             log.exception("retention purge failed")
-
-
-def _offline_loop(parts: Services) -> None:
-    """Notice silent cameras within a third of ``offline_after_s`` (at most every 10 s)."""
-    offline_after_s = parts.settings.offline_after_s
-    while True:
-        parts.socketio.sleep(min(max(offline_after_s / 3, 0.2), 10.0))
-        try:
-            sweep(parts.store, parts.live.emit, offline_after_s,
-                  datetime.fromtimestamp(parts.store.clock(), UTC), parts.it_email)
-        except Exception:  # the next sweep tries again; nothing is lost by waiting
-            log.exception("offline sweep failed")
 
 
 def _socket_check_loop(parts: Services) -> None:

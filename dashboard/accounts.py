@@ -29,7 +29,7 @@ from dashboard.auth import hash_password
 from dashboard.roles import roles_required
 from dashboard.services import services
 from oneeye.errors import NameTaken, NotAllowed
-from oneeye.types import Role, is_id
+from oneeye.types import Role, id_refusal
 
 log = logging.getLogger(__name__)
 bp = Blueprint("accounts", __name__, url_prefix="/manage/users")
@@ -39,8 +39,10 @@ ADMIN_ROLES: tuple[Role, ...] = ("branch_admin", "agency_admin")
 
 def _sites_field() -> list[str]:
     sites = [s.strip() for s in (request.form.get("sites") or "").split(",") if s.strip()]
-    if not all(is_id(s) for s in sites):
-        raise ValueError("sites: letters, digits and _.:@-")
+    for site in sites:
+        refusal = id_refusal("site", site)
+        if refusal is not None:
+            raise ValueError(refusal)
     return sites
 
 
@@ -89,8 +91,9 @@ def create() -> Any:
     name = (request.form.get("name") or "").strip()
     role = request.form.get("role") or tenancy.creatable_roles(actor)[0]
     try:
-        if not is_id(name):
-            raise ValueError("a user name: letters, digits and _.:@-")
+        refusal = id_refusal("user name", name)
+        if refusal is not None:
+            raise ValueError(refusal)
         sites = _sites_field()
         agency = tenancy.grant(actor, role, sites)
         user_id = services().store.users.create(

@@ -51,7 +51,9 @@ def group_alerts(records: Iterable[Mapping[str, Any]],
     Each group: ``kind``, ``subject``, ``count``, ``cameras`` (in first-seen order),
     ``sites``, ``first_at``/``last_at`` (UTC), ``upto_seq`` (acknowledge up to here),
     ``event_ids``, ``latest`` (the newest record: evidence, contact, snapshot),
-    ``notified`` (any sighting of the group sent email/SMS) and ``reraised`` (the
+    ``notified`` (any sighting of the group sent email/SMS), ``told_text`` (who was told,
+    from the sightings' ``case.told_text``; absent for sightings from before it) and
+    ``reraised`` (the
     previous acknowledgement ``{by, at}`` when the subject was acknowledged before).
     """
     groups: dict[tuple[str, str], dict[str, Any]] = {}
@@ -78,6 +80,15 @@ def group_alerts(records: Iterable[Mapping[str, Any]],
         group["upto_seq"] = max(group.get("upto_seq", 0), int(rec["seq"]))
         case = rec["event"].get("case") or {}
         group["notified"] = group["notified"] or bool(case.get("notified"))
+        # Who was told, as amber_alert recorded it (case.told_text): the newest sighting that
+        # messaged someone, else the newest sighting's (cooldown, invalid, failed).
+        if case.get("told_text"):
+            sent = any(t.get("outcome") == "sent" for t in case.get("told") or [])
+            rank = (sent, rec["observed_at"])
+            if rank >= group.get("_told_rank", (False, "")):
+                group["_told_rank"], group["told_text"] = rank, str(case["told_text"])
+    for group in groups.values():
+        group.pop("_told_rank", None)
     return sorted(groups.values(), key=lambda g: g["upto_seq"], reverse=True)
 
 

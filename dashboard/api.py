@@ -20,6 +20,7 @@ from dashboard import alerts
 from dashboard.localtime import day_bound, viewer_zone
 from dashboard.roles import DESK_ROLES, roles_required
 from dashboard.services import services
+from oneeye.alerting import skew_note, strength_text
 from oneeye.errors import EventError
 from oneeye.events import HEALTH, HealthEvent, parse
 from oneeye.types import ALERT_KINDS, DESK_KINDS, VERDICTS, format_time, normalize_time, parse_time
@@ -98,11 +99,21 @@ def int_arg(name: str, default: int, *, low: int, high: int) -> int:
 
 
 def present(record: dict[str, Any]) -> dict[str, Any]:
-    """A stored record as the page gets it: plus the match's plain-language ``strength``."""
-    match = record.get("event", {}).get("match")
+    """A stored record as the page gets it: plus the match's plain-language ``strength``
+    and its words ``strength_text``, as the cloud function that made the card decided
+    them (``oneeye.desk/1`` ``strength``; the same words as the SMS and email)."""
+    event = record.get("event", {})
+    if event.get("strength"):
+        return {**record, "strength": event["strength"],
+                "strength_text": event.get("strength_text") or ""}
+    match = event.get("match")
     if isinstance(match, dict) and "distance" in match and "margin" in match:
-        return {**record, "strength": alerts.strength(float(match["distance"]),
-                                                      float(match["margin"]))}
+        # Fallback for events stored before the cloud carried the strength (older rows
+        # of the history); new events never reach this line. Remove once those rows have
+        # aged out (retention_days).
+        d, m = float(match["distance"]), float(match["margin"])
+        return {**record, "strength": alerts.strength(d, m),
+                "strength_text": strength_text(d, m)}
     return record
 
 
@@ -179,8 +190,9 @@ def arrivals() -> Response:
 @roles_required(*DESK_ROLES)
 def devices() -> Response:
     """Devices of the user's sites, each with its ``cameras`` (``oneeye.health/1``'s
-    per-camera entries: state, fps, frame age). Every fps is null when the device is not
-    online: a frozen figure would look healthy."""
+    per-camera entries: state, fps, frame age). ``online`` is the cloud's word (the last
+    ``device_offline`` / ``device_online`` applied), not a timer here. Every fps is null
+    when the device is not online: a frozen figure would look healthy."""
     parts = services()
     offline_after = parts.settings.offline_after_s
     now = datetime.fromtimestamp(parts.store.clock(), UTC)
@@ -188,12 +200,36 @@ def devices() -> Response:
     for row in parts.store.devices.of_sites(g.user["sites"]):
         health = row.pop("health", None)
         age = (now - parse_time(row["last_seen"])).total_seconds()
-        online = row["state"] == "online" and age <= offline_after
+        online = row["state"] == "online"
         out.append({**row, "online": online, "age_s": round(age, 1),
                     "fps": row["fps"] if online else None,
-                    "cameras": _cameras(health, online)})
+                    "cameras": _cameras(health, online), "notes": _device_notes(health)})
     return jsonify({"devices": out, "offline_after_s": offline_after,
                     "server_time": format_time(now)})
+
+
+def _device_notes(health: str | None) -> list[str]:
+    """What needs a person's eye in a device's last health, in words for the camera panel:
+    a clock the cloud found off (``clock.state`` skewed) or that jumped, a store that
+    cannot be written (``storage``), a client id that seems shared."""
+    if not health:
+        return []
+    try:
+        event = parse(health, expect=HEALTH)
+    except EventError:
+        return []
+    assert isinstance(event, HealthEvent)
+    notes: list[str] = []
+    if event.clock is not None and event.clock.state == "skewed" and event.clock.skew_s:
+        notes.append(skew_note(event.clock.skew_s))
+    elif event.clock is not None and event.clock.state in ("jumped", "unsynced"):
+        notes.append(f"device clock {event.clock.state}")
+    for name, store in sorted((event.storage or {}).items()):
+        if store.state != "ok":
+            notes.append(f"{name.replace('_', ' ')} storage {store.state.replace('_', ' ')}")
+    if event.client_id_conflict:
+        notes.append("client id may be shared with another device")
+    return notes
 
 
 def _cameras(health: str | None, online: bool) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ from dashboard.roles import roles_required
 from dashboard.services import services
 from dashboard.settings import CloudSettings, DashboardSettings
 from oneeye.cloud.backoffice import Backoffice
-from oneeye.types import is_id
+from oneeye.types import id_refusal
 
 log = logging.getLogger(__name__)
 bp = Blueprint("manage", __name__, url_prefix="/manage")
@@ -62,8 +62,9 @@ class Cloud:
     def add_customer_photo(self, customer_id: str, data: bytes) -> str:
         """Put one photo where the indexer enrols it; return its upload id (the key of its
         verdict). Raises ValueError for what is not a JPEG/PNG photo of a valid id."""
-        if not is_id(customer_id):
-            raise ValueError("customer id: letters, digits and _.:@- (at most 128)")
+        refusal = id_refusal("customer id", customer_id)
+        if refusal is not None:
+            raise ValueError(refusal)
         if not data:
             raise ValueError("the file is empty")
         if len(data) > MAX_PHOTO_BYTES:

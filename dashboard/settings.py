@@ -63,7 +63,9 @@ class DashboardSettings(StrictModel):
     sns_max_age_s: float = Field(3600, gt=0, le=7 * 86400, description="SNS messages whose "
                                  "signed Timestamp is older are refused (replays); keep it "
                                  "above the subscription's longest retry")
-    offline_after_s: float = Field(90, gt=0, description="Device offline without health")
+    offline_after_s: float = Field(90, gt=0, description="No longer decides anything: a "
+                                   "device is offline when the cloud says so (device_offline; "
+                                   "its OFFLINE_AFTER_S); still accepted and shown to the desk")
     message_queue: str | None = Field(None, description="redis://… to share broadcasts "
                                       "between dashboard processes")
     message_queue_channel: str = Field("oneeye-dashboard", min_length=1, description=
@@ -99,9 +101,10 @@ class DashboardSettings(StrictModel):
         None, description="Local-mode alert outbox: the email/SMS the local stack would have "
         "sent (JSON lines file or directory of them); the old key outbox_path still works")
     history_limit: int = Field(200, ge=1, le=5000, description="Max events per API page")
-    it_alert_topic_arn: str = Field("", description="SNS topic that tells branch IT about "
-                                    "camera outages (device_offline / device_online, site_id "
-                                    "attribute to filter on); empty: the desk banner only")
+    it_alert_topic_arn: str = Field("", description="No longer used: branch IT's email "
+                                    "about a camera transition is sent by the cloud "
+                                    "(template ItAlertTopic); still accepted so older "
+                                    "configurations load (a warning at start)")
     visit_window_s: float = Field(900, gt=0, description="Arrivals of one customer less "
                                   "than this apart are one visit (one card)")
     cloud: CloudSettings = Field(default_factory=CloudSettings, description=

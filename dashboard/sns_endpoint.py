@@ -92,10 +92,10 @@ def _notification(msg: dict[str, Any]) -> tuple[Response, int]:
         return _reply(400, "site_id attribute does not match the event")
     parts = services()
     if event.kind == "device_status":  # state, not an event: only transitions are stored
-        devices.health(parts.store, parts.live.emit, event, parts.it_email)
+        devices.health(parts.store, parts.live.emit, event)
         return _reply(200, "device updated", event_id=event.event_id)
     if event.kind in ("device_offline", "device_online"):
-        record = devices.transition(parts.store, parts.live.emit, event, parts.it_email)
+        record = devices.transition(parts.store, parts.live.emit, event)
     else:
         record = parts.store.events.add(event)
         if record is not None:

@@ -221,6 +221,34 @@
     $("history").hidden = false;
   }
 
+  // A first check of the contact so the officer hears at once; the server is the authority
+  // (it validates the number for its country and normalises it to E.164, oneeye.contacts).
+  const CONTACT_RULE = "a phone number in international form starting with + and the " +
+    "country code (e.g. +44 20 7946 0958) and/or an email address, separated by a comma";
+  function contactProblem(text) {
+    const entries = text.split(/[;,]/).map((e) => e.trim()).filter((e) => e);
+    if (!entries.length) return `required — ${CONTACT_RULE}.`;
+    if (entries.length > 2) return `at most two entries (one phone, one email) — ${CONTACT_RULE}.`;
+    const kinds = [];
+    for (const entry of entries) {
+      if (entry.includes("@")) {
+        if (!/^[^\s@<>()]+@[^\s@<>()]+\.[^\s@<>()]+$/.test(entry)) {
+          return `"${entry}" is not an email address.`;
+        }
+        kinds.push("email");
+      } else {
+        const phone = entry.replace(/^00/, "+");
+        const digits = phone.replace(/[\s().-]/g, "");
+        if (!/^\+[1-9]\d{6,14}$/.test(digits)) {
+          return `"${entry}": ${CONTACT_RULE}.`;
+        }
+        kinds.push("phone");
+      }
+    }
+    if (new Set(kinds).size !== kinds.length) return `one phone and/or one email — ${CONTACT_RULE}.`;
+    return null;
+  }
+
   function formBody() {
     const v = (id) => $(id).value.trim();
     return { case_id: v("case_id") || null, name: v("name"), age: v("age") || null,
@@ -237,6 +265,12 @@
     if (!body.name) { problems.push("the person's name"); $("name").classList.add("invalid"); }
     if (!photo) problems.push("a photo");
     if (problems.length) { showError(`Please add ${problems.join(", ")}.`); return; }
+    const contactWhy = contactProblem(body.contact || "");
+    if (contactWhy && (body.contact || !body.case_id)) {
+      $("contact").classList.add("invalid");
+      showError(`Contact for sightings: ${contactWhy}`);
+      return;
+    }
     if (body.age && !/^\d{1,3}$/.test(body.age)) {
       $("age").classList.add("invalid");
       showError("Age must be a whole number of years.");

@@ -142,7 +142,9 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
                 default = "(computed)"
         else:
             default = f"`{json.dumps(_jsonable(field.default))}`"
-        bounds = [f"{m}" for m in field.metadata]
+        # A validator documents itself by its docstring's first line (its repr is an address).
+        bounds = [(getattr(m.func, "__doc__", "") or "").strip().splitlines()[0]
+                  if hasattr(m, "func") else f"{m}" for m in field.metadata]
         desc = " ".join((field.description or "").split()).replace("|", "\\|")
         if bounds:
             desc += f" ({', '.join(bounds)})"

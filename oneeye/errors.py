@@ -24,6 +24,7 @@ rather than by module); a handler names a group, not a list of concrete classes:
     │   ├── EventError              message fails its schema
     │   ├── SignatureError          SNS message or gallery manifest not authentic
     │   ├── GalleryError            gallery file / id / rule invalid, corrupt or tampered
+    │   ├── ContactError            a case contact breaks oneeye.contacts.RULE
     │   ├── PublishRejected         broker or Greengrass refused a message for good
     │   ├── PolicyError             browser POST upload outside its signed policy
     │   ├── ApiError                the API answers this request with .status, .code
@@ -105,7 +106,8 @@ class EnrolmentRejected(Refused):
 
     Raised as ``EnrolmentRejected(reason, message)``, the status documents' order.
     ``reason``: ``no_face``, ``several_faces``, ``face_too_small``, ``too_blurred``,
-    ``unreadable``, ``too_large``.
+    ``too_dark`` (dim and no detail left after normalising its contrast), ``unreadable``,
+    ``too_large``.
     """
 
     def __init__(self, reason: str, message: str) -> None:
@@ -119,6 +121,10 @@ class PhotoRejected(EnrolmentRejected):
     upload status uses. A kind of enrolment rejection: it is found before the upload
     rather than by the indexer after it.
     """
+
+
+class ContactError(Refused, ValueError):
+    """A case contact breaks :data:`oneeye.contacts.RULE`; the message names the entry and why."""
 
 
 class EventError(Refused):

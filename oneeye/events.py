@@ -23,8 +23,11 @@ from oneeye.ids import new_id
 from oneeye.types import (
     BBox,
     CameraState,
+    ClockState,
     DeskKind,
     Id,
+    StorageState,
+    Strength,
     UtcTimestamp,
     Watchlist,
 )
@@ -82,6 +85,15 @@ class MatchEvent(_Event):
     snapshot_jpeg: str | None = Field(None, description="base64 JPEG face crop")
     source_frame: int | None = Field(None, ge=0)
     media_time_s: float | None = Field(None, ge=0)
+    sent_at: UtcTimestamp | None = Field(
+        None, description="the device's clock when it published this (set by the uplink at "
+        "each send), so the cloud can tell a wrong clock from a late delivery")
+    device_observed_at: UtcTimestamp | None = Field(
+        None, description="set by the cloud when the device clock is off: the device's own "
+        "observed_at, which observed_at then replaces with a trusted time (oneeye.cloud.clock)")
+    clock_skew_s: float | None = Field(
+        None, description="set by the cloud with device_observed_at: device clock minus "
+        "receive time, seconds (negative: slow)")
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
@@ -118,6 +130,40 @@ class CameraHealth(BaseModel):
     dropped_frames: int = Field(0, ge=0)
     open_tracks: int = Field(0, ge=0)
     reconnects: int = Field(0, ge=0)
+
+
+class StorageHealth(BaseModel):
+    """A store the edge writes, in ``oneeye.health/1`` ``storage`` (added within version 1).
+
+    ``state`` names the fault (:data:`oneeye.types.StorageState`); ``detail`` is the
+    operating system's or SQLite's own words. While it is not ``ok``, new events wait in
+    memory (``memory_events``, bounded; ``memory_dropped`` counts the ones given up, never
+    a missing-person sighting while another kind can go first) and the store is retried.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    state: StorageState = "ok"
+    path: str = Field("", max_length=MAX_ERROR_CHARS)
+    detail: str | None = Field(None, max_length=MAX_ERROR_CHARS)
+    since: UtcTimestamp | None = None
+    memory_events: int = Field(0, ge=0)
+    memory_dropped: int = Field(0, ge=0)
+
+
+class ClockHealth(BaseModel):
+    """The device clock, in ``oneeye.health/1`` ``clock`` (added within version 1).
+
+    The edge fills ``state`` (``ok``/``unsynced``/``unknown``/``jumped``), ``jumps`` (wall
+    clock jumps seen since start) and ``last_jump_s`` (the last jump, seconds, + = forward).
+    The cloud adds ``skew_s`` (device time − receive time, seconds, from the last match) and
+    sets ``state`` to ``skewed`` when that is beyond its tolerance.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    state: ClockState = "unknown"
+    jumps: int = Field(0, ge=0)
+    last_jump_s: float | None = None
+    skew_s: float | None = None
 
 
 class BacklogProgress(BaseModel):
@@ -166,6 +212,12 @@ class HealthEvent(_Event):
                                    "to stay under the size limit")
     health_failed: int = Field(0, ge=0, description="health messages that failed to send")
     cameras: dict[Id, CameraHealth] | None = Field(None, description="every camera, by id")
+    storage: dict[str, StorageHealth] | None = Field(
+        None, description="every store the edge writes (outbox, gallery cache), by name")
+    clock: ClockHealth | None = Field(None, description="the device clock's state")
+    client_id_conflict: str | None = Field(
+        None, max_length=MAX_ERROR_CHARS, description="set while the broker keeps dropping "
+        "this device right after it connects: another device may be using its client id")
     backlog: BacklogProgress | None = Field(None, description="an outbox backlog being "
                                             "replayed; absent when none")
 
@@ -198,7 +250,11 @@ class DeskEvent(_Event):
     customer API was down: ``degraded`` is then true and ``message`` says so);
     ``case`` carries the missing-person case for ``missing_person_sighted``;
     ``health`` carries a device's latest ``oneeye.health/1`` for ``device_status``
-    (the dashboard marks a device offline after 90 s without one).
+    (at most one per device per ``DEVICE_STATUS_EVERY_S``; whether a device is online is
+    the cloud's ``device_offline`` / ``device_online`` transitions, never a silence the
+    dashboard times). ``strength`` / ``strength_text`` are the match's plain-language
+    strength (:func:`oneeye.alerting.strength`), decided once in the cloud function that
+    made the card (``customer_arrived``, ``missing_person_sighted``); absent otherwise.
     """
 
     schema_: Literal["oneeye.desk/1"] = Field(DESK, alias="schema")
@@ -213,6 +269,8 @@ class DeskEvent(_Event):
     case: dict[str, Any] | None = None
     snapshot_url: str | None = None
     health: HealthEvent | None = None
+    strength: Strength | None = None
+    strength_text: str | None = Field(None, max_length=40)
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 

@@ -5,6 +5,10 @@ Live capture with reconnects lives in ``oneeye.edge.camera.sources``; this is th
 Animated images (GIF, WebP, APNG) are videos here: every frame, timed by the durations the
 file gives (Pillow's ``duration`` per frame, 100 ms when a file gives none), not "a still
 image" read as its first frame.
+
+A video frame's media time is its presentation time in the container (:class:`MediaClock`),
+not ``index / fps``: phones and many cameras write variable-frame-rate files, where the
+container's fps is an average and ``index / fps`` drifts by seconds.
 """
 
 from __future__ import annotations
@@ -99,6 +103,39 @@ def _usable_fps(fps: float) -> float:
     return fps if 1.0 <= fps <= 240.0 else 25.0
 
 
+class MediaClock:
+    """Media time (s) of each frame of one pass over a video file, from its timestamps.
+
+    Feed :meth:`stamp` OpenCV's ``CAP_PROP_POS_MSEC`` read right after each ``read()``:
+    with the FFmpeg backend that is the decoded frame's presentation time (the demuxer's
+    PTS less the stream's start), which is right for variable-frame-rate files. A value
+    that is not a finite number that moves forward (backends and containers without
+    timestamps report 0 or -1, some raw streams repeat one) is replaced by the previous
+    time plus one frame at ``fps``, so times never go backwards and a file without
+    timestamps keeps ``index / fps``. ``offset_s`` is added to every time (a looped file
+    goes on where its last pass ended).
+    """
+
+    def __init__(self, fps: float, offset_s: float = 0.0) -> None:
+        self.period_s = 1.0 / _usable_fps(fps)
+        self.offset_s = offset_s
+        self.last_s: float | None = None      # the last time returned, without offset
+
+    def stamp(self, pos_msec: float) -> float:
+        """The media time (s, ``offset_s`` included) of the frame just read."""
+        t = pos_msec / 1000.0 if math.isfinite(pos_msec) and pos_msec >= 0 else -1.0
+        if self.last_s is None:
+            t = max(t, 0.0)
+        elif t <= self.last_s:
+            t = self.last_s + self.period_s
+        self.last_s = t
+        return self.offset_s + t
+
+    def next_offset_s(self) -> float:
+        """Where a following pass over the same file starts (one frame after this one)."""
+        return self.offset_s + (self.last_s + self.period_s if self.last_s is not None else 0.0)
+
+
 def iter_media(path: str | Path, *, fps_max: float | None = None) -> Iterator[MediaFrame]:
     """Yield frames of an image (one frame) or a video, at most ``fps_max`` per media second.
 
@@ -106,6 +143,10 @@ def iter_media(path: str | Path, *, fps_max: float | None = None) -> Iterator[Me
     the one decoder, so EXIF orientation and every colour mode are handled as everywhere
     else; only videos are opened with OpenCV. Raises :class:`ImageError` for either kind
     that cannot be read.
+
+    A video frame's ``media_time_s`` is its presentation time (:class:`MediaClock`);
+    thinning to ``fps_max`` keeps the first frame at or after each ``1 / fps_max`` step of
+    that time, so a variable-rate file is sampled evenly in real time.
     """
 
     p = Path(path)
@@ -121,7 +162,7 @@ def iter_media(path: str | Path, *, fps_max: float | None = None) -> Iterator[Me
     if not cap.isOpened():
         raise ImageError(f"{p}: cannot open as video or image")
     try:
-        fps = _usable_fps(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        clock = MediaClock(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         step = 1.0 / fps_max if fps_max else 0.0
         next_t = 0.0
         index = -1
@@ -130,7 +171,7 @@ def iter_media(path: str | Path, *, fps_max: float | None = None) -> Iterator[Me
             if not ok:
                 break
             index += 1
-            t = index / fps
+            t = clock.stamp(cap.get(cv2.CAP_PROP_POS_MSEC))   # sample by media time too
             if t + 1e-9 < next_t:
                 continue
             next_t = t + step
@@ -150,3 +191,24 @@ def _sampled(frames: Iterator[MediaFrame], fps_max: float | None) -> Iterator[Me
             continue
         next_t = frame.media_time_s + step
         yield frame
+
+
+def frame_times(path: str | Path) -> list[float]:
+    """Every frame's media time (s) of a video file, in decode order (:class:`MediaClock`).
+
+    For scoring against frame indices (benchmarks, tests). Raises :class:`ImageError` when
+    the file cannot be opened as a video.
+    """
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise ImageError(f"{path}: cannot open as video")
+    try:
+        clock = MediaClock(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        times: list[float] = []
+        while cap.grab():   # grab() demuxes and decodes without converting: faster
+            times.append(clock.stamp(cap.get(cv2.CAP_PROP_POS_MSEC)))
+        return times
+    finally:
+        cap.release()

@@ -2,7 +2,8 @@
 
 Where each fixture lives (every one reaches every test by name; nothing by ``import *``):
 
-- here: test data (``data_dir``, ``examples``, ``lfw``), a free ``port``, the bank's
+- here: test data (``data_dir``, ``examples``, ``lfw``, ``miranda_gallery``: the
+  customers gallery of the Hamilton clip's Lin-Manuel Miranda), a free ``port``, the bank's
   ``photos`` server, the dashboard's ``signer``, ``app``, ``client`` and the app's ``clock``
   (a module tunes its app by overriding ``app_options`` and ``desk_users``), the dashboard
   database on both backends (``database_url`` and ``store``, each test once on SQLite and
@@ -59,6 +60,19 @@ def examples(data_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def lfw(data_dir: Path) -> Path:
     return data_dir / "lfw_dev"
+
+
+@pytest.fixture(scope="session")
+def miranda_gallery(examples: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A customers gallery of one person, Lin-Manuel Miranda, who is in the Hamilton clip."""
+    from oneeye import gallery as gal
+
+    out = tmp_path_factory.mktemp("g") / "customers.npz"
+    g, report = gal.enrol([("lin-manuel-miranda", examples / "lin-manuel-miranda.png")],
+                          watchlist="customers")
+    assert not report.rejected
+    gal.save(g, out)
+    return out
 
 
 @pytest.fixture

@@ -133,6 +133,22 @@ def test_agency_names_must_be_plain_ascii(env: dict[str, str]) -> None:
             Agencies(env["AGENCIES_TABLE"]).add(bad)
 
 
+def test_an_agencys_time_zone_is_checked_and_copied_onto_its_new_cases(
+        env: dict[str, str], api: AmberHarness) -> None:
+    from oneeye.errors import OneEyeError
+
+    agencies = Agencies(env["AGENCIES_TABLE"])
+    for bad in ("CET+1", "Europe/Atlantis", "../../etc/passwd", ""):
+        with pytest.raises(OneEyeError, match="IANA name"):
+            agencies.add("Gendarmerie", time_zone=bad)
+    token, agency = agencies.add("Gendarmerie", time_zone="Europe/Paris")
+    assert agencies.lookup(token) == agency and agency.time_zone == "Europe/Paris"
+    resp = request_upload(api, token)
+    assert resp.status_code == 201, resp.text
+    case = store.Cases(env["CASES_TABLE"]).get(resp.json()["case_id"])
+    assert case is not None and case["time_zone"] == "Europe/Paris"
+
+
 # --- rate limit -------------------------------------------------------------------------------
 
 def test_rate_limit_429_after_n_per_minute_per_token(env: dict[str, str], api: AmberHarness,
@@ -184,6 +200,64 @@ def test_invalid_form_is_400_naming_the_field(api: AmberHarness, token: str,
     assert field in resp.json()["details"]
 
 
+@pytest.mark.parametrize(("typed", "stored"), [
+    ("+44 20 7946 0958", "+442079460958"),                  # spaces dropped: E.164
+    ("0044 20 7946 0958", "+442079460958"),                 # 00 international prefix
+    ("+1 (202) 555-0143", "+12025550143"),                  # punctuation a phone keyboard adds
+    ("duty.officer@Thames.Police.UK", "duty.officer@thames.police.uk"),   # domain lower-cased
+    ("+33 1 23 45 67 89; desk@gendarmerie.example",         # one phone and one email
+     "+33123456789, desk@gendarmerie.example"),
+])
+def test_the_contact_is_normalised_at_upload_and_stored_on_the_case(
+        env: dict[str, str], api: AmberHarness, token: str, typed: str, stored: str) -> None:
+    resp = request_upload(api, token, contact=typed)
+    assert resp.status_code == 201, resp.text
+    case = store.Cases(env["CASES_TABLE"]).get(resp.json()["case_id"])
+    assert case is not None and case["contact"] == stored
+
+
+@pytest.mark.parametrize(("typed", "why"), [
+    ("101", "start a phone number with +"),                 # a national short code
+    ("07946 0958", "start a phone number with +"),          # national form, country unknown
+    ("+44 12", "not a valid phone number"),                 # too short for its country
+    ("+999 1234 5678", "not a phone number"),               # no such country code
+    ("+44 7700 900123", "not a valid phone number"),        # Ofcom's drama range: unassigned
+    ("duty@", "not an email address"),
+    ("duty officer@police.uk", "not an email address"),
+    ("+44 20 7946 0958\nBcc: all@example.com", "line break"),   # header injection
+    ("<script>alert(1)</script>@x.example", "not an email address"),
+    ("+442079460958, +12025550143", "not two of the same"),
+    ("a@b.example, c@d.example, +442079460958", "at most two entries"),
+    ("+" + "1" * 300, "at most 200 characters"),
+])
+def test_a_bad_contact_is_400_stating_the_rule(api: AmberHarness, token: str, typed: str,
+                                               why: str) -> None:
+    resp = request_upload(api, token, contact=typed)
+    assert resp.status_code == 400, resp.text
+    body = resp.json()
+    assert body["error"] == "invalid_form" and why in body["details"]["contact"]
+    assert "contact" in body["message"]
+
+
+def test_a_missing_contact_names_the_rule(api: AmberHarness, token: str) -> None:
+    resp = request_upload(api, token, contact=None)
+    assert resp.status_code == 400
+    assert "international form" in resp.json()["details"]["contact"]
+
+
+@pytest.mark.parametrize(("case_id", "rule"), [
+    ("MP-2026-Süd", "'ü' is not allowed"), ("MP 1", "space is not allowed"),
+    ("../etc", "'/' is not allowed"), ("x" * 129, "129 characters long"),
+    ("-MP-1", "it starts with '-'")])
+def test_an_odd_case_id_is_refused_naming_it_and_the_rule(api: AmberHarness, token: str,
+                                                          case_id: str, rule: str) -> None:
+    resp = request_upload(api, token, case_id=case_id)
+    assert resp.status_code == 400, resp.text
+    said = resp.json()["details"]["case_id"]
+    assert said.startswith(f"case id {case_id[:60]!r}"[:30]) and rule in said
+    assert "1–128 ASCII letters" in said
+
+
 def test_bad_bodies_get_clear_errors(api: AmberHarness, token: str) -> None:
     url = f"{api.url}/api/uploads"
     for body in (b"", b"not json", b"[1,2]"):
@@ -200,7 +274,7 @@ def test_presigned_post_pins_key_type_size_metadata_and_expiry(env: dict[str, st
                                                                 token: str) -> None:
     before = time.time()
     resp = request_upload(api, token, content_type="image/png", age="71",
-                          description="grey coat", contact="101")
+                          description="grey coat", contact="+44 20 7946 0958")
     assert resp.status_code == 201, resp.text
     grant = resp.json()
     case_id, upload_id = grant["case_id"], grant["upload_id"]
@@ -404,8 +478,9 @@ def test_a_rejected_photo_changes_nothing_of_an_existing_case(
     cases = store.Cases(env["CASES_TABLE"])
     assert cases.get("MP-2026-0300") == before  # asking for a link writes nothing to the case
     record = store.Bucket(env["ONEEYE_BUCKET"]).get_json(f"status/{grant['upload_id']}.json")
+    # the contact as normalised at upload (E.164)
     assert record["case_update"] == {"name": "Janet Doe-Smith", "age": 72,
-                                     "contact": "+44 1865 999999", "reported_by": "DC Jones"}
+                                     "contact": "+441865999999", "reported_by": "DC Jones"}
     poller = token
     if how in ("late", "never_sent"):
         expire_grant(env, grant["upload_id"])
@@ -452,7 +527,7 @@ def test_an_accepted_photo_applies_the_new_details_and_opens_the_case(
     assert case is not None
     assert {k: case.get(k) for k in OLD_DETAILS} == {
         "name": "Janet Doe-Smith", "age": 72, "description": "grey coat",
-        "contact": "+44 1865 999999", "reported_by": "DC Jones"}
+        "contact": "+441865999999", "reported_by": "DC Jones"}
     assert (case["status"], case["agency"], case["created_at"]) == \
         ("open", "Thames Valley Police", before["created_at"])
     assert (case["photo_key"], case["last_upload_id"]) == \
@@ -523,7 +598,7 @@ def test_handlers_answer_malformed_events_and_missing_settings_cleanly(
     bad_b64.update(body="%%%", isBase64Encoded=True)
     assert upload_url(bad_b64, None)["statusCode"] == 400
     good = make_event("POST", "/api/uploads", headers=auth(token))
-    form = b'{"name": "A", "content_type": "image/png", "contact": "101"}'
+    form = b'{"name": "A", "content_type": "image/png", "contact": "+44 20 7946 0958"}'
     good.update(body=base64.b64encode(form).decode(), isBase64Encoded=True)
     out = upload_url(good, None)
     assert out["statusCode"] == 201 and out["headers"]["Cache-Control"] == "no-store"

@@ -60,7 +60,7 @@ def test_upload_many_photos_reports_each_verdict(stack_file: Path, examples: Pat
     junk = tmp_path / "notes.jpg"
     junk.write_text("not a photo")
     code, out, err = run(
-        "upload", "--name", "Barack O.", "--age", "61", "--contact", "101",
+        "upload", "--name", "Barack O.", "--age", "61", "--contact", "+44 20 7946 0958",
         "--stack-file", str(stack_file),
         str(examples / "obama-1080p.jpg"), str(examples / "two_people.jpg"), str(junk),
         env={"ONEEYE_AGENCY_TOKEN": token})
@@ -94,7 +94,7 @@ def test_case_commands_find_the_local_stacks_token_by_themselves(
     info = json.loads(stack_file.read_text())
     stack_file.write_text(json.dumps({**info, "agency_token_file": str(token_file)}))
     env = {"ONEEYE_AGENCY_TOKEN": ""}
-    code, out, err = run("upload", "--name", "Found Token", "--contact", "101",
+    code, out, err = run("upload", "--name", "Found Token", "--contact", "+44 20 7946 0958",
                          "--stack-file", str(stack_file),
                          str(examples / "obama.jpg"), env=env)
     assert code == 0, err
@@ -110,7 +110,7 @@ def test_upload_converts_any_decodable_photo_and_names_heic(stack_file: Path, ex
     Image.open(examples / "obama.jpg").save(webp, format="WEBP")
     heic = tmp_path / "IMG_0001.HEIC"
     heic.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64)
-    code, out, err = run("upload", "--name", "Web P.", "--contact", "101",
+    code, out, err = run("upload", "--name", "Web P.", "--contact", "+44 20 7946 0958",
                          "--stack-file", str(stack_file),
                          "--token", add_agency(stack_file), str(webp), str(heic))
     assert code == 1, err

@@ -56,7 +56,7 @@ def test_phone_upload_reaches_the_edge_and_a_sighting_alerts(stack: AmberStack,
     try:
         photo = sorted((lfw / "gallery" / PERSON).iterdir())[0]
         grant = stack.upload(token, photo, name="William G.", age=68,
-                             description="grey jumper", contact="101")
+                             description="grey jumper", contact="+44 20 7946 0958")
         case_id = grant["case_id"]
         status = wait_until(lambda: (s := stack.status(token, grant["upload_id"]))
                             ["state"] != "pending" and s, 120, "the indexer's verdict",

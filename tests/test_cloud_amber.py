@@ -13,6 +13,7 @@ from oneeye.cloud.dal import store
 from oneeye.cloud.dal.state import Cooldowns
 from oneeye.cloud.functions import amber_alert
 from oneeye.events import DeskEvent, MatchEvent
+from oneeye.sms import segments
 from tests.cloud_support import JPEG, observe, sighting
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("mall_devices")]
@@ -94,19 +95,19 @@ def test_bad_snapshot_still_alerts_without_link(cloud_env: dict[str, str],
     assert "No snapshot" in alerts.drain(wait_s=2)[0]["Message"]
 
 
-def test_structured_message_and_sms_limit(case: dict[str, Any]) -> None:
+def test_structured_message_and_sms_is_one_segment(case: dict[str, Any]) -> None:
     long = "Maria-Fernanda Gutiérrez de la Concepción y Villaseñor-Montenegro " * 3
     ev = MatchEvent.model_validate(sighting(site_id="site-" + "x" * 40,
                                             camera_id="camera-" + "y" * 40))
     texts = amber_alert.alert_texts(ev, {**case, "name": long}, "https://example.invalid/s.jpg")
     sms = texts["structure"]["sms"]
-    assert len(sms) <= 140 and sms.startswith("ALERT MP-2026-0042: ")
+    assert segments(sms).count == 1 and sms.startswith("ALERT MP-2026-0042: ")
     assert set(texts["structure"]) == {"default", "email", "sms"}
     assert "https://example.invalid/s.jpg" in texts["structure"]["email"]
     assert texts["subject"].isascii() and len(texts["subject"]) < 100
     normal = amber_alert.alert_texts(MatchEvent.model_validate(sighting()), case, None)
     sms = normal["structure"]["sms"]
-    assert len(sms) <= 140
+    assert segments(sms).count == 1
     assert "Jane Doe" in sms and "mall-3/entrance-north" in sms
 
 
@@ -125,7 +126,7 @@ def test_published_message_structure_is_json_with_sms(cloud_env: dict[str, str],
     alert = next(s for s in seen if s["topic"] == cloud_env["ALERTS_TOPIC_ARN"])
     assert alert["structured"] is True
     body = json.loads(alert["message"])
-    assert len(body["sms"]) <= 140 and body["default"] == body["email"]
+    assert segments(body["sms"]).count == 1 and body["default"] == body["email"]
 
 
 @pytest.mark.parametrize("status", ["closed", None])

@@ -165,8 +165,9 @@ def _no_face() -> bytes:
 @pytest.mark.parametrize("name, make, reason", [
     ("no_face", lambda ex: _no_face(), "no_face"),
     ("two_faces", lambda ex: (ex / "two_people.jpg").read_bytes(), "several_faces"),
-    ("tiny_face", lambda ex: jpeg(Image.open(ex / "obama.jpg").resize((120, 150))),
-     "face_too_small"),
+    # a 35 px face is enrolled on missing with a warning (test_small_face.py); at ~12 px
+    # neither the photo nor its 2x copy holds a face the detector can find
+    ("tiny_face", lambda ex: jpeg(Image.open(ex / "obama.jpg").resize((40, 50))), "no_face"),
     ("not_an_image", lambda ex: b"%PDF-1.4 this is not a photo" * 20, "not_an_image"),
     ("truncated", lambda ex: (ex / "obama_small.jpg").read_bytes()[:2000], "unreadable"),
     ("empty", lambda ex: b"", "not_an_image"),

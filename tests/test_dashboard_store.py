@@ -78,7 +78,7 @@ def test_retention_purge(store: Store, clock: ManualClock) -> None:
     assert record is not None and record["ack"] is None
 
 
-def test_device_health_is_state_and_only_transitions_are_events(store: Store) -> None:
+def test_device_reports_update_figures_and_only_cloud_transitions_set_state(store: Store) -> None:
     health = HealthEvent(device_id="cam-1", site_id="branch-1", camera_id="cam-1",
                          sent_at=utc_now(), uptime_s=5, fps=14.5)
     status = desk_event(kind="device_status", device_id="cam-1", health=health)
@@ -89,11 +89,16 @@ def test_device_health_is_state_and_only_transitions_are_events(store: Store) ->
     assert store.events.find(["branch-1"]) == []               # no event row per report
     with pytest.raises(ValueError, match="device_status updates a device"):
         store.events.add(status)
-    assert store.devices.mark_offline("cam-1") is True
-    assert store.devices.mark_offline("cam-1") is False           # recorded once, by one caller
+    offline = desk_event(kind="device_offline", device_id="cam-1")
+    assert store.devices.set_state(offline, "offline") is True       # the cloud's transition
+    assert store.devices.set_state(offline, "offline") is False      # applied once
     [dev] = store.devices.of_sites(["branch-1"])
     assert dev["state"] == "offline" and dev["fps"] == 14.5
-    assert store.devices.seen(status) == "offline"         # the caller records device_online
+    assert store.devices.seen(status) == "offline"   # a report changes figures, not the state
+    [dev] = store.devices.of_sites(["branch-1"])
+    assert dev["state"] == "offline"
+    other = desk_event(kind="device_online", device_id="cam-9")
+    assert store.devices.set_state(other, "online") is True   # a device first named by a transition
     assert store.devices.of_sites(["branch-2"]) == []
 
 

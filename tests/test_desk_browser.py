@@ -170,7 +170,10 @@ def test_an_offline_camera_raises_a_banner_and_is_recorded(
                          cameras={"door": CameraHealth(state="ok", fps=14.8),
                                   "vault": CameraHealth(state="ok", fps=9.5)})
     status = desk_event(kind="device_status", device_id="cam-lobby", health=health)
-    push(url, signer, status)          # then silence: offline_after_s is 1.5 s here
+    push(url, signer, status)
+    # the cloud's transition (lifecycle event or sweep), as SNS delivers it
+    push(url, signer, desk_event(kind="device_offline", device_id="cam-lobby",
+                                 message="no health report for over 90 s"))
     for width, page in pages.items():
         banner = page.locator(".banner[data-subject='cam-lobby']")
         expect(banner).to_contain_text("CAMERA OFFLINE: cam-lobby", timeout=15_000)
@@ -184,8 +187,8 @@ def test_an_offline_camera_raises_a_banner_and_is_recorded(
     tablet.goto(url + "/history/cameras")
     expect(tablet.locator("table.history")).to_contain_text("device offline")
     shot(tablet, "history-cameras-tablet.png")
-    # the camera reports again: device_online is recorded and the outage closed by it
-    push(url, signer, status.model_copy(update={"event_id": "back-again"}))
+    # the cloud announces the return: device_online is recorded and the outage closed by it
+    push(url, signer, desk_event(kind="device_online", device_id="cam-lobby"))
     tablet.goto(url + "/history/cameras")
     expect(tablet.locator("table.history")).to_contain_text("device online")
     expect(tablet.locator("table.history")).to_contain_text("system (back online)")

@@ -8,24 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from oneeye import gallery as gal
 from oneeye.events import MATCH, MatchEvent, parse
 from tests.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 ONEEYE = [sys.executable, "-m", "oneeye.cli"]
-
-
-@pytest.fixture(scope="module")
-def miranda_gallery(examples: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("g") / "customers.npz"
-    g, report = gal.enrol([("lin-manuel-miranda", examples / "lin-manuel-miranda.png")],
-                          watchlist="customers")
-    assert not report.rejected
-    gal.save(g, out)
-    return out
 
 
 def test_hamilton_clip_announces_miranda_exactly_once(examples: Path, miranda_gallery: Path,

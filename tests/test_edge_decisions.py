@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -15,9 +16,11 @@ from oneeye import faces, synth
 from oneeye import gallery as gal
 from oneeye.edge.camera.sources import Frame
 from oneeye.edge.detect.pipeline import Pipeline
+from oneeye.edge.device.runner import load_holder, run_edge
 from oneeye.edge.gallery.holder import GalleryHolder
 from oneeye.edge.settings import EdgeSettings
 from oneeye.events import MatchEvent
+from tests.mqtt_support import Subscriber, make_broker, stop_broker
 
 ALICE, BOB = "Ana_Guevara", "Bill_Gates"
 FPS = 15.0
@@ -179,3 +182,68 @@ def test_an_event_that_cannot_be_built_marks_nothing_and_is_retried(
     events, pipe = _run(settings, gal.Matcher([bad]), images)
     assert events == []
     assert pipe.metrics.events_failed >= 2      # retried: the first failure marked nothing
+
+
+# ------------------------------------------------------------------ both watchlists (issue 20 §5)
+
+
+def _walk_video(photo: Path, out: Path) -> Path:
+    """../shared/cases/fast-walker-tracking/make.py's ``walk_25fps_150pxs``: ``photo`` scaled
+    to 400 px crossing a grey 960×540 scene at 6 px per frame, 25 fps (one slow track)."""
+    img = cv2.imread(str(photo))
+    s = 400 / max(img.shape[:2])
+    img = cv2.resize(img, (int(img.shape[1] * s), int(img.shape[0] * s)),
+                     interpolation=cv2.INTER_AREA)
+    h, w = 540, 960
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"MJPG"), 25, (w, h))
+    for i in range(int((w - img.shape[1] - 20) / 6)):
+        f = np.full((h, w, 3), 90, np.uint8)
+        x = 10 + i * 6
+        f[60:60 + img.shape[0], x:x + img.shape[1]] = img
+        writer.write(f)
+    writer.release()
+    return out
+
+
+def test_a_missing_person_who_is_also_a_customer_is_published_as_the_missing_match(
+        data_dir: Path, tmp_path: Path) -> None:
+    """../shared/cases/both-watchlists on the device path: obama.jpg is customer C-1001 (the
+    closer photo), obama2.jpg is missing case-0042. The edge, with both galleries, publishes
+    the ``missing`` match to a real broker; the customer arrival does not hide it."""
+    train = data_dir / "ageitgey_face_recognition/examples/knn_examples/train"
+    customers, report = gal.enrol([("C-1001", train / "obama/obama.jpg"),
+                                   ("C-1003", train / "biden/biden.jpg"),
+                                   ("C-1004", train / "kit_harington/john1.jpeg")],
+                                  watchlist="customers")
+    assert not report.rejected
+    missing, report = gal.enrol([("case-0042", train / "obama/obama2.jpg")], watchlist="missing")
+    assert not report.rejected
+    paths = []
+    for g in (customers, missing):
+        paths.append(tmp_path / f"{g.watchlist}.npz")
+        gal.save(g, paths[-1])
+    video = _walk_video(data_dir / "ageitgey_face_recognition/tests/test_images/obama3.jpg",
+                        tmp_path / "walk.avi")
+    # The case's premise: on this face the customer photo is closer than the missing one.
+    still = faces.load_image(data_dir / "ageitgey_face_recognition/tests/test_images/obama3.jpg")
+    probe = faces.encode(still, faces.detect(still))
+    c, m = customers.nearest(probe[0])[0], missing.nearest(probe[0])[0]
+    assert c.person_id == "C-1001" and c.distance < m.distance and missing.decide([m])[0]
+
+    broker = make_broker("amqtt", tmp_path).start()
+    sub = Subscriber(broker.port)
+    try:
+        s = EdgeSettings.model_validate({
+            "device_id": "edge-bw", "galleries": [str(p) for p in paths],
+            "publish": {"url": broker.url, "timeout_s": 5},
+            "outbox": {"path": str(tmp_path / "outbox.sqlite3")},
+            "cameras": {"cam-1": {"source": str(video)}}})
+        run_edge(s, load_holder(s))
+        assert sub.wait_for(lambda sb: any(e["watchlist"] == "missing" for e in sb.matches()),
+                            30), f"no missing match published: {sub.matches()}"
+        published = [(e["person_id"], e["watchlist"]) for e in sub.matches()]
+        assert published == [("case-0042", "missing")]
+    finally:
+        sub.close()
+        stop_broker(broker)
+

@@ -154,14 +154,30 @@ def test_batch_equals_single_queries() -> None:
     assert np.allclose([c.margin for c in batch], [c.margin for c in single], atol=1e-5)
 
 
-def test_matcher_prefers_closest_accepted_watchlist() -> None:
+def test_a_face_accepted_on_missing_is_the_missing_match_even_when_a_customer_is_closer(
+        ) -> None:
+    """Issue 20 §5: watchlists are decided separately; ``missing`` outranks ``customers``."""
     x = np.zeros(128, np.float32)
     near, far = x.copy(), x.copy()
     near[0], far[0] = 0.1, 0.3
-    customers = gal.Gallery.from_entries("customers", [("C-1", far)])
-    missing = gal.Gallery.from_entries("missing", [("MP-1", near)])
-    m = gal.Matcher([customers, missing]).match(x)
-    assert m is not None and (m.person_id, m.watchlist) == ("MP-1", "missing")
+    for cust, miss in ((far, near), (near, far)):   # the customer photo farther, then closer
+        customers = gal.Gallery.from_entries("customers", [("C-1", cust)])
+        missing = gal.Gallery.from_entries("missing", [("MP-1", miss)])
+        matcher = gal.Matcher([customers, missing])
+        m = matcher.match(x)
+        assert m is not None and (m.person_id, m.watchlist) == ("MP-1", "missing")
+        track, _ = matcher.identify_track(np.stack([x, x]))
+        assert track is not None and track.watchlist == "missing"
+
+
+def test_a_customer_is_announced_when_the_missing_watchlist_refuses_the_face() -> None:
+    x = np.zeros(128, np.float32)
+    cust, miss = x.copy(), x.copy()
+    cust[0], miss[0] = 0.1, 0.9     # 0.9 is beyond the missing rule's max_distance 0.525
+    matcher = gal.Matcher([gal.Gallery.from_entries("customers", [("C-1", cust)]),
+                           gal.Gallery.from_entries("missing", [("MP-1", miss)])])
+    m = matcher.match(x)
+    assert m is not None and (m.person_id, m.watchlist) == ("C-1", "customers")
 
 
 def test_with_and_without_person_bump_version() -> None:

@@ -225,8 +225,8 @@ def test_restarted_stack_keeps_cases_and_tokens_and_never_reuses_a_case_id(
 
     def new_case() -> str:
         grant = requests.post(f"{stack.api}/api/uploads", headers=auth(token), timeout=60,
-                              json={"content_type": "image/jpeg", "size": 1000, "contact": "101",
-                                    "name": "Jo"}).json()
+                              json={"content_type": "image/jpeg", "size": 1000,
+                                    "contact": "+44 20 7946 0958", "name": "Jo"}).json()
         return str(grant["case_id"])
 
     first = new_case()

@@ -164,6 +164,7 @@ def test_phone_page_refuses_non_images_and_bad_tokens(page: Any, stack: dict[str
 
     page.fill("#token", stack["token"])
     page.fill("#name", "Jane Doe")
+    page.fill("#contact", "+44 1865 000000")
     text = tmp_path / "notes.jpg"
     text.write_text("this is not a photo\n" * 50)
     result = upload(page, text)
@@ -179,6 +180,34 @@ def test_phone_page_refuses_non_images_and_bad_tokens(page: Any, stack: dict[str
     page.reload()
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
     assert page.input_value("#token") == ""  # a refused token is never remembered
+
+
+def test_the_contact_is_checked_on_the_phone_and_the_server_has_the_last_word(
+        page: Any, stack: dict[str, Any], examples: Path) -> None:
+    """Issue 20 §3: the field says what it takes; a national short code is refused on the
+    phone with the rule; a number that looks international but is not assigned (Ofcom's
+    drama range) passes the phone's check and is refused by the server, which the page
+    shows; a valid one is stored in E.164."""
+    assert "international form" in page.inner_text("#contact-hint")
+    page.fill("#token", stack["token"])
+    page.fill("#name", "Contact Case")
+    page.set_input_files("#library", str(examples / "obama_small.jpg"))
+    expect(page.locator("#preview")).to_be_visible()
+    page.fill("#contact", "101")
+    page.click("#submit")
+    expect(page.locator("#form-error")).to_contain_text("international form")
+    assert "invalid" in (page.get_attribute("#contact", "class") or "")
+    page.fill("#contact", "+44 7700 900123")
+    page.click("#submit")
+    expect(page.locator("#status")).to_have_attribute("data-state", "error", timeout=30_000)
+    expect(page.locator("#status-message")).to_contain_text("not a valid phone number")
+    assert "invalid" in (page.get_attribute("#contact", "class") or "")
+    shot(page, "6-contact-refused")
+    page.fill("#contact", "+44 1865 000000; duty@agency.example")
+    result = upload(page, examples / "obama_small.jpg")
+    assert result["state"] == "accepted", result
+    case = store.Cases(stack["env"]["CASES_TABLE"]).get(page.input_value("#case_id"))
+    assert case is not None and case["contact"] == "+441865000000, duty@agency.example"
 
 
 def test_phone_page_composites_transparency_on_white_and_names_heic(

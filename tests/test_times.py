@@ -83,7 +83,11 @@ def test_history_search_refuses_times_it_cannot_place(desk: Flask, bad: str) -> 
 
 
 @pytest.mark.usefixtures("mall_devices")
-def test_email_sms_and_desk_banner_agree_on_the_utc_time(cloud_env: dict[str, str]) -> None:
+def test_email_sms_and_desk_banner_agree_on_the_utc_time(cloud_env: dict[str, str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fixed instant months ago: the device clock check (tests/test_device_clocks.py) would
+    # show the receipt time instead, so this test trusts every clock.
+    monkeypatch.setenv("ONEEYE_CLOCK_TOLERANCE_S", "1e10")
     store.Cases(cloud_env["CASES_TABLE"]).upsert("MP-2026-0042", {
         "name": "Jane Doe", "agency": "Met Police", "status": "open"})
     alerts, deskq = observe(cloud_env["ALERTS_TOPIC_ARN"]), observe(cloud_env["DESK_TOPIC_ARN"])
@@ -115,7 +119,8 @@ def test_log_lines_print_utc() -> None:
 @pytest.mark.usefixtures("desk_device")
 def test_cloud_handlers_turn_offset_times_into_utc_desk_events(
         cloud_env: dict[str, str], customer_api: CustomerApiStub, handler: str,
-        body: Any) -> None:
+        body: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ONEEYE_CLOCK_TOLERANCE_S", "1e10")   # fixed instants: see above
     customer_api.customers["C-1042"] = {"id": "C-1042", "name": "Ada Lovelace"}
     deskq = observe(cloud_env["DESK_TOPIC_ARN"])
     assert load_handler(handler)(body(), None)["status"] == "published"

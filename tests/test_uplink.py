@@ -18,7 +18,7 @@ from oneeye.edge.comms.uplink import Uplink
 from oneeye.edge.gallery.holder import GalleryHolder
 from oneeye.edge.settings import EdgeSettings
 from oneeye.errors import EventError
-from oneeye.events import MAX_EVENT_BYTES, CameraHealth, LatencyStats, parse
+from oneeye.events import MAX_EVENT_BYTES, CameraHealth, LatencyStats, MatchEvent, parse
 from oneeye.gallery import Gallery
 from oneeye.local.broker import MosquittoBroker
 from tests.mqtt_support import BROKERS, Subscriber, event, make_broker, stop_broker
@@ -61,7 +61,10 @@ def test_events_and_health_are_published(kind: str, tmp_path: Path) -> None:
     assert sub.event_ids() == [e.event_id for e in sent]  # in order
     assert all(t == "oneeye/devices/edge-test/matches" for t, _ in sub.messages
                if t.endswith("matches"))
-    assert parse(json.dumps(sub.matches()[0])) == sent[0]
+    received = parse(json.dumps(sub.matches()[0]))
+    assert isinstance(received, MatchEvent)   # as submitted, plus the device clock at send
+    assert received.sent_at is not None and received.model_copy(update={"sent_at": None}) \
+        == sent[0]
     assert sub.wait_for(lambda s: any(t.endswith("/health") for t, _ in s.messages), 15)
     health = json.loads(next(p for t, p in sub.messages if t == "oneeye/devices/edge-test/health"))
     assert health["schema"] == "oneeye.health/1"

@@ -56,7 +56,7 @@
   function strengthTag(rec) {
     var m = (rec.event || {}).match;
     if (!m || !rec.strength) return null;
-    var s = el("span", "strength " + rec.strength, rec.strength === "strong" ? "strong match" : "possible match");
+    var s = el("span", "strength " + rec.strength, rec.strength_text);
     s.title = "distance " + Number(m.distance).toFixed(2) + " (lower is closer), margin " + Number(m.margin).toFixed(2);
     s.tabIndex = 0;
     return s;
@@ -124,7 +124,9 @@
         call.appendChild(tel);
       }
       text.appendChild(call);
-      text.appendChild(el("div", "sent", g.notified ? "Agency alerted by email/SMS" : "Agency already alerted (repeat within cooldown)"));
+      // who was told comes from amber_alert's record (case.told_text), never assumed
+      text.appendChild(el("div", "sent", g.told_text || (g.notified ? "Agency alerted by email/SMS" : "Agency already alerted (repeat within cooldown)")));
+      if (c.safety) text.appendChild(el("div", "safety", c.safety));
       var link = el("a", "more", "all sightings");
       link.href = "/people/" + encodeURIComponent(g.subject);
       text.appendChild(link);
@@ -230,6 +232,8 @@
         var state = c ? c.state : d.camera_state, fps = c ? c.fps : d.fps;
         var st = el("td"); st.appendChild(el("span", "dot")); st.appendChild(document.createTextNode(d.online ? " online" : " OFFLINE"));
         if (state && state !== "ok" && d.online) st.appendChild(el("small", null, " (" + state + ")"));
+        // Device-wide warnings from its health (clock off, storage full, shared client id).
+        (d.notes || []).forEach(function (n) { st.appendChild(el("small", "note", " · " + n)); });
         tr.appendChild(st);
         tr.appendChild(el("td", "fps", fps === null || fps === undefined ? "—" : Number(fps).toFixed(1)));
         tr.appendChild(el("td", null, d.age_s < 60 ? Math.round(d.age_s) + " s ago" : OT.clock(d.last_seen)));

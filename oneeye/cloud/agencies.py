@@ -2,7 +2,8 @@
 
 Tokens. ``oneeye agency add NAME`` makes a random bearer token
 (``oeat_`` + 256 random bits), prints it once, and stores only its SHA-256 in
-``AGENCIES_TABLE`` (:mod:`oneeye.cloud.dal.agency_tokens`). A stolen table
+``AGENCIES_TABLE`` (:mod:`oneeye.cloud.dal.agency_tokens`; with ``time_zone``, the
+IANA zone its alerts' times are given in, copied onto each new case at upload). A stolen table
 therefore gives no usable token; a lost token is revoked and a new one added. The
 token is unguessable, so a plain hash (no salt or slow KDF) is enough: there is
 nothing to brute-force.
@@ -32,8 +33,10 @@ import logging
 import re
 import secrets
 import time
+from dataclasses import replace
 from typing import Any
 
+from oneeye.alerting import check_time_zone
 from oneeye.cloud.api import Request
 from oneeye.cloud.dal import keys
 from oneeye.cloud.dal.agency_tokens import Agency, TokenTable
@@ -76,15 +79,20 @@ class Agencies:
         #: ``dynamodb``: a client of its own (the local S3 stand-in asks its own server).
         self._tokens = TokenTable(table, dynamodb=dynamodb)
 
-    def add(self, name: str) -> tuple[str, Agency]:
-        """Create a token for ``name``; returns (token, agency). The token is not stored."""
+    def add(self, name: str, *, time_zone: str = "UTC") -> tuple[str, Agency]:
+        """Create a token for ``name``; returns (token, agency). The token is not stored.
+        ``time_zone``: the agency's IANA zone (OneEyeError naming the rule otherwise)."""
         agency = check_agency_name(name)
+        try:
+            zone = check_time_zone(time_zone)
+        except ValueError as exc:
+            raise OneEyeError(str(exc)) from None
         token = new_token()
         digest = token_sha256(token)
         now = utc_now()
-        record = Agency(name=agency, token_sha256=digest, created_at=now)
+        record = Agency(name=agency, token_sha256=digest, created_at=now, time_zone=zone)
         self._tokens.put_new(record)
-        log.info("agency token %s created for %s", digest[:12], agency)
+        log.info("agency token %s created for %s (%s)", digest[:12], agency, zone)
         return token, record
 
     def lookup(self, token: str) -> Agency | None:
@@ -126,7 +134,7 @@ class Agencies:
         if len(found) != 1:
             raise OneEyeError(f"{len(found)} tokens match {token_id!r}; need exactly one")
         self._tokens.set_revoked(found[0].token_sha256)
-        return Agency(found[0].name, found[0].token_sha256, found[0].created_at, True)
+        return replace(found[0], revoked=True)
 
 
 class RateLimiter:

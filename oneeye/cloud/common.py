@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from oneeye import events
+from oneeye.cloud.clock import trusted_match
 from oneeye.cloud.dal.state import Idempotency
 from oneeye.cloud.devices import THING_FIELD, Registry, Sender, check_sender
 from oneeye.errors import ConfigError, EventError, InProgress
@@ -87,6 +88,8 @@ def parse_match(message: Any, *, watchlist: str, handler: str,
                 registry: Registry) -> events.MatchEvent | Result:
     """The validated match for ``watchlist`` from the device that sent it, or the rejection.
 
+    ``observed_at`` is checked against the receive time (:func:`oneeye.cloud.clock.trusted_match`):
+    a device clock beyond the tolerance is replaced by a trusted time, the device's kept.
     The sender is the thing named by the topic (``iot_thing``, added by the rule); a
     match whose device, site or camera is not that thing's (see
     :func:`oneeye.cloud.devices.check_sender`) is rejected.
@@ -96,6 +99,7 @@ def parse_match(message: Any, *, watchlist: str, handler: str,
     except EventError as exc:
         return rejected(handler, str(exc), event_id=event_id_of(message))
     assert isinstance(match, events.MatchEvent)
+    match = trusted_match(match)   # a wrong device clock must not reach what people read
     if match.watchlist != watchlist:
         return rejected(handler, f"watchlist {match.watchlist!r} is not {watchlist!r}",
                         event_id=match.event_id)

@@ -134,8 +134,27 @@ class EnrichSettings(DeviceMessageSettings):
                                        "exponential backoff from 0.2 s")
 
 
-class HealthSettings(DeviceMessageSettings):
-    """``device_health``: device health → ``device_status`` desk events."""
+class DeviceStateSettings(DeviceMessageSettings):
+    """What the device-state functions share (``device_health``, ``device_presence``)."""
+
+    offline_after_s: float = Field(
+        90.0, alias="OFFLINE_AFTER_S", ge=10, le=86400, description="a device with no health "
+        "report for this long is marked offline by the sweep (3 missed 30 s heartbeats)")
+    device_status_every_s: float = Field(
+        300.0, alias="DEVICE_STATUS_EVERY_S", ge=0, le=86400, description="at most one "
+        "device_status (fps, camera state) per device per this many seconds goes to the desk; "
+        "transitions (device_offline / device_online) always go at once")
+    it_alert_topic_arn: str | None = Field(
+        None, alias="IT_ALERT_TOPIC_ARN", min_length=20, description="SNS topic told about "
+        "each device transition (branch IT's email, filter on site_id); unset: desk only")
+
+
+class HealthSettings(DeviceStateSettings):
+    """``device_health``: device health → device state (+ ``device_status`` on a cadence)."""
+
+
+class PresenceSettings(DeviceStateSettings):
+    """``device_presence``: IoT lifecycle events and the scheduled sweep → transitions."""
 
 
 class AmberSettings(DeviceMessageSettings, BucketSettings, CasesTableSettings):
@@ -149,6 +168,10 @@ class AmberSettings(DeviceMessageSettings, BucketSettings, CasesTableSettings):
     snapshot_url_ttl_s: int = Field(86400, alias="SNAPSHOT_URL_TTL_S", ge=60, le=604800,
                                     description="validity of the snapshot link in alerts "
                                     "(S3 presigning allows at most 7 days)")
+    alert_email_from: str | None = Field(
+        None, alias="ALERT_EMAIL_FROM", min_length=3, max_length=254,
+        description="verified SES identity the case contact's email is sent from; unset: "
+        "email contacts are recorded as failed (SMS contacts still go out)")
 
 
 class IndexerSettings(IdempotencySettings, BucketSettings, UploadLimitSettings,
@@ -188,6 +211,7 @@ class CasesSettings(BucketSettings, CasesTableSettings, AgenciesTableSettings):
 FUNCTIONS: dict[str, type[LambdaSettings]] = {
     "enrich_match": EnrichSettings,
     "device_health": HealthSettings,
+    "device_presence": PresenceSettings,
     "amber_alert": AmberSettings,
     "gallery_indexer": IndexerSettings,
     "upload_url": UploadUrlSettings,

@@ -24,6 +24,7 @@ REASONS = {
     "several_faces": "{count} faces — crop to one person",
     "face_too_small": "face too small — use a closer photo, or crop around the face",
     "too_blurred": "face too blurred — use a sharper photo",
+    "too_dark": "face too dark — use a brighter photo",
     "too_large": "file too large — use a photo under {mb} MB",
     "not_an_image": "not an image — use a JPEG or PNG photo",
     "unreadable": "the photo could not be read (corrupt or cut off) — take it again",

@@ -85,8 +85,9 @@ def prepare_photo(path: Path, *, original: bool = False) -> tuple[bytes, str]:
 @click.option("--name", required=True, help="The missing person's name.")
 @click.option("--age", type=click.IntRange(0, 130), default=None)
 @click.option("--description", default=None)
-@click.option("--contact", default=None, help="The agency's phone for sightings (required "
-              "for a new case: the desk's banner says whom to call).")
+@click.option("--contact", default=None, help="Whom sightings are messaged to: a phone in "
+              "international form (+44 20 7946 0958) and/or an email, comma-separated (required "
+              "for a new case; the server normalises it to E.164).")
 @click.option("--reported-by", default=None, help="Reporting officer / unit.")
 @click.option("--original", is_flag=True, help="Send photos unchanged (no resize to 1600 px).")
 @click.option("--wait", "wait_s", type=click.FloatRange(0), default=180, show_default=True,
@@ -216,11 +217,15 @@ def _agencies(stack_file: Path | None) -> Any:
 
 @agency_group.command("add")
 @click.argument("name")
+@click.option("--time-zone", default="UTC", show_default=True,
+              help="The agency's IANA time zone (e.g. Europe/Paris): alert times are given "
+                   "in it, with UTC beside them.")
 @stack_option
-def agency_add(name: str, stack_file: Path | None) -> None:
+def agency_add(name: str, time_zone: str, stack_file: Path | None) -> None:
     """Create a token for agency NAME. It is printed once and stored only as a hash."""
-    token, agency = _agencies(stack_file).add(name)
-    click.echo(f"agency {agency.name}: token id {agency.token_id}", err=True)
+    token, agency = _agencies(stack_file).add(name, time_zone=time_zone)
+    click.echo(f"agency {agency.name} ({agency.time_zone}): token id {agency.token_id}",
+               err=True)
     click.echo("the token is shown only now — give it to the agency over a secure channel:",
                err=True)
     click.echo(token)

@@ -87,6 +87,8 @@ def gallery_build(src_dir: Path, watchlist: str, out: Path, version: int,
     click.echo(f"rule: max_distance {g.rule.max_distance}, min_margin {g.rule.min_margin}")
     for r in report.rejected:
         click.echo(f"  rejected {r.source}: {r.reason}: {r.message}")
+    for w in report.warnings:
+        click.echo(f"  warning {w.source}: {w.reason}: {w.message}")
     for s in listing.skipped:
         click.echo(f"  skipped {s.path}: {s.reason}: {s.message}")
     if missing:
@@ -260,7 +262,9 @@ def _analyze_frame(frame: Any, matcher: Any, overrides: dict[str, Any], max_widt
         face: dict[str, Any] = {"bbox": list(f.bbox),
                                 "landmarks": [list(p) for p in f.landmarks],
                                 "quality": {"size_px": f.quality.size_px,
-                                            "blur": f.quality.blur}}
+                                            "blur": f.quality.blur,
+                                            "brightness": f.quality.brightness,
+                                            "low_light": f.quality.low_light}}
         if matcher is not None:
             face["match"] = _face_result(*results[i]) if results else None
         if tracks:

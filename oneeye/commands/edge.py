@@ -23,7 +23,7 @@ import click
 from oneeye.config import load_settings, validate
 from oneeye.edge.device.runner import load_holder, run_edge
 from oneeye.edge.settings import DEFAULT_CAMERA_ID, EdgeSettings
-from oneeye.types import is_id
+from oneeye.types import id_refusal
 
 
 def register(cli: click.Group) -> None:
@@ -103,20 +103,29 @@ def cameras_from_flags(sources: tuple[str, ...], settings: Any,
                        camera_id: str | None = None) -> dict[str, Any]:
     """``--source`` values → the ``cameras`` map (as data, validated by the caller).
 
-    ``ID=SOURCE`` when the part before the first ``=`` is an id and the whole value is
-    not an existing path (``rtsp://h/s?a=b`` and ``my=clip.mp4`` stay plain sources);
-    a plain ``SOURCE`` is the camera ``camera_id`` (``--camera-id``), else the settings'
-    only camera, else ``cam-1``. A camera named here keeps its settings from ``cameras``
-    with its source replaced; others are not run.
+    ``NAME=SOURCE`` when the part before the first ``=`` has no ``/`` (URLs and paths
+    do; a camera name never does) and the whole value is not an existing path
+    (``rtsp://h/s?a=b`` and an existing ``my=clip.mp4`` stay plain sources); a plain
+    ``SOURCE`` is the camera ``camera_id`` (``--camera-id``), else the settings' only
+    camera, else ``cam-1``. A NAME outside the id grammar (``Eingang-Süd``, ``cam 1``, an
+    empty one) is refused with the rule it breaks, never taken for part of a file name.
+    A camera named here keeps its settings from ``cameras`` with its source replaced;
+    others are not run.
     """
-
     plain = camera_id or (next(iter(settings.cameras)) if len(settings.cameras) == 1
                           else DEFAULT_CAMERA_ID)
     out: dict[str, Any] = {}
     for value in sources:
         camera, sep, spec = value.partition("=")
-        if not sep or not is_id(camera) or not spec or Path(value).exists():
+        if not sep or "/" in camera or "\\" in camera or Path(value).exists():
             camera, spec = plain, value
+        else:
+            refusal = id_refusal("camera name", camera)
+            if refusal is not None:
+                raise click.BadParameter(f"{value!r}: {refusal}", param_hint="--source")
+            if not spec:
+                raise click.BadParameter(f"{value!r}: camera {camera!r} has no source after "
+                                         "'='", param_hint="--source")
         if camera in out:
             raise click.BadParameter(f"camera {camera!r} is given twice", param_hint="--source")
         known = settings.cameras.get(camera)

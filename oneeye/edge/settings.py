@@ -38,6 +38,10 @@ class DetectionSettings(StrictModel):
     """frames wider than this are downscaled before processing (faces are searched at native
     resolution below it)
     """
+    dark_luma: float = Field(40.0, ge=0, le=255)
+    """a frame whose mean luma (0–255) is under this is histogram-equalised before detection
+    and encoding (night, backlight, an IR camera in colour mode); 0 turns it off
+    (oneeye.images.even_light)"""
     # -- where to look (issue 11 §2): motion regions + track predictions + a slow sweep
     regions: bool = True
     """detect at native resolution only where something moved, where an open track is expected and
@@ -87,7 +91,11 @@ class RecognitionSettings(StrictModel):
     looks
     """
     min_blur: float = Field(10.0, ge=0)
-    """skip encoding crops blurrier than this (variance of the Laplacian at 96x96)"""
+    """skip encoding crops blurrier than this (variance of the Laplacian at 96x96, measured after
+    stretching a dim crop's contrast, oneeye.faces.quality: a sharp face at 12 % of the light
+    scores 20-70, one blurred by 2 px under 10); a skipped look in low light is counted as
+    too_dark, not blurred
+    """
     min_looks: int = Field(2, ge=1, le=10)
     """encodings of a track fused (their mean, oneeye.gallery.rule.fuse) before the gallery rule
     decides it; each extra look waits one detection pass but averages out noise
@@ -163,6 +171,10 @@ class OutboxSettings(StrictModel):
     """SQLite (WAL) outbox file"""
     max_events: int = Field(10_000, ge=10, le=10_000_000)
     """oldest dropped beyond this, each drop counted"""
+    max_memory: int = Field(1000, ge=1, le=1_000_000)
+    """events held in memory while the file cannot be written (disk full, read-only …)"""
+    retry_s: float = Field(5.0, ge=0.1, le=3600)
+    """how often a file that cannot be written is tried again"""
 
 
 class GallerySyncSettings(StrictModel):
@@ -224,10 +236,8 @@ class CameraSettings(StrictModel):
     """default: the top-level loop"""
     stall_s: float | None = Field(None, gt=0, le=600)
     """default: the top-level stall_s"""
-    rotate: Rotation = 0
-    """degrees the camera's picture is turned clockwise (a camera on its side: 90 or 270); frames
-    are turned back upright before anything else, since the face detector finds upright faces only
-    """
+    rotate: Rotation | None = None
+    """default: the top-level rotate"""
     crop: CropSettings | None = None
     """look only inside this region of the upright frame (event boxes stay in upright-frame
     pixels)
@@ -316,6 +326,11 @@ class EdgeSettings(StrictModel):
     """restart a file source at its end (demo)"""
     stall_s: float = Field(5.0, gt=0, le=600)
     """a live camera that delivers no frame this long is reported reconnecting and reopened"""
+    rotate: Rotation = 0
+    """degrees a camera's picture is turned clockwise (a camera on its side: 90 or 270); frames
+    are turned back upright before anything else, since the face detector finds upright faces
+    only. A camera's own ``rotate`` wins
+    """
     galleries: list[Path] = Field(default_factory=list)
     """local gallery .npz files"""
     watchlists: list[Watchlist] = Field(default_factory=_all_watchlists)
@@ -369,4 +384,5 @@ class EdgeSettings(StrictModel):
             realtime=self.realtime if cam.realtime is None else cam.realtime,
             loop=self.loop if cam.loop is None else cam.loop,
             stall_s=self.stall_s if cam.stall_s is None else cam.stall_s,
-            rotate=cam.rotate, crop=cam.crop, detection=detection, recognition=recognition)
+            rotate=self.rotate if cam.rotate is None else cam.rotate, crop=cam.crop,
+            detection=detection, recognition=recognition)

@@ -9,7 +9,14 @@
 The edge's swappable holder lives in :mod:`oneeye.edge.gallery.holder`.
 """
 
-from oneeye.gallery.enrol import EnrolmentPolicy, encode_enrolment_photo, enrol
+from oneeye.gallery.enrol import (
+    EnrolledPhoto,
+    EnrolmentPolicy,
+    encode_enrolment_photo,
+    enrol,
+    enrol_photo,
+    policy_for,
+)
 from oneeye.gallery.files import MANIFEST_SCHEMA, from_bytes, load, manifest_for, save, to_bytes
 from oneeye.gallery.index import Gallery, Matcher, check_person_id, check_watchlist
 from oneeye.gallery.rule import (
@@ -24,8 +31,9 @@ from oneeye.gallery.rule import (
 # imported from its own module (oneeye.gallery.rule, .files, .enrol, .index), tests too:
 # a name is re-exported here for a caller, never for a test alone.
 __all__ = [
-    "DEFAULT_RULES", "MANIFEST_SCHEMA", "DecisionRule", "EnrolmentPolicy", "Gallery", "Match",
-    "Matcher", "check_person_id", "check_watchlist", "effective_rule",
-    "encode_enrolment_photo", "enrol", "from_bytes", "fuse", "load", "manifest_for", "save",
+    "DEFAULT_RULES", "MANIFEST_SCHEMA", "DecisionRule", "EnrolledPhoto", "EnrolmentPolicy",
+    "Gallery", "Match", "Matcher", "check_person_id", "check_watchlist", "effective_rule",
+    "encode_enrolment_photo", "enrol", "enrol_photo", "from_bytes", "fuse", "load",
+    "manifest_for", "policy_for", "save",
     "to_bytes",
 ]

@@ -23,13 +23,15 @@ from numpy.typing import NDArray
 from oneeye.errors import GalleryError
 from oneeye.gallery import rule as decision
 from oneeye.gallery.rule import ENCODING_DIM, Candidate, DecisionRule, Match, Overrides
-from oneeye.types import ID_RE, WATCHLISTS, utc_now
+from oneeye.types import WATCHLISTS, id_refusal, utc_now
 
 
 def check_person_id(person_id: str) -> str:
-    """Person ids follow the one id grammar (:data:`oneeye.types.ID_PATTERN`)."""
-    if not isinstance(person_id, str) or not ID_RE.fullmatch(person_id):
-        raise GalleryError(f"invalid person_id {person_id!r}: use letters, digits and _.@:-")
+    """Person ids follow the one id grammar (:data:`oneeye.types.ID_PATTERN`); a refusal
+    (:class:`GalleryError`) names the id and the rule it breaks."""
+    refusal = id_refusal("person id", person_id)
+    if refusal is not None:
+        raise GalleryError(refusal)
     return person_id
 
 
@@ -208,12 +210,27 @@ class _Index:
 
 # --------------------------------------------------------------------------- several watchlists
 
+#: The order in which watchlists that all accept one face are announced: first wins. The
+#: missing-person alert is a safety alert, so it is never hidden behind a customer arrival.
+WATCHLIST_PRECEDENCE: tuple[str, ...] = tuple(sorted(WATCHLISTS, key=lambda w: w != "missing"))
+
+
+def _outranks(m: Match, other: Match) -> bool:
+    """Whether accepted match ``m`` is announced instead of ``other`` (another watchlist's)."""
+    rank = {w: i for i, w in enumerate(WATCHLIST_PRECEDENCE)}
+    mine, theirs = rank.get(m.watchlist, len(rank)), rank.get(other.watchlist, len(rank))
+    return mine < theirs or (mine == theirs and m.distance < other.distance)
+
+
 
 class Matcher:
-    """Matches against several watchlists at once, each with its own rule.
+    """Matches against several watchlists at once, each decided separately by its own rule.
 
-    When a face is accepted on more than one watchlist the closest wins
-    (a missing person who is also a customer is reported once, as the closer).
+    Watchlists are decided separately and then ranked by :data:`WATCHLIST_PRECEDENCE`, not
+    by distance: a face accepted on ``missing`` is always the ``missing`` match, whatever
+    else it also matches (a missing person who is also a customer raises the amber alert;
+    no customer arrival goes out for that face — README "Both watchlists"). Within one
+    watchlist the nearest identity is the candidate, as before.
     """
 
     def __init__(self, galleries: Iterable[Gallery] = ()) -> None:
@@ -246,7 +263,11 @@ class Matcher:
                  ) -> list[tuple[Match | None, Candidate | None]]:
         """Per query row of ``queries`` (shape ``(k, 128)``): the accepted match (or None)
         and the overall nearest candidate. ``overrides`` (watchlist → override, the edge's
-        ``thresholds``) replace fields of a gallery's rule."""
+        ``thresholds``) replace fields of a gallery's rule.
+
+        Each watchlist accepts or refuses on its own rule; among the accepted ones the
+        watchlist first in :data:`WATCHLIST_PRECEDENCE` is the match (``missing`` before
+        ``customers``), so a closer customer photo never hides a missing person."""
         q = np.asarray(queries, dtype=np.float32).reshape(-1, ENCODING_DIM)
         results: list[tuple[Match | None, Candidate | None]] = [(None, None)] * len(q)
         rules = self.rules(overrides)
@@ -258,7 +279,7 @@ class Matcher:
                 best_m, best_c = results[i]
                 if best_c is None or c.distance < best_c.distance:
                     best_c = c
-                if m is not None and (best_m is None or m.distance < best_m.distance):
+                if m is not None and (best_m is None or _outranks(m, best_m)):
                     best_m = m
                 results[i] = (best_m, best_c)
         return results

@@ -13,6 +13,11 @@ stores it under ``var/local/mail/``) and appends one JSON line per recipient to
 
     {"kind": "email"|"sms", "to", "subject", "body", "sent_at", "event_id", "site_id"}
 
+The case's own contact is messaged by ``amber_alert`` directly (SNS ``Publish`` to a phone
+number, SES ``SendEmail``), as in AWS; the local moto hands those to
+:meth:`AlertOutbox.handle_direct` (:func:`oneeye.local.moto_server.tap_direct_messages`),
+which writes them here with ``"direct": true`` and ``message_id`` (SNS/SES MessageId).
+
 ``event_id`` is the SNS MessageId of the alert; ``site_id`` its ``site_id`` message
 attribute (the dashboard's ``/alerts`` shows a user only their sites' lines). A
 failure (SMTP down, SNS not answering) raises, so the SQS message stays and is
@@ -30,9 +35,9 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from oneeye import aws
+from oneeye import aws, sms
 from oneeye.local.filter_policy import matches as policy_matches
-from oneeye.types import SMS_MAX, utc_now
+from oneeye.types import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +56,14 @@ def texts_of(envelope: dict[str, Any]) -> dict[str, str]:
     if isinstance(structure, dict) and isinstance(structure.get("default"), str):
         default = structure["default"]
         return {"email": str(structure.get("email") or default),
-                "sms": str(structure.get("sms") or default)[:SMS_MAX]}
-    return {"email": message, "sms": message[:SMS_MAX]}
+                "sms": _one_sms(str(structure.get("sms") or default))}
+    return {"email": message, "sms": _one_sms(message)}
+
+
+def _one_sms(text: str) -> str:
+    # amber_alert's SMS is one segment already; any other text is cut to one, as OneEye's
+    # SMS never spans two (oneeye.sms).
+    return text if sms.fits_one(text) else sms.one_segment([("", text, "")])
 
 
 class AlertOutbox:
@@ -94,6 +105,27 @@ class AlertOutbox:
             log.warning("alert %s: no email/SMS subscriber on the alerts topic (add one with "
                         "`oneeye subscribe --email …`)", event_id)
         return written
+
+    def take_direct_messages(self) -> None:
+        """Receive the in-process moto's direct SMS and SES emails (:meth:`handle_direct`)."""
+        from oneeye.local.moto_server import tap_direct_messages
+
+        tap_direct_messages(lambda kind, to, subject, body, message_id, event_id:
+                            self.handle_direct(kind, to, subject, body,
+                                               message_id=message_id, event_id=event_id))
+
+    def handle_direct(self, kind: str, to: str, subject: str | None, body: str, *,
+                      message_id: str, event_id: str | None = None) -> None:
+        """One message sent straight to a recipient, not through the alerts topic: the
+        case contact's SMS (SNS ``Publish`` to a ``PhoneNumber``) or email (SES
+        ``SendEmail``), as the local moto delivered them (:func:`tap_direct_messages`).
+        Written with ``"direct": true``; ``site_id`` is None (the agency's message, not a
+        site's: bank users' alert pages do not list it)."""
+        if kind == "email":
+            self._send_email(to, subject or "OneEye alert", body)
+        self._append({"kind": kind, "to": to, "subject": subject if kind == "email" else None,
+                      "body": body, "sent_at": utc_now(), "event_id": event_id,
+                      "site_id": None, "direct": True, "message_id": message_id})
 
     def _subscribers(self) -> Iterator[tuple[str, str, dict[str, Any] | None]]:
         sns = aws.client("sns")

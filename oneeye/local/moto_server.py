@@ -62,13 +62,14 @@ log = logging.getLogger(__name__)
 
 _tap_queues: set[str] = set()
 _patched = False
+_direct_patched = False
 _patch_lock = threading.Lock()
 
 
 #: Operations that change nothing lasting (reads) or only move messages.
 _TRANSIENT = {"SendMessage", "SendMessageBatch", "DeleteMessage", "DeleteMessageBatch",
               "ChangeMessageVisibility", "ChangeMessageVisibilityBatch", "PurgeQueue",
-              "Publish", "PublishBatch"}
+              "Publish", "PublishBatch", "SendEmail", "SendRawEmail"}
 _READ_PREFIXES = ("Get", "List", "Describe", "Query", "Scan", "BatchGet", "TransactGet",
                   "Receive", "Head")
 
@@ -333,3 +334,66 @@ def tap_structured_messages(queue_arn: str) -> None:
 
         models.Subscription._parse_message_structure = parse  # type: ignore[method-assign]
         _patched = True
+
+
+#: The callback of :func:`tap_direct_messages`: ``(kind, to, subject, body, message_id,
+#: event_id)``.
+DirectSink = Callable[[str, str, "str | None", str, str, "str | None"], None]
+_direct_sinks: list[DirectSink] = []
+
+
+def tap_direct_messages(sink: DirectSink) -> None:
+    """Hand every SMS published to a phone number and every SES email to ``sink``.
+
+    Real SNS and SES deliver these to phones and mailboxes; moto only keeps them in memory.
+    The local stack's alert outbox is their phone and mailbox (``amber_alert`` sends the case
+    contact's messages this way, with the same calls as in AWS). A sink that fails is
+    logged; the API call still succeeds, as the message was accepted.
+    """
+    global _direct_patched
+    from moto.ses.models import SESBackend
+    from moto.sns.models import SNSBackend
+
+    with _patch_lock:
+        _direct_sinks.append(sink)
+        if _direct_patched:
+            return
+        publish, send_email = SNSBackend.publish, SESBackend.send_email
+
+        def sns_publish(self: Any, message: str, arn: str | None,
+                        phone_number: str | None = None, *args: Any, **kw: Any) -> str:
+            message_id = publish(self, message, arn, phone_number, *args, **kw)
+            if phone_number:
+                attrs = kw.get("message_attributes") or {}
+                event = attrs.get("event_id", {}) if isinstance(attrs, dict) else {}
+                _deliver("sms", phone_number, None, message, str(message_id),
+                         event.get("Value") or event.get("StringValue"))
+            return str(message_id)
+
+        def ses_send(self: Any, source: str, subject: str, body: str,
+                     destinations: dict[str, list[str]]) -> Any:
+            message = send_email(self, source, subject, body, destinations)
+            for addresses in destinations.values():
+                for to in addresses:
+                    _deliver("email", to, subject, body, str(message.id), None)
+            return message
+
+        SNSBackend.publish = sns_publish  # type: ignore[method-assign]
+        SESBackend.send_email = ses_send  # type: ignore[method-assign]
+        _direct_patched = True
+
+
+def _deliver(kind: str, to: str, subject: str | None, body: str, message_id: str,
+             event_id: str | None) -> None:
+    for sink in list(_direct_sinks):
+        try:
+            sink(kind, to, subject, body, message_id, event_id)
+        except Exception:  # moto accepted the message; a sink's fault must not fail the call
+            log.exception("alert outbox: could not record the %s to a direct recipient", kind)
+
+
+def untap_direct_messages(sink: DirectSink) -> None:
+    """Stop handing direct messages to ``sink`` (the patch stays; it is inert without sinks)."""
+    with _patch_lock:
+        if sink in _direct_sinks:
+            _direct_sinks.remove(sink)

@@ -40,6 +40,7 @@ from oneeye.local.lambdas import Lambdas
 from oneeye.local.moto_server import MotoServer, tap_structured_messages
 from oneeye.local.probe import wait_http
 from oneeye.local.rules import compile_rules
+from oneeye.local.schedules import Schedules
 from oneeye.local.settings import REPO, LocalSettings, check_ports
 from oneeye.local.sns_delivery import Signer, SnsDelivery
 from oneeye.local.sqs_poller import SqsPoller
@@ -139,6 +140,8 @@ class LocalStack:
         self._http_api(template, lambdas, moto.url, cloud_env["ONEEYE_BUCKET"])
         self._http_subscribers(cloud_env["DESK_TOPIC_ARN"])  # SubscribeURL is served now
         self._indexer(template, lambdas, cloud_env["INDEXER_QUEUE_URL"])
+        timers = Schedules(template.schedules, lambdas).start()   # the device sweep, …
+        self._on_stop("schedules", timers.stop)
         self._rules(template, mqtt_url)
         self._workers()
         if s.enrol_customers:
@@ -247,6 +250,7 @@ class LocalStack:
         host = "127.0.0.1" if self.s.host in ("0.0.0.0", "") else self.s.host
         outbox = AlertOutbox(self.var / ALERT_OUTBOX_FILE, topic_arn=alerts_arn, smtp_host=host,
                         smtp_port=self.s.ports.smtp)
+        outbox.take_direct_messages()  # the case contact's SMS (SNS to a number) and SES email
         poller = SqsPoller(url, lambda m: outbox.handle_envelope(json.loads(m["Body"])),
                            name="alerts→alert outbox").start()
         self._on_stop("alerts poller", poller.stop)

@@ -1,8 +1,9 @@
 """The agencies table (``AGENCIES_TABLE``, pk ``token_sha256``): token hashes → agency.
 
 Items: ``token_sha256`` (S), ``agency`` (S), ``created_at`` (S, ISO 8601 UTC),
-``revoked`` (BOOL). Only hashes are stored (:mod:`oneeye.cloud.agencies` makes and
-checks the tokens). Reads are consistent: a revoke takes effect on the next request.
+``revoked`` (BOOL), ``time_zone`` (S, IANA; absent on older items: UTC). Only hashes
+are stored (:mod:`oneeye.cloud.agencies` makes and checks the tokens). Reads are
+consistent: a revoke takes effect on the next request.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ class Agency:
     token_sha256: str
     created_at: str = ""
     revoked: bool = False
+    #: The agency's IANA time zone: the times in its alerts are given in it (UTC beside).
+    time_zone: str = "UTC"
 
     @property
     def token_id(self) -> str:
@@ -46,7 +49,8 @@ class TokenTable:
             TableName=self.table,
             Item={"token_sha256": {"S": record.token_sha256}, "agency": {"S": record.name},
                   "created_at": {"S": record.created_at},
-                  "revoked": {"BOOL": record.revoked}},
+                  "revoked": {"BOOL": record.revoked},
+                  "time_zone": {"S": record.time_zone}},
             ConditionExpression="attribute_not_exists(token_sha256)",
         )
 
@@ -75,4 +79,5 @@ class TokenTable:
 def _record(item: dict[str, Any]) -> Agency:
     return Agency(token_sha256=item["token_sha256"]["S"], name=item["agency"]["S"],
                        created_at=item.get("created_at", {}).get("S", ""),
-                       revoked=bool(item.get("revoked", {}).get("BOOL", False)))
+                  revoked=bool(item.get("revoked", {}).get("BOOL", False)),
+                  time_zone=item.get("time_zone", {}).get("S", "UTC"))

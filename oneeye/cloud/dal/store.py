@@ -12,12 +12,18 @@ stack's moto server and the tests. Keys of the bucket come from
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from oneeye import aws
-from oneeye.errors import NotFound
+from oneeye.errors import ConditionFailed, NotFound
 from oneeye.types import utc_now
+
+log = logging.getLogger(__name__)
+
+#: The "who was told" entries a case keeps (newest last; ~250 bytes each, an item ≤ 400 KB).
+TOLD_KEEP = 200
 
 
 class Cases:
@@ -66,6 +72,51 @@ class Cases:
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
 
+    def append_told(self, case_id: str, entries: list[dict[str, Any]],
+                    keep: int = TOLD_KEEP) -> list[dict[str, Any]]:
+        """Append "who was told" ``entries`` to the case's ``told`` list; the oldest beyond
+        ``keep`` are dropped (an item holds at most 400 KB). Returns the list as stored."""
+        if not entries:
+            return list((self.get(case_id) or {}).get("told") or [])
+        client = aws.client("dynamodb")
+        resp = client.update_item(
+            TableName=self.table, Key={"case_id": {"S": case_id}},
+            UpdateExpression="SET told = list_append(if_not_exists(told, :empty), :new)",
+            ExpressionAttributeValues={":empty": {"L": []},
+                                       ":new": {"L": [_value(e) for e in entries]}},
+            ReturnValues="UPDATED_NEW")
+        told = list(_plain(resp["Attributes"]).get("told") or [])
+        if len(told) > keep:
+            extra = len(told) - keep
+            try:
+                with aws.errors():
+                    client.update_item(
+                        TableName=self.table, Key={"case_id": {"S": case_id}},
+                        UpdateExpression="REMOVE " + ", ".join(f"told[{i}]" for i in range(extra)),
+                        # another sighting appended meanwhile: leave the trim to the next one
+                        ConditionExpression="size(told) = :n",
+                        ExpressionAttributeValues={":n": {"N": str(len(told))}})
+                told = told[extra:]
+            except ConditionFailed:
+                pass
+        return told
+
+
+def _value(value: Any) -> dict[str, Any]:
+    """A plain value (None, bool, number, text, list, dict) as a DynamoDB attribute value."""
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | float):
+        return {"N": str(value)}
+    if isinstance(value, list):
+        return {"L": [_value(v) for v in value]}
+    if isinstance(value, dict):
+        return {"M": {str(k): _value(v) for k, v in value.items()}}
+    return {"S": str(value)}
+
+
 def _attr(value: Any) -> dict[str, str]:
     if isinstance(value, bool):
         return {"S": str(value).lower()}
@@ -75,16 +126,23 @@ def _attr(value: Any) -> dict[str, str]:
 
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, typed in item.items():
-        if "S" in typed:
-            out[key] = typed["S"]
-        elif "N" in typed:
-            num = typed["N"]
-            out[key] = int(num) if num.lstrip("-").isdigit() else float(num)
-        elif "BOOL" in typed:
-            out[key] = typed["BOOL"]
-    return out
+    return {key: _plain_value(typed) for key, typed in item.items()
+            if any(t in typed for t in ("S", "N", "BOOL", "L", "M", "NULL"))}
+
+
+def _plain_value(typed: dict[str, Any]) -> Any:
+    if "S" in typed:
+        return typed["S"]
+    if "N" in typed:
+        num = typed["N"]
+        return int(num) if num.lstrip("-").isdigit() else float(num)
+    if "BOOL" in typed:
+        return typed["BOOL"]
+    if "L" in typed:
+        return [_plain_value(v) for v in typed["L"]]
+    if "M" in typed:
+        return _plain(typed["M"])
+    return None
 
 
 @dataclass(frozen=True)
@@ -189,3 +247,23 @@ def send(queue_url: str, body: str) -> str:
 def secret(secret_id: str) -> str:
     """The string value of a Secrets Manager secret."""
     return str(aws.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"])
+
+
+def send_sms(phone_e164: str, text: str, *, event_id: str) -> str:
+    """SNS direct publish to one phone number (no topic); returns the MessageId.
+
+    ``Transactional`` (an alert, not marketing: delivered ahead of promotional traffic and
+    to numbers that opted out of marketing). ``event_id`` rides as a message attribute so the
+    local alert outbox can tie the SMS to its sighting. Raises ClientError as boto3 does.
+    """
+    return str(aws.client("sns").publish(PhoneNumber=phone_e164, Message=text, MessageAttributes={
+        "AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": "Transactional"},
+        "event_id": {"DataType": "String", "StringValue": event_id}})["MessageId"])
+
+
+def send_email(source: str, to: str, subject: str, body: str) -> str:
+    """SES ``SendEmail`` of a plain-text message from the verified identity ``source``."""
+    return str(aws.client("ses").send_email(
+        Source=source, Destination={"ToAddresses": [to]},
+        Message={"Subject": {"Data": subject, "Charset": "UTF-8"},
+                 "Body": {"Text": {"Data": body, "Charset": "UTF-8"}}})["MessageId"])

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from oneeye import events
+from oneeye import alerting, events
+from oneeye.alerting import skew_note
 from oneeye.cloud.common import DeviceMessageDeps, Result, clip, once_per_match
 from oneeye.cloud.customers import CustomerCard, customer_api
 from oneeye.cloud.dal import store
@@ -61,10 +62,15 @@ def _publish_arrival(match: events.MatchEvent, deps: EnrichDeps) -> Result:
     except CustomerApiUnavailable:
         degraded = True
         message = f"customer {who} arrived, details unavailable"
+    if match.clock_skew_s is not None:   # the card's time is the receipt's: say why
+        message += f" (time of receipt: {skew_note(match.clock_skew_s)})"
     desk = events.DeskEvent(
         event_id=match.event_id, kind="customer_arrived", site_id=match.site_id,
         observed_at=match.observed_at, message=clip(message), degraded=degraded,
         device_id=match.device_id, match=_without_snapshot(match), customer=customer,
+        # decided here, once: the desk shows the carried words, never recomputes them
+        strength=alerting.strength(match.distance, match.margin),
+        strength_text=alerting.strength_text(match.distance, match.margin),
     )
     message_id = store.publish(deps.desk_topic_arn, desk.to_json(), site_id=match.site_id)
     log.info("enrich_match: %s at %s → desk (%s)%s", who, match.site_id, message_id,

@@ -161,8 +161,8 @@ def _index(key: str, parsed: keys.UploadKey, deps: IndexerDeps) -> Result:
     status = _Status(deps.bucket, upload_id, watchlist, person_id)
     try:
         gal.check_person_id(person_id)
-    except GalleryError:
-        return status.reject("invalid_id", REASONS["invalid_id"])
+    except GalleryError as exc:   # the phone shows which id and which rule
+        return status.reject("invalid_id", str(exc))
     size = int(head.get("ContentLength") or 0)
     if size > deps.max_bytes:
         return status.reject("too_large", REASONS["too_large"].format(mb=deps.max_bytes >> 20))
@@ -170,7 +170,8 @@ def _index(key: str, parsed: keys.UploadKey, deps: IndexerDeps) -> Result:
     if obj is None:
         return rejected("gallery_indexer", f"{key} disappeared while indexing")
     try:
-        encoding = encode_photo(obj.data, deps)
+        enrolled = encode_photo(obj.data, deps, watchlist)
+        encoding = enrolled.encoding
     except EnrolmentRejected as exc:
         return status.reject(exc.reason, str(exc))
     photo_key = key
@@ -196,11 +197,14 @@ def _index(key: str, parsed: keys.UploadKey, deps: IndexerDeps) -> Result:
             # the desk banner's reference photo: the newest accepted one (amber presigns
             # it), in the indexer's own copy that no grant can overwrite or have deleted
             "photo_key": photo_key,
+            # a low-resolution photo is enrolled but flagged on the case ("" clears it)
+            "photo_warning": enrolled.message,
         })
     _announce(latest, updated, "added", person_id, deps)
-    status.write("accepted", gallery_version=updated.version,
+    status.write("accepted", gallery_version=updated.version, warning=enrolled.warning,
                  message=f"accepted — cameras now looking for {person_id} "
-                         f"(gallery v{updated.version})")
+                         f"(gallery v{updated.version})"
+                         + (f"; warning: {enrolled.message}" if enrolled.warning else ""))
     log.info("gallery_indexer: %s enrolled into %s v%d", person_id, watchlist, updated.version)
     return {"status": "accepted", "upload_id": upload_id, "watchlist": watchlist,
             "person_id": person_id, "gallery_version": updated.version}
@@ -229,8 +233,11 @@ def _refusal(key: str, watchlist: str, head: dict[str, Any], grant: Any,
     return rejected("gallery_indexer", f"upload refused and deleted: {reason}")
 
 
-def encode_photo(data: bytes, deps: IndexerDeps) -> Any:
-    """The enrolment encoding of one uploaded photo, or :class:`EnrolmentRejected`."""
+def encode_photo(data: bytes, deps: IndexerDeps,
+                 watchlist: str = "customers") -> gal.EnrolledPhoto:
+    """The enrolment of one uploaded photo under ``watchlist``'s policy
+    (:func:`oneeye.gallery.policy_for`: a small face on ``missing`` is enrolled with the
+    ``low_resolution`` warning), or :class:`EnrolmentRejected`."""
     if len(data) > deps.max_bytes:
         raise EnrolmentRejected("too_large", REASONS["too_large"].format(mb=deps.max_bytes >> 20))
     try:
@@ -250,7 +257,7 @@ def encode_photo(data: bytes, deps: IndexerDeps) -> Any:
         buf = io.BytesIO()
         Image.fromarray(small).save(buf, format="PNG")
         data = buf.getvalue()
-    return gal.encode_enrolment_photo(data, deps.policy)
+    return gal.enrol_photo(data, gal.policy_for(watchlist, deps.policy))
 
 
 def image_error_reason(exc: ImageError) -> str:
@@ -307,7 +314,7 @@ class _Status:
     person_id: str
 
     def write(self, state: str, *, reason: str | None = None, message: str = "",
-              gallery_version: int | None = None) -> None:
+              gallery_version: int | None = None, warning: str | None = None) -> None:
         key = keys.status(self.upload_id)
         # Keep what upload_url wrote with "pending" (agency, key, expiry): upload_status
         # reads it to check ownership.
@@ -318,7 +325,7 @@ class _Status:
             "case_id": self.person_id if self.watchlist == "missing" else None,
             "watchlist": self.watchlist, "person_id": self.person_id,
             "state": state, "reason": reason, "message": message,
-            "gallery_version": gallery_version, "updated_at": utc_now(),
+            "gallery_version": gallery_version, "warning": warning, "updated_at": utc_now(),
         }, cache_control="no-cache")
 
     def reject(self, reason: str, message: str) -> Result:

@@ -34,7 +34,7 @@ from oneeye.cloud.settings import UploadUrlSettings
 from oneeye.cloud.uploads import CONTENT_TYPES, REASONS
 from oneeye.errors import ApiError
 from oneeye.ids import new_id
-from oneeye.types import is_id, utc_now
+from oneeye.types import id_refusal, is_id, utc_now
 
 _LIMITS = {"name": 100, "description": 1000, "contact": 200, "agency": 120, "filename": 200}
 
@@ -66,18 +66,23 @@ class CaseForm:
 
 def parse_form(body: dict[str, Any], max_bytes: int) -> CaseForm:
     """The validated form, or one 400 listing every bad field."""
+    # Imported here: upload_status and the indexer share this module but never parse a
+    # contact, so only upload_url's package needs phonenumbers and email-validator.
+    from oneeye import contacts
     problems: dict[str, str] = {}
 
     def text(key: str, required: bool = False) -> str | None:
         raw = body.get(key)
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             if required:
-                problems[key] = "required"
+                problems[key] = (f"required — {contacts.RULE}" if key == "contact"
+                             else "required")
             return None
         if not isinstance(raw, str):
             problems[key] = "must be text"
             return None
-        value = " ".join(raw.split()) if key != "description" else raw.strip()
+        # the contact is checked as typed: a line break in it is refused, not folded away
+        value = raw.strip() if key in ("description", "contact") else " ".join(raw.split())
         if len(value) > _LIMITS[key]:
             problems[key] = f"at most {_LIMITS[key]} characters"
         return value
@@ -86,7 +91,8 @@ def parse_form(body: dict[str, Any], max_bytes: int) -> CaseForm:
     if case_id in (None, ""):
         case_id = None
     elif not isinstance(case_id, str) or not is_id(case_id.strip()):
-        problems["case_id"] = "1–128 letters, digits and _.:@- (e.g. MP-2026-0042)"
+        problems["case_id"] = (id_refusal("case id", case_id.strip() if isinstance(case_id, str)
+                                          else case_id) or "") + " (e.g. MP-2026-0042)"
     else:
         case_id = case_id.strip()
     age: int | None = None
@@ -106,10 +112,17 @@ def parse_form(body: dict[str, Any], max_bytes: int) -> CaseForm:
         if isinstance(size, int) and size > max_bytes:
             raise ApiError(413, "too_large", REASONS["too_large"].format(mb=max_bytes >> 20))
         problems["size"] = "the photo's size in bytes"
+    # A banner says whom to call and sightings are messaged there: a new case needs the
+    # agency's contact, validated and normalised now (E.164 / email), never at alert time.
+    contact = text("contact", required=case_id is None)
+    if contact is not None and "contact" not in problems:
+        try:
+            contact = contacts.normalised(contacts.parse(contact))
+        except contacts.ContactError as exc:
+            problems["contact"] = str(exc)
     form = CaseForm(case_id=case_id, name=text("name", required=True) or "",
                     content_type=content_type, age=age, description=text("description"),
-                    # a banner says whom to call: a new case needs the agency's contact
-                    contact=text("contact", required=case_id is None),
+                    contact=contact,
                     reported_by=text("agency"),
                     filename=text("filename"))
     if problems:
@@ -130,9 +143,10 @@ def create_upload(req: Request, deps: UrlDeps) -> Response:
         if existing is not None and existing.get("agency") not in (None, agency.name):
             raise ApiError(403, "forbidden", f"case {case_id} belongs to another agency")
         if existing is None and not form.contact:  # a new case under the id the officer chose
+            from oneeye.contacts import RULE
             raise ApiError(400, "invalid_form", "please check the form — contact: a new case "
-                           "needs the agency's phone for sightings",
-                           details={"contact": "required"})
+                           f"needs the agency's contact for sightings: {RULE}",
+                           details={"contact": f"required — {RULE}"})
     else:
         case_id = _new_case_id(deps)
     details = {"name": form.name, "age": form.age, "description": form.description,
@@ -142,6 +156,7 @@ def create_upload(req: Request, deps: UrlDeps) -> Response:
         # A new case is "pending" until the indexer accepts a photo (it sets "open"): a
         # rejected upload (no face, two faces) must not leave an open case no camera can match.
         case = deps.cases.upsert(case_id, {**details, "agency": agency.name,
+                                           "time_zone": agency.time_zone,
                                            "status": "pending"})
     else:
         # An existing case is not touched here: its new details ride in the grant and the

@@ -13,7 +13,9 @@ as fast as the consumer takes frames, or paced at the file's fps with
 skipped (counted in ``dropped_frames``), so a slow machine skips frames evenly
 instead of falling further behind. ``loop=True`` restarts at the end (demos).
 Frames of a file carry their index and media time, which the pipeline uses for
-cooldowns and latency so results do not depend on how fast this machine is.
+cooldowns and latency so results do not depend on how fast this machine is. Media time
+is the frame's presentation time in the container (:class:`oneeye.media.MediaClock`),
+right for variable-frame-rate files; live sources stamp wall time only.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from numpy.typing import NDArray
 
 from oneeye.errors import ImageError, SourceError
 from oneeye.images import load_image
-from oneeye.types import IMAGE_SUFFIXES, CameraState
+from oneeye.types import IMAGE_SUFFIXES, CameraState, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +89,8 @@ class Source:
     fps: float = VIDEO_FPS_FALLBACK
 
     def __init__(self, name: str) -> None:
-        self.name = name
+        #: How logs, thread names and health show this source: never with its password.
+        self.name = redact_url(name)
         self._state: CameraState = "connecting"
         self._stop = threading.Event()
         self.corrupt_frames = 0
@@ -138,7 +141,12 @@ class FileSource(Source):
         self.fps = fps if 1.0 <= fps <= 240.0 else VIDEO_FPS_FALLBACK
 
     def _reader(self) -> None:
+        import cv2
+
+        from oneeye.media import MediaClock
+
         index = 0
+        offset_s = 0.0
         try:
             while not self._stop.is_set():
                 cap = self._opener(str(self.path))
@@ -147,17 +155,19 @@ class FileSource(Source):
                     return
                 self._set_state("ok")
                 start_index = index
+                clock = MediaClock(self.fps, offset_s)
                 try:
                     while not self._stop.is_set():
                         ok, image = cap.read()
                         if not ok:
                             break
+                        media_s = clock.stamp(cap.get(cv2.CAP_PROP_POS_MSEC))
                         if not valid_frame(image):
                             self.corrupt_frames += 1
                             log.warning("source %s: corrupt frame %d skipped", self.name, index)
                             index += 1
                             continue
-                        frame = Frame(index, image, time.time(), index / self.fps)
+                        frame = Frame(index, image, time.time(), media_s)
                         index += 1
                         while not self._stop.is_set():
                             try:
@@ -167,6 +177,7 @@ class FileSource(Source):
                                 continue
                 finally:
                     cap.release()
+                offset_s = clock.next_offset_s()   # a looped file's time goes on
                 if not self.loop or index == start_index:
                     break
                 log.info("source %s: looping", self.name)

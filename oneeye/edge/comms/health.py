@@ -1,8 +1,9 @@
 """``oneeye.health/1``: the device's vital signs as ONE typed :class:`HealthEvent`.
 
-The runner knows the cameras, the galleries and the gallery sync; it hands the
-uplink a ``vitals()`` callable returning :class:`Vitals`. The uplink adds what only
-it knows (outbox depth, drops and refusals, health and snapshot counters, uptime)
+The runner knows the cameras, the galleries and the gallery sync (and its cache's storage
+state); it hands the uplink a ``vitals()`` callable returning :class:`Vitals`. The uplink
+adds what only it knows (outbox depth, drops and refusals, the outbox's storage state, the
+device clock's state, a client id that seems shared, health and snapshot counters, uptime)
 and :func:`build_health` builds the whole message once, every field typed and
 validated together; it is serialised once when sent. Free-text fields are cut to
 :data:`oneeye.events.MAX_ERROR_CHARS` where they are produced (the gallery sync), so
@@ -23,7 +24,14 @@ from pydantic import ValidationError
 
 from oneeye.edge.gallery.sync import SyncStats
 from oneeye.edge.settings import DEFAULT_CAMERA_ID, EdgeSettings
-from oneeye.events import BacklogProgress, CameraHealth, HealthEvent, LatencyStats
+from oneeye.events import (
+    BacklogProgress,
+    CameraHealth,
+    ClockHealth,
+    HealthEvent,
+    LatencyStats,
+    StorageHealth,
+)
 from oneeye.types import CameraState, utc_now
 
 log = logging.getLogger(__name__)
@@ -42,6 +50,8 @@ class Vitals:
     stage_ms: dict[str, float] = field(default_factory=dict)
     gallery_versions: dict[str, int] = field(default_factory=dict)
     sync: SyncStats | None = None
+    #: Stores the runner's parts write (the gallery cache), by name; the uplink adds "outbox".
+    storage: dict[str, StorageHealth] = field(default_factory=dict)
 
     @classmethod
     def unknown(cls, settings: EdgeSettings) -> Vitals:
@@ -55,7 +65,9 @@ def _attention(item: tuple[str, CameraHealth]) -> tuple[int, float]:
 
 
 def build_health(settings: EdgeSettings, vitals: Vitals, *, uptime_s: float,
-                 outbox: Mapping[str, int], health_failed: int = 0,
+                 outbox: Mapping[str, int], outbox_storage: StorageHealth | None = None,
+                 clock: ClockHealth | None = None, client_id_conflict: str | None = None,
+                 health_failed: int = 0,
                  snapshots_trimmed: int = 0,
                  backlog: BacklogProgress | None = None) -> HealthEvent:
     """The device's health message, validated as a whole.
@@ -84,7 +96,10 @@ def build_health(settings: EdgeSettings, vitals: Vitals, *, uptime_s: float,
             gallery_sync_applied=sync.applied, gallery_sync_failures=sync.failures,
             gallery_sync_last_error=sync.last_error, gallery_unsigned=sync.unsigned,
             health_failed=health_failed,
-            snapshots_trimmed=snapshots_trimmed, backlog=backlog)
+            snapshots_trimmed=snapshots_trimmed, backlog=backlog,
+            storage={**vitals.storage,
+                     **({"outbox": outbox_storage} if outbox_storage is not None else {})},
+            clock=clock, client_id_conflict=client_id_conflict)
     except ValidationError as exc:
         log.error("health: message did not validate (%s); sending the basics only", exc)
         return HealthEvent(**basics, cameras={k: CameraHealth(state=v.state)

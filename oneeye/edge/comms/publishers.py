@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from oneeye.edge.comms.conflict import QuickDrops
 from oneeye.edge.device.greengrass import close_streams
 from oneeye.edge.settings import EdgeSettings, PublishSettings
 from oneeye.errors import ConfigError, PublishError, PublishRejected
@@ -52,6 +53,11 @@ class Publisher(ABC):
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
+
+    @property
+    def client_id_conflict(self) -> str | None:
+        """Why another device may be using this connection's client id (None: no sign)."""
+        return None
 
     @abstractmethod
     def connect(self, timeout: float = 10.0) -> None:
@@ -187,7 +193,12 @@ def parse_url(url: str) -> BrokerAddress:
 
 
 class MqttPublisher(Publisher):
-    """awscrt MQTT 3.1.1 client, persistent session, awscrt's own reconnect with backoff."""
+    """awscrt MQTT 3.1.1 client, persistent session, awscrt's own reconnect with backoff.
+
+    Two devices with one client id knock each other off at every reconnect, and each only
+    sees "connection lost": :class:`~oneeye.edge.comms.conflict.QuickDrops` watches the
+    connection's ups and downs and :attr:`client_id_conflict` says when that is the cause.
+    """
 
     name = "mqtt"
 
@@ -203,6 +214,11 @@ class MqttPublisher(Publisher):
         self._conn: Any = None
         self._closed = False
         self.connects = 0
+        self.drops = QuickDrops(client_id, f"{self.address.host}:{self.address.port}")
+
+    @property
+    def client_id_conflict(self) -> str | None:
+        return self.drops.conflict()
 
     def _tls(self) -> Any:
         from awscrt import io  # lazy: native AWS CRT, device transport only
@@ -240,6 +256,7 @@ class MqttPublisher(Publisher):
 
     def _on_interrupted(self, connection: Any, error: Exception, **kwargs: Any) -> None:
         self._connected.clear()
+        self.drops.down()
         log.warning("MQTT connection to %s:%d lost: %s", self.address.host, self.address.port,
                     error)
 
@@ -249,6 +266,7 @@ class MqttPublisher(Publisher):
                  self.address.port, session_present)
         if not session_present:  # a restarted broker forgot our subscriptions
             self._resubscribe()
+        self.drops.up()
         self._connected.set()
 
     def connect(self, timeout: float = 10.0) -> None:
@@ -275,6 +293,7 @@ class MqttPublisher(Publisher):
                 raise PublishError(f"MQTT connect to {self.address.host}:{self.address.port} "
                                    f"failed: {exc}") from exc
             self.connects += 1
+            self.drops.up()
             self._connected.set()
         log.info("MQTT connected to %s:%d as %s", self.address.host, self.address.port,
                  self.client_id)

@@ -21,6 +21,7 @@ of more than :data:`BACKLOG_MIN` events drains, health reports its progress.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from oneeye.edge.clock import ClockWatch
 from oneeye.edge.comms.health import Vitals, build_health
 from oneeye.edge.comms.outbox import Outbox
 from oneeye.edge.comms.pacing import Pacer
@@ -35,7 +37,7 @@ from oneeye.edge.comms.publishers import MessageCallback, Publisher, make_publis
 from oneeye.edge.settings import EdgeSettings
 from oneeye.errors import EventError, PublishError, Refused, Unavailable
 from oneeye.events import MAX_EVENT_BYTES, BacklogProgress, HealthEvent, MatchEvent
-from oneeye.types import Clock
+from oneeye.types import Clock, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,24 @@ BACKLOG_MIN = 10
 class _Backlog:
     started: float
     sent: int = 0
+
+
+def with_sent_at(payload: bytes) -> bytes:
+    """``payload`` (a match's JSON) with ``sent_at`` set to the device clock now.
+
+    The cloud compares it with its receive time: the difference is the device clock's
+    error whatever the event's age, so a backlog sent after an outage is not taken for a
+    slow clock (:mod:`oneeye.cloud.clock`). A payload that is not a JSON object is sent as
+    it is.
+    """
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return payload
+    if not isinstance(data, dict):
+        return payload
+    data["sent_at"] = utc_now()
+    return json.dumps(data, separators=(",", ":")).encode()
 
 
 class Uplink:
@@ -66,7 +86,9 @@ class Uplink:
         self.settings = settings
         self.vitals = vitals
         self.publisher = publisher if publisher is not None else make_publisher(settings)
-        self.outbox = Outbox(settings.outbox.path, settings.outbox.max_events)
+        self.outbox = Outbox(settings.outbox.path, settings.outbox.max_events,
+                             max_memory=settings.outbox.max_memory,
+                             retry_s=settings.outbox.retry_s)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -80,6 +102,8 @@ class Uplink:
         self._sleep = sleep if sleep is not None else self._stop.wait
         self._pace_lock = threading.Lock()
         self._backlog: _Backlog | None = None
+        #: The device clock's state for health (NTP sync, jumps).
+        self.device_clock = ClockWatch()
 
     # -- pipeline side --------------------------------------------------------------
 
@@ -99,7 +123,8 @@ class Uplink:
         if len(payload) > MAX_EVENT_BYTES:
             raise EventError(f"event {event.event_id} is {len(payload)} bytes, over "
                              f"{MAX_EVENT_BYTES}")
-        self.outbox.put(self.settings.topic("matches"), payload, event.event_id)
+        self.outbox.put(self.settings.topic("matches"), payload, event.event_id,
+                        keep=event.watchlist == "missing")
         self._wake.set()
 
     # -- lifecycle ------------------------------------------------------------------
@@ -216,7 +241,7 @@ class Uplink:
                 if self._stop.is_set():
                     return
                 try:
-                    if not self._publish(item.topic, item.payload, timeout):
+                    if not self._publish(item.topic, with_sent_at(item.payload), timeout):
                         return   # closed while waiting for the pace; the event stays
                 except Refused as exc:  # for good (PublishRejected): set aside, counted
                     self.outbox.reject(item.seq, str(exc))
@@ -246,7 +271,10 @@ class Uplink:
             log.exception("health: vitals() failed; reporting every camera as failed")
             vitals = Vitals.unknown(self.settings)
         return build_health(self.settings, vitals, uptime_s=time.monotonic() - self._started,
-                            outbox=self.outbox.stats(), health_failed=self.health_failed,
+                            outbox=self.outbox.stats(), outbox_storage=self.outbox.storage,
+                            client_id_conflict=self.publisher.client_id_conflict,
+                            clock=self.device_clock.health(),
+                            health_failed=self.health_failed,
                             snapshots_trimmed=self.trimmed_snapshots, backlog=self.backlog())
 
     def send_health(self) -> bool:

@@ -78,6 +78,16 @@ class Metrics:
         self.tracks_total = 0
         self.events_failed = 0   # events that could not be built (logged; retried)
         self.identity_switches = 0   # tracks whose face changed person (looks started over)
+        #: frames evened out before detection as too dark (oneeye.images.even_light)
+        self.dark_frames = 0
+        #: looks not encoded, by reason (oneeye.faces.QualityProblem: too_small/dark/blurred)
+        self.skipped_looks: dict[str, int] = {}
+
+    def skipped(self, reason: str) -> int:
+        """One look not encoded for ``reason``; returns how many have been for it."""
+        with self._lock:
+            n = self.skipped_looks[reason] = self.skipped_looks.get(reason, 0) + 1
+            return n
 
     def stage(self, name: str, seconds: float) -> None:
         with self._lock:
@@ -165,7 +175,16 @@ class Metrics:
         stages = ", ".join(f"{k} {v:.1f}" for k, v in s.stage_ms.items())
         return (f"frames {s.frames} at {self.overall_fps():.1f} fps, events {s.events}, "
                 f"encodes {s.encodes}, latency p50 {s.latency_p50_ms} ms p95 "
-                f"{s.latency_p95_ms} ms, frame age {s.frame_age_ms} ms, stage ms: {stages}")
+                f"{s.latency_p95_ms} ms, frame age {s.frame_age_ms} ms, stage ms: {stages}"
+                + (f", dark frames evened {self.dark_frames}" if self.dark_frames else "")
+                + self._skipped_text())
+
+    def _skipped_text(self) -> str:
+        with self._lock:
+            skipped = dict(sorted(self.skipped_looks.items()))
+        if not skipped:
+            return ""
+        return ", looks skipped: " + ", ".join(f"{k} {v}" for k, v in skipped.items())
 
 
 def merged_stage_ms(metrics: Iterable[Metrics]) -> dict[str, float]:

@@ -9,7 +9,8 @@ Why it is shaped this way (2-core CPU; ``bench/edge.py`` prints the figures; the
   (:mod:`oneeye.edge.detect.regions`): moving areas, where open tracks are predicted, and one
   band of a slow sweep. An empty scene then costs about what decoding costs. The IoU
   tracker carries faces between detections: each person in view is one track.
-* Decide on the track, not on one look. Small, blurred or turned crops are not encoded;
+* Decide on the track, not on one look. Small, blurred, too dark or turned crops are not
+  encoded (sharpness is measured contrast-normalised: darkness is not blur);
   a track's looks are fused and decided once by :meth:`Matcher.identify_track` (the
   gallery rule with the device's override — what ``oneeye identify``/``analyze`` use).
 * Encodings run in a thread pool on padded crops while the main thread detects on; each
@@ -63,6 +64,7 @@ from oneeye.edge.settings import (
 from oneeye.errors import OneEyeError
 from oneeye.events import MatchEvent
 from oneeye.gallery import Match, Matcher, fuse
+from oneeye.images import even_light
 from oneeye.types import BBox, utc_now
 
 log = logging.getLogger(__name__)
@@ -111,9 +113,15 @@ def _switched(looks: list[Look], look: Look, max_distance: float) -> bool:
     return float(np.linalg.norm(look.encoding - mean)) > max_distance
 
 
-def usable_look(size_px: int, blur: float, r: RecognitionSettings) -> bool:
-    """Whether the device would encode a crop of this size (px) and sharpness."""
-    return size_px >= r.min_face_px and blur >= r.min_blur
+def look_problem(q: faces.FaceQuality, r: RecognitionSettings) -> faces.QualityProblem | None:
+    """Why the device would not encode a crop of this quality (too small, too dark, too
+    blurred: :meth:`oneeye.faces.FaceQuality.problem` at ``r``'s floors), or None."""
+    return q.problem(min_face_px=r.min_face_px, min_blur=r.min_blur)
+
+
+def usable_look(q: faces.FaceQuality, r: RecognitionSettings) -> bool:
+    """Whether the device would encode a crop of this quality."""
+    return look_problem(q, r) is None
 
 
 def decide_track(st: TrackLooks, look: Look | None, matcher: Matcher, r: RecognitionSettings,
@@ -254,6 +262,8 @@ class Pipeline:
             image = np.asarray(cv2.resize(image, (d.max_width, round(image.shape[0] * factor)),
                                           interpolation=cv2.INTER_AREA), dtype=np.uint8)
         self._factor = factor
+        image, evened = even_light(image, dark_below=d.dark_luma)
+        self.metrics.dark_frames += evened
         matcher = self.holder.current()
         # File sources: everything started at the previous detection pass is collected now.
         self._collect(frame, now, matcher, factor,
@@ -359,7 +369,15 @@ class Pipeline:
         crop_rgb = faces.bgr_to_rgb(bgr[y0:y1, x0:x1])
         inner = (top - y0, right - x0, bottom - y0, left - x0)
         q = faces.quality(crop_rgb, inner)
-        if not usable_look(q.size_px, q.blur, r):
+        problem = look_problem(q, r)
+        if problem is not None:
+            n = self.metrics.skipped(problem)
+            if problem == "too_dark" and (n in (1, 100) or n % 1000 == 0):
+                # Say it once early, then rarely: a dark scene would skip every look.
+                log.warning("camera %s: face too dark to recognise (brightest %.0f/255, "
+                            "sharpness %.1f < min_blur %.0f; %d such looks skipped) — more "
+                            "light or the camera's night (IR) mode", self.camera.camera_id,
+                            q.brightness, q.blur, r.min_blur, n)
             return
         wanted = any(self.settings.snapshot.values())
         snap = snapshot.crop(bgr, box).copy() if wanted else None

@@ -67,7 +67,7 @@ class TrackReplay:
             # The device encodes an undecided track's usable looks, up to its cap.
             if (face.encoding is not None and not st.decided
                     and st.encodes < self.r.max_encodes_per_track
-                    and usable_look(face.quality.size_px, face.quality.blur, self.r)
+                    and usable_look(face.quality, self.r)
                     and faces.yaw(face.landmarks) <= self.r.max_yaw):
                 st.encodes += 1
                 v.looks += 1

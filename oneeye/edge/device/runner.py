@@ -43,6 +43,7 @@ from oneeye.edge.settings import CameraConfig, EdgeSettings
 from oneeye.errors import ConfigError
 from oneeye.events import CameraHealth, LatencyStats, MatchEvent
 from oneeye.gallery import load
+from oneeye.types import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,8 @@ def vitals_of(cameras: list[Camera], holder: GalleryHolder,
                                           p95=percentile_ms(latencies, 95)),
                   stage_ms=merged_stage_ms(c.metrics for c in cameras),
                   gallery_versions=holder.current().versions(),
-                  sync=sync.stats() if sync is not None else None)
+                  sync=sync.stats() if sync is not None else None,
+                  storage={"gallery_cache": sync.cache_storage} if sync is not None else {})
 
 
 def start_gallery_sync(settings: EdgeSettings, holder: GalleryHolder,
@@ -203,13 +205,14 @@ def run_edge(settings: EdgeSettings, holder: GalleryHolder, *, sinks: Iterable[S
             closers.append(preview.close)
             on_frame = preview.update   # the preview shows the first camera
         log.info("edge %s: %d camera(s), galleries %s, publish %s", settings.device_id,
-                 len(cameras), json.dumps(holder.current().versions()), settings.publish.url)
+                 len(cameras), json.dumps(holder.current().versions()),
+                 redact_url(settings.publish.url))
         for i, cam in enumerate(cameras):
             pipeline = Pipeline(settings, cam.config, holder, sinks=all_sinks, metrics=cam.metrics,
                                 on_frame=on_frame if i == 0 else None,
                                 pool=pool.lane(cam.camera_id))
             log.info("edge %s/%s/%s: source %s (%s)", settings.device_id, settings.site_id,
-                     cam.camera_id, cam.config.source,
+                     cam.camera_id, cam.source.name,
                      "live" if cam.source.live else f"file {cam.source.fps:.2f} fps")
             t = threading.Thread(target=cam.run, args=(pipeline, stop, duration_s),
                                  name=f"oneeye-camera-{cam.camera_id}", daemon=True)

@@ -52,9 +52,11 @@ from oneeye import aws, signing
 from oneeye import gallery as gallery_mod
 from oneeye.edge.gallery.holder import GalleryHolder
 from oneeye.edge.settings import EdgeSettings
+from oneeye.edge.storage import classify
 from oneeye.errors import EventError, GalleryError, NotFound, Refused, SignatureError
-from oneeye.events import GalleryEvent, clip, parse
+from oneeye.events import GalleryEvent, StorageHealth, clip, parse
 from oneeye.gallery import Gallery
+from oneeye.types import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,8 @@ class GallerySync:
         #: Newest verified version per watchlist: nothing older is ever applied.
         self.floor: dict[str, int] = self._load_floor() if self.public_key else {}
         self._thread: threading.Thread | None = None
+        #: The cache directory's storage state, for health (``storage.gallery_cache``).
+        self.cache_storage = StorageHealth(path=str(self.cfg.cache_dir))
         self.applied = 0
         self.failures = 0
         self.last_error: str | None = None
@@ -327,11 +331,27 @@ class GallerySync:
         return Path(self.cfg.cache_dir) / f"{watchlist}.npz"
 
     def _cache(self, g: Gallery) -> None:
+        """Keep ``g`` on disk for the next start; a storage fault is named in health, logged
+        once per change of state, and the gallery is in use anyway (the next update or poll
+        writes it again)."""
         try:
             gallery_mod.save(g, self._cache_path(g.watchlist))
-        except (OSError, GalleryError) as exc:
+        except OSError as exc:
+            state, detail = classify(exc, Path(self.cfg.cache_dir))
+            if state != self.cache_storage.state:
+                log.warning("gallery cache %s: storage %s (%s); gallery %s v%d is in use "
+                            "anyway, not cached", self.cfg.cache_dir, state, detail,
+                            g.watchlist, g.version)
+            self.cache_storage = StorageHealth(state=state, path=str(self.cfg.cache_dir),
+                                               detail=detail, since=utc_now())
+            return
+        except GalleryError as exc:
             log.warning("gallery %s v%d not cached (%s); it is in use anyway", g.watchlist,
                         g.version, exc)
+            return
+        if self.cache_storage.state != "ok":
+            log.warning("gallery cache %s: storage ok again", self.cfg.cache_dir)
+            self.cache_storage = StorageHealth(path=str(self.cfg.cache_dir))
 
     def load_cache(self) -> None:
         """At start: use cached galleries newer than what the holder has (verified)."""
