@@ -7,7 +7,9 @@
 - ``dashboard.auth``         — login, sessions, CSRF, safe ``next``
 - ``dashboard.throttle``     — failed-login counters per account/address (Redis or database)
 - ``dashboard.proxies``      — forwarded headers believed from ``trusted_proxies`` only
-- ``dashboard.live``         — Socket.IO rooms per site
+- ``dashboard.tenancy``      — who may see and change what (sites, agencies, users)
+- ``dashboard.accounts``     — the users page (create, edit, password reset, remove)
+- ``dashboard.live``         — Socket.IO rooms per site; sockets of ended logins closed
 - ``dashboard.api`` / ``dashboard.desk`` — JSON API and pages
 - ``dashboard.cases``        — the agency officer's Cases and case pages
 
@@ -27,14 +29,14 @@ import time
 from typing import Any
 
 import simple_websocket.ws
-from flask import Flask, Response, g, jsonify, render_template, request
+from flask import Flask, Response, current_app, g, jsonify, render_template, request
 from flask_socketio import SocketIO
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 from wsproto.extensions import PerMessageDeflate
 
-from dashboard import api, auth, cases, desk, manage, sns_endpoint
-from dashboard.live import Live
+from dashboard import accounts, api, auth, cases, desk, manage, sns_endpoint
+from dashboard.live import SOCKET_CHECK_S, Live
 from dashboard.proxies import TrustedProxies
 from dashboard.roles import home_of, pages_of
 from dashboard.services import Services, install, services_of
@@ -50,6 +52,9 @@ PURGE_EVERY_S = 3600
 _CSP = ("default-src 'self'; img-src 'self' data: http: https:; connect-src 'self' ws: wss:; "
         "script-src 'self'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
         "form-action 'self'")
+#: Strict-Transport-Security when the dashboard serves HTTPS itself: a year, the usual
+#: minimum for browsers' preload lists; not includeSubDomains (other hosts are not ours).
+HSTS = "max-age=31536000"
 
 __all__ = ["DashboardSettings", "create_app"]
 
@@ -89,7 +94,8 @@ def create_app(settings: DashboardSettings | None = None, *, clock: Clock = time
         app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]
             app.wsgi_app, settings.trusted_proxies, settings.proxy_hops)
     app.url_map.converters["id"] = IdConverter
-    for blueprint in (auth.bp, sns_endpoint.bp, api.bp, desk.bp, manage.bp, cases.bp):
+    for blueprint in (auth.bp, sns_endpoint.bp, api.bp, desk.bp, manage.bp, cases.bp,
+                      accounts.bp):
         app.register_blueprint(blueprint)
     app.before_request(auth.load_user)
     app.before_request(auth.check_csrf)
@@ -100,6 +106,7 @@ def create_app(settings: DashboardSettings | None = None, *, clock: Clock = time
         log.warning("no allowed SNS topics configured: /sns will reject every message")
     store.purge(settings.retention_days, ids_older_than_days=settings.event_ids_retention_days)
     socketio.start_background_task(_purge_loop, socketio, store, settings)
+    socketio.start_background_task(_socket_check_loop, parts)
     if settings.it_alert_topic_arn:
         log.warning("it_alert_topic_arn is no longer used by the dashboard: the cloud emails "
                     "branch IT about camera transitions (template ItAlertTopic)")
@@ -163,7 +170,21 @@ def _purge_loop(socketio: SocketIO, store: Store, settings: DashboardSettings) -
             log.exception("retention purge failed")
 
 
+def _socket_check_loop(parts: Services) -> None:
+    """Close sockets whose login ended in another process (``dashboard.live``)."""
+    while True:
+        parts.socketio.sleep(SOCKET_CHECK_S)
+        try:
+            parts.live.sweep(parts.store.logins)
+        except Exception:  # the next check tries again; sockets are re-checked then
+            log.exception("socket login check failed")
+
+
 def _security_headers(resp: Response) -> Response:
+    if services_of(current_app).settings.tls_cert:
+        # only when this process is the TLS endpoint: behind a TLS-terminating proxy the
+        # proxy sends it (README "Security model"); over plain http it would be ignored
+        resp.headers.setdefault("Strict-Transport-Security", HSTS)
     resp.headers.setdefault("Content-Security-Policy", _CSP)
     resp.headers.setdefault("X-Content-Type-Options", "nosniff")
     resp.headers.setdefault("X-Frame-Options", "DENY")

@@ -51,7 +51,7 @@ def time_arg(name: str) -> str | None:
         if _DATETIME_LOCAL.fullmatch(value):  # a browser's datetime-local input: no zone
             return format_time(datetime.fromisoformat(value).replace(tzinfo=viewer_zone()))
         return normalize_time(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: 0001-01-01 east of UTC, 9999-12-31 west
         abort(400, description=f"{name} must be an ISO-8601 time with a zone, like "
                                "2026-01-31T12:00:00Z or 2026-01-31T17:30:00+05:30")
 
@@ -79,12 +79,24 @@ def kinds_arg() -> tuple[str, ...] | None:
     return wanted or None
 
 
+#: The largest integer any numeric parameter may carry: a signed 64-bit column's (the
+#: event ``seq`` on PostgreSQL is BIGINT); anything larger is a 400, not a database error.
+INT_MAX = 2**63 - 1
+
+
 def int_arg(name: str, default: int, *, low: int, high: int) -> int:
+    """Query parameter ``name`` as an integer: 400 unless it is one between ``low`` and
+    :data:`INT_MAX`; values above ``high`` (a page size or offset's maximum) mean ``high``."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
     try:
-        value = int(request.args.get(name, default))
-    except ValueError:
-        abort(400, description=f"{name} must be a number")
-    return min(max(value, low), high)
+        value = int(raw)
+    except ValueError:  # also digits beyond Python's int-parsing limit (4300)
+        abort(400, description=f"{name} must be a whole number")
+    if not low <= value <= INT_MAX:
+        abort(400, description=f"{name} must be a whole number from {low} to {high}")
+    return min(value, high)
 
 
 def present(record: dict[str, Any]) -> dict[str, Any]:
@@ -151,8 +163,10 @@ def acknowledge_alert() -> Response:
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or body.get("kind") not in ALERT_KINDS \
             or not isinstance(body.get("subject"), str) \
-            or not isinstance(body.get("upto_seq"), int):
+            or not isinstance(body.get("upto_seq"), int) or isinstance(body["upto_seq"], bool):
         abort(400, description="send {kind, subject, upto_seq} of the banner")
+    if not 0 <= body["upto_seq"] <= INT_MAX:
+        abort(400, description=f"upto_seq must be an event seq from 0 to {INT_MAX}")
     parts = services()
     user = g.user["name"]
     acked = parts.store.alerts.acknowledge_group(g.user["sites"], body["kind"], body["subject"],

@@ -1,5 +1,6 @@
-"""Management screens, by role: customers' photos and the audit (branch admin), users
-and sites (branch admin); the agency officer's cases are :mod:`dashboard.cases`.
+"""Management screens, by role: customers' photos and sites (branch admin), the audit
+(branch and agency admins, each their own tenancy's). The users page is
+``dashboard.accounts``; the agency officer's cases are :mod:`dashboard.cases`.
 
 Photos go the one way every enrolment goes: into ``uploads/customers/{id}/`` of the
 OneEye bucket, where the gallery indexer checks them (no face / two faces / too small /
@@ -9,7 +10,8 @@ only through ``oneeye.cloud.backoffice`` (cases: list, read, close).
 
 A customer id must be in the bank's customer directory (``cloud.customer_api_url``) before
 a photo is sent for it; the Customers page lists each customer's name and photos. Removing
-photos or a user asks first: the form posts to a confirmation page (:func:`_confirm`), and
+photos or a user asks first: the form posts to a confirmation page
+(:func:`confirm_first`), and
 only the confirmation's own POST (``confirmed=1``) acts, so no inline script is needed.
 Sites are picked from the known ones (:func:`known_sites`); a name that is not one is
 refused, so a typo cannot make a phantom site.
@@ -26,13 +28,13 @@ from typing import Any
 import flask
 from flask import Blueprint, Response, abort, flash, g, request
 
-from dashboard.auth import hash_password
+from dashboard import tenancy
 from dashboard.roles import roles_required
 from dashboard.services import services
 from dashboard.settings import CloudSettings, DashboardSettings
 from oneeye.cloud.backoffice import Backoffice
 from oneeye.errors import CustomerApiUnavailable, CustomerNotFound
-from oneeye.types import ROLES, id_refusal
+from oneeye.types import id_refusal
 
 log = logging.getLogger(__name__)
 bp = Blueprint("manage", __name__, url_prefix="/manage")
@@ -60,7 +62,13 @@ class Cloud:
         return Backoffice(bucket=self.settings.bucket, cases_table=self.settings.cases_table,
                           indexer_queue_url=self.settings.indexer_queue_url,
                           customer_api_url=self.settings.customer_api_url,
-                          customer_api_key=key_file.read_text().strip() if key_file else None)
+                          customer_api_key=key_file.read_text().strip() if key_file else None,
+                          agencies_table=self.settings.agencies_table)
+
+    def agencies(self) -> list[str]:
+        """The ids of the cloud's agencies (``Backoffice.agencies``); ValueError without
+        ``cloud.agencies_table``."""
+        return self._backoffice().agencies()
 
     def add_customer_photo(self, customer_id: str, data: bytes) -> str:
         """Put one photo where the indexer enrols it; return its upload id (the key of its
@@ -215,7 +223,7 @@ def customer_photo() -> Response:
 @roles_required("branch_admin")
 def remove_customer_photo(customer_id: str) -> Any:
     key = request.form.get("key") or ""
-    asked = _confirm(f"Delete this photo of {customer_id}?", "Delete photo",
+    asked = confirm_first(f"Delete this photo of {customer_id}?", "Delete photo",
                      "manage.customers", hidden={"key": key}, photo=key)
     if asked is not None:
         return asked
@@ -233,7 +241,7 @@ def remove_customer_photo(customer_id: str) -> Any:
 @bp.post("/customers/<id:customer_id>/remove")
 @roles_required("branch_admin")
 def remove_customer(customer_id: str) -> Any:
-    asked = _confirm(f"Remove every photo of {customer_id}? Cameras stop recognising them.",
+    asked = confirm_first(f"Remove every photo of {customer_id}? Cameras stop recognising them.",
                      "Remove all photos", "manage.customers")
     if asked is not None:
         return asked
@@ -251,7 +259,7 @@ def cases() -> Any:
     return flask.redirect(flask.url_for("cases.index"), code=308)
 
 
-# --- users, sites, audit (branch admin) -----------------------------------------------------
+# --- sites, audit (admins; users: dashboard.accounts) --------------------------------------
 def known_sites() -> list[str]:
     """Sites a user may be given: those cameras report from or users already have
     (:meth:`dashboard.store.Store.sites`), and ``known_sites`` of the settings."""
@@ -259,60 +267,7 @@ def known_sites() -> list[str]:
     return sorted(stored | set(services().settings.known_sites))
 
 
-@bp.route("/users", methods=["GET", "POST"])
-@roles_required("branch_admin")
-def users() -> Any:
-    store = services().store
-    sites_known = known_sites()
-    if request.method == "POST":
-        name = (request.form.get("name") or "").strip()
-        # the page's multi-select sends one value per site; a script may send "a, b"
-        sites = [s.strip() for value in request.form.getlist("sites")
-                 for s in value.split(",") if s.strip()]
-        role = request.form.get("role") or "teller"
-        agency = (request.form.get("agency") or "").strip() or None
-        try:
-            for what, value in [("user name", name), *(("site", s) for s in sites)]:
-                refusal = id_refusal(what, value)
-                if refusal is not None:
-                    raise ValueError(refusal)
-            unknown = [s for s in sites if s not in sites_known]
-            if unknown:
-                raise ValueError(f"unknown site {', '.join(unknown)} — pick one of "
-                                 f"{', '.join(sites_known) or '(none yet)'}")
-            if role not in ROLES:
-                raise ValueError(f"role must be one of {', '.join(ROLES)}")
-            store.users.put(name, hash_password(request.form.get("password") or ""), sites,
-                            role=role, agency=agency)
-        except ValueError as exc:
-            flash(f"user not saved: {exc}")
-            return flask.render_template("manage/users.html", users=store.users.all(),
-                                         roles=ROLES, sites=sites_known), 400
-        store.audit.add(g.user["name"], "user_saved", name, role=role, sites=sites,
-                        agency=agency)
-        flash(f"user {name} saved ({role.replace('_', ' ')})")
-        return flask.redirect(flask.url_for("manage.users"))
-    return flask.render_template("manage/users.html", users=store.users.all(), roles=ROLES,
-                                 sites=sites_known)
-
-
-@bp.post("/users/<id:name>/delete")
-@roles_required("branch_admin")
-def delete_user(name: str) -> Any:
-    if name == g.user["name"]:
-        flash("you cannot remove yourself")
-        return flask.redirect(flask.url_for("manage.users"))
-    asked = _confirm(f"Remove user {name}? Their logins end now.", "Remove user",
-                     "manage.users")
-    if asked is not None:
-        return asked
-    if services().store.users.remove(name):
-        services().store.audit.add(g.user["name"], "user_removed", name)
-        flash(f"user {name} removed; their logins ended")
-    return flask.redirect(flask.url_for("manage.users"))
-
-
-def _confirm(question: str, action: str, back: str, *,
+def confirm_first(question: str, action: str, back: str, *,
              hidden: dict[str, str] | None = None, photo: str | None = None) -> str | None:
     """None when this POST is the confirmation (``confirmed=1``); else the confirmation
     page, whose form posts the same fields again with ``confirmed=1``."""
@@ -326,14 +281,17 @@ def _confirm(question: str, action: str, back: str, *,
 @bp.get("/sites")
 @roles_required("branch_admin")
 def sites() -> str:
-    return flask.render_template("manage/sites.html", sites=services().store.sites())
+    mine = set(g.user["sites"])
+    return flask.render_template("manage/sites.html", sites=[
+        s for s in services().store.sites() if s["site_id"] in mine])
 
 
 @bp.get("/audit")
-@roles_required("branch_admin")
+@roles_required("branch_admin", "agency_admin")
 def audit() -> str:
-    """The audit trail of the admin's sites and the false-match counts to tune on."""
+    """The audit trail of the admin's tenancy (``dashboard.tenancy.audit_scope``: a bank
+    admin's sites, an agency admin's agency) and the false-match counts to tune on."""
     return flask.render_template("manage/audit.html",
-                           rows=services().store.audit.rows(sites=g.user["sites"]),
+                           rows=services().store.audit.rows(**tenancy.audit_scope(g.user)),
                            rejections=services().store.verdicts.rejection_counts(
                                g.user["sites"]))

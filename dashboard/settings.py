@@ -41,6 +41,8 @@ class CloudSettings(StrictModel):
                                   "be in it (empty: ids are not checked, no names shown)")
     customer_api_key_file: Path | None = Field(None, description="File holding the customer "
                                                "API key (sent as x-api-key)")
+    agencies_table: str = Field("", description="AGENCIES_TABLE: the agencies an agency "
+                                "user may belong to (checked by `oneeye dashboard add-user`)")
 
 
 class DashboardSettings(StrictModel):

@@ -42,8 +42,8 @@ def officers(app: Flask) -> None:
     """olga (County Police) and otto (Other Agency), officers of two agencies."""
     users = services_of(app).store.users
     digest = hash_password(dh.PASSWORD)
-    users.put("olga", digest, [], role="agency_officer", agency="County Police")
-    users.put("otto", digest, [], role="agency_officer", agency="Other Agency")
+    users.create("olga", digest, [], role="agency_officer", agency="County Police")
+    users.create("otto", digest, [], role="agency_officer", agency="Other Agency")
 
 
 def client_of(app: Flask, name: str) -> tuple[FlaskClient, str]:
@@ -198,10 +198,6 @@ def test_closing_a_case_is_one_story_on_every_desk(
     app = dh.app_for(tmp_path, signer, cloud={
         "bucket": cloud_env["ONEEYE_BUCKET"], "cases_table": cloud_env["CASES_TABLE"],
         "indexer_queue_url": cloud_env["INDEXER_QUEUE_URL"]})
-    digest = hash_password(dh.PASSWORD)
-    services_of(app).store.users.put("alice", digest, ["branch-1"])
-    services_of(app).store.users.put("olga", digest, [], role="agency_officer",
-                                     agency="County Police")
     for camera in ("cam-1", "cam-2"):
         push(app, signer, sighting(camera=camera))
     alice, token = client_of(app, "alice")

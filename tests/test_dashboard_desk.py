@@ -39,8 +39,8 @@ def staff(app: Flask) -> None:
     from dashboard.auth import hash_password
 
     digest = hash_password(dh.PASSWORD)
-    services_of(app).store.users.put("ada", digest, ["branch-1"], role="branch_admin")
-    services_of(app).store.users.put("olga", digest, [], role="agency_officer",
+    services_of(app).store.users.create("ada", digest, ["branch-1"], role="branch_admin")
+    services_of(app).store.users.create("olga", digest, [], role="agency_officer",
                                             agency="County Police")
 
 
@@ -367,7 +367,7 @@ def test_an_agency_officer_sees_and_closes_only_their_agencys_cases(
     app = dh.app_for(tmp_path / "cloud", signer, cloud={
         "bucket": cloud_env["ONEEYE_BUCKET"], "cases_table": cloud_env["CASES_TABLE"],
         "indexer_queue_url": cloud_env["INDEXER_QUEUE_URL"]})
-    services_of(app).store.users.put("olga", hash_password(dh.PASSWORD), [],
+    services_of(app).store.users.create("olga", hash_password(dh.PASSWORD), [],
                                             role="agency_officer", agency="County Police")
     olga, token = client_of(app, "olga")
     assert olga.get("/manage/cases").headers["Location"] == "/cases"   # the old address
@@ -396,7 +396,7 @@ def test_a_branch_admin_sends_a_phone_sized_photo_and_gets_a_verdict_key(
     app = dh.app_for(tmp_path / "cloud", signer, cloud={
         "bucket": cloud_env["ONEEYE_BUCKET"], "cases_table": cloud_env["CASES_TABLE"],
         "indexer_queue_url": cloud_env["INDEXER_QUEUE_URL"]})
-    services_of(app).store.users.put("ada", hash_password(dh.PASSWORD), ["branch-1"],
+    services_of(app).store.users.create("ada", hash_password(dh.PASSWORD), ["branch-1"],
                                             role="branch_admin")
     ada, token = client_of(app, "ada")
     noise = np.random.default_rng(1).integers(0, 255, (1500, 1500, 3), dtype=np.uint8)

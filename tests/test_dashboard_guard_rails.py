@@ -38,8 +38,9 @@ def admin_app(tmp_path: Path, signer: Signer, cloud_env: dict[str, str],
         "bucket": cloud_env["ONEEYE_BUCKET"], "cases_table": cloud_env["CASES_TABLE"],
         "indexer_queue_url": cloud_env["INDEXER_QUEUE_URL"],
         "customer_api_url": customer_api.url, "customer_api_key_file": str(key_file)})
-    services_of(app).store.users.put("ada", hash_password(dh.PASSWORD), ["branch-1"],
-                                     role="branch_admin")
+    # a branch admin gives only sites they have (dashboard.tenancy): ada has branch-9 too
+    services_of(app).store.users.create("ada", hash_password(dh.PASSWORD),
+                                        ["branch-1", "branch-9"], role="branch_admin")
     return app
 
 
@@ -111,10 +112,11 @@ def test_removing_all_photos_and_a_user_ask_first(admin_app: Flask, cloud_env: d
     ada.post("/manage/customers/C-1042/remove", data={"csrf_token": token, "confirmed": "1"})
     assert uploads(cloud_env, "C-1042") == []
     store = services_of(admin_app).store
-    store.users.put("bob", hash_password(dh.PASSWORD), ["branch-1"])
-    asked = ada.post("/manage/users/bob/delete", data={"csrf_token": token})
+    store.users.create("bob", hash_password(dh.PASSWORD), ["branch-1"])
+    bob = store.users.get("bob")["user_id"]
+    asked = ada.post(f"/manage/users/{bob}/delete", data={"csrf_token": token})
     assert "Remove user bob?" in asked.get_data(as_text=True) and store.users.get("bob")
-    ada.post("/manage/users/bob/delete", data={"csrf_token": token, "confirmed": "1"})
+    ada.post(f"/manage/users/{bob}/delete", data={"csrf_token": token, "confirmed": "1"})
     assert store.users.get("bob") is None
 
 

@@ -81,7 +81,7 @@ def two_dashboards(tmp_path: Path, signer: Signer) -> Iterator[tuple[str, str]]:
     config.write_text(yaml.safe_dump(json.loads(settings.model_dump_json())))
     store = open_store(settings.resolved_database_url())
     from dashboard.auth import hash_password
-    store.users.put("alice", hash_password("correct horse battery"), ["branch-1"])
+    store.users.create("alice", hash_password("correct horse battery"), ["branch-1"])
     store.close()
     settings.resolved_secret_key()  # both processes share one session key, like a fleet
     procs, urls = [], []

@@ -48,7 +48,8 @@ events = Table(
     sqlite_autoincrement=True,
 )
 
-#: Who did what, when: acknowledgements, verdicts, closed cases, photo changes, users.
+#: Who did what, when: acknowledgements, verdicts, closed cases, photo changes, users
+#: (scoped by ``dashboard.tenancy.audit_scope``).
 audit = Table(
     "audit", metadata,
     Column("seq", Serial, Identity(always=True), primary_key=True),
@@ -58,6 +59,9 @@ audit = Table(
     Column("target", Text, nullable=False),
     Column("site_id", Text),
     Column("detail", Text, nullable=False),
+    #: The agency of an agency user's action (closing a case, managing officers); null
+    #: for the bank's. Bank admins never see agency rows, agency admins only their own.
+    Column("agency", Text),
     Index("audit_at", "at"),
     sqlite_autoincrement=True,
 )
@@ -82,25 +86,34 @@ devices = Table(
     Column("health", Text),
 )
 
-#: ``sites`` is a JSON list of site ids.
+#: ``user_id`` is the account's immutable key (a new account given an old name gets a new
+#: one); ``name`` is the unique login name. ``sites`` is a JSON list of site ids;
+#: ``agency`` the id of an agency user's agency (the cloud's agencies record,
+#: ``oneeye.cloud.backoffice.Backoffice.agencies``). ``stamp`` is the credential stamp: a
+#: new random value at every password, role or site change, so logins made before it end.
 users = Table(
     "users", metadata,
-    Column("name", Text, primary_key=True),
+    Column("user_id", Text, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
     Column("password_hash", Text, nullable=False),
     Column("sites", Text, nullable=False),
     Column("created_at", Text, nullable=False),
     Column("role", Text, nullable=False, server_default="teller"),
     Column("agency", Text),
+    Column("stamp", Text, nullable=False),
 )
 
 #: One row per login: the signed session cookie names its login_id, so logout can
-#: revoke a cookie that was copied before (cookie sessions alone cannot).
+#: revoke a cookie that was copied before (cookie sessions alone cannot). A login is
+#: valid while it has not ended and its ``stamp`` is still its user's (by ``user_id``).
 logins = Table(
     "logins", metadata,
     Column("login_id", Text, primary_key=True),
-    Column("user_name", Text, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("stamp", Text, nullable=False),
     Column("started_at", Text, nullable=False),
     Column("ended_at", Text),
+    Index("logins_user", "user_id"),
 )
 
 #: Failed logins per throttle key ("user:alice", "ip:10.0.0.5"), shared by every

@@ -11,6 +11,8 @@ the dashboard's code. It offers:
   whether an id is a customer, and their name for the management screens;
 - an agency's cases with their photo counts, one case, and closing one
   (:func:`oneeye.cloud.functions.cases.close`);
+- the agencies (:meth:`Backoffice.agencies`): the ids an agency user of the dashboard
+  may belong to, from the agencies table (``oneeye agency add``);
 - :func:`notify_it`: a plain message on an SNS topic (branch IT's email), filterable
   by ``site_id``;
 - learning (:mod:`oneeye.cloud.learning`): :meth:`Backoffice.learn` queues a verdict's
@@ -28,6 +30,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from oneeye.cloud.agencies import Agencies
 from oneeye.cloud.customers import CustomerApi, CustomerCard
 from oneeye.cloud.dal import gallery_store, keys, store
 from oneeye.cloud.functions.cases import close
@@ -48,6 +51,7 @@ class Backoffice:
     customer_api_url: str = ""
     #: Its key (``x-api-key``), if it asks for one.
     customer_api_key: str | None = None
+    agencies_table: str = ""
 
     def _bucket(self) -> store.Bucket:
         return store.Bucket(self.bucket)
@@ -179,6 +183,14 @@ class Backoffice:
                                        "review_id": review_id, "decision": decision,
                                        "by": by})
         return store.send(self.indexer_queue_url, command.to_json())
+
+    def agencies(self) -> list[str]:
+        """The ids of the agencies with at least one unrevoked token, sorted. An agency's
+        id is the name its records carry (``oneeye agency add NAME``; its cases'
+        ``agency``). Raises ValueError when no agencies table is configured."""
+        if not self.agencies_table:
+            raise ValueError("no agencies table configured (cloud.agencies_table)")
+        return sorted({a.name for a in Agencies(self.agencies_table).list() if not a.revoked})
 
     def _photo_counts(self, watchlist: Watchlist) -> dict[str, int]:
         people = (keys.person_of(k) for k in self._bucket().keys(keys.uploads_of(watchlist)))

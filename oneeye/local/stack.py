@@ -1,3 +1,5 @@
+# Long module: one start/stop sequence of every local stand-in in dependency order; split,
+# the order (moto → broker → functions → dashboard → edge) would be spread over files.
 """``oneeye up``: start every local stand-in, wire them like the template, stop cleanly.
 
 Start order matters: moto first (everything keeps state there), then the broker,
@@ -348,13 +350,15 @@ class LocalStack:
                       "indexer_queue_url": cloud_env["INDEXER_QUEUE_URL"],
                       # a customer id added on the Customers page must be a customer
                       "customer_api_url": self.info.env["CUSTOMER_API_URL"],
-                      "customer_api_key_file": str(self.var / "customer_api_key")}},
+                      "customer_api_key_file": str(self.var / "customer_api_key"),
+                      "agencies_table": cloud_env["AGENCIES_TABLE"]}},
             indent=2))
         password = (self.s.demo_password.get_secret_value() if self.s.demo_password
                     else secrets.token_urlsafe(9))
         oneeye = [sys.executable, "-m", "oneeye.cli"]
         run_once([*oneeye, "dashboard", "add-user", DEMO_USER, "--site", self.s.site_id,
-                  "--role", "branch_admin", "--password-stdin", "--config", str(cfg)],
+                  "--role", "branch_admin", "--reset-existing", "--password-stdin",
+                  "--config", str(cfg)],
                  self.info.env, stdin=password + "\n")
         self.info.demo_password = password
         self.info.urls["dashboard"] = self.s.url("dashboard", "/")
