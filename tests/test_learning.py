@@ -10,11 +10,12 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from oneeye import faces
+from oneeye import aws, faces
 from oneeye import gallery as gal
 from oneeye.cloud.backoffice import Backoffice
 from oneeye.cloud.dal import gallery_store, store
@@ -231,3 +232,54 @@ def test_learning_is_refused_for_a_watchlist_that_does_not_learn(
     cloud.learn("customers", BILL, new_id(), looks[BILL][0].tolist(), "positive", "teller1")
     (result,) = run_queue(cloud_env)
     assert result["status"] == "rejected" and "learning_off" in result["reason"]
+
+
+def _deliver(env: dict[str, str], message: dict[str, Any]) -> list[dict[str, Any]]:
+    """Hand ``message`` (an SQS message as received) to a fresh indexer, Lambda-style."""
+    event = {"Records": [{"eventSource": "aws:sqs", "messageId": message["MessageId"],
+                          "body": message["Body"], "receiptHandle": message["ReceiptHandle"]}]}
+    results: list[dict[str, Any]] = load_handler("gallery_indexer")(event, None)["results"]
+    return results
+
+
+def _receive_one(env: dict[str, str]) -> dict[str, Any]:
+    msgs = aws.client("sqs").receive_message(QueueUrl=env["INDEXER_QUEUE_URL"],
+                                             MaxNumberOfMessages=10).get("Messages", [])
+    (message,) = [m for m in msgs if json.loads(m["Body"]).get("Event") != "s3:TestEvent"]
+    aws.client("sqs").delete_message(QueueUrl=env["INDEXER_QUEUE_URL"],
+                                     ReceiptHandle=message["ReceiptHandle"])
+    return message
+
+
+def test_a_redelivered_template_removal_does_not_remove_it_again_after_it_was_readded(
+        cloud: Backoffice, cloud_env: dict[str, str], looks: dict[str, list[np.ndarray]]
+        ) -> None:
+    look, event_id = looks[BILL][0], new_id()
+    cloud.learn("customers", BILL, event_id, look.tolist(), "positive", "teller1")
+    assert [r["status"] for r in run_queue(cloud_env)] == ["learnt"]
+    (learnt,) = [t for t in cloud.templates("customers", BILL) if t["kind"] == "sighting"]
+    cloud.remove_template("customers", BILL, learnt["template_id"], "teller1")
+    removal = _receive_one(cloud_env)
+    assert json.loads(removal["Body"])["command_id"]    # the producer names its command
+    assert [r["status"] for r in _deliver(cloud_env, removal)] == ["removed"]
+    # The same look confirmed again: the very same template id is back.
+    cloud.learn("customers", BILL, new_id(), look.tolist(), "positive", "teller1")
+    assert [r["status"] for r in run_queue(cloud_env)] == ["learnt"]
+    # SQS redelivers the removal (its visibility ran out before the delete reached SQS).
+    (again,) = _deliver(cloud_env, removal)
+    assert again["status"] == "duplicate" and again["action"] == "remove_template"
+    assert learnt["template_id"] in [t["template_id"]
+                                     for t in cloud.templates("customers", BILL)]
+
+
+def test_a_command_queued_before_commands_had_ids_is_done_once_per_sqs_message(
+        cloud: Backoffice, cloud_env: dict[str, str], looks: dict[str, list[np.ndarray]]
+        ) -> None:
+    body = {"action": "learn", "watchlist": "customers", "person_id": BILL,
+            "event_id": new_id(), "encoding": looks[BILL][1].tolist(), "kind": "negative",
+            "by": "teller1", "at": utc_now()}                # no command_id: an old message
+    store.send(cloud_env["INDEXER_QUEUE_URL"], json.dumps(body))
+    message = _receive_one(cloud_env)
+    assert [r["status"] for r in _deliver(cloud_env, message)] == ["learnt"]
+    (again,) = _deliver(cloud_env, message)
+    assert again["status"] == "duplicate" and again["command"] == f"sqs:{message['MessageId']}"

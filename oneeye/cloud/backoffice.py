@@ -6,12 +6,12 @@ the dashboard's code. It offers:
 
 - customers' enrolment photos: put one where the gallery indexer enrols it, read the
   indexer's verdict, count photos per customer, remove a customer (photos deleted and
-  a :class:`~oneeye.cloud.removals.RemoveCommand` queued);
+  a :class:`~oneeye.cloud.indexer_commands.RemoveCommand` queued);
 - an agency's cases with their photo counts, and closing one
   (:func:`oneeye.cloud.functions.cases.close`);
 - :func:`notify_it`: a plain message on an SNS topic (branch IT's email), filterable
   by ``site_id``;
-- learning (:mod:`oneeye.cloud.learning`): :meth:`Backoffice.learn` queues a verdict's
+- learning (:mod:`oneeye.cloud.indexer_commands`): :meth:`Backoffice.learn` queues a verdict's
   template, :meth:`Backoffice.templates` lists a person's templates and those held for
   review, :meth:`Backoffice.remove_template` and :meth:`Backoffice.review_template` queue
   one template's removal or a held one's acceptance / dismissal.
@@ -28,8 +28,12 @@ from typing import Any, Literal
 
 from oneeye.cloud.dal import gallery_store, keys, store
 from oneeye.cloud.functions.cases import close
-from oneeye.cloud.learning import LearnCommand, RemoveTemplateCommand, ReviewCommand
-from oneeye.cloud.removals import RemoveCommand
+from oneeye.cloud.indexer_commands import (
+    LearnCommand,
+    RemoveCommand,
+    RemoveTemplateCommand,
+    ReviewCommand,
+)
 from oneeye.ids import new_id
 from oneeye.types import Watchlist, utc_now
 
