@@ -99,6 +99,31 @@ def test_the_cap_drops_the_oldest_sighting_template_never_a_photo(
     assert sorted(t.source for t in kept if t.kind == "sighting") == ["ev-2", "ev-3"]
 
 
+def test_gallery_show_lists_each_persons_templates_negatives_and_their_sources(
+        enrolled: gal.Gallery, tmp_path: Path) -> None:
+    bill = enrolled.encodings[list(enrolled.person_ids).index(BILL)]
+    g = enrolled.with_template(BILL, bill + 0.02, TemplateSource(
+        "sighting", "01JEVENT00007", "alice", "2026-03-01T10:00:00Z"))
+    g = g.with_template(ANA, bill + 0.3 * np.eye(128, dtype=np.float32)[3], TemplateSource(
+        "negative", "01JEVENT00008", "bob", "2026-03-01T11:00:00Z"))
+    path = tmp_path / "learnt.npz"
+    gal.save(g, path)
+    shown = json.loads(subprocess.run([*ONEEYE, "gallery", "show", str(path), "--json"],
+                                      capture_output=True, text=True, timeout=600,
+                                      check=True).stdout)
+    assert shown["negatives"] == 1 and shown["duplicates"] == []
+    bills = {t["kind"]: t for t in shown["templates"][BILL]}
+    assert set(bills) == {"photo", "sighting"}
+    assert (bills["sighting"]["source"], bills["sighting"]["by"], bills["sighting"]["at"]) == \
+        ("01JEVENT00007", "alice", "2026-03-01T10:00:00Z")
+    assert [t["kind"] for t in shown["templates"][ANA]] == ["photo", "negative"]
+    text = subprocess.run([*ONEEYE, "gallery", "show", str(path)], capture_output=True,
+                          text=True, timeout=600, check=True).stdout
+    assert f"{BILL}: 1 photo, 1 sighting" in text and f"{ANA}: 1 photo, 1 negative" in text
+    assert "sighting 01JEVENT00007 by alice at 2026-03-01T10:00:00Z" in text
+    assert "negative 01JEVENT00008 by bob at 2026-03-01T11:00:00Z" in text
+
+
 def test_format_1_files_are_still_read(enrolled: gal.Gallery) -> None:
     buf = io.BytesIO()   # exactly what a format-1 writer stored
     np.savez(buf, encodings=enrolled.encodings, person_ids=enrolled.person_ids,
@@ -140,6 +165,10 @@ def test_one_face_under_two_ids_is_reported_at_build_and_still_identified(
                             "customers", "--out", str(out)], capture_output=True, text=True,
                            timeout=600, check=True)
     assert "duplicate C-1001 C-2002" in built.stdout and "same person" in built.stdout
+    shown = json.loads(subprocess.run([*ONEEYE, "gallery", "show", str(out), "--json"],
+                                      capture_output=True, text=True, timeout=600,
+                                      check=True).stdout)
+    assert [(d["person_a"], d["person_b"]) for d in shown["duplicates"]] == [("C-1001", "C-2002")]
     test = examples / "knn_examples" / "test"
     ident = subprocess.run([*ONEEYE, "identify", "--gallery", str(out), str(test / "obama1.jpg"),
                             str(test / "obama_and_biden.jpg")], capture_output=True, text=True,
