@@ -10,11 +10,12 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from oneeye import faces
+from oneeye import aws, faces
 from oneeye import gallery as gal
 from oneeye.cloud.backoffice import Backoffice
 from oneeye.cloud.dal import gallery_store, store
@@ -98,6 +99,31 @@ def test_the_cap_drops_the_oldest_sighting_template_never_a_photo(
     assert sorted(t.source for t in kept if t.kind == "sighting") == ["ev-2", "ev-3"]
 
 
+def test_gallery_show_lists_each_persons_templates_negatives_and_their_sources(
+        enrolled: gal.Gallery, tmp_path: Path) -> None:
+    bill = enrolled.encodings[list(enrolled.person_ids).index(BILL)]
+    g = enrolled.with_template(BILL, bill + 0.02, TemplateSource(
+        "sighting", "01JEVENT00007", "alice", "2026-03-01T10:00:00Z"))
+    g = g.with_template(ANA, bill + 0.3 * np.eye(128, dtype=np.float32)[3], TemplateSource(
+        "negative", "01JEVENT00008", "bob", "2026-03-01T11:00:00Z"))
+    path = tmp_path / "learnt.npz"
+    gal.save(g, path)
+    shown = json.loads(subprocess.run([*ONEEYE, "gallery", "show", str(path), "--json"],
+                                      capture_output=True, text=True, timeout=600,
+                                      check=True).stdout)
+    assert shown["negatives"] == 1 and shown["duplicates"] == []
+    bills = {t["kind"]: t for t in shown["templates"][BILL]}
+    assert set(bills) == {"photo", "sighting"}
+    assert (bills["sighting"]["source"], bills["sighting"]["by"], bills["sighting"]["at"]) == \
+        ("01JEVENT00007", "alice", "2026-03-01T10:00:00Z")
+    assert [t["kind"] for t in shown["templates"][ANA]] == ["photo", "negative"]
+    text = subprocess.run([*ONEEYE, "gallery", "show", str(path)], capture_output=True,
+                          text=True, timeout=600, check=True).stdout
+    assert f"{BILL}: 1 photo, 1 sighting" in text and f"{ANA}: 1 photo, 1 negative" in text
+    assert "sighting 01JEVENT00007 by alice at 2026-03-01T10:00:00Z" in text
+    assert "negative 01JEVENT00008 by bob at 2026-03-01T11:00:00Z" in text
+
+
 def test_format_1_files_are_still_read(enrolled: gal.Gallery) -> None:
     buf = io.BytesIO()   # exactly what a format-1 writer stored
     np.savez(buf, encodings=enrolled.encodings, person_ids=enrolled.person_ids,
@@ -139,6 +165,10 @@ def test_one_face_under_two_ids_is_reported_at_build_and_still_identified(
                             "customers", "--out", str(out)], capture_output=True, text=True,
                            timeout=600, check=True)
     assert "duplicate C-1001 C-2002" in built.stdout and "same person" in built.stdout
+    shown = json.loads(subprocess.run([*ONEEYE, "gallery", "show", str(out), "--json"],
+                                      capture_output=True, text=True, timeout=600,
+                                      check=True).stdout)
+    assert [(d["person_a"], d["person_b"]) for d in shown["duplicates"]] == [("C-1001", "C-2002")]
     test = examples / "knn_examples" / "test"
     ident = subprocess.run([*ONEEYE, "identify", "--gallery", str(out), str(test / "obama1.jpg"),
                             str(test / "obama_and_biden.jpg")], capture_output=True, text=True,
@@ -231,3 +261,54 @@ def test_learning_is_refused_for_a_watchlist_that_does_not_learn(
     cloud.learn("customers", BILL, new_id(), looks[BILL][0].tolist(), "positive", "teller1")
     (result,) = run_queue(cloud_env)
     assert result["status"] == "rejected" and "learning_off" in result["reason"]
+
+
+def _deliver(env: dict[str, str], message: dict[str, Any]) -> list[dict[str, Any]]:
+    """Hand ``message`` (an SQS message as received) to a fresh indexer, Lambda-style."""
+    event = {"Records": [{"eventSource": "aws:sqs", "messageId": message["MessageId"],
+                          "body": message["Body"], "receiptHandle": message["ReceiptHandle"]}]}
+    results: list[dict[str, Any]] = load_handler("gallery_indexer")(event, None)["results"]
+    return results
+
+
+def _receive_one(env: dict[str, str]) -> dict[str, Any]:
+    msgs = aws.client("sqs").receive_message(QueueUrl=env["INDEXER_QUEUE_URL"],
+                                             MaxNumberOfMessages=10).get("Messages", [])
+    (message,) = [m for m in msgs if json.loads(m["Body"]).get("Event") != "s3:TestEvent"]
+    aws.client("sqs").delete_message(QueueUrl=env["INDEXER_QUEUE_URL"],
+                                     ReceiptHandle=message["ReceiptHandle"])
+    return message
+
+
+def test_a_redelivered_template_removal_does_not_remove_it_again_after_it_was_readded(
+        cloud: Backoffice, cloud_env: dict[str, str], looks: dict[str, list[np.ndarray]]
+        ) -> None:
+    look, event_id = looks[BILL][0], new_id()
+    cloud.learn("customers", BILL, event_id, look.tolist(), "positive", "teller1")
+    assert [r["status"] for r in run_queue(cloud_env)] == ["learnt"]
+    (learnt,) = [t for t in cloud.templates("customers", BILL) if t["kind"] == "sighting"]
+    cloud.remove_template("customers", BILL, learnt["template_id"], "teller1")
+    removal = _receive_one(cloud_env)
+    assert json.loads(removal["Body"])["command_id"]    # the producer names its command
+    assert [r["status"] for r in _deliver(cloud_env, removal)] == ["removed"]
+    # The same look confirmed again: the very same template id is back.
+    cloud.learn("customers", BILL, new_id(), look.tolist(), "positive", "teller1")
+    assert [r["status"] for r in run_queue(cloud_env)] == ["learnt"]
+    # SQS redelivers the removal (its visibility ran out before the delete reached SQS).
+    (again,) = _deliver(cloud_env, removal)
+    assert again["status"] == "duplicate" and again["action"] == "remove_template"
+    assert learnt["template_id"] in [t["template_id"]
+                                     for t in cloud.templates("customers", BILL)]
+
+
+def test_a_command_queued_before_commands_had_ids_is_done_once_per_sqs_message(
+        cloud: Backoffice, cloud_env: dict[str, str], looks: dict[str, list[np.ndarray]]
+        ) -> None:
+    body = {"action": "learn", "watchlist": "customers", "person_id": BILL,
+            "event_id": new_id(), "encoding": looks[BILL][1].tolist(), "kind": "negative",
+            "by": "teller1", "at": utc_now()}                # no command_id: an old message
+    store.send(cloud_env["INDEXER_QUEUE_URL"], json.dumps(body))
+    message = _receive_one(cloud_env)
+    assert [r["status"] for r in _deliver(cloud_env, message)] == ["learnt"]
+    (again,) = _deliver(cloud_env, message)
+    assert again["status"] == "duplicate" and again["command"] == f"sqs:{message['MessageId']}"

@@ -6,7 +6,7 @@ the dashboard's code. It offers:
 
 - customers' enrolment photos: put one where the gallery indexer enrols it, read the
   indexer's verdict, count and list photos per customer, read one, remove a customer
-  (photos deleted and a :class:`~oneeye.cloud.removals.RemoveCommand` queued);
+  (photos deleted and a :class:`~oneeye.cloud.indexer_commands.RemoveCommand` queued);
 - the customer directory (:class:`~oneeye.cloud.customers.CustomerApi`, when configured):
   whether an id is a customer, and their name for the management screens;
 - an agency's cases with their photo counts, one case, and closing one
@@ -15,7 +15,7 @@ the dashboard's code. It offers:
   may belong to, from the agencies table (``oneeye agency add``);
 - :func:`notify_it`: a plain message on an SNS topic (branch IT's email), filterable
   by ``site_id``;
-- learning (:mod:`oneeye.cloud.learning`): :meth:`Backoffice.learn` queues a verdict's
+- learning (:mod:`oneeye.cloud.indexer_commands`): :meth:`Backoffice.learn` queues a verdict's
   template, :meth:`Backoffice.templates` lists a person's templates and those held for
   review, :meth:`Backoffice.remove_template` and :meth:`Backoffice.review_template` queue
   one template's removal or a held one's acceptance / dismissal.
@@ -34,8 +34,12 @@ from oneeye.cloud.agencies import Agencies
 from oneeye.cloud.customers import CustomerApi, CustomerCard
 from oneeye.cloud.dal import gallery_store, keys, store
 from oneeye.cloud.functions.cases import close
-from oneeye.cloud.learning import LearnCommand, RemoveTemplateCommand, ReviewCommand
-from oneeye.cloud.removals import RemoveCommand
+from oneeye.cloud.indexer_commands import (
+    LearnCommand,
+    RemoveCommand,
+    RemoveTemplateCommand,
+    ReviewCommand,
+)
 from oneeye.ids import new_id
 from oneeye.types import Watchlist, utc_now
 

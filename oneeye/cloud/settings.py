@@ -182,7 +182,7 @@ class AmberSettings(DeviceMessageSettings, BucketSettings, CasesTableSettings):
 
 class IndexerSettings(IdempotencySettings, BucketSettings, UploadLimitSettings,
                       AgenciesTableSettings, GallerySigningSettings):
-    """``gallery_indexer``: enrolment photos and removals → new gallery versions."""
+    """``gallery_indexer``: photos, removals and learning commands → new gallery versions."""
 
     cases_table: str | None = Field(None, alias="CASES_TABLE", min_length=3,
                                     description="cases table, updated when a missing "

@@ -105,22 +105,41 @@ def gallery_build(src_dir: Path, watchlist: str, out: Path, version: int,
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True)
 def gallery_show(file: Path, as_json: bool) -> None:
-    """Identities, photos per person, version and thresholds of a gallery file."""
+    """Version, thresholds and learning rule of a gallery file; each person's templates
+    (kind photo | sighting | negative, source, who confirmed it and when) and the pairs of
+    ids that look like one face."""
 
     g = gal.load(file)
     ids = g.identities()
+    # A person may hold only negatives (their photos removed, a "Not this person" kept).
+    negated = [] if g.neg_person_ids is None else g.neg_person_ids.tolist()
+    people = sorted(set(ids) | {str(p) for p in negated})
+    templates = {p: [t.to_dict() for t in g.templates(p)] for p in people}
+    duplicates = g.duplicates()
     info = {"file": str(file), "watchlist": g.watchlist, "version": g.version,
             "created_at": g.created_at, "identities": len(ids), "encodings": len(g),
+            "negatives": g.negatives(),
             "rule": {"max_distance": g.rule.max_distance, "min_margin": g.rule.min_margin},
-            "people": ids}
+            "learning": g.learning.to_dict(), "people": ids, "templates": templates,
+            "duplicates": [d.__dict__ for d in duplicates]}
     if as_json:
         click.echo(json.dumps(info))
         return
     click.echo(f"{file}: watchlist {g.watchlist} v{g.version} created {g.created_at}")
     click.echo(f"rule: max_distance {g.rule.max_distance}, min_margin {g.rule.min_margin}")
-    click.echo(f"{len(ids)} identities, {len(g)} encodings")
-    for person_id, n in ids.items():
-        click.echo(f"  {person_id}: {n} photo{'s' if n != 1 else ''}")
+    click.echo(f"learning: {'on' if g.learning.enabled else 'off'}")
+    click.echo(f"{len(ids)} identities, {len(g)} encodings, {g.negatives()} negatives")
+    for person_id in people:
+        kinds = [t["kind"] for t in templates[person_id]]
+        counts = ", ".join(f"{kinds.count(k)} {k}{'s' if kinds.count(k) != 1 else ''}"
+                           for k in ("photo", "sighting", "negative") if k in kinds)
+        click.echo(f"  {person_id}: {counts}")
+        for t in templates[person_id]:
+            who = f" by {t['by']}" if t["by"] else ""
+            when = f" at {t['at']}" if t["at"] else ""
+            click.echo(f"    {t['template_id']} {t['kind']} {t['source']}{who}{when}")
+    for d in duplicates:
+        click.echo(f"  duplicate {d.person_a} {d.person_b}: {d.message()}")
 
 
 def _load_matcher(galleries: tuple[Path, ...]) -> Any:

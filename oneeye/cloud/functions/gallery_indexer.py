@@ -1,9 +1,11 @@
+# Long module: one path from message to gallery version (grant, encode, publish, status),
+# commands done once; the learning side is in gallery_learning.py.
 """gallery_indexer: an enrolment photo (or a removal) in, a new gallery version out.
 
 Input is an SQS message (the queue of ``INDEXER_QUEUE_URL``) whose body is
-either an S3 ``ObjectCreated`` notification for ``uploads/`` or a removal
-command (:class:`~oneeye.cloud.removals.RemoveCommand`) sent when a case closes or a
-customer is deleted, or a learning command (:mod:`oneeye.cloud.learning`, handled by
+either an S3 ``ObjectCreated`` notification for ``uploads/`` or one of the typed commands
+of :mod:`oneeye.cloud.indexer_commands`: a removal sent when a case closes or a customer is
+deleted, or a learning command (learn, remove_template, review; handled by
 :mod:`oneeye.cloud.functions.gallery_learning`). Direct S3 events are accepted too.
 
 A customer photo of a person who already has templates but looks unlike all of them is
@@ -36,9 +38,11 @@ longer pending) and that key deleted, while the reference photo stays.
 
 Errors that may pass (S3, DynamoDB, the MQTT/IoT publish) raise, so SQS
 redelivers the message and finally moves it to the dead-letter queue. Each
-object is processed once per ETag (the state table's ``event`` namespace), so a redelivery never
-makes a second version. The function runs with reserved concurrency 1, so
-versions are built one after another and never race.
+object is processed once per ETag, and each command once per ``command_id`` (or SQS message
+id), claimed in the state table's ``event`` namespace, so a redelivery never makes a second
+version nor undoes what was done since (a template re-added after its removal stays). The
+function runs with reserved concurrency 1, so versions are built one after another and
+never race.
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ from oneeye.cloud.common import Result, rejected
 from oneeye.cloud.dal import gallery_store, keys, store
 from oneeye.cloud.dal.state import Idempotency
 from oneeye.cloud.functions import gallery_learning as learning
-from oneeye.cloud.removals import RemoveCommand
+from oneeye.cloud.indexer_commands import IndexerCommand, RemoveCommand, parse_command
 from oneeye.cloud.settings import IndexerSettings
 from oneeye.cloud.uploads import REASONS
 from oneeye.errors import EnrolmentRejected, EventError, GalleryError, ImageError
@@ -104,24 +108,26 @@ def handle(event: dict[str, Any], deps: IndexerDeps) -> list[Result]:
             except EventError:
                 results.append(rejected("gallery_indexer", "SQS body is not JSON"))
                 continue
-            results.extend(handle_message(body, deps))
+            results.extend(handle_message(body, deps,
+                                          message_id=str(record.get("messageId") or "")))
         else:
             results.extend(handle_message({"Records": [record]}, deps))
     return results
 
 
-def handle_message(body: Any, deps: IndexerDeps) -> list[Result]:
+def handle_message(body: Any, deps: IndexerDeps, *, message_id: str = "") -> list[Result]:
+    """The results of one decoded message: a command, or an S3 notification's records.
+    ``message_id`` (SQS's) is the redelivery key of a command that has no ``command_id``."""
     if not isinstance(body, dict):
         return [rejected("gallery_indexer", "message is not a JSON object")]
-    if RemoveCommand.is_one(body):
-        try:
-            command = RemoveCommand.parse(body)
-        except EventError as exc:
-            return [rejected("gallery_indexer", str(exc))]
-        return [remove_person(command, deps)]
-    learnt = learning.handle_command(body, deps)
-    if learnt is not None:
-        return [learnt]
+    try:
+        command = parse_command(body)
+    except EventError as exc:
+        return [rejected("gallery_indexer", str(exc))]
+    if command is not None:
+        claim = (f"command:{command.command_id}" if "command_id" in body
+                 else f"sqs:{message_id}" if message_id else None)
+        return [run_command(command, claim, deps)]
     if body.get("Event") == "s3:TestEvent":
         return [{"status": "ignored", "reason": "s3:TestEvent"}]
     out: list[Result] = []
@@ -153,6 +159,27 @@ def index_upload(key: str, etag: str, deps: IndexerDeps) -> Result:
         deps.idempotency.release(claim)
         raise
     deps.idempotency.complete(claim)
+    return result
+
+
+def run_command(command: IndexerCommand, claim: str | None, deps: IndexerDeps) -> Result:
+    """Do ``command`` once per ``claim`` (None: no key to know a redelivery by, do it);
+    a claimed one answers ``duplicate``."""
+    if claim is not None and not deps.idempotency.claim(claim, kind="gallery_indexer"):
+        log.info("gallery_indexer: %s command %s already done", command.action, claim)
+        return {"status": "duplicate", "action": command.action, "command": claim,
+                "watchlist": command.watchlist, "person_id": command.person_id}
+    try:
+        if isinstance(command, RemoveCommand):
+            result = remove_person(command, deps)
+        else:
+            result = learning.handle_command(command, deps)
+    except BaseException:
+        if claim is not None:
+            deps.idempotency.release(claim)
+        raise
+    if claim is not None:
+        deps.idempotency.complete(claim)
     return result
 
 

@@ -1,7 +1,7 @@
 """The gallery indexer's learning side: desk verdicts → templates, reviews, duplicates.
 
 Called by :mod:`oneeye.cloud.functions.gallery_indexer` for the commands of
-:mod:`oneeye.cloud.learning`, and for every accepted enrolment photo (the second-look
+:mod:`oneeye.cloud.indexer_commands`, and for every accepted enrolment photo (the second-look
 check and the duplicate report). Every change goes out as a new signed gallery version
 through :func:`publish`, the one write path (edges have it within seconds, as for a photo).
 
@@ -31,8 +31,12 @@ from oneeye import gallery as gal
 from oneeye.cloud.common import Result, rejected
 from oneeye.cloud.dal import gallery_store, keys
 from oneeye.cloud.dal.notify import publish_gallery_event
-from oneeye.cloud.learning import LearnCommand, RemoveTemplateCommand, ReviewCommand
-from oneeye.errors import EventError
+from oneeye.cloud.indexer_commands import (
+    IndexerCommand,
+    LearnCommand,
+    RemoveTemplateCommand,
+    ReviewCommand,
+)
 from oneeye.events import GalleryEvent
 from oneeye.gallery.templates import DuplicatePair, TemplateSource, template_id
 from oneeye.types import utc_now
@@ -42,23 +46,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COMMANDS = (LearnCommand, RemoveTemplateCommand, ReviewCommand)
-
-
-def handle_command(body: dict[str, Any], deps: IndexerDeps) -> Result | None:
-    """The result of a learning command, or None when ``body`` is not one."""
-    for cls in COMMANDS:
-        if cls.is_one(body):
-            try:
-                command = cls.parse(body)
-            except EventError as exc:
-                return rejected("gallery_indexer", str(exc))
-            if isinstance(command, LearnCommand):
-                return learn(command, deps)
-            if isinstance(command, RemoveTemplateCommand):
-                return remove_template(command, deps)
-            return settle_review(command, deps)
-    return None
+def handle_command(command: IndexerCommand, deps: IndexerDeps) -> Result:
+    """The result of a learning command (learn, remove_template or review)."""
+    if isinstance(command, LearnCommand):
+        return learn(command, deps)
+    if isinstance(command, RemoveTemplateCommand):
+        return remove_template(command, deps)
+    if isinstance(command, ReviewCommand):
+        return settle_review(command, deps)
+    return rejected("gallery_indexer", f"not a learning command: {command.action}")
 
 
 def stamped(g: gal.Gallery, deps: IndexerDeps) -> gal.Gallery:
