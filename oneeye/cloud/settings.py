@@ -19,9 +19,10 @@ import os
 from collections.abc import Mapping
 from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from oneeye.config import validate
+from oneeye.types import WATCHLISTS
 
 S = TypeVar("S", bound="LambdaSettings")
 
@@ -192,10 +193,19 @@ class IndexerSettings(IdempotencySettings, BucketSettings, UploadLimitSettings,
         description="how new versions are announced: iot-data (AWS IoT Core), "
         "mqtt://host:port (local stack) or none")
     learn_watchlists: str = Field(
-        "", alias="LEARN_WATCHLISTS", pattern=r"^((customers|missing)(,(customers|missing))*)?$",
+        "", alias="LEARN_WATCHLISTS",
         description="comma-separated watchlists that learn from desk verdicts (opt-in; "
         "README 'Learning from verdicts'): edges then send a track's encoding with each "
         "accepted match, and Confirm / Not this person add templates; empty: none")
+
+    @field_validator("learn_watchlists")
+    @classmethod
+    def _known_watchlists(cls, value: str) -> str:
+        unknown = [w for w in value.split(",") if w and w not in WATCHLISTS]
+        if unknown:
+            raise ValueError(f"unknown watchlist {', '.join(unknown)}: a comma-separated list "
+                             f"of {', '.join(WATCHLISTS)}")
+        return value
 
 
 class UploadUrlSettings(IdempotencySettings, UploadGrantSettings):
