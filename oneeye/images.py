@@ -306,10 +306,11 @@ def list_photo_dir(src: str | Path) -> PhotoDir:
 DARK_LUMA: Final = 40.0
 
 
-def even_light(bgr: NDArray[np.uint8], *, dark_below: float = DARK_LUMA
+def even_light(bgr: NDArray[np.uint8], *, dark_below: float = DARK_LUMA, rgb: bool = False
                ) -> tuple[NDArray[np.uint8], bool]:
-    """``bgr`` (H×W×3 uint8, OpenCV order) with its luma histogram-equalised when its mean
-    luma is under ``dark_below`` (0 turns it off); returns ``(image, evened)``.
+    """``bgr`` (H×W×3 uint8, OpenCV order; RGB with ``rgb=True``) with its luma
+    histogram-equalised when its mean luma is under ``dark_below`` (0 turns it off);
+    returns ``(image, evened)`` in the order it came.
 
     Why: dlib's HOG finds no face below ~6 % of the light and the encoder places a dim face
     ~0.13 further from its enrolled photo (0.63 vs 0.50 on the 12 % clip); the same clip with
@@ -324,6 +325,8 @@ def even_light(bgr: NDArray[np.uint8], *, dark_below: float = DARK_LUMA
     # The mean of a 1/16 sample decides: a full-frame mean costs more than the check is worth.
     if float(bgr[::4, ::4].mean()) >= dark_below:
         return bgr, False
-    ycrcb = cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb)
+    to_ycrcb, back = ((cv2.COLOR_RGB2YCrCb, cv2.COLOR_YCrCb2RGB) if rgb
+                      else (cv2.COLOR_BGR2YCrCb, cv2.COLOR_YCrCb2BGR))
+    ycrcb = cv2.cvtColor(bgr, to_ycrcb)
     ycrcb[:, :, 0] = cv2.equalizeHist(ycrcb[:, :, 0])
-    return np.asarray(cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2BGR), dtype=np.uint8), True
+    return np.asarray(cv2.cvtColor(ycrcb, back), dtype=np.uint8), True

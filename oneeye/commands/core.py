@@ -22,6 +22,7 @@ from oneeye.config import load_settings
 from oneeye.edge.detect.replay import TrackReplay
 from oneeye.edge.settings import EdgeSettings, ThresholdOverride
 from oneeye.errors import ImageError, OneEyeError
+from oneeye.images import even_light
 from oneeye.media import expected_frames, is_video, iter_media
 from oneeye.types import IMAGE_SUFFIXES, WATCHLISTS
 
@@ -198,7 +199,8 @@ def identify(galleries: tuple[Path, ...], config: Path | None, upsample: int | N
     with ui.progress("identifying", len(images)) as advance:
         for path in images:
             try:
-                image = faces.load_image(path)
+                # a dark photo is evened out first, as the device does with a dark frame
+                image, _ = even_light(faces.load_image(path), rgb=True)
                 boxes = faces.detect(image, model=model, upsample=upsample_n)  # type: ignore[arg-type]
                 encs = faces.encode(image, boxes)
                 results = matcher.identify(np.stack(encs), overrides) if encs else []
@@ -273,7 +275,7 @@ def _replay(config: Path | None, matcher: Any, overrides: dict[str, Any]) -> Any
 def _analyze_frame(frame: Any, matcher: Any, overrides: dict[str, Any], max_width: int | None,
                    upsample: int, with_encodings: bool, replay: Any) -> list[dict[str, Any]]:
 
-    image = frame.rgb
+    image, _ = even_light(frame.rgb, rgb=True)   # as the device does with a dark frame
     scale = 1.0
     if max_width and image.shape[1] > max_width:
         scale = max_width / image.shape[1]
