@@ -95,7 +95,7 @@ class MatchEvent(_Event):
         "each send), so the cloud can tell a wrong clock from a late delivery")
     device_observed_at: UtcTimestamp | None = Field(
         None, description="set by the cloud when the device clock is off: the device's own "
-        "observed_at, which observed_at then replaces with a trusted time (oneeye.cloud.clock)")
+        "observed_at, which observed_at then replaces with a trusted time (oneeye.cloud.skew)")
     clock_skew_s: float | None = Field(
         None, description="set by the cloud with device_observed_at: device clock minus "
         "receive time, seconds (negative: slow)")

@@ -18,9 +18,9 @@ from flask import Flask
 
 from dashboard import alerts
 from oneeye.cloud import devices
-from oneeye.cloud.clock import CLOCK_TOLERANCE_S, trusted_health, trusted_match
 from oneeye.cloud.dal import store
 from oneeye.cloud.functions import amber_alert, device_health, enrich_match
+from oneeye.cloud.skew import CLOCK_TOLERANCE_S, trusted_health, trusted_match
 from oneeye.edge.clock import ClockWatch
 from oneeye.edge.comms.health import Vitals
 from oneeye.edge.comms.publishers import NullPublisher

@@ -284,7 +284,7 @@ def test_gallery_swap_takes_effect_for_the_next_frames(
 
 
 def test_stop_while_the_camera_is_down_returns_promptly(galleries: dict[str, Path]) -> None:
-    from oneeye.edge.camera.live import LiveSource
+    from oneeye.edge.camera.stream import LiveSource
 
     def dead(spec: str | int) -> object:
         raise OSError("camera unplugged")

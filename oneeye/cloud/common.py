@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from oneeye import events
-from oneeye.cloud.clock import trusted_match
 from oneeye.cloud.dal import keys, store
 from oneeye.cloud.dal.state import Idempotency
 from oneeye.cloud.devices import THING_FIELD, Registry, Sender, check_sender
+from oneeye.cloud.skew import trusted_match
 from oneeye.errors import ConfigError, EventError, InProgress
 from oneeye.events import clip as clip  # desk messages are capped like health errors
 
@@ -91,7 +91,7 @@ def parse_match(message: Any, *, watchlist: str, handler: str,
                 registry: Registry) -> events.MatchEvent | Result:
     """The validated match for ``watchlist`` from the device that sent it, or the rejection.
 
-    ``observed_at`` is checked against the receive time (:func:`oneeye.cloud.clock.trusted_match`):
+    ``observed_at`` is checked against the receive time (:func:`oneeye.cloud.skew.trusted_match`):
     a device clock beyond the tolerance is replaced by a trusted time, the device's kept.
     The sender is the thing named by the topic (``iot_thing``, added by the rule); a
     match whose device, site or camera is not that thing's (see

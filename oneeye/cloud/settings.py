@@ -156,7 +156,7 @@ class DeviceStateSettings(DeviceMessageSettings):
         "each device transition (branch IT's email, filter on site_id); unset: desk only")
 
 
-class HealthSettings(DeviceStateSettings):
+class DeviceHealthSettings(DeviceStateSettings):
     """``device_health``: device health → device state (+ ``device_status`` on a cadence)."""
 
 
@@ -231,7 +231,7 @@ class CasesSettings(BucketSettings, CasesTableSettings, AgenciesTableSettings):
 #: Function name (``cloud/lambdas/<name>``) → its settings model.
 FUNCTIONS: dict[str, type[LambdaSettings]] = {
     "enrich_match": EnrichSettings,
-    "device_health": HealthSettings,
+    "device_health": DeviceHealthSettings,
     "device_presence": PresenceSettings,
     "amber_alert": AmberSettings,
     "gallery_indexer": IndexerSettings,

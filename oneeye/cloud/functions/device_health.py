@@ -24,10 +24,10 @@ from typing import Any
 
 from oneeye import events
 from oneeye.alerting import skew_note
-from oneeye.cloud.clock import trusted_health
 from oneeye.cloud.common import Result, clip, event_id_of, rejected, sender_rejection
 from oneeye.cloud.dal import store
-from oneeye.cloud.settings import HealthSettings
+from oneeye.cloud.settings import DeviceHealthSettings
+from oneeye.cloud.skew import trusted_health
 from oneeye.cloud.transitions import DeviceStateDeps, announce, state_deps
 from oneeye.errors import EventError
 
@@ -65,10 +65,10 @@ def device_health(message: Any, deps: DeviceStateDeps) -> Result:
     return out
 
 
-def health_deps(settings: HealthSettings) -> DeviceStateDeps:
+def health_deps(settings: DeviceHealthSettings) -> DeviceStateDeps:
     return state_deps(settings)
 
 
 def health_from_env() -> DeviceStateDeps:
     """Deps from this process's environment (raises ConfigError naming the variable)."""
-    return health_deps(HealthSettings.from_env(root="device_health"))
+    return health_deps(DeviceHealthSettings.from_env(root="device_health"))
