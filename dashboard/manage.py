@@ -317,9 +317,10 @@ def remove_template(customer_id: str, template_id: str) -> Any:
 def review_template(customer_id: str, review_id: str) -> Any:
     """``decision``: ``accept`` (the held template joins the gallery) or ``dismiss`` (it is
     thrown away; asks first)."""
-    decision = request.form.get("decision")
-    if decision not in ("accept", "dismiss"):
+    said = request.form.get("decision")
+    if said not in ("accept", "dismiss"):
         abort(400, description="decision must be accept or dismiss")
+    decision: Literal["accept", "dismiss"] = "accept" if said == "accept" else "dismiss"
     page = flask.url_for("manage.customer", customer_id=customer_id)
     if decision == "dismiss":
         asked = confirm_first(f"Dismiss this held template of {customer_id}? It is not learnt.",

@@ -37,9 +37,9 @@ def cloud_app(tmp_path: Path, signer: Signer, cloud_env: dict[str, str]) -> Flas
         "indexer_queue_url": cloud_env["INDEXER_QUEUE_URL"]})
     users = services_of(app).store.users
     digest = hash_password(dh.PASSWORD)
-    users.put("alice", digest, ["branch-1"])
-    users.put("bob", digest, ["branch-2"])
-    users.put("ada", digest, ["branch-1"], role="branch_admin")
+    users.create("alice", digest, ["branch-1"])
+    users.create("bob", digest, ["branch-2"])
+    users.create("ada", digest, ["branch-1"], role="branch_admin")
     return app
 
 
