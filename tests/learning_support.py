@@ -4,6 +4,7 @@ a sighting as the cloud delivers it to the desk, and the edge's track decision o
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,9 @@ from numpy.typing import NDArray
 from oneeye import aws, faces
 from oneeye.edge.detect.pipeline import Look, TrackLooks, decide_track
 from oneeye.edge.settings import RecognitionSettings
-from oneeye.events import DeskEvent, MatchEvent, utc_now
+from oneeye.events import DeskEvent, MatchEvent
 from oneeye.gallery import Match, Matcher, fuse
+from oneeye.types import format_time
 
 
 def encode(path: Path) -> NDArray[np.float32]:
@@ -26,12 +28,14 @@ def encode(path: Path) -> NDArray[np.float32]:
 
 def sighting(person_id: str, encoding: list[float] | None, *, name: str = "Barack Obama",
              site_id: str = "branch-1", camera: str = "cam-door-1",
-             snapshot_url: str | None = None) -> DeskEvent:
+             snapshot_url: str | None = None, seconds_ago: float = 0.0) -> DeskEvent:
     """A customer arrival as ``enrich_match`` makes it: the desk event's id is the match's
     (the id a learnt template names as its source), the match carries the edge's fused
-    ``encoding`` (sent only for a watchlist that learns), ``snapshot_url`` the camera crop."""
+    ``encoding`` (sent only for a watchlist that learns), ``snapshot_url`` the camera crop;
+    observed ``seconds_ago``."""
+    observed = format_time(datetime.now(UTC) - timedelta(seconds=seconds_ago))
     match = MatchEvent(device_id=camera, site_id=site_id, camera_id=camera,
-                       observed_at=utc_now(), person_id=person_id, watchlist="customers",
+                       observed_at=observed, person_id=person_id, watchlist="customers",
                        distance=0.38, margin=0.2, bbox=(10, 110, 110, 10), track_id=1,
                        frames_seen=3, gallery_version=1, encoding=encoding)
     return DeskEvent(event_id=match.event_id, kind="customer_arrived", site_id=site_id,

@@ -39,26 +39,26 @@ SNAPSHOT = "https://snapshots.example/crop-1.jpg"
 
 
 @pytest.fixture
-def app(tmp_path: Path, signer: Signer, cloud_env: dict[str, str],
+def cloud_app(tmp_path: Path, signer: Signer, cloud_env: dict[str, str],
         monkeypatch: pytest.MonkeyPatch) -> Flask:
     """A dashboard on the test cloud, whose customers watchlist learns: alice (teller,
     branch-1), bob (teller, branch-2), ada (branch admin, branch-1)."""
     monkeypatch.setenv("LEARN_WATCHLISTS", "customers")
     load_handler("gallery_indexer")
-    app = dh.app_for(tmp_path, signer, cloud={
+    cloud_app = dh.app_for(tmp_path, signer, cloud={
         "bucket": cloud_env["ONEEYE_BUCKET"], "cases_table": cloud_env["CASES_TABLE"],
         "indexer_queue_url": cloud_env["INDEXER_QUEUE_URL"]})
-    users = services_of(app).store.users
+    users = services_of(cloud_app).store.users
     digest = hash_password(dh.PASSWORD)
     users.create("alice", digest, ["branch-1"])
     users.create("bob", digest, ["branch-2"])
     users.create("ada", digest, ["branch-1"], role="branch_admin")
-    return app
+    return cloud_app
 
 
-def enrolled(app: Flask, env: dict[str, str], examples: Path) -> None:
+def enrolled(cloud_app: Flask, env: dict[str, str], examples: Path) -> None:
     """C-1042 (Obama) and C-1003 (Biden) enrolled from the Customers page by ada."""
-    ada, token = dh.client_of(app, "ada")
+    ada, token = dh.client_of(cloud_app, "ada")
     for person, photo in (("C-1042", "obama.jpg"), ("C-1003", "biden.jpg")):
         sent = ada.post("/manage/customers/photos", headers={"X-CSRF-Token": token},
                         data={"customer_id": person,
@@ -91,12 +91,12 @@ def rows(html: str) -> dict[str, str]:
 
 
 def test_a_visit_verdict_queues_one_template_from_its_newest_sighting(
-        app: Flask, signer: Signer, cloud_env: dict[str, str]) -> None:
-    first = sighting("C-1042", [0.01] * 128)
+        cloud_app: Flask, signer: Signer, cloud_env: dict[str, str]) -> None:
+    first = sighting("C-1042", [0.01] * 128, seconds_ago=5)
     newest = sighting("C-1042", [0.02] * 128, camera="cam-2")
     for event in (first, newest):
-        dh.push(app, signer, event)
-    alice, token = dh.client_of(app, "alice")
+        dh.push(cloud_app, signer, event)
+    alice, token = dh.client_of(cloud_app, "alice")
     answer = judge(alice, token, first.event_id, "confirmed", by="mallory")  # cannot say who
     assert answer["learning"] == "queued" and answer["verdict"]["by"] == "alice"
     (command,) = queued_learning(cloud_env)            # once for the visit, not per sighting
@@ -112,11 +112,11 @@ def test_a_visit_verdict_queues_one_template_from_its_newest_sighting(
 
 
 def test_a_visit_whose_sightings_carry_no_encoding_records_the_verdict_only(
-        app: Flask, signer: Signer, cloud_env: dict[str, str]) -> None:
+        cloud_app: Flask, signer: Signer, cloud_env: dict[str, str]) -> None:
     # A watchlist that does not learn: the edge sends no encoding.
     event = sighting("C-1042", None)
-    dh.push(app, signer, event)
-    alice, token = dh.client_of(app, "alice")
+    dh.push(cloud_app, signer, event)
+    alice, token = dh.client_of(cloud_app, "alice")
     answer = judge(alice, token, event.event_id, "confirmed")
     assert answer["learning"] == "no_encoding"
     assert answer["verdict"]["verdict"] == "confirmed"
@@ -124,10 +124,10 @@ def test_a_visit_whose_sightings_carry_no_encoding_records_the_verdict_only(
 
 
 def test_a_teller_of_another_site_cannot_judge_a_visit_nor_teach(
-        app: Flask, signer: Signer, cloud_env: dict[str, str]) -> None:
+        cloud_app: Flask, signer: Signer, cloud_env: dict[str, str]) -> None:
     event = sighting("C-1042", [0.01] * 128)
-    dh.push(app, signer, event)
-    bob, token = dh.client_of(app, "bob")
+    dh.push(cloud_app, signer, event)
+    bob, token = dh.client_of(cloud_app, "bob")
     resp = bob.post(f"/api/visits/{event.event_id}/verdict", json={"verdict": "rejected"},
                     headers={"X-CSRF-Token": token})
     assert resp.status_code == 404
@@ -138,16 +138,16 @@ def test_a_teller_of_another_site_cannot_judge_a_visit_nor_teach(
 
 
 def test_the_persons_page_lists_templates_and_removes_one_after_confirming(
-        app: Flask, signer: Signer, cloud_env: dict[str, str], examples: Path) -> None:
-    enrolled(app, cloud_env, examples)
+        cloud_app: Flask, signer: Signer, cloud_env: dict[str, str], examples: Path) -> None:
+    enrolled(cloud_app, cloud_env, examples)
     look = encode(examples / "knn_examples" / "test" / "obama1.jpg")
     event = sighting("C-1042", look.tolist(), snapshot_url=SNAPSHOT)
-    dh.push(app, signer, event)
-    alice, token = dh.client_of(app, "alice")
+    dh.push(cloud_app, signer, event)
+    alice, token = dh.client_of(cloud_app, "alice")
     judge(alice, token, event.event_id, "confirmed")
     assert [r["status"] for r in run_queue(cloud_env)] == ["learnt"]
 
-    ada, admin_token = dh.client_of(app, "ada")
+    ada, admin_token = dh.client_of(cloud_app, "ada")
     listing = ada.get("/manage/customers").get_data(as_text=True)
     assert 'href="/manage/customers/C-1042"' in listing
     page = ada.get("/manage/customers/C-1042")
@@ -172,33 +172,33 @@ def test_the_persons_page_lists_templates_and_removes_one_after_confirming(
         "/manage/customers/C-1042")
     assert [r["status"] for r in run_queue(cloud_env)] == ["removed"]
     assert set(rows(ada.get("/manage/customers/C-1042").get_data(as_text=True))) == {"photo"}
-    audit = services_of(app).store.audit.rows(sites=["branch-1"])
+    audit = services_of(cloud_app).store.audit.rows(sites=["branch-1"])
     assert any(a["action"] == "template_removed" and a["user_name"] == "ada" for a in audit)
 
 
 def test_a_sighting_template_has_no_thumbnail_when_the_desk_never_stored_its_event(
-        app: Flask, cloud_env: dict[str, str], examples: Path) -> None:
+        cloud_app: Flask, cloud_env: dict[str, str], examples: Path) -> None:
     from oneeye.cloud.backoffice import Backoffice
 
-    enrolled(app, cloud_env, examples)
+    enrolled(cloud_app, cloud_env, examples)
     look = encode(examples / "knn_examples" / "test" / "obama1.jpg")
     Backoffice(cloud_env["ONEEYE_BUCKET"], cloud_env["CASES_TABLE"],
                cloud_env["INDEXER_QUEUE_URL"]).learn(
         "customers", "C-1042", new_id(), look.tolist(), "positive", "carol")
     assert [r["status"] for r in run_queue(cloud_env)] == ["learnt"]
-    ada, _ = dh.client_of(app, "ada")
+    ada, _ = dh.client_of(cloud_app, "ada")
     shown = rows(ada.get("/manage/customers/C-1042").get_data(as_text=True))
     assert "carol" in shown["sighting"] and "<img" not in shown["sighting"]
 
 
 def test_a_held_template_is_accepted_or_dismissed_on_the_page(
-        app: Flask, signer: Signer, cloud_env: dict[str, str], examples: Path) -> None:
-    enrolled(app, cloud_env, examples)
-    alice, token = dh.client_of(app, "alice")
-    ada, admin_token = dh.client_of(app, "ada")
+        cloud_app: Flask, signer: Signer, cloud_env: dict[str, str], examples: Path) -> None:
+    enrolled(cloud_app, cloud_env, examples)
+    alice, token = dh.client_of(cloud_app, "alice")
+    ada, admin_token = dh.client_of(cloud_app, "ada")
     for photo in ("alex_lacamoire1.jpg", "johnsnow_test1.jpg"):   # mistaken confirmations
         event = sighting("C-1042", encode(examples / "knn_examples" / "test" / photo).tolist())
-        dh.push(app, signer, event)
+        dh.push(cloud_app, signer, event)
         judge(alice, token, event.event_id, "confirmed")
     assert [r["status"] for r in run_queue(cloud_env)] == ["needs_review", "needs_review"]
     html = ada.get("/manage/customers/C-1042").get_data(as_text=True)
@@ -222,8 +222,8 @@ def test_a_held_template_is_accepted_or_dismissed_on_the_page(
                     data={"csrf_token": admin_token, "decision": "maybe"}).status_code == 400
 
 
-def test_a_teller_cannot_open_a_persons_page(app: Flask) -> None:
-    alice, _ = dh.client_of(app, "alice")
+def test_a_teller_cannot_open_a_persons_page(cloud_app: Flask) -> None:
+    alice, _ = dh.client_of(cloud_app, "alice")
     assert alice.get("/manage/customers/C-1042").status_code == 403
 
 
@@ -231,11 +231,11 @@ def test_a_teller_cannot_open_a_persons_page(app: Flask) -> None:
 
 
 def test_after_not_this_person_the_same_look_replayed_makes_no_card(
-        app: Flask, signer: Signer, cloud_env: dict[str, str], examples: Path) -> None:
+        cloud_app: Flask, signer: Signer, cloud_env: dict[str, str], examples: Path) -> None:
     """The look is a stranger's that falls 0.3 from C-1042's photo (a false match); it
     goes edge → enrich_match → SNS → the desk, is judged "Not this person" on its card,
     and replayed through the edge's decision on the indexer's next gallery."""
-    enrolled(app, cloud_env, examples)
+    enrolled(cloud_app, cloud_env, examples)
     devices.register("edge-1", "branch-1", ["door"])
     bucket = store.Bucket(cloud_env["ONEEYE_BUCKET"])
     before, _ = gallery_store.read_latest(bucket, "customers")
@@ -259,13 +259,13 @@ def test_after_not_this_person_the_same_look_replayed_makes_no_card(
             assert out["status"] == "published", out
             message = desk.drain(wait_s=10)[-1]["Message"]
             assert DeskEvent.model_validate_json(message).match is not None
-            dh.post_sns(app.test_client(), signer.notification(message))
-        alice, _ = dh.client_of(app, "alice")
+            dh.post_sns(cloud_app.test_client(), signer.notification(message))
+        alice, _ = dh.client_of(cloud_app, "alice")
         return match is not None, len(alice.get("/api/arrivals?all=1").get_json()["visits"])
 
     assert before.learning.enabled     # so the edge sends the encoding with its event
     assert replay(Matcher([before])) == (True, 1)         # the false match makes a card
-    alice, token = dh.client_of(app, "alice")
+    alice, token = dh.client_of(cloud_app, "alice")
     (card,) = alice.get("/api/arrivals").get_json()["visits"]
     assert card["person_id"] == "C-1042"
     assert judge(alice, token, card["visit_id"], "rejected")["learning"] == "queued"
