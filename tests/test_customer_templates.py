@@ -20,7 +20,6 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from dashboard.auth import hash_password
 from dashboard.services import services_of
 from oneeye.cloud import devices
 from oneeye.cloud.dal import gallery_store, store
@@ -31,29 +30,11 @@ from oneeye.gallery import Matcher
 from oneeye.ids import new_id
 from oneeye.types import utc_now
 from tests import dashboard_helpers as dh
-from tests.cloud_support import load_handler, observe, run_queue
+from tests.cloud_support import observe, run_queue
 from tests.learning_support import edge_decides, encode, sighting, take_queued
 
 Signer = dh.Signer
 SNAPSHOT = "https://snapshots.example/crop-1.jpg"
-
-
-@pytest.fixture
-def cloud_app(tmp_path: Path, signer: Signer, cloud_env: dict[str, str],
-        monkeypatch: pytest.MonkeyPatch) -> Flask:
-    """A dashboard on the test cloud, whose customers watchlist learns: alice (teller,
-    branch-1), bob (teller, branch-2), ada (branch admin, branch-1)."""
-    monkeypatch.setenv("LEARN_WATCHLISTS", "customers")
-    load_handler("gallery_indexer")
-    cloud_app = dh.app_for(tmp_path, signer, cloud={
-        "bucket": cloud_env["ONEEYE_BUCKET"], "cases_table": cloud_env["CASES_TABLE"],
-        "indexer_queue_url": cloud_env["INDEXER_QUEUE_URL"]})
-    users = services_of(cloud_app).store.users
-    digest = hash_password(dh.PASSWORD)
-    users.create("alice", digest, ["branch-1"])
-    users.create("bob", digest, ["branch-2"])
-    users.create("ada", digest, ["branch-1"], role="branch_admin")
-    return cloud_app
 
 
 def enrolled(cloud_app: Flask, env: dict[str, str], examples: Path) -> None:
