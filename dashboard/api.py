@@ -239,7 +239,10 @@ def _tell(mark: dict[str, Any], visit: dict[str, Any]) -> None:
 def visit_verdict(visit_id: str) -> Response:
     """``{verdict: confirmed | rejected | null}`` on a whole visit (a card or a banner):
     every sighting in it, and every later one that joins it, carries the verdict; null
-    undoes it. Audited with who and when; pushed to the site's desks as ``visit``."""
+    undoes it. Audited with who and when; pushed to the site's desks as ``visit``. A
+    verdict given also queues learning from the visit's newest sighting (its ``encoding``,
+    sent only for a watchlist that learns); the answer's ``learning`` says what happened
+    (``queued``, ``no_encoding``, ``no_cloud``, ``failed``, ``undone``)."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or "verdict" not in body \
             or body["verdict"] not in (*VERDICTS, None):
@@ -256,8 +259,22 @@ def visit_verdict(visit_id: str) -> Response:
                           events=len(visit["event_ids"]))
     log.info("visit %s (%d sightings) %s by %s", visit_id, len(visit["event_ids"]),
              body["verdict"] or "verdict undone", user)
+    learning = _learn(latest, body["verdict"], user) if body["verdict"] else "undone"
     _tell(mark, visit)
-    return jsonify(mark)
+    return jsonify({**mark, "learning": learning})
+
+
+def _learn(match: dict[str, Any], verdict: str, user: str) -> str:
+    """Queue what a verdict teaches (``Cloud.learn_from_verdict``): once per verdict given,
+    from one sighting's encoding (a visit's: its newest). The verdict stands whatever the
+    cloud says, so a failure is logged and reported as ``failed``, never raised. An undo
+    takes back nothing learnt: the branch admin removes a template on the person's page."""
+    try:
+        return services().cloud.learn_from_verdict(match, verdict, user)
+    except OneEyeError as exc:
+        log.warning("event %s: the verdict's template was not queued: %s",
+                    match.get("event_id"), exc)
+        return "failed"
 
 
 @bp.post("/visits/<visit_id>/served")
@@ -382,11 +399,7 @@ def feedback(event_id: str) -> Response:
                           person_id=match.get("person_id"), camera_id=match.get("camera_id"),
                           watchlist=match.get("watchlist"))
     log.info("event %s %s by %s", event_id, verdict, g.user["name"])
-    try:   # the verdict stands whatever the cloud says; learning is a consequence of it
-        learning = parts.cloud.learn_from_verdict(match, verdict, g.user["name"])
-    except OneEyeError as exc:
-        log.warning("event %s: the verdict's template was not queued: %s", event_id, exc)
-        learning = "failed"
+    learning = _learn(match, verdict, g.user["name"])
     parts.live.emit("feedback", {**given, "site_id": record["site_id"]},
                     agency=agency_of_record(record))
     return jsonify({**given, "learning": learning})

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import flask
 from flask import Blueprint, Response, abort, flash, g, request
@@ -132,6 +132,30 @@ class Cloud:
                         "keys": office.photos_of(customer_id)})
         return out
 
+    def templates(self, person_id: str) -> list[dict[str, Any]]:
+        """``person_id``'s templates in the customers gallery, then those held for review
+        (:meth:`Backoffice.templates`: ``{template_id, kind, source, by, at, state, …}``;
+        [] before the watchlist has a gallery)."""
+        return self._backoffice().templates("customers", person_id)
+
+    def remove_template(self, person_id: str, template_id: str, by: str) -> str:
+        """Queue the removal of one active template; the command's SQS message id."""
+        return self._backoffice().remove_template("customers", person_id, template_id, by)
+
+    def review_template(self, person_id: str, review_id: str,
+                        decision: Literal["accept", "dismiss"], by: str) -> str:
+        """Queue the decision on a template held for review; the command's SQS message id."""
+        return self._backoffice().review_template("customers", person_id, review_id,
+                                                  decision, by)
+
+    def card(self, customer_id: str) -> dict[str, Any] | None:
+        """The directory's card of ``customer_id`` (:meth:`Backoffice.customer`)."""
+        return self._backoffice().customer(customer_id)
+
+    def photos_of(self, customer_id: str) -> list[str]:
+        """The keys of ``customer_id``'s enrolment photos in the bucket."""
+        return self._backoffice().photos_of(customer_id)
+
     def photo(self, key: str) -> bytes | None:
         """One customer enrolment photo (a key under ``uploads/customers/``), None else."""
         if not key.startswith("uploads/customers/") or ".." in key:
@@ -238,6 +262,80 @@ def remove_customer_photo(customer_id: str) -> Any:
     return flask.redirect(flask.url_for("manage.customers"))
 
 
+@bp.get("/customers/<id:customer_id>")
+@roles_required("branch_admin")
+def customer(customer_id: str) -> str:
+    """One customer's page: their name, and every template the cameras match them on
+    (photos, confirmed sightings, negatives from "Not this person") with its source, who
+    and when, a thumbnail where there is one, and Remove; those held for review with
+    Accept / Dismiss."""
+    cloud = cloud_or_503()
+    try:
+        name = (cloud.card(customer_id) or {}).get("name")
+    except (CustomerNotFound, CustomerApiUnavailable):
+        name = None
+    photos = set(cloud.photos_of(customer_id))
+    listed = [{**t, "thumbnail": _thumbnail(t, photos)} for t in cloud.templates(customer_id)]
+    return flask.render_template("manage/customer.html", customer_id=customer_id, name=name,
+                                 templates=listed)
+
+
+def _thumbnail(template: dict[str, Any], photos: set[str]) -> str | None:
+    """The image of a template: a photo's upload (while it is in the bucket), a sighting's
+    or negative's event snapshot when this dashboard stored that event at one of the
+    admin's sites (the event id is the desk event's); else None."""
+    source = str(template.get("source") or "")
+    if template.get("kind") == "photo":
+        return flask.url_for("manage.customer_photo", key=source) if source in photos else None
+    record = services().store.events.get(source) if source else None
+    if record is None or record["site_id"] not in g.user["sites"]:
+        return None
+    url = record["event"].get("snapshot_url")
+    return str(url) if url else None
+
+
+@bp.post("/customers/<id:customer_id>/templates/<id:template_id>/remove")
+@roles_required("branch_admin")
+def remove_template(customer_id: str, template_id: str) -> Any:
+    """Remove one template (asks first); the indexer takes it out of the next gallery."""
+    kind = request.form.get("kind") or "template"
+    page = flask.url_for("manage.customer", customer_id=customer_id)
+    asked = confirm_first(f"Remove this {kind} template of {customer_id}?", "Remove template",
+                          page, hidden={"kind": kind},
+                          image=request.form.get("thumbnail") or None)
+    if asked is not None:
+        return asked
+    message_id = cloud_or_503().remove_template(customer_id, template_id, g.user["name"])
+    services().store.audit.add(g.user["name"], "template_removed", customer_id,
+                               template_id=template_id, kind=kind, removal=message_id)
+    flash(f"{customer_id}: {kind} template removed; cameras stop using it within a minute")
+    return flask.redirect(page)
+
+
+@bp.post("/customers/<id:customer_id>/templates/<id:review_id>/review")
+@roles_required("branch_admin")
+def review_template(customer_id: str, review_id: str) -> Any:
+    """``decision``: ``accept`` (the held template joins the gallery) or ``dismiss`` (it is
+    thrown away; asks first)."""
+    said = request.form.get("decision")
+    if said not in ("accept", "dismiss"):
+        abort(400, description="decision must be accept or dismiss")
+    decision: Literal["accept", "dismiss"] = "accept" if said == "accept" else "dismiss"
+    page = flask.url_for("manage.customer", customer_id=customer_id)
+    if decision == "dismiss":
+        asked = confirm_first(f"Dismiss this held template of {customer_id}? It is not learnt.",
+                              "Dismiss", page, hidden={"decision": decision})
+        if asked is not None:
+            return asked
+    message_id = cloud_or_503().review_template(customer_id, review_id, decision,
+                                                g.user["name"])
+    services().store.audit.add(g.user["name"], f"template_{decision}ed",
+                               customer_id, review_id=review_id, command=message_id)
+    flash(f"{customer_id}: held template " + ("accepted; cameras use it within a minute"
+                                              if decision == "accept" else "dismissed"))
+    return flask.redirect(page)
+
+
 @bp.post("/customers/<id:customer_id>/remove")
 @roles_required("branch_admin")
 def remove_customer(customer_id: str) -> Any:
@@ -268,14 +366,18 @@ def known_sites() -> list[str]:
 
 
 def confirm_first(question: str, action: str, back: str, *,
-             hidden: dict[str, str] | None = None, photo: str | None = None) -> str | None:
+                  hidden: dict[str, str] | None = None, photo: str | None = None,
+                  image: str | None = None) -> str | None:
     """None when this POST is the confirmation (``confirmed=1``); else the confirmation
-    page, whose form posts the same fields again with ``confirmed=1``."""
+    page, whose form posts the same fields again with ``confirmed=1``. ``back`` is an
+    endpoint name or a path (``/…``); ``photo`` a customer photo's key, ``image`` any
+    other image's URL to show what is about to go."""
     if request.form.get("confirmed") == "1":
         return None
     return flask.render_template("manage/confirm.html", question=question, action=action,
                                  target=request.path, hidden=hidden or {}, photo=photo,
-                                 back=flask.url_for(back))
+                                 image=image,
+                                 back=back if back.startswith("/") else flask.url_for(back))
 
 
 @bp.get("/sites")

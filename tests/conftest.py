@@ -191,6 +191,30 @@ def app(tmp_path: Path, signer: Signer, app_options: dict[str, Any],
 
 
 @pytest.fixture
+def cloud_app(tmp_path: Path, signer: Signer, cloud_env: dict[str, str],
+              monkeypatch: pytest.MonkeyPatch) -> Flask:
+    """A dashboard connected to the test cloud, whose customers watchlist learns
+    (``LEARN_WATCHLISTS``): alice (teller, branch-1), bob (teller, branch-2), ada (branch
+    admin, branch-1)."""
+    from dashboard.auth import hash_password
+    from dashboard.services import services_of
+    from tests.cloud_support import load_handler
+    from tests.dashboard_helpers import PASSWORD, app_for
+
+    monkeypatch.setenv("LEARN_WATCHLISTS", "customers")
+    load_handler("gallery_indexer")
+    flask_app = app_for(tmp_path, signer, cloud={
+        "bucket": cloud_env["ONEEYE_BUCKET"], "cases_table": cloud_env["CASES_TABLE"],
+        "indexer_queue_url": cloud_env["INDEXER_QUEUE_URL"]})
+    users = services_of(flask_app).store.users
+    digest = hash_password(PASSWORD)
+    users.create("alice", digest, ["branch-1"])
+    users.create("bob", digest, ["branch-2"])
+    users.create("ada", digest, ["branch-1"], role="branch_admin")
+    return flask_app
+
+
+@pytest.fixture
 def client(app: Flask) -> FlaskClient:
     """A test client of ``app`` (logged out)."""
     return app.test_client()

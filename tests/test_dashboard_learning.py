@@ -15,7 +15,6 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from dashboard.auth import hash_password
 from dashboard.services import services_of
 from oneeye import aws
 from oneeye.cloud.indexer_commands import LearnCommand
@@ -26,21 +25,6 @@ from tests.cloud_support import run_queue
 Signer = dh.Signer
 #: A sighting's fused encoding as the edge sends it (128 floats).
 ENCODING = [round(0.01 * (i % 17) - 0.08, 4) for i in range(128)]
-
-
-@pytest.fixture
-def cloud_app(tmp_path: Path, signer: Signer, cloud_env: dict[str, str]) -> Flask:
-    """A dashboard connected to the test cloud: alice (teller, branch-1), bob (teller,
-    branch-2), ada (branch admin, branch-1)."""
-    app = dh.app_for(tmp_path, signer, cloud={
-        "bucket": cloud_env["ONEEYE_BUCKET"], "cases_table": cloud_env["CASES_TABLE"],
-        "indexer_queue_url": cloud_env["INDEXER_QUEUE_URL"]})
-    users = services_of(app).store.users
-    digest = hash_password(dh.PASSWORD)
-    users.put("alice", digest, ["branch-1"])
-    users.put("bob", digest, ["branch-2"])
-    users.put("ada", digest, ["branch-1"], role="branch_admin")
-    return app
 
 
 def client_of(app: Flask, name: str) -> tuple[FlaskClient, str]:
