@@ -38,7 +38,7 @@ class DetectionSettings(StrictModel):
     """frames wider than this are downscaled before processing (faces are searched at native
     resolution below it)
     """
-    dark_luma: float = Field(40.0, ge=0, le=255)
+    dark_luma: float = Field(10.0, ge=0, le=255)
     """a frame whose mean luma (0–255) is under this is histogram-equalised before detection
     and encoding (night, backlight, an IR camera in colour mode); 0 turns it off
     (oneeye.images.even_light)"""
