@@ -25,6 +25,12 @@ def _default_snapshots() -> dict[Watchlist, bool]:
     return {"customers": False, "missing": True}
 
 
+_EVERY_N_MIGRATION = (
+    "every_n_frames was replaced by fps, a cadence in time (detection passes per second of "
+    "the camera's clock): every_n_frames {n} on a camera delivering F fps is fps F/{n} "
+    "(3 at 15 fps: fps 5, the default)")
+
+
 class DetectionSettings(StrictModel):
     model: Literal["hog", "cnn"] = "hog"
     """dlib detector; cnn is ~2 s/frame on CPU"""
@@ -32,12 +38,24 @@ class DetectionSettings(StrictModel):
     """HOG upsampling; 1 finds faces down to ~28 px (the box's side) in the pixels it is given"""
     scale: float = Field(0.75, gt=0.05, le=2.0)
     """whole-frame passes (regions off, or motion everywhere) detect on the frame resized by this"""
-    every_n_frames: int = Field(3, ge=1, le=30)
-    """run the detector every N frames; the tracker follows faces in between"""
+    fps: float = Field(5.0, gt=0, le=60)
+    """detection passes per second of the camera's clock (media time for files), as Frigate's
+    detect fps: the tracker follows faces in between. Passes of all cameras share
+    detection_slots, granted to cameras with undecided faces first. Replaces every_n_frames
+    (N at a camera's F fps is fps F/N: 3 at 15 fps is 5); at or above the video's fps every
+    frame is searched
+    """
     max_width: int = Field(3840, ge=160, le=4096)
     """frames wider than this are downscaled before processing (faces are searched at native
     resolution below it)
     """
+    @model_validator(mode="before")
+    @classmethod
+    def _every_n_frames_moved(cls, data: object) -> object:
+        if isinstance(data, dict) and "every_n_frames" in data:
+            raise ValueError(_EVERY_N_MIGRATION.format(n=data["every_n_frames"]))
+        return data
+
     # -- where to look (issue 11 §2): motion regions + track predictions + a slow sweep
     regions: bool = True
     """detect at native resolution only where something moved, where an open track is expected and
@@ -101,10 +119,19 @@ class RecognitionSettings(StrictModel):
     from the 5 landmarks; 0 = frontal)
     """
     max_encodes_per_track: int = Field(10, ge=1, le=100)
-    """stop trying to identify a track after this many encodings"""
+    """encode attempts of an undecided track (Frigate: 12); then it is decided unknown"""
     reverify_s: float = Field(2.0, ge=0, le=600)
     """re-encode a decided track this often (catches a stranger who turns to the camera or two
     people swapping tracks); 0 disables
+    """
+    max_reverify: int = Field(6, ge=0, le=1000)
+    """re-encodes of a decided track (Frigate: 6 attempts after a name); then it costs nothing
+    more until it closes
+    """
+    best_look_ratio: float = Field(0.6, ge=0, le=1.0)
+    """encode a look only if its quality score (size x sharpness, oneeye.edge.detect.pipeline.
+    look_score) is at least this share of the best look the track has shown (that best fades
+    by 10 % a pass); 0 encodes every usable look
     """
     switch_distance: float = Field(0.6, gt=0, le=2.0)
     """a look further than this from the mean of its track's looks is another person (someone
@@ -339,6 +366,14 @@ class EdgeSettings(StrictModel):
     """also append events to this JSONL file"""
     workers: int = Field(2, ge=1, le=16)
     """encoding threads"""
+    detection_slots: int = Field(1, ge=1, le=16)
+    """detection passes running at once over all cameras (Frigate: one detector); more than the
+    cores left by the encoding workers only adds contention
+    """
+    detection_max_wait_s: float = Field(1.0, gt=0, le=60)
+    """a camera that waited this long for a detection pass is served as if it had an undecided
+    face, so cameras with decided tracks or still scenes are delayed, never starved
+    """
     preview_port: int | None = Field(None, ge=1, le=65535)
     """MJPEG preview on 127.0.0.1 (off by default)"""
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
