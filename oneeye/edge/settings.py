@@ -129,7 +129,7 @@ class RecognitionSettings(StrictModel):
     more until it closes
     """
     best_look_ratio: float = Field(0.6, ge=0, le=1.0)
-    """encode a look only if its quality score (size x sharpness, oneeye.edge.detect.pipeline.
+    """encode a look only if its quality score (size up to 96 px x sharpness, the pipeline's
     look_score) is at least this share of the best look the track has shown (that best fades
     by 10 % a pass); 0 encodes every usable look
     """
