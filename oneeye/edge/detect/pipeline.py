@@ -47,7 +47,7 @@ from pydantic import ValidationError
 from oneeye import faces
 from oneeye.edge.camera.geometry import Geometry
 from oneeye.edge.camera.sources import Frame, Source
-from oneeye.edge.detect import snapshot
+from oneeye.edge.detect import proposer, snapshot
 from oneeye.edge.detect.metrics import Metrics
 from oneeye.edge.detect.regions import (
     MotionDetector,
@@ -399,17 +399,23 @@ class Pipeline:
                                min_side=d.region_min_px)
         # Motion everywhere: one whole-frame pass at the full-frame scale, never costlier
         # than detection without regions.
-        searches = ([((0, w, h, 0), d.scale)] if regions is None
-                    else [(r, search_scale(r, d.region_max_pixels)) for r in regions])
+        searches = ([((0, w, h, 0), d.scale, False)] if regions is None
+                    else [(r, search_scale(r, d.region_max_pixels), True) for r in regions])
         band = self.sweep.next_band(now, h, w)
         if band is not None:
-            searches.append((band, d.sweep_scale))
-        self._regions = [r for r, _ in searches]
+            # A band is a thin strip of the whole width: BlazeFace's square input would
+            # shrink its faces to nothing, so HOG searches it whatever the proposer.
+            searches.append((band, d.sweep_scale, False))
+        self._regions = [r for r, _, _ in searches]
         boxes: list[BBox] = []
-        for (top, right, bottom, left), scale in searches:
-            crop = faces.bgr_to_rgb(bgr[top:bottom, left:right])
-            for b in faces.detect(crop, model=d.model, upsample=d.upsample, scale=scale):
-                boxes.append((b[0] + top, b[1] + left, b[2] + top, b[3] + left))
+        for (top, right, bottom, left), scale, region in searches:
+            if region and d.proposer == "blazeface":
+                found = proposer.propose_and_confirm(bgr[top:bottom, left:right],
+                                                     d.blazeface_model)
+            else:
+                found = faces.detect(faces.bgr_to_rgb(bgr[top:bottom, left:right]),
+                                     model=d.model, upsample=d.upsample, scale=scale)
+            boxes += [(b[0] + top, b[1] + left, b[2] + top, b[3] + left) for b in found]
         # A face inside both a region and the sweep band is found twice: keep one.
         return dedupe(boxes)
 

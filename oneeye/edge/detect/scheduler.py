@@ -12,7 +12,9 @@ grants the next slot by :class:`Need`:
 * ``QUIET`` — only decided tracks, or a still scene (the slow sweep): these wait.
 
 Within one need the camera that asked first goes first. A ticket that waited
-``max_wait_s`` counts as ``UNDECIDED``, so a quiet camera is delayed, never starved.
+``max_wait_s`` counts as ``UNDECIDED``, so a quiet camera is delayed, never starved. A
+slot granted to a camera that does not take it up within ``max_wait_s`` (its stream froze
+between asking and its turn) goes to the next camera.
 
 The core is not threaded and takes the time it is given, so a test drives it with
 fake cameras and a clock it moves (``tests/test_edge_scheduler.py``); :class:`Seat` is a
@@ -55,6 +57,7 @@ class Ticket:
     asked_at: float
     order: int
     granted_at: float | None = None
+    claimed: bool = False      # the camera has seen the grant and is running its pass
 
     @property
     def granted(self) -> bool:
@@ -97,6 +100,8 @@ class DetectScheduler:
             elif not ticket.granted:
                 ticket.need = need
             self._grant(t)
+            if ticket.granted:
+                ticket.claimed = True   # the asker runs its pass now
             return ticket
 
     def release(self, camera: str, now: float | None = None) -> None:
@@ -134,6 +139,10 @@ class DetectScheduler:
         return (int(need), tk.asked_at, tk.order)
 
     def _grant(self, now: float) -> None:
+        for tk in list(self._running.values()):
+            if not tk.claimed and tk.granted_at is not None \
+                    and now - tk.granted_at >= self.max_wait_s:
+                del self._running[tk.camera]   # not taken up: the camera asks again later
         while len(self._running) < self.slots and self._waiting:
             tk = min(self._waiting.values(), key=lambda x: self._rank(x, now))
             del self._waiting[tk.camera]
