@@ -241,6 +241,11 @@ FULL_FRAME_PATH: dict[str, Any] = {"detection": {"regions": False, "max_width": 
                                    "recognition": {"min_face_px": 40}}
 
 
+#: Regions searched by BlazeFace full range, each proposal confirmed by HOG (issue 23 §3).
+BLAZEFACE_PATH: dict[str, Any] = {"detection": {"proposer": "blazeface",
+                                                "blazeface_model": "full"}}
+
+
 def make_range_video(path: Path, people: list[tuple[str, Path, bool]], sizes: tuple[int, ...],
                      seed: int = 5) -> list[dict[str, Any]]:
     """Write the (a) video; returns the appearances: person, enrolled, size, frames, track."""
@@ -354,7 +359,8 @@ def range_section(work: Path, lfw_entries: list[tuple[str, np.ndarray]], enrolle
     print(f"range video: 1920x1080 @ {RANGE_FPS:.0f} fps, {len(truth)} appearances "
           f"({enrolled_n} enrolled + {strangers_n} strangers per size)", file=sys.stderr)
     matcher = Matcher([padded("customers", lfw_entries)])
-    return {"new": run_range(video, truth, matcher, {}),
+    return {"new": run_range(video, truth, matcher, {"detection": {"proposer": "hog"}}),
+            "blazeface": run_range(video, truth, matcher, BLAZEFACE_PATH),
             "full_frame": run_range(video, truth, matcher, FULL_FRAME_PATH)}
 
 
@@ -393,15 +399,15 @@ def outcome(x: dict[str, Any]) -> str:
 
 
 def print_range(r: dict[str, Any]) -> None:
-    print("\n== (a) 1080p range video: recall per face width (HOG box px), new path vs the "
-          "full-frame path")
-    print(f"  {'face px':>8} {'detected new':>13} {'full-frame':>11} {'recognised new':>15} "
-          f"{'full-frame':>11}")
+    print("\n== (a) 1080p range video: recall per face width (HOG box px): regions searched by "
+          "HOG (new), by BlazeFace + HOG confirm (blaze), the full-frame path")
+    print(f"  {'face px':>8} {'detected new':>13} {'blaze':>6} {'full-frame':>11} "
+          f"{'recognised new':>15} {'blaze':>6} {'full-frame':>11}")
     for size, n in r["new"]["per_size"].items():
-        o = r["full_frame"]["per_size"][size]
-        print(f"  {size:>8} {n['detected']:>13.0%} {o['detected']:>11.0%} "
-              f"{n['recognised']:>15.0%} {o['recognised']:>11.0%}")
-    for name in ("new", "full_frame"):
+        o, b = r["full_frame"]["per_size"][size], r["blazeface"]["per_size"][size]
+        print(f"  {size:>8} {n['detected']:>13.0%} {b['detected']:>6.0%} {o['detected']:>11.0%} "
+              f"{n['recognised']:>15.0%} {b['recognised']:>6.0%} {o['recognised']:>11.0%}")
+    for name in ("new", "blazeface", "full_frame"):
         print(f"  {name:10}: {outcome(r[name])}")
     print("  targets: recall >=80% at 40 px, >=50% at 32 px, 0 wrong-person")
 
@@ -584,7 +590,8 @@ def bench_multicam(args: argparse.Namespace) -> dict[str, Any]:
         settings = EdgeSettings.model_validate({
             "galleries": [str(gallery_path)], "realtime": True,
             "cameras": {f"cam-{i + 1}": {"source": str(video)} for i in range(n)},
-            **({"detection_slots": args.slots} if args.slots else {})})
+            **({"detection_slots": args.slots} if args.slots else {}),
+            **({"detection": {"proposer": args.proposer}} if args.proposer else {})})
         events: list[MatchEvent] = []
         c0, t0 = time.process_time(), time.perf_counter()
         with RssSampler() as rss:
@@ -691,6 +698,9 @@ def main() -> int:
                     help="--multicam: face box px as a visitor enters")
     ap.add_argument("--mc-max-face", type=int, default=160,
                     help="--multicam: face box px as a visitor leaves")
+    ap.add_argument("--proposer", choices=["hog", "blazeface"], default=None,
+                    help="--multicam: detection.proposer of every camera (default: the "
+                    "setting's)")
     ap.add_argument("--slots", type=int, default=0,
                     help="--multicam: detection_slots (0: the setting's default)")
     ap.add_argument("--json", action="store_true")
