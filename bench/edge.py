@@ -163,9 +163,8 @@ def run_naive(video: Path, known: list[tuple[str, np.ndarray]], max_frames: int 
     return events, fps, n, first_ok, cpu_ms
 
 
-def recognisable(video: Path, truth: synth.GroundTruth, gallery: Gallery) -> list[bool]:
-    """Per visit: does a full-resolution still analysis (HOG upsample 1) of the visit's
-    frames at 1/4, 1/2 and 3/4 accept the right person under the gallery's rule?"""
+def visit_frames(video: Path, truth: synth.GroundTruth) -> dict[int, np.ndarray]:
+    """The BGR frames at 1/4, 1/2 and 3/4 of each visit, by frame index."""
     import cv2
 
     cap = cv2.VideoCapture(str(video))
@@ -178,9 +177,16 @@ def recognisable(video: Path, truth: synth.GroundTruth, gallery: Gallery) -> lis
         if not ok:
             break
         if i in wanted:
-            frames[i] = faces.bgr_to_rgb(f)
+            frames[i] = f
         i += 1
     cap.release()
+    return frames
+
+
+def recognisable(video: Path, truth: synth.GroundTruth, gallery: Gallery) -> list[bool]:
+    """Per visit: does a full-resolution still analysis (HOG upsample 1) of the visit's
+    frames at 1/4, 1/2 and 3/4 accept the right person under the gallery's rule?"""
+    frames = {i: faces.bgr_to_rgb(f) for i, f in visit_frames(video, truth).items()}
     out = []
     for v in truth.visits:
         hit = False

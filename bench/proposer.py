@@ -107,29 +107,15 @@ def range_regions(work: Path, people: int) -> tuple[list[tuple[Image, dict[str, 
 
 
 def entrance_frames(work: Path, visits: int) -> list[tuple[Image, dict[str, Any]]]:
-    import cv2
-
-    from bench.edge import lfw_gallery_entries
+    from bench.edge import lfw_gallery_entries, visit_frames
 
     eligible = {p for p, _ in lfw_gallery_entries()}
     vs = synth.lfw_visits(LFW, enrolled=visits, strangers=max(1, visits // 4), seed=3,
                           eligible=eligible)
     video = work / "entrance.avi"
     truth = synth.make_entrance_video(video, vs, seed=3)
-    wanted = {v.first_frame + (v.last_frame - v.first_frame) * k // 4
-              for v in truth.visits for k in (1, 2, 3)}
-    cap = cv2.VideoCapture(str(video))
-    out = []
-    i = 0
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        if i in wanted:
-            out.append((frame, {"size": 0}))   # one visitor in view: any box on them counts
-        i += 1
-    cap.release()
-    return out
+    # One visitor in view: any box on them counts (size 0).
+    return [(f, {"size": 0}) for _, f in sorted(visit_frames(video, truth).items())]
 
 
 def found(boxes: list[BBox], t: dict[str, Any]) -> bool:

@@ -354,7 +354,8 @@ class EdgeSettings(StrictModel):
     site_id: Id = Field("site-1", description="branch / site")
     cameras: dict[Id, CameraSettings] = Field(default_factory=dict, max_length=32)
     """camera_id → camera, the only way to declare cameras (`--source [CAMERA_ID=]SRC` fills it);
-    every camera runs in this one process (one gallery, outbox and encoding pool)
+    every camera runs in this one process (one gallery, outbox, detection scheduler and encoding
+    pool)
     """
     realtime: bool = False
     """pace file sources at their fps like a camera, skipping frames when processing falls behind"""
