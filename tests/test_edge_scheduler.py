@@ -183,7 +183,8 @@ def _pipeline(examples: Path, gallery: Path, **over: object) -> tuple[Pipeline, 
     clip = examples / "short_hamilton_clip.mp4"
     s = EdgeSettings.model_validate({"galleries": [str(gallery)],
                                      "cameras": {"stage": {"source": str(clip)}}, **over})
-    return Pipeline(s, s.camera("stage"), load_holder(s)), FileSource(clip)
+    return Pipeline(s, s.camera("stage"), load_holder(s), sinks=[lambda e: None]), \
+        FileSource(clip)
 
 
 def test_detection_cadence_is_in_time_not_frames(examples: Path, miranda_gallery: Path) -> None:
@@ -246,3 +247,14 @@ def test_a_picky_best_look_ratio_still_names_the_person(examples: Path,
     picky, src = _pipeline(examples, miranda_gallery, recognition={"best_look_ratio": 1.0})
     picky.run(src)
     assert picky.metrics.events == 1
+
+
+def test_every_stage_reports_its_cpu_including_the_sources_decoder_thread(
+        examples: Path, miranda_gallery: Path) -> None:
+    pipe, src = _pipeline(examples, miranda_gallery)
+    metrics = pipe.run(src)
+    cpu = metrics.cpu_s()
+    # The file is decoded in the source's own reader thread: its CPU is counted as decode.
+    assert src.decode_cpu_s > 0 and cpu["decode"] >= src.decode_cpu_s
+    for stage in ("motion", "detect", "track", "landmarks", "encode", "match", "publish"):
+        assert cpu[stage] > 0, stage

@@ -107,6 +107,11 @@ class Metrics:
         finally:
             self.stage(name, time.perf_counter() - t0, time.thread_time() - c0)
 
+    def add_cpu(self, name: str, cpu_s: float) -> None:
+        """CPU seconds spent on ``name`` in another thread (a source's decoder)."""
+        with self._lock:
+            self._cpu[name] += cpu_s
+
     def cpu_s(self) -> dict[str, float]:
         """Thread CPU seconds spent per stage since the start (worker threads included)."""
         with self._lock:

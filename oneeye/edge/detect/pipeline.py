@@ -258,10 +258,15 @@ class Pipeline:
         watcher.start()
         frames = source.frames()
         errors = 0
+        decoded = source.decode_cpu_s
         try:
             while not stop.is_set():
                 with self.metrics.timed("decode"):
                     frame = next(frames, None)
+                # A source decoding in its own thread reports that thread's CPU.
+                now_decoded = source.decode_cpu_s
+                self.metrics.add_cpu("decode", now_decoded - decoded)
+                decoded = now_decoded
                 if frame is None:
                     break
                 try:
