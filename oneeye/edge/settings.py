@@ -1,3 +1,4 @@
+# Long module: every edge setting in one schema (recipe, --config, env, CLI validate one tree).
 """Settings of the edge (the Greengrass component and ``oneeye edge``).
 
 The same model validates the component's ``DefaultConfiguration`` (recipe.yaml),
