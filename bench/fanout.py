@@ -59,7 +59,7 @@ def start_server(state: Path, port: int, signer: Signer, users: int,
     store = open_store(settings.resolved_database_url())
     digest = hash_password(PASSWORD)
     for i in range(users):
-        store.users.put(f"teller{i}", digest, ["branch-1"])
+        store.users.create(f"teller{i}", digest, ["branch-1"])
     store.close()
     log = (state / "server.log").open("wb")
     env = {**os.environ, "PYTHONPATH": str(REPO)}

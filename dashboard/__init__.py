@@ -7,8 +7,11 @@
 - ``dashboard.auth``         — login, sessions, CSRF, safe ``next``
 - ``dashboard.throttle``     — failed-login counters per account/address (Redis or database)
 - ``dashboard.proxies``      — forwarded headers believed from ``trusted_proxies`` only
-- ``dashboard.live``         — Socket.IO rooms per site
+- ``dashboard.tenancy``      — who may see and change what (sites, agencies, users)
+- ``dashboard.accounts``     — the users page (create, edit, password reset, remove)
+- ``dashboard.live``         — Socket.IO rooms per site; sockets of ended logins closed
 - ``dashboard.api`` / ``dashboard.desk`` — JSON API and pages
+- ``dashboard.cases``        — the agency officer's Cases and case pages
 
 Async mode ``gevent`` (the default) is the production server: gevent's WSGI
 server with websockets, many sockets per process (one greenlet instead of two OS
@@ -23,20 +26,19 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import simple_websocket.ws
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, render_template, request
 from flask_socketio import SocketIO
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 from wsproto.extensions import PerMessageDeflate
 
-from dashboard import api, auth, desk, manage, sns_endpoint
-from dashboard.devices import it_email, sweep
-from dashboard.live import Live
+from dashboard import accounts, api, auth, cases, desk, manage, sns_endpoint
+from dashboard.live import SOCKET_CHECK_S, Live
 from dashboard.proxies import TrustedProxies
+from dashboard.roles import home_of, pages_of
 from dashboard.services import Services, install, services_of
 from dashboard.settings import DashboardSettings
 from dashboard.store import Store, open_store
@@ -50,6 +52,9 @@ PURGE_EVERY_S = 3600
 _CSP = ("default-src 'self'; img-src 'self' data: http: https:; connect-src 'self' ws: wss:; "
         "script-src 'self'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
         "form-action 'self'")
+#: Strict-Transport-Security when the dashboard serves HTTPS itself: a year, the usual
+#: minimum for browsers' preload lists; not includeSubDomains (other hosts are not ours).
+HSTS = "max-age=31536000"
 
 __all__ = ["DashboardSettings", "create_app"]
 
@@ -83,14 +88,14 @@ def create_app(settings: DashboardSettings | None = None, *, clock: Clock = time
             counters_for(settings.resolved_login_store(), store.login_failures),
             account_attempts=settings.login_attempts,
             address_attempts=settings.login_ip_attempts, window_s=settings.login_window_s),
-        cloud=manage.Cloud.from_settings(settings),
-        it_email=it_email(settings.it_alert_topic_arn))
+        cloud=manage.Cloud.from_settings(settings))
     install(app, parts)
     if settings.trusted_proxies:
         app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]
             app.wsgi_app, settings.trusted_proxies, settings.proxy_hops)
     app.url_map.converters["id"] = IdConverter
-    for blueprint in (auth.bp, sns_endpoint.bp, api.bp, desk.bp, manage.bp):
+    for blueprint in (auth.bp, sns_endpoint.bp, api.bp, desk.bp, manage.bp, cases.bp,
+                      accounts.bp):
         app.register_blueprint(blueprint)
     app.before_request(auth.load_user)
     app.before_request(auth.check_csrf)
@@ -101,7 +106,10 @@ def create_app(settings: DashboardSettings | None = None, *, clock: Clock = time
         log.warning("no allowed SNS topics configured: /sns will reject every message")
     store.purge(settings.retention_days, ids_older_than_days=settings.event_ids_retention_days)
     socketio.start_background_task(_purge_loop, socketio, store, settings)
-    socketio.start_background_task(_offline_loop, parts)
+    socketio.start_background_task(_socket_check_loop, parts)
+    if settings.it_alert_topic_arn:
+        log.warning("it_alert_topic_arn is no longer used by the dashboard: the cloud emails "
+                    "branch IT about camera transitions (template ItAlertTopic)")
     return app
 
 
@@ -162,19 +170,21 @@ def _purge_loop(socketio: SocketIO, store: Store, settings: DashboardSettings) -
             log.exception("retention purge failed")
 
 
-def _offline_loop(parts: Services) -> None:
-    """Notice silent cameras within a third of ``offline_after_s`` (at most every 10 s)."""
-    offline_after_s = parts.settings.offline_after_s
+def _socket_check_loop(parts: Services) -> None:
+    """Close sockets whose login ended in another process (``dashboard.live``)."""
     while True:
-        parts.socketio.sleep(min(max(offline_after_s / 3, 0.2), 10.0))
+        parts.socketio.sleep(SOCKET_CHECK_S)
         try:
-            sweep(parts.store, parts.live.emit, offline_after_s,
-                  datetime.fromtimestamp(parts.store.clock(), UTC), parts.it_email)
-        except Exception:  # the next sweep tries again; nothing is lost by waiting
-            log.exception("offline sweep failed")
+            parts.live.sweep(parts.store.logins)
+        except Exception:  # the next check tries again; sockets are re-checked then
+            log.exception("socket login check failed")
 
 
 def _security_headers(resp: Response) -> Response:
+    if services_of(current_app).settings.tls_cert:
+        # only when this process is the TLS endpoint: behind a TLS-terminating proxy the
+        # proxy sends it (README "Security model"); over plain http it would be ignored
+        resp.headers.setdefault("Strict-Transport-Security", HSTS)
     resp.headers.setdefault("Content-Security-Policy", _CSP)
     resp.headers.setdefault("X-Content-Type-Options", "nosniff")
     resp.headers.setdefault("X-Frame-Options", "DENY")
@@ -183,9 +193,18 @@ def _security_headers(resp: Response) -> Response:
 
 
 def _http_error(exc: HTTPException) -> Any:
+    """JSON for the API; for pages, the navigation and what the user can open instead."""
     code = exc.code or 500
     if request.path.startswith(("/api/", "/sns")) or request.is_json:
         return jsonify({"error": exc.name, "reason": exc.description}), code
-    return Response(f"<!doctype html><title>{code}</title><h1>{code} {escape(exc.name)}</h1>"
-                    f"<p>{escape(exc.description or '')}</p>", status=code,
-                    mimetype="text/html")
+    user = g.get("user")
+    try:
+        return Response(render_template("error.html", code=code, name=exc.name,
+                                        description=exc.description or "",
+                                        pages=pages_of(user), home=home_of(user)),
+                        status=code, mimetype="text/html")
+    except Exception:  # the store or a template is what failed: a page without them
+        log.exception("error page for %s could not be rendered", code)
+        return Response(f"<!doctype html><title>{code}</title><h1>{code} "
+                        f"{escape(exc.name)}</h1><p>{escape(exc.description or '')}</p>",
+                        status=code, mimetype="text/html")

@@ -10,6 +10,8 @@ Pure functions over stored event records (``Events.find`` / ``Alerts.open`` of
   ``reraised`` with the previous acknowledgement, so it cannot pass as the old banner.
 - **Visits** (``customer_arrived``): arrivals of one customer at one site less than
   ``window_s`` apart are one visit (one card, with a count), the way a teller thinks of it.
+  A verdict or "served" belongs to the visit (:mod:`dashboard.store.visits`); a card
+  leaves the desk when served or ``card_ttl_s`` after its last sighting (:func:`on_desk`).
 
 The email/SMS side follows the same grouping: ``amber_alert`` sends one email/SMS per
 case per site and cooldown, and marks each desk sighting with ``case.notified`` (true for
@@ -19,12 +21,14 @@ the sighting that sent it), so the banner says whether the agency was told.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from oneeye.alerting import strength
 from oneeye.types import parse_time
 
-__all__ = ["camera_of", "group_alerts", "group_visits", "strength", "subject_of"]
+__all__ = ["agency_of_record", "camera_of", "group_alerts", "group_visits", "on_desk", "strength",
+           "subject_of", "with_marks"]
 
 #: Default visit window (s): a customer seen again within 15 minutes is the same visit.
 VISIT_WINDOW_S = 900.0
@@ -37,6 +41,15 @@ def subject_of(record: Mapping[str, Any]) -> str:
         return str((event.get("match") or {}).get("person_id")
                    or (event.get("case") or {}).get("id") or "?")
     return str(event.get("device_id") or "?")
+
+
+def agency_of_record(record: Mapping[str, Any]) -> str | None:
+    """The agency of a stored sighting (its ``case.agency``: the officer's scope), None for
+    anything else."""
+    if record.get("kind") != "missing_person_sighted":
+        return None
+    agency = (record.get("event", {}).get("case") or {}).get("agency")
+    return str(agency) if agency else None
 
 
 def camera_of(record: Mapping[str, Any]) -> str:
@@ -94,24 +107,30 @@ def group_alerts(records: Iterable[Mapping[str, Any]],
 
 def group_visits(records: Iterable[Mapping[str, Any]],
                  window_s: float = VISIT_WINDOW_S) -> list[dict[str, Any]]:
-    """``customer_arrived`` records (any order) → visits, newest first.
+    """Sighting records (any order) → visits, newest *first arrival* first.
 
-    A visit is one customer at one site, each arrival less than ``window_s`` seconds
-    after the previous one. Each visit: ``person_id``, ``site_id``, ``count``,
-    ``cameras``, ``first_at``/``last_at`` (UTC), ``event_ids`` and ``latest`` (the
-    newest record, whose customer details the card shows).
+    A visit is one person at one site (one ``kind``), each sighting less than ``window_s``
+    seconds after the previous one. Each visit: ``visit_id`` (its first event's id, the
+    key of its verdict and "served", :mod:`dashboard.store.visits`), ``kind``,
+    ``person_id``, ``site_id``, ``count``, ``cameras``, ``first_at``/``last_at`` (UTC),
+    ``event_ids`` and ``latest`` (the newest record, whose details the card shows).
+
+    Order is stable: by when the visit began, so a later sighting updates its card in
+    place and never moves it; a new visit comes first.
     """
     ordered = sorted(records, key=lambda r: (r["observed_at"], r["seq"]))
-    open_visits: dict[tuple[str, str], dict[str, Any]] = {}
+    open_visits: dict[tuple[str, str, str], dict[str, Any]] = {}
     visits: list[dict[str, Any]] = []
     for rec in ordered:
         person = str((rec["event"].get("match") or {}).get("person_id") or rec["event_id"])
-        key = (person, str(rec["site_id"]))
+        kind = str(rec.get("kind") or "customer_arrived")
+        key = (person, str(rec["site_id"]), kind)
         visit = open_visits.get(key)
         at = parse_time(rec["observed_at"])
         if visit is None or (at - parse_time(visit["last_at"])).total_seconds() >= window_s:
-            visit = {"person_id": person, "site_id": rec["site_id"], "count": 0,
-                     "cameras": [], "first_at": rec["observed_at"], "event_ids": []}
+            visit = {"visit_id": rec["event_id"], "kind": kind, "person_id": person,
+                     "site_id": rec["site_id"], "count": 0, "cameras": [],
+                     "first_at": rec["observed_at"], "event_ids": []}
             open_visits[key] = visit
             visits.append(visit)
         visit["count"] += 1
@@ -121,4 +140,32 @@ def group_visits(records: Iterable[Mapping[str, Any]],
         camera = camera_of(rec)
         if camera not in visit["cameras"]:
             visit["cameras"].append(camera)
-    return sorted(visits, key=lambda v: (v["last_at"], v["latest"]["seq"]), reverse=True)
+    return sorted(visits, key=lambda v: (v["first_at"], v["visit_id"]), reverse=True)
+
+
+def with_marks(visits: Iterable[dict[str, Any]],
+               marks: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each visit with its ``verdict`` and ``served`` (None when nobody decided) from the
+    stored marks (:meth:`dashboard.store.visits.Visits.overlapping`). A mark belongs to
+    the visit of its person and site whose time span it overlaps: a visit grouped again
+    from a shorter page of events may start later than the decided one, and keeps the
+    decided one's ``visit_id``."""
+    marks = list(marks)
+    out: list[dict[str, Any]] = []
+    for visit in visits:
+        found = next((m for m in marks if m["site_id"] == visit["site_id"]
+                      and m["person_id"] == visit["person_id"]
+                      and m["first_at"] <= visit["last_at"]
+                      and m["last_at"] >= visit["first_at"]), None)
+        out.append({**visit, "visit_id": found["visit_id"] if found else visit["visit_id"],
+                    "verdict": found["verdict"] if found else None,
+                    "served": found["served"] if found else None})
+    return out
+
+
+def on_desk(visit: Mapping[str, Any], now: datetime, card_ttl_s: float) -> bool:
+    """A visit's card is on the desk until it is served or ``card_ttl_s`` after its last
+    sighting; then it is in History only."""
+    if visit.get("served"):
+        return False
+    return (now - parse_time(visit["last_at"])).total_seconds() < card_ttl_s

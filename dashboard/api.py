@@ -17,11 +17,12 @@ from typing import Any
 from flask import Blueprint, Response, abort, g, jsonify, request
 
 from dashboard import alerts
+from dashboard.alerts import agency_of_record
 from dashboard.localtime import day_bound, viewer_zone
 from dashboard.roles import DESK_ROLES, roles_required
 from dashboard.services import services
-from oneeye.alerting import skew_note, strength_text
-from oneeye.errors import EventError
+from oneeye.alerting import SAFETY_LINE, skew_note, strength_text
+from oneeye.errors import EventError, OneEyeError
 from oneeye.events import HEALTH, HealthEvent, parse
 from oneeye.types import ALERT_KINDS, DESK_KINDS, VERDICTS, format_time, normalize_time, parse_time
 
@@ -50,7 +51,7 @@ def time_arg(name: str) -> str | None:
         if _DATETIME_LOCAL.fullmatch(value):  # a browser's datetime-local input: no zone
             return format_time(datetime.fromisoformat(value).replace(tzinfo=viewer_zone()))
         return normalize_time(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: 0001-01-01 east of UTC, 9999-12-31 west
         abort(400, description=f"{name} must be an ISO-8601 time with a zone, like "
                                "2026-01-31T12:00:00Z or 2026-01-31T17:30:00+05:30")
 
@@ -78,19 +79,39 @@ def kinds_arg() -> tuple[str, ...] | None:
     return wanted or None
 
 
+#: The largest integer any numeric parameter may carry: a signed 64-bit column's (the
+#: event ``seq`` on PostgreSQL is BIGINT); anything larger is a 400, not a database error.
+INT_MAX = 2**63 - 1
+
+
 def int_arg(name: str, default: int, *, low: int, high: int) -> int:
+    """Query parameter ``name`` as an integer: 400 unless it is one between ``low`` and
+    :data:`INT_MAX`; values above ``high`` (a page size or offset's maximum) mean ``high``."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
     try:
-        value = int(request.args.get(name, default))
-    except ValueError:
-        abort(400, description=f"{name} must be a number")
-    return min(max(value, low), high)
+        value = int(raw)
+    except ValueError:  # also digits beyond Python's int-parsing limit (4300)
+        abort(400, description=f"{name} must be a whole number")
+    if not low <= value <= INT_MAX:
+        abort(400, description=f"{name} must be a whole number from {low} to {high}")
+    return min(value, high)
 
 
 def present(record: dict[str, Any]) -> dict[str, Any]:
     """A stored record as the page gets it: plus the match's plain-language ``strength``
-    and its words ``strength_text`` (:mod:`oneeye.alerting`, what the SMS and email say)."""
-    match = record.get("event", {}).get("match")
+    and its words ``strength_text``, as the cloud function that made the card decided
+    them (``oneeye.desk/1`` ``strength``; the same words as the SMS and email)."""
+    event = record.get("event", {})
+    if event.get("strength"):
+        return {**record, "strength": event["strength"],
+                "strength_text": event.get("strength_text") or ""}
+    match = event.get("match")
     if isinstance(match, dict) and "distance" in match and "margin" in match:
+        # Fallback for events stored before the cloud carried the strength (older rows
+        # of the history); new events never reach this line. Remove once those rows have
+        # aged out (retention_days).
         d, m = float(match["distance"]), float(match["margin"])
         return {**record, "strength": alerts.strength(d, m),
                 "strength_text": strength_text(d, m)}
@@ -118,9 +139,20 @@ def events() -> Response:
 def open_alerts() -> Response:
     """Every open alert, one group per case or device (``dashboard.alerts``)."""
     store = services().store
-    records = store.alerts.open(g.user["sites"])
+    sites = g.user["sites"]
+    records = store.alerts.open(sites)
     groups = alerts.group_alerts([present(r) for r in records], store.alerts.last_acks(
-        g.user["sites"], sorted({alerts.subject_of(r) for r in records})))
+        sites, sorted({alerts.subject_of(r) for r in records})))
+    cases = [gr["subject"] for gr in groups if gr["kind"] == "missing_person_sighted"]
+    closed = store.cases.closed(cases)
+    for group in groups:
+        if group["kind"] == "missing_person_sighted":
+            # one case, one story: the case's count at these sites (not only the open
+            # sightings of a re-raised banner), whether it was closed, the safety line
+            group["total"] = store.events.count(sites, kinds=("missing_person_sighted",),
+                                                person_id=group["subject"])
+            group["closed"] = closed.get(group["subject"])
+            group["safety"] = SAFETY_LINE
     return jsonify({"alerts": groups})
 
 
@@ -131,8 +163,10 @@ def acknowledge_alert() -> Response:
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or body.get("kind") not in ALERT_KINDS \
             or not isinstance(body.get("subject"), str) \
-            or not isinstance(body.get("upto_seq"), int):
+            or not isinstance(body.get("upto_seq"), int) or isinstance(body["upto_seq"], bool):
         abort(400, description="send {kind, subject, upto_seq} of the banner")
+    if not 0 <= body["upto_seq"] <= INT_MAX:
+        abort(400, description=f"upto_seq must be an event seq from 0 to {INT_MAX}")
     parts = services()
     user = g.user["name"]
     acked = parts.store.alerts.acknowledge_group(g.user["sites"], body["kind"], body["subject"],
@@ -145,7 +179,8 @@ def acknowledge_alert() -> Response:
                               kind=body["kind"], events=len(acked), upto_seq=body["upto_seq"])
         parts.live.emit("alert_ack", {
             "kind": body["kind"], "subject": body["subject"], "site_id": site,
-            "upto_seq": body["upto_seq"], "by": user, "at": at, "event_ids": event_ids})
+            "upto_seq": body["upto_seq"], "by": user, "at": at, "event_ids": event_ids},
+            agency=_agency_of_event(event_ids[0]))
     log.info("%s acknowledged %d %s alert(s) about %s", user, len(acked), body["kind"],
              body["subject"])
     return jsonify({"kind": body["kind"], "subject": body["subject"], "by": user, "at": at,
@@ -155,21 +190,97 @@ def acknowledge_alert() -> Response:
 @bp.get("/arrivals")
 @roles_required(*DESK_ROLES)
 def arrivals() -> Response:
-    """Recent customer visits, one per customer within the visit window, newest first."""
-    window = services().settings.visit_window_s
+    """Customer visits on the desk (not served, last sighting less than ``card_ttl_s``
+    ago), newest first arrival first, each with its ``visit_id``, ``verdict`` and
+    ``served``; ``all=1`` also gives the visits that left the desk."""
+    parts = services()
+    settings = parts.settings
     limit = int_arg("limit", 24, low=1, high=200)
-    rows = services().store.events.find(g.user["sites"], kinds=("customer_arrived",),
-                                        limit=limit * 4)
-    visits = alerts.group_visits([present(r) for r in rows], window)[:limit]
-    return jsonify({"visits": visits, "window_s": window})
+    rows = parts.store.events.find(g.user["sites"], kinds=("customer_arrived",),
+                                   limit=limit * 4)
+    grouped = alerts.group_visits([present(r) for r in rows], settings.visit_window_s)
+    since = min((v["first_at"] for v in grouped), default=format_time(datetime.now(UTC)))
+    visits = alerts.with_marks(grouped, parts.store.visits.overlapping(g.user["sites"], since))
+    now = datetime.fromtimestamp(parts.store.clock(), UTC)
+    if request.args.get("all") != "1":
+        visits = [v for v in visits if alerts.on_desk(v, now, settings.card_ttl_s)]
+    return jsonify({"visits": visits[:limit], "window_s": settings.visit_window_s,
+                    "card_ttl_s": settings.card_ttl_s, "server_time": format_time(now)})
+
+
+def _own_visit(visit_id: str) -> dict[str, Any]:
+    """The visit that begins with event ``visit_id`` (a sighting of the user's sites), as
+    :func:`dashboard.alerts.group_visits` makes it from the sightings since; 404 else."""
+    record = _own_event(visit_id)
+    match = record["event"].get("match")
+    if not match:
+        abort(400, description="only a sighting (with a match) begins a visit")
+    parts = services()
+    rows = parts.store.events.find([record["site_id"]], person_id=str(match["person_id"]),
+                                   kinds=(record["kind"],), since=record["observed_at"],
+                                   limit=parts.settings.history_limit)
+    grouped = alerts.group_visits([r for r in rows if r["event_id"] == visit_id or
+                                   r["observed_at"] > record["observed_at"]],
+                                  parts.settings.visit_window_s)
+    visit = next(v for v in grouped if v["visit_id"] == visit_id)
+    stored = parts.store.visits.get(visit_id)
+    return {**visit, "verdict": (stored or {}).get("verdict"),
+            "served": (stored or {}).get("served")}
+
+
+def _tell(mark: dict[str, Any], visit: dict[str, Any]) -> None:
+    """Push a visit's new mark to its site's desks (event ``visit``)."""
+    services().live.emit("visit", {**mark, "kind": visit["kind"],
+                                   "event_ids": visit["event_ids"]})
+
+
+@bp.post("/visits/<visit_id>/verdict")
+@roles_required(*DESK_ROLES)
+def visit_verdict(visit_id: str) -> Response:
+    """``{verdict: confirmed | rejected | null}`` on a whole visit (a card or a banner):
+    every sighting in it, and every later one that joins it, carries the verdict; null
+    undoes it. Audited with who and when; pushed to the site's desks as ``visit``."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or "verdict" not in body \
+            or body["verdict"] not in (*VERDICTS, None):
+        abort(400, description=f"verdict must be one of {', '.join(VERDICTS)}, or null "
+                               "to undo")
+    visit = _own_visit(visit_id)
+    parts = services()
+    user = g.user["name"]
+    mark = parts.store.visits.decide(visit, body["verdict"], user)
+    latest = visit["latest"]["event"].get("match") or {}
+    parts.store.audit.add(user, body["verdict"] or "verdict_undone", visit_id,
+                          site_id=visit["site_id"], person_id=visit["person_id"],
+                          camera_id=latest.get("camera_id"), watchlist=latest.get("watchlist"),
+                          events=len(visit["event_ids"]))
+    log.info("visit %s (%d sightings) %s by %s", visit_id, len(visit["event_ids"]),
+             body["verdict"] or "verdict undone", user)
+    _tell(mark, visit)
+    return jsonify(mark)
+
+
+@bp.post("/visits/<visit_id>/served")
+@roles_required(*DESK_ROLES)
+def visit_served(visit_id: str) -> Response:
+    """The teller served this customer: the card leaves every desk of the site for
+    History (the first "served" counts). Audited; pushed as ``visit``."""
+    visit = _own_visit(visit_id)
+    parts = services()
+    mark = parts.store.visits.serve(visit, g.user["name"])
+    parts.store.audit.add(g.user["name"], "served", visit_id, site_id=visit["site_id"],
+                          person_id=visit["person_id"])
+    _tell(mark, visit)
+    return jsonify(mark)
 
 
 @bp.get("/devices")
 @roles_required(*DESK_ROLES)
 def devices() -> Response:
     """Devices of the user's sites, each with its ``cameras`` (``oneeye.health/1``'s
-    per-camera entries: state, fps, frame age). Every fps is null when the device is not
-    online: a frozen figure would look healthy."""
+    per-camera entries: state, fps, frame age). ``online`` is the cloud's word (the last
+    ``device_offline`` / ``device_online`` applied), not a timer here. Every fps is null
+    when the device is not online: a frozen figure would look healthy."""
     parts = services()
     offline_after = parts.settings.offline_after_s
     now = datetime.fromtimestamp(parts.store.clock(), UTC)
@@ -177,7 +288,7 @@ def devices() -> Response:
     for row in parts.store.devices.of_sites(g.user["sites"]):
         health = row.pop("health", None)
         age = (now - parse_time(row["last_seen"])).total_seconds()
-        online = row["state"] == "online" and age <= offline_after
+        online = row["state"] == "online"
         out.append({**row, "online": online, "age_s": round(age, 1),
                     "fps": row["fps"] if online else None,
                     "cameras": _cameras(health, online), "notes": _device_notes(health)})
@@ -227,6 +338,11 @@ def _cameras(health: str | None, online: bool) -> list[dict[str, Any]]:
             for camera_id, cam in sorted((event.cameras or {}).items())]
 
 
+def _agency_of_event(event_id: str) -> str | None:
+    record = services().store.events.get(event_id)
+    return agency_of_record(record) if record else None
+
+
 def _own_event(event_id: str) -> dict[str, Any]:
     record = services().store.events.get(event_id)
     if record is None or record["site_id"] not in g.user["sites"]:
@@ -243,7 +359,8 @@ def acknowledge(event_id: str) -> Response:
     parts.store.audit.add(g.user["name"], "acknowledged", event_id, site_id=record["site_id"],
                           kind=record["kind"])
     log.info("event %s acknowledged by %s", event_id, ack["by"])
-    parts.live.emit("ack", {**ack, "site_id": record["site_id"]})
+    parts.live.emit("ack", {**ack, "site_id": record["site_id"]},
+                    agency=agency_of_record(record))
     return jsonify(ack)
 
 
@@ -265,5 +382,11 @@ def feedback(event_id: str) -> Response:
                           person_id=match.get("person_id"), camera_id=match.get("camera_id"),
                           watchlist=match.get("watchlist"))
     log.info("event %s %s by %s", event_id, verdict, g.user["name"])
-    parts.live.emit("feedback", {**given, "site_id": record["site_id"]})
-    return jsonify(given)
+    try:   # the verdict stands whatever the cloud says; learning is a consequence of it
+        learning = parts.cloud.learn_from_verdict(match, verdict, g.user["name"])
+    except OneEyeError as exc:
+        log.warning("event %s: the verdict's template was not queued: %s", event_id, exc)
+        learning = "failed"
+    parts.live.emit("feedback", {**given, "site_id": record["site_id"]},
+                    agency=agency_of_record(record))
+    return jsonify({**given, "learning": learning})

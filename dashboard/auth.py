@@ -5,6 +5,9 @@ Passwords are argon2id hashes (argon2-cffi). The session cookie holds only a
 SameSite=Lax and Secure unless the settings turn that off for local http. The
 ``login_id`` names a row of the store's ``logins`` table (``dashboard.store.users.Logins``),
 the session's only user record: logout ends that row, so a copied cookie stops working too.
+The row holds the user's id and credential stamp at login; every request (and every
+socket, ``dashboard.live``) checks both, so a password, role or site change, a removal,
+or a new account under the same name ends the login at once.
 
 Login throttling: failed attempts are counted per (client address, user name) and
 per client address in a sliding window (``login_attempts`` per ``login_window_s``,
@@ -30,6 +33,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Blueprint, g, request, session
 
+from dashboard import tenancy
 from dashboard.services import services
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,11 @@ def check_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+def home_of(user: dict[str, Any] | None) -> str:
+    """The page a role lands on after login: Cases for an agency officer, else the desk."""
+    return "/cases" if (user or {}).get("role") == "agency_officer" else "/"
 
 
 def safe_next(target: str | None) -> str:
@@ -98,15 +107,17 @@ def check_csrf() -> None:
 
 
 def session_user() -> dict[str, Any] | None:
-    """``{name, sites}`` of this request's login, if it is still open.
+    """``{user_id, name, sites, role, agency}`` of this request's login, if it is still
+    open, with ``sites`` scoped by :func:`dashboard.tenancy.scoped`.
 
     The cookie holds only the login id: a cookie saved before logout names an
-    ended login and is refused, as is one whose user was removed.
+    ended login and is refused, as is one whose user was removed, re-created or changed
+    since (its stamp is no longer the user's).
     """
     login_id = session.get("login_id")
     if not login_id:
         return None
-    return services().store.logins.user(str(login_id))
+    return tenancy.scoped(services().store.logins.user(str(login_id)))
 
 
 def load_user() -> None:
@@ -143,11 +154,13 @@ def login() -> Any:
             if user and ok:
                 throttle.succeeded(name)
                 session.clear()
-                session["login_id"] = parts.store.logins.start(user["name"])
+                session["login_id"] = parts.store.logins.start(user["user_id"], user["stamp"])
                 csrf_token()
                 log.info("user %s logged in from %s", name, address)
-                # only paths on this site: an open redirect would let a link phish the login
-                return flask.redirect(safe_next(request.args.get("next")))
+                # only paths on this site: an open redirect would let a link phish the login;
+                # without one, each role lands on its own home (the desk, or Cases)
+                target = request.args.get("next")
+                return flask.redirect(safe_next(target) if target else home_of(user))
             throttle.failed(name, address)
             log.warning("failed login for %r from %s", name, address)
             error, status = "Wrong user name or password.", 401

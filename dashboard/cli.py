@@ -23,13 +23,14 @@ from typing import Any
 
 import click
 
-from dashboard import create_app, run_server
+from dashboard import create_app, manage, run_server
 from dashboard.auth import hash_password
 from dashboard.settings import DashboardSettings
 from dashboard.store import open_store
+from oneeye.amber_client import load_stack
 from oneeye.config import load_settings
-from oneeye.errors import ConfigError
-from oneeye.types import ROLES, is_id
+from oneeye.errors import ConfigError, OneEyeError
+from oneeye.types import AGENCY_ROLES, ROLES, is_id
 
 log = logging.getLogger(__name__)
 
@@ -116,21 +117,56 @@ def _gevent_patched() -> bool:
     return bool(monkey.is_module_patched("socket"))
 
 
+def _stack_config(config: Path | None, database_url: str | None,
+                  stack_file: Path | None) -> Path | None:
+    """The running local stack's dashboard settings file, when nothing else names a
+    database (no ``--config``, ``--database-url`` or ``ONEEYE_DASHBOARD__DATABASE_URL``);
+    None otherwise or when no stack is found."""
+    if config or database_url or os.environ.get("ONEEYE_DASHBOARD__DATABASE_URL") \
+            or os.environ.get("ONEEYE_DASHBOARD__VAR_DIR"):
+        return None
+    try:
+        info = load_stack(stack_file)
+    except OneEyeError as exc:
+        raise click.UsageError(str(exc)) from exc
+    found = info.get("dashboard_config")
+    if not isinstance(found, str) or not Path(found).is_file():
+        return None
+    click.echo(f"using the local stack's dashboard ({found})", err=True)
+    return Path(found)
+
+
 @dashboard_group.command("add-user")
 @click.argument("name")
 @click.option("--site", "sites", multiple=True,
-              help="Site the user may see (repeatable; required except for agency officers).")
+              help="Site the user may see (repeatable; required for bank roles, none for "
+                   "agency roles).")
 @click.option("--role", type=click.Choice(ROLES), default="teller", show_default=True,
-              help="teller: desk and history; branch_admin: also customers, users, sites, "
-                   "audit; agency_officer: their agency's cases.")
-@click.option("--agency", default=None, help="The agency of an agency_officer.")
+              help="teller: desk and history; branch_admin: also customers, their sites' "
+                   "tellers, sites, audit; agency_admin: their agency's officers and audit; "
+                   "agency_officer: their agency's cases.")
+@click.option("--agency", default=None,
+              help="The agency of an agency_admin/agency_officer: an agency id the cloud "
+                   "knows (`oneeye agency add`; checked against cloud.agencies_table).")
+@click.option("--reset-existing", is_flag=True,
+              help="If NAME exists, set its password, role, sites and agency (ending its "
+                   "logins) instead of refusing.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
 @_config
 @_db
+@click.option("--stack-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Local stack info (default var/local/stack.json): without --config or "
+                   "--database-url, the running local stack's dashboard database is used.")
 def add_user(name: str, sites: tuple[str, ...], role: str, agency: str | None,
-             password_stdin: bool, config: Path | None, database_url: str | None) -> None:
-    """Create a dashboard user, or reset their password, role and sites."""
-    if not sites and role != "agency_officer":
+             reset_existing: bool, password_stdin: bool, config: Path | None,
+             database_url: str | None, stack_file: Path | None) -> None:
+    """Create a dashboard user (the operator's command: the only way to make admins and
+    agency users). An existing NAME is refused unless --reset-existing.
+
+    The database is the one of ``--config``/``--database-url``/``ONEEYE_DASHBOARD__…``;
+    without any of them, the running local stack's (found as ``oneeye case list`` finds
+    the stack), else SQLite under ``var/dashboard``."""
+    if not sites and role not in AGENCY_ROLES:
         raise click.BadParameter("give at least one --site", param_hint="--site")
     for site in sites:
         if not is_id(site):
@@ -138,6 +174,10 @@ def add_user(name: str, sites: tuple[str, ...], role: str, agency: str | None,
     if not is_id(name):
         raise click.BadParameter("a user name is an id: letters, digits and _.:@- (max 128)",
                                  param_hint="NAME")
+    settings = load(config or _stack_config(config, database_url, stack_file),
+                    database_url=database_url)
+    if role in AGENCY_ROLES:
+        agency = _known_agency(settings, agency)
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -148,12 +188,36 @@ def add_user(name: str, sites: tuple[str, ...], role: str, agency: str | None,
         password_hash = hash_password(password)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    settings = load(config, database_url=database_url)
     store = open_store(settings.resolved_database_url())
     try:
-        store.users.put(name, password_hash, list(sites), role=role, agency=agency)
+        existing = store.users.get(name)
+        if existing is None:
+            store.users.create(name, password_hash, list(sites), role=role, agency=agency)
+        elif not reset_existing:
+            raise click.UsageError(f"a user named {name} exists; --reset-existing to set "
+                                   "its password, role and sites")
+        else:
+            store.users.edit(existing["user_id"], sites=list(sites), role=role, agency=agency)
+            store.users.set_password(existing["user_id"], password_hash)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     finally:
         store.close()
-    click.echo(f"user {name} ({role}) can see sites: {', '.join(sites)}")
+    where = f"agency {agency}" if role in AGENCY_ROLES else f"sites: {', '.join(sites)}"
+    click.echo(f"user {name} ({role}) {'reset' if existing else 'created'}; {where}")
+
+
+def _known_agency(settings: DashboardSettings, agency: str | None) -> str:
+    """``agency`` if the cloud's agencies table lists it (an agency user's agency comes
+    from the agency's record, never free text)."""
+    if not agency:
+        raise click.BadParameter("an agency user needs --agency", param_hint="--agency")
+    try:
+        known = manage.Cloud.from_settings(settings).agencies()
+    except ValueError as exc:
+        raise click.UsageError(f"cannot check the agency: {exc}") from exc
+    if agency not in known:
+        raise click.BadParameter(
+            f"no agency {agency!r} in the cloud (add it with `oneeye agency add`); known: "
+            f"{', '.join(known) or 'none'}", param_hint="--agency")
+    return agency

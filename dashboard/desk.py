@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from dashboard.api import day_or_time_arg, int_arg, kinds_arg, present
 from dashboard.auth import login_required
 from dashboard.localtime import local, viewer_zone
-from dashboard.roles import DESK_ROLES, roles_required
+from dashboard.roles import DESK_ROLES, agency_of, home_of, role_of, roles_required
 from dashboard.services import services
 from oneeye.types import DEVICE_KINDS, SIGHTING_KINDS
 
@@ -36,11 +36,16 @@ def _local(value: str | None) -> str:
 
 
 @bp.get("/")
-@roles_required(*DESK_ROLES)
-def index() -> str:
+@login_required
+def index() -> Any:
+    """The desk; an agency officer's ``/`` is their home, Cases (they have no desk)."""
+    if role_of(g.user) not in DESK_ROLES:
+        return flask.redirect(home_of(g.user))
     settings = services().settings
     return flask.render_template("desk.html", offline_after_s=settings.offline_after_s,
-                                 page_size=settings.history_limit)
+                                 page_size=settings.history_limit,
+                                 card_ttl_s=settings.card_ttl_s,
+                                 visit_window_s=settings.visit_window_s)
 
 
 def _review(view: str, *, person_id: str | None = None) -> dict[str, Any]:
@@ -134,9 +139,18 @@ def _cell(value: Any) -> Any:
 @bp.get("/alerts")
 @login_required
 def alerts() -> str:
+    """The alert outbox, scoped like everything else: a bank user's sites, or the messages
+    about an officer's agency's cases (the ids its sightings' ``told`` entries name)."""
     path = services().settings.alert_outbox_path
-    return flask.render_template("alerts.html", path=path,
-                           messages=read_alert_outbox(path, g.user["sites"]))
+    agency = agency_of(g.user)
+    if agency:
+        ids = services().store.cases.message_ids(agency)
+        messages = read_alert_outbox(path, lambda m: bool(
+            {m.get("message_id"), m.get("event_id")} & ids))
+    else:
+        sites = set(g.user["sites"])
+        messages = read_alert_outbox(path, lambda m: m.get("site_id") in sites)
+    return flask.render_template("alerts.html", path=path, messages=messages, agency=agency)
 
 
 @bp.get("/outbox")
@@ -157,12 +171,13 @@ def healthz() -> tuple[Response, int]:
                     "user": g.user["name"] if g.get("user") else None}), 200 if ok else 503
 
 
-def read_alert_outbox(path: Path | None, sites: Sequence[str]) -> list[dict[str, Any]]:
-    """Newest-first messages of ``sites`` from a JSON-lines file or a directory of them.
+def read_alert_outbox(path: Path | None,
+                      visible: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+    """Newest-first messages from a JSON-lines file or a directory of them that the viewer
+    may see (``visible``: its ``site_id`` is one of theirs, or it is about their agency's case).
 
-    A line shows only if its ``site_id`` is one of ``sites``: alerts carry names,
-    contacts and snapshot links, and a line that names no site (or is not JSON)
-    cannot be shown to anyone safely, so it is left to ``oneeye outbox`` on the host.
+    Alerts carry names, contacts and snapshot links: a line no rule admits (or that is not
+    JSON) cannot be shown to anyone safely, so it is left to ``oneeye outbox`` on the host.
     """
     if path is None or not path.exists():
         return []
@@ -181,6 +196,6 @@ def read_alert_outbox(path: Path | None, sites: Sequence[str]) -> list[dict[str,
                 item = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if isinstance(item, dict) and item.get("site_id") in sites:
+            if isinstance(item, dict) and visible(item):
                 out.append(item)
     return out[::-1][:ALERTS_MAX]

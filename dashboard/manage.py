@@ -1,12 +1,20 @@
-"""Management screens, by role: customers' photos and the audit (branch admin), users
-and sites (branch admin), cases (agency officer, own agency only).
+"""Management screens, by role: customers' photos and sites (branch admin), the audit
+(branch and agency admins, each their own tenancy's). The users page is
+``dashboard.accounts``; the agency officer's cases are :mod:`dashboard.cases`.
 
 Photos go the one way every enrolment goes: into ``uploads/customers/{id}/`` of the
 OneEye bucket, where the gallery indexer checks them (no face / two faces / too small /
 blurred / unreadable) and writes ``status/{upload_id}.json``; the page polls that and
-shows the indexer's own sentence, as the phone page does. Closing a case uses
-``oneeye.cloud.backoffice`` (status closed + removal command to the indexer), the one
-way the dashboard reaches the cloud.
+shows the indexer's own sentence, as the phone page does. :class:`Cloud` reaches the cloud
+only through ``oneeye.cloud.backoffice`` (cases: list, read, close).
+
+A customer id must be in the bank's customer directory (``cloud.customer_api_url``) before
+a photo is sent for it; the Customers page lists each customer's name and photos. Removing
+photos or a user asks first: the form posts to a confirmation page
+(:func:`confirm_first`), and
+only the confirmation's own POST (``confirmed=1``) acts, so no inline script is needed.
+Sites are picked from the known ones (:func:`known_sites`); a name that is not one is
+refused, so a typo cannot make a phantom site.
 
 Every change is an audit row (who, what, when) in the dashboard's store.
 """
@@ -20,12 +28,13 @@ from typing import Any
 import flask
 from flask import Blueprint, Response, abort, flash, g, request
 
-from dashboard.auth import hash_password
+from dashboard import tenancy
 from dashboard.roles import roles_required
 from dashboard.services import services
 from dashboard.settings import CloudSettings, DashboardSettings
 from oneeye.cloud.backoffice import Backoffice
-from oneeye.types import ROLES, id_refusal
+from oneeye.errors import CustomerApiUnavailable, CustomerNotFound
+from oneeye.types import id_refusal
 
 log = logging.getLogger(__name__)
 bp = Blueprint("manage", __name__, url_prefix="/manage")
@@ -49,15 +58,31 @@ class Cloud:
                     and self.settings.indexer_queue_url)
 
     def _backoffice(self) -> Backoffice:
+        key_file = self.settings.customer_api_key_file
         return Backoffice(bucket=self.settings.bucket, cases_table=self.settings.cases_table,
-                          indexer_queue_url=self.settings.indexer_queue_url)
+                          indexer_queue_url=self.settings.indexer_queue_url,
+                          customer_api_url=self.settings.customer_api_url,
+                          customer_api_key=key_file.read_text().strip() if key_file else None,
+                          agencies_table=self.settings.agencies_table)
+
+    def agencies(self) -> list[str]:
+        """The ids of the cloud's agencies (``Backoffice.agencies``); ValueError without
+        ``cloud.agencies_table``."""
+        return self._backoffice().agencies()
 
     def add_customer_photo(self, customer_id: str, data: bytes) -> str:
         """Put one photo where the indexer enrols it; return its upload id (the key of its
-        verdict). Raises ValueError for what is not a JPEG/PNG photo of a valid id."""
+        verdict). Raises ValueError for what is not a JPEG/PNG photo of a valid id, or for
+        an id the customer directory does not know; CustomerApiUnavailable when it cannot
+        be asked (nothing is stored either way)."""
         refusal = id_refusal("customer id", customer_id)
         if refusal is not None:
             raise ValueError(refusal)
+        try:
+            self._backoffice().customer(customer_id)
+        except CustomerNotFound:
+            raise ValueError(f"{customer_id} is not in the customer directory — check the "
+                             "id (nothing was saved)") from None
         if not data:
             raise ValueError("the file is empty")
         if len(data) > MAX_PHOTO_BYTES:
@@ -70,10 +95,52 @@ class Cloud:
     def photo_status(self, upload_id: str) -> dict[str, Any]:
         return self._backoffice().photo_status(upload_id)
 
+    def learn_from_verdict(self, match: dict[str, Any], verdict: str, by: str) -> str:
+        """Queue what a verdict teaches the gallery: ``confirmed`` → a template of the
+        matched person, ``rejected`` → a negative one, from the sighting's ``encoding``
+        (present only when its watchlist learns). Returns ``queued`` or why nothing was
+        sent (``no_encoding``, ``no_cloud``); never raises for a missing part, so a verdict
+        is recorded whatever the cloud does."""
+        encoding = match.get("encoding")
+        if not isinstance(encoding, list):
+            return "no_encoding"
+        if not self.connected:
+            return "no_cloud"
+        self._backoffice().learn(
+            match["watchlist"], str(match["person_id"]), str(match["event_id"]), encoding,
+            "positive" if verdict == "confirmed" else "negative", by)
+        return "queued"
+
     def customers(self) -> list[dict[str, Any]]:
-        """Customers with photos in the bucket: ``{customer_id, photos}``."""
-        counts = self._backoffice().customer_photos()
-        return [{"customer_id": c, "photos": n} for c, n in sorted(counts.items())]
+        """Customers with photos in the bucket: ``{customer_id, photos, name, keys}``
+        (``name`` from the directory, None when it is not configured or not answering:
+        one failed lookup stops the others, so a down directory costs one timeout)."""
+        office = self._backoffice()
+        counts = office.customer_photos()
+        out: list[dict[str, Any]] = []
+        ask = True
+        for customer_id, count in sorted(counts.items()):
+            name = None
+            if ask:
+                try:
+                    name = (office.customer(customer_id) or {}).get("name")
+                except CustomerNotFound:
+                    name = None
+                except CustomerApiUnavailable:
+                    ask = False
+            out.append({"customer_id": customer_id, "photos": count, "name": name,
+                        "keys": office.photos_of(customer_id)})
+        return out
+
+    def photo(self, key: str) -> bytes | None:
+        """One customer enrolment photo (a key under ``uploads/customers/``), None else."""
+        if not key.startswith("uploads/customers/") or ".." in key:
+            return None
+        return self._backoffice().photo(key)
+
+    def remove_customer_photo(self, customer_id: str, key: str) -> str | None:
+        """Delete one photo; the gallery removal's message id when it was the last one."""
+        return self._backoffice().remove_customer_photo(customer_id, key)
 
     def remove_customer(self, customer_id: str) -> str:
         """Delete the customer's photos and queue their removal from the gallery."""
@@ -83,12 +150,16 @@ class Cloud:
         """The agency's cases, newest first, each with its ``photos`` count."""
         return self._backoffice().agency_cases(agency)
 
+    def case(self, case_id: str, agency: str) -> dict[str, Any] | None:
+        """One case of ``agency``, or None (another agency's case looks absent)."""
+        return self._backoffice().agency_case(case_id, agency)
+
     def close_case(self, case_id: str, agency: str, user: str) -> bool:
         """Close a case of ``agency``; False when it has no such case (ids do not leak)."""
         return self._backoffice().close_case(case_id, agency, closed_by=f"{agency}/{user}")
 
 
-def _cloud() -> Cloud:
+def cloud_or_503() -> Cloud:
     cloud = services().cloud
     if not cloud.connected:
         abort(503, description="the dashboard is not connected to the cloud (settings: "
@@ -116,9 +187,13 @@ def add_photo() -> tuple[Response, int]:
     customer_id = (request.form.get("customer_id") or "").strip()
     photo = request.files.get("photo")
     try:
-        upload_id = _cloud().add_customer_photo(customer_id, photo.read() if photo else b"")
+        upload_id = cloud_or_503().add_customer_photo(customer_id, photo.read() if photo else b"")
     except ValueError as exc:
         return flask.jsonify({"state": "rejected", "reason": "invalid", "message": str(exc)}), 400
+    except CustomerApiUnavailable:
+        return flask.jsonify({"state": "rejected", "reason": "unavailable", "message":
+                              "the customer directory is not answering, so the id cannot be "
+                              "checked — nothing was saved; try again in a minute"}), 503
     services().store.audit.add(g.user["name"], "customer_photo_added", customer_id,
                                upload_id=upload_id)
     return flask.jsonify({"upload_id": upload_id, "state": "pending"}), 202
@@ -127,91 +202,96 @@ def add_photo() -> tuple[Response, int]:
 @bp.get("/customers/photos/<id:upload_id>")
 @roles_required("branch_admin")
 def photo_status(upload_id: str) -> Response:
-    status = _cloud().photo_status(upload_id)
+    status = cloud_or_503().photo_status(upload_id)
     return flask.jsonify({k: status.get(k) for k in ("state", "reason", "message", "person_id",
                                                "gallery_version")})
+
+
+@bp.get("/customers/photo")
+@roles_required("branch_admin")
+def customer_photo() -> Response:
+    """One enrolment photo (``key``), for the page's thumbnails and to open full size."""
+    data = cloud_or_503().photo(request.args.get("key") or "")
+    if data is None:
+        abort(404)
+    kind = "png" if data.startswith(b"\x89PNG") else "jpeg"
+    return Response(data, mimetype=f"image/{kind}",
+                    headers={"Cache-Control": "private, max-age=300"})
+
+
+@bp.post("/customers/<id:customer_id>/photos/delete")
+@roles_required("branch_admin")
+def remove_customer_photo(customer_id: str) -> Any:
+    key = request.form.get("key") or ""
+    asked = confirm_first(f"Delete this photo of {customer_id}?", "Delete photo",
+                     "manage.customers", hidden={"key": key}, photo=key)
+    if asked is not None:
+        return asked
+    try:
+        removal = cloud_or_503().remove_customer_photo(customer_id, key)
+    except ValueError as exc:
+        abort(404, description=str(exc))
+    services().store.audit.add(g.user["name"], "customer_photo_removed", customer_id, key=key,
+                               removal=removal)
+    flash(f"{customer_id}: photo deleted" + ("; it was the last one, so cameras stop "
+                                             "recognising them within a minute" if removal else ""))
+    return flask.redirect(flask.url_for("manage.customers"))
 
 
 @bp.post("/customers/<id:customer_id>/remove")
 @roles_required("branch_admin")
 def remove_customer(customer_id: str) -> Any:
-    message_id = _cloud().remove_customer(customer_id)
+    asked = confirm_first(f"Remove every photo of {customer_id}? Cameras stop recognising them.",
+                     "Remove all photos", "manage.customers")
+    if asked is not None:
+        return asked
+    message_id = cloud_or_503().remove_customer(customer_id)
     services().store.audit.add(g.user["name"], "customer_removed", customer_id,
                                removal=message_id)
     flash(f"{customer_id}: photos deleted; cameras stop recognising them within a minute")
     return flask.redirect(flask.url_for("manage.customers"))
 
 
-# --- cases (agency officer) ---------------------------------------------------------------
+# --- cases (agency officer): dashboard.cases ------------------------------------------------
 @bp.get("/cases")
-@roles_required("agency_officer")
-def cases() -> str:
-    agency = str(g.user["agency"])
-    return flask.render_template("manage/cases.html", cases=_cloud().cases(agency), agency=agency)
+def cases() -> Any:
+    """The case list's old address (kept for one release)."""
+    return flask.redirect(flask.url_for("cases.index"), code=308)
 
 
-@bp.post("/cases/<id:case_id>/close")
-@roles_required("agency_officer")
-def close_case(case_id: str) -> Any:
-    agency = str(g.user["agency"])
-    if not _cloud().close_case(case_id, agency, g.user["name"]):
-        abort(404, description=f"no case {case_id[:64]} for {agency}")
-    services().store.audit.add(g.user["name"], "case_closed", case_id, agency=agency)
-    flash(f"case {case_id} closed; cameras stop looking within a minute")
-    return flask.redirect(flask.url_for("manage.cases"))
+# --- sites, audit (admins; users: dashboard.accounts) --------------------------------------
+def known_sites() -> list[str]:
+    """Sites a user may be given: those cameras report from or users already have
+    (:meth:`dashboard.store.Store.sites`), and ``known_sites`` of the settings."""
+    stored = {str(s["site_id"]) for s in services().store.sites()}
+    return sorted(stored | set(services().settings.known_sites))
 
 
-# --- users, sites, audit (branch admin) -----------------------------------------------------
-@bp.route("/users", methods=["GET", "POST"])
-@roles_required("branch_admin")
-def users() -> Any:
-    store = services().store
-    if request.method == "POST":
-        name = (request.form.get("name") or "").strip()
-        sites = [s.strip() for s in (request.form.get("sites") or "").split(",") if s.strip()]
-        role = request.form.get("role") or "teller"
-        agency = (request.form.get("agency") or "").strip() or None
-        try:
-            for what, value in [("user name", name), *(("site", s) for s in sites)]:
-                refusal = id_refusal(what, value)
-                if refusal is not None:
-                    raise ValueError(refusal)
-            if role not in ROLES:
-                raise ValueError(f"role must be one of {', '.join(ROLES)}")
-            store.users.put(name, hash_password(request.form.get("password") or ""), sites,
-                            role=role, agency=agency)
-        except ValueError as exc:
-            flash(f"user not saved: {exc}")
-        else:
-            store.audit.add(g.user["name"], "user_saved", name, role=role, sites=sites,
-                            agency=agency)
-            flash(f"user {name} saved ({role.replace('_', ' ')})")
-        return flask.redirect(flask.url_for("manage.users"))
-    return flask.render_template("manage/users.html", users=store.users.all(), roles=ROLES)
-
-
-@bp.post("/users/<id:name>/delete")
-@roles_required("branch_admin")
-def delete_user(name: str) -> Any:
-    if name == g.user["name"]:
-        flash("you cannot remove yourself")
-    elif services().store.users.remove(name):
-        services().store.audit.add(g.user["name"], "user_removed", name)
-        flash(f"user {name} removed; their logins ended")
-    return flask.redirect(flask.url_for("manage.users"))
+def confirm_first(question: str, action: str, back: str, *,
+             hidden: dict[str, str] | None = None, photo: str | None = None) -> str | None:
+    """None when this POST is the confirmation (``confirmed=1``); else the confirmation
+    page, whose form posts the same fields again with ``confirmed=1``."""
+    if request.form.get("confirmed") == "1":
+        return None
+    return flask.render_template("manage/confirm.html", question=question, action=action,
+                                 target=request.path, hidden=hidden or {}, photo=photo,
+                                 back=flask.url_for(back))
 
 
 @bp.get("/sites")
 @roles_required("branch_admin")
 def sites() -> str:
-    return flask.render_template("manage/sites.html", sites=services().store.sites())
+    mine = set(g.user["sites"])
+    return flask.render_template("manage/sites.html", sites=[
+        s for s in services().store.sites() if s["site_id"] in mine])
 
 
 @bp.get("/audit")
-@roles_required("branch_admin")
+@roles_required("branch_admin", "agency_admin")
 def audit() -> str:
-    """The audit trail of the admin's sites and the false-match counts to tune on."""
+    """The audit trail of the admin's tenancy (``dashboard.tenancy.audit_scope``: a bank
+    admin's sites, an agency admin's agency) and the false-match counts to tune on."""
     return flask.render_template("manage/audit.html",
-                           rows=services().store.audit.rows(sites=g.user["sites"]),
+                           rows=services().store.audit.rows(**tenancy.audit_scope(g.user)),
                            rejections=services().store.verdicts.rejection_counts(
                                g.user["sites"]))

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from flask import Flask, current_app
 from flask_socketio import SocketIO
 
-from dashboard.devices import Notify
 from dashboard.settings import DashboardSettings
 from dashboard.store import Store
 from dashboard.throttle import LoginThrottle
@@ -40,8 +39,6 @@ class Services:
     login_throttle: LoginThrottle
     #: The management screens' cloud resources.
     cloud: Cloud
-    #: Tells branch IT about camera outages; None without ``it_alert_topic_arn``.
-    it_email: Notify | None
 
 
 def install(app: Flask, parts: Services) -> None:

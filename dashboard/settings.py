@@ -36,6 +36,13 @@ class CloudSettings(StrictModel):
     cases_table: str = Field("", description="CASES_TABLE: case list and close")
     indexer_queue_url: str = Field("", description="INDEXER_QUEUE_URL: removal commands "
                                    "(closed case, removed customer)")
+    customer_api_url: str = Field("", description="CUSTOMER_API_URL: the bank's customer "
+                                  "directory; a customer id added on the Customers page must "
+                                  "be in it (empty: ids are not checked, no names shown)")
+    customer_api_key_file: Path | None = Field(None, description="File holding the customer "
+                                               "API key (sent as x-api-key)")
+    agencies_table: str = Field("", description="AGENCIES_TABLE: the agencies an agency "
+                                "user may belong to (checked by `oneeye dashboard add-user`)")
 
 
 class DashboardSettings(StrictModel):
@@ -61,7 +68,9 @@ class DashboardSettings(StrictModel):
     sns_max_age_s: float = Field(3600, gt=0, le=7 * 86400, description="SNS messages whose "
                                  "signed Timestamp is older are refused (replays); keep it "
                                  "above the subscription's longest retry")
-    offline_after_s: float = Field(90, gt=0, description="Device offline without health")
+    offline_after_s: float = Field(90, gt=0, description="No longer decides anything: a "
+                                   "device is offline when the cloud says so (device_offline; "
+                                   "its OFFLINE_AFTER_S); still accepted and shown to the desk")
     message_queue: str | None = Field(None, description="redis://… to share broadcasts "
                                       "between dashboard processes")
     message_queue_channel: str = Field("oneeye-dashboard", min_length=1, description=
@@ -97,11 +106,18 @@ class DashboardSettings(StrictModel):
         None, description="Local-mode alert outbox: the email/SMS the local stack would have "
         "sent (JSON lines file or directory of them); the old key outbox_path still works")
     history_limit: int = Field(200, ge=1, le=5000, description="Max events per API page")
-    it_alert_topic_arn: str = Field("", description="SNS topic that tells branch IT about "
-                                    "camera outages (device_offline / device_online, site_id "
-                                    "attribute to filter on); empty: the desk banner only")
+    it_alert_topic_arn: str = Field("", description="No longer used: branch IT's email "
+                                    "about a camera transition is sent by the cloud "
+                                    "(template ItAlertTopic); still accepted so older "
+                                    "configurations load (a warning at start)")
     visit_window_s: float = Field(900, gt=0, description="Arrivals of one customer less "
                                   "than this apart are one visit (one card)")
+    card_ttl_s: float = Field(1800, gt=0, le=86_400, description="A visit's card leaves the "
+                              "desk (for History) this long after its last sighting, or "
+                              "when marked served")
+    known_sites: list[str] = Field(default_factory=list, description="Sites a user may be "
+                                   "given before any camera reports from them (besides the "
+                                   "sites of cameras and users)")
     cloud: CloudSettings = Field(default_factory=CloudSettings, description=
                                  "Where the management screens find the cloud (empty: "
                                  "screens say they are not connected)")

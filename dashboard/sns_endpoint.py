@@ -92,16 +92,29 @@ def _notification(msg: dict[str, Any]) -> tuple[Response, int]:
         return _reply(400, "site_id attribute does not match the event")
     parts = services()
     if event.kind == "device_status":  # state, not an event: only transitions are stored
-        devices.health(parts.store, parts.live.emit, event, parts.it_email)
+        devices.health(parts.store, parts.live.emit, event)
         return _reply(200, "device updated", event_id=event.event_id)
     if event.kind in ("device_offline", "device_online"):
-        record = devices.transition(parts.store, parts.live.emit, event, parts.it_email)
+        record = devices.transition(parts.store, parts.live.emit, event)
     else:
         record = parts.store.events.add(event)
         if record is not None:
-            parts.live.publish(record)
+            parts.live.publish(_in_its_visit(record))
     if record is None:
         log.info("sns: duplicate event %s ignored", event.event_id)
         return _reply(200, "duplicate", event_id=event.event_id)
     log.info("sns: %s %s for site %s", event.kind, event.event_id, event.site_id)
     return _reply(200, "stored", event_id=event.event_id)
+
+
+def _in_its_visit(record: dict[str, Any]) -> dict[str, Any]:
+    """A new sighting that continues a decided visit takes the visit's verdict (stored as
+    its own feedback too) and carries the visit's mark as ``visit``, so every desk shows it
+    on the same card, greyed and silent after "Not this person"."""
+    if not record["event"].get("match"):
+        return record
+    store = services().store
+    mark = store.visits.join(record, services().settings.visit_window_s)
+    if mark is None:
+        return record
+    return {**(store.events.get(record["event_id"]) or record), "visit": mark}

@@ -11,7 +11,8 @@
   const MAX_BYTES = 10 * 1024 * 1024;
   const POLL_TIMEOUT_MS = 180000;
   const STORE = { token: "oneeye.token", api: "oneeye.apiBase", agency: "oneeye.agency",
-                  contact: "oneeye.contact" };
+                  contact: "oneeye.contact", recent: "oneeye.recent" };
+  const RECENT_MAX = 20;
 
   const $ = (id) => document.getElementById(id);
   const form = $("upload-form");
@@ -213,12 +214,50 @@
     if (fraction !== null) $("progress-bar").style.width = `${Math.round(fraction * 100)}%`;
   }
 
-  function addHistory(st) {
-    const li = document.createElement("li");
-    li.dataset.state = st.state;
-    li.textContent = `${st.case_id || ""} · ${st.message || st.state}`;
-    $("history-list").prepend(li);
-    $("history").hidden = false;
+  // This phone's recent uploads with their verdicts (newest first, kept in localStorage: the
+  // list is for the officer holding the phone; "Forget" clears it with the token).
+  function recent() {
+    try {
+      const list = JSON.parse(localStorage.getItem(STORE.recent) || "[]");
+      return Array.isArray(list) ? list : [];
+    } catch (e) { return []; }
+  }
+
+  function showRecent() {
+    const list = $("history-list");
+    list.textContent = "";
+    for (const item of recent()) {
+      const li = document.createElement("li");
+      li.dataset.state = item.state;
+      li.dataset.case = item.case_id || "";
+      const when = new Date(item.at);
+      const head = document.createElement("b");
+      head.textContent = `${item.case_id || ""}${item.name ? " · " + item.name : ""}`;
+      li.appendChild(head);
+      li.appendChild(document.createTextNode(` · ${item.message || item.state}`));
+      const time = document.createElement("small");
+      time.textContent = isNaN(when) ? "" : ` · ${when.toLocaleString()}`;
+      li.appendChild(time);
+      list.appendChild(li);
+    }
+    $("history").hidden = !list.children.length;
+  }
+
+  function addHistory(st, name) {
+    const item = { case_id: st.case_id || "", name: name || "", state: st.state,
+                   message: st.message || st.state, at: new Date().toISOString() };
+    localStorage.setItem(STORE.recent, JSON.stringify([item, ...recent()].slice(0, RECENT_MAX)));
+    showRecent();
+  }
+
+  // A new case: nothing of the last person stays in the form (the agency fields do).
+  function newCase() {
+    for (const id of ["case_id", "name", "age", "description"]) $(id).value = "";
+    photo = null;
+    $("preview").hidden = true;
+    $("status").hidden = true;
+    clearError();
+    $("name").focus();
   }
 
   // A first check of the contact so the officer hears at once; the server is the authority
@@ -295,7 +334,7 @@
       const st = await poll(grant.status_url);
       const detail = st.state === "rejected" ? (st.detail || "") : `case ${st.case_id}`;
       status(st.state, st.message, detail);
-      addHistory(st);
+      addHistory(st, body.name);
       if (st.state === "accepted") {
         photo = null;
         $("preview").hidden = true;
@@ -321,7 +360,8 @@
   function forget() {
     for (const k of Object.values(STORE)) localStorage.removeItem(k);
     $("token").value = "";
-    showError("Token forgotten on this phone.");
+    showRecent();
+    showError("Token and recent uploads forgotten on this phone.");
   }
 
   document.addEventListener("DOMContentLoaded", () => {
@@ -330,6 +370,8 @@
     $("library").addEventListener("change", pick);
     form.addEventListener("submit", submit);
     $("again").addEventListener("click", again);
+    $("new-case").addEventListener("click", newCase);
+    showRecent();
     $("forget").addEventListener("click", forget);
     $("api-base").addEventListener("change", saveApi);
     document.body.dataset.ready = "true";

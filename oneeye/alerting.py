@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-Strength = Literal["strong", "possible"]
+from oneeye.types import Strength
+
 STRONG_DISTANCE: Final = 0.45
 STRONG_MARGIN: Final = 0.15
 
@@ -109,16 +110,22 @@ _CHANNEL_TEXT: Final[dict[str, str]] = {"sms": "SMS", "email": "Email",
                                         "subscribers": "Alert subscribers"}
 
 
+def told_entry_text(told: dict[str, Any]) -> str:
+    """One "who was told" entry in words, without its time: ``SMS to +442079460958 sent``,
+    ``Alert subscribers not sent (already alerted within the cooldown)``."""
+    who = _CHANNEL_TEXT.get(str(told.get("channel")), str(told.get("channel")))
+    if told.get("channel") != "subscribers":
+        who += f" to {told.get('to')}"
+    return f"{who} {_OUTCOME_TEXT.get(str(told.get('outcome')), str(told.get('outcome')))}"
+
+
 def told_text(told: list[dict[str, Any]], time_zone: str | None = None) -> str:
     """One sentence for the banner from a sighting's ``told`` entries (each ``{channel, to,
     outcome, at, detail}``): ``SMS to +442079460958 sent 21:45 CET; Email to d@x.example
     delivery failed`` — or ``Nobody was messaged`` for an empty list."""
     parts = []
     for t in told:
-        who = _CHANNEL_TEXT.get(str(t.get("channel")), str(t.get("channel")))
-        if t.get("channel") != "subscribers":
-            who += f" to {t.get('to')}"
-        part = f"{who} {_OUTCOME_TEXT.get(str(t.get('outcome')), str(t.get('outcome')))}"
+        part = told_entry_text(t)
         if t.get("outcome") == "sent" and t.get("at"):
             part += f" {seen_at(str(t['at']), time_zone).local_hhmm}"
         parts.append(part)

@@ -29,6 +29,8 @@ rather than by module); a handler names a group, not a list of concrete classes:
     │   ├── PolicyError             browser POST upload outside its signed policy
     │   ├── ApiError                the API answers this request with .status, .code
     │   ├── CustomerNotFound        the customer API answered 404
+    │   ├── NameTaken               a dashboard user of that name exists (no upsert)
+    │   ├── NotAllowed              outside the dashboard user's tenancy or role
     │   └── AwsError                AWS's definite answer (.code); same call, same answer
     │       ├── NotFound
     │       ├── ConditionFailed
@@ -187,6 +189,19 @@ class ConditionFailed(AwsError):
 
 class AlreadyExists(AwsError):
     """A create found the resource already there (``BucketAlreadyOwnedByYou`` …)."""
+
+
+class NameTaken(Refused):
+    """A dashboard user with this name already exists: creating never replaces one."""
+
+    reason = "name_taken"
+
+
+class NotAllowed(Refused):
+    """The acting dashboard user may not do this: outside their tenancy, or not their
+    role's (``dashboard.tenancy``)."""
+
+    reason = "not_allowed"
 
 
 # --- Unavailable -----------------------------------------------------------------------

@@ -14,7 +14,7 @@ new schema string and old consumers reject it.
 from __future__ import annotations
 
 import json
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -27,6 +27,7 @@ from oneeye.types import (
     DeskKind,
     Id,
     StorageState,
+    Strength,
     UtcTimestamp,
     Watchlist,
 )
@@ -82,6 +83,11 @@ class MatchEvent(_Event):
     frames_seen: int = Field(ge=1)
     gallery_version: int = Field(ge=0)
     snapshot_jpeg: str | None = Field(None, description="base64 JPEG face crop")
+    encoding: list[Annotated[float, Field(ge=-10, le=10, allow_inf_nan=False)]] | None = Field(
+        None, min_length=128, max_length=128, description="the track's fused encoding (128 "
+        "floats, 5 decimals, ~1.2 KB) — only for an accepted match on a watchlist that learns "
+        "from verdicts (the gallery's learning.enabled), never for a stranger: what Confirm "
+        "or Not this person teaches the gallery (README 'Learning from verdicts')")
     source_frame: int | None = Field(None, ge=0)
     media_time_s: float | None = Field(None, ge=0)
     sent_at: UtcTimestamp | None = Field(
@@ -89,7 +95,7 @@ class MatchEvent(_Event):
         "each send), so the cloud can tell a wrong clock from a late delivery")
     device_observed_at: UtcTimestamp | None = Field(
         None, description="set by the cloud when the device clock is off: the device's own "
-        "observed_at, which observed_at then replaces with a trusted time (oneeye.cloud.clock)")
+        "observed_at, which observed_at then replaces with a trusted time (oneeye.cloud.skew)")
     clock_skew_s: float | None = Field(
         None, description="set by the cloud with device_observed_at: device clock minus "
         "receive time, seconds (negative: slow)")
@@ -249,7 +255,11 @@ class DeskEvent(_Event):
     customer API was down: ``degraded`` is then true and ``message`` says so);
     ``case`` carries the missing-person case for ``missing_person_sighted``;
     ``health`` carries a device's latest ``oneeye.health/1`` for ``device_status``
-    (the dashboard marks a device offline after 90 s without one).
+    (at most one per device per ``DEVICE_STATUS_EVERY_S``; whether a device is online is
+    the cloud's ``device_offline`` / ``device_online`` transitions, never a silence the
+    dashboard times). ``strength`` / ``strength_text`` are the match's plain-language
+    strength (:func:`oneeye.alerting.strength`), decided once in the cloud function that
+    made the card (``customer_arrived``, ``missing_person_sighted``); absent otherwise.
     """
 
     schema_: Literal["oneeye.desk/1"] = Field(DESK, alias="schema")
@@ -264,6 +274,8 @@ class DeskEvent(_Event):
     case: dict[str, Any] | None = None
     snapshot_url: str | None = None
     health: HealthEvent | None = None
+    strength: Strength | None = None
+    strength_text: str | None = Field(None, max_length=40)
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 

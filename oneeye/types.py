@@ -153,6 +153,9 @@ DeskKind = Literal[
     "device_online",
 ]
 DESK_KINDS: Final[tuple[DeskKind, ...]] = get_args(DeskKind)
+#: How strong a match reads to a person (:func:`oneeye.alerting.strength` decides it, once,
+#: where the match is enriched; the desk event carries it).
+Strength = Literal["strong", "possible"]
 
 # --- time ------------------------------------------------------------------------------
 
@@ -178,7 +181,7 @@ def parse_time(value: str) -> datetime:
     """Parse an ISO-8601 timestamp with a zone (``Z`` or any ``±hh:mm``) to an aware UTC datetime.
 
     Raises ValueError (with an example of the right form) for anything else, naive
-    timestamps included.
+    timestamps and instants outside years 1–9999 in UTC included.
     """
     if not isinstance(value, str) or not _ISO.match(value):
         raise ValueError("must be an ISO-8601 timestamp with a zone, like 2026-01-31T12:00:00.000Z")
@@ -188,7 +191,7 @@ def parse_time(value: str) -> datetime:
         text = text.replace(frac.group(0), "." + frac.group(1)[:6], 1)
     try:
         return datetime.fromisoformat(text).astimezone(UTC)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # 0001-01-01 east of UTC, 9999-12-31 west
         raise ValueError(f"not a valid timestamp: {exc}") from exc
 
 
@@ -209,11 +212,18 @@ Clock = Callable[[], float]
 
 # --- people at the desk -------------------------------------------------------------------
 
-#: A dashboard user's role. ``teller``: the desk and history of their sites.
-#: ``branch_admin``: also customers, users, sites and the false-match counts.
-#: ``agency_officer``: the cases of their own agency (list, close), nothing of a bank's.
-Role = Literal["teller", "branch_admin", "agency_officer"]
+#: A dashboard user's role (who may see and change what: ``dashboard/tenancy.py`` and the
+#: README's tenancy table). ``teller``: the desk and history of their sites.
+#: ``branch_admin``: also customers, the tellers of their sites, sites and the false-match
+#: counts. ``agency_admin``: the officers of their own agency. ``agency_officer``: the
+#: cases of their own agency (list, close), nothing of a bank's. Admins and agencies are
+#: made by the operator (``oneeye dashboard add-user``, ``oneeye agency add``).
+Role = Literal["teller", "branch_admin", "agency_admin", "agency_officer"]
 ROLES: Final[tuple[Role, ...]] = get_args(Role)
+#: Roles of the bank (their scope is sites) and of an agency (their scope is one agency,
+#: by its id; they have no sites).
+BANK_ROLES: Final[tuple[Role, ...]] = ("teller", "branch_admin")
+AGENCY_ROLES: Final[tuple[Role, ...]] = ("agency_admin", "agency_officer")
 
 #: A person's verdict on a sighting: "it is them" or "not this person" (a false match).
 Verdict = Literal["confirmed", "rejected"]

@@ -288,3 +288,32 @@ class AmberStack:
         self._log.close()
         self.sink.close()
 
+
+
+class PhoneApi:
+    """The local stack's HTTP API stand-in serving the phone page (oneeye/local/httpapi.py:
+    routes from cloud/template.yaml, the real handlers, the same-origin /s3-upload proxy to
+    moto, ``mobile_upload/``) and the real gallery indexer fed from the indexer queue.
+    ``url`` is the phone page; close it when done."""
+
+    def __init__(self, cloud_env: dict[str, str], moto_server: str) -> None:
+        from oneeye.local import template as tpl
+        from oneeye.local.httpapi import HttpApi
+        from oneeye.local.lambdas import Lambdas
+
+        template = tpl.load(REPO / "cloud" / "template.yaml")
+        # The proxy must front the S3 endpoint the in-process Lambdas presign against: the
+        # environment's (every in-process moto server shares one state, and earlier tests in
+        # this process may have pointed the environment at another of them).
+        s3_url = aws.endpoint_url("s3") or moto_server
+        self.api = HttpApi(template.routes, Lambdas(template.functions), static_dir=PAGE,
+                           moto_url=s3_url, upload_bucket=cloud_env["ONEEYE_BUCKET"],
+                           confirm=lambda arn, token: None, unsubscribe=lambda arn: False)
+        port = free_port()
+        self.api.serve("127.0.0.1", port)
+        self.url = f"http://127.0.0.1:{port}/"
+        self.pump = IndexerPump(cloud_env["INDEXER_QUEUE_URL"])
+
+    def close(self) -> None:
+        self.pump.close()
+        self.api.stop()

@@ -21,6 +21,12 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 #: Screenshots for a person to look at (gitignored).
 ARTIFACTS = REPO / "tests" / "artifacts"
 
+#: A phone's browser context (``browser.new_context(**PHONE)``): 390 px wide, touch.
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2,
+         "is_mobile": True, "has_touch": True,
+         "user_agent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 "
+                       "(KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36"}
+
 # Playwright's 5 s default is too short for a page on a machine whose cores are busy with
 # other work (CI, parallel builds); a passing wait returns as soon as the page is ready.
 expect.set_options(timeout=30_000)

@@ -105,6 +105,22 @@ def mall_devices(moto_server: str) -> None:
 
 # --- the dashboard ---------------------------------------------------------------------------
 
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Headless chromium (``tests.browser_support.launch``); screenshots go to ARTIFACTS."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser_support import ARTIFACTS, launch
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        b = launch(pw)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
 @pytest.fixture(scope="session")
 def signer() -> Signer:
     """The test's own SNS signing key and certificate (pinned by URL in every ``app``)."""
@@ -178,3 +194,5 @@ def app(tmp_path: Path, signer: Signer, app_options: dict[str, Any],
 def client(app: Flask) -> FlaskClient:
     """A test client of ``app`` (logged out)."""
     return app.test_client()
+
+

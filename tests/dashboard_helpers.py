@@ -89,6 +89,19 @@ def post_sns(client: FlaskClient, msg: dict[str, Any]) -> Any:
                                 "x-amz-sns-topic-arn": str(msg.get("TopicArn"))})
 
 
+def client_of(app: Flask, name: str) -> tuple[FlaskClient, str]:
+    """A test client of ``app`` logged in as ``name`` and its CSRF token."""
+    client = app.test_client()
+    assert login(client, name).status_code == 302
+    return client, csrf_from(client.get("/login").get_data(as_text=True))
+
+
+def push(app: Flask, signer: Signer, event: DeskEvent) -> None:
+    """``event`` delivered to ``app``'s /sns as SNS would (signed by ``signer``), stored."""
+    resp = post_sns(app.test_client(), signer.notification(event.to_json()))
+    assert resp.status_code == 200, resp.get_json()
+
+
 def make_settings(tmp_path: Path, signer: Signer, **extra: Any) -> DashboardSettings:
     values: dict[str, Any] = {
         "var_dir": tmp_path / "var", "allowed_topics": [signer.topic],
@@ -102,7 +115,7 @@ def make_settings(tmp_path: Path, signer: Signer, **extra: Any) -> DashboardSett
 
 
 def add_user(app: Flask, name: str, sites: list[str], password: str = PASSWORD) -> None:
-    services_of(app).store.users.put(name, hash_password(password), sites)
+    services_of(app).store.users.create(name, hash_password(password), sites)
 
 
 def login(client: FlaskClient, name: str, password: str = PASSWORD) -> Any:
@@ -151,9 +164,9 @@ def serve_dashboard(tmp_path: Path, port: int, **extra: Any) -> Iterator[tuple[s
     config.write_text(settings.model_dump_json())
     store = open_store(settings.resolved_database_url())
     digest = hash_password(PASSWORD)
-    store.users.put("alice", digest, ["branch-1"])
-    store.users.put("ada", digest, ["branch-1"], role="branch_admin")
-    store.users.put("olga", digest, [], role="agency_officer", agency="County Police")
+    store.users.create("alice", digest, ["branch-1"])
+    store.users.create("ada", digest, ["branch-1"], role="branch_admin")
+    store.users.create("olga", digest, [], role="agency_officer", agency="County Police")
     store.close()
     log = tmp_path / "dashboard.log"
     proc = start_dashboard(config, port, log)

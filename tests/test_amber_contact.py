@@ -24,6 +24,7 @@ from oneeye.cloud.functions import amber_alert as amber
 from oneeye.events import DeskEvent, MatchEvent
 from oneeye.local import alert_outbox
 from oneeye.local.moto_server import tap_direct_messages, untap_direct_messages
+from oneeye.types import utc_now
 from tests.cloud_support import observe, sighting
 from tests.net_support import free_port
 from tests.wait import wait_until
@@ -170,8 +171,10 @@ def test_times_are_in_the_agencys_zone_with_utc_beside_and_strength_in_words(
         cloud_env: dict[str, str], outbox: Path) -> None:
     open_case(cloud_env, time_zone="Europe/Paris")
     deskq = observe(cloud_env["DESK_TOPIC_ARN"])
-    amber.amber_alert(sighting(observed_at="2026-12-06T20:45:10Z", margin=0.2),
-                      amber.amber_from_env())
+    # a sighting from a device whose clock is right (sent_at is now), delivered late: its
+    # observed_at stands (a fixed instant, so the zone's winter abbreviation is known)
+    amber.amber_alert(sighting(observed_at="2026-12-06T20:45:10Z", sent_at=utc_now(),
+                               margin=0.2), amber.amber_from_env())
     email = next(e for e in wait_until(lambda: alert_outbox.read(outbox), 10, "the outbox")
                  if e["kind"] == "email")
     assert "Time:    2026-12-06 21:45 CET (20:45 UTC)" in email["body"]

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-ZIP_FUNCTIONS = ("amber_alert", "cases", "device_health", "enrich_match", "upload_status",
-                 "upload_url")
+ZIP_FUNCTIONS = ("amber_alert", "cases", "device_health", "device_presence", "enrich_match",
+                 "upload_status", "upload_url")
 #: Imports ``app`` from the folder alone; prints where ``oneeye`` came from.
 _IMPORT_APP = (
     "import sys; sys.path[:] = [sys.argv[1], *sys.argv[2:], "

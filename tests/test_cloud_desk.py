@@ -222,3 +222,25 @@ def test_lambda_logging_level_only_changes_inside_lambda(
         assert root.level == expected
     finally:
         root.setLevel(before)
+
+
+def test_a_customer_crop_from_an_opted_in_site_is_kept_and_linked_from_the_card(
+        cloud_env: dict[str, str], customer_api: CustomerApiStub) -> None:
+    import base64
+
+    from oneeye.cloud.dal import store
+    from tests.cloud_support import JPEG
+
+    customer_api.customers["C-1042"] = {"name": "Ada Lovelace"}
+    obs = observe(cloud_env["DESK_TOPIC_ARN"])
+    deps = enrich_match.enrich_from_env()
+    crop = match(snapshot_jpeg=base64.b64encode(JPEG).decode())
+    enrich_match.enrich_match(crop, deps)
+    enrich_match.enrich_match(match(), deps)                       # a site without crops
+    with_crop, without = (DeskEvent.model_validate(m) for m in obs.messages())
+    assert with_crop.snapshot_url and f"snapshots/{crop['event_id']}.jpg" in \
+        with_crop.snapshot_url
+    assert with_crop.match and with_crop.match.snapshot_jpeg is None   # never on SNS inline
+    stored = store.Bucket(cloud_env["ONEEYE_BUCKET"]).get(f"snapshots/{crop['event_id']}.jpg")
+    assert stored is not None and stored.data == JPEG
+    assert without.snapshot_url is None

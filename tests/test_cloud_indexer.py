@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from oneeye import aws
+from oneeye.cloud.backoffice import Backoffice
 from oneeye.cloud.dal import gallery_store, keys, store
 from oneeye.cloud.dal.state import Idempotency
 from oneeye.cloud.functions import gallery_indexer
@@ -281,3 +282,38 @@ def test_indexer_signs_manifests_with_its_key(cloud_env: dict[str, str], example
                             latest["key"], latest["sha256"])
     event = GalleryEvent.model_validate_json(notify.payloads(1)[0])
     assert event.signature == latest["signature"]
+
+
+def test_a_customer_photo_unlike_the_persons_other_photos_is_held_for_review(
+        cloud_env: dict[str, str], examples: Path) -> None:
+    train = examples / "knn_examples" / "train"
+    put_upload(cloud_env, "uploads/customers/C-1042/1.jpg",
+               (train / "obama/obama.jpg").read_bytes())
+    put_upload(cloud_env, "uploads/customers/C-1042/2.jpg",         # someone else's face
+               (train / "biden/biden2.jpg").read_bytes())
+    first, second = run_queue(cloud_env)
+    assert first["status"] == "accepted" and first["gallery_version"] == 1
+    assert second["status"] == "needs_review" and second["distance"] > 0.6
+    held = status(cloud_env, "C-1042-2")
+    assert held["state"] == "needs_review" and held["reason"] == "unlike_person"
+    assert "C-1042's other photos" in held["message"] and "second look" in held["message"]
+    bucket = store.Bucket(cloud_env["ONEEYE_BUCKET"])
+    g, _ = gallery_store.read_latest(bucket, "customers")
+    assert g.version == 1 and g.identities() == {"C-1042": 1}     # cameras never use it
+    backoffice = Backoffice(bucket=cloud_env["ONEEYE_BUCKET"],
+                            cases_table=cloud_env["CASES_TABLE"],
+                            indexer_queue_url=cloud_env["INDEXER_QUEUE_URL"])
+    (review,) = [t for t in backoffice.templates("customers", "C-1042")
+                 if t["state"] == "needs_review"]
+    assert review["reason"] == "unlike_person" and review["kind"] == "photo"
+    assert review["source"] == "uploads/customers/C-1042/2.jpg"
+    # Another photo of the same face is accepted without a second look.
+    put_upload(cloud_env, "uploads/customers/C-1042/3.jpg",
+               (train / "obama/obama2.jpg").read_bytes())
+    assert [r["status"] for r in run_queue(cloud_env)] == ["accepted"]
+    # Accepting the held photo after the second look enrols it.
+    backoffice.review_template("customers", "C-1042", review["template_id"], "accept", "ada")
+    assert [r["status"] for r in run_queue(cloud_env)] == ["accepted"]
+    g, _ = gallery_store.read_latest(bucket, "customers")
+    assert g.identities() == {"C-1042": 3}
+    assert all(t["state"] == "active" for t in backoffice.templates("customers", "C-1042"))

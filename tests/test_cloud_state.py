@@ -14,8 +14,9 @@ import pytest
 from oneeye import aws
 from oneeye.cloud.dal.state import Cooldowns, Counters, Idempotency, RateWindows, state_key
 from oneeye.cloud.functions import cases, gallery_indexer
-from oneeye.cloud.removals import RemoveCommand
+from oneeye.cloud.indexer_commands import RemoveCommand
 from oneeye.errors import EventError
+from oneeye.ids import is_uuid7
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -82,9 +83,12 @@ def test_closing_a_case_queues_the_typed_removal_command(cloud_env: dict[str, st
                                              MaxNumberOfMessages=10, WaitTimeSeconds=1)
     bodies = [json.loads(m["Body"]) for m in msgs.get("Messages", [])]
     bodies = [b for b in bodies if b.get("Event") != "s3:TestEvent"]  # S3's, on setup
+    assert len(bodies) == 1
+    command_id = bodies[0].pop("command_id")     # the redelivery key (is_uuid7: new_id's)
+    assert is_uuid7(command_id)
     assert bodies == [{"action": "remove", "watchlist": "missing", "person_id": "MP-2026-0009"}]
-    assert RemoveCommand.parse(bodies[0]) == RemoveCommand(watchlist="missing",
-                                                           person_id="MP-2026-0009")
+    assert RemoveCommand.parse({**bodies[0], "command_id": command_id}) == RemoveCommand(
+        watchlist="missing", person_id="MP-2026-0009", command_id=command_id)
 
 
 @pytest.mark.parametrize(("body", "field"), [

@@ -166,7 +166,8 @@ def test_unauthenticated_socket_refused(app: Flask) -> None:
 def test_socket_of_deleted_user_refused(app: Flask) -> None:
     client = app.test_client()
     login(client, "alice")
-    assert services_of(app).store.users.remove("alice")
+    users = services_of(app).store.users
+    assert users.remove(users.get("alice")["user_id"]) is not None
     assert not socketio_of(app).test_client(app, flask_test_client=client).is_connected()
 
 
@@ -239,6 +240,8 @@ def test_security_headers(app: Flask) -> None:
     resp = app.test_client().get("/login")
     assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
     assert resp.headers["X-Frame-Options"] == "DENY"
+    # plain http here (or TLS ended by a proxy, which sends its own HSTS): none from us
+    assert "Strict-Transport-Security" not in resp.headers
 
 
 def test_alerts_page_shows_only_the_users_sites(tmp_path: Path, signer: Signer) -> None:

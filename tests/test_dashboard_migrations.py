@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from dashboard.store import current_revision, head_revision, make_engine, open_store
 from dashboard.store.schema import metadata
+from oneeye.types import is_id
 from tests.dashboard_helpers import desk_event
 from tests.store_support import LEGACY_ROWS, make_legacy_database
 
@@ -68,9 +69,10 @@ def test_a_database_of_the_hand_written_store_upgrades_in_place_with_its_rows(
         assert sighting["ack"] == {"by": "alice", "at": "2026-01-30T10:01:00.000Z"}
         arrival = store.events.get(ARRIVAL)
         assert arrival is not None and arrival["feedback"]["verdict"] == "rejected"
-        assert store.users.get("ada") == {"name": "ada", "password_hash": "argon2-hash",
-                                          "sites": ["branch-1"], "role": "branch_admin",
-                                          "agency": None}
+        ada = store.users.get("ada")
+        assert ada is not None and is_id(ada.pop("user_id")) and ada.pop("stamp")
+        assert ada == {"name": "ada", "password_hash": "argon2-hash", "sites": ["branch-1"],
+                       "role": "branch_admin", "agency": None}
         assert store.logins.user("login-1") is not None          # her open login still works
         [device] = store.devices.of_sites(["branch-1"])
         assert device["device_id"] == "cam-1" and device["fps"] == 14.5

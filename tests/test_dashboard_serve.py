@@ -70,6 +70,9 @@ def test_default_run_is_gevent_over_tls(tmp_path: Path) -> None:
     try:
         health = wait_until(healthz, 60, "the dashboard over https")
         assert health["async_mode"] == "gevent"
+        # the dashboard is the TLS endpoint here, so it tells browsers to stay on https
+        page = requests.get(url + "/login", verify=str(cert), timeout=5)
+        assert page.headers["Strict-Transport-Security"] == "max-age=31536000"
         # Socket.IO's handshake is served by the same TLS server
         sio = requests.get(url + "/socket.io/?EIO=4&transport=polling", verify=str(cert),
                            timeout=5)

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from dashboard.store import Store, open_store
+from oneeye.errors import NameTaken
 from oneeye.events import HealthEvent, utc_now
 from tests.dashboard_helpers import desk_event
 from tests.store_support import pg_schema
@@ -77,7 +78,7 @@ def test_retention_purge(store: Store, clock: ManualClock) -> None:
     assert record is not None and record["ack"] is None
 
 
-def test_device_health_is_state_and_only_transitions_are_events(store: Store) -> None:
+def test_device_reports_update_figures_and_only_cloud_transitions_set_state(store: Store) -> None:
     health = HealthEvent(device_id="cam-1", site_id="branch-1", camera_id="cam-1",
                          sent_at=utc_now(), uptime_s=5, fps=14.5)
     status = desk_event(kind="device_status", device_id="cam-1", health=health)
@@ -88,27 +89,63 @@ def test_device_health_is_state_and_only_transitions_are_events(store: Store) ->
     assert store.events.find(["branch-1"]) == []               # no event row per report
     with pytest.raises(ValueError, match="device_status updates a device"):
         store.events.add(status)
-    assert store.devices.mark_offline("cam-1") is True
-    assert store.devices.mark_offline("cam-1") is False           # recorded once, by one caller
+    offline = desk_event(kind="device_offline", device_id="cam-1")
+    assert store.devices.set_state(offline, "offline") is True       # the cloud's transition
+    assert store.devices.set_state(offline, "offline") is False      # applied once
     [dev] = store.devices.of_sites(["branch-1"])
     assert dev["state"] == "offline" and dev["fps"] == 14.5
-    assert store.devices.seen(status) == "offline"         # the caller records device_online
+    assert store.devices.seen(status) == "offline"   # a report changes figures, not the state
+    [dev] = store.devices.of_sites(["branch-1"])
+    assert dev["state"] == "offline"
+    other = desk_event(kind="device_online", device_id="cam-9")
+    assert store.devices.set_state(other, "online") is True   # a device first named by a transition
     assert store.devices.of_sites(["branch-2"]) == []
 
 
-def test_users(store: Store) -> None:
-    store.users.put("alice", "hash1", ["b1"])
-    store.users.put("alice", "hash2", ["b1", "b2"])
-    assert store.users.get("alice") == {"name": "alice", "password_hash": "hash2",
-                                       "sites": ["b1", "b2"], "role": "teller",
-                                       "agency": None}
-    store.users.put("olga", "hash3", [], role="agency_officer", agency="County Police")
+def test_users_are_created_once_edited_and_reset_by_id(store: Store) -> None:
+    alice = store.users.create("alice", "hash1", ["b1"])
+    with pytest.raises(NameTaken):                   # create never replaces: no takeover
+        store.users.create("alice", "hash2", ["b1", "b2"])
+    assert store.users.get("alice") == {"user_id": alice, "name": "alice",
+                                       "password_hash": "hash1", "sites": ["b1"],
+                                       "role": "teller", "agency": None,
+                                       "stamp": store.users.get("alice")["stamp"]}
+    assert store.users.edit(alice, sites=["b1", "b2"], role="teller") == []
+    assert store.users.by_id(alice)["sites"] == ["b1", "b2"]
+    assert store.users.set_password(alice, "hash2") == []
+    assert store.users.get("alice")["password_hash"] == "hash2"
+    store.users.create("olga", "hash3", [], role="agency_officer", agency="County Police")
     assert store.users.get("olga")["role"] == "agency_officer"
     with pytest.raises(ValueError, match="needs an agency"):
-        store.users.put("olga", "hash3", [], role="agency_officer")
+        store.users.create("olga2", "hash3", [], role="agency_officer")
+    with pytest.raises(ValueError, match="no sites"):
+        store.users.create("olga3", "hash3", ["b1"], role="agency_admin", agency="County Police")
+    with pytest.raises(ValueError, match="only agency users"):
+        store.users.create("tim", "hash3", ["b1"], agency="County Police")
     with pytest.raises(ValueError, match="role must be"):
-        store.users.put("mallory", "hash3", [], role="root")
+        store.users.create("mallory", "hash3", [], role="root")
     assert store.users.get("nobody") is None
+    assert store.users.edit("no-such-id", sites=["b1"], role="teller") is None
+    assert store.users.set_password("no-such-id", "h") is None
+
+
+def test_a_change_to_the_account_ends_its_logins_and_a_new_account_never_revives_them(
+        store: Store) -> None:
+    alice = store.users.create("alice", "hash", ["b1"])
+    login = store.logins.start(alice, store.users.get("alice")["stamp"])
+    assert store.users.edit(alice, sites=["b1"], role="teller") == []   # no change: stays
+    assert store.logins.user(login) is not None
+    assert store.users.edit(alice, sites=["b2"], role="teller") == [login]
+    assert store.logins.user(login) is None
+    login = store.logins.start(alice, store.users.get("alice")["stamp"])
+    assert store.users.set_password(alice, "hash2") == [login]
+    assert store.logins.user(login) is None
+    login = store.logins.start(alice, store.users.get("alice")["stamp"])
+    assert store.logins.valid([login, "never-issued"]) == {login}
+    assert store.users.remove(alice) == [login] and store.users.remove(alice) is None
+    again = store.users.create("alice", "hash", ["b1"])
+    assert again != alice
+    assert store.logins.user(login) is None and store.logins.valid([login]) == set()
 
 
 @pytest.mark.parametrize("url", ["mysql://x", "postgresql+asyncpg://x/y", "not a url"])
@@ -135,19 +172,20 @@ def test_postgresql_reconnects_after_losing_its_connection(pg_database: str) -> 
 
 
 def test_a_login_is_open_until_it_ends(store: Store) -> None:
-    store.users.put("alice", "hash", ["branch-1"])
-    first = store.logins.start("alice")
-    second = store.logins.start("alice")
+    alice = store.users.create("alice", "hash", ["branch-1"])
+    stamp = store.users.get("alice")["stamp"]
+    first = store.logins.start(alice, stamp)
+    second = store.logins.start(alice, stamp)
     assert first != second
-    assert store.logins.user(first) == {"name": "alice", "sites": ["branch-1"],
-                                       "role": "teller", "agency": None}
+    assert store.logins.user(first) == {"user_id": alice, "name": "alice",
+                                       "sites": ["branch-1"], "role": "teller", "agency": None}
     store.logins.end(first)
     store.logins.end(first)                  # ending twice is harmless
     assert store.logins.user(first) is None
-    assert store.logins.user(second) == {"name": "alice", "sites": ["branch-1"],
-                                       "role": "teller", "agency": None}
+    assert store.logins.user(second) == {"user_id": alice, "name": "alice",
+                                        "sites": ["branch-1"], "role": "teller", "agency": None}
     assert store.logins.user("never-issued") is None
-    assert store.users.remove("alice") and not store.users.remove("alice")
+    assert store.users.remove(alice) == [second] and store.users.remove(alice) is None
     assert store.logins.user(second) is None   # a removed user's logins end with them
 
 
@@ -205,8 +243,8 @@ def test_login_failures_slide_out_of_the_window_per_key(store: Store) -> None:
 
 
 def test_sites_name_every_site_of_a_user_or_a_device(store: Store) -> None:
-    store.users.put("alice", "hash", ["branch-1", "branch-2"])
-    store.users.put("bob", "hash", ["branch-2"])
+    store.users.create("alice", "hash", ["branch-1", "branch-2"])
+    store.users.create("bob", "hash", ["branch-2"])
     health = HealthEvent(device_id="cam-9", site_id="branch-3", camera_id="cam-9",
                          sent_at=utc_now(), uptime_s=5, fps=10.0)
     store.devices.seen(desk_event(site_id="branch-3", kind="device_status", device_id="cam-9",
@@ -217,8 +255,9 @@ def test_sites_name_every_site_of_a_user_or_a_device(store: Store) -> None:
 
 
 def test_purge_ends_old_logins_and_old_failures_too(store: Store, clock: ManualClock) -> None:
-    store.users.put("alice", "hash", ["branch-1"])
-    ended, still_open = store.logins.start("alice"), store.logins.start("alice")
+    alice = store.users.create("alice", "hash", ["branch-1"])
+    stamp = store.users.get("alice")["stamp"]
+    ended, still_open = store.logins.start(alice, stamp), store.logins.start(alice, stamp)
     store.logins.end(ended)
     store.login_failures.add("user:alice", clock(), window_s=300)
     clock.advance(31 * 86400)

@@ -8,22 +8,21 @@ Screenshots go to tests/artifacts/ (gitignored) for a person to look at.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from oneeye.events import CameraHealth, DeskEvent, HealthEvent, utc_now
-from tests.browser_support import ARTIFACTS, launch
-from tests.dashboard_helpers import PASSWORD, Signer, desk_event, serve_dashboard
+from tests.dashboard_helpers import Signer, desk_event, serve_dashboard
+from tests.desk_support import WIDTHS, desk_page
+from tests.desk_support import deliver as push
+from tests.desk_support import screenshot as shot
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 #: The banner of case MP-2026-0042 (its id names the newest sighting's event).
 CASE = ".banner[data-subject='MP-2026-0042']"
-WIDTHS = {"phone": (390, 844), "tablet": (820, 1180), "desktop": (1440, 900)}
 
 
 @pytest.fixture
@@ -31,43 +30,8 @@ def desk(tmp_path: Path, port: int) -> Iterator[tuple[str, Signer]]:
     yield from serve_dashboard(tmp_path, port, history_limit=5, offline_after_s=1.5)
 
 
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        b = launch(pw)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def push(url: str, signer: Signer, event: DeskEvent) -> None:
-    resp = requests.post(url + "/sns", data=json.dumps(signer.notification(event.to_json())),
-                         headers={"x-amz-sns-message-type": "Notification"}, timeout=10)
-    assert resp.status_code == 200, resp.text
-
-
 def open_desk(browser: Any, url: str, user: str, width: str, *, path: str = "/") -> Any:
-    from playwright.sync_api import expect
-
-    w, h = WIDTHS[width]
-    page = browser.new_page(viewport={"width": w, "height": h})
-    page.errors = []
-    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
-    page.goto(url + "/login?next=" + path)
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("form.login button")
-    if path == "/":
-        expect(page.locator("body[data-caught-up='1']")).to_have_count(1)
-    return page
-
-
-def shot(page: Any, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True, animations="disabled")
+    return desk_page(browser, url, user, width, path=path)
 
 
 def sighting(camera: str, base: str) -> DeskEvent:
@@ -118,7 +82,8 @@ def test_three_sightings_one_banner_one_acknowledge_and_verdicts(
     push(url, signer, sighting("cam-3", photos))      # seen again after the ack
     expect(desktop.locator(CASE + ".reraised")).to_contain_text(
         "Seen again after alice acknowledged")
-    expect(desktop.locator(CASE)).to_contain_text("seen 1× on cam-3")
+    # the case's running count stays: 4 in all, 1 since the acknowledgement
+    expect(desktop.locator(CASE)).to_contain_text("seen 4× in all (1 new) on cam-3")
     shot(desktop, "desk-reraised-desktop.png")
 
     admin = open_desk(browser, url, "ada", "desktop", path="/manage/audit")
@@ -170,7 +135,10 @@ def test_an_offline_camera_raises_a_banner_and_is_recorded(
                          cameras={"door": CameraHealth(state="ok", fps=14.8),
                                   "vault": CameraHealth(state="ok", fps=9.5)})
     status = desk_event(kind="device_status", device_id="cam-lobby", health=health)
-    push(url, signer, status)          # then silence: offline_after_s is 1.5 s here
+    push(url, signer, status)
+    # the cloud's transition (lifecycle event or sweep), as SNS delivers it
+    push(url, signer, desk_event(kind="device_offline", device_id="cam-lobby",
+                                 message="no health report for over 90 s"))
     for width, page in pages.items():
         banner = page.locator(".banner[data-subject='cam-lobby']")
         expect(banner).to_contain_text("CAMERA OFFLINE: cam-lobby", timeout=15_000)
@@ -184,8 +152,8 @@ def test_an_offline_camera_raises_a_banner_and_is_recorded(
     tablet.goto(url + "/history/cameras")
     expect(tablet.locator("table.history")).to_contain_text("device offline")
     shot(tablet, "history-cameras-tablet.png")
-    # the camera reports again: device_online is recorded and the outage closed by it
-    push(url, signer, status.model_copy(update={"event_id": "back-again"}))
+    # the cloud announces the return: device_online is recorded and the outage closed by it
+    push(url, signer, desk_event(kind="device_online", device_id="cam-lobby"))
     tablet.goto(url + "/history/cameras")
     expect(tablet.locator("table.history")).to_contain_text("device online")
     expect(tablet.locator("table.history")).to_contain_text("system (back online)")
@@ -243,12 +211,14 @@ def test_management_adds_customer_photos_with_verdicts_and_closes_a_case(
             expect(admin.locator("table.history")).to_contain_text("C-1042")
 
             officer = open_desk(browser, url, "olga", "phone", path="/manage/cases")
-            table = officer.locator("table.cases")
-            expect(table).to_contain_text("MP-2026-0007")
-            expect(table).not_to_contain_text("MP-2026-0008")      # another agency's case
-            officer.locator("tr[data-case='MP-2026-0007'] button").click()
+            listing = officer.locator("ul.case-list")           # the old address redirects
+            expect(listing).to_contain_text("MP-2026-0007")
+            expect(listing).not_to_contain_text("MP-2026-0008")    # another agency's case
+            officer.locator("li[data-case='MP-2026-0007'] a.case-link").click()
+            officer.locator("details.confirm summary").click()     # asks first
+            officer.locator("#confirm-close").click()
             expect(officer.locator(".flash")).to_contain_text("case MP-2026-0007 closed")
-            expect(officer.locator("tr[data-case='MP-2026-0007']")).to_contain_text("closed")
+            expect(officer.locator("#story .badge")).to_have_text("closed")
             shot(officer, "manage-cases-phone.png")
             assert cases.get("MP-2026-0007")["status"] == "closed"
             assert cases.get("MP-2026-0008")["status"] == "open"

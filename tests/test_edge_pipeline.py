@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +159,49 @@ def test_event_schema_snapshot_policy_and_size(
     assert cust and all(e.snapshot_jpeg is None for e in cust)   # customers: off
 
 
+@pytest.fixture(scope="module")
+def learning_gallery(galleries: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+                     ) -> Path:
+    """The customers gallery stamped ``learning.enabled`` (the indexer's LEARN_WATCHLISTS)."""
+    g = gal.load(galleries["customers"])
+    assert not g.learning.enabled
+    path = tmp_path_factory.mktemp("learning") / "customers.npz"
+    gal.save(g.with_learning(replace(g.learning, enabled=True)), path)
+    return path
+
+
+def test_the_track_encoding_goes_out_only_for_accepted_matches_of_a_learning_gallery(
+        visits_video: tuple[Path, synth.GroundTruth], learning_gallery: Path,
+        customers_run: tuple[list[MatchEvent], Metrics]) -> None:
+    video, truth = visits_video
+    events, _ = _run(video, learning_gallery, cooldown_s=0)
+    # The stranger's visit sends nothing at all, so no stranger's encoding ever leaves.
+    per_visit = [sum(1 for e in events if _visit_of(truth, e) is v) for v in truth.visits]
+    assert per_visit == [1, 0, 1, 1]
+    g = gal.load(learning_gallery)
+    for e in events:
+        assert e.encoding is not None and len(e.encoding) == 128
+        # the track's fused look: it is accepted as the very person the event names
+        found = g.match(np.asarray(e.encoding, np.float32))
+        assert found is not None and found.person_id == e.person_id
+    # The same video on the gallery that does not learn: no encoding in any event.
+    plain, _ = customers_run
+    assert plain and all(e.encoding is None for e in plain)
+
+
+def test_the_encoding_follows_the_matched_watchlist_not_any_loaded_gallery(
+        visits_video: tuple[Path, synth.GroundTruth], learning_gallery: Path,
+        galleries: dict[str, Path]) -> None:
+    # Both people are on the (non-learning) missing list too: the missing match is the one
+    # published, and it carries no encoding although the customers gallery learns.
+    s = EdgeSettings(cameras=_camera(visits_video[0]),  # type: ignore[arg-type]
+                     galleries=[galleries["missing"], learning_gallery])
+    events: list[MatchEvent] = []
+    run_edge(s, load_holder(s), sinks=[events.append])
+    assert sorted(e.person_id for e in events) == [ALICE, BOB]
+    assert all(e.watchlist == "missing" and e.encoding is None for e in events)
+
+
 def test_settings_overrides_reach_the_decision(
         visits_video: tuple[Path, synth.GroundTruth], galleries: dict[str, Path]) -> None:
     video, _ = visits_video
@@ -240,7 +284,7 @@ def test_gallery_swap_takes_effect_for_the_next_frames(
 
 
 def test_stop_while_the_camera_is_down_returns_promptly(galleries: dict[str, Path]) -> None:
-    from oneeye.edge.camera.live import LiveSource
+    from oneeye.edge.camera.stream import LiveSource
 
     def dead(spec: str | int) -> object:
         raise OSError("camera unplugged")

@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
-from oneeye.edge.camera.live import LiveSource
 from oneeye.edge.camera.open import open_source
 from oneeye.edge.camera.sources import FileSource, FolderSource, Frame
+from oneeye.edge.camera.stream import LiveSource
 from oneeye.errors import SourceError
 from tests.wait import wait_until
 

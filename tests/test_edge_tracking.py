@@ -5,6 +5,9 @@ the field cases ``fast-walker-tracking`` and ``rotated-camera``, generated here.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -158,6 +161,30 @@ def test_a_camera_on_its_side_sees_nobody_until_rotate_turns_it_back(
                      miranda)
     assert [e.person_id for e in events] == ["miranda"]
     assert all(abs(a - b) <= 12 for a, b in zip(events[0].bbox, whole, strict=True))
+
+
+def test_a_top_level_rotate_is_every_cameras_default_and_a_cameras_own_wins() -> None:
+    s = validate(EdgeSettings, {"rotate": 90, "cameras": {"hall": {"source": "0"},
+                                                         "door": {"source": "1", "rotate": 0}}},
+                 root="edge")
+    assert (s.camera("hall").rotate, s.camera("door").rotate) == (90, 0)
+
+
+def test_the_rotated_camera_case_command_announces_the_person(
+        sideways: Path, miranda: gal.Gallery, tmp_path: Path) -> None:
+    """../shared/cases/rotated-camera: ``oneeye edge --source sideways --config rotate.yaml``
+    where the file says only ``rotate: 90`` (the plain --source camera takes it)."""
+    gallery = tmp_path / "miranda.npz"
+    gal.save(miranda, gallery)
+    config = tmp_path / "rotate.yaml"
+    config.write_text("rotate: 90\n")
+    out = tmp_path / "events.jsonl"
+    proc = subprocess.run(
+        [sys.executable, "-m", "oneeye.cli", "edge", "--source", str(sideways), "--gallery",
+         str(gallery), "--config", str(config), "--publish", "none", "--events-out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(line)["person_id"] for line in out.read_text().splitlines()] == ["miranda"]
 
 
 def test_a_crop_beside_the_face_sees_nobody(sideways: Path, miranda: gal.Gallery) -> None:

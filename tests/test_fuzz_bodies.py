@@ -173,3 +173,64 @@ def test_every_endpoint_answers_a_hostile_body_with_a_4xx(
     tracebacks = [r.getMessage()[:200] for r in caplog.records
                   if r.exc_info or r.levelno >= logging.ERROR]
     assert tracebacks == []
+
+
+#: Values a form or a script can send that no column or calendar holds: the ends of
+#: the calendar east and west of UTC, integers past 64 bits and past Python's parsing
+#: limit, negatives, and JSON numbers that are not integers.
+EARLY, LATE = "0001-01-01T00:00:00%2B05:00", "9999-12-31T23:59:59-05:00"
+HUGE, ENORMOUS = str(10**30), "9" * 5000
+OUT_OF_RANGE_QUERIES = [
+    f"/api/events?since={EARLY}", f"/api/events?until={LATE}",
+    f"/api/events?since={LATE}", f"/api/events?limit={HUGE}", f"/api/events?offset={HUGE}",
+    f"/api/events?limit={ENORMOUS}", "/api/events?offset=-1", "/api/events?limit=0",
+    f"/api/events?limit=-{HUGE}", f"/api/arrivals?limit={HUGE}",
+    f"/history?since={EARLY}", f"/history?until={LATE}", f"/history?offset={HUGE}",
+    f"/history?limit={HUGE}", "/history?since=0001-01-01T00:00&tz=Asia/Kolkata",
+    "/history?until=9999-12-31T23:59&tz=America/New_York",
+    "/history?since=0001-01-01&tz=Asia/Kolkata", "/history?until=9999-12-31&tz=Pacific/Kiritimati",
+    f"/history.csv?since={EARLY}", f"/history.csv?until={LATE}", f"/people/C-1?since={EARLY}",
+    f"/history/cameras?until={LATE}",
+]
+OUT_OF_RANGE_ACKS = [
+    b'{"kind": "missing_person_sighted", "subject": "MP-1", "upto_seq": ' + HUGE.encode() + b"}",
+    b'{"kind": "missing_person_sighted", "subject": "MP-1", "upto_seq": -' + HUGE.encode() + b"}",
+    b'{"kind": "missing_person_sighted", "subject": "MP-1", "upto_seq": -1}',
+    b'{"kind": "missing_person_sighted", "subject": "MP-1", "upto_seq": 1e400}',
+    b'{"kind": "missing_person_sighted", "subject": "MP-1", "upto_seq": NaN}',
+    b'{"kind": "missing_person_sighted", "subject": "MP-1", "upto_seq": true}',
+    b'{"kind": "device_offline", "subject": "cam-1", "upto_seq": 9223372036854775808}',
+]
+
+
+@pytest.mark.parametrize("query", OUT_OF_RANGE_QUERIES)
+def test_an_out_of_range_date_or_number_in_a_query_is_a_4xx(
+        dashboard: dict[str, Any], query: str, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO):
+        resp = dashboard["session"].get(dashboard["url"] + query, timeout=30)
+    assert 400 <= resp.status_code < 500, resp.text[:300]
+    assert [r.getMessage()[:200] for r in caplog.records if r.exc_info] == []
+
+
+@pytest.mark.parametrize("body", OUT_OF_RANGE_ACKS)
+def test_an_out_of_range_seq_in_an_acknowledgement_is_a_4xx(
+        dashboard: dict[str, Any], body: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO):
+        resp = dashboard["session"].post(
+            f"{dashboard['url']}/api/alerts/ack", data=body, timeout=30,
+            headers={"Content-Type": "application/json", "X-CSRF-Token": dashboard["csrf"]})
+    assert 400 <= resp.status_code < 500, resp.text[:300]
+    assert [r.getMessage()[:200] for r in caplog.records if r.exc_info] == []
+
+
+def test_the_largest_seq_a_column_holds_is_an_ordinary_answer(
+        dashboard: dict[str, Any]) -> None:
+    """The edge just inside the range: nothing to acknowledge (404), not a refusal."""
+    resp = dashboard["session"].post(
+        f"{dashboard['url']}/api/alerts/ack", timeout=30,
+        json={"kind": "missing_person_sighted", "subject": "MP-1", "upto_seq": 2**63 - 1},
+        headers={"X-CSRF-Token": dashboard["csrf"]})
+    assert resp.status_code == 404
+    page = dashboard["session"].get(f"{dashboard['url']}/api/events?offset={2**63 - 1}",
+                                    timeout=30)
+    assert page.status_code == 200 and page.json()["events"] == []

@@ -258,4 +258,5 @@ def test_gallery_files_contain_no_pickles(tmp_path: Path) -> None:
     path = tmp_path / "g.npz"
     gal.save(random_gallery(), path)
     with np.load(path, allow_pickle=False) as npz:  # would raise on object arrays
-        assert set(npz.files) == {"encodings", "person_ids", "meta"}
+        assert set(npz.files) == {"encodings", "person_ids", "meta", "sources",
+                                  "neg_person_ids", "neg_encodings", "neg_sources"}

@@ -30,7 +30,10 @@ def fired(template: tpl.Template, topic: str, payload: dict[str, object]) -> lis
 
 def test_real_template_rules_route_to_the_planned_functions(template: tpl.Template) -> None:
     by_fn = {r.function_id: parse_sql(r.sql) for r in template.rules}
-    assert set(by_fn) == {"EnrichMatchFunction", "AmberAlertFunction", "DeviceHealthFunction"}
+    assert set(by_fn) == {"EnrichMatchFunction", "AmberAlertFunction", "DeviceHealthFunction",
+                          "DevicePresenceFunction"}
+    assert by_fn["DevicePresenceFunction"].topic_filter == "$aws/events/presence/+/+"
+    assert by_fn["DevicePresenceFunction"].topic_fields == ((5, "iot_thing"),)
     assert by_fn["EnrichMatchFunction"].topic_filter == "oneeye/devices/+/matches"
     assert by_fn["EnrichMatchFunction"].conditions == (Condition("watchlist", "=", "customers"),)
     assert by_fn["AmberAlertFunction"].conditions == (Condition("watchlist", "=", "missing"),)
@@ -42,6 +45,9 @@ def test_real_template_rules_route_to_the_planned_functions(template: tpl.Templa
     ("oneeye/devices/edge-1/matches", {"watchlist": "customers"}, ["EnrichMatchFunction"]),
     ("oneeye/devices/edge-1/matches", {"watchlist": "missing"}, ["AmberAlertFunction"]),
     ("oneeye/devices/edge-1/health", {"schema": "oneeye.health/1"}, ["DeviceHealthFunction"]),
+    ("$aws/events/presence/disconnected/edge-1", {"eventType": "disconnected"},
+     ["DevicePresenceFunction"]),
+    ("$aws/events/presence/subscribed/edge-1", {}, ["DevicePresenceFunction"]),  # it rejects
     ("oneeye/devices/edge-1/matches", {"watchlist": "vip"}, []),          # no rule for it
     ("oneeye/devices/edge-1/matches", {}, []),                            # field missing
     ("oneeye/devices/edge-1/matches", {"watchlist": ["customers"]}, []),  # wrong type

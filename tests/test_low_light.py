@@ -11,6 +11,7 @@ before, a blurred face is still refused, and a look refused in low light is repo
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -147,3 +148,31 @@ def test_the_dark_clip_is_encoded_on_the_edge(dark12_clip: Path, miranda_gallery
     summary = proc.stderr.strip().splitlines()[-1]
     encodes = int(summary.split("encodes ")[1].split(",")[0])
     assert encodes >= 3, summary
+    # evened out before detection and encoding, the dim face is recognised (the case's
+    # "12 % clip with the luma equalised per frame → event")
+    assert "dark frames evened" in summary
+    events = [json.loads(line) for line in (tmp_path / "e.jsonl").read_text().splitlines()]
+    assert [e["person_id"] for e in events] == ["lin-manuel-miranda"], summary
+
+
+@pytest.mark.parametrize("share", [0.25, 0.12, 0.06])
+def test_identify_finds_the_customer_in_a_photo_at_little_light(
+        examples: Path, tmp_path: Path, share: float) -> None:
+    """../shared/cases/ir-night-lowlight: at 6 % of the light HOG found no face at all
+    (``"faces": []``); evened out like the device's dark frames, every still is the
+    customer. The photo is a different one from the enrolled photo, with sensor noise."""
+    from oneeye import gallery as gal
+
+    g, report = gal.enrol([("obama", examples / "obama.jpg")], watchlist="customers")
+    assert not report.rejected
+    gal.save(g, tmp_path / "base.npz")
+    rng = np.random.default_rng(7)
+    rgb = np.asarray(Image.open(examples / "obama2.jpg").convert("RGB"), np.float32)
+    dark = np.clip(rgb * share + rng.normal(0, 2.0, rgb.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(dark).save(tmp_path / "dark.jpg", quality=85)
+    proc = subprocess.run([*ONEEYE, "identify", "--gallery", str(tmp_path / "base.npz"),
+                           str(tmp_path / "dark.jpg")], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(proc.stdout.splitlines()[0])["faces"]
+    assert [f.get("person_id") for f in found] == ["obama"], found

@@ -21,47 +21,23 @@ from playwright.sync_api import expect
 
 from oneeye.cloud.agencies import Agencies
 from oneeye.cloud.dal import gallery_store, store
-from tests.amber_support import IndexerPump
-from tests.browser_support import ARTIFACTS, launch
-from tests.net_support import free_port
-from tests.paths import REPO
+from tests.amber_support import PhoneApi
+from tests.browser_support import ARTIFACTS, PHONE, launch
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 #: The states of ``#status[data-state]`` that end an upload (``working`` does not).
 OUTCOME = re.compile(r"^(accepted|rejected|error)$")
-PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2,
-         "is_mobile": True, "has_touch": True,
-         "user_agent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 "
-                       "(KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36"}
 
 
 @pytest.fixture
 def stack(cloud_env: dict[str, str], moto_server: str) -> Iterator[dict[str, Any]]:
-    from oneeye import aws
-    from oneeye.local import template as tpl
-    from oneeye.local.httpapi import HttpApi
-    from oneeye.local.lambdas import Lambdas
-
-    template = tpl.load(REPO / "cloud" / "template.yaml")
-    # The proxy must front the S3 endpoint the in-process Lambdas presign against: the
-    # environment's (every in-process moto server shares one state, and earlier tests in
-    # this process may have pointed the environment at another of them).
-    s3_url = aws.endpoint_url("s3") or moto_server
-    api = HttpApi(template.routes, Lambdas(template.functions),
-                  static_dir=REPO / "mobile_upload", moto_url=s3_url,
-                  upload_bucket=cloud_env["ONEEYE_BUCKET"],
-                  confirm=lambda arn, token: None, unsubscribe=lambda arn: False)
-    port = free_port()
-    api.serve("127.0.0.1", port)
-    pump = IndexerPump(cloud_env["INDEXER_QUEUE_URL"])
+    phone = PhoneApi(cloud_env, moto_server)
     token = Agencies(cloud_env["AGENCIES_TABLE"]).add("Thames Valley Police")[0]
     try:
-        yield {"url": f"http://127.0.0.1:{port}/", "token": token, "env": cloud_env,
-               "pump": pump}
+        yield {"url": phone.url, "token": token, "env": cloud_env, "pump": phone.pump}
     finally:
-        pump.close()
-        api.stop()
+        phone.close()
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ from oneeye.local import template as ltpl
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "cloud" / "template.yaml"
-HANDLERS = {"enrich_match", "amber_alert", "device_health", "gallery_indexer", "upload_url",
+HANDLERS = {"enrich_match", "amber_alert", "device_health", "device_presence",
+            "gallery_indexer", "upload_url",
             "upload_status", "cases"}
 
 
@@ -46,6 +47,7 @@ def test_rules_are_what_the_local_stack_routes() -> None:
         ("oneeye/devices/+/matches", (("watchlist", "customers"),), "enrich_match"),
         ("oneeye/devices/+/matches", (("watchlist", "missing"),), "amber_alert"),
         ("oneeye/devices/+/health", (), "device_health"),
+        ("$aws/events/presence/+/+", (), "device_presence"),
     }
     raw = ltpl.yaml.load(TEMPLATE.read_text(), Loader=ltpl._Loader)
     for res in raw["Resources"].values():
@@ -67,6 +69,8 @@ def test_rule_matching() -> None:
     assert routed("oneeye/devices/cam1/matches", {"watchlist": "missing"}) == ["amber_alert"]
     assert routed("oneeye/devices/cam1/matches", {"watchlist": "vip"}) == []
     assert routed("oneeye/devices/cam1/health", {}) == ["device_health"]
+    assert routed("$aws/events/presence/connected/cam1", {}) == ["device_presence"]
+    assert t.schedules[0].input == {"action": "sweep"} and t.schedules[0].every_s == 60
     assert routed("oneeye/devices/a/b/matches", {"watchlist": "customers"}) == []
 
 
@@ -172,10 +176,14 @@ def test_trust_boundaries_in_the_template() -> None:
     """Issue 13 on AWS: the rules pass the publishing thing, the event functions may read
     only the registry, the indexer may refuse (delete, audit) and sign, nothing more."""
     tpl = _local()
-    assert {r.name: r.sql.split(" FROM ")[0] for r in tpl.rules} == dict.fromkeys(
-        (r.name for r in tpl.rules), "SELECT *, topic(3) AS iot_thing")
+    # the thing's name comes from the topic: level 3 of oneeye/devices/<thing>/…, level 5
+    # (the client id, which the device policy makes the thing name) of the lifecycle topics
+    assert {r.name: r.sql.split(" FROM ")[0] for r in tpl.rules} == {
+        r.name: "SELECT *, topic(5) AS iot_thing" if "presence" in r.sql
+        else "SELECT *, topic(3) AS iot_thing" for r in tpl.rules}
     res = ltpl.yaml.load(TEMPLATE.read_text(), Loader=ltpl._Loader)["Resources"]
-    for fn in ("EnrichMatchFunction", "AmberAlertFunction", "DeviceHealthFunction"):
+    for fn in ("EnrichMatchFunction", "AmberAlertFunction", "DeviceHealthFunction",
+               "DevicePresenceFunction"):
         acts = _actions(res, fn)
         assert "thing/*" in acts["iot:DescribeThing"]
         assert not any(a.startswith("iot:") and a != "iot:DescribeThing" for a in acts)

@@ -14,7 +14,8 @@
           if (tries > 120) return show("rejected", "no answer from the indexer yet — check again later");
           return setTimeout(function () { poll(id, tries + 1); }, 1000);
         }
-        show(st.state, (st.state === "accepted" ? "Accepted: " : "Rejected: ") + (st.message || st.reason || ""));
+        var label = {accepted: "Accepted: ", needs_review: "Held for a second look: "}[st.state] || "Rejected: ";
+        show(st.state, label + (st.message || st.reason || ""));
       }).catch(function () { setTimeout(function () { poll(id, tries + 1); }, 2000); });
   }
   form.addEventListener("submit", function (e) {

@@ -7,9 +7,12 @@ concern, each in its own module —
 - ``events``         :class:`~dashboard.store.events.Events` (add once, find, count, purge)
 - ``alerts``         :class:`~dashboard.store.alerts.Alerts` (acknowledgements, open alerts)
 - ``verdicts``       :class:`~dashboard.store.verdicts.Verdicts` (confirmed / rejected)
+- ``visits``         :class:`~dashboard.store.visits.Visits` (verdict and "served" per visit)
 - ``devices``        :class:`~dashboard.store.devices.Devices` (health as state)
 - ``users``, ``logins``, ``login_failures`` (:mod:`dashboard.store.users`)
 - ``audit``          :class:`~dashboard.store.audit.Audit` (who did what, when)
+- ``cases``          :class:`~dashboard.store.cases.Cases` (an agency's
+  sightings, case status history)
 
 Tables are in :mod:`dashboard.store.schema`; how a database reaches them is
 ``dashboard/migrations`` (:func:`upgrade`). The engine's pool replaces the one locked
@@ -34,11 +37,13 @@ from sqlalchemy.engine import Engine
 
 from dashboard.store.alerts import Alerts
 from dashboard.store.audit import Audit
+from dashboard.store.cases import Cases
 from dashboard.store.devices import Devices
 from dashboard.store.engine import make_engine, normalize_url
 from dashboard.store.events import Events
 from dashboard.store.users import LoginFailures, Logins, Users
 from dashboard.store.verdicts import Verdicts
+from dashboard.store.visits import Visits
 from oneeye.types import Clock, format_time
 
 __all__ = ["Store", "current_revision", "head_revision", "make_engine", "normalize_url",
@@ -92,11 +97,13 @@ class Store:
     events: Events
     alerts: Alerts
     verdicts: Verdicts
+    visits: Visits
     devices: Devices
     users: Users
     logins: Logins
     login_failures: LoginFailures
     audit: Audit
+    cases: Cases
 
     def now(self) -> str:
         """The store's clock as a timestamp in the one format (UTC ``…Z``)."""
@@ -104,11 +111,12 @@ class Store:
 
     def purge(self, older_than_days: float, *, ids_older_than_days: float | None = None) -> int:
         """Retention: events (with their acknowledgements and verdicts) received before
-        ``older_than_days``, logins ended before then, and login failures older than a
-        day. Returns how many events went (see :meth:`Events.purge`)."""
+        ``older_than_days``, visits and logins ended before then, and login failures
+        older than a day. Returns how many events went (see :meth:`Events.purge`)."""
         removed = self.events.purge(older_than_days, ids_older_than_days=ids_older_than_days)
         cutoff = datetime.fromtimestamp(self.clock(), UTC) - timedelta(days=older_than_days)
         self.logins.purge(format_time(cutoff))
+        self.visits.purge(format_time(cutoff))
         self.login_failures.purge(self.clock() - FAILURES_KEPT_S)
         return removed
 
@@ -140,6 +148,7 @@ def open_store(url: str, *, clock: Clock = time.time, migrate: bool = True) -> S
         upgrade(engine)
     return Store(engine=engine, clock=clock, events=Events(engine, clock),
                  alerts=Alerts(engine, clock), verdicts=Verdicts(engine, clock),
+                 visits=Visits(engine, clock),
                  devices=Devices(engine, clock), users=Users(engine, clock),
                  logins=Logins(engine, clock), login_failures=LoginFailures(engine, clock),
-                 audit=Audit(engine, clock))
+                 audit=Audit(engine, clock), cases=Cases(engine, clock))

@@ -1,5 +1,6 @@
-"""Devices as state: one row per device (last health, online/offline), upserted by each
-health report. Only transitions become events (``dashboard.devices``)."""
+"""Devices as state: one row per device (last health, online/offline). Figures are upserted
+by each ``device_status``; the state is set only by the cloud's transitions
+(``dashboard.devices``)."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ _ROW = (devices.c.device_id, devices.c.site_id, devices.c.last_seen, devices.c.f
 
 class Devices(Repository):
     def seen(self, event: DeskEvent) -> str:
-        """A ``device_status`` report: upsert the device's row (online, last seen now);
-        return its state before — ``new``, ``online`` or ``offline`` — so the caller
-        records only transitions. Raises ValueError without a ``device_id``."""
+        """A ``device_status`` report: upsert the device's figures (last seen now, fps,
+        camera state, health). The state is the cloud's (:meth:`set_state`); a device
+        first heard of starts ``online``. Returns the state, ``new`` for a new device.
+        Raises ValueError without a ``device_id``."""
         if not event.device_id:
             raise ValueError("a device_status event needs a device_id")
         health = event.health
@@ -35,30 +37,29 @@ class Devices(Repository):
             "site_id": new.site_id, "last_seen": new.last_seen, "fps": new.fps,
             # a report without health keeps the last known camera state
             "camera_state": func.coalesce(new.camera_state, devices.c.camera_state),
-            "state": "online", "health": func.coalesce(new.health, devices.c.health)})
+            "health": func.coalesce(new.health, devices.c.health)})
         with self.engine.begin() as conn:
             before = conn.execute(select(devices.c.state)
                                   .where(devices.c.device_id == event.device_id)).scalar()
             conn.execute(statement)
         return str(before) if before is not None else "new"
 
-    def mark_offline(self, device_id: str, *, stale_before: str | None = None) -> bool:
-        """Set a device offline; True only for the one call that changed it (so one process
-        records the outage). ``stale_before``: only if not seen since (the sweep's check)."""
-        statement = (devices.update().values(state="offline")
-                     .where(devices.c.device_id == device_id, devices.c.state == "online"))
-        if stale_before is not None:
-            statement = statement.where(devices.c.last_seen < stale_before)
+    def set_state(self, event: DeskEvent, state: str) -> bool:
+        """Apply a transition the cloud sent (``device_offline`` → ``offline``,
+        ``device_online`` → ``online``), creating the row of a device not yet seen here;
+        True when the state changed. Raises ValueError without a ``device_id``."""
+        if not event.device_id:
+            raise ValueError(f"a {event.kind} event needs a device_id")
+        statement = self.insert(devices).values(
+            device_id=event.device_id, site_id=event.site_id, last_seen=self.now(),
+            state=state)
+        statement = statement.on_conflict_do_update(
+            index_elements=["device_id"], set_={"state": state, "site_id": event.site_id})
         with self.engine.begin() as conn:
-            return int(conn.execute(statement).rowcount) == 1
-
-    def stale(self, stale_before: str) -> list[dict[str, Any]]:
-        """``{device_id, site_id, last_seen}`` of devices still marked online whose last
-        health is older than ``stale_before``."""
-        query = (select(devices.c.device_id, devices.c.site_id, devices.c.last_seen)
-                 .where(devices.c.state == "online", devices.c.last_seen < stale_before))
-        with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
+            before = conn.execute(select(devices.c.state)
+                                  .where(devices.c.device_id == event.device_id)).scalar()
+            conn.execute(statement)
+        return before != state
 
     def of_sites(self, sites: Sequence[str]) -> list[dict[str, Any]]:
         """Rows ``{device_id, site_id, last_seen, fps, camera_state, state, health}`` of

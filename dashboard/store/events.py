@@ -90,6 +90,7 @@ class Events(Repository):
         person_id = event.match.person_id if event.match else None
         details = event.customer or event.case or {}
         name = details.get("name") if isinstance(details.get("name"), str) else None
+        agency = (event.case or {}).get("agency") if event.case else None
         now = self.now()
         with self.engine.begin() as conn:
             seen = conn.execute(select(seen_events.c.event_id)
@@ -101,6 +102,7 @@ class Events(Repository):
                 event_id=event.event_id, site_id=event.site_id, kind=event.kind,
                 observed_at=event.observed_at, received_at=now, person_id=person_id,
                 person_name=name, device_id=event.device_id, body=event.to_json(),
+                agency=agency if isinstance(agency, str) and agency else None,
             ).on_conflict_do_nothing(index_elements=["event_id"])).rowcount
             if not inserted:
                 return None

@@ -40,12 +40,16 @@ events = Table(
     Column("person_name", Text),
     Column("body", Text, nullable=False),
     Column("device_id", Text),
+    #: The agency of a missing-person sighting (``case.agency``): an officer's scope.
+    Column("agency", Text),
     Index("events_site_seq", "site_id", "seq"),
+    Index("events_agency_person", "agency", "person_id"),
     Index("events_received", "received_at"),
     sqlite_autoincrement=True,
 )
 
-#: Who did what, when: acknowledgements, verdicts, closed cases, photo changes, users.
+#: Who did what, when: acknowledgements, verdicts, closed cases, photo changes, users
+#: (scoped by ``dashboard.tenancy.audit_scope``).
 audit = Table(
     "audit", metadata,
     Column("seq", Serial, Identity(always=True), primary_key=True),
@@ -55,6 +59,9 @@ audit = Table(
     Column("target", Text, nullable=False),
     Column("site_id", Text),
     Column("detail", Text, nullable=False),
+    #: The agency of an agency user's action (closing a case, managing officers); null
+    #: for the bank's. Bank admins never see agency rows, agency admins only their own.
+    Column("agency", Text),
     Index("audit_at", "at"),
     sqlite_autoincrement=True,
 )
@@ -79,25 +86,34 @@ devices = Table(
     Column("health", Text),
 )
 
-#: ``sites`` is a JSON list of site ids.
+#: ``user_id`` is the account's immutable key (a new account given an old name gets a new
+#: one); ``name`` is the unique login name. ``sites`` is a JSON list of site ids;
+#: ``agency`` the id of an agency user's agency (the cloud's agencies record,
+#: ``oneeye.cloud.backoffice.Backoffice.agencies``). ``stamp`` is the credential stamp: a
+#: new random value at every password, role or site change, so logins made before it end.
 users = Table(
     "users", metadata,
-    Column("name", Text, primary_key=True),
+    Column("user_id", Text, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
     Column("password_hash", Text, nullable=False),
     Column("sites", Text, nullable=False),
     Column("created_at", Text, nullable=False),
     Column("role", Text, nullable=False, server_default="teller"),
     Column("agency", Text),
+    Column("stamp", Text, nullable=False),
 )
 
 #: One row per login: the signed session cookie names its login_id, so logout can
-#: revoke a cookie that was copied before (cookie sessions alone cannot).
+#: revoke a cookie that was copied before (cookie sessions alone cannot). A login is
+#: valid while it has not ended and its ``stamp`` is still its user's (by ``user_id``).
 logins = Table(
     "logins", metadata,
     Column("login_id", Text, primary_key=True),
-    Column("user_name", Text, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("stamp", Text, nullable=False),
     Column("started_at", Text, nullable=False),
     Column("ended_at", Text),
+    Index("logins_user", "user_id"),
 )
 
 #: Failed logins per throttle key ("user:alice", "ip:10.0.0.5"), shared by every
@@ -125,4 +141,40 @@ feedback = Table(
     Column("verdict", Text, nullable=False),
     Column("user_name", Text, nullable=False),
     Column("given_at", Text, nullable=False),
+)
+
+#: A case's status changes as the dashboard saw them (pending → open → closed): who and
+#: when. The cloud case record keeps only the latest (``status``, ``closed_at``,
+#: ``closed_by``); the desks read a case's closed state from here.
+case_history = Table(
+    "case_history", metadata,
+    Column("seq", Serial, Identity(always=True), primary_key=True),
+    Column("case_id", Text, nullable=False),
+    Column("agency", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("by_name", Text, nullable=False),
+    Column("at", Text, nullable=False),
+    Index("case_history_case", "case_id", "seq"),
+    sqlite_autoincrement=True,
+)
+
+#: One row per visit someone decided on (a verdict) or closed (served): a card or banner
+#: groups sightings of one person at one site (``dashboard.alerts.group_visits``), and
+#: the decision belongs to that group, not to one event. ``visit_id`` is the visit's
+#: first event id; ``last_at`` follows the visit as later sightings join it, so a
+#: sighting that arrives after the verdict inherits it (``Visits.join``).
+visits = Table(
+    "visits", metadata,
+    Column("visit_id", Text, primary_key=True),
+    Column("site_id", Text, nullable=False),
+    Column("person_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("first_at", Text, nullable=False),
+    Column("last_at", Text, nullable=False),
+    Column("verdict", Text),
+    Column("verdict_by", Text),
+    Column("verdict_at", Text),
+    Column("served_by", Text),
+    Column("served_at", Text),
+    Index("visits_person", "site_id", "person_id", "last_at"),
 )

@@ -10,7 +10,7 @@
   the tests.
 - Shared: ``common`` (results, run-once), ``api`` (HTTP API events), ``settings``,
   ``devices`` (the sender rule), ``agencies`` (tokens, rate limit, audit), ``grants``,
-  ``customers`` (the bank's API), ``uploads`` (reason codes), ``removals`` (the
-  gallery removal command), and ``backoffice``: the one way the dashboard reaches
-  the cloud.
+  ``customers`` (the bank's API), ``uploads`` (reason codes), ``indexer_commands``
+  (the indexer queue's typed commands: remove, learn, remove_template, review), and
+  ``backoffice``: the one way the dashboard reaches the cloud.
 """

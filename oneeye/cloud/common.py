@@ -17,6 +17,8 @@ it to the dead-letter queue). So:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import os
 from collections.abc import Callable
@@ -24,9 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from oneeye import events
-from oneeye.cloud.clock import trusted_match
+from oneeye.cloud.dal import keys, store
 from oneeye.cloud.dal.state import Idempotency
 from oneeye.cloud.devices import THING_FIELD, Registry, Sender, check_sender
+from oneeye.cloud.skew import trusted_match
 from oneeye.errors import ConfigError, EventError, InProgress
 from oneeye.events import clip as clip  # desk messages are capped like health errors
 
@@ -88,7 +91,7 @@ def parse_match(message: Any, *, watchlist: str, handler: str,
                 registry: Registry) -> events.MatchEvent | Result:
     """The validated match for ``watchlist`` from the device that sent it, or the rejection.
 
-    ``observed_at`` is checked against the receive time (:func:`oneeye.cloud.clock.trusted_match`):
+    ``observed_at`` is checked against the receive time (:func:`oneeye.cloud.skew.trusted_match`):
     a device clock beyond the tolerance is replaced by a trusted time, the device's kept.
     The sender is the thing named by the topic (``iot_thing``, added by the rule); a
     match whose device, site or camera is not that thing's (see
@@ -169,3 +172,26 @@ def event_id_of(message: Any) -> str | None:
     return None
 
 
+
+
+def store_snapshot(match: events.MatchEvent, bucket: store.Bucket, *, expires_s: int,
+                   handler: str) -> str | None:
+    """Keep a match's face crop (``snapshot_jpeg``, base64 JPEG) at ``snapshots/{event_id}.jpg``
+    and return a presigned GET URL valid ``expires_s`` seconds; None when the match carries
+    no crop, or one that is not base64 or not a JPEG (logged: the alert or card goes out
+    without it)."""
+    if not match.snapshot_jpeg:
+        return None
+    try:
+        data = base64.b64decode(match.snapshot_jpeg, validate=True)
+    except (binascii.Error, ValueError):
+        log.warning("%s: %s carries an undecodable snapshot; going on without it", handler,
+                    match.event_id)
+        return None
+    if not data.startswith(b"\xff\xd8"):
+        log.warning("%s: %s snapshot is not a JPEG; going on without it", handler,
+                    match.event_id)
+        return None
+    key = keys.snapshot(match.event_id)
+    bucket.put(key, data, content_type="image/jpeg")
+    return bucket.presign_get(key, expires_s=expires_s)

@@ -19,9 +19,10 @@ import os
 from collections.abc import Mapping
 from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from oneeye.config import validate
+from oneeye.types import WATCHLISTS
 
 S = TypeVar("S", bound="LambdaSettings")
 
@@ -132,10 +133,35 @@ class EnrichSettings(DeviceMessageSettings):
     customer_api_attempts: int = Field(3, alias="CUSTOMER_API_ATTEMPTS", ge=1, le=10,
                                        description="attempts on timeouts, 429 and 5xx, with "
                                        "exponential backoff from 0.2 s")
+    oneeye_bucket: str | None = Field(
+        None, alias="ONEEYE_BUCKET", min_length=3, max_length=63, description="the data "
+        "bucket: customers' face crops (from devices with snapshot.customers) go to "
+        "snapshots/ and the card carries a presigned snapshot_url; unset: crops dropped")
+    snapshot_url_ttl_s: int = Field(86400, alias="SNAPSHOT_URL_TTL_S", ge=60, le=604800,
+                                    description="lifetime of a card's presigned crop URL")
 
 
-class HealthSettings(DeviceMessageSettings):
-    """``device_health``: device health → ``device_status`` desk events."""
+class DeviceStateSettings(DeviceMessageSettings):
+    """What the device-state functions share (``device_health``, ``device_presence``)."""
+
+    offline_after_s: float = Field(
+        90.0, alias="OFFLINE_AFTER_S", ge=10, le=86400, description="a device with no health "
+        "report for this long is marked offline by the sweep (3 missed 30 s heartbeats)")
+    device_status_every_s: float = Field(
+        300.0, alias="DEVICE_STATUS_EVERY_S", ge=0, le=86400, description="at most one "
+        "device_status (fps, camera state) per device per this many seconds goes to the desk; "
+        "transitions (device_offline / device_online) always go at once")
+    it_alert_topic_arn: str | None = Field(
+        None, alias="IT_ALERT_TOPIC_ARN", min_length=20, description="SNS topic told about "
+        "each device transition (branch IT's email, filter on site_id); unset: desk only")
+
+
+class DeviceHealthSettings(DeviceStateSettings):
+    """``device_health``: device health → device state (+ ``device_status`` on a cadence)."""
+
+
+class PresenceSettings(DeviceStateSettings):
+    """``device_presence``: IoT lifecycle events and the scheduled sweep → transitions."""
 
 
 class AmberSettings(DeviceMessageSettings, BucketSettings, CasesTableSettings):
@@ -157,7 +183,7 @@ class AmberSettings(DeviceMessageSettings, BucketSettings, CasesTableSettings):
 
 class IndexerSettings(IdempotencySettings, BucketSettings, UploadLimitSettings,
                       AgenciesTableSettings, GallerySigningSettings):
-    """``gallery_indexer``: enrolment photos and removals → new gallery versions."""
+    """``gallery_indexer``: photos, removals and learning commands → new gallery versions."""
 
     cases_table: str | None = Field(None, alias="CASES_TABLE", min_length=3,
                                     description="cases table, updated when a missing "
@@ -166,6 +192,20 @@ class IndexerSettings(IdempotencySettings, BucketSettings, UploadLimitSettings,
         "iot-data", alias="GALLERY_NOTIFY", pattern=r"^(iot-data|none|(mqtt|tcp)://.+)$",
         description="how new versions are announced: iot-data (AWS IoT Core), "
         "mqtt://host:port (local stack) or none")
+    learn_watchlists: str = Field(
+        "", alias="LEARN_WATCHLISTS",
+        description="comma-separated watchlists that learn from desk verdicts (opt-in; "
+        "README 'Learning from verdicts'): edges then send a track's encoding with each "
+        "accepted match, and Confirm / Not this person add templates; empty: none")
+
+    @field_validator("learn_watchlists")
+    @classmethod
+    def _known_watchlists(cls, value: str) -> str:
+        unknown = [w for w in value.split(",") if w and w not in WATCHLISTS]
+        if unknown:
+            raise ValueError(f"unknown watchlist {', '.join(unknown)}: a comma-separated list "
+                             f"of {', '.join(WATCHLISTS)}")
+        return value
 
 
 class UploadUrlSettings(IdempotencySettings, UploadGrantSettings):
@@ -191,7 +231,8 @@ class CasesSettings(BucketSettings, CasesTableSettings, AgenciesTableSettings):
 #: Function name (``cloud/lambdas/<name>``) → its settings model.
 FUNCTIONS: dict[str, type[LambdaSettings]] = {
     "enrich_match": EnrichSettings,
-    "device_health": HealthSettings,
+    "device_health": DeviceHealthSettings,
+    "device_presence": PresenceSettings,
     "amber_alert": AmberSettings,
     "gallery_indexer": IndexerSettings,
     "upload_url": UploadUrlSettings,

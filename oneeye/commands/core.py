@@ -22,6 +22,7 @@ from oneeye.config import load_settings
 from oneeye.edge.detect.replay import TrackReplay
 from oneeye.edge.settings import EdgeSettings, ThresholdOverride
 from oneeye.errors import ImageError, OneEyeError
+from oneeye.images import even_light
 from oneeye.media import expected_frames, is_video, iter_media
 from oneeye.types import IMAGE_SUFFIXES, WATCHLISTS
 
@@ -76,10 +77,14 @@ def gallery_build(src_dir: Path, watchlist: str, out: Path, version: int,
     manifest = gal.save(g, out)
     missing = sorted(set(listing.people) - set(g.identities()))
     skipped = [s.__dict__ for s in listing.skipped]
+    # One face under two ids: reported, and treated as one identity group by the margin.
+    duplicates = g.duplicates()
     if as_json:
         click.echo(json.dumps({"gallery": str(out), "manifest": manifest,
                                "photos": len(listing.photos), "skipped": skipped,
-                               "not_enrolled": missing, **report.as_dict()}))
+                               "not_enrolled": missing,
+                               "duplicates": [d.__dict__ for d in duplicates],
+                               **report.as_dict()}))
         return
     click.echo(f"gallery {out}: watchlist {watchlist} v{version}, {len(g.identities())} "
                f"identities, {len(g)} encodings from {len(listing.photos)} photos "
@@ -93,28 +98,49 @@ def gallery_build(src_dir: Path, watchlist: str, out: Path, version: int,
         click.echo(f"  skipped {s.path}: {s.reason}: {s.message}")
     if missing:
         click.echo(f"  not enrolled (no usable photo): {', '.join(missing)}")
+    for d in duplicates:
+        click.echo(f"  duplicate {d.person_a} {d.person_b}: {d.message()}")
 
 
 @gallery_group.command("show")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True)
 def gallery_show(file: Path, as_json: bool) -> None:
-    """Identities, photos per person, version and thresholds of a gallery file."""
+    """Version, thresholds and learning rule of a gallery file; each person's templates
+    (kind photo | sighting | negative, source, who confirmed it and when) and the pairs of
+    ids that look like one face."""
 
     g = gal.load(file)
     ids = g.identities()
+    # A person may hold only negatives (their photos removed, a "Not this person" kept).
+    negated = [] if g.neg_person_ids is None else g.neg_person_ids.tolist()
+    people = sorted(set(ids) | {str(p) for p in negated})
+    templates = {p: [t.to_dict() for t in g.templates(p)] for p in people}
+    duplicates = g.duplicates()
     info = {"file": str(file), "watchlist": g.watchlist, "version": g.version,
             "created_at": g.created_at, "identities": len(ids), "encodings": len(g),
+            "negatives": g.negatives(),
             "rule": {"max_distance": g.rule.max_distance, "min_margin": g.rule.min_margin},
-            "people": ids}
+            "learning": g.learning.to_dict(), "people": ids, "templates": templates,
+            "duplicates": [d.__dict__ for d in duplicates]}
     if as_json:
         click.echo(json.dumps(info))
         return
     click.echo(f"{file}: watchlist {g.watchlist} v{g.version} created {g.created_at}")
     click.echo(f"rule: max_distance {g.rule.max_distance}, min_margin {g.rule.min_margin}")
-    click.echo(f"{len(ids)} identities, {len(g)} encodings")
-    for person_id, n in ids.items():
-        click.echo(f"  {person_id}: {n} photo{'s' if n != 1 else ''}")
+    click.echo(f"learning: {'on' if g.learning.enabled else 'off'}")
+    click.echo(f"{len(ids)} identities, {len(g)} encodings, {g.negatives()} negatives")
+    for person_id in people:
+        kinds = [t["kind"] for t in templates[person_id]]
+        counts = ", ".join(f"{kinds.count(k)} {k}{'s' if kinds.count(k) != 1 else ''}"
+                           for k in ("photo", "sighting", "negative") if k in kinds)
+        click.echo(f"  {person_id}: {counts}")
+        for t in templates[person_id]:
+            who = f" by {t['by']}" if t["by"] else ""
+            when = f" at {t['at']}" if t["at"] else ""
+            click.echo(f"    {t['template_id']} {t['kind']} {t['source']}{who}{when}")
+    for d in duplicates:
+        click.echo(f"  duplicate {d.person_a} {d.person_b}: {d.message()}")
 
 
 def _load_matcher(galleries: tuple[Path, ...]) -> Any:
@@ -173,7 +199,8 @@ def identify(galleries: tuple[Path, ...], config: Path | None, upsample: int | N
     with ui.progress("identifying", len(images)) as advance:
         for path in images:
             try:
-                image = faces.load_image(path)
+                # a dark photo is evened out first, as the device does with a dark frame
+                image, _ = even_light(faces.load_image(path), rgb=True)
                 boxes = faces.detect(image, model=model, upsample=upsample_n)  # type: ignore[arg-type]
                 encs = faces.encode(image, boxes)
                 results = matcher.identify(np.stack(encs), overrides) if encs else []
@@ -248,7 +275,7 @@ def _replay(config: Path | None, matcher: Any, overrides: dict[str, Any]) -> Any
 def _analyze_frame(frame: Any, matcher: Any, overrides: dict[str, Any], max_width: int | None,
                    upsample: int, with_encodings: bool, replay: Any) -> list[dict[str, Any]]:
 
-    image = frame.rgb
+    image, _ = even_light(frame.rgb, rgb=True)   # as the device does with a dark frame
     scale = 1.0
     if max_width and image.shape[1] > max_width:
         scale = max_width / image.shape[1]

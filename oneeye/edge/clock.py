@@ -10,7 +10,7 @@ Two things the device can tell by itself:
   over a health interval) is a jump (NTP stepping a wrong clock, someone setting the time,
   a board restoring its last saved time). ``jumped`` is reported until a look finds none.
 
-The cloud checks the rest (a clock that is simply wrong): :mod:`oneeye.cloud.clock`.
+The cloud checks the rest (a clock that is simply wrong): :mod:`oneeye.cloud.skew`.
 """
 
 from __future__ import annotations

@@ -50,6 +50,11 @@ class DetectionSettings(StrictModel):
     """frames wider than this are downscaled before processing (faces are searched at native
     resolution below it)
     """
+    dark_luma: float = Field(40.0, ge=0, le=255)
+    """a frame whose mean luma (0–255) is under this is histogram-equalised before detection
+    and encoding (night, backlight, an IR camera in colour mode); 0 turns it off
+    (oneeye.images.even_light)"""
+
     @model_validator(mode="before")
     @classmethod
     def _every_n_frames_moved(cls, data: object) -> object:
@@ -272,10 +277,8 @@ class CameraSettings(StrictModel):
     """default: the top-level loop"""
     stall_s: float | None = Field(None, gt=0, le=600)
     """default: the top-level stall_s"""
-    rotate: Rotation = 0
-    """degrees the camera's picture is turned clockwise (a camera on its side: 90 or 270); frames
-    are turned back upright before anything else, since the face detector finds upright faces only
-    """
+    rotate: Rotation | None = None
+    """default: the top-level rotate"""
     crop: CropSettings | None = None
     """look only inside this region of the upright frame (event boxes stay in upright-frame
     pixels)
@@ -365,6 +368,11 @@ class EdgeSettings(StrictModel):
     """restart a file source at its end (demo)"""
     stall_s: float = Field(5.0, gt=0, le=600)
     """a live camera that delivers no frame this long is reported reconnecting and reopened"""
+    rotate: Rotation = 0
+    """degrees a camera's picture is turned clockwise (a camera on its side: 90 or 270); frames
+    are turned back upright before anything else, since the face detector finds upright faces
+    only. A camera's own ``rotate`` wins
+    """
     galleries: list[Path] = Field(default_factory=list)
     """local gallery .npz files"""
     watchlists: list[Watchlist] = Field(default_factory=_all_watchlists)
@@ -426,4 +434,5 @@ class EdgeSettings(StrictModel):
             realtime=self.realtime if cam.realtime is None else cam.realtime,
             loop=self.loop if cam.loop is None else cam.loop,
             stall_s=self.stall_s if cam.stall_s is None else cam.stall_s,
-            rotate=cam.rotate, crop=cam.crop, detection=detection, recognition=recognition)
+            rotate=self.rotate if cam.rotate is None else cam.rotate, crop=cam.crop,
+            detection=detection, recognition=recognition)

@@ -26,6 +26,7 @@ from oneeye import faces
 from oneeye.errors import EnrolmentRejected, GalleryError, ImageError, OneEyeError
 from oneeye.gallery.index import Gallery, check_person_id, check_watchlist
 from oneeye.gallery.rule import DecisionRule
+from oneeye.gallery.templates import TemplateSource
 from oneeye.types import IMAGE_SUFFIXES, BBox
 
 if TYPE_CHECKING:
@@ -219,12 +220,14 @@ def enrol(
     policy = policy_for(watchlist, policy)
     report = EnrolmentReport()
     entries: list[tuple[str, NDArray[np.float32]]] = []
+    sources: list[TemplateSource] = []
     for person_id, photo in photos:
         src = str(photo)
         try:
             check_person_id(person_id)
             done = enrol_photo(photo, policy)
             entries.append((person_id, done.encoding))
+            sources.append(TemplateSource("photo", src))
             report.accepted.append((person_id, src))
             if done.warning is not None:
                 report.warnings.append(Rejection(src, person_id, done.warning, done.message))
@@ -234,5 +237,6 @@ def enrol(
             report.rejected.append(Rejection(src, person_id, "invalid_person_id", str(exc)))
         if progress is not None:
             progress(person_id, src)
-    gallery = Gallery.from_entries(watchlist, entries, rule=rule, version=version)
+    gallery = Gallery.from_entries(watchlist, entries, rule=rule, version=version,
+                                   sources=sources)
     return gallery, report

@@ -3,6 +3,16 @@
 ``save()`` writes both atomically; the manifest holds the npz's sha256 and
 ``load()`` refuses a file whose hash does not match, so a truncated download or a
 tampered gallery fails loudly.
+
+File format (``meta.format``): **1** (no ``format`` key) holds ``encodings``,
+``person_ids`` and ``meta`` (watchlist, version, rule, created_at). **2** adds, per
+encoding, ``sources`` (the template's source as JSON, :mod:`oneeye.gallery.templates`);
+the negative templates ``neg_person_ids``/``neg_encodings``/``neg_sources``; and
+``meta.learning`` (the :class:`~oneeye.gallery.templates.LearningRule`). Version-1 files
+are read as every encoding an enrolment photo, no negatives, the default learning rule.
+A reader of format 1 ignores what format 2 added (``np.load`` reads arrays by name and the
+rule keeps its two keys), so an edge not yet upgraded still applies a new gallery — it
+only does not see the negatives. The manifest adds ``format`` and ``negatives``.
 """
 
 from __future__ import annotations
@@ -22,8 +32,11 @@ from oneeye.errors import GalleryError
 from oneeye.fileio import read_bytes
 from oneeye.gallery.index import Gallery
 from oneeye.gallery.rule import DecisionRule
+from oneeye.gallery.templates import LearningRule
 
 MANIFEST_SCHEMA = "oneeye.gallery-manifest/1"
+#: The newest gallery file format this code writes (see the module docstring).
+FORMAT = 2
 
 
 def manifest_path(npz_path: str | Path) -> Path:
@@ -38,10 +51,14 @@ def to_bytes(gallery: Gallery) -> bytes:
         "rule": {"max_distance": gallery.rule.max_distance,
                  "min_margin": gallery.rule.min_margin},
         "created_at": gallery.created_at,
+        "format": FORMAT,
+        "learning": gallery.learning.to_dict(),
     }
     buf = io.BytesIO()
-    np.savez(buf, encodings=gallery.encodings, person_ids=gallery.person_ids,
-             meta=np.array(json.dumps(meta)))
+    arrays: dict[str, Any] = {"encodings": gallery.encodings,
+                              "person_ids": gallery.person_ids,
+                              "meta": np.array(json.dumps(meta)), **gallery.template_arrays()}
+    np.savez(buf, **arrays)
     return buf.getvalue()
 
 
@@ -55,6 +72,8 @@ def manifest_for(gallery: Gallery, data: bytes, *, filename: str) -> dict[str, A
         "size": len(data),
         "identities": len(gallery.identities()),
         "encodings": len(gallery),
+        "negatives": gallery.negatives(),
+        "format": FORMAT,
         "rule": {"max_distance": gallery.rule.max_distance,
                  "min_margin": gallery.rule.min_margin},
         "created_at": gallery.created_at,
@@ -70,11 +89,19 @@ def from_bytes(data: bytes, *, sha256: str | None) -> Gallery:
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             meta = json.loads(str(npz["meta"]))
+            fmt = int(meta.get("format", 1))
+            if fmt > FORMAT:
+                raise GalleryError(f"gallery file format {fmt} is newer than this OneEye "
+                                   f"reads ({FORMAT}): upgrade it")
+            arrays = {name: npz[name] for name in ("sources", "neg_person_ids",
+                                                   "neg_encodings", "neg_sources")
+                      if fmt >= 2 and name in npz.files}
             enc = npz["encodings"]
             ids = npz["person_ids"]
         rule = DecisionRule(**meta["rule"])
         return Gallery(watchlist=meta["watchlist"], version=int(meta["version"]), rule=rule,
-                       person_ids=ids, encodings=enc, created_at=str(meta["created_at"]))
+                       person_ids=ids, encodings=enc, created_at=str(meta["created_at"]),
+                       learning=LearningRule.from_dict(meta.get("learning")), **arrays)
     except GalleryError:
         raise
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:

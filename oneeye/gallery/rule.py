@@ -92,6 +92,9 @@ class Candidate:
     watchlist: str
     distance: float
     margin: float
+    #: within the negative-template distance of a "Not this person" look of this identity
+    #: (:class:`~oneeye.gallery.templates.LearningRule`): never accepted
+    vetoed: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,8 @@ class Match:
 def decide(rule: DecisionRule, candidates: list[Candidate]) -> list[Match | None]:
     """Apply ``rule`` to each candidate: a :class:`Match` or None (unknown face)."""
     return [Match(c.person_id, c.watchlist, c.distance, c.margin)
-            if c.person_id is not None and rule.accepts(c.distance, c.margin) else None
+            if c.person_id is not None and not c.vetoed and rule.accepts(c.distance, c.margin)
+            else None
             for c in candidates]
 
 

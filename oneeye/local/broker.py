@@ -6,7 +6,9 @@ loop, so ``oneeye up`` needs nothing installed. Where Mosquitto exists,
 :class:`MosquittoBroker` runs ``mosquitto`` on a port of our choosing with its own
 config (persistence on, so sessions and queued QoS 1 messages survive a broker
 restart, which is what the outage bench needs). Both refuse a taken port with a
-clear :class:`BrokerError` instead of failing half-way.
+clear :class:`BrokerError` instead of failing half-way. The embedded broker also publishes
+AWS IoT's lifecycle events on every connect and disconnect (:mod:`oneeye.local.presence`);
+Mosquitto does not (its ``$SYS`` topics differ), so the local stack runs the embedded one.
 
 ``python -m oneeye.local.broker --port 18830`` runs the embedded broker in the
 foreground (the outage bench stops it for real by terminating that process).
@@ -68,7 +70,9 @@ def _amqtt_config(host: str, port: int) -> dict[str, Any]:
         "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
         # Anonymous access only: the broker binds to loopback by default and stands in
         # for IoT Core, whose per-device policies the tests check elsewhere.
-        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
+                    # AWS IoT's lifecycle events ($aws/events/presence/…), as IoT Core sends them
+                    "oneeye.local.presence.PresencePlugin": {}},
     }
 
 

@@ -1,3 +1,5 @@
+# Long module: one start/stop sequence of every local stand-in in dependency order; split,
+# the order (moto → broker → functions → dashboard → edge) would be spread over files.
 """``oneeye up``: start every local stand-in, wire them like the template, stop cleanly.
 
 Start order matters: moto first (everything keeps state there), then the broker,
@@ -40,6 +42,7 @@ from oneeye.local.lambdas import Lambdas
 from oneeye.local.moto_server import MotoServer, tap_structured_messages
 from oneeye.local.probe import wait_http
 from oneeye.local.rules import compile_rules
+from oneeye.local.schedules import Schedules
 from oneeye.local.settings import REPO, LocalSettings, check_ports
 from oneeye.local.sns_delivery import Signer, SnsDelivery
 from oneeye.local.sqs_poller import SqsPoller
@@ -126,7 +129,11 @@ class LocalStack:
         env.update(cloud_env)
         env.update({"CUSTOMER_API_URL": f"http://{host}:{s.ports.customer_api}",
                     "CUSTOMER_API_KEY": api_key, "GALLERY_NOTIFY": mqtt_url,
-                    "GALLERY_SIGNING_KEY_FILE": str(signing_key)})
+                    "GALLERY_SIGNING_KEY_FILE": str(signing_key),
+                    # the local demo learns from the desk's verdicts on customers (opt-in
+                    # in AWS: cloud/template.yaml); ONEEYE_LEARN_WATCHLISTS="" turns it off
+                    "LEARN_WATCHLISTS": os.environ.get("ONEEYE_LEARN_WATCHLISTS",
+                                                       "customers")})
         os.environ.update(env)
         self.info.env = env
 
@@ -139,6 +146,8 @@ class LocalStack:
         self._http_api(template, lambdas, moto.url, cloud_env["ONEEYE_BUCKET"])
         self._http_subscribers(cloud_env["DESK_TOPIC_ARN"])  # SubscribeURL is served now
         self._indexer(template, lambdas, cloud_env["INDEXER_QUEUE_URL"])
+        timers = Schedules(template.schedules, lambdas).start()   # the device sweep, …
+        self._on_stop("schedules", timers.stop)
         self._rules(template, mqtt_url)
         self._workers()
         if s.enrol_customers:
@@ -160,7 +169,9 @@ class LocalStack:
         (self.var / "stack.json").write_text(json.dumps(
             {"pid": os.getpid(), "urls": self.info.urls,
              "env": {k: v for k, v in env.items() if "KEY" not in k and "TOKEN" not in k},
-             "agency_token_file": str(token_file) if self.info.agency_token else None},
+             "agency_token_file": str(token_file) if self.info.agency_token else None,
+             # `oneeye dashboard add-user` finds the desk's database through this
+             "dashboard_config": str(self.var / "dashboard.json") if s.dashboard else None},
             indent=2))
 
     def _demo_agency(self, table: str, token_file: Path) -> str | None:
@@ -336,12 +347,18 @@ class LocalStack:
             # the management screens (customers' photos, cases) use the same resources
             "cloud": {"bucket": cloud_env["ONEEYE_BUCKET"],
                       "cases_table": cloud_env["CASES_TABLE"],
-                      "indexer_queue_url": cloud_env["INDEXER_QUEUE_URL"]}}, indent=2))
+                      "indexer_queue_url": cloud_env["INDEXER_QUEUE_URL"],
+                      # a customer id added on the Customers page must be a customer
+                      "customer_api_url": self.info.env["CUSTOMER_API_URL"],
+                      "customer_api_key_file": str(self.var / "customer_api_key"),
+                      "agencies_table": cloud_env["AGENCIES_TABLE"]}},
+            indent=2))
         password = (self.s.demo_password.get_secret_value() if self.s.demo_password
                     else secrets.token_urlsafe(9))
         oneeye = [sys.executable, "-m", "oneeye.cli"]
         run_once([*oneeye, "dashboard", "add-user", DEMO_USER, "--site", self.s.site_id,
-                  "--role", "branch_admin", "--password-stdin", "--config", str(cfg)],
+                  "--role", "branch_admin", "--reset-existing", "--password-stdin",
+                  "--config", str(cfg)],
                  self.info.env, stdin=password + "\n")
         self.info.demo_password = password
         self.info.urls["dashboard"] = self.s.url("dashboard", "/")

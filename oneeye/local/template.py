@@ -8,8 +8,9 @@ are kept as :class:`Tag` values instead of failing ``yaml.safe_load``.
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,16 @@ class HttpRoute:
 
 
 @dataclass(frozen=True, slots=True)
+class Schedule:
+    """A ``Schedule`` event of a function: ``rate(…)`` → invoke ``function_id`` with ``input``."""
+
+    name: str
+    function_id: str
+    every_s: float
+    input: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Template:
     """What the local stack runs of ``cloud/template.yaml``."""
 
@@ -85,6 +96,20 @@ class Template:
     functions: dict[str, Function]
     rules: list[IotRule]
     routes: list[HttpRoute]
+    schedules: list[Schedule] = field(default_factory=list)
+
+
+_RATE = re.compile(r"^rate\((\d+) (second|minute|hour|day)s?\)$")
+_UNIT_S = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def rate_seconds(expression: str) -> float:
+    """Seconds between runs of an EventBridge ``rate(N unit)`` expression; ConfigError for
+    anything else (``cron(…)`` is not run locally)."""
+    m = _RATE.match(expression.strip())
+    if not m:
+        raise ConfigError(f"unsupported schedule {expression!r} (want rate(N minutes|hours|days))")
+    return int(m.group(1)) * _UNIT_S[m.group(2)]
 
 
 def load(path: str | Path) -> Template:
@@ -101,6 +126,7 @@ def load(path: str | Path) -> Template:
     functions: dict[str, Function] = {}
     rules: list[IotRule] = []
     routes: list[HttpRoute] = []
+    schedules: list[Schedule] = []
     for rid, res in resources.items():
         if not isinstance(res, dict):
             continue
@@ -115,6 +141,10 @@ def load(path: str | Path) -> Template:
                                             str(ev_props.get("Path", "/")), rid))
                 elif ev.get("Type") == "IoTRule":
                     rules.append(IotRule(f"{rid}.{ev_id}", _text(ev_props.get("Sql")), rid))
+                elif ev.get("Type") == "Schedule":
+                    schedules.append(Schedule(
+                        f"{rid}.{ev_id}", rid, rate_seconds(_text(ev_props.get("Schedule"))),
+                        json.loads(ev_props.get("Input") or "{}")))
         elif typ == "AWS::IoT::TopicRule":
             payload = props.get("TopicRulePayload") or {}
             disabled = bool(payload.get("RuleDisabled", False))
@@ -128,7 +158,7 @@ def load(path: str | Path) -> Template:
         if rule.function_id not in functions:
             raise ConfigError(f"{p}: IoT rule {rule.name} targets unknown function "
                               f"{rule.function_id}")
-    return Template(p, functions, rules, routes)
+    return Template(p, functions, rules, routes, schedules)
 
 
 def _text(value: Any) -> str:

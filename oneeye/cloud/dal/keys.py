@@ -10,6 +10,7 @@
     gallery/{watchlist}/latest.json                the newest version's manifest + "key"
     snapshots/{event_id}.jpg                       a missing-person sighting's face crop
     audit/{YYYY-MM-DD}/{audit_id}.json             one agency action (write-once)
+    review/{watchlist}/{person_id}/{review_id}.json a template held for review (learning)
 
 Only ``uploads/`` notifies the indexer queue (``cloud/template.yaml``), so nothing
 written elsewhere is ever indexed. The edge may not import the cloud (layer contracts),
@@ -30,6 +31,7 @@ STATUS: Final = "status/"
 GALLERY: Final = "gallery/"
 SNAPSHOTS: Final = "snapshots/"
 AUDIT: Final = "audit/"
+REVIEW: Final = "review/"
 
 #: ``uploads/{watchlist}/{person}/{stem}.{ext}``; the indexer enrols nothing else.
 _UPLOAD: Final = re.compile(
@@ -117,3 +119,14 @@ def audit_day(day: str) -> str:
 
 def audit(day: str, audit_id: str) -> str:
     return f"{audit_day(day)}{audit_id}.json"
+
+
+def reviews_of(watchlist: str, person_id: str) -> str:
+    """The prefix of ``person_id``'s templates held for review."""
+    return f"{REVIEW}{watchlist}/{person_id}/"
+
+
+def review(watchlist: str, person_id: str, review_id: str) -> str:
+    """``review/{watchlist}/{person_id}/{review_id}.json``: a template held for review
+    (its encoding, source and reason), until accepted or dismissed."""
+    return f"{reviews_of(watchlist, person_id)}{review_id}.json"

@@ -2,7 +2,8 @@
 
 For the local stack's moto server and the tests: the same bucket (encrypted,
 public access blocked, CORS for the upload page, ``uploads/`` → indexer queue
-notification), topics, the SES sender identity, tables (idempotency with TTL ``expires_at``, cases,
+notification), topics (desk, alerts, branch IT), the SES sender identity, tables (state with TTL
+``expires_at`` and the device sweep index, cases,
 agencies) and queues (indexer + its dead-letter queue) as the template, made
 through :func:`oneeye.aws.client`. Idempotent: running it twice changes nothing.
 
@@ -17,6 +18,7 @@ import logging
 from typing import Any
 
 from oneeye import aws
+from oneeye.cloud.dal.device_state import SWEEP_INDEX
 from oneeye.errors import AlreadyExists
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,9 @@ def ensure_resources(name: str = "oneeye-local", *, cors_origins: list[str] | No
     sns = aws.client("sns")
     desk = sns.create_topic(Name=f"{name}-desk")["TopicArn"]
     alerts = sns.create_topic(Name=f"{name}-alerts")["TopicArn"]
+    it_alerts = sns.create_topic(Name=f"{name}-it-alerts")["TopicArn"]
     idem = _table(f"{name}-idempotency", "event_id", ttl="expires_at")
+    _sweep_index(idem)
     cases = _table(f"{name}-cases", "case_id")
     agencies = _table(f"{name}-agencies", "token_sha256")
     # The case contact's email goes out through SES from this identity (in AWS: the
@@ -52,6 +56,7 @@ def ensure_resources(name: str = "oneeye-local", *, cors_origins: list[str] | No
         "ONEEYE_BUCKET": bucket,
         "DESK_TOPIC_ARN": str(desk),
         "ALERTS_TOPIC_ARN": str(alerts),
+        "IT_ALERT_TOPIC_ARN": str(it_alerts),
         "IDEMPOTENCY_TABLE": idem,
         "CASES_TABLE": cases,
         "AGENCIES_TABLE": agencies,
@@ -116,6 +121,24 @@ def _table(name: str, key: str, *, ttl: str | None = None) -> str:
             ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={
                 "Enabled": True, "AttributeName": ttl})
     return name
+
+
+def _sweep_index(table: str) -> None:
+    """The state table's sparse index of online devices (:data:`SWEEP_INDEX`), added to a
+    table made before it existed (the local stack keeps its moto state across runs)."""
+    ddb = aws.client("dynamodb")
+    indexes = ddb.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes") or []
+    if any(i["IndexName"] == SWEEP_INDEX for i in indexes):
+        return
+    ddb.update_table(
+        TableName=table,
+        AttributeDefinitions=[{"AttributeName": "sweep", "AttributeType": "S"},
+                              {"AttributeName": "last_seen", "AttributeType": "N"}],
+        GlobalSecondaryIndexUpdates=[{"Create": {
+            "IndexName": SWEEP_INDEX,
+            "KeySchema": [{"AttributeName": "sweep", "KeyType": "HASH"},
+                          {"AttributeName": "last_seen", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "ALL"}}}])
 
 
 def describe(env: dict[str, str]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
-"""The state table (``IDEMPOTENCY_TABLE``): four concepts, four key namespaces.
+"""The state table (``IDEMPOTENCY_TABLE``): five concepts, five key namespaces.
 
-One DynamoDB table (pk ``event_id``, TTL ``expires_at``) holds small, short-lived
-items of four kinds. Each kind owns a namespace, the key's first ``:``-separated
+One DynamoDB table (pk ``event_id``, TTL ``expires_at``) holds small items of five
+kinds, four of them short-lived. Each kind owns a namespace, the key's first ``:``-separated
 field, so no kind can ever read or overwrite another's item (an event id such as
 ``counter:case:MP-2026`` becomes ``event:counter:case:MP-2026``)::
 
@@ -9,9 +9,11 @@ field, so no kind can ever read or overwrite another's item (an event id such as
     cooldown:{case_id}:{site_id}      Cooldowns     one email/SMS per case per site
     rate:{token_sha256[:16]}:{minute} RateWindows   uploads per token per minute
     counter:{name}                    Counters      case-id sequence numbers (no TTL)
+    device:{thing}                    DeviceStates  online/offline, last seen, last fps (no
+                                                    TTL; :mod:`oneeye.cloud.dal.device_state`)
 
 Every item also carries ``kind`` (the namespace, or the handler for ``event``) for a
-person reading the table. One table rather than four: each item is tiny, all four
+person reading the table. One table rather than five: each item is tiny, all five
 are written by the same few functions, and one table is one TTL, one IAM resource
 and one thing to back up; the namespaces give the separation.
 
@@ -36,7 +38,7 @@ from oneeye.types import Clock
 
 log = logging.getLogger(__name__)
 
-Namespace = Literal["event", "cooldown", "rate", "counter"]
+Namespace = Literal["event", "cooldown", "rate", "counter", "device"]
 #: The table's partition key (its name predates the namespaces; see cloud/README.md).
 PK: Final = "event_id"
 

@@ -27,8 +27,6 @@ valid for ``SNAPSHOT_URL_TTL_S``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import unicodedata
@@ -36,8 +34,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from oneeye import alerting, contacts, events, sms
-from oneeye.cloud.common import DeviceMessageDeps, Result, clip, once_per_match
-from oneeye.cloud.dal import keys, store
+from oneeye.cloud.common import DeviceMessageDeps, Result, clip, once_per_match, store_snapshot
+from oneeye.cloud.dal import store
 from oneeye.cloud.dal.state import Cooldowns, Idempotency
 from oneeye.cloud.devices import registry
 from oneeye.cloud.settings import AmberSettings
@@ -104,14 +102,16 @@ def _sighting(match: events.MatchEvent, deps: AmberDeps) -> Result:
         # emails read it from there); a failure to record it retries the whole sighting.
         deps.cases.append_told(match.person_id, told)
         name = card.get("name") or match.person_id
+        strength = alerting.strength(match.distance, match.margin)
+        words = alerting.STRENGTH_TEXT[strength]
         desk = events.DeskEvent(
             event_id=match.event_id, kind="missing_person_sighted", site_id=match.site_id,
             observed_at=match.observed_at, device_id=match.device_id,
+            strength=strength, strength_text=words,
             match=match.model_copy(update={"snapshot_jpeg": None}),
             case={**card, "notified": any(t["outcome"] == "sent" for t in told),
                   "told": told, "told_text": alerting.told_text(told, zone),
-                  "strength": alerting.strength(match.distance, match.margin),
-                  "strength_text": alerting.strength_text(match.distance, match.margin),
+                  "strength": strength, "strength_text": words,
                   "seen_local": seen.text, "time_zone": seen.time_zone,
                   "safety": alerting.SAFETY_LINE},
             snapshot_url=snapshot_url,
@@ -182,21 +182,8 @@ def _tell_contact(match: events.MatchEvent, text: str, texts: dict[str, Any],
 
 
 def _store_snapshot(match: events.MatchEvent, deps: AmberDeps) -> str | None:
-    if not match.snapshot_jpeg:
-        return None
-    try:
-        data = base64.b64decode(match.snapshot_jpeg, validate=True)
-    except (binascii.Error, ValueError):
-        log.warning("amber_alert: %s carries an undecodable snapshot; alerting without it",
-                    match.event_id)
-        return None
-    if not data.startswith(b"\xff\xd8"):
-        log.warning("amber_alert: %s snapshot is not a JPEG; alerting without it",
-                    match.event_id)
-        return None
-    key = keys.snapshot(match.event_id)
-    deps.bucket.put(key, data, content_type="image/jpeg")
-    return deps.bucket.presign_get(key, expires_s=deps.snapshot_url_ttl_s)
+    return store_snapshot(match, deps.bucket, expires_s=deps.snapshot_url_ttl_s,
+                          handler="amber_alert")
 
 
 def alert_texts(match: events.MatchEvent, case: dict[str, Any],

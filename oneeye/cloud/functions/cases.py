@@ -3,7 +3,7 @@
 An agency sees and closes only its own cases (another agency's case is a 404
 on close: ids do not leak). Closing sets ``status = closed`` (with
 ``closed_at`` and ``closed_by``) and sends the removal command
-(:class:`~oneeye.cloud.removals.RemoveCommand` for watchlist ``missing``) to the
+(:class:`~oneeye.cloud.indexer_commands.RemoveCommand` for watchlist ``missing``) to the
 indexer queue; the gallery_indexer builds a gallery version without the person
 and announces it, so every device stops looking. Closing twice is not an
 error: the command is sent again (the indexer answers "absent"), which also
@@ -21,7 +21,7 @@ from typing import Any
 from oneeye.cloud.agencies import Agencies, Audit
 from oneeye.cloud.api import Request, Response, respond
 from oneeye.cloud.dal import store
-from oneeye.cloud.removals import RemoveCommand
+from oneeye.cloud.indexer_commands import RemoveCommand
 from oneeye.cloud.settings import CasesSettings
 from oneeye.errors import ApiError
 from oneeye.types import is_id, utc_now
@@ -29,7 +29,8 @@ from oneeye.types import is_id, utc_now
 log = logging.getLogger(__name__)
 
 _PUBLIC = ("case_id", "name", "age", "description", "contact", "reported_by", "agency",
-           "status", "created_at", "updated_at", "closed_at", "closed_by", "last_upload_id")
+           "status", "created_at", "opened_at", "updated_at", "closed_at",
+           "closed_by", "last_upload_id")
 
 
 @dataclass(frozen=True)

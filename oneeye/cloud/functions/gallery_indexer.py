@@ -1,9 +1,16 @@
+# Long module: one path from message to gallery version (grant, encode, publish, status),
+# commands done once; the learning side is in gallery_learning.py.
 """gallery_indexer: an enrolment photo (or a removal) in, a new gallery version out.
 
 Input is an SQS message (the queue of ``INDEXER_QUEUE_URL``) whose body is
-either an S3 ``ObjectCreated`` notification for ``uploads/`` or a removal
-command (:class:`~oneeye.cloud.removals.RemoveCommand`) sent when a case closes or a
-customer is deleted. Direct S3 events are accepted too.
+either an S3 ``ObjectCreated`` notification for ``uploads/`` or one of the typed commands
+of :mod:`oneeye.cloud.indexer_commands`: a removal sent when a case closes or a customer is
+deleted, or a learning command (learn, remove_template, review; handled by
+:mod:`oneeye.cloud.functions.gallery_learning`). Direct S3 events are accepted too.
+
+A customer photo of a person who already has templates but looks unlike all of them is
+held for a second look (status ``needs_review``, reason ``unlike_person``), and an accepted
+photo whose face is close to *another* id reports both ids in its status (``duplicates``).
 
 Keys (:mod:`oneeye.cloud.dal.keys`): ``uploads/missing/{case_id}/{upload_id}.jpg``
 (phone uploads; object metadata ``case-id``, ``upload-id``, ``agency``, optionally ``name``) and
@@ -31,9 +38,11 @@ longer pending) and that key deleted, while the reference photo stays.
 
 Errors that may pass (S3, DynamoDB, the MQTT/IoT publish) raise, so SQS
 redelivers the message and finally moves it to the dead-letter queue. Each
-object is processed once per ETag (the state table's ``event`` namespace), so a redelivery never
-makes a second version. The function runs with reserved concurrency 1, so
-versions are built one after another and never race.
+object is processed once per ETag, and each command once per ``command_id`` (or SQS message
+id), claimed in the state table's ``event`` namespace, so a redelivery never makes a second
+version nor undoes what was done since (a template re-added after its removal stays). The
+function runs with reserved concurrency 1, so versions are built one after another and
+never race.
 """
 
 from __future__ import annotations
@@ -54,13 +63,14 @@ from oneeye.cloud import grants
 from oneeye.cloud.agencies import Agencies, Audit
 from oneeye.cloud.common import Result, rejected
 from oneeye.cloud.dal import gallery_store, keys, store
-from oneeye.cloud.dal.notify import publish_gallery_event
 from oneeye.cloud.dal.state import Idempotency
-from oneeye.cloud.removals import RemoveCommand
+from oneeye.cloud.functions import gallery_learning as learning
+from oneeye.cloud.indexer_commands import IndexerCommand, RemoveCommand, parse_command
 from oneeye.cloud.settings import IndexerSettings
 from oneeye.cloud.uploads import REASONS
 from oneeye.errors import EnrolmentRejected, EventError, GalleryError, ImageError
-from oneeye.events import GalleryEvent, loads
+from oneeye.events import loads
+from oneeye.gallery.templates import TemplateSource
 from oneeye.types import WATCHLISTS, utc_now
 
 log = logging.getLogger(__name__)
@@ -79,6 +89,8 @@ class IndexerDeps:
     policy: gal.EnrolmentPolicy = field(default_factory=gal.EnrolmentPolicy)
     #: Signs every manifest (oneeye.signing); None → unsigned, which signed edges refuse.
     signing_key: Ed25519PrivateKey | None = None
+    #: Watchlists that learn from desk verdicts (LEARN_WATCHLISTS; opt-in).
+    learn: frozenset[str] = frozenset()
 
 
 def handle(event: dict[str, Any], deps: IndexerDeps) -> list[Result]:
@@ -96,21 +108,26 @@ def handle(event: dict[str, Any], deps: IndexerDeps) -> list[Result]:
             except EventError:
                 results.append(rejected("gallery_indexer", "SQS body is not JSON"))
                 continue
-            results.extend(handle_message(body, deps))
+            results.extend(handle_message(body, deps,
+                                          message_id=str(record.get("messageId") or "")))
         else:
             results.extend(handle_message({"Records": [record]}, deps))
     return results
 
 
-def handle_message(body: Any, deps: IndexerDeps) -> list[Result]:
+def handle_message(body: Any, deps: IndexerDeps, *, message_id: str = "") -> list[Result]:
+    """The results of one decoded message: a command, or an S3 notification's records.
+    ``message_id`` (SQS's) is the redelivery key of a command that has no ``command_id``."""
     if not isinstance(body, dict):
         return [rejected("gallery_indexer", "message is not a JSON object")]
-    if RemoveCommand.is_one(body):
-        try:
-            command = RemoveCommand.parse(body)
-        except EventError as exc:
-            return [rejected("gallery_indexer", str(exc))]
-        return [remove_person(command, deps)]
+    try:
+        command = parse_command(body)
+    except EventError as exc:
+        return [rejected("gallery_indexer", str(exc))]
+    if command is not None:
+        claim = (f"command:{command.command_id}" if "command_id" in body
+                 else f"sqs:{message_id}" if message_id else None)
+        return [run_command(command, claim, deps)]
     if body.get("Event") == "s3:TestEvent":
         return [{"status": "ignored", "reason": "s3:TestEvent"}]
     out: list[Result] = []
@@ -142,6 +159,27 @@ def index_upload(key: str, etag: str, deps: IndexerDeps) -> Result:
         deps.idempotency.release(claim)
         raise
     deps.idempotency.complete(claim)
+    return result
+
+
+def run_command(command: IndexerCommand, claim: str | None, deps: IndexerDeps) -> Result:
+    """Do ``command`` once per ``claim`` (None: no key to know a redelivery by, do it);
+    a claimed one answers ``duplicate``."""
+    if claim is not None and not deps.idempotency.claim(claim, kind="gallery_indexer"):
+        log.info("gallery_indexer: %s command %s already done", command.action, claim)
+        return {"status": "duplicate", "action": command.action, "command": claim,
+                "watchlist": command.watchlist, "person_id": command.person_id}
+    try:
+        if isinstance(command, RemoveCommand):
+            result = remove_person(command, deps)
+        else:
+            result = learning.handle_command(command, deps)
+    except BaseException:
+        if claim is not None:
+            deps.idempotency.release(claim)
+        raise
+    if claim is not None:
+        deps.idempotency.complete(claim)
     return result
 
 
@@ -182,14 +220,31 @@ def _index(key: str, parsed: keys.UploadKey, deps: IndexerDeps) -> Result:
         deps.bucket.put(photo_key, obj.data,
                         content_type=str(head.get("ContentType") or "image/jpeg"))
     current, _ = gallery_store.read_latest(deps.bucket, watchlist)
-    keep = [e for p, e in zip(current.person_ids, current.encodings, strict=True)
-            if p == person_id]
-    updated = current.with_person(person_id, [*keep, encoding])
-    latest = gallery_store.write_version(deps.bucket, updated,
-                                          signing_key=deps.signing_key)
+    source = TemplateSource("photo", photo_key)
+    far = learning.unlike_person(current, person_id, encoding) if watchlist == "customers" \
+        else None
+    if far is not None:
+        held = learning.hold_for_review(
+            deps, watchlist, person_id, encoding, source, reason="unlike_person",
+            distance=far, message=f"this photo is {far:.2f} from {person_id}'s other photos "
+            f"(over {current.learning.photo_review_distance:.2f}): is it the same person? "
+            "Held for a second look before cameras use it")
+        status.write("needs_review", reason="unlike_person", message=held["message"])
+        return {"status": "needs_review", "upload_id": upload_id, "watchlist": watchlist,
+                "person_id": person_id, "review_id": held["review_id"],
+                "distance": round(far, 4)}
+    updated = current.with_template(person_id, encoding, source)
+    if updated is current:   # the very same photo again: still a new version, as before
+        updated = current.with_learning(current.learning)
+    learning.publish(updated, "added", person_id, deps)
+    duplicates = learning.duplicates_of(updated, person_id)
     if watchlist == "missing" and deps.cases is not None:
         name = meta.get("name")
+        before = deps.cases.get(person_id) or {}
         deps.cases.upsert(person_id, {
+            # when cameras started looking (the case page's status history): the first
+            # accepted photo, or the one that re-opened a closed case
+            "opened_at": utc_now() if before.get("status") != "open" else None,
             "name": urllib.parse.unquote(name) if name else None,
             # an existing case's new details, sent with this photo: applied only now
             **grants.case_update(grant),
@@ -200,14 +255,18 @@ def _index(key: str, parsed: keys.UploadKey, deps: IndexerDeps) -> Result:
             # a low-resolution photo is enrolled but flagged on the case ("" clears it)
             "photo_warning": enrolled.message,
         })
-    _announce(latest, updated, "added", person_id, deps)
     status.write("accepted", gallery_version=updated.version, warning=enrolled.warning,
                  message=f"accepted — cameras now looking for {person_id} "
                          f"(gallery v{updated.version})"
-                         + (f"; warning: {enrolled.message}" if enrolled.warning else ""))
+                         + (f"; warning: {enrolled.message}" if enrolled.warning else "")
+                         + "".join(f"; {d.message()}" for d in duplicates),
+                 duplicates=[d.__dict__ for d in duplicates])
+    for d in duplicates:
+        log.warning("gallery_indexer: %s", d.message())
     log.info("gallery_indexer: %s enrolled into %s v%d", person_id, watchlist, updated.version)
     return {"status": "accepted", "upload_id": upload_id, "watchlist": watchlist,
-            "person_id": person_id, "gallery_version": updated.version}
+            "person_id": person_id, "gallery_version": updated.version,
+            "duplicates": [d.__dict__ for d in duplicates]}
 
 
 def _refusal(key: str, watchlist: str, head: dict[str, Any], grant: Any,
@@ -288,22 +347,10 @@ def remove_person(command: RemoveCommand, deps: IndexerDeps) -> Result:
         return {"status": "absent", "watchlist": watchlist, "person_id": person_id,
                 "gallery_version": current.version}
     updated = current.without_person(person_id)
-    latest = gallery_store.write_version(deps.bucket, updated,
-                                          signing_key=deps.signing_key)
-    _announce(latest, updated, "removed", person_id, deps)
+    learning.publish(updated, "removed", person_id, deps)
     log.info("gallery_indexer: %s removed from %s (v%d)", person_id, watchlist, updated.version)
     return {"status": "removed", "watchlist": watchlist, "person_id": person_id,
             "gallery_version": updated.version}
-
-
-def _announce(latest: dict[str, Any], g: gal.Gallery, change: str, person_id: str,
-              deps: IndexerDeps) -> None:
-    event = GalleryEvent(watchlist=g.watchlist, version=g.version,  # type: ignore[arg-type]
-                         bucket=deps.bucket.name, key=str(latest["key"]),
-                         sha256=str(latest["sha256"]), published_at=utc_now(),
-                         change=change, person_id=person_id,  # type: ignore[arg-type]
-                         signature=latest.get("signature"))
-    publish_gallery_event(event, deps.notify)
 
 
 @dataclass
@@ -314,7 +361,8 @@ class _Status:
     person_id: str
 
     def write(self, state: str, *, reason: str | None = None, message: str = "",
-              gallery_version: int | None = None, warning: str | None = None) -> None:
+              gallery_version: int | None = None, warning: str | None = None,
+              duplicates: list[dict[str, Any]] | None = None) -> None:
         key = keys.status(self.upload_id)
         # Keep what upload_url wrote with "pending" (agency, key, expiry): upload_status
         # reads it to check ownership.
@@ -326,6 +374,7 @@ class _Status:
             "watchlist": self.watchlist, "person_id": self.person_id,
             "state": state, "reason": reason, "message": message,
             "gallery_version": gallery_version, "warning": warning, "updated_at": utc_now(),
+            **({"duplicates": duplicates} if duplicates else {}),
         }, cache_control="no-cache")
 
     def reject(self, reason: str, message: str) -> Result:
@@ -345,6 +394,7 @@ def indexer_deps(settings: IndexerSettings) -> IndexerDeps:
         notify=settings.gallery_notify,
         max_bytes=settings.upload_max_bytes,
         signing_key=signing_key(settings),
+        learn=frozenset(w for w in settings.learn_watchlists.split(",") if w),
     )
 
 

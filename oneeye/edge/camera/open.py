@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from oneeye.edge.camera.live import LiveSource
 from oneeye.edge.camera.sources import (
     CaptureFactory,
     FileSource,
@@ -16,6 +15,7 @@ from oneeye.edge.camera.sources import (
     Source,
     cv2_capture,
 )
+from oneeye.edge.camera.stream import LiveSource
 
 
 def open_source(spec: str, *, realtime: bool = False, loop: bool = False,

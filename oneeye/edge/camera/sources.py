@@ -5,7 +5,7 @@ Every source yields :class:`Frame` objects (BGR, as OpenCV decodes them) from
 ``state`` — one of ``ok | connecting | reconnecting | failed | ended`` — for the
 health message.
 
-Live sources (webcam, URL) are :class:`oneeye.edge.camera.live.LiveSource`.
+Live sources (webcam, URL) are :class:`oneeye.edge.camera.stream.LiveSource`.
 
 File sources are read by a small prefetch thread (decode overlaps processing)
 as fast as the consumer takes frames, or paced at the file's fps with

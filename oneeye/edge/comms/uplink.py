@@ -58,7 +58,7 @@ def with_sent_at(payload: bytes) -> bytes:
 
     The cloud compares it with its receive time: the difference is the device clock's
     error whatever the event's age, so a backlog sent after an outage is not taken for a
-    slow clock (:mod:`oneeye.cloud.clock`). A payload that is not a JSON object is sent as
+    slow clock (:mod:`oneeye.cloud.skew`). A payload that is not a JSON object is sent as
     it is.
     """
     try:

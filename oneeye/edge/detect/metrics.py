@@ -82,6 +82,8 @@ class Metrics:
         self.tracks_total = 0
         self.events_failed = 0   # events that could not be built (logged; retried)
         self.identity_switches = 0   # tracks whose face changed person (looks started over)
+        #: frames evened out before detection as too dark (oneeye.images.even_light)
+        self.dark_frames = 0
         #: looks not encoded, by reason (oneeye.faces.QualityProblem: too_small/dark/blurred)
         self.skipped_looks: dict[str, int] = {}
 
@@ -199,6 +201,7 @@ class Metrics:
         return (f"frames {s.frames} at {self.overall_fps():.1f} fps, events {s.events}, "
                 f"encodes {s.encodes}, latency p50 {s.latency_p50_ms} ms p95 "
                 f"{s.latency_p95_ms} ms, frame age {s.frame_age_ms} ms, stage ms: {stages}"
+                + (f", dark frames evened {self.dark_frames}" if self.dark_frames else "")
                 + self._skipped_text())
 
     def _skipped_text(self) -> str:

@@ -70,6 +70,7 @@ from oneeye.edge.settings import (
 from oneeye.errors import OneEyeError
 from oneeye.events import MatchEvent
 from oneeye.gallery import Match, Matcher, fuse
+from oneeye.images import even_light
 from oneeye.types import BBox, utc_now
 
 log = logging.getLogger(__name__)
@@ -304,6 +305,8 @@ class Pipeline:
             image = np.asarray(cv2.resize(image, (d.max_width, round(image.shape[0] * factor)),
                                           interpolation=cv2.INTER_AREA), dtype=np.uint8)
         self._factor = factor
+        image, evened = even_light(image, dark_below=d.dark_luma)
+        self.metrics.dark_frames += evened
         matcher = self.holder.current()
         due = self._next_due is None or now >= self._next_due - _CADENCE_SLACK_S
         # File sources: everything started at the previous detection pass is collected
@@ -610,6 +613,13 @@ class Pipeline:
         dx, dy = self._offset   # boxes are reported in upright-frame pixels
         top, right, bottom, left = (round(v / factor) for v in latest.bbox)
         bbox = (top + dy, right + dx, bottom + dy, left + dx)
+        # Only for a watchlist that learns (the indexer's LEARN_WATCHLISTS, carried by the
+        # signed gallery); a stranger never reaches here (no accepted match, no event).
+        learns = matcher.galleries.get(match.watchlist)
+        encoding = None
+        if learns is not None and learns.learning.enabled:
+            fused = fuse(np.stack([lk.encoding for lk in st.looks]))
+            encoding = [round(float(v), 5) for v in fused]
         src_frame = frame.index if frame is not None else st.track.last_frame
         media = frame.media_time_s if frame is not None else None
         s = self.settings
@@ -622,6 +632,7 @@ class Pipeline:
             frames_seen=max(1, src_frame - st.track.first_frame + 1),
             gallery_version=matcher.versions().get(match.watchlist, 0),
             snapshot_jpeg=snap,
+            encoding=encoding,
             source_frame=src_frame if not self._live else None,
             media_time_s=round(media, 3) if media is not None and not self._live else None,
         )

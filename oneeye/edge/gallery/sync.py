@@ -1,3 +1,5 @@
+# Long module: one sync loop (push, poll, verify, apply, cache) around one trust rule
+# (signed, dated, never older); split, the rule would spread over several files.
 """Keep the edge's galleries current: push on ``oneeye/gallery/updated``, poll as a fallback.
 
 The indexer publishes ``oneeye.gallery/1`` (watchlist, version, bucket, key,
