@@ -216,13 +216,16 @@ def test_the_real_pipeline_asks_undecided_first_then_quiet_once_decided(
     assert needs[0] == Need.QUIET                     # nothing tracked, no motion given
 
 
-def test_attempts_per_track_are_capped_and_a_decided_track_rechecks_a_few_times(
+def test_a_named_track_is_rechecked_at_most_max_reverify_times(
         examples: Path, miranda_gallery: Path) -> None:
+    # Attempts enough to reach Miranda's name before a track is given up as unknown.
     capped, src = _pipeline(examples, miranda_gallery, detection={"fps": 30},
-                            recognition={"max_reverify": 0, "reverify_s": 0.1})
+                            recognition={"max_reverify": 0, "reverify_s": 0.1,
+                                         "max_encodes_per_track": 100})
     capped.run(src)
     free, src2 = _pipeline(examples, miranda_gallery, detection={"fps": 30},
-                           recognition={"max_reverify": 50, "reverify_s": 0.1})
+                           recognition={"max_reverify": 50, "reverify_s": 0.1,
+                                        "max_encodes_per_track": 100})
     free.run(src2)
     assert capped.metrics.events == free.metrics.events == 1
     # With no re-checks after the decision, the clip costs fewer encodings.
