@@ -38,20 +38,27 @@ Two more sections (issue 11 §5):
 * (c) ``idle``: CPU per frame of an empty 1080p scene (camera noise only) through
   the pipeline vs decoding alone, same video, same run.
 
-``--multicam`` (issue 11 §5b) instead runs N copies of a generated 1920x1080 entrance
-video at real time (15 fps) as N cameras of ONE edge process (``run_edge``: one
-gallery, one encoding pool), for each N of ``--cameras`` (default 1,2,4,8), and prints
-per camera: visit recall, p95 appearance→event latency (media time, = wall time at
-real time), p95 frame age, dropped frames, and the process's CPU per camera (% of one
-core). The single-camera run is the baseline of the same run.
+``--multicam`` (issues 11 §5b, 23 §1) instead runs N copies of a generated 1920x1080
+entrance video at real time (15 fps) as N cameras of ONE edge process (``run_edge``: one
+gallery, one detection scheduler, one encoding pool), for each N of ``--cameras``
+(default 1,2,4,8). Visitors walk towards the camera with face boxes growing from
+``--mc-min-face`` to ``--mc-max-face`` px (32–160), ``--mc-visits`` enrolled visits per
+camera (48: one visit is ~2 points of recall, so 5 points are not noise). It prints per
+camera: visit recall, p95 appearance→event latency (media time, = wall time at real
+time), p95 frame age, dropped frames, detection passes by need; per N: the CPU-ms per
+camera-second of each stage (decode, motion, region detection, track, landmarks, encode,
+match, publish: thread CPU time, worker threads included), the process's CPU per camera
+and the peak RSS (total, and above the pre-run baseline per camera). The N=1 run is the
+baseline of the same run.
 
-    .venv/bin/python bench/edge.py --multicam [--cameras 1,2,4,8] [--mc-visits 8]
+    .venv/bin/python bench/edge.py --multicam [--cameras 1,2,4,8] [--mc-visits 48]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -66,6 +73,7 @@ sys.path.insert(0, str(REPO))
 from bench._common import enrol_photos, read_dataset  # noqa: E402
 from oneeye import faces, media, synth  # noqa: E402
 from oneeye.edge.camera.sources import FileSource  # noqa: E402
+from oneeye.edge.detect.metrics import STAGES  # noqa: E402
 from oneeye.edge.detect.pipeline import Pipeline  # noqa: E402
 from oneeye.edge.device.runner import run_edge  # noqa: E402
 from oneeye.edge.gallery.holder import GalleryHolder  # noqa: E402
@@ -155,9 +163,8 @@ def run_naive(video: Path, known: list[tuple[str, np.ndarray]], max_frames: int 
     return events, fps, n, first_ok, cpu_ms
 
 
-def recognisable(video: Path, truth: synth.GroundTruth, gallery: Gallery) -> list[bool]:
-    """Per visit: does a full-resolution still analysis (HOG upsample 1) of the visit's
-    frames at 1/4, 1/2 and 3/4 accept the right person under the gallery's rule?"""
+def visit_frames(video: Path, truth: synth.GroundTruth) -> dict[int, np.ndarray]:
+    """The BGR frames at 1/4, 1/2 and 3/4 of each visit, by frame index."""
     import cv2
 
     cap = cv2.VideoCapture(str(video))
@@ -170,9 +177,16 @@ def recognisable(video: Path, truth: synth.GroundTruth, gallery: Gallery) -> lis
         if not ok:
             break
         if i in wanted:
-            frames[i] = faces.bgr_to_rgb(f)
+            frames[i] = f
         i += 1
     cap.release()
+    return frames
+
+
+def recognisable(video: Path, truth: synth.GroundTruth, gallery: Gallery) -> list[bool]:
+    """Per visit: does a full-resolution still analysis (HOG upsample 1) of the visit's
+    frames at 1/4, 1/2 and 3/4 accept the right person under the gallery's rule?"""
+    frames = {i: faces.bgr_to_rgb(f) for i, f in visit_frames(video, truth).items()}
     out = []
     for v in truth.visits:
         hit = False
@@ -231,6 +245,11 @@ RANGE_FPS = 15.0
 FULL_FRAME_PATH: dict[str, Any] = {"detection": {"regions": False, "max_width": 1280,
                                                  "scale": 0.75},
                                    "recognition": {"min_face_px": 40}}
+
+
+#: Regions searched by BlazeFace full range, each proposal confirmed by HOG (issue 23 §3).
+BLAZEFACE_PATH: dict[str, Any] = {"detection": {"proposer": "blazeface",
+                                                "blazeface_model": "full"}}
 
 
 def make_range_video(path: Path, people: list[tuple[str, Path, bool]], sizes: tuple[int, ...],
@@ -346,7 +365,8 @@ def range_section(work: Path, lfw_entries: list[tuple[str, np.ndarray]], enrolle
     print(f"range video: 1920x1080 @ {RANGE_FPS:.0f} fps, {len(truth)} appearances "
           f"({enrolled_n} enrolled + {strangers_n} strangers per size)", file=sys.stderr)
     matcher = Matcher([padded("customers", lfw_entries)])
-    return {"new": run_range(video, truth, matcher, {}),
+    return {"new": run_range(video, truth, matcher, {"detection": {"proposer": "hog"}}),
+            "blazeface": run_range(video, truth, matcher, BLAZEFACE_PATH),
             "full_frame": run_range(video, truth, matcher, FULL_FRAME_PATH)}
 
 
@@ -385,15 +405,15 @@ def outcome(x: dict[str, Any]) -> str:
 
 
 def print_range(r: dict[str, Any]) -> None:
-    print("\n== (a) 1080p range video: recall per face width (HOG box px), new path vs the "
-          "full-frame path")
-    print(f"  {'face px':>8} {'detected new':>13} {'full-frame':>11} {'recognised new':>15} "
-          f"{'full-frame':>11}")
+    print("\n== (a) 1080p range video: recall per face width (HOG box px): regions searched by "
+          "HOG (new), by BlazeFace + HOG confirm (blaze), the full-frame path")
+    print(f"  {'face px':>8} {'detected new':>13} {'blaze':>6} {'full-frame':>11} "
+          f"{'recognised new':>15} {'blaze':>6} {'full-frame':>11}")
     for size, n in r["new"]["per_size"].items():
-        o = r["full_frame"]["per_size"][size]
-        print(f"  {size:>8} {n['detected']:>13.0%} {o['detected']:>11.0%} "
-              f"{n['recognised']:>15.0%} {o['recognised']:>11.0%}")
-    for name in ("new", "full_frame"):
+        o, b = r["full_frame"]["per_size"][size], r["blazeface"]["per_size"][size]
+        print(f"  {size:>8} {n['detected']:>13.0%} {b['detected']:>6.0%} {o['detected']:>11.0%} "
+              f"{n['recognised']:>15.0%} {b['recognised']:>6.0%} {o['recognised']:>11.0%}")
+    for name in ("new", "blazeface", "full_frame"):
         print(f"  {name:10}: {outcome(r[name])}")
     print("  targets: recall >=80% at 40 px, >=50% at 32 px, 0 wrong-person")
 
@@ -520,30 +540,72 @@ def print_classic(out: dict[str, Any], rule_first: Any, first_naive: Any) -> Non
           "latency median <=0.5 s, p95 <=1 s; RSS <=500 MB")
 
 
+class RssSampler:
+    """Peak resident set size (MB) of this process while running, sampled every 0.2 s."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak = rss_mb()[0]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak = max(self.peak, rss_mb()[0])
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_mb()[0])
+
+
+def head_ratio(photos: list[Path]) -> float:
+    """Median pasted head width per face-box px of ``photos`` (to ask for face sizes)."""
+    return float(np.median([synth.head(p, 100)[1] / 100 for p in photos]))
+
+
 def bench_multicam(args: argparse.Namespace) -> dict[str, Any]:
-    """N cameras of one 1080p entrance video at real time in one process (issue 11 §5b)."""
+    """N cameras of one 1080p entrance video at real time in one process (issue 11 §5b,
+    issue 23 §1: where the CPU goes per stage, RSS per camera)."""
     work = Path(tempfile.mkdtemp(prefix="oneeye-bench-multicam-"))
     entries = lfw_gallery_entries()
     visits = synth.lfw_visits(LFW, enrolled=args.mc_visits, strangers=max(1, args.mc_visits // 4),
                               seed=args.seed, duration_s=2.5,
                               eligible={p for p, _ in entries})
     video = work / "entrance-1080p.avi"
+    ratio = head_ratio([v.photo for v in visits])
     truth = synth.make_entrance_video(video, visits, fps=15.0, size=(1920, 1080),
-                                      seed=args.seed, start_head_px=150, end_head_px=320)
+                                      seed=args.seed,
+                                      start_head_px=round(args.mc_min_face * ratio),
+                                      end_head_px=round(args.mc_max_face * ratio))
     print(f"1080p entrance video: {truth.frames} frames ({truth.frames / truth.fps:.0f} s), "
-          f"{len(truth.visits)} visits", file=sys.stderr)
+          f"{len(truth.visits)} visits, faces {args.mc_min_face}-{args.mc_max_face} px "
+          f"(head x{ratio:.2f})", file=sys.stderr)
     gallery_path = work / "customers.npz"
     save(padded("customers", entries), gallery_path)
+    holder = GalleryHolder(Matcher([load(gallery_path)]))
+    faces.detect(np.zeros((80, 80, 3), np.uint8))    # dlib loaded before the baseline
+    base_rss = rss_mb()[0]
     rows = []
     for n in args.cameras:
         settings = EdgeSettings.model_validate({
             "galleries": [str(gallery_path)], "realtime": True,
-            "cameras": {f"cam-{i + 1}": {"source": str(video)} for i in range(n)}})
+            "cameras": {f"cam-{i + 1}": {"source": str(video)} for i in range(n)},
+            **({"detection_slots": args.slots} if args.slots else {}),
+            **({"detection": {"proposer": args.proposer}} if args.proposer else {})})
         events: list[MatchEvent] = []
         c0, t0 = time.process_time(), time.perf_counter()
-        cameras = run_edge(settings, GalleryHolder(Matcher([load(gallery_path)])),
-                           sinks=[events.append])
+        with RssSampler() as rss:
+            cameras = run_edge(settings, holder, sinks=[events.append])
         cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+        cam_s = n * wall
+        stage_cpu = {st: round(1000 * sum(c.metrics.cpu_s()[st] for c in cameras.values())
+                               / cam_s, 1) for st in STAGES}
         per_cam = []
         for camera_id, cam in cameras.items():
             mine = [(e.source_frame or 0, e.person_id) for e in events
@@ -554,16 +616,23 @@ def bench_multicam(args: argparse.Namespace) -> dict[str, Any]:
                             "latency_p95_s": sc["latency_s_p95"],
                             "frame_age_p95_s": pct(cam.metrics.frame_ages(), 95),
                             "frames": cam.metrics.frames,
+                            "detections": cam.metrics.detections,
+                            "encodes": cam.metrics.encodes,
                             "dropped_frames": cam.source.dropped_frames})
         rows.append({"cameras": n, "wall_s": round(wall, 1),
                      "cpu_pct_per_camera": round(100 * cpu / wall / n, 1),
+                     "cpu_ms_per_camera_s": stage_cpu,
+                     "rss_peak_mb": round(rss.peak, 1),
+                     "rss_mb_per_camera": round((rss.peak - base_rss) / n, 1),
                      "per_camera": per_cam})
         r = rows[-1]
         print(f"N={n}: CPU {r['cpu_pct_per_camera']}% of a core per camera over "
-              f"{r['wall_s']} s", file=sys.stderr)
+              f"{r['wall_s']} s; stage CPU-ms per camera-second {stage_cpu}", file=sys.stderr)
     return {"video": {"frames": truth.frames, "fps": truth.fps, "size": "1920x1080",
                       "visits": len(truth.visits),
-                      "enrolled": sum(v.enrolled for v in truth.visits)},
+                      "enrolled": sum(v.enrolled for v in truth.visits),
+                      "face_px": [args.mc_min_face, args.mc_max_face]},
+            "baseline_rss_mb": round(base_rss, 1), "load_avg": list(os.getloadavg()),
             "runs": rows}
 
 
@@ -571,13 +640,25 @@ def print_multicam(out: dict[str, Any]) -> None:
     v = out["video"]
     print(f"\n== {v['size']} entrance video at real time ({v['fps']:.0f} fps, {v['frames']} "
           f"frames, {v['enrolled']} enrolled of {v['visits']} visits) as N cameras, one process")
+    print(f"  faces {v['face_px'][0]}-{v['face_px'][1]} px; load average at the end "
+          f"{', '.join(f'{x:.1f}' for x in out['load_avg'])} (timings are only comparable "
+          "within one run)")
     print("  N  camera  recall  wrong  p95 latency s  p95 frame age s  frames  dropped  "
-          "CPU %/camera")
+          "passes  encodes")
     for r in out["runs"]:
         for c in r["per_camera"]:
             print(f"  {r['cameras']:<2} {c['camera']:<7} {c['recall']!s:>6}  {c['wrong_person']:>5}"
                   f"  {c['latency_p95_s']!s:>13}  {c['frame_age_p95_s']!s:>16}  {c['frames']:>6}"
-                  f"  {c['dropped_frames']:>7}  {r['cpu_pct_per_camera']:>12}")
+                  f"  {c['dropped_frames']:>7}  {c['detections']:>6}  {c['encodes']:>7}")
+    print("\n  CPU-ms per camera-second by stage (thread CPU; 1000 = one core per camera)")
+    print("  N  " + "".join(f"{st:>10}" for st in STAGES) + "  process %/cam  RSS MB  MB/cam")
+    for r in out["runs"]:
+        print(f"  {r['cameras']:<2} " + "".join(f"{r['cpu_ms_per_camera_s'][st]:>10}"
+                                             for st in STAGES)
+              + f"  {r['cpu_pct_per_camera']:>13}  {r['rss_peak_mb']:>6}  "
+                f"{r['rss_mb_per_camera']:>6}")
+    print(f"  (RSS before the runs, dlib and a {PAD_TO:,}-identity gallery loaded: "
+          f"{out['baseline_rss_mb']} MB)")
     print("\ntargets: 4 cameras keep up (frame age p95 <= 1 s), recall within 5 points of "
           "N=1; at 8, frames skipped evenly and no camera stalls")
 
@@ -616,8 +697,18 @@ def main() -> int:
                     help="only the multi-camera bench (issue 11 §5b)")
     ap.add_argument("--cameras", type=lambda v: [int(x) for x in v.split(",")],
                     default=[1, 2, 4, 8], help="camera counts for --multicam")
-    ap.add_argument("--mc-visits", type=int, default=8,
-                    help="enrolled visits in the --multicam video")
+    ap.add_argument("--mc-visits", type=int, default=48,
+                    help="enrolled visits per camera in the --multicam video (48: ~2 points "
+                    "of recall each)")
+    ap.add_argument("--mc-min-face", type=int, default=32,
+                    help="--multicam: face box px as a visitor enters")
+    ap.add_argument("--mc-max-face", type=int, default=160,
+                    help="--multicam: face box px as a visitor leaves")
+    ap.add_argument("--proposer", choices=["hog", "blazeface"], default=None,
+                    help="--multicam: detection.proposer of every camera (default: the "
+                    "setting's)")
+    ap.add_argument("--slots", type=int, default=0,
+                    help="--multicam: detection_slots (0: the setting's default)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.multicam:

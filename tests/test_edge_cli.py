@@ -45,12 +45,12 @@ def test_missing_source_is_a_clear_error(miranda_gallery: Path, tmp_path: Path) 
 
 def test_invalid_setting_names_the_key(miranda_gallery: Path, tmp_path: Path) -> None:
     cfg = tmp_path / "edge.yaml"
-    cfg.write_text("detection:\n  every_n_frames: 0\n")
+    cfg.write_text("detection:\n  fps: 0\n")
     proc = subprocess.run(
         [*ONEEYE, "edge", "--source", "x.mp4", "--gallery", str(miranda_gallery),
          "--config", str(cfg)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
-    assert "detection.every_n_frames" in proc.stderr
+    assert "detection.fps" in proc.stderr
 
 
 def test_sigterm_stops_cleanly_and_keeps_the_event(examples: Path, miranda_gallery: Path,

@@ -64,7 +64,7 @@ def test_a_36px_face_in_a_1080p_frame_is_detected_and_then_matched(
     # Far from the camera, walking slowly across the frame.
     images = [synth.scene(bg, [(head, 1400 + 3 * i, 700, width)], rng=rng) for i in range(10)]
     settings = EdgeSettings(cameras=ONE_CAMERA,  # type: ignore[arg-type]
-                            detection={"every_n_frames": 1})  # type: ignore[arg-type]
+                            detection={"fps": 60})  # type: ignore[arg-type]
 
     seen = Pipeline(settings, settings.camera("cam-1"), GalleryHolder())
     boxes = [b for i, img in enumerate(images[:4]) for b in seen.detect(img, i / FPS)]
@@ -128,7 +128,7 @@ def test_a_track_is_announced_on_its_fused_looks_and_a_stranger_is_not(
     assert single.min() > rule.max_distance, "precondition: every single look is rejected"
 
     events, pipe = _run(EdgeSettings(cameras=ONE_CAMERA,  # type: ignore[arg-type]
-                            cooldown_s=0, detection={"every_n_frames": 1}),  # type: ignore[arg-type]
+                            cooldown_s=0, detection={"fps": 60}),  # type: ignore[arg-type]
                         gal.Matcher([g]), images)
     assert [e.person_id for e in events] == [ALICE]
     assert events[0].distance <= rule.max_distance < single.min()
@@ -152,7 +152,7 @@ def test_someone_stepping_into_a_track_is_not_fused_with_who_was_there(
     # Whole-frame detection: the visitor's single frame is searched (no motion warm-up).
     settings = EdgeSettings(cameras=ONE_CAMERA,  # type: ignore[arg-type]
                             cooldown_s=0,
-                            detection={"every_n_frames": 1, "regions": False})  # type: ignore[arg-type]
+                            detection={"fps": 60, "regions": False})  # type: ignore[arg-type]
     events, pipe = _run(settings, gal.Matcher([enrolled]), images)
     assert pipe.metrics.tracks_total == 1, "precondition: the tracker kept one track"
     assert pipe.metrics.identity_switches == 1
@@ -177,7 +177,7 @@ def test_an_event_that_cannot_be_built_marks_nothing_and_is_retried(
     rng = np.random.default_rng(4)
     images = [synth.scene(bg, [(head, 300 + i, 220, w)], rng=rng) for i in range(16)]
     settings = EdgeSettings(cameras=ONE_CAMERA,  # type: ignore[arg-type]
-                            detection={"every_n_frames": 1},  # type: ignore[arg-type]
+                            detection={"fps": 60},  # type: ignore[arg-type]
                             recognition={"reverify_s": 0.1})  # type: ignore[arg-type]
     events, pipe = _run(settings, gal.Matcher([bad]), images)
     assert events == []

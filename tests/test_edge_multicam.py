@@ -85,14 +85,14 @@ def closed_port() -> int:
 
 def test_cameras_map_overlays_only_the_keys_a_camera_gives() -> None:
     s = EdgeSettings.model_validate({
-        "realtime": True, "detection": {"upsample": 0, "every_n_frames": 2},
+        "realtime": True, "detection": {"upsample": 0, "fps": 7.5},
         "cameras": {"door": {"source": "rtsp://cam/door", "detection": {"upsample": 2}},
                     "lobby": {"source": "lobby.mp4", "realtime": False, "stall_s": 2}}})
     per = s.per_camera()
     assert list(per) == ["door", "lobby"]
     door, lobby = per["door"], per["lobby"]
     assert (door.camera_id, door.source, door.realtime) == ("door", "rtsp://cam/door", True)
-    assert door.detection.upsample == 2 and door.detection.every_n_frames == 2
+    assert door.detection.upsample == 2 and door.detection.fps == 7.5
     assert lobby.detection.upsample == 0 and lobby.realtime is False and lobby.stall_s == 2
     assert door.recognition == s.recognition and (door.rotate, door.crop) == (0, None)
 

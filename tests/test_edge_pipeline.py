@@ -231,7 +231,7 @@ def test_stop_drains_pending_encodings_nothing_lost(
     mid = (truth.visits[0].first_frame + truth.visits[0].last_frame) // 2
     s = EdgeSettings(cameras=_camera(video), galleries=[galleries["customers"]],
                      recognition={"min_looks": 1},  # type: ignore[arg-type]
-                     detection={"every_n_frames": 1})  # type: ignore[arg-type]
+                     detection={"fps": 60})  # type: ignore[arg-type]
     events: list[MatchEvent] = []
     pipe = Pipeline(s, s.camera("cam-1"), load_holder(s), sinks=[events.append])
     # Feed frames by hand from mid-visit (a clear face) until its encoding is in flight.

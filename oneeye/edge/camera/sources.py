@@ -96,6 +96,9 @@ class Source:
         self.corrupt_frames = 0
         self.dropped_frames = 0      # frames skipped because processing was busy or late
         self.reconnects = 0
+        #: CPU seconds the source's own reader thread spent reading and decoding frames
+        #: (0 for sources that decode in the caller's thread, where the caller times it)
+        self.decode_cpu_s = 0.0
 
     @property
     def state(self) -> CameraState:
@@ -156,9 +159,11 @@ class FileSource(Source):
                 self._set_state("ok")
                 start_index = index
                 clock = MediaClock(self.fps, offset_s)
+                base, c0 = self.decode_cpu_s, time.thread_time()
                 try:
                     while not self._stop.is_set():
                         ok, image = cap.read()
+                        self.decode_cpu_s = base + time.thread_time() - c0
                         if not ok:
                             break
                         media_s = clock.stamp(cap.get(cv2.CAP_PROP_POS_MSEC))

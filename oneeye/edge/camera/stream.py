@@ -126,9 +126,11 @@ class LiveSource(Source):
     def _read_until_drop(self, cap: Capture, index: int, generation: int) -> int:
         bad = 0
         last_good = self._clock()
+        base, c0 = self.decode_cpu_s, time.thread_time()
         try:
             while self._current(generation):
                 ok, image = cap.read()
+                self.decode_cpu_s = base + time.thread_time() - c0
                 if not self._current(generation):
                     return index          # abandoned by the watchdog while blocked in read()
                 if ok and valid_frame(image):

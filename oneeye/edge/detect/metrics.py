@@ -22,12 +22,15 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
-STAGES = ("decode", "detect", "track", "encode", "match")
+#: Where a camera's CPU goes: decode the frame, find motion, detect faces in regions (HOG),
+#: track, 5-point landmarks, encode, match (decide the track), publish (hand events to sinks).
+STAGES = ("decode", "motion", "detect", "track", "landmarks", "encode", "match", "publish")
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class Metrics:
         #: No frame for this long (the source's ``stall_s``): the camera delivers nothing.
         self.silent_after_s = silent_after_s
         self._stage: dict[str, deque[float]] = {s: deque(maxlen=window) for s in STAGES}
+        self._cpu: dict[str, float] = dict.fromkeys(STAGES, 0.0)   # thread CPU s, all time
         self._frame_age: deque[float] = deque(maxlen=2000)
         self._frame_times: deque[float] = deque()
         self._newest: tuple[float, float | None] | None = None  # (clock at record, its age)
@@ -89,14 +93,35 @@ class Metrics:
             n = self.skipped_looks[reason] = self.skipped_looks.get(reason, 0) + 1
             return n
 
-    def stage(self, name: str, seconds: float) -> None:
+    def stage(self, name: str, seconds: float, cpu_s: float | None = None) -> None:
+        """One ``name`` step took ``seconds`` (wall) and ``cpu_s`` of its thread's CPU."""
         with self._lock:
             self._stage[name].append(seconds)
+            if cpu_s is not None:
+                self._cpu[name] += cpu_s
 
-    def encoded(self, seconds: float) -> None:
-        """One encoding finished (called from worker threads)."""
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        """Record the wall time and the calling thread's CPU time of the block as ``name``."""
+        t0, c0 = time.perf_counter(), time.thread_time()
+        try:
+            yield
+        finally:
+            self.stage(name, time.perf_counter() - t0, time.thread_time() - c0)
+
+    def add_cpu(self, name: str, cpu_s: float) -> None:
+        """CPU seconds spent on ``name`` in another thread (a source's decoder)."""
         with self._lock:
-            self._stage["encode"].append(seconds)
+            self._cpu[name] += cpu_s
+
+    def cpu_s(self) -> dict[str, float]:
+        """Thread CPU seconds spent per stage since the start (worker threads included)."""
+        with self._lock:
+            return dict(self._cpu)
+
+    def encoded(self) -> None:
+        """One encoding finished (called from worker threads; timed with :meth:`timed`)."""
+        with self._lock:
             self.encodes += 1
 
     def frame(self, age_s: float | None) -> None:

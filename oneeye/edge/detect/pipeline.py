@@ -5,12 +5,16 @@ Why it is shaped this way (2-core CPU; ``bench/edge.py`` prints the figures; the
 "How a face becomes one event" is the tour):
 
 * Frames stay at native resolution: a 32 px face in a 1080p frame exists only there.
-  Every ``every_n_frames`` frames the detector runs only where it can pay off
+  ``detection.fps`` times a second (the camera's clock: media time for files) the
+  detector runs, when the edge's shared :class:`~oneeye.edge.detect.scheduler.DetectScheduler`
+  grants the camera a slot (cameras with undecided faces first), and only where it can pay off
   (:mod:`oneeye.edge.detect.regions`): moving areas, where open tracks are predicted, and one
   band of a slow sweep. An empty scene then costs about what decoding costs. The IoU
   tracker carries faces between detections: each person in view is one track.
 * Decide on the track, not on one look. Small, blurred, too dark or turned crops are not
-  encoded (sharpness is measured contrast-normalised: darkness is not blur);
+  encoded (sharpness is measured contrast-normalised: darkness is not blur), nor looks
+  clearly worse than the best the track has shown (``best_look_ratio``); a track has at
+  most ``max_encodes_per_track`` attempts, and ``max_reverify`` once decided;
   a track's looks are fused and decided once by :meth:`Matcher.identify_track` (the
   gallery rule with the device's override — what ``oneeye identify``/``analyze`` use).
 * Encodings run in a thread pool on padded crops while the main thread detects on; each
@@ -43,16 +47,18 @@ from pydantic import ValidationError
 from oneeye import faces
 from oneeye.edge.camera.geometry import Geometry
 from oneeye.edge.camera.sources import Frame, Source
-from oneeye.edge.detect import snapshot
+from oneeye.edge.detect import proposer, snapshot
 from oneeye.edge.detect.metrics import Metrics
 from oneeye.edge.detect.regions import (
     MotionDetector,
     MotionParams,
     Sweep,
     dedupe,
+    grow,
     look_regions,
     search_scale,
 )
+from oneeye.edge.detect.scheduler import Need, Seat
 from oneeye.edge.detect.tracker import Track, Tracker
 from oneeye.edge.gallery.holder import GalleryHolder
 from oneeye.edge.settings import (
@@ -70,6 +76,8 @@ from oneeye.types import BBox, utc_now
 log = logging.getLogger(__name__)
 
 Sink = Callable[[MatchEvent], None]
+#: A pass is due this much before its time: frame times jitter (live) or round (media time).
+_CADENCE_SLACK_S = 0.005
 #: (bbox in processing pixels, label, identified?) per open track, for the preview.
 Annotation = tuple[BBox, str, bool]
 FrameHook = Callable[[NDArray[np.uint8], list[Annotation]], None]
@@ -103,6 +111,8 @@ class _TrackState(TrackLooks):
     pending: Future[Look | None] | None = None
     pending_seq: int = 0
     last_encode_at: float = 0.0
+    reverified: int = 0
+    best_score: float = 0.0    # best look_score seen (fading a pass), for best_look_ratio
     closed: bool = False
     announced: set[str] = field(default_factory=set)
 
@@ -117,6 +127,26 @@ def look_problem(q: faces.FaceQuality, r: RecognitionSettings) -> faces.QualityP
     """Why the device would not encode a crop of this quality (too small, too dark, too
     blurred: :meth:`oneeye.faces.FaceQuality.problem` at ``r``'s floors), or None."""
     return q.problem(min_face_px=r.min_face_px, min_blur=r.min_blur)
+
+
+def look_score(q: faces.FaceQuality) -> float:
+    """How good a look is for encoding, 0–1: its size up to 96 px (dlib encodes a 150 px
+    chip; below ~96 px detail is interpolated) times its sharpness up to 60 (the variance of
+    the Laplacian of :func:`oneeye.faces.quality`; sharp faces score 20–70, 2 px blur < 10).
+    Pose is judged later, from the landmarks (``max_yaw``)."""
+    return min(1.0, q.size_px / 96) * min(1.0, q.blur / 60)
+
+
+#: Share of a track's best look score kept from one detection pass to the next.
+BEST_FADE = 0.9
+
+
+def among_best(score: float, best: float, ratio: float) -> tuple[bool, float]:
+    """Whether a look of ``score`` is worth encoding on a track whose best so far is
+    ``best`` (faded by :data:`BEST_FADE` a pass): at least ``ratio`` of it. Returns that and
+    the track's new best."""
+    best = max(score, BEST_FADE * best)
+    return score >= ratio * best, best
 
 
 def usable_look(q: faces.FaceQuality, r: RecognitionSettings) -> bool:
@@ -167,7 +197,11 @@ class Pipeline:
 
     def __init__(self, settings: EdgeSettings, camera: CameraConfig, holder: GalleryHolder, *,
                  sinks: Iterable[Sink] = (), metrics: Metrics | None = None,
-                 on_frame: FrameHook | None = None, pool: Executor | None = None) -> None:
+                 on_frame: FrameHook | None = None, pool: Executor | None = None,
+                 seat: Seat | None = None) -> None:
+        """``pool``: this camera's lane of the edge's shared encoding pool (own threads if
+        None); ``seat``: this camera's seat at the edge's shared detection scheduler (every
+        pass runs on cadence if None: one camera, the benches, ``oneeye analyze``)."""
         self.settings = settings
         self.camera = camera
         self.holder = holder
@@ -196,6 +230,11 @@ class Pipeline:
         self._overrides: dict[str, ThresholdOverride] = {
             str(k): v for k, v in settings.thresholds.items()}
         self._regions: list[BBox] = []      # searched at the last detection pass
+        if d.regions and d.proposer == "blazeface":
+            proposer.model_dir()   # a missing wheel is a setup error, said at start
+        self._seat = seat
+        self._next_due: float | None = None   # camera clock of the next detection pass
+        self._motion: tuple[int, list[BBox]] | None = None   # (frame seq, boxes) asked with
 
     # ------------------------------------------------------------------ main loop
 
@@ -220,13 +259,17 @@ class Pipeline:
         watcher.start()
         frames = source.frames()
         errors = 0
+        decoded = source.decode_cpu_s
         try:
             while not stop.is_set():
-                t0 = time.perf_counter()
-                frame = next(frames, None)
+                with self.metrics.timed("decode"):
+                    frame = next(frames, None)
+                # A source decoding in its own thread reports that thread's CPU.
+                now_decoded = source.decode_cpu_s
+                self.metrics.add_cpu("decode", now_decoded - decoded)
+                decoded = now_decoded
                 if frame is None:
                     break
-                self.metrics.stage("decode", time.perf_counter() - t0)
                 try:
                     self.process(frame)
                     errors = 0
@@ -265,23 +308,31 @@ class Pipeline:
         image, evened = even_light(image, dark_below=d.dark_luma)
         self.metrics.dark_frames += evened
         matcher = self.holder.current()
-        # File sources: everything started at the previous detection pass is collected now.
+        due = self._next_due is None or now >= self._next_due - _CADENCE_SLACK_S
+        # File sources: everything started at the previous detection pass is collected
+        # before the next one, so a file decides the same on any machine.
         self._collect(frame, now, matcher, factor,
-                      wait_upto=None if self._live else self._seq - d.every_n_frames)
-        if (self._seq - 1) % d.every_n_frames == 0:
-            t0 = time.perf_counter()
-            boxes = self.detect(image, now)
-            t1 = time.perf_counter()
-            self.metrics.stage("detect", t1 - t0)
+                      wait_upto=None if self._live else (self._seq - 1 if due else 0))
+        if due and self._granted(image):
+            try:
+                boxes = self.detect(image, now, motion=self._asked_motion())
+            finally:
+                if self._seat is not None:
+                    self._seat.release()
+            period = 1.0 / d.fps
+            # Keep the cadence on its own grid; after a late pass wait at least half a
+            # period, so a camera that fell behind does not ask again at once.
+            due_at = now if self._next_due is None else self._next_due
+            self._next_due = max(due_at + period, now + period / 2)
             self.metrics.detections += 1
-            tracks, new = self.tracker.update(boxes, now, frame.index)
-            for tr in new:
-                self._states[tr.track_id] = _TrackState(track=tr)
-                self.metrics.tracks_total += 1
-            if len(matcher):   # nobody to look for (yet): encoding would be wasted work
-                for tr in tracks:
-                    self._maybe_encode(self._states[tr.track_id], image, now)
-            self.metrics.stage("track", time.perf_counter() - t1)
+            with self.metrics.timed("track"):
+                tracks, new = self.tracker.update(boxes, now, frame.index)
+                for tr in new:
+                    self._states[tr.track_id] = _TrackState(track=tr)
+                    self.metrics.tracks_total += 1
+                if len(matcher):   # nobody to look for (yet): encoding would be wasted work
+                    for tr in tracks:
+                        self._maybe_encode(self._states[tr.track_id], image, now)
         for tr in self.tracker.expire(now):
             st = self._states.get(tr.track_id)
             if st is not None:
@@ -294,31 +345,87 @@ class Pipeline:
             self.on_frame(image, [(s.track.bbox, s.label, s.decided and s.label != "unknown")
                                   for s in self._states.values() if not s.closed])
 
-    def detect(self, bgr: NDArray[np.uint8], now: float) -> list[BBox]:
+    def _granted(self, image: NDArray[np.uint8]) -> bool:
+        """Whether this camera's due pass may run now: always without a scheduler; with one,
+        once the scheduler grants the ask made at this camera's :meth:`need`."""
+        if self._seat is None:
+            return True
+        if self._motion is None and self.camera.detection.regions:
+            # Motion once per ask: what the need is judged on, reused if granted at once.
+            with self.metrics.timed("motion"):
+                self._motion = (self._seq, self.motion.detect(image))
+        return self._seat.ready(self.need(self._motion[1] if self._motion else []),
+                                block=not self._paced)
+
+    def _asked_motion(self) -> list[BBox] | None:
+        """The motion found when asking, if the pass runs on that same frame."""
+        asked, self._motion = self._motion, None
+        return asked[1] if asked is not None and asked[0] == self._seq else None
+
+    def need(self, motion: list[BBox]) -> Need:
+        """What this camera's next pass is worth (:class:`Need`): an open track not yet
+        decided; else motion outside every open track's expected box (someone arriving);
+        else quiet (decided tracks only, or a still scene)."""
+        if any(not s.decided for s in self._states.values() if not s.closed):
+            return Need.UNDECIDED
+        d = self.camera.detection
+        now = self._last_now if self._last_now is not None else 0.0
+        if self._last_frame is None:
+            return Need.MOTION if motion else Need.QUIET
+        h, w = self._last_frame.image.shape[:2]
+        covered = [grow(t.predicted(now), max(t.bbox[1] - t.bbox[3], t.bbox[2] - t.bbox[0]),
+                        d.region_min_px, h, w) for t in self.tracker.tracks.values()]
+
+        def inside(m: BBox, c: BBox) -> bool:
+            return m[0] >= c[0] and m[1] <= c[1] and m[2] <= c[2] and m[3] >= c[3]
+
+        if any(not any(inside(m, c) for c in covered) for m in motion):
+            return Need.MOTION
+        return Need.QUIET
+
+    def detect(self, bgr: NDArray[np.uint8], now: float,
+               motion: list[BBox] | None = None) -> list[BBox]:
         """Face boxes in ``bgr`` (processing pixels): in the regions worth a look, at native
         resolution up to ``detection.region_max_pixels`` per region; or, with
-        ``detection.regions`` off, in the whole frame resized by ``detection.scale``."""
+        ``detection.regions`` off, in the whole frame resized by ``detection.scale``.
+        ``motion``: moving areas already found in this frame (else they are found now)."""
         d = self.camera.detection
         if not d.regions:
-            return faces.detect(faces.bgr_to_rgb(bgr), model=d.model, upsample=d.upsample,
-                                scale=d.scale)
+            with self.metrics.timed("detect"):
+                return faces.detect(faces.bgr_to_rgb(bgr), model=d.model, upsample=d.upsample,
+                                    scale=d.scale)
+        if motion is None:
+            with self.metrics.timed("motion"):
+                motion = self.motion.detect(bgr)
+        with self.metrics.timed("detect"):
+            return self._detect_regions(bgr, now, motion)
+
+    def _detect_regions(self, bgr: NDArray[np.uint8], now: float,
+                        motion: list[BBox]) -> list[BBox]:
+        d = self.camera.detection
         h, w = bgr.shape[:2]
         expected = [t.predicted(now) for t in self.tracker.tracks.values()]
-        regions = look_regions((h, w), self.motion.detect(bgr), expected, pad=d.region_pad,
+        regions = look_regions((h, w), motion, expected, pad=d.region_pad,
                                min_side=d.region_min_px)
         # Motion everywhere: one whole-frame pass at the full-frame scale, never costlier
         # than detection without regions.
-        searches = ([((0, w, h, 0), d.scale)] if regions is None
-                    else [(r, search_scale(r, d.region_max_pixels)) for r in regions])
+        searches = ([((0, w, h, 0), d.scale, False)] if regions is None
+                    else [(r, search_scale(r, d.region_max_pixels), True) for r in regions])
         band = self.sweep.next_band(now, h, w)
         if band is not None:
-            searches.append((band, d.sweep_scale))
-        self._regions = [r for r, _ in searches]
+            # A band is a thin strip of the whole width: BlazeFace's square input would
+            # shrink its faces to nothing, so HOG searches it whatever the proposer.
+            searches.append((band, d.sweep_scale, False))
+        self._regions = [r for r, _, _ in searches]
         boxes: list[BBox] = []
-        for (top, right, bottom, left), scale in searches:
-            crop = faces.bgr_to_rgb(bgr[top:bottom, left:right])
-            for b in faces.detect(crop, model=d.model, upsample=d.upsample, scale=scale):
-                boxes.append((b[0] + top, b[1] + left, b[2] + top, b[3] + left))
+        for (top, right, bottom, left), scale, region in searches:
+            if region and d.proposer == "blazeface":
+                found = proposer.propose_and_confirm(bgr[top:bottom, left:right],
+                                                     d.blazeface_model)
+            else:
+                found = faces.detect(faces.bgr_to_rgb(bgr[top:bottom, left:right]),
+                                     model=d.model, upsample=d.upsample, scale=scale)
+            boxes += [(b[0] + top, b[1] + left, b[2] + top, b[3] + left) for b in found]
         # A face inside both a region and the sweep band is found twice: keep one.
         return dedupe(boxes)
 
@@ -334,6 +441,8 @@ class Pipeline:
                       wait_upto=self._seq)
         self.tracker.close_all()
         self._states.clear()
+        if self._seat is not None:   # a camera that stops gives up its ask or slot
+            self._seat.release()
         self.metrics.open_tracks = 0
         self._pool.shutdown(wait=True)
 
@@ -355,7 +464,8 @@ class Pipeline:
         if st.decided:
             # Re-check a decided track now and then: the person may have turned towards the
             # camera (unknown → known), or the tracker may have swapped two people.
-            if r.reverify_s <= 0 or now - st.last_encode_at < r.reverify_s:
+            if (r.reverify_s <= 0 or st.reverified >= r.max_reverify
+                    or now - st.last_encode_at < r.reverify_s):
                 return
         elif st.encodes >= r.max_encodes_per_track:
             return
@@ -379,28 +489,45 @@ class Pipeline:
                             "light or the camera's night (IR) mode", self.camera.camera_id,
                             q.brightness, q.blur, r.min_blur, n)
             return
+        # Only the best looks: one clearly worse than the best this track has shown (a blurred
+        # step, a face further away) is not worth an attempt. The best fades, so a track
+        # whose one sharp look passed is not shut out for good.
+        worth, st.best_score = among_best(look_score(q), st.best_score, r.best_look_ratio)
+        if not worth:
+            self.metrics.skipped("below_best")
+            return
         wanted = any(self.settings.snapshot.values())
         snap = snapshot.crop(bgr, box).copy() if wanted else None
+        if st.decided:
+            st.reverified += 1
         st.encodes += 1
         st.last_encode_at = now
         st.pending_seq = self._seq
-        st.pending = self._pool.submit(self._encode, crop_rgb, inner, box, q.size_px, snap)
+        # A decided track's re-check waits behind every undecided face of every camera.
+        rank = Need.QUIET if st.decided else Need.UNDECIDED
+        submit_ranked = getattr(self._pool, "submit_ranked", None)
+        if submit_ranked is not None:
+            st.pending = submit_ranked(rank, self._encode, crop_rgb, inner, box, q.size_px, snap)
+        else:
+            st.pending = self._pool.submit(self._encode, crop_rgb, inner, box, q.size_px, snap)
 
     def _encode(self, crop_rgb: NDArray[np.uint8], inner: BBox, box: BBox, size_px: int,
                 snap: NDArray[np.uint8] | None) -> Look | None:
         """A look, or None for a crop turned too far (or failing) — the attempt still counts."""
         r = self.camera.recognition
-        t0 = time.perf_counter()
         try:
-            marks = faces.landmarks(crop_rgb, [inner])
+            with self.metrics.timed("landmarks"):
+                marks = faces.landmarks(crop_rgb, [inner])
             if not marks or faces.yaw(marks[0]) > r.max_yaw:
                 return None
-            encs = faces.encode(crop_rgb, [inner], jitters=r.jitters, model=r.landmark_model)
+            with self.metrics.timed("encode"):
+                encs = faces.encode(crop_rgb, [inner], jitters=r.jitters,
+                                    model=r.landmark_model)
         except Exception:  # a worker must never take the pipeline down
             log.exception("encoding failed")
             return None
         finally:
-            self.metrics.encoded(time.perf_counter() - t0)
+            self.metrics.encoded()
         return Look(encs[0], box, size_px, snap) if encs else None
 
     # ------------------------------------------------------------------ decisions
@@ -417,9 +544,8 @@ class Pipeline:
                 fut.result()
             st.pending = None
             look = fut.result()
-            t0 = time.perf_counter()
-            match = self._decide(st, look, matcher)
-            self.metrics.stage("match", time.perf_counter() - t0)
+            with self.metrics.timed("match"):
+                match = self._decide(st, look, matcher)
             if match is not None:
                 self._announce(st, match, frame, now, matcher, factor)
             if st.closed and st.pending is None:
@@ -465,11 +591,12 @@ class Pipeline:
         log.info("match %s (%s) track %d distance %.3f margin %.3f frame %s", person,
                  match.watchlist, st.track.track_id, match.distance, match.margin,
                  event.source_frame)
-        for sink in self.sinks:
-            try:
-                sink(event)
-            except Exception:  # one broken sink must not silence the others
-                log.exception("event sink %r failed for %s", sink, event.event_id)
+        with self.metrics.timed("publish"):
+            for sink in self.sinks:
+                try:
+                    sink(event)
+                except Exception:  # one broken sink must not silence the others
+                    log.exception("event sink %r failed for %s", sink, event.event_id)
 
     def _build_event(self, st: _TrackState, match: Match, frame: Frame | None,
                      matcher: Matcher, factor: float) -> MatchEvent:

@@ -7,6 +7,11 @@ next job from the next camera in turn, so a camera's job waits for at most one j
 of each other camera. Each camera submits through its own :class:`Lane`, an
 ``Executor`` the pipeline uses like any other.
 
+Jobs carry a rank (:class:`~oneeye.edge.detect.scheduler.Need`, via
+:meth:`Lane.submit_ranked`; plain ``submit`` is ``UNDECIDED``): a worker takes the
+best-ranked job waiting in any lane, round-robin among lanes holding that rank, so the
+encoding of a face not yet decided never waits behind the re-check of a decided one.
+
     pool = FairPool(workers=2)
     lane = pool.lane("door")              # pass to Pipeline(pool=lane)
     future = lane.submit(fn, *args)       # concurrent.futures.Future
@@ -22,11 +27,14 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
 
+from oneeye.edge.detect.scheduler import Need
+
 log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
-_Job = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+#: (rank, future, function, args, kwargs)
+_Job = tuple[int, Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 
 class Lane(Executor):
@@ -38,9 +46,14 @@ class Lane(Executor):
         self._closed = False
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        return self.submit_ranked(Need.UNDECIDED, fn, *args, **kwargs)
+
+    def submit_ranked(self, rank: Need, fn: Callable[P, T], /, *args: P.args,
+                      **kwargs: P.kwargs) -> Future[T]:
+        """``submit`` at ``rank``: served after every better-ranked job of any lane."""
         if self._closed:
             raise RuntimeError(f"lane {self.name} is shut down")
-        return self._pool._submit(self.name, fn, args, kwargs)
+        return self._pool._submit(self.name, int(rank), fn, args, kwargs)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Close this lane; the pool's workers keep serving the other cameras."""
@@ -72,32 +85,38 @@ class FairPool:
         with self._cond:
             return len(self._queues.get(name, ()))
 
-    def _submit(self, name: str, fn: Callable[..., T], args: tuple[Any, ...],
+    def _submit(self, name: str, rank: int, fn: Callable[..., T], args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Future[T]:
         future: Future[T] = Future()
         with self._cond:
             if self._closed:
                 raise RuntimeError("pool is shut down")
-            self._queues[name].append((future, fn, args, kwargs))
+            self._queues[name].append((rank, future, fn, args, kwargs))
             self._cond.notify()
         return future
 
     def _next(self) -> _Job | None:
-        """The next lane's oldest job (rotating the lanes), or None once shut down."""
+        """The oldest job of the best rank waiting, from the next lane in turn holding that
+        rank (rotating the lanes), or None once shut down."""
         with self._cond:
             while True:
-                for _ in range(len(self._turn)):
-                    name = self._turn[0]
-                    self._turn.rotate(-1)
-                    if self._queues[name]:
-                        return self._queues[name].popleft()
+                best = min((job[0] for q in self._queues.values() for job in q), default=None)
+                if best is not None:
+                    for _ in range(len(self._turn)):
+                        name = self._turn[0]
+                        self._turn.rotate(-1)
+                        q = self._queues[name]
+                        for i, job in enumerate(q):
+                            if job[0] == best:
+                                del q[i]
+                                return job
                 if self._closed:
                     return None
                 self._cond.wait()
 
     def _work(self) -> None:
         while (job := self._next()) is not None:
-            future, fn, args, kwargs = job
+            _rank, future, fn, args, kwargs = job
             if not future.set_running_or_notify_cancel():
                 continue
             try:

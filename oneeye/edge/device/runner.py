@@ -6,10 +6,13 @@
 Every camera of ``settings.per_camera()`` gets its own source, pipeline (tracker,
 cooldowns per person and camera) and thread, so a dead or frozen camera only
 blocks its own thread. They share one :class:`GalleryHolder`, one outbox/uplink,
-one gallery sync and one encoding pool that serves the cameras round-robin
-(:class:`~oneeye.edge.detect.pool.FairPool`): a camera facing a crowd cannot delay another
-camera's face. Live sources keep only their newest frame and realtime files skip
-late frames, so a camera that falls behind skips frames instead of queueing them.
+one gallery sync, one detection scheduler that grants ``detection_slots`` passes at a
+time to the cameras with undecided faces first
+(:class:`~oneeye.edge.detect.scheduler.DetectScheduler`), and one encoding pool that serves
+the cameras round-robin, undecided faces first (:class:`~oneeye.edge.detect.pool.FairPool`):
+a camera facing a crowd cannot delay another camera's face. Live sources keep only their
+newest frame and realtime files skip late frames, so a camera that falls behind skips
+frames instead of queueing them.
 
 On stop it drains: pending encodings finish, their events reach every sink, and
 the uplink (the durable outbox) is closed last, so nothing pending is lost.
@@ -36,6 +39,7 @@ from oneeye.edge.comms.uplink import Uplink
 from oneeye.edge.detect.metrics import Metrics, merged_stage_ms, percentile_ms
 from oneeye.edge.detect.pipeline import FrameHook, Pipeline, Sink
 from oneeye.edge.detect.pool import FairPool
+from oneeye.edge.detect.scheduler import DetectScheduler
 from oneeye.edge.device.preview import Preview
 from oneeye.edge.gallery.holder import GalleryHolder
 from oneeye.edge.gallery.sync import GallerySync
@@ -185,6 +189,8 @@ def run_edge(settings: EdgeSettings, holder: GalleryHolder, *, sinks: Iterable[S
     try:
         pool = FairPool(settings.workers)
         closers.append(pool.shutdown)
+        scheduler = DetectScheduler(settings.detection_slots,
+                                    max_wait_s=settings.detection_max_wait_s)
         if settings.events_out is not None:
             jsonl = JsonlSink(settings.events_out)
             all_sinks.append(jsonl)
@@ -210,7 +216,8 @@ def run_edge(settings: EdgeSettings, holder: GalleryHolder, *, sinks: Iterable[S
         for i, cam in enumerate(cameras):
             pipeline = Pipeline(settings, cam.config, holder, sinks=all_sinks, metrics=cam.metrics,
                                 on_frame=on_frame if i == 0 else None,
-                                pool=pool.lane(cam.camera_id))
+                                pool=pool.lane(cam.camera_id),
+                                seat=scheduler.seat(cam.camera_id))
             log.info("edge %s/%s/%s: source %s (%s)", settings.device_id, settings.site_id,
                      cam.camera_id, cam.source.name,
                      "live" if cam.source.live else f"file {cam.source.fps:.2f} fps")
