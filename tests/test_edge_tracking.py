@@ -171,9 +171,25 @@ def test_a_top_level_rotate_is_every_cameras_default_and_a_cameras_own_wins() ->
 
 
 def test_the_rotated_camera_case_command_announces_the_person(
-        sideways: Path, miranda: gal.Gallery, tmp_path: Path) -> None:
+        examples: Path, miranda: gal.Gallery, tmp_path: Path) -> None:
     """../shared/cases/rotated-camera: ``oneeye edge --source sideways --config rotate.yaml``
-    where the file says only ``rotate: 90`` (the plain --source camera takes it)."""
+    where the file says only ``rotate: 90`` (the plain --source camera takes it), on the
+    whole clip turned as the case's make.py turns it, at the default cadence."""
+    cap = cv2.VideoCapture(str(examples / "short_hamilton_clip.mp4"))
+    sideways = tmp_path / "sideways.avi"
+    writer = None
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        turned = cv2.rotate(frame, cv2.ROTATE_90_CLOCKWISE)
+        if writer is None:
+            writer = cv2.VideoWriter(str(sideways), cv2.VideoWriter_fourcc(*"MJPG"), 29.97,
+                                     (turned.shape[1], turned.shape[0]))
+        writer.write(turned)
+    cap.release()
+    assert writer is not None
+    writer.release()
     gallery = tmp_path / "miranda.npz"
     gal.save(miranda, gallery)
     config = tmp_path / "rotate.yaml"
