@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from oneeye import aws, sms
+from oneeye.contacts import mask
 from oneeye.local.filter_policy import matches as policy_matches
 from oneeye.types import utc_now
 
@@ -187,10 +188,13 @@ class SmtpSink:
                 sink.received += 1
                 name = f"{utc_now().replace(':', '')}-{sink.received:05d}.eml"
                 (sink.mail_dir / name).write_bytes(envelope.original_content or b"")
-                log.info("SMTP sink: mail to %s stored as %s", ", ".join(envelope.rcpt_tos),
-                         name)
+                log.info("SMTP sink: mail to %s stored as %s",
+                         ", ".join(mask(r) for r in envelope.rcpt_tos), name)
                 return "250 Message accepted for delivery"
 
+        # aiosmtpd logs every recipient in plain at INFO ("recip: …"): a case contact is
+        # personal data, and OneEye's own lines name it masked
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         self._controller = Controller(Handler(), hostname=host, port=port)
 
     def start(self) -> SmtpSink:
