@@ -180,14 +180,20 @@ def store(database_url: str, clock: ManualClock) -> Iterator[Store]:
 
 @pytest.fixture
 def app(tmp_path: Path, signer: Signer, app_options: dict[str, Any],
-        desk_users: dict[str, list[str]], clock: ManualClock) -> Flask:
-    """A dashboard (``create_app``) on a fresh SQLite store in ``tmp_path``, trusting ``signer``."""
+        desk_users: dict[str, list[str]], clock: ManualClock,
+        database_url: str) -> Iterator[Flask]:
+    """A dashboard (``create_app``) trusting ``signer``, on a fresh store of each backend
+    (``database_url``: SQLite, then PostgreSQL when the server runs here): every test of the
+    app runs on both, as a branch may deploy either. Its connections close with the test."""
+    from dashboard.services import services_of
     from tests.dashboard_helpers import add_user, app_for
 
-    flask_app = app_for(tmp_path, signer, clock=clock, **app_options)
+    flask_app = app_for(tmp_path, signer, clock=clock,
+                        **{"database_url": database_url, **app_options})
     for name, sites in desk_users.items():
         add_user(flask_app, name, sites)
-    return flask_app
+    yield flask_app
+    services_of(flask_app).store.close()
 
 
 @pytest.fixture

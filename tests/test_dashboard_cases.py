@@ -195,9 +195,15 @@ def test_closing_a_case_is_one_story_on_every_desk(
     cases.upsert(CASE, {"status": "pending", "agency": "County Police", "name": "Lin",
                         "reported_by": "PC 1234 Smith"})
     cases.upsert(CASE, {"status": "open", "opened_at": utc_now()})
-    app = dh.app_for(tmp_path, signer, cloud={
+    # its own dashboard (own database), connected to the cloud, with its own users
+    (tmp_path / "connected").mkdir()
+    app = dh.app_for(tmp_path / "connected", signer, cloud={
         "bucket": cloud_env["ONEEYE_BUCKET"], "cases_table": cloud_env["CASES_TABLE"],
         "indexer_queue_url": cloud_env["INDEXER_QUEUE_URL"]})
+    digest = hash_password(dh.PASSWORD)
+    services_of(app).store.users.create("alice", digest, ["branch-1"])
+    services_of(app).store.users.create("olga", digest, [], role="agency_officer",
+                                        agency="County Police")
     for camera in ("cam-1", "cam-2"):
         push(app, signer, sighting(camera=camera))
     alice, token = client_of(app, "alice")
