@@ -20,10 +20,12 @@ import importlib
 import importlib.metadata
 import importlib.util
 import logging
+import os
 import sys
 
 import click
 
+from oneeye import aws
 from oneeye.errors import ConfigError, OneEyeError
 from oneeye.logs import configure
 
@@ -71,6 +73,12 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except OneEyeError as exc:
             click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except aws.failures() as exc:  # boto3's, from any command: a sentence, not a traceback
+            where = os.environ.get("AWS_ENDPOINT_URL") or "AWS"
+            click.echo(f"error: cannot reach {where}: {exc}. Is the local stack running "
+                       "(./deploy.sh local)? On AWS: are credentials and region set?",
+                       err=True)
             sys.exit(2)
 
     def list_commands(self, ctx: click.Context) -> list[str]:

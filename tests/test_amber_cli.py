@@ -13,6 +13,7 @@ from oneeye import aws
 from oneeye.cli import cli
 from oneeye.cloud.agencies import token_sha256
 from tests.amber_support import AmberHarness, IndexerPump
+from tests.net_support import free_port
 
 
 @pytest.fixture
@@ -150,3 +151,22 @@ def test_subscribe_email_and_sms_with_a_site_filter(stack_file: Path,
                 ["--email", "a@b.org", "--sms", "+447700900123"]):
         code, _, err = run("subscribe", *bad, "--stack-file", str(stack_file))
         assert code == 2, (bad, err)
+
+
+@pytest.mark.parametrize("command", [["agency", "list"], ["agency", "add", "Kent Police"],
+                                     ["subscribe", "--email", "it@branch.example"]])
+def test_a_stopped_stack_is_a_sentence_not_a_traceback(
+        cloud_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        command: list[str]) -> None:
+    """A newcomer's try: the stack had stopped and every AWS-backed command printed a
+    botocore traceback (exit 1). Now it says what it could not reach and what to check."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    stack = tmp_path / "stack.json"
+    stack.write_text(json.dumps({"urls": {}, "env": {**cloud_env, "AWS_ENDPOINT_URL": dead}}))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", dead)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    aws.clear_cache()
+    code, _, err = run(*command, "--stack-file", str(stack))
+    aws.clear_cache()
+    assert code == 2 and "Traceback" not in err
+    assert f"cannot reach {dead}" in err and "./deploy.sh local" in err
