@@ -1,3 +1,5 @@
+# Long module: the JSON API is one blueprint whose endpoints share one parameter grammar
+# (ids, times, paging) and one record shape (present); split, both would be imported back.
 """JSON API of the desk page: events (history, catch-up), alerts, visits, devices,
 acknowledgements and verdicts.
 
