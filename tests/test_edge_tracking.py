@@ -113,24 +113,31 @@ def test_two_people_walking_past_each_other_keep_their_tracks() -> None:
 # ---------------------------------------------------------------- camera geometry
 
 
-@pytest.fixture(scope="module")
-def sideways(examples: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The first 3 s of the Hamilton clip turned 90° clockwise: a camera on its side."""
-    cap = cv2.VideoCapture(str(examples / "short_hamilton_clip.mp4"))
-    out = tmp_path_factory.mktemp("rotated") / "sideways.avi"
+def turned_clip(src: Path, out: Path, frames: int | None = None) -> Path:
+    """``src`` turned 90° clockwise (a camera on its side), its first ``frames`` or all."""
+    cap = cv2.VideoCapture(str(src))
     writer = None
-    for _ in range(90):
+    while frames is None or frames > 0:
         ok, frame = cap.read()
-        assert ok
+        if not ok:
+            break
         turned = cv2.rotate(frame, cv2.ROTATE_90_CLOCKWISE)
         if writer is None:
             writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), 29.97,
                                      (turned.shape[1], turned.shape[0]))
         writer.write(turned)
+        frames = None if frames is None else frames - 1
     cap.release()
     assert writer is not None
     writer.release()
     return out
+
+
+@pytest.fixture(scope="module")
+def sideways(examples: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 3 s of the Hamilton clip turned 90° clockwise: a camera on its side."""
+    return turned_clip(examples / "short_hamilton_clip.mp4",
+                       tmp_path_factory.mktemp("rotated") / "sideways.avi", frames=90)
 
 
 @pytest.fixture(scope="module")
@@ -175,21 +182,7 @@ def test_the_rotated_camera_case_command_announces_the_person(
     """../shared/cases/rotated-camera: ``oneeye edge --source sideways --config rotate.yaml``
     where the file says only ``rotate: 90`` (the plain --source camera takes it), on the
     whole clip turned as the case's make.py turns it, at the default cadence."""
-    cap = cv2.VideoCapture(str(examples / "short_hamilton_clip.mp4"))
-    sideways = tmp_path / "sideways.avi"
-    writer = None
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        turned = cv2.rotate(frame, cv2.ROTATE_90_CLOCKWISE)
-        if writer is None:
-            writer = cv2.VideoWriter(str(sideways), cv2.VideoWriter_fourcc(*"MJPG"), 29.97,
-                                     (turned.shape[1], turned.shape[0]))
-        writer.write(turned)
-    cap.release()
-    assert writer is not None
-    writer.release()
+    sideways = turned_clip(examples / "short_hamilton_clip.mp4", tmp_path / "sideways.avi")
     gallery = tmp_path / "miranda.npz"
     gal.save(miranda, gallery)
     config = tmp_path / "rotate.yaml"
