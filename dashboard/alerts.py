@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from oneeye.alerting import strength
+from oneeye.alerting import strength, told_text
 from oneeye.types import parse_time
 
 __all__ = ["agency_of_record", "camera_of", "group_alerts", "group_visits", "on_desk", "strength",
@@ -58,14 +58,17 @@ def camera_of(record: Mapping[str, Any]) -> str:
 
 
 def group_alerts(records: Iterable[Mapping[str, Any]],
-                 last_acks: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+                 last_acks: Mapping[str, Any] | None = None,
+                 time_zone: str | None = None) -> list[dict[str, Any]]:
     """Open alert records (oldest first) → one group per (kind, subject), newest first.
 
     Each group: ``kind``, ``subject``, ``count``, ``cameras`` (in first-seen order),
     ``sites``, ``first_at``/``last_at`` (UTC), ``upto_seq`` (acknowledge up to here),
     ``event_ids``, ``latest`` (the newest record: evidence, contact, snapshot),
     ``notified`` (any sighting of the group sent email/SMS), ``told_text`` (who was told,
-    from the sightings' ``case.told_text``; absent for sightings from before it) and
+    from the sightings' ``case.told``, its times in ``time_zone`` — the viewer's, like every
+    other time on the desk — or ``case.told_text`` as sent (the agency's zone) for a
+    sighting without ``told``; absent for sightings from before either) and
     ``reraised`` (the
     previous acknowledgement ``{by, at}`` when the subject was acknowledged before).
     """
@@ -99,7 +102,10 @@ def group_alerts(records: Iterable[Mapping[str, Any]],
             sent = any(t.get("outcome") == "sent" for t in case.get("told") or [])
             rank = (sent, rec["observed_at"])
             if rank >= group.get("_told_rank", (False, "")):
-                group["_told_rank"], group["told_text"] = rank, str(case["told_text"])
+                told = case.get("told")
+                group["_told_rank"] = rank
+                group["told_text"] = (told_text(told, time_zone) if isinstance(told, list)
+                                      else str(case["told_text"]))
     for group in groups.values():
         group.pop("_told_rank", None)
     return sorted(groups.values(), key=lambda g: g["upto_seq"], reverse=True)

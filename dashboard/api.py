@@ -144,7 +144,7 @@ def open_alerts() -> Response:
     sites = g.user["sites"]
     records = store.alerts.open(sites)
     groups = alerts.group_alerts([present(r) for r in records], store.alerts.last_acks(
-        sites, sorted({alerts.subject_of(r) for r in records})))
+        sites, sorted({alerts.subject_of(r) for r in records})), viewer_zone().key)
     cases = [gr["subject"] for gr in groups if gr["kind"] == "missing_person_sighted"]
     closed = store.cases.closed(cases)
     for group in groups:

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: Who closes an outage banner when the camera comes back.
 BACK_ONLINE = "system (back online)"
+#: Who closes the banner of a ``device_offline`` that arrived after a newer transition.
+SUPERSEDED = "system (arrived late; a newer state applies)"
 Publish = Callable[[str, dict[str, Any]], None]
 
 
@@ -40,13 +42,26 @@ def health(store: Store, publish: Publish, event: DeskEvent) -> None:
 
 def transition(store: Store, publish: Publish, event: DeskEvent) -> dict[str, Any] | None:
     """Apply and store a ``device_offline`` / ``device_online`` event from the cloud (once
-    per event id); returns the stored record, None for a duplicate."""
+    per event id); returns the stored record, None for a duplicate.
+
+    A transition older than the device's current state (SNS delivered it late) is kept in
+    the history but changes nothing: no state, no banner (a late ``device_offline`` is
+    closed at once as :data:`SUPERSEDED`), nothing pushed to the desks."""
+    applied = True
     if event.device_id:
-        store.devices.set_state(event, "offline" if event.kind == "device_offline"
-                                else "online")
+        applied = store.devices.set_state(event, "offline" if event.kind == "device_offline"
+                                          else "online")
     record = store.events.add(event)
     if record is None:
         return None
+    if not applied:
+        if event.kind == "device_offline" and event.device_id:
+            store.alerts.acknowledge_group([event.site_id], "device_offline", event.device_id,
+                                           int(record["seq"]), SUPERSEDED,
+                                           event_ids=[event.event_id])
+        log.info("device %s: late %s (at %s) ignored: a newer state is applied",
+                 event.device_id, event.kind, event.observed_at)
+        return record
     publish("desk_event", record)
     if event.kind == "device_online" and event.device_id:
         acked = store.alerts.acknowledge_group([event.site_id], "device_offline", event.device_id,

@@ -33,13 +33,13 @@ from dashboard.roles import roles_required
 from dashboard.services import services
 from dashboard.settings import CloudSettings, DashboardSettings
 from oneeye.cloud.backoffice import Backoffice
-from oneeye.errors import CustomerApiUnavailable, CustomerNotFound
+from oneeye.cloud.uploads import CONTENT_TYPES, CONVERTED_MAX_SIDE, MAX_PHOTO_BYTES
+from oneeye.errors import CustomerApiUnavailable, CustomerNotFound, ImageError
+from oneeye.images import upload_copy
 from oneeye.types import id_refusal
 
 log = logging.getLogger(__name__)
 bp = Blueprint("manage", __name__, url_prefix="/manage")
-MAX_PHOTO_BYTES = 10 * 1024 * 1024
-_MAGIC = {b"\xff\xd8\xff": "jpg", b"\x89PNG\r\n\x1a\n": "png"}
 
 
 @dataclass(frozen=True)
@@ -72,9 +72,11 @@ class Cloud:
 
     def add_customer_photo(self, customer_id: str, data: bytes) -> str:
         """Put one photo where the indexer enrols it; return its upload id (the key of its
-        verdict). Raises ValueError for what is not a JPEG/PNG photo of a valid id, or for
-        an id the customer directory does not know; CustomerApiUnavailable when it cannot
-        be asked (nothing is stored either way)."""
+        verdict). A photo in another format OneEye reads (WebP, TIFF, BMP, GIF …) or larger
+        than :data:`CONVERTED_MAX_SIDE` is stored as a JPEG (:func:`upload_copy`). Raises
+        ValueError for what is not a readable photo of a valid id, or for an id the customer
+        directory does not know; CustomerApiUnavailable when it cannot be asked (nothing is
+        stored either way)."""
         refusal = id_refusal("customer id", customer_id)
         if refusal is not None:
             raise ValueError(refusal)
@@ -87,10 +89,13 @@ class Cloud:
             raise ValueError("the file is empty")
         if len(data) > MAX_PHOTO_BYTES:
             raise ValueError("file too large — use a photo under 10 MB")
-        ext = next((e for magic, e in _MAGIC.items() if data.startswith(magic)), None)
-        if ext is None:
-            raise ValueError("not a JPEG or PNG photo")
-        return self._backoffice().add_customer_photo(customer_id, data, ext)
+        try:
+            data, content_type = upload_copy(data, max_side=CONVERTED_MAX_SIDE,
+                                             max_bytes=MAX_PHOTO_BYTES)
+        except ImageError as exc:
+            raise ValueError(f"{exc} (nothing was saved)") from None
+        return self._backoffice().add_customer_photo(customer_id, data,
+                                                     CONTENT_TYPES[content_type])
 
     def photo_status(self, upload_id: str) -> dict[str, Any]:
         return self._backoffice().photo_status(upload_id)
@@ -112,14 +117,15 @@ class Cloud:
         return "queued"
 
     def customers(self) -> list[dict[str, Any]]:
-        """Customers with photos in the bucket: ``{customer_id, photos, name, keys}``
+        """Customers with photos in the bucket: ``{customer_id, photos, name}``, ``photos``
+        each ``{key, state, message}`` (:meth:`Backoffice.photo_verdicts`)
         (``name`` from the directory, None when it is not configured or not answering:
         one failed lookup stops the others, so a down directory costs one timeout)."""
         office = self._backoffice()
         counts = office.customer_photos()
         out: list[dict[str, Any]] = []
         ask = True
-        for customer_id, count in sorted(counts.items()):
+        for customer_id in sorted(counts):
             name = None
             if ask:
                 try:
@@ -128,8 +134,8 @@ class Cloud:
                     name = None
                 except CustomerApiUnavailable:
                     ask = False
-            out.append({"customer_id": customer_id, "photos": count, "name": name,
-                        "keys": office.photos_of(customer_id)})
+            out.append({"customer_id": customer_id, "name": name,
+                        "photos": office.photo_verdicts(customer_id)})
         return out
 
     def templates(self, person_id: str) -> list[dict[str, Any]]:

@@ -223,6 +223,14 @@
     } catch (e) { return []; }
   }
 
+  // The one date format of OneEye's pages (the desk's "2026-01-31 14:05"), in the phone's
+  // own zone, whatever the browser's locale would print.
+  function localTime(d) {
+    const pad = (n) => String(n).padStart(2, "0");
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+      `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  }
+
   function showRecent() {
     const list = $("history-list");
     list.textContent = "";
@@ -236,7 +244,7 @@
       li.appendChild(head);
       li.appendChild(document.createTextNode(` · ${item.message || item.state}`));
       const time = document.createElement("small");
-      time.textContent = isNaN(when) ? "" : ` · ${when.toLocaleString()}`;
+      time.textContent = isNaN(when) ? "" : ` · ${localTime(when)}`;
       li.appendChild(time);
       list.appendChild(li);
     }

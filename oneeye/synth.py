@@ -67,6 +67,15 @@ class GroundTruth:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
 
+    @classmethod
+    def from_json(cls, text: str) -> GroundTruth:
+        """The inverse of :meth:`to_json` (a bench re-reads a video it generated before)."""
+        raw = json.loads(text)
+        return cls(path=raw["path"], fps=float(raw["fps"]),
+                   size=(int(raw["size"][0]), int(raw["size"][1])),
+                   frames=int(raw["frames"]),
+                   visits=[VisitTruth(**v) for v in raw["visits"]])
+
 
 def _head(photo: str | Path, crop: BBox | None) -> NDArray[np.uint8]:
     import cv2  # lazy: native OpenCV, loaded only where frames are

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,9 @@ def test_confirm_and_reject_are_recorded_with_who_and_when_and_counted(
     admin, _ = client_of(app, "ada")
     page = admin.get("/manage/audit").get_data(as_text=True)
     assert "False matches to tune on" in page and second.event_id in page
+    # details read as "key value" pairs, never as raw JSON
+    assert '<span class="k">camera id</span> cam-1' in page
+    assert "&#34;camera_id&#34;" not in page and '{"camera_id"' not in page
     assert services_of(app).store.verdicts.rejection_counts(["branch-1"])[0] == {
         "site_id": "branch-1", "camera_id": "cam-1", "watchlist": "customers",
         "confirmed": 0, "rejected": 1}
@@ -279,6 +283,37 @@ def test_the_cloud_s_offline_and_online_transitions_are_applied_once(
     assert kinds == ["device_online", "device_offline"]
     assert alice.get("/api/alerts").get_json()["alerts"] == []    # closed by the return
     assert alice.get("/api/events?kind=device_status").get_json()["events"] == []
+
+
+def test_a_transition_that_sns_delivers_late_changes_nothing(app: Flask, signer: Signer) -> None:
+    """SNS keeps no order: the cloud's offline (10:00) retried after its online (10:05) must
+    not show a working camera as offline, nor raise a banner; a newer offline (10:10) still
+    does, and the online of 10:05 redelivered after it does not close that banner."""
+    def at(minute: int, kind: str) -> DeskEvent:
+        when = format_time(datetime(2026, 12, 7, 10, minute, tzinfo=UTC))
+        return desk_event(kind=kind, device_id="cam-7").model_copy(
+            update={"observed_at": when, "event_id": f"{kind.replace('_', '-')}-{minute}"})
+
+    alice, _ = client_of(app, "alice")
+    push(app, signer, at(5, "device_online"))
+    push(app, signer, at(0, "device_offline"))                 # late
+    [dev] = alice.get("/api/devices").get_json()["devices"]
+    assert dev["online"] is True
+    assert alice.get("/api/alerts").get_json()["alerts"] == []
+    kinds = [r["event_id"] for r in alice.get("/api/events?kind=device_offline,device_online")
+             .get_json()["events"]]
+    assert sorted(kinds) == ["device-offline-0", "device-online-5"]   # both in the history
+    push(app, signer, at(10, "device_offline"))                # newer: applied
+    [dev] = alice.get("/api/devices").get_json()["devices"]
+    assert dev["online"] is False
+    [outage] = alice.get("/api/alerts").get_json()["alerts"]
+    assert outage["event_ids"] == ["device-offline-10"]
+    late_online = at(5, "device_online").model_copy(update={"event_id": "device-online-5b"})
+    push(app, signer, late_online)                             # older than the offline
+    [dev] = alice.get("/api/devices").get_json()["devices"]
+    assert dev["online"] is False
+    assert [a["event_ids"] for a in alice.get("/api/alerts").get_json()["alerts"]] == [
+        ["device-offline-10"]]
 
 
 def test_each_camera_of_a_device_is_listed_with_its_own_state(app: Flask, signer: Signer,
@@ -412,8 +447,53 @@ def test_a_branch_admin_sends_a_phone_sized_photo_and_gets_a_verdict_key(
     key = f"uploads/customers/C-1042/{upload_id.removeprefix('C-1042-')}.jpg"
     assert bucket.head(key) is not None                 # where the indexer enrols from
     assert ada.get(f"/manage/customers/photos/{upload_id}").get_json()["state"] == "pending"
-    bad = ada.post("/manage/customers/photos", headers={"X-CSRF-Token": token},
-                   data={"customer_id": "C-1042", "photo": (io.BytesIO(b"GIF89a..."), "x.gif")})
-    assert bad.status_code == 400 and bad.get_json()["message"] == "not a JPEG or PNG photo"
-    [added] = services_of(app).store.audit.rows(user="ada")
-    assert (added["action"], added["target"]) == ("customer_photo_added", "C-1042")
+    # a phone's WebP (any format the decoder reads) is kept as an upright JPEG
+    webp = io.BytesIO()
+    Image.fromarray(noise[:400, :300]).save(webp, format="WEBP")
+    sent = ada.post("/manage/customers/photos", headers={"X-CSRF-Token": token},
+                    data={"customer_id": "C-1042", "photo": (io.BytesIO(webp.getvalue()),
+                                                             "phone.webp")})
+    assert sent.status_code == 202, sent.get_json()
+    stem = sent.get_json()["upload_id"].removeprefix("C-1042-")
+    stored = bucket.get(f"uploads/customers/C-1042/{stem}.jpg")
+    assert stored is not None and Image.open(io.BytesIO(stored.data)).size == (300, 400)
+    # what is not a readable photo: a clear 400 naming why, and nothing stored
+    for body, why in [(b"GIF89a...", r"corrupt|not an image"),
+                      (b"plain text, not a picture", r"not an image"),
+                      (b"\0\0\0\x18ftypheic\0\0\0\0", r"HEIC is not supported; export as JPEG")]:
+        bad = ada.post("/manage/customers/photos", headers={"X-CSRF-Token": token},
+                       data={"customer_id": "C-1042", "photo": (io.BytesIO(body), "x.gif")})
+        assert bad.status_code == 400 and re.search(why, bad.get_json()["message"]), body
+        assert "nothing was saved" in bad.get_json()["message"]
+    assert len(bucket.keys("uploads/customers/C-1042/")) == 2
+    added = services_of(app).store.audit.rows(user="ada")
+    assert [(a["action"], a["target"]) for a in added] == [("customer_photo_added", "C-1042")] * 2
+
+
+def test_who_was_told_is_shown_in_the_viewers_zone_like_every_other_desk_time() -> None:
+    """amber_alert writes ``told_text`` in the agency's zone; a desk in another zone reads
+    the same moments in its own (the banner's other times are the viewer's too). A sighting
+    stored before ``told`` was kept still shows the text it came with."""
+    from dashboard.alerts import group_alerts
+
+    told = [{"channel": "sms", "to": "+442079460958", "outcome": "sent",
+             "at": "2026-01-15T20:45:00.000Z"},
+            {"channel": "email", "to": "duty@police.example", "outcome": "failed",
+             "at": "2026-01-15T20:45:01.000Z"}]
+
+    def record(seq: int, case: dict[str, Any]) -> dict[str, Any]:
+        return {"kind": "missing_person_sighted", "event_id": f"e{seq}", "seq": seq,
+                "site_id": "branch-1", "observed_at": f"2026-01-15T20:4{seq}:00.000Z",
+                "event": {"match": {"person_id": "case-1", "camera_id": "door"},
+                          "case": case}}
+
+    sent = record(4, {"told": told, "told_text": "SMS to +442079460958 sent 21:45 CET; "
+                                                  "Email to duty@police.example delivery failed"})
+    [group] = group_alerts([sent], time_zone="America/New_York")
+    assert group["told_text"] == ("SMS to +442079460958 sent 15:45 EST; "
+                                  "Email to duty@police.example delivery failed")
+    [group] = group_alerts([sent], time_zone="Europe/Paris")
+    assert group["told_text"].startswith("SMS to +442079460958 sent 21:45 CET")
+    older = record(5, {"told_text": "Agency alerted 21:46 CET"})   # before `told` was kept
+    [group] = group_alerts([older], time_zone="America/New_York")
+    assert group["told_text"] == "Agency alerted 21:46 CET"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -155,3 +156,28 @@ def test_add_user_finds_the_running_local_stacks_database(tmp_path: Path) -> Non
     finally:
         store.close()
     assert not (tmp_path / "var" / "dashboard").exists()   # not the default database
+
+
+def test_a_photo_the_indexer_refused_is_shown_as_not_used_with_its_reason(
+        admin_app: Flask, cloud_env: dict[str, str], examples: Path, tmp_path: Path) -> None:
+    """A refused photo stays in the bucket (so it can be looked at and deleted) but is never
+    shown as one the cameras use: it is greyed out with the indexer's reason."""
+    from PIL import Image
+
+    from tests.cloud_support import run_queue
+
+    ada, token = client_of(admin_app, "ada")
+    wall = tmp_path / "wall.jpg"                       # a photo with no face in it
+    Image.new("RGB", (400, 400), (190, 190, 185)).save(wall)
+    for photo in (examples / "obama.jpg", wall):
+        assert send_photo(ada, token, "C-1042", photo).status_code == 202
+    before = ada.get("/manage/customers").get_data(as_text=True)
+    assert re.findall(r'<li class="photo-(\w+)"', before) == ["pending", "pending"]
+    assert before.count("checking…") == 2
+    assert sorted(r["status"] for r in run_queue(cloud_env)) == ["accepted", "rejected"]
+    page = ada.get("/manage/customers").get_data(as_text=True)
+    assert sorted(re.findall(r'<li class="photo-(\w+)"', page)) == ["accepted", "rejected"]
+    [why] = re.findall(r'<span class="photo-verdict bad">not used</span>'
+                       r'<small class="photo-why">([^<]+)</small>', page)
+    assert re.search(r"(?i)no face", why)
+    assert page.count('class="danger small"') == 2     # either can still be deleted

@@ -26,6 +26,21 @@ def test_duplicates_ignored(store: Store) -> None:
     assert len(store.events.find(["branch-1"])) == 1
 
 
+def test_an_event_another_process_stored_meanwhile_is_not_stored_or_pushed_twice(
+        store: Store) -> None:
+    """Two dashboard processes store one SNS message at once: both pass the ``seen``
+    check, the unique event id lets one insert in, and the other must learn that from
+    the insert's rowcount (on PostgreSQL, SQLAlchemy reports it only when preserved)."""
+    from dashboard.store.schema import seen_events
+
+    event = desk_event()
+    assert store.events.add(event) is not None
+    with store.engine.begin() as conn:          # the other process's view: not seen yet
+        conn.execute(seen_events.delete())
+    assert store.events.add(event) is None
+    assert len(store.events.find(["branch-1"])) == 1
+
+
 def test_catch_up_follows_arrival_order_even_for_late_older_ids(store: Store) -> None:
     older = desk_event(name="Late")      # created first: smaller event_id
     a = desk_event(name="A")

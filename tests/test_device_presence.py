@@ -190,8 +190,23 @@ def test_the_local_broker_s_lifecycle_events_reach_device_presence_through_the_r
         device.socket().close()                              # the connection is lost
         wait_until(lambda: any(r["status"] == "device_offline" for r in results), 15,
                    "the disconnected event handled")
+        # the device comes back, then shuts down cleanly (MQTT DISCONNECT): a stop, told
+        # apart from a lost connection as AWS IoT does (clientInitiatedDisconnect)
+        device = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=THING)
+        device.connect("127.0.0.1", port)
+        device.loop_start()
+        wait_until(lambda: any(r["status"] == "device_online" for r in results), 10,
+                   "the second connected event handled")
+        device.disconnect()
+        device.loop_stop()
+        wait_until(lambda: [r["status"] for r in results].count("device_offline") == 2, 15,
+                   "the clean disconnect handled")
         router.loop_stop()
         router.disconnect()
-    assert kinds(desk) == ["device_offline"]
+    messages = [DeskEvent.model_validate_json(e["Message"]) for e in desk.drain()]
+    assert [(m.kind, m.message) for m in messages] == [
+        ("device_offline", "disconnected from the cloud (CONNECTION_LOST)"),
+        ("device_online", "connected again"),
+        ("device_offline", "stopped: it closed its connection (CLIENT_INITIATED_DISCONNECT)")]
     record = deps.devices.get(THING)
     assert record is not None and record.state == "offline"

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from oneeye.edge.camera.sources import FileSource
 from oneeye.edge.detect.pipeline import Pipeline, among_best, look_score
 from oneeye.edge.detect.pool import FairPool
-from oneeye.edge.detect.scheduler import DetectScheduler, Need
+from oneeye.edge.detect.scheduler import DetectScheduler, Need, Ticket
 from oneeye.edge.device.runner import load_holder
 from oneeye.edge.settings import EdgeSettings
 from oneeye.faces import FaceQuality
@@ -139,6 +139,34 @@ def test_a_blocking_ask_returns_when_the_slot_is_released() -> None:
     sched.release("busy")
     t.join(10)
     assert got == [True] and sched.running() == ["file"]
+
+
+def test_a_live_camera_takes_a_slot_freed_within_its_frame_period_at_once() -> None:
+    """A paced camera does not block on its turn (it must keep up with its frames) but
+    waits one frame period for it: a slot freed meanwhile is claimed on the frame it holds,
+    not left idle until its next frame. A slot that stays busy lets it go back in time."""
+    sched = DetectScheduler(1)
+    sched.seat("busy").ready(Need.QUIET)
+    seat = sched.seat("door")
+    assert seat.ready(Need.UNDECIDED, wait_s=0.05) is False      # still busy: back to frames
+    assert sched.waiting() == ["door"]
+    waiting = threading.Event()
+    wait = sched.wait
+
+    def watched(ticket: Ticket, timeout: float) -> bool:
+        waiting.set()                    # the camera is waiting for its turn
+        return wait(ticket, timeout)
+
+    sched.wait = watched  # type: ignore[method-assign]
+    got: list[bool] = []
+    t = threading.Thread(target=lambda: got.append(seat.ready(Need.UNDECIDED, wait_s=30)))
+    t.start()
+    assert waiting.wait(10)
+    sched.release("busy")
+    t.join(10)
+    assert got == [True] and sched.running() == ["door"]
+    seat.release()
+    assert sched.running() == [] and sched.waiting() == []
 
 
 # ----------------------------------------------------------------------------- pool

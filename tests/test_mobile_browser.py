@@ -124,6 +124,8 @@ def test_phone_upload_accepted_then_no_face_and_two_faces_rejected(
     assert result["message"] == "two faces — crop to one person"
     history = page.inner_text("#history-list")
     assert history.count(case_id) == 3
+    # each with the one date format of OneEye's pages, not the browser locale's
+    assert len(re.findall(r" · \d{4}-\d\d-\d\d \d\d:\d\d$", history, re.M)) == 3, history
     # the accepted token is remembered on this phone; the form is back after a reload
     page.reload()
     expect(page.locator("body")).to_have_attribute("data-ready", "true")

@@ -200,6 +200,10 @@ def test_the_officer_follows_a_case_from_the_phone_to_every_desk(
             "case closed by olga at")
         expect(desk.locator(banner)).to_contain_text("no action needed")
         expect(desk.locator(banner)).not_to_contain_text("Call ")
+        # closed: it was re-raised before, but nobody is asked to look again or to judge
+        expect(desk.locator(banner + ".reraised")).to_have_count(0)
+        expect(desk.locator(banner)).not_to_contain_text("Seen again after")
+        expect(desk.locator(banner + " .verdict button")).to_have_count(0)
     alice.reload()                                                   # and after a reload
     expect(alice.locator(banner + ".closed")).to_contain_text("case closed by olga")
     shot(alice, "desk-case-closed-1440")

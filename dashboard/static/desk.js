@@ -94,7 +94,7 @@
   function banner(g) {
     var rec = g.latest, ev = rec.event, m = ev.match || {}, c = ev.case || {};
     var sighting = g.kind === "missing_person_sighted";
-    var b = el("article", "banner " + (sighting ? "missing" : "outage") + (g.reraised ? " reraised" : "") +
+    var b = el("article", "banner " + (sighting ? "missing" : "outage") + (g.reraised && !g.closed ? " reraised" : "") +
       (g.closed ? " closed" : ""));
     // id: the newest sighting's event (what a link or a check for one event finds);
     // data-subject: the case or device the banner groups
@@ -142,12 +142,12 @@
     } else if (ev.message) {
       text.appendChild(el("div", "msg", ev.message));
     }
-    if (g.reraised) {
+    if (g.reraised && !g.closed) {  // a closed case asks nobody to look again
       text.appendChild(el("div", "again", "Seen again after " + g.reraised.by + " acknowledged at " + OT.clock(g.reraised.at)));
     }
     b.appendChild(text);
     var actions = el("div", "actions");
-    if (sighting) actions.appendChild(verdictBox(rec));
+    if (sighting && !g.closed) actions.appendChild(verdictBox(rec));  // nothing left to judge
     var btn = el("button", "ack", g.closed ? "Dismiss" : "Acknowledge");
     btn.type = "button";
     btn.onclick = function () {

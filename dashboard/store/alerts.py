@@ -55,10 +55,12 @@ class Alerts(Repository):
                     for r in conn.execute(query)}
 
     def acknowledge_group(self, sites: Sequence[str], kind: str, subject: str,
-                          upto_seq: int, user: str) -> list[dict[str, Any]]:
+                          upto_seq: int, user: str,
+                          event_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """Acknowledge every open alert of ``kind`` about ``subject`` (a case or device id)
-        in ``sites`` up to ``upto_seq`` — the ones the person saw. Later ones stay open,
-        so a sighting that arrives while the button is pressed re-raises the banner.
+        in ``sites`` up to ``upto_seq`` — the ones the person saw — or, given
+        ``event_ids``, only those of them. Later ones stay open, so a sighting that arrives
+        while the button is pressed re-raises the banner.
         Returns ``{event_id, site_id, at}`` of each one acknowledged now."""
         if not sites or kind not in ALERT_KINDS:
             return []
@@ -68,6 +70,8 @@ class Alerts(Repository):
                  .where(events.c.site_id.in_(list(sites)), events.c.kind == kind,
                         about == subject, events.c.seq <= upto_seq,
                         acks.c.event_id.is_(None)))
+        if event_ids is not None:
+            query = query.where(events.c.event_id.in_(list(event_ids)))
         at = self.now()
         acked: list[dict[str, Any]] = []
         with self.engine.begin() as conn:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from dashboard.store.engine import Repository
 from dashboard.store.schema import devices
@@ -46,20 +46,25 @@ class Devices(Repository):
 
     def set_state(self, event: DeskEvent, state: str) -> bool:
         """Apply a transition the cloud sent (``device_offline`` → ``offline``,
-        ``device_online`` → ``online``), creating the row of a device not yet seen here;
-        True when the state changed. Raises ValueError without a ``device_id``."""
+        ``device_online`` → ``online``), creating the row of a device not yet seen here.
+
+        Applied only when the event is newer (``observed_at``, the moment the cloud made
+        the transition) than the one that set the current state: SNS keeps no order, so an
+        older transition delivered late (a retry) must not undo a newer one. True when
+        applied, False for such a late one. Raises ValueError without a ``device_id``."""
         if not event.device_id:
             raise ValueError(f"a {event.kind} event needs a device_id")
+        at = event.observed_at   # normalised ISO-8601 UTC (ms, "Z"): ordered as text
         statement = self.insert(devices).values(
             device_id=event.device_id, site_id=event.site_id, last_seen=self.now(),
-            state=state)
+            state=state, state_at=at)
         statement = statement.on_conflict_do_update(
-            index_elements=["device_id"], set_={"state": state, "site_id": event.site_id})
+            index_elements=["device_id"],
+            set_={"state": state, "site_id": event.site_id, "state_at": at},
+            where=or_(devices.c.state_at.is_(None), devices.c.state_at < at))
+        # RETURNING, not rowcount: psycopg reports -1 for an upsert whatever it did
         with self.engine.begin() as conn:
-            before = conn.execute(select(devices.c.state)
-                                  .where(devices.c.device_id == event.device_id)).scalar()
-            conn.execute(statement)
-        return before != state
+            return conn.execute(statement.returning(devices.c.device_id)).first() is not None
 
     def of_sites(self, sites: Sequence[str]) -> list[dict[str, Any]]:
         """Rows ``{device_id, site_id, last_seen, fps, camera_state, state, health}`` of

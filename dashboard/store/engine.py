@@ -50,7 +50,10 @@ def make_engine(url: str) -> Engine:
     """An engine for ``url`` (see the module docstring); the SQLite file's folder is made."""
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(parsed, pool_pre_ping=True)
+        # preserve_rowcount: the stores read an upsert's rowcount ("first one wins");
+        # SQLAlchemy 2.1 with psycopg reports -1 for an INSERT without it
+        return create_engine(parsed, pool_pre_ping=True,
+                             execution_options={"preserve_rowcount": True})
     path = parsed.database or ":memory:"
     if path == ":memory:":
         # one connection shared by every thread: each new one would be an empty database

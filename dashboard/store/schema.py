@@ -84,6 +84,9 @@ devices = Table(
     Column("camera_state", Text),
     Column("state", Text, nullable=False),
     Column("health", Text),
+    #: ``observed_at`` of the cloud's transition that set ``state`` (null before the first):
+    #: an older transition arriving late (SNS keeps no order) changes nothing
+    Column("state_at", Text),
 )
 
 #: ``user_id`` is the account's immutable key (a new account given an old name gets a new

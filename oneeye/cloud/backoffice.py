@@ -63,10 +63,11 @@ class Backoffice:
     def add_customer_photo(self, customer_id: str, data: bytes, ext: str) -> str:
         """Put one checked JPEG/PNG (``ext`` ``jpg`` or ``png``) where the indexer enrols
         it; returns its upload id, the key of its verdict (:meth:`photo_status`)."""
-        stem = new_id()
-        self._bucket().put(keys.upload("customers", customer_id, stem, ext), data,
-                           content_type=f"image/{'jpeg' if ext == 'jpg' else ext}")
-        return f"{customer_id}-{stem}"  # the indexer's upload id for a key without metadata
+        key = keys.upload("customers", customer_id, new_id(), ext)
+        self._bucket().put(key, data, content_type=f"image/{'jpeg' if ext == 'jpg' else ext}")
+        parsed = keys.parse_upload(key)
+        assert parsed is not None   # built by keys.upload just above
+        return keys.upload_id(parsed)
 
     def photo_status(self, upload_id: str) -> dict[str, Any]:
         """The indexer's verdict, or ``{"state": "pending"}`` before it has one."""
@@ -89,6 +90,21 @@ class Backoffice:
     def photos_of(self, customer_id: str) -> list[str]:
         """The keys of ``customer_id``'s enrolment photos, oldest name first."""
         return sorted(self._bucket().keys(keys.uploads_of("customers", customer_id)))
+
+    def photo_verdicts(self, customer_id: str) -> list[dict[str, Any]]:
+        """``customer_id``'s enrolment photos with the indexer's verdict on each, oldest
+        name first: ``{key, state, message}``; ``state`` is ``accepted``, ``rejected``,
+        ``needs_review`` or ``pending`` (no verdict yet, or a photo from before verdicts
+        were kept)."""
+        out = []
+        for key in self.photos_of(customer_id):
+            parsed = keys.parse_upload(key)
+            verdict = (self._bucket().get_json(keys.status(keys.upload_id(parsed)))
+                       if parsed is not None else None)
+            verdict = verdict if isinstance(verdict, dict) else {}
+            out.append({"key": key, "state": str(verdict.get("state") or "pending"),
+                        "message": verdict.get("message")})
+        return out
 
     def photo(self, key: str) -> bytes | None:
         """One enrolment photo's bytes (a key of :meth:`photos_of`), None if gone."""

@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from oneeye.cloud.uploads import MAX_PHOTO_BYTES
 from oneeye.config import validate
 from oneeye.types import WATCHLISTS
 
@@ -76,7 +77,7 @@ class AgenciesTableSettings(LambdaSettings):
 
 
 class UploadLimitSettings(LambdaSettings):
-    upload_max_bytes: int = Field(10 * 1024 * 1024, alias="UPLOAD_MAX_BYTES", ge=1024,
+    upload_max_bytes: int = Field(MAX_PHOTO_BYTES, alias="UPLOAD_MAX_BYTES", ge=1024,
                                   le=50 * 1024 * 1024,
                                   description="largest photo accepted, bytes (the presigned "
                                   "POST's limit; the indexer re-checks it)")

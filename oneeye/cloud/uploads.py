@@ -13,6 +13,14 @@ from __future__ import annotations
 import re
 
 CONTENT_TYPES = {"image/jpeg": "jpg", "image/png": "png"}
+#: The largest photo an upload may be, bytes, by default: the presigned POST's limit, which
+#: the indexer re-checks (``UPLOAD_MAX_BYTES`` changes it in the cloud); the desk's customer
+#: photos and ``oneeye amber`` keep to it too.
+MAX_PHOTO_BYTES = 10 * 1024 * 1024
+#: A photo that must be converted to JPEG first (WebP, TIFF, BMP, an oversized JPEG …) is
+#: sent at most this many px on its longer side: enrolment needs a face of ~80 px, and a
+#: phone's 4000 px original is megabytes the indexer would only scale down.
+CONVERTED_MAX_SIDE = 1600
 #: Seconds after the link's expiry before a still-pending upload counts as expired
 #: (an upload that started just before expiry may still be arriving).
 EXPIRY_GRACE_S = 60

@@ -27,12 +27,11 @@ import click
 from oneeye import aws
 from oneeye.amber_client import AmberApi, agency_token, api_url, load_stack, need_env
 from oneeye.cloud.agencies import Agencies
+from oneeye.cloud.uploads import CONVERTED_MAX_SIDE, MAX_PHOTO_BYTES
 from oneeye.commands import ui
 from oneeye.errors import ImageError, OneEyeError, PhotoRejected
 from oneeye.images import upload_copy
 
-MAX_SIDE = 1600
-MAX_BYTES = 10 * 1024 * 1024
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
@@ -72,7 +71,8 @@ def prepare_photo(path: Path, *, original: bool = False) -> tuple[bytes, str]:
     :class:`PhotoRejected` with the decoder's reason."""
 
     try:
-        return upload_copy(path, max_side=MAX_SIDE, max_bytes=MAX_BYTES, original=original)
+        return upload_copy(path, max_side=CONVERTED_MAX_SIDE, max_bytes=MAX_PHOTO_BYTES,
+                           original=original)
     except ImageError as exc:  # the line printed names the file already
         raise PhotoRejected(_REJECTED.get(exc.reason, "unreadable"),
                             str(exc).removeprefix(f"{path}: ")) from exc

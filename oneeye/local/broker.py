@@ -125,11 +125,11 @@ class EmbeddedBroker:
         return self
 
     async def _serve(self, ready: threading.Event, failure: list[BaseException]) -> None:
-        from amqtt.broker import Broker
+        from oneeye.local.presence import LifecycleBroker
 
         self._stopped = asyncio.Event()
         try:
-            self._broker = Broker(_amqtt_config(self.host, self.port))
+            self._broker = LifecycleBroker(_amqtt_config(self.host, self.port))
             await self._broker.start()
         except Exception as exc:  # amqtt wraps bind errors in BrokerError of its own
             failure.append(exc)

@@ -18,6 +18,7 @@ broker itself can speak here, as in AWS. ``timestamp`` is milliseconds since the
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
@@ -25,7 +26,8 @@ import time
 from collections import Counter
 from typing import Any
 
-from amqtt.broker import BrokerContext
+from amqtt.broker import Broker, BrokerContext
+from amqtt.mqtt.disconnect import DisconnectPacket
 from amqtt.plugins.base import BasePlugin
 
 from oneeye.cloud.functions.device_presence import PRESENCE_TOPIC
@@ -72,4 +74,27 @@ class PresencePlugin(BasePlugin[BrokerContext]):  # type: ignore[misc]  # amqtt:
 
     async def on_broker_client_disconnected(self, *, client_id: str,
                                             client_session: Any) -> None:
-        await self._publish(client_id, "disconnected", None)
+        # A client that sent DISCONNECT stopped on purpose (an edge shutting down); anything
+        # else is a lost connection, as AWS IoT tells the two apart.
+        clean = getattr(client_session, CLEAN_DISCONNECT_ATTR, False)
+        await self._publish(client_id, "disconnected",
+                            "CLIENT_INITIATED_DISCONNECT" if clean else "CONNECTION_LOST")
+
+
+#: Set on an amqtt session by :class:`oneeye.local.broker`'s broker when the client's
+#: connection ended with an MQTT DISCONNECT packet (amqtt tells its plugins only that the
+#: client went away).
+CLEAN_DISCONNECT_ATTR = "oneeye_clean_disconnect"
+
+
+class LifecycleBroker(Broker):  # type: ignore[misc]  # amqtt: untyped
+    """amqtt's broker, marking each session whose client disconnected cleanly
+    (:data:`CLEAN_DISCONNECT_ATTR`) before its plugins hear of the disconnect."""
+
+    async def _handle_disconnect(self, client_session: Any, handler: Any,
+                                 disconnect_waiter: asyncio.Future[Any]) -> None:
+        clean = (disconnect_waiter.done() and not disconnect_waiter.cancelled()
+                 and disconnect_waiter.exception() is None
+                 and isinstance(disconnect_waiter.result(), DisconnectPacket))
+        setattr(client_session, CLEAN_DISCONNECT_ATTR, clean)
+        await super()._handle_disconnect(client_session, handler, disconnect_waiter)

@@ -71,6 +71,13 @@ def parse_upload(key: str) -> UploadKey | None:
     return UploadKey(watchlist=watchlist, person_id=m["person"], stem=m["stem"])
 
 
+def upload_id(parsed: UploadKey) -> str:
+    """The id under which an upload's verdict is kept (:func:`status`): a phone upload's
+    stem (the id its grant was issued for), else ``{person_id}-{stem}`` (a desk's customer
+    photo has no grant)."""
+    return parsed.stem if parsed.watchlist == "missing" else f"{parsed.person_id}-{parsed.stem}"
+
+
 def person_of(key: str) -> str | None:
     """The person (case or customer) id of an ``uploads/{watchlist}/{id}/{file}`` key."""
     parts = key.split("/")

@@ -62,8 +62,9 @@ def device_presence(message: Any, deps: DeviceStateDeps) -> Result:
                         f"is not the topic's {str(thing)[:64]!r}")
     device = deps.registry.lookup(thing) if isinstance(thing, str) and is_id(thing) else None
     if device is None or not device.site_id:
-        log.info("device_presence: %s of %r, no registered device: ignored", kind,
-                 str(thing)[:64])
+        # the stack's own clients (rules router, indexer, dashboard) connect too: routine
+        log.debug("device_presence: %s of %r, no registered device: ignored", kind,
+                  str(thing)[:64])
         return {"status": "ignored", "client_id": str(thing)[:64]}
     assert isinstance(thing, str)
     if kind == "connected":
@@ -78,8 +79,10 @@ def device_presence(message: Any, deps: DeviceStateDeps) -> Result:
     if before is None:
         return {"status": "unchanged", "device_id": thing}
     reason = str(message.get("disconnectReason") or "disconnected")[:60]
-    return announce(deps, thing, "device_offline", before, site_id=device.site_id,
-                    why=f"disconnected from the cloud ({reason})")
+    why = (f"stopped: it closed its connection ({reason})"
+           if reason == "CLIENT_INITIATED_DISCONNECT"   # a shutdown, not a fault
+           else f"disconnected from the cloud ({reason})")
+    return announce(deps, thing, "device_offline", before, site_id=device.site_id, why=why)
 
 
 def sweep(deps: DeviceStateDeps) -> Result:

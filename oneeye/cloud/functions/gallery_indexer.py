@@ -67,7 +67,7 @@ from oneeye.cloud.dal.state import Idempotency
 from oneeye.cloud.functions import gallery_learning as learning
 from oneeye.cloud.indexer_commands import IndexerCommand, RemoveCommand, parse_command
 from oneeye.cloud.settings import IndexerSettings
-from oneeye.cloud.uploads import REASONS
+from oneeye.cloud.uploads import MAX_PHOTO_BYTES, REASONS
 from oneeye.errors import EnrolmentRejected, EventError, GalleryError, ImageError
 from oneeye.events import loads
 from oneeye.gallery.templates import TemplateSource
@@ -83,7 +83,7 @@ class IndexerDeps:
     #: The agencies table: a phone upload's token must still be valid when it is indexed.
     agencies: grants.AgencyLookup | None = None
     notify: str = "iot-data"           # GALLERY_NOTIFY (see oneeye.cloud.settings)
-    max_bytes: int = 10 * 1024 * 1024
+    max_bytes: int = MAX_PHOTO_BYTES
     max_pixels: int = 50_000_000
     max_side: int = 1600               # photos are scaled down to this before detection
     policy: gal.EnrolmentPolicy = field(default_factory=gal.EnrolmentPolicy)
@@ -195,7 +195,7 @@ def _index(key: str, parsed: keys.UploadKey, deps: IndexerDeps) -> Result:
     if refused is not None:
         return refused
     # The upload id is the key's (checked against its grant), never the poster's metadata.
-    upload_id = parsed.stem if watchlist == "missing" else f"{person_id}-{parsed.stem}"
+    upload_id = keys.upload_id(parsed)
     status = _Status(deps.bucket, upload_id, watchlist, person_id)
     try:
         gal.check_person_id(person_id)

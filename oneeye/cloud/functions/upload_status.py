@@ -21,7 +21,7 @@ from oneeye.cloud.api import Request, Response, respond
 from oneeye.cloud.dal import keys, store
 from oneeye.cloud.dal.agency_tokens import Agency
 from oneeye.cloud.settings import UploadStatusSettings
-from oneeye.cloud.uploads import EXPIRY_GRACE_S, REASONS, rejection_message
+from oneeye.cloud.uploads import EXPIRY_GRACE_S, MAX_PHOTO_BYTES, REASONS, rejection_message
 from oneeye.errors import ApiError
 from oneeye.ids import is_uuid7
 
@@ -31,7 +31,7 @@ class StatusDeps:
     bucket: store.Bucket
     cases: store.Cases
     agencies: Agencies
-    max_bytes: int = 10 * 1024 * 1024
+    max_bytes: int = MAX_PHOTO_BYTES
 
 
 def upload_status(req: Request, deps: StatusDeps) -> Response:

@@ -31,7 +31,7 @@ from oneeye.cloud.api import Request, Response, respond
 from oneeye.cloud.dal import keys, store
 from oneeye.cloud.dal.state import Counters
 from oneeye.cloud.settings import UploadUrlSettings
-from oneeye.cloud.uploads import CONTENT_TYPES, REASONS
+from oneeye.cloud.uploads import CONTENT_TYPES, MAX_PHOTO_BYTES, REASONS
 from oneeye.errors import ApiError
 from oneeye.ids import new_id
 from oneeye.types import id_refusal, is_id, utc_now
@@ -48,7 +48,7 @@ class UrlDeps:
     audit: Audit
     #: Case-id sequence numbers (the state table's ``counter`` namespace).
     counters: Counters
-    max_bytes: int = 10 * 1024 * 1024
+    max_bytes: int = MAX_PHOTO_BYTES
     url_ttl_s: int = 300
 
 

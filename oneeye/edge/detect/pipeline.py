@@ -78,6 +78,10 @@ log = logging.getLogger(__name__)
 Sink = Callable[[MatchEvent], None]
 #: A pass is due this much before its time: frame times jitter (live) or round (media time).
 _CADENCE_SLACK_S = 0.005
+#: Before a paced camera's first frame interval is known: one frame at 15 fps.
+_DEFAULT_FRAME_PERIOD_S = 1 / 15
+#: A paced camera never holds its frames back longer than this for a detection grant.
+_MAX_GRANT_WAIT_S = 0.1
 #: (bbox in processing pixels, label, identified?) per open track, for the preview.
 Annotation = tuple[BBox, str, bool]
 FrameHook = Callable[[NDArray[np.uint8], list[Annotation]], None]
@@ -226,6 +230,9 @@ class Pipeline:
         self._paced = False      # live or realtime: frame age is meaningful
         self._last_frame: Frame | None = None
         self._last_now: float | None = None
+        #: seconds between this camera's frames (smoothed): how long a paced camera waits
+        #: for its detection grant before going back to its frames
+        self._frame_period = _DEFAULT_FRAME_PERIOD_S
         self._factor = 1.0
         self._overrides: dict[str, ThresholdOverride] = {
             str(k): v for k, v in settings.thresholds.items()}
@@ -295,6 +302,8 @@ class Pipeline:
         d = self.camera.detection
         self._seq += 1
         now = self._clock(frame)
+        if self._last_now is not None and 0 < now - self._last_now < 1.0:
+            self._frame_period += 0.2 * (now - self._last_now - self._frame_period)
         self._last_frame, self._last_now = frame, now
         image, self._offset = self.geometry.apply(frame.image)
         factor = 1.0
@@ -354,8 +363,12 @@ class Pipeline:
             # Motion once per ask: what the need is judged on, reused if granted at once.
             with self.metrics.timed("motion"):
                 self._motion = (self._seq, self.motion.detect(image))
+        # A paced camera waits up to one frame period for its turn: a slot freed meanwhile
+        # is used at once (on this frame) rather than idle until this camera's next frame
+        # (up to a frame period lost per grant, with every camera of the box waiting).
         return self._seat.ready(self.need(self._motion[1] if self._motion else []),
-                                block=not self._paced)
+                                block=not self._paced,
+                                wait_s=min(self._frame_period, _MAX_GRANT_WAIT_S))
 
     def _asked_motion(self) -> list[BBox] | None:
         """The motion found when asking, if the pass runs on that same frame."""

@@ -161,11 +161,17 @@ class Seat:
         self.camera = camera
         self._ticket: Ticket | None = None
 
-    def ready(self, need: Need, *, block: bool = False) -> bool:
+    def ready(self, need: Need, *, block: bool = False, wait_s: float = 0.0) -> bool:
         """Ask for a pass at ``need`` (or update the ask); True when the pass may run now.
         ``block``: wait for the turn (re-ranking on the way: a waiting camera is served
-        undecided-first like any other, and ages into ``UNDECIDED`` after ``max_wait_s``)."""
+        undecided-first like any other, and ages into ``UNDECIDED`` after ``max_wait_s``).
+        ``wait_s``: without ``block``, still wait up to this long (real seconds) for the
+        grant — a live camera passes one frame period, so a slot freed meanwhile is taken
+        at once instead of lying idle until this camera's next frame."""
         self._ticket = self.scheduler.ask(self.camera, need)
+        if not block and wait_s > 0 and not self._ticket.granted \
+                and self.scheduler.wait(self._ticket, timeout=wait_s):
+            self._ticket = self.scheduler.ask(self.camera, need)   # claims the grant
         while block and not self._ticket.granted:
             self.scheduler.wait(self._ticket, timeout=0.25)
             self._ticket = self.scheduler.ask(self.camera, need)   # ages it at the clock
