@@ -36,6 +36,7 @@ from werkzeug.exceptions import HTTPException
 from wsproto.extensions import PerMessageDeflate
 
 from dashboard import accounts, api, auth, cases, desk, manage, sns_endpoint
+from dashboard.cloud import Cloud
 from dashboard.live import SOCKET_CHECK_S, Live
 from dashboard.proxies import TrustedProxies
 from dashboard.roles import home_of, pages_of
@@ -88,7 +89,7 @@ def create_app(settings: DashboardSettings | None = None, *, clock: Clock = time
             counters_for(settings.resolved_login_store(), store.login_failures),
             account_attempts=settings.login_attempts,
             address_attempts=settings.login_ip_attempts, window_s=settings.login_window_s),
-        cloud=manage.Cloud.from_settings(settings))
+        cloud=Cloud.from_settings(settings))
     install(app, parts)
     if settings.trusted_proxies:
         app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]

@@ -23,8 +23,9 @@ from typing import Any
 
 import click
 
-from dashboard import create_app, manage, run_server
+from dashboard import create_app, run_server
 from dashboard.auth import hash_password
+from dashboard.cloud import Cloud
 from dashboard.settings import DashboardSettings
 from dashboard.store import open_store
 from oneeye.amber_client import load_stack
@@ -213,7 +214,7 @@ def _known_agency(settings: DashboardSettings, agency: str | None) -> str:
     if not agency:
         raise click.BadParameter("an agency user needs --agency", param_hint="--agency")
     try:
-        known = manage.Cloud.from_settings(settings).agencies()
+        known = Cloud.from_settings(settings).agencies()
     except ValueError as exc:
         raise click.UsageError(f"cannot check the agency: {exc}") from exc
     if agency not in known:

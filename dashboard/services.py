@@ -20,8 +20,8 @@ from dashboard.throttle import LoginThrottle
 from oneeye.sns import Verifier
 
 if TYPE_CHECKING:  # both import views, and views import this module
+    from dashboard.cloud import Cloud
     from dashboard.live import Live
-    from dashboard.manage import Cloud
 
 #: The one key of ``app.extensions`` the dashboard uses.
 KEY = "oneeye"
