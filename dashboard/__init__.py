@@ -162,8 +162,10 @@ def _decline_websocket_compression() -> None:
 
 
 def _purge_loop(socketio: SocketIO, store: Store, settings: DashboardSettings) -> None:
-    while True:
+    while not store.closed.is_set():
         socketio.sleep(PURGE_EVERY_S)
+        if store.closed.is_set():   # closed while asleep: its database may be gone
+            return
         try:
             store.purge(settings.retention_days,
                         ids_older_than_days=settings.event_ids_retention_days)
@@ -172,9 +174,12 @@ def _purge_loop(socketio: SocketIO, store: Store, settings: DashboardSettings) -
 
 
 def _socket_check_loop(parts: Services) -> None:
-    """Close sockets whose login ended in another process (``dashboard.live``)."""
-    while True:
+    """Close sockets whose login ended in another process (``dashboard.live``), until the
+    store is closed."""
+    while not parts.store.closed.is_set():
         parts.socketio.sleep(SOCKET_CHECK_S)
+        if parts.store.closed.is_set():   # closed while asleep: its database may be gone
+            return
         try:
             parts.live.sweep(parts.store.logins)
         except Exception:  # the next check tries again; sockets are re-checked then

@@ -158,3 +158,22 @@ def test_redis_fan_out_across_two_processes(two_dashboards: tuple[str, str],
         assert [r["event_id"] for r in received] == [event.event_id, follow.event_id]
     finally:
         client.disconnect()
+
+
+def test_closing_the_store_stops_the_apps_background_checks(tmp_path: Path,
+                                                            signer: Signer) -> None:
+    """The socket login check runs every 2 s on the app's store; once the store is closed
+    (its database may be gone: a test's PostgreSQL schema, a shut-down process) the loop
+    ends instead of logging a failed query every 2 s for the rest of the process."""
+    from tests.dashboard_helpers import app_for
+    from tests.wait import wait_until
+
+    def checks() -> set[threading.Thread]:
+        return {t for t in threading.enumerate()
+                if "_socket_check_loop" in t.name and t.is_alive()}
+
+    before = checks()
+    app = app_for(tmp_path, signer)
+    [mine] = wait_until(lambda: list(checks() - before) or None, 10, "the app's check loop")
+    services_of(app).store.close()
+    wait_until(lambda: not mine.is_alive(), 15, "the check loop to end after close")

@@ -22,8 +22,9 @@ repository method is one short transaction.
 
 from __future__ import annotations
 
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,8 @@ class Store:
     login_failures: LoginFailures
     audit: Audit
     cases: Cases
+    #: Set by :meth:`close`: the app's background loops (retention, socket checks) stop.
+    closed: threading.Event = field(default_factory=threading.Event, compare=False)
 
     def now(self) -> str:
         """The store's clock as a timestamp in the one format (UTC ``…Z``)."""
@@ -136,7 +139,9 @@ class Store:
             return connection.execute(select(1)).scalar() == 1
 
     def close(self) -> None:
-        """Close the pool's connections (the store is not used afterwards)."""
+        """Close the pool's connections (the store is not used afterwards) and tell the
+        background loops that use it to stop."""
+        self.closed.set()
         self.engine.dispose()
 
 
