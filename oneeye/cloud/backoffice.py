@@ -63,11 +63,10 @@ class Backoffice:
     def add_customer_photo(self, customer_id: str, data: bytes, ext: str) -> str:
         """Put one checked JPEG/PNG (``ext`` ``jpg`` or ``png``) where the indexer enrols
         it; returns its upload id, the key of its verdict (:meth:`photo_status`)."""
-        key = keys.upload("customers", customer_id, new_id(), ext)
-        self._bucket().put(key, data, content_type=f"image/{'jpeg' if ext == 'jpg' else ext}")
-        parsed = keys.parse_upload(key)
-        assert parsed is not None   # built by keys.upload just above
-        return keys.upload_id(parsed)
+        upload = keys.UploadKey("customers", customer_id, new_id())
+        self._bucket().put(keys.upload(upload.watchlist, customer_id, upload.stem, ext), data,
+                           content_type=f"image/{'jpeg' if ext == 'jpg' else ext}")
+        return keys.upload_id(upload)
 
     def photo_status(self, upload_id: str) -> dict[str, Any]:
         """The indexer's verdict, or ``{"state": "pending"}`` before it has one."""
