@@ -83,7 +83,7 @@ class DetectionSettings(StrictModel):
     """with regions: start a scan of the whole frame this often (one band per detection pass), so a
     face that stands still is found; 0 disables. A sweep costs about one full-frame HOG pass,
     most of an empty scene's CPU: an idle 1080p camera costs 1.55x decoding at 30 s, 1.64-1.69x
-    at 15 s, 1.14x without sweeps (bench/edge.py --sections idle)
+    at 15 s (bench/edge.py --sections idle)
     """
     sweep_scale: float = Field(0.5, gt=0.05, le=1.0)
     """the sweep looks at the frame resized by this (0.5 finds still faces from ~56 px at 1/4 of
